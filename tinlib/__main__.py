@@ -1,0 +1,5 @@
+import sys
+
+from tinlib.cli import main
+
+sys.exit(main())
