@@ -1,0 +1,138 @@
+"""Temporal modules that TIN and TSM put in front of the first conv of every residual block.
+
+All of them work on frames stacked on the batch axis, ``x: [N*T, C, H, W]`` with the T segments
+of one video consecutive and in temporal order, and return the same shape.
+"""
+from __future__ import annotations
+
+
+import torch
+from torch import nn
+
+from tinlib import ops
+
+# fc2's bias starts at ln(5/3): sigmoid = 0.625, so offsets start near +0.5 (SPEC §1.3 step 3).
+OFFSET_BIAS_INIT = 0.5108
+# TIN shares one offset and one weight between two of the four channel quarters.
+DEFORM_GROUPS = 2
+
+
+def _pooled_descriptor(fold: torch.Tensor) -> torch.Tensor:
+    """fold: [N, T, F, H, W] -> spatial mean as [N, F, T] (Conv1d layout)."""
+    return fold.mean(dim=(3, 4)).transpose(1, 2)
+
+
+class OffsetNet(nn.Module):
+    """Predicts two temporal offsets per video in (-2, 2) from the pooled fold channels."""
+
+    def __init__(self, in_channels: int, num_segments: int):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, 1, kernel_size=3, padding=1)
+        self.fc1 = nn.Linear(num_segments, num_segments)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(num_segments, DEFORM_GROUPS)
+        nn.init.constant_(self.fc2.bias, OFFSET_BIAS_INIT)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """pooled: [N, F, T] -> offsets [N, 2]."""
+        z = self.conv(pooled).flatten(1)  # [N, T]
+        z = self.fc2(self.relu(self.fc1(z)))
+        return 4.0 * (torch.sigmoid(z) - 0.5)
+
+
+class WeightNet(nn.Module):
+    """Predicts a weight in (0, 2) per segment and per offset group from the pooled fold channels."""
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, DEFORM_GROUPS, kernel_size=3, padding=1)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """pooled: [N, F, T] -> weights [N, T, 2]."""
+        return 2.0 * torch.sigmoid(self.conv(pooled)).transpose(1, 2)
+
+
+class TemporalInterlace(nn.Module):
+    """TIN's interlace: the first C // shift_div channels are resampled in time at learned
+    fractional offsets (+o0, +o1, -o0, -o1 for the four quarters of the fold) and reweighted
+    per segment; the other channels pass through unchanged.
+
+    ``grad`` picks the data gradient of the shift: "adjoint" (the true gradient) or "mmcv"
+    (what MMAction2-trained checkpoints were trained with, see tinlib.ops).
+    """
+
+    def __init__(self, in_channels: int, num_segments: int = 8, shift_div: int = 4,
+                 grad: str = "adjoint", backend: str = "auto"):
+        super().__init__()
+        fold = in_channels // shift_div
+        if fold == 0 or fold % (2 * DEFORM_GROUPS):
+            raise ValueError(f"TemporalInterlace: in_channels={in_channels} // shift_div={shift_div} = {fold} "
+                             f"must be a positive multiple of {2 * DEFORM_GROUPS} (four channel quarters)")
+        self.in_channels, self.num_segments, self.shift_div, self.fold = in_channels, num_segments, shift_div, fold
+        self.grad, self.backend = grad, backend
+        self.offset_net = OffsetNet(fold, num_segments)
+        self.weight_net = WeightNet(fold)
+        self.record = False  # when True, the last offsets/weights are kept for inspection
+        self.last_offsets: torch.Tensor | None = None
+        self.last_weights: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N*T, C, H, W] -> [N*T, C, H, W]."""
+        nt, c, h, w = x.shape
+        n, t, f = nt // self.num_segments, self.num_segments, self.fold
+        if nt % t or c != self.in_channels:
+            raise ValueError(f"TemporalInterlace expects [N*{t}, {self.in_channels}, H, W], got {list(x.shape)}")
+        fold = x[:, :f].reshape(n, t, f, h, w)
+        pooled = _pooled_descriptor(fold)
+        offsets = self.offset_net(pooled)  # [N, 2]
+        weights = self.weight_net(pooled)  # [N, T, 2]
+        if self.record:
+            self.last_offsets, self.last_weights = offsets.detach(), weights.detach()
+        group_offsets = torch.cat([offsets, -offsets], dim=1)  # [N, 4]: +o0 +o1 -o0 -o1
+        group_weights = torch.cat([weights, weights], dim=2)  # [N, T, 4]: w0 w1 w0 w1
+        y = ops.interlace(fold.reshape(n, t, f, h * w), group_offsets.to(x.dtype), group_weights.to(x.dtype),
+                          grad=self.grad, backend=self.backend)
+        return torch.cat([y.reshape(nt, f, h, w), x[:, f:]], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"in_channels={self.in_channels}, num_segments={self.num_segments}, fold={self.fold}, grad={self.grad!r}"
+
+
+class TemporalShift(nn.Module):
+    """TSM's shift: channels [0, C/d) take the next segment, [C/d, 2C/d) the previous one,
+    the rest are unchanged; zeros enter at the ends."""
+
+    def __init__(self, num_segments: int = 8, shift_div: int = 8):
+        super().__init__()
+        self.num_segments, self.shift_div = num_segments, shift_div
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N*T, C, H, W] -> [N*T, C, H, W]."""
+        nt, c, h, w = x.shape
+        t, f = self.num_segments, c // self.shift_div
+        if nt % t:
+            raise ValueError(f"TemporalShift expects a batch of N*{t} frames, got {nt}")
+        v = x.reshape(nt // t, t, c, h * w)
+        zero = v.new_zeros(v.shape[0], 1, f, h * w)
+        from_next = torch.cat([v[:, 1:, :f], zero], dim=1)
+        from_prev = torch.cat([zero, v[:, :-1, f:2 * f]], dim=1)
+        return torch.cat([from_next, from_prev, v[:, :, 2 * f:]], dim=2).reshape(nt, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"num_segments={self.num_segments}, shift_div={self.shift_div}"
+
+
+class TemporalConv(nn.Module):
+    """A block's first conv with a temporal module in front: ``conv(temporal(x))``."""
+
+    def __init__(self, temporal: nn.Module, conv: nn.Conv2d):
+        super().__init__()
+        self.temporal = temporal
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.temporal(x))
+
+
+__all__ = ["OffsetNet", "WeightNet", "TemporalInterlace", "TemporalShift", "TemporalConv"]
