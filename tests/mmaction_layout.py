@@ -10,8 +10,8 @@ import torch.nn.functional as F
 STAGES = [(64, 3), (128, 4), (256, 6), (512, 3)]  # planes, blocks (ResNet-50)
 
 
-def _bn(sd: dict, prefix: str, channels: int, gen: torch.Generator) -> None:
-    sd[f"{prefix}.weight"] = 1 + 0.1 * torch.randn(channels, generator=gen)
+def _bn(sd: dict, prefix: str, channels: int, gen: torch.Generator, gamma: float = 1.0) -> None:
+    sd[f"{prefix}.weight"] = gamma * (1 + 0.1 * torch.randn(channels, generator=gen))
     sd[f"{prefix}.bias"] = 0.1 * torch.randn(channels, generator=gen)
     sd[f"{prefix}.running_mean"] = 0.1 * torch.randn(channels, generator=gen)
     sd[f"{prefix}.running_var"] = 0.5 + torch.rand(channels, generator=gen)
@@ -50,7 +50,7 @@ def mmaction_state_dict(num_classes: int, kind: str = "tin", seed: int = 0, num_
             sd[f"{p}.conv2.conv.weight"] = _conv([planes, planes, 3, 3], gen)
             _bn(sd, f"{p}.conv2.bn", planes, gen)
             sd[f"{p}.conv3.conv.weight"] = _conv([planes * 4, planes, 1, 1], gen)
-            _bn(sd, f"{p}.conv3.bn", planes * 4, gen)
+            _bn(sd, f"{p}.conv3.bn", planes * 4, gen, gamma=0.2)  # small residual branches, as trained nets have
             if block == 0:
                 sd[f"{p}.downsample.conv.weight"] = _conv([planes * 4, cin, 1, 1], gen)
                 _bn(sd, f"{p}.downsample.bn", planes * 4, gen)
