@@ -1,0 +1,139 @@
+"""Configs: the zoo rows carry SPEC §6.1's hyperparameters; loading and overrides are validated."""
+import json
+
+import pytest
+
+from tinlib.engine.config import (ConfigError, apply_overrides, available_configs, config_from_dict, load_config,
+                                  parse_override, scaled_lr)
+
+ZOO = ("tin_r50_1x1x8_40e_sthv1_rgb", "tin_r50_1x1x8_40e_sthv2_rgb", "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb")
+
+
+def test_every_config_loads():
+    names = available_configs()
+    assert set(ZOO) <= set(names)
+    for name in names:
+        cfg = load_config(name)
+        assert cfg.name == name
+
+
+def test_sthv1_row():
+    c = load_config("tin_r50_1x1x8_40e_sthv1_rgb")
+    assert (c.model.arch, c.model.num_classes, c.model.num_segments, c.model.dropout) == ("tin_r50", 174, 8, 0.8)
+    assert (c.model.shift_div, c.model.init_std, c.model.pretrained) == (4, 0.001, "torchvision://resnet50")
+    assert (c.data.kind, c.data.filename_tmpl, c.data.flip, c.data.videos_per_gpu) == ("rawframes", "{:05}.jpg", False, 6)
+    assert (c.data.workers_per_gpu, c.data.test_videos_per_gpu, c.data.input_size, c.data.scale_size) == (2, 1, 224, 256)
+    assert (c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.grad_clip) == (0.02, 0.9, 5e-4, 20.0)
+    assert c.optim.fc_lr5 and (c.optim.ref_gpus, c.optim.ref_videos_per_gpu) == (8, 6)
+    s = c.schedule
+    assert (s.policy, s.by_epoch, s.min_lr_ratio, s.warmup, s.warmup_epochs, s.warmup_ratio) == \
+        ("cosine", True, 0.5, "linear", 1, 0.1)
+    assert (c.train.epochs, c.train.val_interval, c.train.checkpoint_interval) == (40, 5, 1)
+    assert (c.test.num_clips, c.test.crop, c.test.average_clips) == (1, "center", None)
+    assert (c.zoo.top1, c.zoo.top5, c.zoo.params, c.zoo.flops) == (44.25, 73.94, 23_895_566, 32_962_097_536)
+
+
+def test_sthv2_row_differs_from_sthv1_where_spec_says():
+    one, two = load_config(ZOO[0]).to_dict(), load_config(ZOO[1]).to_dict()
+    c = load_config(ZOO[1])
+    assert c.data.filename_tmpl == "img_{:05}.jpg"
+    assert (c.schedule.by_epoch, c.schedule.min_lr_ratio, c.schedule.min_lr) == (False, None, 0.0)
+    assert c.train.val_interval == 2
+    assert one["optim"] == two["optim"] and one["model"] == two["model"]
+
+
+def test_k400_row():
+    c = load_config(ZOO[2])
+    assert (c.model.num_classes, c.model.dropout, c.data.flip) == (400, 0.5, True)
+    assert (c.optim.lr, c.optim.weight_decay, c.optim.grad_clip) == (0.01, 1e-4, 20.0)
+    assert (c.schedule.policy, c.schedule.steps, c.schedule.gamma, c.schedule.warmup) == ("step", [20, 40], 0.1, None)
+    assert (c.train.epochs, c.train.val_interval) == (50, 5)
+    assert c.model.load_from.endswith("tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth")
+    assert (c.model.load_strict, c.model.tsm_conv1) == (False, "skip")
+    assert (c.data.train_prefix, c.data.val_prefix) == ("rawframes_train", "rawframes_val")
+
+
+def test_baselines_share_the_tin_recipe():
+    for ds in ("sthv1", "sthv2"):
+        tin = load_config(f"tin_r50_1x1x8_40e_{ds}_rgb").to_dict()
+        for arch in ("tsm", "tsn"):
+            base = load_config(f"{arch}_r50_1x1x8_40e_{ds}_rgb").to_dict()
+            assert base["model"]["arch"] == f"{arch}_r50"
+            for section in ("data", "optim", "schedule", "train", "test"):
+                assert base[section] == tin[section]
+
+
+def test_misspelt_key_lists_the_valid_keys(tmp_path):
+    path = tmp_path / "bad.py"
+    path.write_text("CONFIG = dict(optim=dict(lr=0.1, momentun=0.9))\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    text = str(err.value)
+    assert "optim.momentun" in text and "did you mean 'momentum'" in text
+    for key in ("lr", "momentum", "weight_decay", "grad_clip", "fc_lr5"):
+        assert key in text
+    assert str(path) in text
+
+
+def test_bad_overrides_are_errors():
+    cfg = load_config(ZOO[0])
+    with pytest.raises(ConfigError, match="valid keys of section 'optim'.*weight_decay"):
+        apply_overrides(cfg, ["optim.lrate=0.01"])
+    with pytest.raises(ConfigError, match="valid keys of the top level"):
+        apply_overrides(cfg, ["optimizer.lr=0.01"])
+    with pytest.raises(ConfigError, match="optim.lr: expected float"):
+        apply_overrides(cfg, ["optim.lr=fast"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        apply_overrides(cfg, ["optim.lr"])
+    with pytest.raises(ConfigError, match="is a value, not a section"):
+        apply_overrides(cfg, ["optim.lr.x=1"])
+    with pytest.raises(ConfigError, match="train.amp='fp8'"):
+        apply_overrides(cfg, {"train.amp": "fp8"})
+    with pytest.raises(ConfigError, match="model.dropout"):
+        apply_overrides(cfg, {"model.dropout": 1.5})
+
+
+def test_good_overrides():
+    cfg = load_config(ZOO[0], ["optim.lr=0.01", "model.pretrained=None", "data.root=/data/sth v1",
+                               "schedule.steps=[3, 5]", "train.deterministic=true"])
+    assert cfg.optim.lr == 0.01 and cfg.model.pretrained is None and cfg.data.root == "/data/sth v1"
+    assert cfg.schedule.steps == [3, 5] and cfg.train.deterministic is True
+    # notebook style: a dict, ints accepted for floats
+    cfg2 = apply_overrides(cfg, {"optim.lr": 1, "train": {"epochs": 2}})
+    assert cfg2.optim.lr == 1.0 and isinstance(cfg2.optim.lr, float) and cfg2.train.epochs == 2
+    assert cfg.train.epochs == 40  # the original is unchanged
+    assert parse_override("data.root=a=b") == ("data.root", "a=b")
+
+
+def test_unknown_config_name_suggests_close_ones():
+    with pytest.raises(ConfigError, match="Did you mean: tin_r50_1x1x8_40e_sthv1_rgb"):
+        load_config("tin_r50_1x1x8_40e_sthv1")
+
+
+def test_json_config_roundtrip(tmp_path):
+    cfg = load_config(ZOO[1])
+    path = tmp_path / "copy.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    again = load_config(path)
+    assert again.to_dict() == {**cfg.to_dict(), "name": "copy"}
+
+
+def test_linear_scaling_rule():
+    cfg = load_config(ZOO[0])
+    ref = scaled_lr(cfg, 8)
+    assert (ref.lr, ref.applied) == (0.02, False) and "no scaling" in ref.message()
+    two = scaled_lr(cfg, 2)
+    assert two.lr == pytest.approx(0.02 * 12 / 48) and two.applied and "12/48" in two.message()
+    big = scaled_lr(apply_overrides(cfg, {"data.videos_per_gpu": 4}), 16)
+    assert big.lr == pytest.approx(0.02 * 64 / 48)
+    off = scaled_lr(apply_overrides(cfg, {"optim.scale_lr": False}), 2)
+    assert off.lr == 0.02 and not off.applied and "unscaled" in off.message()
+
+
+def test_value_checks():
+    with pytest.raises(ConfigError, match="average_clips=None"):
+        config_from_dict({"test": {"num_clips": 2, "average_clips": None}})
+    with pytest.raises(ConfigError, match="increasing milestones"):
+        config_from_dict({"schedule": {"policy": "step", "steps": [], "warmup": None}})
+    with pytest.raises(ConfigError, match="model.arch"):
+        config_from_dict({"model": {"arch": "tin_resnet50"}})

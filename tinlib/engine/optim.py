@@ -1,0 +1,121 @@
+"""SGD with MMAction2's TSM parameter groups (SPEC §6.2) and L2 gradient clipping.
+
+Modules are visited in ``model.modules()`` order (backbone before head):
+
+- the first convolution met (the stem): weight lr x1 / decay x1, bias lr x2 / no decay;
+- every other Conv1d/2d/3d and every Linear (TIN's Conv1d, fc1, fc2 included): same multipliers;
+- BatchNorm/SyncBatchNorm/GroupNorm parameters that require grad: lr x1, no decay;
+- the last Linear (the classifier ``cls_head.fc_cls``) with ``fc_lr5``: weight lr x5 / decay x1,
+  bias lr x10 / no decay (without ``fc_lr5`` it stays with the normal weights and biases).
+
+Seven groups in this order; empty groups are kept so that group indices are stable. A module of
+another kind that owns parameters is an error (upstream refuses them too).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
+
+# name, lr multiplier, weight-decay multiplier
+GROUPS = (
+    ("first_conv_weight", 1.0, 1.0),
+    ("first_conv_bias", 2.0, 0.0),
+    ("normal_weight", 1.0, 1.0),
+    ("normal_bias", 2.0, 0.0),
+    ("bn", 1.0, 0.0),
+    ("lr5_weight", 5.0, 1.0),
+    ("lr10_bias", 10.0, 0.0),
+)
+NORM_TYPES = (_BatchNorm, nn.GroupNorm)
+
+
+def _is_norm(module: nn.Module) -> bool:
+    # The engine's CPU SyncBatchNorm subclasses BatchNorm2d, so it is a _BatchNorm as well.
+    return isinstance(module, NORM_TYPES)
+
+
+def split_parameters(model: nn.Module, fc_lr5: bool = True) -> dict[str, list[nn.Parameter]]:
+    """Parameters of ``model`` by group name (see module docstring)."""
+    groups: dict[str, list[nn.Parameter]] = {name: [] for name, _, _ in GROUPS}
+    seen_conv = False
+    last_linear: nn.Linear | None = None
+    for qualname, module in model.named_modules():
+        own = list(module.parameters(recurse=False))
+        if isinstance(module, _ConvNd):
+            prefix = "normal" if seen_conv else "first_conv"
+            seen_conv = True
+            groups[f"{prefix}_weight"].append(module.weight)
+            if module.bias is not None:
+                groups[f"{prefix}_bias"].append(module.bias)
+        elif isinstance(module, nn.Linear):
+            groups["normal_weight"].append(module.weight)
+            if module.bias is not None:
+                groups["normal_bias"].append(module.bias)
+            last_linear = module
+        elif _is_norm(module):
+            groups["bn"].extend(p for p in own if p.requires_grad)
+        elif own:
+            raise ValueError(f"parameter groups: module {qualname or '<root>'} ({type(module).__name__}) owns "
+                             "parameters but is not a Conv, Linear or normalization layer; TSM-style groups "
+                             "cannot place them")
+    if fc_lr5:
+        if last_linear is None:
+            raise ValueError("parameter groups: fc_lr5 needs a Linear classifier, the model has none")
+        _remove(groups["normal_weight"], last_linear.weight)
+        groups["lr5_weight"].append(last_linear.weight)
+        if last_linear.bias is not None:
+            _remove(groups["normal_bias"], last_linear.bias)
+            groups["lr10_bias"].append(last_linear.bias)
+    _check_complete(model, groups)
+    return groups
+
+
+def _remove(params: list[nn.Parameter], target: nn.Parameter) -> None:
+    for i, p in enumerate(params):
+        if p is target:
+            del params[i]
+            return
+
+
+def _check_complete(model: nn.Module, groups: dict[str, list[nn.Parameter]]) -> None:
+    placed = {id(p) for ps in groups.values() for p in ps}
+    if len(placed) != sum(len(ps) for ps in groups.values()):
+        raise ValueError("parameter groups: a parameter was placed twice (shared module?)")
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in placed]
+    if missing:
+        raise ValueError(f"parameter groups: trainable parameters left out: {', '.join(missing[:5])}")
+
+
+def build_param_groups(model: nn.Module, lr: float, weight_decay: float, fc_lr5: bool = True) -> list[dict]:
+    """The seven optimizer groups with their lr and weight decay; each also records its name,
+    multipliers and ``initial_lr`` (the base the schedule starts from)."""
+    split = split_parameters(model, fc_lr5)
+    out = []
+    for name, lr_mult, decay_mult in GROUPS:
+        out.append({"params": split[name], "lr": lr * lr_mult, "initial_lr": lr * lr_mult,
+                    "weight_decay": weight_decay * decay_mult, "name": name, "lr_mult": lr_mult,
+                    "decay_mult": decay_mult})
+    return out
+
+
+def build_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
+                    fc_lr5: bool = True, nesterov: bool = False) -> torch.optim.SGD:
+    """SGD over :func:`build_param_groups` (``lr`` is the already scaled base lr)."""
+    groups = build_param_groups(model, lr, weight_decay, fc_lr5)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+
+def clip_gradients(params: Iterable[nn.Parameter], max_norm: float | None) -> torch.Tensor | None:
+    """Clip the global L2 norm of the gradients to ``max_norm`` (no-op when None); returns the
+    norm before clipping, as mmcv's optimizer hook logs it."""
+    params = [p for p in params if p.requires_grad and p.grad is not None]
+    if max_norm is None or not params:
+        return None
+    return torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type=2.0)
+
+
+__all__ = ["GROUPS", "split_parameters", "build_param_groups", "build_optimizer", "clip_gradients"]
