@@ -1,0 +1,44 @@
+"""Pieces shared by the reference and Triton backends of the interlace op."""
+from __future__ import annotations
+
+import torch
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; float32/float16/bfloat16 are computed (accumulated) in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def group_rows(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """x: [N, T, C, HW] -> view [N, T, G, D] (D = C // G * HW) without copying when the channel
+    and pixel axes are packed (true for channel slices of a contiguous tensor); else a copy."""
+    n, t, c, hw = x.shape
+    if (hw > 1 and x.stride(3) != 1) or (c > 1 and x.stride(2) != hw):
+        x = x.contiguous()
+    return x.view(n, t, groups, (c // groups) * hw)
+
+
+def split_offsets(offset: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype, steps: int):
+    """offset: [N, G] real, weight: [N, T, G] -> k [N, G] int64, f [N, G], w [N, T, G] (dtype).
+
+    k = floor(offset), f = offset - k in [0, 1). Offsets are first clamped to [-T-1, T+1]: any
+    offset at or beyond that range reads only zeros, so the result (and the finite-difference
+    offset gradient, which is then zero) is unchanged, while k stays a small integer.
+    """
+    off = offset.detach().to(dtype).clamp(-(steps + 1), steps + 1)
+    k = torch.floor(off)
+    f = off - k
+    return k.to(torch.int64), f, weight.detach().to(dtype).contiguous()
+
+
+def param_grads(dot0: torch.Tensor, dot1: torch.Tensor, f: torch.Tensor, w: torch.Tensor):
+    """Offset and weight gradients from per-row dot products.
+
+    dot0, dot1: [N, G, T] = sum over the group's channels and pixels of grad_out[t] * X(t - k)
+    and grad_out[t] * X(t - k - 1) (zero where the source frame is outside [0, T)).
+    f: [N, G], w: [N, T, G] -> (grad_offset [N, G], grad_weight [N, T, G]).
+    """
+    fe = f.unsqueeze(-1)
+    grad_weight = ((1 - fe) * dot0 + fe * dot1).transpose(1, 2).contiguous()
+    grad_offset = (w.transpose(1, 2) * (dot1 - dot0)).sum(-1)
+    return grad_offset, grad_weight

@@ -1,0 +1,125 @@
+"""Plain-PyTorch interlace op (any device) and the composite oracle.
+
+For one (sample n, group g) the op is a two-tap temporal filter with a constant integer shift:
+    out[t] = w[t] * ((1 - f) * X(t - k) + f * X(t - k - 1)),   X(s) = x[s] for 0 <= s < T, else 0.
+Viewing x as a table of rows (n, t, g) of length D = C // G * HW, every output row is a weighted
+sum of two table rows, which is exactly what `embedding_bag(mode="sum", per_sample_weights=...)`
+computes in one memory-bound pass. The row indices and weights are tiny [N*T*G, 2] tensors
+(validity, (1 - f) / f and the segment weight folded in), built with a handful of small ops
+and no host sync. The data gradient has the same form; the offset/weight gradients need the
+dot products of grad_out rows with the two source rows, taken from one small-output matmul
+per sample.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._common import compute_dtype, group_rows, param_grads, split_offsets
+
+
+def _row_table(xv: torch.Tensor):
+    """xv: [N, T, G, D] view (g stride D, d stride 1) -> (table [rows, D], row stride of n,
+    row stride of t). Channel slices of a larger contiguous tensor are addressed in place."""
+    n, steps, groups, d = xv.shape
+    sn, st = xv.stride(0), xv.stride(1)
+    if d > 0 and sn % d == 0 and st % d == 0:
+        rows = ((n - 1) * sn + (steps - 1) * st) // d + groups
+        return xv.as_strided((rows, d), (d, 1)), sn // d, st // d
+    return xv.contiguous().view(-1, d), steps * groups, groups
+
+
+def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, direction: int,
+          weight_at_source: bool):
+    """The two source rows and coefficients of every output row (n, t, g).
+
+    k: [N, G] int64, f: [N, G], w: [N, T, G]. Tap j (0, 1) reads frame s = t + direction * (k + j)
+    with coefficient (1 - f, f)[j] * w[t] (w[s] if weight_at_source), or 0 when s is outside
+    [0, T). Returns rows [N*T*G, 2] (table rows, s clamped into range) and coef [N*T*G, 2].
+    """
+    n, steps, groups = w.shape
+    dev = w.device
+    src = (torch.arange(steps, device=dev).view(1, steps, 1, 1)
+           + direction * (k.view(n, 1, groups, 1) + torch.arange(2, device=dev)))
+    inside = src.clamp(0, steps - 1)
+    wt = w.unsqueeze(-1).expand(n, steps, groups, 2)
+    if weight_at_source:
+        wt = wt.gather(1, inside)
+    coef = torch.where(inside == src, wt * torch.stack([1 - f, f], dim=-1).unsqueeze(1), 0)
+    rows = (inside * st + (torch.arange(n, device=dev) * sn).view(n, 1, 1, 1)
+            + torch.arange(groups, device=dev).view(1, 1, groups, 1))
+    return rows.view(-1, 2), coef.view(-1, 2)
+
+
+def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x: [N, T, C, HW], offset: [N, G], weight: [N, T, G] -> out [N, T, C, HW] (x.dtype)."""
+    n, steps, c, hw = x.shape
+    groups = offset.shape[1]
+    cdt = compute_dtype(x.dtype)
+    k, f, w = split_offsets(offset, weight, cdt, steps)
+    table, sn, st = _row_table(group_rows(x, groups).to(cdt))
+    rows, coef = _taps(k, f, w, sn, st, -1, weight_at_source=False)
+    out = F.embedding_bag(rows, table, per_sample_weights=coef, mode="sum")
+    return out.view(n, steps, c, hw).to(x.dtype)
+
+
+def _band(gram: torch.Tensor, k: torch.Tensor, extra: int) -> torch.Tensor:
+    """gram: [N, G, T, T] with gram[n, g, t, s] = <grad_out[t], x[s]>; k: [N, G] ->
+    [N, G, T] holding gram[n, g, t, t - k - extra], or 0 where that frame is outside [0, T)."""
+    steps = gram.shape[-1]
+    src = torch.arange(steps, device=gram.device) - k.unsqueeze(-1) - extra
+    inside = src.clamp(0, steps - 1)
+    return torch.where(inside == src, gram.gather(-1, inside.unsqueeze(-1)).squeeze(-1), 0)
+
+
+def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tensor, weight: torch.Tensor,
+             grad_mode: str, need_x: bool, need_params: bool):
+    """grad_out: [N, T, C, HW]; x (needed only for need_params), offset, weight as in forward.
+
+    Returns (grad_x [N, T, C, HW] or None, grad_offset [N, G] or None, grad_weight [N, T, G] or
+    None), in the dtypes of grad_out, offset and weight. grad_mode "adjoint": the true gradient
+    grad_x[t] = (1-f) GW[t+k] + f GW[t+k+1]; "mmcv": grad_x[t] = (1-f) GW[t-k] + f GW[t-k-1];
+    GW = grad_out * weight (zero outside [0, T)).
+    """
+    n, steps, c, hw = grad_out.shape
+    groups = offset.shape[1]
+    cdt = compute_dtype(grad_out.dtype)
+    k, f, w = split_offsets(offset, weight, cdt, steps)
+    gv = group_rows(grad_out, groups).to(cdt)
+    grad_x = grad_offset = grad_weight = None
+    if need_x:
+        table, sn, st = _row_table(gv)
+        rows, coef = _taps(k, f, w, sn, st, 1 if grad_mode == "adjoint" else -1, weight_at_source=True)
+        grad_x = F.embedding_bag(rows, table, per_sample_weights=coef, mode="sum")
+        grad_x = grad_x.view(n, steps, c, hw).to(grad_out.dtype)
+    if need_params:
+        xv = group_rows(x, groups).to(cdt)
+        # All T x T dot products per (n, g) in one small-output matmul; two bands are used.
+        gram = torch.stack([torch.matmul(gv[i].transpose(0, 1), xv[i].permute(1, 2, 0)) for i in range(n)])
+        grad_offset, grad_weight = param_grads(_band(gram, k, 0), _band(gram, k, 1), f, w)
+        grad_offset, grad_weight = grad_offset.to(offset.dtype), grad_weight.to(weight.dtype)
+    return grad_x, grad_offset, grad_weight
+
+
+def interlace_composite(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The interlace forward from standard differentiable ops only (floor, gather, where, mul,
+    add): the test oracle and the form to export (ONNX). Autograd gives the true (adjoint) data
+    gradient and the same offset/weight gradients as interlace() (floor has zero gradient, so
+    d f / d offset = 1 with k held constant).
+
+    x: [N, T, C, HW], offset: [N, G], weight: [N, T, G] -> [N, T, C, HW].
+    """
+    n, steps, c, hw = x.shape
+    groups = offset.shape[1]
+    xv = x.reshape(n, steps, groups, (c // groups) * hw)
+    k = torch.floor(offset)
+    f = offset - k
+    t = torch.arange(steps, device=x.device).to(offset.dtype).view(1, steps, 1)
+    out = torch.zeros_like(xv)
+    for tap, coef in ((0, 1 - f), (1, f)):
+        src = t - k.unsqueeze(1) - tap  # [N, T, G] source frame, as a float (offsets may be huge)
+        valid = (src >= 0) & (src <= steps - 1)
+        idx = src.clamp(0, steps - 1).to(torch.int64).unsqueeze(-1).expand(xv.shape)
+        scale = torch.where(valid, coef.unsqueeze(1) * weight, torch.zeros_like(weight))
+        out = out + scale.unsqueeze(-1) * torch.gather(xv, 1, idx)
+    return out.reshape(n, steps, c, hw)
