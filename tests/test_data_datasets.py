@@ -1,0 +1,209 @@
+"""Datasets and loaders: shapes per view setting, which frames arrive in which order, bad samples."""
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tinlib.data import AnnotationError, DataError, DecodeError, build_dataset, build_loader, write_rawframe_list, \
+    write_video_list
+from tinlib.data.synthetic import video_codec, write_video
+from tinlib.data.transforms import MEAN, STD
+
+
+def level(k):
+    return 5 * k  # < 256 for the 48-frame folders used here
+
+
+def write_folder(folder, n, tmpl="img_{:05}.jpg", size=(40, 60)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(1, n + 1):
+        cv2.imwrite(str(folder / tmpl.format(k)), np.full((*size, 3), level(k), np.uint8))
+
+
+def frame_numbers(clip, start=0):
+    """Invert ``level`` from the red channel of each normalized frame (clip [M, 3, H, W])."""
+    red = clip[:, 0].mean(dim=(1, 2)) * STD[0] + MEAN[0]
+    return [int(round(v / 5)) - start for v in red.tolist()]
+
+
+@pytest.fixture
+def rawframes(tmp_path):
+    """Three frame folders (37, 48 and 3 frames) and a list; labels 0, 1, 2."""
+    for name, n in (("a", 37), ("b", 48), ("c", 3)):
+        write_folder(tmp_path / "frames" / name, n)
+    write_rawframe_list(tmp_path / "list.txt", [("a", 37, 0), ("b", 48, 1), ("c", 3, 2)])
+    return tmp_path
+
+
+def make(root, **kw):
+    kw.setdefault("scale_size", 48)
+    kw.setdefault("input_size", 40)
+    return build_dataset(root / "list.txt", root / "frames", **kw)
+
+
+def test_test_mode_delivers_mmaction_frames_in_order(rawframes):
+    ds = make(rawframes, test_mode=True, num_classes=3)
+    clip, label = ds[0]
+    assert clip.shape == (8, 3, 40, 40) and clip.dtype == torch.float32 and label == 0
+    assert frame_numbers(clip) == [3, 7, 12, 17, 21, 26, 31, 35]  # 1-based file numbers (start_index 1)
+    assert ds.labels == [0, 1, 2] and ds.num_classes == 3 and ds.skipped == 0 and len(ds) == 3
+
+
+def test_short_video_repeats_frames_like_upstream(rawframes):
+    ds = make(rawframes, test_mode=True)
+    # n = 3, test mode: int(i * 3/8 + 3/16) -> 0,0,0,1,1,2,2,2 (0-based) -> files 1,1,1,2,2,3,3,3
+    assert frame_numbers(ds[2][0]) == [1, 1, 1, 2, 2, 3, 3, 3]
+    train = make(rawframes)
+    assert frame_numbers(train[2][0]) == [1, 1, 2, 2, 3, 3, 3, 1]  # SPEC example, n = 3
+
+
+@pytest.mark.parametrize("opts, views, side", [
+    (dict(test_crop="three"), 3, 48),
+    (dict(test_crop="ten"), 10, 40),
+    (dict(twice_sample=True), 2, 40),
+    (dict(num_clips=2), 2, 40),
+    (dict(num_clips=2, twice_sample=True, test_crop="three"), 12, 48),
+])
+def test_multi_view_shapes(rawframes, opts, views, side):
+    ds = make(rawframes, test_mode=True, **opts)
+    clip, _ = ds[1]
+    assert ds.views == views and clip.shape == (views * 8, 3, side, side)
+
+
+def test_views_keep_temporal_order_within_each_view(rawframes):
+    ds = make(rawframes, test_mode=True, twice_sample=True, test_crop="ten")
+    nums = np.array(frame_numbers(ds[1][0])).reshape(20, 8)  # crop-major: 10 crops x 2 temporal views
+    assert nums[0].tolist() == [4, 10, 16, 22, 28, 34, 40, 46] and nums[1].tolist() == [1, 7, 13, 19, 25, 31, 37, 43]
+    assert (nums[::2] == nums[0]).all() and (nums[1::2] == nums[1]).all()
+
+
+def test_train_mode_random_frames_one_per_segment(rawframes):
+    ds = make(rawframes, num_clips=3, twice_sample=True, test_crop="ten")  # test options ignored in training
+    ds.seed = 0
+    clip, label = ds[1]
+    assert clip.shape == (8, 3, 40, 40) and label == 1
+    nums = frame_numbers(clip)
+    assert [(k - 1) // 6 for k in nums] == list(range(8))
+    # reproducible for the same (seed, epoch, index), different across epochs
+    ds.epoch = 0
+    assert frame_numbers(ds[1][0]) == nums
+    assert len({tuple(frame_numbers(ds[1][0])) for ds.epoch in range(6)}) > 1
+
+
+def test_sthv1_template(tmp_path):
+    write_folder(tmp_path / "frames" / "17", 12, tmpl="{:05}.jpg")
+    write_rawframe_list(tmp_path / "list.txt", [("17", 12, 4)])
+    ds = make(tmp_path, filename_tmpl="{:05}.jpg", test_mode=True)
+    assert frame_numbers(ds[0][0]) == [1, 3, 4, 6, 7, 9, 10, 12]
+    wrong = make(tmp_path, test_mode=True)  # default img_{:05}.jpg does not match
+    with pytest.raises(DecodeError, match=r"sample 0 \(.*list\.txt:1 \('17'\)\): frame file not found: .*img_00001\.jpg"):
+        wrong[0]
+
+
+def test_video_dataset(tmp_path):
+    codec = video_codec("mp4")
+    (tmp_path / "frames").mkdir()
+    for name, n in (("a.mp4", 37), ("b.mp4", 5)):
+        frames = np.stack([np.full((40, 60, 3), level(k + 1), np.uint8) for k in range(n)])
+        write_video(tmp_path / "frames" / name, frames, codec)
+    write_video_list(tmp_path / "list.txt", [("a.mp4", 0), ("b.mp4", 1)])
+    for backend in ("decord", "pyav"):
+        ds = make(tmp_path, kind="videos", test_mode=True, video_backend=backend)
+        assert ds.start_index == 0
+        clip, label = ds[0]
+        assert clip.shape == (8, 3, 40, 40) and label == 0
+        assert frame_numbers(clip) == [3, 7, 12, 17, 21, 26, 31, 35]  # 0-based index + 1 encoded in the video
+        assert frame_numbers(ds[1][0]) == [1, 1, 2, 3, 3, 4, 5, 5]
+    train = make(tmp_path, kind="videos")
+    assert train[0][0].shape == (8, 3, 40, 40)
+
+
+def test_bad_input_errors_name_file_and_sample(rawframes):
+    # list claims more frames than the folder has
+    write_rawframe_list(rawframes / "list.txt", [("a", 37, 0), ("b", 60, 1)])
+    ds = make(rawframes, test_mode=True)
+    with pytest.raises(DecodeError, match=r"sample 1 \(.*list\.txt:2 \('b'\)\): frame file not found: "
+                                          r".*b/img_00049\.jpg \(the folder holds 48 entries\)"):
+        ds[1]
+    # missing folder
+    write_rawframe_list(rawframes / "list.txt", [("a", 37, 0), ("gone", 9, 1)])
+    with pytest.raises(DecodeError, match=r"sample 1 .*frame folder not found: .*gone"):
+        make(rawframes)[1]
+    # label outside num_classes, caught when the dataset is built
+    with pytest.raises(AnnotationError, match=r"list\.txt:2: label 1 of 'gone' is outside \[0, 1\)"):
+        make(rawframes, num_classes=1)
+    with pytest.raises(DataError, match="data_prefix is not a folder"):
+        build_dataset(rawframes / "list.txt", rawframes / "nope")
+
+
+def test_skip_bad_samples_counts_and_logs(rawframes, caplog):
+    (rawframes / "frames" / "b" / "img_00022.jpg").write_bytes(b"broken")
+    write_rawframe_list(rawframes / "list.txt", [("a", 37, 0), ("b", 48, 1), ("missing", 10, 2), ("c", 3, 2)])
+    strict = make(rawframes, test_mode=True)
+    with pytest.raises(DecodeError, match="cannot decode image .*img_00022.jpg"):
+        strict[1]
+    ds = make(rawframes, test_mode=True, skip_bad_samples=True)
+    with caplog.at_level(logging.WARNING, logger="tinlib.data.datasets"):
+        clip, label = ds[1]  # b broken, "missing" missing -> c
+    assert label == 2 and frame_numbers(clip) == [1, 1, 1, 2, 2, 3, 3, 3]
+    assert ds.skipped == 2
+    assert "skipping bad sample (skip #1" in caplog.text and "img_00022.jpg" in caplog.text
+    assert "skip #2" in caplog.text and "frame folder not found" in caplog.text
+
+
+def test_loader_shapes_and_skips_counted_across_workers(rawframes):
+    write_rawframe_list(rawframes / "list.txt", [("a", 37, 0), ("missing", 10, 1), ("b", 48, 1), ("c", 3, 2)])
+    ds = make(rawframes, skip_bad_samples=True)
+    loader = build_loader(ds, 2, num_workers=2, shuffle=True, seed=1)
+    batches = list(loader)
+    assert [b[0].shape for b in batches] == [(2, 8, 3, 40, 40)] * 2
+    assert batches[0][1].dtype == torch.int64
+    assert ds.skipped == 1  # the skip happened in a worker process
+
+
+def test_loader_reproducible_whatever_the_workers(rawframes):
+    def run(workers, epochs=2):
+        ds = make(rawframes)
+        loader = build_loader(ds, 3, num_workers=workers, shuffle=True, seed=7)
+        out = []
+        for epoch in range(epochs):
+            loader.set_epoch(epoch)
+            out.append([(x.clone(), y.clone()) for x, y in loader])
+        return out
+
+    a, b = run(0), run(2)
+    for ea, eb in zip(a, b):
+        for (xa, ya), (xb, yb) in zip(ea, eb):
+            assert torch.equal(ya, yb) and torch.equal(xa, xb)
+    # a new epoch reshuffles and redraws
+    assert not all(torch.equal(x0, x1) for (x0, _), (x1, _) in zip(a[0], a[1])) or \
+        not all(torch.equal(y0, y1) for (_, y0), (_, y1) in zip(a[0], a[1]))
+
+
+def test_loader_iterating_again_moves_to_the_next_epoch(rawframes):
+    ds = make(rawframes)
+    loader = build_loader(ds, 3, num_workers=0, shuffle=False, seed=3)
+    first, second = next(iter(loader))[0], next(iter(loader))[0]
+    assert loader.epoch == 1 and not torch.equal(first, second)
+    loader.set_epoch(0)
+    assert torch.equal(next(iter(loader))[0], first)
+
+
+def test_distributed_sampler(rawframes, tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        loader = build_loader(make(rawframes), 2, num_workers=0, shuffle=True, seed=0, distributed=True)
+        assert type(loader.sampler).__name__ == "DistributedSampler"
+        loader.set_epoch(3)
+        assert sum(len(y) for _, y in loader) == 3 and loader.sampler.epoch == 3
+    finally:
+        dist.destroy_process_group()
+
+
+def test_pin_memory_only_with_cuda(rawframes):
+    loader = build_loader(make(rawframes), 1, num_workers=0, shuffle=False)
+    assert loader.pin_memory == torch.cuda.is_available()

@@ -1,0 +1,222 @@
+"""Frame decoding: JPEG frame folders (OpenCV) and video files (decord, PyAV as the fallback).
+
+Every decoder returns RGB uint8 frames ``[N, H, W, 3]`` and raises ``DecodeError`` naming the
+file when something cannot be read. Video readers are opened per call (i.e. inside each
+DataLoader worker, never in the parent process), as MMAction2's DecordInit does.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from .annotations import DataError
+
+__all__ = ["DecodeError", "imread_rgb", "decode_rawframes", "VideoClip", "open_video", "decode_video",
+           "iter_video_frames", "have_decord", "VIDEO_BACKENDS"]
+
+log = logging.getLogger(__name__)
+VIDEO_BACKENDS = ("decord", "pyav")
+
+try:  # PyAV first: loading decord's bundled FFmpeg before PyAV breaks PyAV's libvpx/libx264 encoders
+    import av  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+try:  # decord has no wheels for some platforms; PyAV is the fallback everywhere
+    import decord as _decord
+except ImportError:  # pragma: no cover - depends on the platform
+    _decord = None
+
+
+def have_decord() -> bool:
+    return _decord is not None
+
+
+class DecodeError(DataError):
+    """A frame or video file that is missing, empty or cannot be decoded."""
+
+
+# --------------------------------------------------------------------------------------- images
+def imread_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read one image file as RGB uint8 ``[H, W, 3]`` (OpenCV decode, as mmcv's cv2 backend)."""
+    path = os.fspath(path)
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DecodeError(f"frame file not found: {path}") from None
+    except OSError as err:
+        raise DecodeError(f"cannot read frame file {path}: {err}") from None
+    if buf.size == 0:
+        raise DecodeError(f"frame file is empty (0 bytes): {path}; re-extract the frames of this video")
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if img is None:
+        raise DecodeError(f"cannot decode image {path} ({buf.size} bytes): not a valid JPEG/PNG; "
+                          "re-extract the frames of this video")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def decode_rawframes(frame_dir: str | os.PathLike, indices: Sequence[int], filename_tmpl: str = "img_{:05}.jpg",
+                     start_index: int = 1) -> np.ndarray:
+    """Frames ``frame_dir/filename_tmpl.format(i + start_index)`` for 0-based ``indices``.
+
+    Returns ``[len(indices), H, W, 3]`` RGB uint8; repeated indices are decoded once. Raises
+    ``DecodeError`` for a missing folder, a missing/unreadable file or frames of different sizes.
+    """
+    frame_dir = os.fspath(frame_dir)
+    if not os.path.isdir(frame_dir):
+        raise DecodeError(f"frame folder not found: {frame_dir}; extract the frames (`tinlib prepare ...`) "
+                          "or fix data_prefix / the list")
+    cache: dict[int, np.ndarray] = {}
+    frames = []
+    for idx in indices:
+        idx = int(idx)
+        if idx not in cache:
+            path = os.path.join(frame_dir, filename_tmpl.format(idx + start_index))
+            if not os.path.exists(path):
+                present = sum(1 for _ in os.scandir(frame_dir))
+                raise DecodeError(
+                    f"frame file not found: {path} (the folder holds {present} entries); the list's frame "
+                    f"count or the filename template {filename_tmpl!r} / start_index {start_index} does not match "
+                    "the folder: rebuild the list with `tinlib prepare ...` or fix the config")
+            cache[idx] = imread_rgb(path)
+        frames.append(cache[idx])
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+        raise DecodeError(f"frames of {frame_dir} have different sizes {sorted(shapes)}; re-extract the folder")
+    return np.stack(frames)
+
+
+# --------------------------------------------------------------------------------------- videos
+def _check_video_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise DecodeError(f"video file not found: {path}; fix data_prefix / the list, or re-download the video")
+    if os.path.getsize(path) == 0:
+        raise DecodeError(f"video file is empty (0 bytes): {path}; re-download it or drop it from the list")
+
+
+def _pyav_frames(path: str) -> list:
+    """All decoded frames of the first video stream of ``path`` (``av.VideoFrame``s, not converted)."""
+    import av
+
+    with av.open(path) as container:
+        if not container.streams.video:
+            raise DecodeError(f"{path} has no video stream")
+        return list(container.decode(video=0))
+
+
+class VideoClip:
+    """An opened video: ``len(clip)`` frames, ``clip.get(indices)`` -> ``[N, H, W, 3]`` RGB uint8.
+
+    ``backend='decord'`` uses ``decord.VideoReader(num_threads=1)`` with accurate batch decoding;
+    if decord is missing, or fails to open or decode this file, PyAV decodes the whole stream once
+    instead (slower, but robust). ``backend='pyav'`` uses PyAV directly. ``self.backend`` says
+    which one is in use; a file neither can read raises ``DecodeError`` with both reasons.
+    """
+
+    def __init__(self, path: str | os.PathLike, backend: str = "decord"):
+        if backend not in VIDEO_BACKENDS:
+            raise ValueError(f"video_backend must be one of {VIDEO_BACKENDS}, got {backend!r}")
+        self.path = os.fspath(path)
+        _check_video_file(self.path)
+        self._reader = None
+        self._frames: list | None = None
+        self.decord_error: str | None = None
+        if backend == "decord" and _decord is not None:
+            try:
+                self._reader = _decord.VideoReader(self.path, num_threads=1)
+                self._len = len(self._reader)
+                self.backend = "decord"
+                if self._len > 0:
+                    return
+                self.decord_error = "decord reports 0 frames"
+            except Exception as err:  # decord raises RuntimeError / DECORDError on bad files
+                self.decord_error = _short(err)
+            self._reader = None
+        self._open_pyav()
+
+    def _open_pyav(self) -> None:
+        try:
+            self._frames = _pyav_frames(self.path)
+        except DecodeError:
+            raise
+        except Exception as err:
+            raise DecodeError(self._reason(f"PyAV: {_short(err)}")) from None
+        if not self._frames:
+            raise DecodeError(self._reason("PyAV decoded 0 frames"))
+        self._len = len(self._frames)
+        self.backend = "pyav"
+        if self.decord_error:
+            log.warning("decord failed on %s (%s); decoded it with PyAV instead", self.path, self.decord_error)
+
+    def _reason(self, pyav_reason: str) -> str:
+        decord_part = f"decord: {self.decord_error}; " if self.decord_error else ""
+        return (f"cannot decode video {self.path} ({decord_part}{pyav_reason}); the file is corrupt or truncated: "
+                "re-download it or drop it from the list")
+
+    def __len__(self) -> int:
+        return self._len
+
+    def get(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at 0-based ``indices`` (each ``< len(self)``) as ``[N, H, W, 3]`` RGB uint8."""
+        indices = [int(i) for i in indices]
+        bad = [i for i in indices if not 0 <= i < self._len]
+        if bad:
+            raise IndexError(f"frame indices {bad} out of range for {self.path} with {self._len} frames")
+        if self._reader is not None:
+            try:
+                unique = sorted(set(indices))
+                batch = self._reader.get_batch(unique).asnumpy()
+                pos = {i: k for k, i in enumerate(unique)}
+                return batch[[pos[i] for i in indices]]
+            except Exception as err:
+                self.decord_error = _short(err)
+                self._reader = None
+                self._open_pyav()
+                return self.get(indices)
+        cache: dict[int, np.ndarray] = {}
+        for i in indices:
+            if i not in cache:
+                cache[i] = self._frames[i].to_ndarray(format="rgb24")
+        return np.stack([cache[i] for i in indices])
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:200]}"
+
+
+def open_video(path: str | os.PathLike, backend: str = "decord") -> VideoClip:
+    return VideoClip(path, backend)
+
+
+def decode_video(path: str | os.PathLike, indices: Sequence[int], backend: str = "decord") -> np.ndarray:
+    """Open ``path`` and return the frames at 0-based ``indices``: ``[N, H, W, 3]`` RGB uint8."""
+    return open_video(path, backend).get(indices)
+
+
+def iter_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
+    """Every frame of ``path`` in order as RGB uint8 ``[H, W, 3]``, decoded sequentially with PyAV.
+
+    Sequential decoding avoids seeking (unreliable for webm/VP9), which is what frame extraction
+    needs. Raises ``DecodeError`` naming the file when it cannot be opened or decoded.
+    """
+    import av
+
+    path = os.fspath(path)
+    _check_video_file(path)
+    try:
+        container = av.open(path)
+    except Exception as err:
+        raise DecodeError(f"cannot open video {path} (PyAV: {_short(err)}); re-download it") from None
+    with container:
+        if not container.streams.video:
+            raise DecodeError(f"{path} has no video stream")
+        try:
+            for frame in container.decode(video=0):
+                yield frame.to_ndarray(format="rgb24")
+        except Exception as err:
+            raise DecodeError(f"cannot decode video {path} (PyAV: {_short(err)}); the file is corrupt or "
+                              "truncated: re-download it") from None

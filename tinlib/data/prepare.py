@@ -1,0 +1,571 @@
+"""Dataset preparation from the official release files: MMAction2 lists and frame extraction.
+
+``tinlib prepare sthv1|sthv2|k400|extract|synthetic ...`` (see ``--help`` of each). Produces the
+same files as MMAction2's ``tools/data`` scripts:
+
+* ``sthv1_{train,val}_list_rawframes.txt`` (``<id> <frames> <label>``; labels = line order of
+  ``something-something-v1-labels.csv``; frames counted on disk, template ``{:05}.jpg``);
+* ``sthv2_{train,val}_list_{videos,rawframes}.txt`` (``<id>.webm <label>``; labels from
+  ``something-something-v2-labels.json`` via each video's template with ``[``/``]`` removed).
+  SthV2 is extracted to JPEG frames by default (``rawframes/<id>/img_00001.jpg``, native size):
+  seeking in its VP8/VP9 webm files is unreliable, so training from frames is the recommended
+  path (``--no-extract`` keeps videos only);
+* ``kinetics400_{train,val}_list_{videos,rawframes}.txt`` (paths relative to ``videos_<split>``
+  or ``rawframes_<split>``; class index = position in the sorted list of normalized class names,
+  written to ``kinetics400_label_map.txt``); frames are extracted with short side 256.
+
+Each step checks its inputs first and stops with a message naming what is missing and what to
+download. Videos or folders listed in the annotations but absent (or broken) on disk are left out
+of the lists and reported, never silently.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import cv2
+
+from tinlib.io import atomic_write_json, atomic_write_text
+
+from .annotations import AnnotationError, DataError, write_rawframe_list, write_video_list
+from .decoding import iter_video_frames
+from .transforms import rescale_size
+
+__all__ = ["PrepareError", "ExtractReport", "prepare_sthv1", "prepare_sthv2", "prepare_kinetics400",
+           "extract_frames", "count_frames", "normalize_k400_label", "sthv2_label_name", "main"]
+
+VIDEO_EXTS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".flv")
+DONE_MARKER = ".extracted.json"
+
+STHV1_URL = "https://developer.qualcomm.com/software/ai-datasets/something-something"
+STHV2_URL = STHV1_URL
+K400_URL = "https://github.com/cvdfoundation/kinetics-dataset (or DeepMind's kinetics CSVs + a downloader)"
+
+
+class PrepareError(DataError):
+    """Missing or inconsistent release files; the message says what to download or fix."""
+
+
+def _require(path: Path, what: str, how: str) -> Path:
+    if not path.exists():
+        raise PrepareError(f"missing {what}: {path}\n  {how}")
+    return path
+
+
+def _say(quiet: bool, *msg: Any) -> None:
+    if not quiet:
+        print(*msg, file=sys.stderr)
+
+
+def _pick_dir(root: Path, names: Sequence[str], what: str, how: str) -> Path:
+    for name in names:
+        if (root / name).is_dir():
+            return root / name
+    tried = ", ".join(str(root / n) for n in names)
+    raise PrepareError(f"missing {what}: none of {tried} exists\n  {how}")
+
+
+def _report_missing(quiet: bool, what: str, missing: list[str], limit: int = 10) -> None:
+    if missing:
+        more = f" (and {len(missing) - limit} more)" if len(missing) > limit else ""
+        _say(quiet, f"warning: {len(missing)} {what}: {', '.join(missing[:limit])}{more}")
+
+
+# ------------------------------------------------------------------------------ frame counting
+def count_frames(folder: str | os.PathLike, prefix: str = "img_", suffix: str = ".jpg") -> int:
+    """Number of files in ``folder`` whose names start with ``prefix`` and end with ``suffix``
+    (MMAction2's build_file_list rule)."""
+    with os.scandir(folder) as it:
+        return sum(1 for e in it if e.name.startswith(prefix) and e.name.endswith(suffix) and e.is_file())
+
+
+def _check_sequence(folder: Path, count: int, tmpl: str) -> str | None:
+    """None if ``tmpl.format(1..count)`` all exist in ``folder``, else a reason."""
+    names = set(os.listdir(folder))
+    for k in range(1, count + 1):
+        if tmpl.format(k) not in names:
+            return f"{count} frame files but {tmpl.format(k)} is missing (frames must be numbered from 1 without gaps)"
+    return None
+
+
+def _frame_folder_entry(folder: Path, prefix: str, tmpl: str) -> tuple[int | None, str | None]:
+    """(count, None) for a complete folder, (None, reason) otherwise."""
+    if not folder.is_dir():
+        return None, "frame folder missing"
+    n = count_frames(folder, prefix)
+    if n == 0:
+        return None, "frame folder holds no frames"
+    problem = _check_sequence(folder, n, tmpl)
+    return (None, problem) if problem else (n, None)
+
+
+# ------------------------------------------------------------------------------- extraction
+@dataclass
+class ExtractReport:
+    """What ``extract_frames`` did: frame counts of finished videos (``done``: new and
+    ``reused``), and ``failed`` videos with the reason."""
+
+    done: dict[str, int] = field(default_factory=dict)
+    reused: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"frame extraction: {len(self.done) - self.reused} extracted, {self.reused} already done "
+                 f"(kept), {len(self.failed)} failed, {self.seconds:.1f} s"]
+        for rel, why in sorted(self.failed.items())[:20]:
+            lines.append(f"  FAILED {rel}: {why}")
+        if len(self.failed) > 20:
+            lines.append(f"  ... {len(self.failed) - 20} more failures")
+        return "\n".join(lines)
+
+
+def _resize_size(w: int, h: int, short_side: int | None, height: int | None) -> tuple[int, int] | None:
+    if short_side:
+        return rescale_size(w, h, short_side)
+    if height:
+        return int(w * height / h + 0.5), int(height)
+    return None
+
+
+def _extract_one(video: str, folder: str, short_side: int | None, height: int | None, tmpl: str,
+                 quality: int) -> tuple[str, int | None, str | None, bool]:
+    """Worker: extract ``video`` into ``folder``; returns (folder, frames, error, reused)."""
+    out = Path(folder)
+    marker = out / DONE_MARKER
+    settings = {"short_side": short_side, "height": height, "filename_tmpl": tmpl,
+                "source_bytes": os.path.getsize(video) if os.path.exists(video) else None}
+    if marker.exists():
+        try:
+            info = json.loads(marker.read_text())
+            if info.get("settings") == settings and count_frames(out, "", tmpl[-4:]) == info["frames"]:
+                return folder, int(info["frames"]), None, True
+        except (OSError, ValueError, KeyError):
+            pass
+    shutil.rmtree(out, ignore_errors=True)  # half-written or stale: redo from scratch
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    try:
+        size = None
+        for n, frame in enumerate(iter_video_frames(video), start=1):
+            if size is None:
+                size = _resize_size(frame.shape[1], frame.shape[0], short_side, height) or False
+            if size:
+                frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+            path = out / tmpl.format(n)
+            if not cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]):
+                raise OSError(f"cannot write {path} (disk full or not writable?)")
+        if n == 0:
+            raise DataError(f"no frames decoded from {video}")
+    except Exception as err:  # reported per video; the run goes on
+        shutil.rmtree(out, ignore_errors=True)
+        return folder, None, " ".join(str(err).split())[:300], False
+    atomic_write_json(marker, {"frames": n, "settings": settings})
+    return folder, n, None, False
+
+
+def extract_frames(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *, videos: Iterable[str] | None = None,
+                   short_side: int | None = None, height: int | None = None, filename_tmpl: str = "img_{:05}.jpg",
+                   workers: int | None = None, quality: int = 95, progress: bool = True,
+                   quiet: bool = False) -> ExtractReport:
+    """Decode each video (sequentially, PyAV) into ``out_dir/<relative path without extension>/``.
+
+    ``videos``: paths relative to ``videos_dir`` (default: every video file below it). Frames are
+    written as ``filename_tmpl.format(k)``, k from 1, JPEG; resized to ``short_side`` (keep ratio)
+    or to ``height`` (keep ratio), else native size. Runs ``workers`` processes with a progress
+    bar. Resumable: a folder with a completion marker for the same settings is kept, a
+    half-written one is redone. Failures are collected (and written to
+    ``out_dir/extract_failures.txt``), not raised. Report keys are the relative video paths.
+    """
+    from tqdm.auto import tqdm
+
+    if short_side and height:
+        raise ValueError("give short_side or height, not both")
+    videos_dir, out_dir = Path(videos_dir), Path(out_dir)
+    _require(videos_dir, "video folder", "download the videos first (see `tinlib prepare --help`)")
+    if videos is None:
+        videos = sorted(str(p.relative_to(videos_dir)) for p in videos_dir.rglob("*")
+                        if p.suffix.lower() in VIDEO_EXTS and p.is_file())
+    videos = list(videos)
+    report = ExtractReport()
+    start = time.perf_counter()
+    folder_of = {str(out_dir / Path(rel).with_suffix("")): rel for rel in videos}
+    jobs = [(str(videos_dir / rel), folder, short_side, height, filename_tmpl, quality)
+            for folder, rel in folder_of.items()]
+    workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
+    bar = tqdm(total=len(jobs), desc="extracting frames", unit="video", disable=not progress or quiet)
+
+    def record(folder: str, n: int | None, err: str | None, reused: bool) -> None:
+        rel = folder_of[folder]
+        if err is None:
+            report.done[rel] = n
+            report.reused += int(reused)
+        else:
+            report.failed[rel] = err
+        bar.update()
+
+    if workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            record(*_extract_one(*job))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_extract_one, *job) for job in jobs]
+            for fut in as_completed(futures):
+                record(*fut.result())
+    bar.close()
+    report.seconds = time.perf_counter() - start
+    failures = out_dir / "extract_failures.txt"
+    if report.failed:
+        atomic_write_text(failures, "".join(f"{rel}\t{why}\n" for rel, why in sorted(report.failed.items())))
+    elif failures.exists():
+        failures.unlink()
+    _say(quiet, report.summary())
+    return report
+
+
+# ------------------------------------------------------------------------------------ sthv1
+def prepare_sthv1(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+                  frames_dir: str | os.PathLike | None = None, rgb_prefix: str = "0",
+                  quiet: bool = False) -> dict[str, Any]:
+    """Something-Something V1: frame folders + ``;``-separated CSVs -> rawframe lists.
+
+    ``root`` holds ``something-something-v1-{labels,train,validation}.csv`` and the frames in
+    ``20bn-something-something-v1/<id>/00001.jpg`` (or ``rawframes/``; ``frames_dir`` overrides).
+    Writes ``out_dir/sthv1_{train,val}_list_rawframes.txt``; returns a summary dict.
+    """
+    root = Path(root)
+    out_dir = Path(out_dir) if out_dir else root
+    how = (f"download the Something-Something V1 annotation CSVs from {STHV1_URL} and put them in {root}")
+    labels_csv = _require(root / "something-something-v1-labels.csv", "SthV1 class list", how)
+    split_csv = {s: _require(root / f"something-something-v1-{f}.csv", f"SthV1 {f} split", how)
+                 for s, f in (("train", "train"), ("val", "validation"))}
+    frames = Path(frames_dir) if frames_dir else _pick_dir(
+        root, ("20bn-something-something-v1", "rawframes"), "SthV1 frame folders",
+        f"download the 20bn-something-something-v1-?? archive parts from {STHV1_URL} and run "
+        f"`cat 20bn-something-something-v1-?? | tar zx` in {root}")
+    _require(frames, "SthV1 frame folders", "pass the folder that holds one folder of JPEGs per video id")
+    names = [line.strip() for line in labels_csv.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise PrepareError(f"{labels_csv} is empty; re-download it ({STHV1_URL})")
+    index = {name: i for i, name in enumerate(names)}
+    lists, counts, problems = {}, {}, []
+    for split, csv_path in split_csv.items():
+        entries = []
+        for lineno, line in enumerate(csv_path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            if ";" not in line:
+                raise AnnotationError(f"{csv_path}:{lineno}: expected 'id;class name', got {line!r}")
+            vid, name = (part.strip() for part in line.split(";", 1))
+            if name not in index:
+                raise AnnotationError(f"{csv_path}:{lineno}: class {name!r} is not in {labels_csv}; the CSVs "
+                                      "come from different releases? re-download them together")
+            n, why = _frame_folder_entry(frames / vid, rgb_prefix, "{:05}.jpg")
+            if why:
+                problems.append(f"{vid} ({why})")
+                continue
+            entries.append((vid, n, index[name]))
+        if not entries:
+            raise PrepareError(f"no frame folder of {csv_path} was found under {frames}; extract the frame archives "
+                               f"there ({STHV1_URL})")
+        lists[split] = str(write_rawframe_list(out_dir / f"sthv1_{split}_list_rawframes.txt", entries))
+        counts[split] = len(entries)
+    _report_missing(quiet, "SthV1 videos left out of the lists", problems)
+    _say(quiet, f"sthv1: {counts['train']} train / {counts['val']} val videos, {len(names)} classes -> {out_dir}")
+    return dict(dataset="sthv1", class_names=names, counts=counts, left_out=problems,
+                lists={"rawframes": dict(train=lists["train"], val=lists["val"], data_prefix=str(frames),
+                                         val_data_prefix=str(frames), filename_tmpl="{:05}.jpg", start_index=1)})
+
+
+# ------------------------------------------------------------------------------------ sthv2
+def sthv2_label_name(template: str) -> str:
+    """The labels.json key of a SthV2 template: the template with ``[`` and ``]`` removed."""
+    return template.replace("[", "").replace("]", "")
+
+
+def _load_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise PrepareError(f"{path} is not valid JSON ({err}); re-download the {what}") from None
+
+
+def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+                  videos_dir: str | os.PathLike | None = None, extract: bool = True, short_side: int | None = None,
+                  height: int | None = None, workers: int | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Something-Something V2: webm videos + JSON files -> video lists (+ frames and rawframe lists).
+
+    ``root`` holds ``something-something-v2-{labels,train,validation}.json`` and the videos in
+    ``20bn-something-something-v2/<id>.webm`` (or ``videos/``; ``videos_dir`` overrides). With
+    ``extract`` (default, recommended) frames go to ``out_dir/rawframes/<id>/img_00001.jpg`` at
+    native size (or ``short_side``/``height``) and rawframe lists are written too.
+    """
+    root = Path(root)
+    out_dir = Path(out_dir) if out_dir else root
+    how = f"download the Something-Something V2 label files from {STHV2_URL} and put them in {root}"
+    labels_path = _require(root / "something-something-v2-labels.json", "SthV2 class map", how)
+    split_json = {s: _require(root / f"something-something-v2-{f}.json", f"SthV2 {f} split", how)
+                  for s, f in (("train", "train"), ("val", "validation"))}
+    vdir = Path(videos_dir) if videos_dir else _pick_dir(
+        root, ("20bn-something-something-v2", "videos"), "SthV2 videos",
+        f"download the 20bn-something-something-v2-?? archive parts from {STHV2_URL} and run "
+        f"`cat 20bn-something-something-v2-?? | tar zx` in {root}")
+    _require(vdir, "SthV2 video folder", "pass the folder holding <id>.webm files")
+    raw_labels = _load_json(labels_path, "SthV2 labels")
+    try:
+        index = {str(k): int(v) for k, v in raw_labels.items()}
+    except (AttributeError, ValueError, TypeError):
+        raise PrepareError(f"{labels_path} must map class names to index strings, e.g. "
+                           "{\"Holding something\": \"0\"}") from None
+    names = [None] * len(index)
+    for name, i in index.items():
+        if not 0 <= i < len(index) or names[i] is not None:
+            raise PrepareError(f"{labels_path}: class indices must be 0..{len(index) - 1} without repeats ({name!r} -> {i})")
+        names[i] = name
+    video_entries: dict[str, list[tuple[str, int]]] = {}
+    missing: list[str] = []
+    for split, path in split_json.items():
+        items = _load_json(path, f"SthV2 {split} split")
+        if not isinstance(items, list):
+            raise PrepareError(f"{path} must be a JSON list of {{id, label, template, placeholders}} objects")
+        entries = []
+        for pos, item in enumerate(items):
+            try:
+                vid, template = str(item["id"]), item["template"]
+            except (KeyError, TypeError):
+                raise AnnotationError(f"{path}: entry {pos} has no 'id'/'template': {item!r}") from None
+            name = sthv2_label_name(template)
+            if name not in index:
+                raise AnnotationError(f"{path}: entry {pos} (id {vid}) has template {template!r}, whose class "
+                                      f"{name!r} is not in {labels_path}")
+            if not (vdir / f"{vid}.webm").is_file():
+                missing.append(f"{vid}.webm")
+                continue
+            entries.append((f"{vid}.webm", index[name]))
+        if not entries:
+            raise PrepareError(f"none of the videos of {path} is in {vdir}; extract the video archives there "
+                               f"({STHV2_URL})")
+        video_entries[split] = entries
+    _report_missing(quiet, "SthV2 videos missing on disk (left out)", missing)
+    lists: dict[str, Any] = {"videos": dict(data_prefix=str(vdir), val_data_prefix=str(vdir), start_index=0,
+                                            filename_tmpl=None)}
+    counts = {}
+    for split, entries in video_entries.items():
+        lists["videos"][split] = str(write_video_list(out_dir / f"sthv2_{split}_list_videos.txt", entries))
+        counts[split] = len(entries)
+    failed: dict[str, str] = {}
+    if extract:
+        frames_root = out_dir / "rawframes"
+        rels = [rel for entries in video_entries.values() for rel, _ in entries]
+        rep = extract_frames(vdir, frames_root, videos=rels, short_side=short_side, height=height, workers=workers,
+                             quiet=quiet)
+        failed = rep.failed
+        lists["rawframes"] = dict(data_prefix=str(frames_root), val_data_prefix=str(frames_root), start_index=1,
+                                  filename_tmpl="img_{:05}.jpg")
+        for split, entries in video_entries.items():
+            frame_entries = [(Path(rel).stem, rep.done[rel], label) for rel, label in entries if rel in rep.done]
+            if not frame_entries:
+                raise PrepareError(f"frame extraction failed for every {split} video; see "
+                                   f"{frames_root / 'extract_failures.txt'}")
+            lists["rawframes"][split] = str(write_rawframe_list(out_dir / f"sthv2_{split}_list_rawframes.txt",
+                                                                frame_entries))
+    _say(quiet, f"sthv2: {counts['train']} train / {counts['val']} val videos, {len(names)} classes -> {out_dir}"
+         + ("" if extract else " (videos only; extracting frames is recommended for training)"))
+    return dict(dataset="sthv2", class_names=names, counts=counts, left_out=missing, failed=failed, lists=lists)
+
+
+# ---------------------------------------------------------------------------------- kinetics
+def normalize_k400_label(label: str) -> str:
+    """Class folder / index name: quotes removed, spaces -> ``_`` (MMAction2's convention)."""
+    return label.replace('"', "").replace(" ", "_")
+
+
+def _read_k400_csv(path: Path) -> list[tuple[str, str, int]]:
+    """(label, clip id, line) for every row of a Kinetics CSV."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        need = {"label", "youtube_id", "time_start", "time_end"}
+        if reader.fieldnames is None or not need <= set(reader.fieldnames):
+            raise AnnotationError(f"{path}:1: header must contain {sorted(need)} (columns label, youtube_id, "
+                                  f"time_start, time_end, split), got {reader.fieldnames}")
+        rows = []
+        for row in reader:
+            try:
+                clip = f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
+            except (TypeError, ValueError):
+                raise AnnotationError(f"{path}:{reader.line_num}: bad time_start/time_end in {row}") from None
+            rows.append((row["label"], clip, reader.line_num))
+    return rows
+
+
+def _index_videos(vdir: Path, rename: bool, quiet: bool) -> dict[str, str]:
+    """clip id (file stem) -> path relative to ``vdir``; class folders with spaces are renamed or refused."""
+    spaced = [p for p in vdir.iterdir() if p.is_dir() and " " in p.name]
+    if spaced:
+        if not rename:
+            raise PrepareError(f"{len(spaced)} class folders in {vdir} contain spaces (e.g. {spaced[0].name!r}); list "
+                               "paths cannot. Rerun with --rename-class-folders (renames them to use '_', as "
+                               "MMAction2's rename_classnames.sh does)")
+        for p in spaced:
+            p.rename(p.with_name(normalize_k400_label(p.name)))
+        _say(quiet, f"renamed {len(spaced)} class folders in {vdir}")
+    found: dict[str, str] = {}
+    for p in vdir.rglob("*"):
+        if p.suffix.lower() in VIDEO_EXTS and p.is_file():
+            rel = str(p.relative_to(vdir))
+            if any(ch.isspace() for ch in rel):
+                raise PrepareError(f"video path with whitespace: {p}; rename it (list paths cannot hold spaces)")
+            found.setdefault(p.stem, rel)
+    return found
+
+
+def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, extract: bool = True,
+                        short_side: int | None = 256, workers: int | None = None,
+                        label_map: str | os.PathLike | None = None, rename_class_folders: bool = False,
+                        quiet: bool = False) -> dict[str, Any]:
+    """Kinetics-400: CSVs + trimmed clips -> video lists (+ frames with short side 256 and rawframe lists).
+
+    ``root`` holds ``kinetics_{train,val}.csv`` (``label,youtube_id,time_start,time_end,split``)
+    and clips named ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` anywhere below
+    ``videos_train/`` and ``videos_val/`` (class folders or flat). Class index = position in the
+    sorted normalized class names of the train CSV, or the line order of ``label_map``; written
+    to ``out_dir/kinetics400_label_map.txt``. Clips missing on disk are reported and left out.
+    """
+    root = Path(root)
+    out_dir = Path(out_dir) if out_dir else root
+    how = f"get the Kinetics-400 annotation CSVs ({K400_URL}), rename them kinetics_train.csv / kinetics_val.csv"
+    split_csv = {}
+    for split, alt in (("train", "train"), ("val", "validate")):
+        cands = [root / f"kinetics_{split}.csv", root / f"kinetics400_{split}.csv", root / f"{alt}.csv"]
+        found = next((c for c in cands if c.is_file()), None)
+        if found is None:
+            raise PrepareError(f"missing Kinetics-400 {split} CSV: none of {', '.join(map(str, cands))}\n  {how} and "
+                               f"put them in {root}")
+        split_csv[split] = found
+    vdirs = {split: _require(root / f"videos_{split}", f"Kinetics-400 {split} videos",
+                             f"download the clips ({K400_URL}) into {root}/videos_{split}/<class>/"
+                             "<youtube_id>_<start:06d>_<end:06d>.mp4") for split in split_csv}
+    rows = {split: _read_k400_csv(path) for split, path in split_csv.items()}
+    if label_map:
+        lines = Path(_require(Path(label_map), "class index file", "pass the file with one class name per line"))
+        names = [normalize_k400_label(x.strip()) for x in lines.read_text(encoding="utf-8").splitlines() if x.strip()]
+    else:
+        names = sorted({normalize_k400_label(label) for label, _, _ in rows["train"]})
+    if not names:
+        raise PrepareError(f"{split_csv['train']} has no rows; re-download it")
+    index = {n: i for i, n in enumerate(names)}
+    atomic_write_text(out_dir / "kinetics400_label_map.txt", "".join(f"{n}\n" for n in names))
+    lists: dict[str, Any] = {"videos": dict(data_prefix=str(vdirs["train"]), val_data_prefix=str(vdirs["val"]),
+                                            start_index=0, filename_tmpl=None)}
+    counts, missing, failed, video_entries = {}, [], {}, {}
+    for split, split_rows in rows.items():
+        on_disk = _index_videos(vdirs[split], rename_class_folders, quiet)
+        entries = []
+        for label, clip, line in split_rows:
+            norm = normalize_k400_label(label)
+            if norm not in index:
+                raise AnnotationError(f"{split_csv[split]}:{line}: class {label!r} is not among the "
+                                      f"{len(names)} classes" + (f" of {label_map}" if label_map else " of the train CSV"))
+            if clip not in on_disk:
+                missing.append(f"{split}/{clip}")
+                continue
+            entries.append((on_disk[clip], index[norm]))
+        if not entries:
+            raise PrepareError(f"none of the clips of {split_csv[split]} is under {vdirs[split]}; download them "
+                               f"({K400_URL})")
+        video_entries[split] = entries
+        lists["videos"][split] = str(write_video_list(out_dir / f"kinetics400_{split}_list_videos.txt", entries))
+        counts[split] = len(entries)
+    _report_missing(quiet, "Kinetics-400 clips missing on disk (left out; usual for removed YouTube videos)", missing)
+    if extract:
+        lists["rawframes"] = dict(start_index=1, filename_tmpl="img_{:05}.jpg")
+        for split, entries in video_entries.items():
+            frames_root = out_dir / f"rawframes_{split}"
+            rep = extract_frames(vdirs[split], frames_root, videos=[rel for rel, _ in entries],
+                                 short_side=short_side, workers=workers, quiet=quiet)
+            failed.update({f"{split}/{k}": v for k, v in rep.failed.items()})
+            frame_entries = [(str(Path(rel).with_suffix("")), rep.done[rel], label) for rel, label in entries
+                             if rel in rep.done]
+            if not frame_entries:
+                raise PrepareError(f"frame extraction failed for every {split} clip; see "
+                                   f"{frames_root / 'extract_failures.txt'}")
+            lists["rawframes"][split] = str(write_rawframe_list(
+                out_dir / f"kinetics400_{split}_list_rawframes.txt", frame_entries))
+            lists["rawframes"]["data_prefix" if split == "train" else "val_data_prefix"] = str(frames_root)
+    _say(quiet, f"kinetics400: {counts['train']} train / {counts['val']} val clips, {len(names)} classes -> {out_dir}")
+    return dict(dataset="k400", class_names=names, counts=counts, left_out=missing, failed=failed, lists=lists)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", required=True, help="folder holding the official release files")
+    p.add_argument("--out", help="where lists (and frames) go (default: --root)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tinlib prepare {sthv1,sthv2,k400,extract,synthetic} ...``"""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "synthetic":
+        from tinlib.data import synthetic
+
+        return synthetic.main(argv[1:])
+    ap = argparse.ArgumentParser(prog="tinlib prepare", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="dataset", required=True, metavar="{sthv1,sthv2,k400,extract,synthetic}")
+    p1 = sub.add_parser("sthv1", help="Something-Something V1 frame folders + CSVs -> rawframe lists")
+    _add_common(p1)
+    p1.add_argument("--frames-dir", help="folder of <id>/00001.jpg folders (default: ROOT/20bn-something-something-v1)")
+    p2 = sub.add_parser("sthv2", help="Something-Something V2 webm + JSON -> lists; extracts frames by default")
+    _add_common(p2)
+    p2.add_argument("--videos-dir", help="folder of <id>.webm (default: ROOT/20bn-something-something-v2)")
+    p2.add_argument("--no-extract", action="store_true", help="write video lists only (frames are recommended)")
+    for p in (p2,):
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--short-side", type=int, help="resize frames to this short side (default: native size)")
+        g.add_argument("--height", type=int, help="resize frames to this height")
+        p.add_argument("--workers", type=int)
+    p3 = sub.add_parser("k400", help="Kinetics-400 CSVs + clips -> lists; extracts frames (short side 256)")
+    _add_common(p3)
+    p3.add_argument("--no-extract", action="store_true")
+    p3.add_argument("--short-side", type=int, default=256)
+    p3.add_argument("--workers", type=int)
+    p3.add_argument("--label-map", help="class names one per line, in index order (default: sorted train classes)")
+    p3.add_argument("--rename-class-folders", action="store_true",
+                    help="rename class folders with spaces to use '_' (MMAction2's rename_classnames.sh)")
+    p4 = sub.add_parser("extract", help="extract JPEG frames from every video below a folder (resumable)")
+    p4.add_argument("--videos", required=True, help="folder of videos (searched recursively)")
+    p4.add_argument("--out", required=True)
+    g = p4.add_mutually_exclusive_group()
+    g.add_argument("--short-side", type=int)
+    g.add_argument("--height", type=int)
+    p4.add_argument("--workers", type=int)
+    p4.add_argument("--filename-tmpl", default="img_{:05}.jpg")
+    sub.add_parser("synthetic", help="write the synthetic temporal dataset (see `tinlib prepare synthetic --help`)")
+    args = ap.parse_args(argv)
+    try:
+        if args.dataset == "sthv1":
+            prepare_sthv1(args.root, args.out, frames_dir=args.frames_dir, quiet=args.quiet)
+        elif args.dataset == "sthv2":
+            prepare_sthv2(args.root, args.out, videos_dir=args.videos_dir, extract=not args.no_extract,
+                          short_side=args.short_side, height=args.height, workers=args.workers, quiet=args.quiet)
+        elif args.dataset == "k400":
+            prepare_kinetics400(args.root, args.out, extract=not args.no_extract, short_side=args.short_side,
+                                workers=args.workers, label_map=args.label_map,
+                                rename_class_folders=args.rename_class_folders, quiet=args.quiet)
+        else:
+            rep = extract_frames(args.videos, args.out, short_side=args.short_side, height=args.height,
+                                 workers=args.workers, filename_tmpl=args.filename_tmpl)
+            return 1 if rep.failed else 0
+    except DataError as err:
+        print(f"tinlib prepare {args.dataset}: error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,549 @@
+"""The embedded synthetic temporal dataset: Something-Something-like classes that need time order.
+
+Design
+------
+Every video shows one scene (smooth two-colour background with static clutter, per-frame sensor
+noise, a little camera jitter) and an object (random shape, colour and size). Classes differ by
+what happens over time:
+
+* four **time-reversal pairs**: left->right / right->left, up / down, towards / away from the
+  camera (growing / shrinking), light turning on / off. The second class of a pair is rendered
+  by drawing a video of the first class's generator and playing it backwards, so both classes
+  have *exactly* the same distribution of individual frames; only the order tells them apart.
+  A model that pools per-frame features without temporal interaction (TSN) is at chance
+  between the two classes of a pair, while TSM/TIN can learn the direction from 8 segments.
+* non-reversal classes: holding an object still, shaking it (fast oscillation: no net
+  direction), and several objects side by side (an appearance class even TSN can learn).
+
+Videos vary in length, aspect ratio, speed, object size, colours, backgrounds, noise level and
+distractors, so no single pixel or frame statistic gives the class away.
+
+Layouts (``write_synthetic(root, layout)``) mimic the official releases so that the preparation
+code (``tinlib.data.prepare``) runs on them unchanged: ``sthv1`` (JPEG folders ``<id>/00001.jpg``,
+height 100, ``;``-separated CSVs), ``sthv2`` (``<id>.webm`` VP8/VP9 videos and the JSON files),
+``k400`` (``videos_{train,val}/<class>/<youtube_id>_<start>_<end>.mp4`` and CSVs). The K400
+layout leaves out the left/right pair because Kinetics-style training flips frames horizontally.
+Everything is deterministic given ``seed`` (pixels of every frame; encoded files are byte-equal
+for a given codec build).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import string
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from tinlib.io import atomic_write_json, atomic_write_text
+
+__all__ = ["CLASSES", "PRESETS", "LAYOUTS", "SynthClass", "classes_for", "render_video", "write_synthetic",
+           "video_codec", "main"]
+
+LAYOUTS = ("sthv1", "sthv2", "k400")
+FPS = 12
+META_NAME = "synthetic_meta.json"
+
+
+@dataclass(frozen=True)
+class SynthClass:
+    """One class: ``template`` (Something-Something V2 style, ``[...]`` placeholders), ``k400`` name,
+    the ``motion`` generator and whether the video is played backwards (``reverse``)."""
+
+    template: str
+    k400: str
+    motion: str
+    reverse: bool = False
+    flip_sensitive: bool = False
+
+    @property
+    def name(self) -> str:
+        """The label as Something-Something lists it (template without brackets)."""
+        return self.template.replace("[", "").replace("]", "")
+
+
+CLASSES: tuple[SynthClass, ...] = (
+    SynthClass("Moving [something] from left to right", "moving something left to right", "horizontal",
+               flip_sensitive=True),
+    SynthClass("Moving [something] from right to left", "moving something right to left", "horizontal",
+               reverse=True, flip_sensitive=True),
+    SynthClass("Moving [something] up", "moving something up", "vertical"),
+    SynthClass("Moving [something] down", "moving something down", "vertical", reverse=True),
+    SynthClass("Moving [something] towards the camera", "moving something towards the camera", "scale"),
+    SynthClass("Moving [something] away from the camera", "moving something away from the camera", "scale",
+               reverse=True),
+    SynthClass("Turning the light on over [something]", "turning the light on", "light"),
+    SynthClass("Turning the light off over [something]", "turning the light off", "light", reverse=True),
+    SynthClass("Holding [something] still", "holding something (still)", "static"),
+    SynthClass("Shaking [something]", "shaking something", "shake"),
+    SynthClass("Showing [several things] side by side", "showing several things", "several"),
+)
+
+# size presets: samples per split (balanced over classes), frames per video, frame height per layout
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(per_class_train=2, per_class_val=1, frames=(8, 14), height={"sthv1": 48, "sthv2": 48, "k400": 48}),
+    "demo": dict(per_class_train=60, per_class_val=20, frames=(16, 36),
+                 height={"sthv1": 100, "sthv2": 96, "k400": 96}),
+    "large": dict(per_class_train=200, per_class_val=50, frames=(24, 48),
+                  height={"sthv1": 100, "sthv2": 240, "k400": 256}),
+}
+
+SHAPES = ("circle", "square", "triangle", "diamond", "cross", "hexagon")
+COLOR_NAMES = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink")
+
+
+def classes_for(layout: str) -> list[SynthClass]:
+    """The classes written for ``layout`` (K400: without the flip-sensitive left/right pair)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    return [c for c in CLASSES if not (layout == "k400" and c.flip_sensitive)]
+
+
+# ----------------------------------------------------------------------------------- rendering
+def _hue_color(hue: float, sat: float, val: float) -> tuple[int, int, int]:
+    hsv = np.uint8([[[int(hue * 180) % 180, int(sat * 255), int(val * 255)]]])
+    r, g, b = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
+    return int(r), int(g), int(b)
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Static scene ``[h, w, 3]`` float32: a two-colour gradient with blurred low-contrast clutter."""
+    c0, c1 = rng.uniform(40, 200, size=3), rng.uniform(40, 200, size=3)
+    angle = rng.uniform(0, 2 * math.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    proj = (xx / w - 0.5) * math.cos(angle) + (yy / h - 0.5) * math.sin(angle)
+    t = (proj - proj.min()) / max(float(np.ptp(proj)), 1e-6)
+    img = (c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]).astype(np.float32)
+    clutter = img.copy()
+    for _ in range(int(rng.integers(3, 8))):
+        color = tuple(float(v) for v in rng.uniform(30, 220, size=3))
+        center = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+        axes = (int(rng.uniform(0.05, 0.3) * w), int(rng.uniform(0.05, 0.3) * h))
+        cv2.ellipse(clutter, center, axes, float(rng.uniform(0, 180)), 0, 360, color, -1)
+    alpha = float(rng.uniform(0.15, 0.35))
+    img = (1 - alpha) * img + alpha * clutter
+    k = 2 * int(max(1, h // 40)) + 1
+    return cv2.GaussianBlur(img, (k, k), 0)
+
+
+def _draw(img: np.ndarray, shape: str, cx: float, cy: float, r: float, color, angle: float) -> None:
+    """Draw a filled anti-aliased ``shape`` of half-size ``r`` centred at (cx, cy) (sub-pixel)."""
+    s = 16  # 4 fractional bits
+    outline = tuple(0.5 * c for c in color)
+    if shape == "circle":
+        cv2.circle(img, (int(cx * s), int(cy * s)), int(r * s), color, -1, cv2.LINE_AA, 4)
+        cv2.circle(img, (int(cx * s), int(cy * s)), int(r * s), outline, max(1, int(r / 6)), cv2.LINE_AA, 4)
+        return
+    if shape == "cross":
+        arm = np.array([[-1, -0.35], [1, -0.35], [1, 0.35], [-1, 0.35]])
+        polys = [arm, arm[:, ::-1]]
+    else:
+        sides = {"square": 4, "triangle": 3, "diamond": 4, "hexagon": 6}[shape]
+        phase = math.pi / 4 if shape == "square" else 0.0
+        t = phase + np.arange(sides) * 2 * math.pi / sides
+        polys = [np.stack([np.cos(t), np.sin(t)], 1) * (1.0 if shape != "diamond" else np.array([0.7, 1.0]))]
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    pts = [((p @ rot.T) * r + np.array([cx, cy])) * s for p in polys]
+    pts = [np.round(p).astype(np.int32).reshape(-1, 1, 2) for p in pts]
+    for p in pts:  # one call per polygon: overlapping polygons in one call would cancel out
+        cv2.fillPoly(img, [p], color, cv2.LINE_AA, 4)
+    if shape != "cross":
+        cv2.polylines(img, pts, True, outline, max(1, int(r / 6)), cv2.LINE_AA, 4)
+
+
+def _object(rng: np.random.Generator, h: int, shapes=SHAPES) -> dict[str, Any]:
+    hue = float(rng.uniform(0, 1))
+    return dict(shape=str(rng.choice(shapes)), color=_hue_color(hue, rng.uniform(0.6, 1.0), rng.uniform(0.7, 1.0)),
+                color_name=COLOR_NAMES[int(hue * len(COLOR_NAMES)) % len(COLOR_NAMES)],
+                angle=float(rng.uniform(0, 2 * math.pi)), r=float(rng.uniform(0.1, 0.15) * h))
+
+
+def render_video(motion: str, rng: np.random.Generator, height: int, num_frames: int, width: int | None = None,
+                 reverse: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Render one video of ``motion`` (see ``CLASSES``): ``[num_frames, height, width, 3]`` RGB uint8.
+
+    ``reverse`` plays the same rendering backwards (the time-reversed class of a pair). Returns the
+    frames and a small description (object shape/colour, for annotation sentences).
+    """
+    h, n = int(height), int(num_frames)
+    w = int(width) if width else 2 * int(round(h * rng.uniform(1.25, 1.6) / 2))
+    bg = _background(rng, h, w)
+    obj = _object(rng, h)
+    # the action happens in a square-ish region around the centre, so centre crops keep it
+    cx0, cy0 = w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2 + rng.uniform(-0.05, 0.05) * h
+    u = np.linspace(0.0, 1.0, n)
+    jit = rng.normal(0, 0.01 * h, size=(n, 2))  # small per-frame wobble of the object
+    gain = np.ones(n)
+    extra: list[dict[str, Any]] = []
+    if rng.random() < 0.35 and motion != "several":  # a static distractor
+        d = _object(rng, h)
+        d.update(r=d["r"] * 0.6, x=float(rng.uniform(0.05, 0.95) * w), y=float(rng.uniform(0.1, 0.9) * h))
+        extra.append(d)
+    r = np.full(n, obj["r"])
+    if motion == "horizontal":
+        xa, xb = cx0 - rng.uniform(0.25, 0.4) * h, cx0 + rng.uniform(0.25, 0.4) * h
+        xs, ys = xa + (xb - xa) * u, np.full(n, cy0 + rng.uniform(-0.2, 0.2) * h)
+    elif motion == "vertical":
+        ya, yb = rng.uniform(0.72, 0.82) * h, rng.uniform(0.18, 0.28) * h
+        xs, ys = np.full(n, cx0 + rng.uniform(-0.25, 0.25) * h), ya + (yb - ya) * u
+    elif motion == "scale":
+        r0, r1 = rng.uniform(0.06, 0.09) * h, rng.uniform(0.3, 0.38) * h
+        r = r0 * (r1 / r0) ** u
+        xs, ys = np.full(n, cx0 + rng.uniform(-0.1, 0.1) * h), np.full(n, cy0 + rng.uniform(-0.05, 0.05) * h)
+    elif motion == "light":
+        g0 = rng.uniform(0.2, 0.4)
+        gain = g0 + (1 - g0) * u
+        xs, ys = np.full(n, cx0 + rng.uniform(-0.25, 0.25) * h), np.full(n, cy0 + rng.uniform(-0.2, 0.2) * h)
+    elif motion == "static":
+        xs, ys = np.full(n, cx0 + rng.uniform(-0.3, 0.3) * h), np.full(n, cy0 + rng.uniform(-0.2, 0.2) * h)
+    elif motion == "shake":
+        amp, period, phase = rng.uniform(0.12, 0.2) * h, rng.uniform(3.0, 6.0), rng.uniform(0, 2 * math.pi)
+        xs = cx0 + rng.uniform(-0.15, 0.15) * h + amp * np.sin(2 * math.pi * np.arange(n) / period + phase)
+        ys = np.full(n, cy0 + rng.uniform(-0.2, 0.2) * h)
+    elif motion == "several":
+        for _ in range(int(rng.integers(3, 6))):
+            d = _object(rng, h)
+            d.update(r=d["r"] * rng.uniform(0.5, 0.75), x=float(cx0 + rng.uniform(-0.45, 0.45) * h),
+                     y=float(cy0 + rng.uniform(-0.35, 0.35) * h))
+            extra.append(d)
+        obj = None
+        xs = ys = np.zeros(n)
+    else:
+        raise ValueError(f"unknown motion {motion!r}")
+    noise_sigma = rng.uniform(2.0, 7.0)
+    shifts = rng.integers(-1, 2, size=(n, 2)) * (rng.random(size=(n, 1)) < 0.5)
+    frames = np.empty((n, h, w, 3), np.uint8)
+    for t in range(n):
+        img = bg.copy()
+        for d in extra:
+            _draw(img, d["shape"], d["x"], d["y"], d["r"], d["color"], d["angle"])
+        if obj is not None:
+            _draw(img, obj["shape"], xs[t] + jit[t, 0], ys[t] + jit[t, 1], r[t], obj["color"], obj["angle"])
+        if shifts[t].any():
+            img = np.roll(img, (int(shifts[t, 0]), int(shifts[t, 1])), axis=(0, 1))
+        if gain[t] != 1.0:
+            img *= np.float32(gain[t])
+        noise = rng.standard_normal(size=img.shape, dtype=np.float32)
+        noise *= np.float32(noise_sigma)
+        img += noise
+        img += np.float32(0.5)
+        np.clip(img, 0, 255, out=img)
+        frames[t] = img
+    if reverse:
+        frames = frames[::-1].copy()
+    desc = obj if obj is not None else dict(shape="things", color_name="several")
+    return frames, {"shape": desc["shape"], "color": desc["color_name"]}
+
+
+# ------------------------------------------------------------------------------------- writing
+def _encoder_works(codec: str, container: str) -> bool:
+    """Encode two tiny frames in memory: an encoder can be listed yet fail to open (e.g. when
+    decord's bundled FFmpeg was loaded before PyAV's)."""
+    import io
+
+    import av
+
+    try:
+        buf = io.BytesIO()
+        with av.open(buf, "w", format=container) as out:
+            stream = out.add_stream(codec, rate=FPS)
+            stream.height, stream.width, stream.pix_fmt = 16, 16, "yuv420p"
+            for _ in range(2):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8),
+                                                                       format="rgb24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        return buf.tell() > 0
+    except Exception:
+        return False
+
+
+def video_codec(container: str) -> str:
+    """A working PyAV encoder for ``container`` ('mp4' or 'webm'), the official codec first."""
+    prefs = {"mp4": ("libx264", "h264", "mpeg4"), "webm": ("libvpx-vp9", "libvpx", "vp9", "vp8")}[container]
+    for name in prefs:
+        if _encoder_works(name, container):
+            return name
+    raise RuntimeError(f"none of the encoders {prefs} works for .{container} in this PyAV build; install a PyAV "
+                       "wheel with libx264/libvpx (pip install av), and import av (or tinlib.data) before decord")
+
+
+def _encoder_options(codec: str) -> tuple[dict[str, str], int | None]:
+    if codec in ("libx264", "h264"):
+        return {"crf": "18", "preset": "ultrafast", "threads": "1"}, None
+    if codec.startswith("libvpx") or codec in ("vp8", "vp9"):
+        return {"crf": "10", "deadline": "realtime", "cpu-used": "8", "threads": "1"}, 2_000_000
+    return {"qscale": "3"}, 2_000_000
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, codec: str, fps: int = FPS) -> None:
+    """Encode RGB ``[T, H, W, 3]`` (even H and W) to ``path`` with PyAV, via a temporary file.
+
+    Uses fast, high-quality encoder settings; if the encoder rejects them, its defaults."""
+    import av
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    options, bit_rate = _encoder_options(codec)
+    for attempt in (0, 1):
+        try:
+            with av.open(str(tmp), "w") as container:
+                stream = container.add_stream(codec, rate=fps)
+                stream.height, stream.width = frames.shape[1:3]
+                stream.pix_fmt = "yuv420p"
+                if attempt == 0:
+                    stream.options = options
+                if bit_rate:
+                    stream.bit_rate = bit_rate
+                for frame in frames:
+                    image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                    for packet in stream.encode(image):
+                        container.mux(packet)
+                for packet in stream.encode():
+                    container.mux(packet)
+            break
+        except av.error.ArgumentError:
+            if attempt:
+                raise
+    os.replace(tmp, path)
+
+
+def _write_frames(folder: Path, frames: np.ndarray, tmpl: str) -> None:
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for k, frame in enumerate(frames, start=1):
+        if not cv2.imwrite(str(tmp / tmpl.format(k)), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, 90]):
+            raise OSError(f"cv2.imwrite failed for {tmp / tmpl.format(k)}")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def _render_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Worker: render sample ``task`` and write it where the layout wants it."""
+    rng = np.random.default_rng(task["seed_seq"])
+    n = int(rng.integers(task["frames"][0], task["frames"][1] + 1))
+    frames, desc = render_video(task["motion"], rng, task["height"], n, width=task.get("width"),
+                                reverse=task["reverse"])
+    if task["kind"] == "rawframes":
+        _write_frames(Path(task["out"]), frames, task["tmpl"])
+    else:
+        write_video(task["out"], frames, task["codec"])
+    return {"index": task["index"], "num_frames": n, **desc}
+
+
+def _ytid(rng: np.random.Generator) -> str:
+    alphabet = string.ascii_letters + string.digits + "-_"
+    return "".join(alphabet[int(i)] for i in rng.integers(0, len(alphabet), size=11))
+
+
+def _run_tasks(tasks: list[dict[str, Any]], workers: int, progress: bool) -> list[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    results: list[dict[str, Any]] = []
+    bar = tqdm(total=len(tasks), desc="synthetic videos", unit="video", disable=not progress)
+    if workers <= 1:
+        for task in tasks:
+            results.append(_render_task(task))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for res in pool.map(_render_task, tasks, chunksize=max(1, len(tasks) // (8 * workers))):
+                results.append(res)
+                bar.update()
+    bar.close()
+    return sorted(results, key=lambda r: r["index"])
+
+
+def _params(layout, preset, num_train, num_val, seed, height, frames) -> dict[str, Any]:
+    if preset not in PRESETS:
+        raise ValueError(f"size must be one of {sorted(PRESETS)}, got {preset!r}")
+    p = PRESETS[preset]
+    k = len(classes_for(layout))
+    lo, hi = frames or p["frames"]
+    h = int(height or p["height"][layout])
+    if layout != "sthv1" and h % 2:
+        raise ValueError(f"video height must be even for yuv420p encoding, got {h}")
+    if lo < 1 or hi < lo:
+        raise ValueError(f"frames must be (min, max) with 1 <= min <= max, got {(lo, hi)}")
+    return dict(layout=layout, size=preset, seed=int(seed), height=h, frames=[int(lo), int(hi)],
+                num_train=int(num_train if num_train is not None else p["per_class_train"] * k),
+                num_val=int(num_val if num_val is not None else p["per_class_val"] * k), version=1)
+
+
+def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train: int | None = None,
+                    num_val: int | None = None, seed: int = 0, size: str = "demo", height: int | None = None,
+                    frames: tuple[int, int] | None = None, workers: int | None = None,
+                    extract_frames: bool = False, overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
+    """Write the synthetic dataset in ``layout`` under ``root`` and build its MMAction2 lists.
+
+    ``size`` is a preset (``tiny``, ``demo``, ``large``: samples per class, frames per video and
+    frame height); ``num_train``/``num_val``/``height``/``frames`` override it. Classes are
+    balanced (round robin, shuffled). The official annotation files are written too and the lists
+    are built from them with ``tinlib.data.prepare`` (as for the real datasets). With
+    ``extract_frames`` (video layouts) frames are also extracted and rawframe lists built.
+
+    If ``root`` already holds a dataset written with the same parameters it is reused
+    (``overwrite`` forces a rewrite). Returns (and stores in ``root/synthetic_meta.json``) a dict:
+    ``kind``, ``train_list``, ``val_list``, ``data_prefix``, ``filename_tmpl``, ``start_index``
+    (what to pass to ``build_dataset``), ``lists`` (the same per format), ``class_names``,
+    ``num_classes``, ``reversal_pairs`` (index pairs), ``reversal_classes``, ``flip_ok``, the
+    parameters and ``seconds`` (time taken to write).
+    """
+    from tinlib.data import prepare
+
+    root = Path(root)
+    params = _params(layout, size, num_train, num_val, seed, height, frames)
+    params["extract_frames"] = bool(extract_frames)
+    meta_path = root / META_NAME
+    if meta_path.exists() and not overwrite:
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            meta = {}
+        if meta.get("params") == params and all(Path(p).exists() for p in (meta["train_list"], meta["val_list"])):
+            return meta
+    if root.exists() and any(root.iterdir()):
+        if not (overwrite or meta_path.exists()):
+            raise FileExistsError(f"{root} exists and is not a synthetic dataset written by tinlib; choose an "
+                                  "empty folder (or pass overwrite=True / --overwrite to replace it)")
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    classes = classes_for(layout)
+    k = len(classes)
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    master = np.random.default_rng([params["seed"], 7])
+    splits = {"train": params["num_train"], "val": params["num_val"]}
+    samples = []  # (split, index in split, class)
+    for code, (split, count) in enumerate(splits.items()):
+        labels = np.arange(count) % k
+        np.random.default_rng([params["seed"], 11, code]).shuffle(labels)
+        samples += [(split, i, int(c)) for i, c in enumerate(labels)]
+    total = len(samples)
+    ids = (master.permutation(total) + 1).tolist()
+    tasks, entries = [], []
+    if layout == "sthv1":
+        video_dir = root / "20bn-something-something-v1"
+    elif layout == "sthv2":
+        video_dir = root / "20bn-something-something-v2"
+        codec = video_codec("webm")
+    else:
+        codec = video_codec("mp4")
+    for g, (split, i, c) in enumerate(samples):
+        cls = classes[c]
+        task = dict(index=g, seed_seq=[params["seed"], 13, g], motion=cls.motion, reverse=cls.reverse,
+                    height=params["height"], frames=params["frames"])
+        if layout == "sthv1":
+            vid = str(ids[g])
+            task.update(kind="rawframes", out=str(video_dir / vid), tmpl="{:05}.jpg")
+        elif layout == "sthv2":
+            vid = str(ids[g])
+            task.update(kind="videos", out=str(video_dir / f"{vid}.webm"), codec=codec)
+        else:
+            begin = int(master.integers(0, 290))
+            vid = f"{_ytid(master)}_{begin:06d}_{begin + 10:06d}"
+            folder = root / f"videos_{split}" / cls.k400.replace('"', "").replace(" ", "_")
+            task.update(kind="videos", out=str(folder / f"{vid}.mp4"), codec=codec, width=2 * int(
+                round(params["height"] * (16 / 9 if master.random() < 0.5 else 4 / 3) / 2)), begin=begin)
+        Path(task["out"]).parent.mkdir(parents=True, exist_ok=True)
+        tasks.append(task)
+        entries.append((split, vid, cls, task.get("begin", 0)))
+    results = _run_tasks(tasks, workers, progress)
+    _write_official_annotations(root, layout, classes, entries, results)
+    meta = dict(layout=layout, root=str(root), params=params, seed=params["seed"], num_train=params["num_train"],
+                num_val=params["num_val"], flip_ok=not any(c.flip_sensitive for c in classes))
+    if layout == "sthv1":
+        rep = prepare.prepare_sthv1(root, root, quiet=True)
+    elif layout == "sthv2":
+        rep = prepare.prepare_sthv2(root, root, extract=extract_frames, workers=workers, quiet=True)
+    else:
+        rep = prepare.prepare_kinetics400(root, root, extract=extract_frames, workers=workers, quiet=True,
+                                          short_side=params["height"], label_map=root / "label_map_k400.txt")
+    names = rep["class_names"]
+    index = {name: i for i, name in enumerate(names)}
+    key = (lambda c: c.name) if layout != "k400" else (lambda c: c.k400.replace('"', "").replace(" ", "_"))
+    by_motion: dict[str, list[int]] = {}
+    for cls in classes:
+        if cls.motion in ("horizontal", "vertical", "scale", "light"):
+            by_motion.setdefault(cls.motion, [None, None])[int(cls.reverse)] = index[key(cls)]
+    pairs = [tuple(v) for v in by_motion.values()]
+    primary = "rawframes" if "rawframes" in rep["lists"] else "videos"
+    lists = rep["lists"]
+    meta.update(kind=primary, train_list=lists[primary]["train"], val_list=lists[primary]["val"],
+                data_prefix=lists[primary]["data_prefix"], filename_tmpl=lists[primary].get("filename_tmpl"),
+                start_index=lists[primary]["start_index"], lists=lists, class_names=names, num_classes=len(names),
+                reversal_pairs=[list(p) for p in pairs], reversal_classes=sorted(i for p in pairs for i in p),
+                seconds=round(time.perf_counter() - start, 2))
+    atomic_write_json(meta_path, meta)
+    return meta
+
+
+def _write_official_annotations(root: Path, layout: str, classes: list[SynthClass], entries, results) -> None:
+    """The release's own annotation files for the samples written (what prepare reads)."""
+    if layout == "sthv1":
+        atomic_write_text(root / "something-something-v1-labels.csv", "".join(f"{c.name}\n" for c in classes))
+        for split, fname in (("train", "train"), ("val", "validation")):
+            lines = [f"{vid};{cls.name}\n" for s, vid, cls, _ in entries if s == split]
+            atomic_write_text(root / f"something-something-v1-{fname}.csv", "".join(lines))
+    elif layout == "sthv2":
+        atomic_write_json(root / "something-something-v2-labels.json", {c.name: str(i) for i, c in enumerate(classes)})
+        for split, fname in (("train", "train"), ("val", "validation")):
+            items = []
+            for (s, vid, cls, _), res in zip(entries, results):
+                if s != split:
+                    continue
+                thing = f"{res['color']} {res['shape']}"
+                items.append(dict(id=vid, label=cls.template.replace("[something]", thing)
+                                  .replace("[several things]", "several things"),
+                                  template=cls.template, placeholders=[thing]))
+            atomic_write_json(root / f"something-something-v2-{fname}.json", items)
+    else:
+        # class-index file as MMAction2 ships it (label_map_k400.txt: names in index order), so that
+        # small splits without some class keep the full class list
+        ordered = sorted(classes, key=lambda c: c.k400.replace('"', "").replace(" ", "_"))
+        atomic_write_text(root / "label_map_k400.txt", "".join(f"{c.k400}\n" for c in ordered))
+        for split in ("train", "val"):
+            lines = ["label,youtube_id,time_start,time_end,split\n"]
+            for s, vid, cls, begin in entries:
+                if s == split:
+                    label = f'"{cls.k400}"' if "," in cls.k400 or "(" in cls.k400 else cls.k400
+                    lines.append(f"{label},{vid[:11]},{begin},{begin + 10},{split}\n")
+            atomic_write_text(root / f"kinetics_{split}.csv", "".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tinlib prepare synthetic --layout sthv1 --out data/synthetic/sthv1 [--size demo]``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="tinlib prepare synthetic",
+                                 description="Write the embedded synthetic temporal dataset in an official layout.")
+    ap.add_argument("--layout", choices=LAYOUTS, default="sthv1")
+    ap.add_argument("--out", required=True, help="output folder (created; reused if written with the same options)")
+    ap.add_argument("--size", choices=sorted(PRESETS), default="demo")
+    ap.add_argument("--num-train", type=int)
+    ap.add_argument("--num-val", type=int)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--height", type=int)
+    ap.add_argument("--workers", type=int)
+    ap.add_argument("--extract-frames", action="store_true", help="video layouts: also extract JPEG frames")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    meta = write_synthetic(args.out, args.layout, num_train=args.num_train, num_val=args.num_val, seed=args.seed,
+                           size=args.size, height=args.height, workers=args.workers,
+                           extract_frames=args.extract_frames, overwrite=args.overwrite, progress=True)
+    print(f"synthetic {meta['layout']} dataset in {meta['root']}: {meta['num_train']} train / {meta['num_val']} val "
+          f"videos, {meta['num_classes']} classes ({len(meta['reversal_pairs'])} time-reversal pairs), "
+          f"{meta['seconds']} s")
+    print(f"  kind={meta['kind']} train_list={meta['train_list']} val_list={meta['val_list']}")
+    print(f"  data_prefix={meta['data_prefix']} filename_tmpl={meta['filename_tmpl']} start_index={meta['start_index']}")
+    return 0
