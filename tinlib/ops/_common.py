@@ -31,14 +31,15 @@ def split_offsets(offset: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype
     return k.to(torch.int64), f, weight.detach().to(dtype).contiguous()
 
 
-def param_grads(dot0: torch.Tensor, dot1: torch.Tensor, f: torch.Tensor, w: torch.Tensor):
+def param_grads(dots: torch.Tensor, f: torch.Tensor, w: torch.Tensor):
     """Offset and weight gradients from per-row dot products.
 
-    dot0, dot1: [N, G, T] = sum over the group's channels and pixels of grad_out[t] * X(t - k)
-    and grad_out[t] * X(t - k - 1) (zero where the source frame is outside [0, T)).
-    f: [N, G], w: [N, T, G] -> (grad_offset [N, G], grad_weight [N, T, G]).
+    dots: [N, T, G, 2]; dots[..., j] = sum over the group's channels and pixels of
+    grad_out[t] * X(t - k - j) (zero where that frame is outside [0, T)).
+    f: [N, G], w: [N, T, G] -> (grad_offset [N, G], grad_weight [N, T, G]), contiguous.
     """
-    fe = f.unsqueeze(-1)
-    grad_weight = ((1 - fe) * dot0 + fe * dot1).transpose(1, 2).contiguous()
-    grad_offset = (w.transpose(1, 2) * (dot1 - dot0)).sum(-1)
+    dot0, dot1 = dots.unbind(-1)
+    fe = f.unsqueeze(1)
+    grad_weight = (1 - fe) * dot0 + fe * dot1
+    grad_offset = (w * (dot1 - dot0)).sum(1)
     return grad_offset, grad_weight

@@ -3,14 +3,16 @@
 For one (sample n, group g) the op is a two-tap temporal filter with a constant integer shift:
     out[t] = w[t] * ((1 - f) * X(t - k) + f * X(t - k - 1)),   X(s) = x[s] for 0 <= s < T, else 0.
 Viewing x as a table of rows (n, t, g) of length D = C // G * HW, every output row is a weighted
-sum of two table rows, which is exactly what `embedding_bag(mode="sum", per_sample_weights=...)`
-computes in one memory-bound pass. The row indices and weights are tiny [N*T*G, 2] tensors
-(validity, (1 - f) / f and the segment weight folded in), built with a handful of small ops
-and no host sync. The data gradient has the same form; the offset/weight gradients need the
-dot products of grad_out rows with the two source rows, taken from one small-output matmul
-per sample.
+sum of two table rows, which is what `embedding_bag(mode="sum", per_sample_weights=...)`
+computes in one memory-bound pass. Row indices and weights are tiny [N*T*G, 2] tensors
+(validity, (1 - f) / f and the segment weight folded in), built with a few small ops and no
+host sync. The data gradient has the same form. The offset/weight gradients need the dot
+product of each grad_out row with its two source rows: the per-sample-weight gradient of that
+same embedding_bag, i.e. one fused pass over grad_out and x.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +25,19 @@ def _row_table(xv: torch.Tensor):
     row stride of t). Channel slices of a larger contiguous tensor are addressed in place."""
     n, steps, groups, d = xv.shape
     sn, st = xv.stride(0), xv.stride(1)
-    if d > 0 and sn % d == 0 and st % d == 0:
+    if sn % d == 0 and st % d == 0:
         rows = ((n - 1) * sn + (steps - 1) * st) // d + groups
         return xv.as_strided((rows, d), (d, 1)), sn // d, st // d
     return xv.contiguous().view(-1, d), steps * groups, groups
+
+
+@functools.lru_cache(maxsize=64)
+def _grids(n: int, steps: int, groups: int, sn: int, direction: int, device: torch.device):
+    """Constant index pieces (int64): t + direction * j as [1, T, 1, 2] and the table row base
+    n * sn + g as [N, 1, G, 1]."""
+    tj = torch.arange(steps, device=device).view(1, steps, 1, 1) + direction * torch.arange(2, device=device)
+    base = (torch.arange(n, device=device) * sn).view(n, 1, 1, 1) + torch.arange(groups, device=device).view(1, 1, groups, 1)
+    return tj, base
 
 
 def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, direction: int,
@@ -35,20 +46,23 @@ def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, d
 
     k: [N, G] int64, f: [N, G], w: [N, T, G]. Tap j (0, 1) reads frame s = t + direction * (k + j)
     with coefficient (1 - f, f)[j] * w[t] (w[s] if weight_at_source), or 0 when s is outside
-    [0, T). Returns rows [N*T*G, 2] (table rows, s clamped into range) and coef [N*T*G, 2].
+    [0, T). Returns rows [N*T*G, 2] (table rows, s clamped into range), coef [N*T*G, 2] and
+    the validity mask [N, T, G, 2].
     """
     n, steps, groups = w.shape
-    dev = w.device
-    src = (torch.arange(steps, device=dev).view(1, steps, 1, 1)
-           + direction * (k.view(n, 1, groups, 1) + torch.arange(2, device=dev)))
+    tj, base = _grids(n, steps, groups, sn, direction, w.device)
+    src = tj + direction * k.view(n, 1, groups, 1)
     inside = src.clamp(0, steps - 1)
-    wt = w.unsqueeze(-1).expand(n, steps, groups, 2)
+    valid = inside == src
+    rows = torch.add(base, inside, alpha=st)
     if weight_at_source:
-        wt = wt.gather(1, inside)
-    coef = torch.where(inside == src, wt * torch.stack([1 - f, f], dim=-1).unsqueeze(1), 0)
-    rows = (inside * st + (torch.arange(n, device=dev) * sn).view(n, 1, 1, 1)
-            + torch.arange(groups, device=dev).view(1, 1, groups, 1))
-    return rows.view(-1, 2), coef.view(-1, 2)
+        wt = w.unsqueeze(-1).expand(n, steps, groups, 2).gather(1, inside)
+    else:
+        wt = w.unsqueeze(-1)
+    fe = f.view(n, 1, groups, 1)
+    frac = torch.cat([1 - fe, fe], dim=-1)
+    coef = wt * frac * valid
+    return rows.view(-1, 2), coef.view(-1, 2), valid
 
 
 def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -58,18 +72,9 @@ def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torc
     cdt = compute_dtype(x.dtype)
     k, f, w = split_offsets(offset, weight, cdt, steps)
     table, sn, st = _row_table(group_rows(x, groups).to(cdt))
-    rows, coef = _taps(k, f, w, sn, st, -1, weight_at_source=False)
+    rows, coef, _ = _taps(k, f, w, sn, st, -1, weight_at_source=False)
     out = F.embedding_bag(rows, table, per_sample_weights=coef, mode="sum")
     return out.view(n, steps, c, hw).to(x.dtype)
-
-
-def _band(gram: torch.Tensor, k: torch.Tensor, extra: int) -> torch.Tensor:
-    """gram: [N, G, T, T] with gram[n, g, t, s] = <grad_out[t], x[s]>; k: [N, G] ->
-    [N, G, T] holding gram[n, g, t, t - k - extra], or 0 where that frame is outside [0, T)."""
-    steps = gram.shape[-1]
-    src = torch.arange(steps, device=gram.device) - k.unsqueeze(-1) - extra
-    inside = src.clamp(0, steps - 1)
-    return torch.where(inside == src, gram.gather(-1, inside.unsqueeze(-1)).squeeze(-1), 0)
 
 
 def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tensor, weight: torch.Tensor,
@@ -89,14 +94,19 @@ def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tenso
     grad_x = grad_offset = grad_weight = None
     if need_x:
         table, sn, st = _row_table(gv)
-        rows, coef = _taps(k, f, w, sn, st, 1 if grad_mode == "adjoint" else -1, weight_at_source=True)
+        rows, coef, _ = _taps(k, f, w, sn, st, 1 if grad_mode == "adjoint" else -1, weight_at_source=True)
         grad_x = F.embedding_bag(rows, table, per_sample_weights=coef, mode="sum")
         grad_x = grad_x.view(n, steps, c, hw).to(grad_out.dtype)
     if need_params:
-        xv = group_rows(x, groups).to(cdt)
-        # All T x T dot products per (n, g) in one small-output matmul; two bands are used.
-        gram = torch.stack([torch.matmul(gv[i].transpose(0, 1), xv[i].permute(1, 2, 0)) for i in range(n)])
-        grad_offset, grad_weight = param_grads(_band(gram, k, 0), _band(gram, k, 1), f, w)
+        table, sn, st = _row_table(group_rows(x, groups).to(cdt))
+        rows, _, valid = _taps(k, f, w, sn, st, -1, weight_at_source=False)
+        # <grad_out row, source row> for both taps of every row: the gradient embedding_bag
+        # gives its per-sample weights, computed by a fused aten kernel without temporaries.
+        bags = torch.arange(rows.numel(), device=rows.device) // 2
+        dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+            gv.reshape(-1, gv.shape[-1]), table, rows.view(-1), bags[::2] * 2, bags, 0, -1)
+        dots = torch.where(valid, dots.view(valid.shape), 0)
+        grad_offset, grad_weight = param_grads(dots, f, w)
         grad_offset, grad_weight = grad_offset.to(offset.dtype), grad_weight.to(weight.dtype)
     return grad_x, grad_offset, grad_weight
 

@@ -120,14 +120,14 @@ def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tenso
     block = _block(d)
     rows, nblk = n * groups * steps, triton.cdiv(d, block)
     gx = torch.empty((n, steps, c, hw), dtype=grad_out.dtype, device=grad_out.device) if need_x else gv
-    part = torch.empty((2, rows, nblk) if need_params else (0,), dtype=cdt, device=grad_out.device)
+    part = torch.empty((2, rows, nblk) if need_params else (1,), dtype=cdt, device=grad_out.device)  # never a null pointer
     _interlace_bwd_kernel[(rows, nblk)](
         gv, xv, gx, part, k.to(torch.int32), f, w,
         gv.stride(0), gv.stride(1), xv.stride(0), xv.stride(1), steps, groups, d, rows, nblk,
         ADJOINT=grad_mode == "adjoint", NEED_X=need_x, NEED_PARAMS=need_params, BLOCK=block)
     grad_offset = grad_weight = None
     if need_params:
-        dots = part.sum(-1).view(2, n, groups, steps)
-        grad_offset, grad_weight = param_grads(dots[0], dots[1], f, w)
+        dots = part.sum(-1).view(2, n, groups, steps).permute(1, 3, 2, 0)  # -> [N, T, G, 2]
+        grad_offset, grad_weight = param_grads(dots, f, w)
         grad_offset, grad_weight = grad_offset.to(offset.dtype), grad_weight.to(weight.dtype)
     return (gx if need_x else None), grad_offset, grad_weight

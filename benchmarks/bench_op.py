@@ -1,0 +1,165 @@
+"""Benchmark of tinlib.ops.interlace at the fold shapes of TIN-ResNet-50 (N=1, T=8, G=4).
+
+Compares, per stage shape [1, 8, F, HW]:
+  - one x.clone() (the memory-traffic yardstick),
+  - interlace forward and forward+backward (gradients to x, offset and weight),
+  - MMAction2's composition written in plain PyTorch (zero tensors, two integer shifts by
+    slicing per group, two weighted sums, weight multiply, scatter into a zero tensor), with
+    autograd through it.
+On CUDA it also times the Triton kernels alone and reports their bandwidth.
+
+    .venv/bin/python benchmarks/bench_op.py [--device cpu|cuda] [--repeats 50] [--no-write]
+
+Writes section "interlace-op" of results/benchmarks.md (see benchmarks/report.py).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tinlib import ops  # noqa: E402
+
+STAGES = [(64, 56 * 56), (128, 28 * 28), (256, 14 * 14), (512, 7 * 7)]  # (fold F, H*W)
+N, T, G = 1, 8, 4
+TARGETS = "fwd+bwd >= 3x faster than MMAction2's composition; fwd <= 2x clone; fwd+bwd <= 5x clone"
+
+
+def timeit(fn, repeats: int, device: torch.device) -> float:
+    """Fastest wall time of fn() in milliseconds over `repeats` runs after warm-up (the minimum
+    is the figure least disturbed by other processes on a shared machine)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(max(3, repeats // 10)):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return 1e3 * min(times)
+
+
+def mmaction2_composition(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """MMAction2's linear_sampler + weighting, with mmcv's tin_shift replaced by slicing.
+
+    x: [N, T, F, HW], offset: [N, G], weight: [N, T, G] -> [N, T, F, HW].
+    """
+    n, steps, fold, _ = x.shape
+    groups = offset.shape[1]
+    cg = fold // groups
+    k = torch.floor(offset)
+    frac = offset - k
+    k = k.long().tolist()
+
+    def shift(s):
+        out = torch.zeros_like(x)
+        for i in range(n):
+            for g in range(groups):
+                sh, ch = s[i][g], slice(g * cg, (g + 1) * cg)
+                if sh >= 0 and sh < steps:
+                    out[i, sh:, ch] = x[i, :steps - sh, ch]
+                elif sh < 0 and -sh < steps:
+                    out[i, :steps + sh, ch] = x[i, -sh:, ch]
+        return out
+
+    d0 = shift(k)
+    d1 = shift([[v + 1 for v in row] for row in k])
+    w1 = frac.repeat_interleave(cg, dim=1).view(n, 1, fold, 1)
+    y = (1 - w1) * d0 + w1 * d1
+    y = y * weight.repeat_interleave(cg, dim=2).view(n, steps, fold, 1)
+    out = torch.zeros_like(x)
+    out[:, :, :fold] = y
+    return out
+
+
+def bench_stage(fold: int, hw: int, device: torch.device, repeats: int, backend: str) -> dict:
+    torch.manual_seed(0)
+    x = torch.randn(N, T, fold, hw, device=device)
+    o = torch.tensor([[0.49998, -0.73]], device=device)
+    offset = torch.cat([o, -o], dim=1)
+    weight = 2 * torch.sigmoid(torch.randn(N, T, 2, device=device)).repeat(1, 1, 2)
+    grad_out = torch.randn_like(x)
+    leaves = [t.clone().requires_grad_() for t in (x, offset, weight)]
+
+    def ours_fwd():
+        with torch.no_grad():
+            ops.interlace(x, offset, weight, backend=backend)
+
+    def ours_fwd_bwd():
+        torch.autograd.grad(ops.interlace(*leaves, backend=backend), leaves, grad_out)
+
+    def mm_fwd_bwd():
+        torch.autograd.grad(mmaction2_composition(*leaves), leaves, grad_out)
+
+    row = {"shape": f"[1, 8, {fold}, {hw}]", "clone": timeit(x.clone, repeats, device),
+           "fwd": timeit(ours_fwd, repeats, device), "fwd_bwd": timeit(ours_fwd_bwd, repeats, device),
+           "mm_fwd_bwd": timeit(mm_fwd_bwd, max(5, repeats // 5), device)}
+    if device.type == "cuda":
+        row.update(triton_bandwidth(x, offset, weight, grad_out, repeats))
+    return row
+
+
+def triton_bandwidth(x, offset, weight, grad_out, repeats: int) -> dict:
+    """Kernel-only times of the Triton backend and the bandwidth of the minimal traffic
+    (forward: read x + write out; backward: read grad_out + x, write grad_x)."""
+    from tinlib.ops import triton_kernels
+
+    nbytes = x.numel() * x.element_size()
+    fwd = timeit(lambda: triton_kernels.forward(x, offset, weight), repeats, x.device)
+    bwd = timeit(lambda: triton_kernels.backward(grad_out, x, offset, weight, "adjoint", True, True),
+                 repeats, x.device)
+    return {"triton_fwd": fwd, "triton_bwd": bwd,
+            "fwd_gbs": 2 * nbytes / fwd / 1e6, "bwd_gbs": 3 * nbytes / bwd / 1e6}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--backend", default="auto", choices=ops.BACKENDS)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave results/benchmarks.md")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    backend = ops.resolve_backend(args.backend, torch.empty(0, device=device))
+
+    rows = [bench_stage(f, hw, device, args.repeats, backend) for f, hw in STAGES]
+    lines = [f"Interlace op, {device.type}, backend `{backend}`, N=1, T=8, G=4, float32; fastest of "
+             f"{args.repeats} runs, ms. Targets: {TARGETS}.", "",
+             "| x shape | clone ms | fwd ms | fwd+bwd ms | MMAction2 fwd+bwd ms | speed-up vs MMAction2 "
+             "| fwd / clone | fwd+bwd / clone |",
+             "|---|---|---|---|---|---|---|---|"]
+    met = {"speedup": True, "fwd": True, "fwd_bwd": True}
+    for r in rows:
+        speedup, rf, rfb = r["mm_fwd_bwd"] / r["fwd_bwd"], r["fwd"] / r["clone"], r["fwd_bwd"] / r["clone"]
+        met["speedup"] &= speedup >= 3
+        met["fwd"] &= rf <= 2
+        met["fwd_bwd"] &= rfb <= 5
+        lines.append(f"| {r['shape']} | {r['clone']:.3f} | {r['fwd']:.3f} | {r['fwd_bwd']:.3f} | "
+                     f"{r['mm_fwd_bwd']:.3f} | {speedup:.1f}x | {rf:.1f}x | {rfb:.1f}x |")
+    if device.type == "cuda":
+        lines += ["", "Triton kernels alone (forward; backward with all three gradients), bandwidth of the "
+                  "minimal traffic (fwd 2, bwd 3 tensor passes):", "",
+                  "| x shape | fwd ms | fwd GB/s | bwd ms | bwd GB/s |", "|---|---|---|---|---|"]
+        lines += [f"| {r['shape']} | {r['triton_fwd']:.4f} | {r['fwd_gbs']:.0f} | {r['triton_bwd']:.4f} | "
+                  f"{r['bwd_gbs']:.0f} |" for r in rows]
+    verdict = {True: "met at every shape", False: "**missed** at some shape"}
+    lines += ["", f"- speed-up >= 3x vs MMAction2's composition: {verdict[met['speedup']]}",
+              f"- forward <= 2x clone: {verdict[met['fwd']]}",
+              f"- forward+backward <= 5x clone: {verdict[met['fwd_bwd']]}"]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        from report import write_section
+
+        print(f"wrote {write_section('interlace-op', text)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
