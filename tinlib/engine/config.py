@@ -122,6 +122,7 @@ class TrainConfig:
     epochs: int = 40
     val_interval: int = 5                      # validate every N epochs (0: never)
     checkpoint_interval: int = 1               # write latest.pth every N epochs
+    checkpoint_interval_iters: int = 0         # also write latest.pth every N iterations inside an epoch (0: off)
     keep_epoch_checkpoints: bool = False       # also keep epoch_N.pth
     log_interval: int = 20                     # iterations averaged per log.json line
     save_best: Optional[str] = "top1_acc"      # val metric that selects best.pth (None: no best.pth)
@@ -212,7 +213,7 @@ POSITIVE = ("model.num_classes", "model.num_segments", "data.videos_per_gpu", "d
             "data.test_videos_per_gpu", "data.scale_size", "data.input_size", "optim.ref_gpus",
             "optim.ref_videos_per_gpu", "train.epochs", "train.log_interval", "train.checkpoint_interval",
             "test.num_clips")
-NON_NEGATIVE = ("data.workers_per_gpu", "optim.lr", "optim.momentum", "optim.weight_decay", "train.val_interval",
+NON_NEGATIVE = ("data.workers_per_gpu", "train.checkpoint_interval_iters", "optim.lr", "optim.momentum", "optim.weight_decay", "train.val_interval",
                 "schedule.warmup_epochs", "schedule.warmup_iters")
 
 

@@ -13,10 +13,14 @@ What a run writes (rank 0 only) in its work dir (default ``work_dirs/<config nam
   states and the config; ``run.json`` (what the folder holds, for the checks below).
 - ``<results_dir>/<run>/train.json`` at the end: the summary the reports read.
 
-Reproducibility: every epoch reseeds python/numpy/torch from (seed, epoch, rank) and the sampler
-shuffles with (seed, epoch), so an epoch depends only on the state at its start. ``--resume auto``
-continues from ``latest.pth``; in ``--deterministic`` mode on the CPU a run killed at any point and
-resumed ends with the same weights as an uninterrupted run (the partial epoch is redone).
+Reproducibility: the sampler shuffles with (seed, epoch), tinlib datasets draw each item's
+augmentation from (seed, epoch, index), every epoch reseeds python/numpy/torch from (seed, epoch,
+rank) and every iteration reseeds torch (dropout) from (seed, epoch, iteration, rank). So an
+iteration depends only on the weights and optimizer state before it, not on how the run got there.
+``--resume auto`` continues from ``latest.pth``, written at epoch ends and, with
+``train.checkpoint_interval_iters``, inside epochs too (the resumed epoch skips the batches already
+done). In ``--deterministic`` mode on the CPU a run killed at any point and resumed ends with the
+same weights as an uninterrupted run.
 The sampler shards one global permutation across processes, so N processes x B videos see the
 same batches as 1 process x N*B videos (identical results up to float rounding when BN statistics
 are synchronized with ``train.sync_bn`` and dropout is off).
@@ -24,6 +28,7 @@ are synchronized with ``train.sync_bn`` and dropout is off).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -35,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from tinlib.engine import dist
-from tinlib.engine.common import (RunError, build_model, build_split_dataset, check_data_paths, derive_seed,
+from tinlib.engine.common import (RunError, build_model, build_split_dataset, check_class_count, check_data_paths, derive_seed,
                                   device_info, git_info, make_loader, now_iso, package_versions, print_main,
                                   random_seed, rng_state, seed_everything, set_deterministic, set_rng_state,
                                   set_train_mode)
@@ -105,8 +110,8 @@ def check_work_dir(work_dir: Path, cfg: Config, resume_from: Path | None) -> lis
     return warnings
 
 
-def _truncate_log(log_path: Path, epoch_done: int) -> None:
-    """Drop log lines of epochs after the checkpoint we resume from (they are redone)."""
+def _truncate_log(log_path: Path, epoch_done: int, inner_done: int = 0) -> None:
+    """Drop log lines after the position we resume from (those iterations are redone)."""
     if not log_path.is_file():
         return
     kept = []
@@ -115,10 +120,26 @@ def _truncate_log(log_path: Path, epoch_done: int) -> None:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by the kill
-        if "epoch" in entry and "mode" in entry and entry["epoch"] > epoch_done:
-            continue
+        if "epoch" in entry and "mode" in entry:
+            after = entry["epoch"] > epoch_done + 1 or (entry["epoch"] == epoch_done + 1 and (
+                entry["mode"] != "train" or entry.get("iter", 0) > inner_done))
+            if after:
+                continue
         kept.append(line)
     atomic_write_text(log_path, "".join(k + "\n" for k in kept))
+
+
+class SkipSampler(torch.utils.data.Sampler):
+    """``base`` without its first ``skip`` indices (a resumed epoch); call ``base.set_epoch`` first."""
+
+    def __init__(self, base: torch.utils.data.Sampler, skip: int):
+        self.base, self.skip = base, skip
+
+    def __iter__(self):
+        return itertools.islice(iter(self.base), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(len(self.base) - self.skip, 0)
 
 
 class JsonLog:
@@ -191,6 +212,8 @@ class Trainer:
             check_data_paths(cfg, splits)
         self.train_set = self.datasets.get("train") or build_split_dataset(cfg, "train")
         self.val_set = (self.datasets.get("val") or build_split_dataset(cfg, "val")) if need_val else None
+        for split, given in self.datasets.items():
+            check_class_count(cfg, given, split)
         if len(self.train_set) == 0:
             raise RunError(f"config {cfg.name}: the training set is empty")
 
@@ -221,7 +244,7 @@ class Trainer:
                            f"({len(self.train_set)} videos, {ctx.world_size} processes, drop_last)")
         self.schedule = LrSchedule(cfg.schedule, cfg.train.epochs, self.iters_per_epoch)
 
-        self.start_epoch, self.best = 0, None
+        self.start_epoch, self.start_inner, self.best = 0, 0, None
         if self.resume_from is not None:
             self._load_resume(self.resume_from)
         if ctx.world_size > 1:
@@ -236,7 +259,7 @@ class Trainer:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             log_path = self.work_dir / "log.json"
             if self.resume_from is not None:
-                _truncate_log(log_path, self.start_epoch)
+                _truncate_log(log_path, self.start_epoch, self.start_inner)
             elif log_path.exists():
                 log_path.unlink()  # a fresh start in a folder whose earlier attempt never checkpointed
             self.log = JsonLog(self.work_dir / "log.json")
@@ -262,6 +285,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         meta = state["meta"]
         self.start_epoch = int(meta["epoch"])
+        self.start_inner = int(meta.get("inner_iter") or 0)
         self.best = meta.get("best")
         old_world = meta.get("world_size")
         if old_world is not None and old_world != self.ctx.world_size:
@@ -274,11 +298,12 @@ class Trainer:
         rng = state.get("rng") or []
         if self.ctx.rank < len(rng) and rng[self.ctx.rank]:
             set_rng_state(rng[self.ctx.rank])
-        print_main(self.ctx, f"resumed from {path} (after epoch {self.start_epoch})")
+        where = f"epoch {self.start_epoch}" + (f" + {self.start_inner} iterations" if self.start_inner else "")
+        print_main(self.ctx, f"resumed from {path} (after {where})")
 
     # ---- records ------------------------------------------------------------------------
-    def _meta(self, epoch: int, global_iter: int) -> dict:
-        return {"epoch": epoch, "iter": global_iter, "seed": self.seed, "config_name": self.cfg.name,
+    def _meta(self, epoch: int, global_iter: int, inner_iter: int = 0) -> dict:
+        return {"epoch": epoch, "inner_iter": inner_iter, "iter": global_iter, "seed": self.seed, "config_name": self.cfg.name,
                 "config": self.cfg.to_dict(), "world_size": self.ctx.world_size, "lr": self.scaling.to_dict(),
                 "deterministic": self.deterministic, "amp": self.amp, "sync_bn": self.sync_bn,
                 "time": now_iso(), "git": git_info(), "best": self.best, "work_dir": str(self.work_dir)}
@@ -290,10 +315,10 @@ class Trainer:
                   "config": self.cfg.to_dict()}
         atomic_write_json(self.work_dir / "run.json", record)
 
-    def _save(self, name: str, epoch: int, global_iter: int, rngs: list) -> Path:
+    def _save(self, name: str, epoch: int, global_iter: int, rngs: list, inner_iter: int = 0) -> Path:
         from tinlib.checkpoint import save_checkpoint
 
-        return save_checkpoint(self.work_dir / name, self.model, meta=self._meta(epoch, global_iter),
+        return save_checkpoint(self.work_dir / name, self.model, meta=self._meta(epoch, global_iter, inner_iter),
                                optimizer=self.optimizer.state_dict(), scheduler=self.schedule.state_dict(),
                                scaler=self.scaler.state_dict() if self.scaler is not None else None, rng=rngs)
 
@@ -314,7 +339,8 @@ class Trainer:
         out["memory"] = mem
         return out
 
-    def train_epoch(self, epoch: int) -> None:
+    def train_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Train one epoch (0-based), starting after its first ``skip`` iterations when resuming."""
         from tqdm import tqdm
 
         cfg, ctx = self.cfg, self.ctx
@@ -330,15 +356,23 @@ class Trainer:
         set_train_mode(self.ddp, cfg)
         sleep = float(os.environ.get(ITER_SLEEP_ENV, "0") or 0)
         n = self.iters_per_epoch
-        bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not (self.progress and ctx.is_main),
-                   dynamic_ncols=True, leave=False)
+        loader = self.loader
+        if skip:
+            loader = make_loader(self.train_set, cfg.data.videos_per_gpu,
+                                 sampler=SkipSampler(self.sampler, skip * cfg.data.videos_per_gpu),
+                                 num_workers=cfg.data.workers_per_gpu, generator=self.generator,
+                                 pin_memory=ctx.device.type == "cuda", drop_last=cfg.data.drop_last)
+        bar = tqdm(total=n, initial=skip, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                   disable=not (self.progress and ctx.is_main), dynamic_ncols=True, leave=False)
         sums: dict[str, float] = {}
         count = 0
+        every = cfg.train.checkpoint_interval_iters
         end = time.perf_counter()
-        for inner, (clips, labels) in enumerate(self.loader):
+        for inner, (clips, labels) in enumerate(loader, start=skip):
             if inner >= n:
                 break
             data_time = time.perf_counter() - end
+            torch.manual_seed(derive_seed(self.seed, epoch, inner, ctx.rank, 3))
             lr = self.schedule.step(self.optimizer, epoch, inner)
             clips = clips.to(ctx.device, non_blocking=True)
             labels = torch.as_tensor(labels).to(ctx.device, non_blocking=True)
@@ -382,6 +416,11 @@ class Trainer:
                 self.log.write(entry)
                 bar.set_postfix(loss=f"{values['loss_cls']:.4f}", lr=f"{lr:.3g}")
                 sums, count = {}, 0
+            if every and (inner + 1) % every == 0 and inner + 1 < n:
+                rngs = dist.all_gather_object(rng_state())
+                if ctx.is_main:
+                    self._save("latest.pth", epoch, epoch * n + inner + 1, rngs, inner_iter=inner + 1)
+                    self._write_run_record("running", inner_iter=inner + 1)
             bar.update(1)
             end = time.perf_counter()
         bar.close()
@@ -419,7 +458,7 @@ class Trainer:
             print_main(ctx, f"{self.work_dir}: already trained for {self.start_epoch} epochs")
         try:
             for epoch in range(self.start_epoch, cfg.train.epochs):
-                self.train_epoch(epoch)
+                self.train_epoch(epoch, self.start_inner if epoch == self.start_epoch else 0)
                 self.epoch_done = epoch + 1
                 global_iter = (epoch + 1) * self.iters_per_epoch
                 val_due = (self.val_set is not None and cfg.train.val_interval > 0
@@ -474,9 +513,13 @@ class Trainer:
 def train(cfg: Config, **kwargs: Any) -> dict:
     """Train ``cfg``; keyword arguments as :class:`Trainer` (``datasets={"train": ..., "val": ...}``
     replaces the config's data, e.g. with tensors in tests). Returns the summary dict."""
-    trainer = Trainer(cfg, **kwargs)
-    trainer.setup()
-    return trainer.fit()
+    threads = torch.get_num_threads()
+    try:
+        trainer = Trainer(cfg, **kwargs)
+        trainer.setup()
+        return trainer.fit()
+    finally:
+        torch.set_num_threads(threads)  # train.num_threads applies to this run only
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,196 @@
+"""The training loop in-process on small tensor datasets (fast): logging, checkpoints, resume,
+NaN handling, work-dir checks. End-to-end runs on real files are in test_engine_e2e.py."""
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from tinlib.checkpoint import read_checkpoint
+from tinlib.engine.common import RunError
+from tinlib.engine.config import config_from_dict
+from tinlib.engine.train import NonFiniteLossError, Trainer, train
+
+LOG_FIELDS = {"mode", "epoch", "iter", "lr", "loss_cls", "top1_acc", "top5_acc", "time", "data_time", "memory"}
+
+
+class Clips(torch.utils.data.Dataset):
+    """n clips [T, 3, 32, 32] whose mean encodes the label; ``poison_after`` items served, the
+    clips turn NaN; ``fail_after`` items served, loading raises (a crash)."""
+
+    def __init__(self, n, t=4, k=3, seed=0, poison_after=None, fail_after=None):
+        g = torch.Generator().manual_seed(seed)
+        self.y = torch.arange(n) % k
+        self.x = torch.randn(n, t, 3, 32, 32, generator=g) + 0.5 * self.y.view(-1, 1, 1, 1, 1).float()
+        self.labels = self.y.tolist()
+        self.served, self.poison_after, self.fail_after = 0, poison_after, fail_after
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        self.served += 1
+        if self.fail_after is not None and self.served > self.fail_after:
+            raise KeyboardInterrupt("simulated crash")
+        x = self.x[i]
+        if self.poison_after is not None and self.served > self.poison_after:
+            x = torch.full_like(x, float("nan"))
+        return x, int(self.y[i])
+
+
+@pytest.fixture(autouse=True)
+def _results_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # train.json goes to ./results/<run>/
+
+
+def tiny_cfg(arch="tin_r18", **sections):
+    base = dict(model=dict(arch=arch, num_classes=3, num_segments=4, dropout=0.0, pretrained=None),
+                data=dict(videos_per_gpu=4, val_videos_per_gpu=4, workers_per_gpu=0),
+                optim=dict(lr=0.01, ref_gpus=1, ref_videos_per_gpu=4),
+                schedule=dict(policy="cosine", by_epoch=False, min_lr_ratio=None, min_lr=0.0, warmup="linear",
+                              warmup_epochs=1),
+                train=dict(epochs=3, val_interval=1, log_interval=1, num_threads=1))
+    for key, value in sections.items():
+        base.setdefault(key, {}).update(value)
+    return config_from_dict(base, name="tiny_tin")
+
+
+def read_log(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def final_weights(path):
+    return read_checkpoint(path)["state_dict"]
+
+
+def test_train_logs_checkpoints_and_learns(tmp_path, monkeypatch):
+    replaced = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        replaced.append(os.path.basename(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr("tinlib.io.os.replace", spy)
+    cfg = tiny_cfg(train=dict(epochs=4))
+    wd = tmp_path / "wd"
+    summary = train(cfg, work_dir=wd, datasets={"train": Clips(16), "val": Clips(8, seed=1)}, seed=0,
+                    progress=False, run="tiny")
+    log = read_log(wd / "log.json")
+    assert "env_info" in log[0] and log[0]["seed"] == 0
+    train_lines = [e for e in log if e.get("mode") == "train"]
+    assert len(train_lines) == 4 * 4 and all(LOG_FIELDS <= set(e) for e in train_lines)
+    assert [(e["epoch"], e["iter"]) for e in train_lines[:5]] == [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1)]
+    assert train_lines[0]["lr"] == pytest.approx(0.001)  # warmup starts at 0.1 x base
+    val_lines = [e for e in log if e.get("mode") == "val"]
+    assert [e["epoch"] for e in val_lines] == [1, 2, 3, 4]
+    assert {"top1_acc", "top5_acc", "mean_class_accuracy"} <= set(val_lines[0])
+    first = sum(e["loss_cls"] for e in train_lines[:4]) / 4
+    last = sum(e["loss_cls"] for e in train_lines[-4:]) / 4
+    assert last < first
+    # checkpoints went through the atomic writer (temp file + rename), none left behind
+    assert {"latest.pth", "best.pth", "run.json", "train.json"} <= set(replaced)
+    assert not [p for p in wd.iterdir() if p.name.endswith(".tmp")]
+    ckpt = read_checkpoint(wd / "latest.pth")
+    assert {"state_dict", "optimizer", "scheduler", "scaler", "rng", "meta"} <= set(ckpt)
+    assert ckpt["meta"]["epoch"] == 4 and ckpt["meta"]["config"]["model"]["arch"] == "tin_r18"
+    assert ckpt["meta"]["lr"]["lr"] == 0.01 and ckpt["meta"]["seed"] == 0
+    assert len(ckpt["optimizer"]["param_groups"]) == 7 and "torch" in ckpt["rng"][0]
+    best = read_checkpoint(wd / "best.pth")["meta"]
+    assert best["best"]["epoch"] == best["epoch"] and summary["best"]["value"] == max(
+        e["top1_acc"] for e in val_lines)
+    assert summary["world_size"] == 1 and summary["lr_scaling"]["applied"] is False
+    on_disk = json.loads((tmp_path / "results" / "tiny" / "train.json").read_text())
+    assert on_disk["best"] == summary["best"] and on_disk["config"]["name"] == "tiny_tin"
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+    """In-process version of the SIGKILL test: a crash in the middle of epoch 2 (after a mid-epoch
+    checkpoint) and --resume auto give the weights of an uninterrupted run, bit for bit."""
+    cfg = tiny_cfg(arch="tin_r18", model=dict(dropout=0.5), train=dict(epochs=3, checkpoint_interval_iters=2))
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    kwargs = dict(seed=3, deterministic=True, progress=False)
+    train(cfg, work_dir=ref_dir, datasets={"train": Clips(16), "val": Clips(8, seed=1)}, **kwargs)
+    # 16 items per epoch: crash while loading the 3rd batch of epoch 2 (latest.pth = epoch 1 + 2 iterations)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, work_dir=run_dir, datasets={"train": Clips(16, fail_after=16 + 9), "val": Clips(8, seed=1)},
+              **kwargs)
+    meta = read_checkpoint(run_dir / "latest.pth")["meta"]
+    assert (meta["epoch"], meta["inner_iter"]) == (1, 2)
+    train(cfg, work_dir=run_dir, resume="auto", datasets={"train": Clips(16), "val": Clips(8, seed=1)}, **kwargs)
+    ref, got = final_weights(ref_dir / "latest.pth"), final_weights(run_dir / "latest.pth")
+    assert ref.keys() == got.keys()
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    # the log reads like an uninterrupted run: every (epoch, iter) once
+    positions = [(e["epoch"], e["iter"]) for e in read_log(run_dir / "log.json") if e.get("mode") == "train"]
+    assert positions == [(e, i) for e in (1, 2, 3) for i in (1, 2, 3, 4)]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = tiny_cfg(arch="tsn_r18", train=dict(epochs=3))
+    wd = tmp_path / "wd"
+    # epoch 1 is clean (16 items) and checkpointed; the first batch of epoch 2 is NaN
+    with pytest.raises(NonFiniteLossError, match="loss is nan at epoch 2, iteration 1"):
+        train(cfg, work_dir=wd, datasets={"train": Clips(16, poison_after=16), "val": Clips(8)}, seed=0,
+              progress=False)
+    ckpt = read_checkpoint(wd / "latest.pth")
+    assert ckpt["meta"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    record = json.loads((wd / "run.json").read_text())
+    assert record["status"] == "failed" and "nan" in record["error"]
+
+
+def test_nan_message_from_the_command_line(tmp_path, monkeypatch, capsys):
+    from tinlib.engine import train as train_module
+
+    def boom(cfg, **kwargs):
+        raise NonFiniteLossError("loss is inf at epoch 3, iteration 7")
+
+    monkeypatch.setattr(train_module, "train", boom)
+    code = train_module.main(["demo_tin_r18_synthetic", "--work-dir", str(tmp_path)])
+    assert code == train_module.EXIT_NONFINITE
+    err = capsys.readouterr().err
+    assert "loss is inf at epoch 3, iteration 7" in err and "last good checkpoint is kept" in err
+
+
+def test_work_dir_with_another_run_is_refused_before_training(tmp_path):
+    cfg = tiny_cfg(arch="tsn_r18", train=dict(epochs=1, val_interval=0))
+    wd = tmp_path / "wd"
+    train(cfg, work_dir=wd, datasets={"train": Clips(8)}, seed=0, progress=False)
+    with pytest.raises(RunError, match="--resume auto"):
+        Trainer(cfg, work_dir=wd, datasets={"train": Clips(8)}, seed=0).setup()
+    other = config_from_dict(cfg.to_dict(), name="another_config")
+    with pytest.raises(RunError, match="holds a run of config 'tiny_tin'"):
+        Trainer(other, work_dir=wd, datasets={"train": Clips(8)}, seed=0, resume="auto").setup()
+    changed = config_from_dict({**cfg.to_dict(), "model": {**cfg.to_dict()["model"], "num_classes": 4}},
+                               name="tiny_tin")
+    with pytest.raises(RunError, match="model settings changed.*model.num_classes"):
+        Trainer(changed, work_dir=wd, datasets={"train": Clips(8)}, seed=0, resume="auto").setup()
+    # resuming a finished run is a no-op that reports it
+    summary = train(cfg, work_dir=wd, datasets={"train": Clips(8)}, seed=0, resume="auto", progress=False)
+    assert summary["resumed_from_epoch"] == 1
+
+
+def test_missing_data_and_bad_inputs_fail_fast(tmp_path):
+    cfg = tiny_cfg(data=dict(root=str(tmp_path / "nowhere")))
+    with pytest.raises(RunError, match=r"data root .*nowhere does not exist(.|\n)*--set data.root"):
+        Trainer(cfg, work_dir=tmp_path / "wd").setup()
+    with pytest.raises(RunError, match="labels up to 4 but model.num_classes=3"):
+        Trainer(tiny_cfg(), work_dir=tmp_path / "wd2", datasets={"train": Clips(8, k=5)}, validate=False).setup()
+    with pytest.raises(RunError, match="load_from: checkpoint .* not found"):
+        Trainer(tiny_cfg(model=dict(load_from=str(tmp_path / "missing.pth"))), work_dir=tmp_path / "wd3",
+                datasets={"train": Clips(8)}).setup()
+    with pytest.raises(RunError, match="fp16 needs CUDA"):
+        Trainer(tiny_cfg(), work_dir=tmp_path / "wd4", amp="fp16", device="cpu",
+                datasets={"train": Clips(8)}).setup()
+
+
+def test_lr_scaling_is_applied_and_logged(tmp_path):
+    cfg = tiny_cfg(arch="tsn_r18", optim=dict(lr=0.08, ref_gpus=8, ref_videos_per_gpu=4),
+                   schedule=dict(policy="fixed", warmup=None), train=dict(epochs=1, val_interval=0))
+    summary = train(cfg, work_dir=tmp_path / "wd", datasets={"train": Clips(8)}, seed=0, progress=False)
+    assert summary["lr_scaling"]["lr"] == pytest.approx(0.01) and summary["lr_scaling"]["applied"]
+    log = read_log(tmp_path / "wd" / "log.json")
+    assert log[0]["lr_scaling"]["lr"] == pytest.approx(0.01)
+    assert all(math.isclose(e["lr"], 0.01) for e in log if e.get("mode") == "train")

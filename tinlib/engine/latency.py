@@ -1,0 +1,271 @@
+"""``tinlib latency``: inference time per video, FLOPs, parameters and training GPU memory.
+
+Method (MMAction2 0.x ``tools/analysis/benchmark.py``, SPEC §9.1): random weights, eval mode,
+one video per batch with the test sampling of the config (``[1, V*T, 3, S, S]``), no data loading.
+Each iteration synchronizes CUDA, starts the clock, copies the clip to the device, runs the test
+forward (backbone, head, view averaging) under ``no_grad``, copies the scores back, synchronizes
+and stops. The first ``--warmup`` iterations (5) are dropped; the result is the mean over the next
+``--iters``. ``fps_mmaction2`` repeats MMAction2's formula, which counts the last iteration twice.
+
+FLOPs (SPEC §9.2, one video of T frames, ``model(x)`` = backbone + head, no softmax):
+- ``flops_torch``: ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add;
+  convolutions and matrix products only), and ``macs_torch`` = half of it;
+- ``flops_mmcv``: mmcv ``get_model_complexity_info``'s counting rules re-implemented with
+  forward hooks (conv multiply-adds + one per output for a bias, Linear input numel x outputs,
+  BN 2 x input numel, ReLU output numel, pooling input numel; sigmoid, means, the shift/interlace
+  op and element-wise arithmetic not counted): the unit of the model-zoo "FLOPs" column.
+
+``train_gpu_mem_mib`` (CUDA only): peak ``torch.cuda.max_memory_allocated`` over a few training
+iterations at the config's videos per GPU, the zoo's ``gpu_mem(M)`` column.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
+
+from tinlib.engine.common import (RunError, build_model, device_info, git_info, now_iso, package_versions,
+                                  seed_everything)
+from tinlib.engine.config import Config, ConfigError, apply_overrides, load_config
+from tinlib.io import atomic_write_json
+
+DEFAULT_CONFIG = "tin_r50_1x1x8_40e_sthv1_rgb"
+DEFAULT_ARCHS = ("tin_r50", "tsm_r50", "tsn_r50")
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.PReLU, nn.ELU, nn.LeakyReLU)
+POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+         nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.AdaptiveAvgPool1d,
+         nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+
+
+# --------------------------------------------------------------------------------------------
+# Counting
+# --------------------------------------------------------------------------------------------
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _mmcv_rule(module: nn.Module, inputs: tuple, output: Any) -> int:
+    x = inputs[0] if inputs else None
+    if isinstance(module, _ConvNd):
+        per_output = module.in_channels // module.groups
+        for k in module.kernel_size:
+            per_output *= k
+        macs = output.numel() * per_output
+        return macs + (output.numel() if module.bias is not None else 0)
+    if isinstance(module, nn.Linear):
+        return x.numel() * module.out_features
+    if isinstance(module, (_BatchNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+                           nn.LayerNorm)):
+        affine = getattr(module, "affine", getattr(module, "elementwise_affine", False))
+        return x.numel() * (2 if affine else 1)
+    if isinstance(module, ACTIVATIONS):
+        return output.numel()
+    if isinstance(module, POOLS):
+        return x.numel()
+    return 0
+
+
+@torch.no_grad()
+def count_flops(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """FLOPs of ``model(x)`` counted by torch (and MACs = half) and by mmcv's rules."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    total = [0]
+
+    def hook(module, inputs, output):
+        total[0] += _mmcv_rule(module, inputs, output)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    torch_flops = int(counter.get_total_flops())
+    return {"flops_torch": torch_flops, "macs_torch": torch_flops // 2, "flops_mmcv": int(total[0])}
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def measure_latency(model: nn.Module, clip: torch.Tensor, device: torch.device, *, warmup: int = 5,
+                    iters: int = 200, average_clips: str | None = "prob") -> dict[str, Any]:
+    """Seconds per video for ``model.predict(clip)`` on ``device`` (clip starts on the CPU)."""
+    if iters < 1:
+        raise ValueError("iters must be >= 1")
+    model.eval().to(device)
+    times = []
+    for _ in range(warmup + iters):
+        _sync(device)
+        start = time.perf_counter()
+        scores = model.predict(clip.to(device, non_blocking=False), average_clips=average_clips).cpu()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    del scores
+    timed = times[warmup:]
+    mean = statistics.fmean(timed)
+    return {"mean_ms": 1000 * mean, "median_ms": 1000 * statistics.median(timed),
+            "std_ms": 1000 * (statistics.stdev(timed) if len(timed) > 1 else 0.0), "min_ms": 1000 * min(timed),
+            "fps": 1.0 / mean, "fps_mmaction2": len(timed) / (sum(timed) + timed[-1]),
+            "warmup": warmup, "iters": iters, "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "threads": torch.get_num_threads()}
+
+
+def train_peak_memory(cfg: Config, device: torch.device, *, iters: int = 3, amp: str = "none") -> dict[str, Any]:
+    """Peak CUDA memory (MiB) of ``iters`` SGD steps at ``data.videos_per_gpu`` videos."""
+    from tinlib.engine.evaluate import autocast_context
+    from tinlib.engine.optim import build_optimizer
+
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    model = build_model(cfg, pretrained=False, load_from=False).to(device).train()
+    optimizer = build_optimizer(model, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.fc_lr5)
+    b, t, s = cfg.data.videos_per_gpu, cfg.model.num_segments, cfg.data.input_size
+    for _ in range(iters):
+        clips = torch.randn(b, t, 3, s, s, device=device)
+        labels = torch.randint(0, cfg.model.num_classes, (b,), device=device)
+        with autocast_context(device, amp):
+            scores = model(clips)
+        loss = nn.functional.cross_entropy(scores.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    del model, optimizer
+    torch.cuda.empty_cache()
+    return {"train_gpu_mem_mib": int(peak), "videos_per_gpu": b, "amp": amp, "iters": iters}
+
+
+# --------------------------------------------------------------------------------------------
+# The side-by-side run
+# --------------------------------------------------------------------------------------------
+def views_per_video(cfg: Config) -> int:
+    crops = {"center": 1, "three": 3, "ten": 10}[cfg.test.crop]
+    return cfg.test.num_clips * (2 if cfg.test.twice_sample else 1) * crops
+
+
+def config_for_arch(cfg: Config, arch: str) -> Config:
+    if arch == cfg.model.arch:
+        return cfg
+    return apply_overrides(cfg, {"model.arch": arch, "model.shift_div": None})
+
+
+def benchmark(cfg: Config, archs: tuple[str, ...] | list[str] = DEFAULT_ARCHS, *, devices: tuple[str, ...] = ("cpu", "cuda"),
+              warmup: int = 5, iters_cpu: int = 20, iters_cuda: int = 200, train_memory: bool = True,
+              progress: bool = True) -> dict[str, Any]:
+    """Latency/FLOPs/params (and CUDA training memory) of ``archs`` on ``cfg``'s test setting."""
+    devs = []
+    for name in devices:
+        if name == "cuda" and not torch.cuda.is_available():
+            continue
+        devs.append(torch.device("cuda", torch.cuda.current_device()) if name == "cuda" else torch.device("cpu"))
+    views, t, s = views_per_video(cfg), cfg.model.num_segments, cfg.data.input_size
+    average_clips = cfg.test.average_clips if views == 1 or cfg.test.average_clips else "prob"
+    seed_everything(0)
+    clip = torch.randn(1, views * t, 3, s, s)
+    models: dict[str, Any] = {}
+    for arch in archs:
+        acfg = config_for_arch(cfg, arch)
+        model = build_model(acfg, pretrained=False, load_from=False)
+        entry: dict[str, Any] = {"arch": arch, "params": count_parameters(model)}
+        entry.update(count_flops(model, torch.randn(1, t, 3, s, s)))
+        entry["latency"] = {}
+        for dev in devs:
+            n = iters_cuda if dev.type == "cuda" else iters_cpu
+            if progress:
+                print(f"{arch}: timing {n} iterations on {dev} ...", flush=True)
+            entry["latency"][dev.type] = measure_latency(model, clip, dev, warmup=warmup, iters=n,
+                                                         average_clips=average_clips)
+            model.to("cpu")
+        if train_memory and any(d.type == "cuda" for d in devs):
+            entry.update(train_peak_memory(acfg, next(d for d in devs if d.type == "cuda")))
+        entry["zoo"] = {"flops": acfg.zoo.flops, "params": acfg.zoo.params} if arch.endswith("r50") else {}
+        models[arch] = entry
+        del model
+    return {
+        "setting": {"config": cfg.name, "num_classes": cfg.model.num_classes, "num_segments": t, "views": views,
+                    "input_shape": [1, views * t, 3, s, s], "flops_input_shape": [1, t, 3, s, s],
+                    "average_clips": average_clips, "batch_size": 1, "warmup": warmup,
+                    "method": "MMAction2 benchmark: random weights, eval, batch 1, synchronize, mean after warm-up; "
+                              "host-to-device copy and view averaging included, data loading excluded"},
+        "models": models,
+        "devices": [str(d) for d in devs],
+        "device_info": device_info(),
+        "versions": package_versions(),
+        "git": git_info(),
+        "time": now_iso(),
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    rows = [f"{'arch':<10} {'params':>12} {'torch GFLOPs':>13} {'mmcv GFLOPs':>12} "
+            f"{'cpu ms':>9} {'cuda ms':>9} {'gpu_mem(M)':>10}"]
+    for arch, e in result["models"].items():
+        cpu = e["latency"].get("cpu", {}).get("mean_ms")
+        cuda = e["latency"].get("cuda", {}).get("mean_ms")
+        rows.append(f"{arch:<10} {e['params']:>12,} {e['flops_torch'] / 1e9:>13.3f} {e['flops_mmcv'] / 1e9:>12.3f} "
+                    f"{cpu if cpu is None else round(cpu, 1)!s:>9} {cuda if cuda is None else round(cuda, 2)!s:>9} "
+                    f"{e.get('train_gpu_mem_mib', '-')!s:>10}")
+    return "\n".join(rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinlib latency", description="Inference latency per video (MMAction2's "
+                                "method), FLOPs, parameters and training GPU memory of TIN, TSM and TSN side by side.")
+    p.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"config for the test setting (default {DEFAULT_CONFIG})")
+    p.add_argument("--archs", default=",".join(DEFAULT_ARCHS), help="comma-separated archs (default tin_r50,tsm_r50,tsn_r50)")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    p.add_argument("--devices", default="cpu,cuda", help="where to time (cuda is skipped when absent)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--iters", type=int, help="timed iterations on every device (default: 20 on CPU, 200 on CUDA)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-train-memory", action="store_true", help="skip the CUDA training-memory measurement")
+    p.add_argument("--out", default="results/latency.json")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+        for arch in archs:
+            config_for_arch(cfg, arch)  # validates the arch name before any work
+        devices = tuple(d.strip() for d in args.devices.split(",") if d.strip())
+        bad = [d for d in devices if d not in ("cpu", "cuda")]
+        if bad:
+            raise RunError(f"--devices: unknown {', '.join(bad)}; use cpu and/or cuda")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        result = benchmark(cfg, archs, devices=devices, warmup=args.warmup,
+                           iters_cpu=args.iters or 20, iters_cuda=args.iters or 200,
+                           train_memory=not args.no_train_memory, progress=not args.quiet)
+    except (ConfigError, RunError) as err:
+        print(f"tinlib latency: error: {err}", file=sys.stderr)
+        return 2
+    out = atomic_write_json(Path(args.out), result)
+    print(format_table(result))
+    print(f"wrote {out}")
+    return 0
+
+
+__all__ = ["count_flops", "count_parameters", "measure_latency", "train_peak_memory", "benchmark", "main"]
