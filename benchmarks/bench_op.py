@@ -29,20 +29,20 @@ N, T, G = 1, 8, 4
 TARGETS = "fwd+bwd >= 3x faster than MMAction2's composition; fwd <= 2x clone; fwd+bwd <= 5x clone"
 
 
-def timeit(fn, repeats: int, device: torch.device) -> float:
-    """Fastest wall time of fn() in milliseconds over `repeats` runs after warm-up (the minimum
-    is the figure least disturbed by other processes on a shared machine)."""
+def timeit(fns: dict, repeats: int, device: torch.device) -> dict:
+    """Fastest wall time in ms of each fn over `repeats` rounds after warm-up. The functions
+    run in turns within each round, so a slow spell on a shared machine hits all of them; the
+    minimum is the figure least disturbed by other processes."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(max(3, repeats // 10)):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times)
+    best = {name: float("inf") for name in fns}
+    for rnd in range(repeats + 3):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            if rnd >= 3:  # the first rounds are warm-up
+                best[name] = min(best[name], time.perf_counter() - start)
+    return {name: 1e3 * t for name, t in best.items()}
 
 
 def mmaction2_composition(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -97,24 +97,30 @@ def bench_stage(fold: int, hw: int, device: torch.device, repeats: int, backend:
     def mm_fwd_bwd():
         torch.autograd.grad(mmaction2_composition(*leaves), leaves, grad_out)
 
-    row = {"shape": f"[1, 8, {fold}, {hw}]", "clone": timeit(x.clone, repeats, device),
-           "fwd": timeit(ours_fwd, repeats, device), "fwd_bwd": timeit(ours_fwd_bwd, repeats, device),
-           "mm_fwd_bwd": timeit(mm_fwd_bwd, max(5, repeats // 5), device)}
-    if device.type == "cuda":
-        row.update(triton_bandwidth(x, offset, weight, grad_out, repeats))
+    row = {"shape": f"[1, 8, {fold}, {hw}]"}
+    row.update(timeit({"clone": x.clone, "fwd": ours_fwd, "fwd_bwd": ours_fwd_bwd}, repeats, device))
+    row.update(timeit({"mm_fwd_bwd": mm_fwd_bwd}, max(5, repeats // 5), device))
     return row
 
 
-def triton_bandwidth(x, offset, weight, grad_out, repeats: int) -> dict:
-    """Kernel-only times of the Triton backend and the bandwidth of the minimal traffic
-    (forward: read x + write out; backward: read grad_out + x, write grad_x)."""
+def triton_bandwidth(fold: int, hw: int, batch: int = 16) -> dict:
+    """Kernel-only times (triton.testing.do_bench: CUDA events, L2 flushed) of the Triton
+    backend at batch `batch`, and the bandwidth of the minimal traffic: forward reads x and
+    writes out (2 passes), backward with all gradients reads grad_out and x, writes grad_x (3)."""
+    import triton.testing
+
     from tinlib.ops import triton_kernels
 
+    x = torch.randn(batch, T, fold, hw, device="cuda")
+    o = torch.rand(batch, 2, device="cuda") * 4 - 2
+    offset = torch.cat([o, -o], dim=1)
+    weight = 2 * torch.sigmoid(torch.randn(batch, T, 2, device="cuda")).repeat(1, 1, 2)
+    grad_out = torch.randn_like(x)
     nbytes = x.numel() * x.element_size()
-    fwd = timeit(lambda: triton_kernels.forward(x, offset, weight), repeats, x.device)
-    bwd = timeit(lambda: triton_kernels.backward(grad_out, x, offset, weight, "adjoint", True, True),
-                 repeats, x.device)
-    return {"triton_fwd": fwd, "triton_bwd": bwd,
+    fwd = triton.testing.do_bench(lambda: triton_kernels.forward(x, offset, weight))
+    bwd = triton.testing.do_bench(
+        lambda: triton_kernels.backward(grad_out, x, offset, weight, "adjoint", True, True))
+    return {"shape": f"[{batch}, 8, {fold}, {hw}]", "fwd": fwd, "bwd": bwd,
             "fwd_gbs": 2 * nbytes / fwd / 1e6, "bwd_gbs": 3 * nbytes / bwd / 1e6}
 
 
@@ -123,14 +129,17 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--backend", default="auto", choices=ops.BACKENDS)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/benchmarks.md")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     backend = ops.resolve_backend(args.backend, torch.empty(0, device=device))
 
     rows = [bench_stage(f, hw, device, args.repeats, backend) for f, hw in STAGES]
     lines = [f"Interlace op, {device.type}, backend `{backend}`, N=1, T=8, G=4, float32; fastest of "
-             f"{args.repeats} runs, ms. Targets: {TARGETS}.", "",
+             f"{args.repeats} runs, ms, {torch.get_num_threads()} CPU threads. Targets: {TARGETS}.", "",
              "| x shape | clone ms | fwd ms | fwd+bwd ms | MMAction2 fwd+bwd ms | speed-up vs MMAction2 "
              "| fwd / clone | fwd+bwd / clone |",
              "|---|---|---|---|---|---|---|---|"]
@@ -143,11 +152,13 @@ def main(argv=None) -> int:
         lines.append(f"| {r['shape']} | {r['clone']:.3f} | {r['fwd']:.3f} | {r['fwd_bwd']:.3f} | "
                      f"{r['mm_fwd_bwd']:.3f} | {speedup:.1f}x | {rf:.1f}x | {rfb:.1f}x |")
     if device.type == "cuda":
-        lines += ["", "Triton kernels alone (forward; backward with all three gradients), bandwidth of the "
-                  "minimal traffic (fwd 2, bwd 3 tensor passes):", "",
+        lines += ["", "Triton kernels alone at batch 16 (forward; backward with all three gradients; "
+                  "triton.testing.do_bench), bandwidth of the minimal traffic (fwd 2, bwd 3 tensor passes):", "",
                   "| x shape | fwd ms | fwd GB/s | bwd ms | bwd GB/s |", "|---|---|---|---|---|"]
-        lines += [f"| {r['shape']} | {r['triton_fwd']:.4f} | {r['fwd_gbs']:.0f} | {r['triton_bwd']:.4f} | "
-                  f"{r['bwd_gbs']:.0f} |" for r in rows]
+        for f, hw in STAGES:
+            b = triton_bandwidth(f, hw)
+            lines.append(f"| {b['shape']} | {b['fwd']:.4f} | {b['fwd_gbs']:.0f} | {b['bwd']:.4f} | "
+                         f"{b['bwd_gbs']:.0f} |")
     verdict = {True: "met at every shape", False: "**missed** at some shape"}
     lines += ["", f"- speed-up >= 3x vs MMAction2's composition: {verdict[met['speedup']]}",
               f"- forward <= 2x clone: {verdict[met['fwd']]}",

@@ -147,6 +147,20 @@ def test_tin_shift_equals_integer_interlace_and_keeps_dtypes():
         torch.testing.assert_close(out, shift_loop(x.double(), shift).to(dtype), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-3), (torch.bfloat16, 2e-2)])
+def test_reference_half_precision_accumulates_in_float32(dtype, tol):
+    x, offset, weight = fractional_case()
+    grad_out = torch.randn_like(x)
+    results = []
+    for dt in (dtype, torch.float64):
+        leaves = [t.to(dt).requires_grad_() for t in (x, offset, weight)]
+        out = interlace(*leaves, backend="reference")
+        assert out.dtype == dt
+        results.append([out] + list(torch.autograd.grad(out, leaves, grad_out.to(dt))))
+    for low, high in zip(*results):
+        torch.testing.assert_close(low.double(), high, rtol=tol, atol=4 * tol)
+
+
 # --- gradients ------------------------------------------------------------------------------
 
 def fractional_case():

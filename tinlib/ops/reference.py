@@ -33,11 +33,19 @@ def _row_table(xv: torch.Tensor):
 
 @functools.lru_cache(maxsize=64)
 def _grids(n: int, steps: int, groups: int, sn: int, direction: int, device: torch.device):
-    """Constant index pieces (int64): t + direction * j as [1, T, 1, 2] and the table row base
-    n * sn + g as [N, 1, G, 1]."""
+    """Constant pieces: t + direction * j as [1, T, 1, 2] and the table row base n * sn + g as
+    [N, 1, G, 1] (int64); c = (1, 0) and m = (-1, 1) so that (1 - f, f) = c + f * m."""
     tj = torch.arange(steps, device=device).view(1, steps, 1, 1) + direction * torch.arange(2, device=device)
     base = (torch.arange(n, device=device) * sn).view(n, 1, 1, 1) + torch.arange(groups, device=device).view(1, 1, groups, 1)
-    return tj, base
+    return tj, base, torch.tensor([1.0, 0.0], device=device), torch.tensor([-1.0, 1.0], device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def _pair_bags(bags: int, device: torch.device):
+    """embedding_bag bookkeeping for bags of exactly two entries: (offsets [bags], bag of each
+    entry [2 * bags])."""
+    entry_bag = torch.arange(bags, device=device).repeat_interleave(2)
+    return torch.arange(0, 2 * bags, 2, device=device), entry_bag
 
 
 def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, direction: int,
@@ -50,8 +58,8 @@ def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, d
     the validity mask [N, T, G, 2].
     """
     n, steps, groups = w.shape
-    tj, base = _grids(n, steps, groups, sn, direction, w.device)
-    src = tj + direction * k.view(n, 1, groups, 1)
+    tj, base, c, m = _grids(n, steps, groups, sn, direction, w.device)
+    src = torch.add(tj, k.view(n, 1, groups, 1), alpha=direction)
     inside = src.clamp(0, steps - 1)
     valid = inside == src
     rows = torch.add(base, inside, alpha=st)
@@ -59,9 +67,8 @@ def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, d
         wt = w.unsqueeze(-1).expand(n, steps, groups, 2).gather(1, inside)
     else:
         wt = w.unsqueeze(-1)
-    fe = f.view(n, 1, groups, 1)
-    frac = torch.cat([1 - fe, fe], dim=-1)
-    coef = wt * frac * valid
+    frac = torch.addcmul(c.to(f.dtype), f.view(n, 1, groups, 1), m.to(f.dtype))  # (1 - f, f)
+    coef = (wt * frac).mul_(valid)
     return rows.view(-1, 2), coef.view(-1, 2), valid
 
 
@@ -102,9 +109,9 @@ def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tenso
         rows, _, valid = _taps(k, f, w, sn, st, -1, weight_at_source=False)
         # <grad_out row, source row> for both taps of every row: the gradient embedding_bag
         # gives its per-sample weights, computed by a fused aten kernel without temporaries.
-        bags = torch.arange(rows.numel(), device=rows.device) // 2
+        offsets, entry_bag = _pair_bags(rows.shape[0], rows.device)
         dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-            gv.reshape(-1, gv.shape[-1]), table, rows.view(-1), bags[::2] * 2, bags, 0, -1)
+            gv.reshape(-1, gv.shape[-1]), table, rows.view(-1), offsets, entry_bag, 0, -1)
         dots = torch.where(valid, dots.view(valid.shape), 0)
         grad_offset, grad_weight = param_grads(dots, f, w)
         grad_offset, grad_weight = grad_offset.to(offset.dtype), grad_weight.to(weight.dtype)
