@@ -78,7 +78,8 @@ def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torc
     groups = offset.shape[1]
     cdt = compute_dtype(x.dtype)
     k, f, w = split_offsets(offset, weight, cdt, steps)
-    table, sn, st = _row_table(group_rows(x, groups).to(cdt))
+    # detached: a table that requires grad sends embedding_bag down its much slower training path
+    table, sn, st = _row_table(group_rows(x.detach(), groups).to(cdt))
     rows, coef, _ = _taps(k, f, w, sn, st, -1, weight_at_source=False)
     out = F.embedding_bag(rows, table, per_sample_weights=coef, mode="sum")
     return out.view(n, steps, c, hw).to(x.dtype)
@@ -97,7 +98,7 @@ def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tenso
     groups = offset.shape[1]
     cdt = compute_dtype(grad_out.dtype)
     k, f, w = split_offsets(offset, weight, cdt, steps)
-    gv = group_rows(grad_out, groups).to(cdt)
+    gv = group_rows(grad_out.detach(), groups).to(cdt)
     grad_x = grad_offset = grad_weight = None
     if need_x:
         table, sn, st = _row_table(gv)
@@ -105,7 +106,7 @@ def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tenso
         grad_x = F.embedding_bag(rows, table, per_sample_weights=coef, mode="sum")
         grad_x = grad_x.view(n, steps, c, hw).to(grad_out.dtype)
     if need_params:
-        table, sn, st = _row_table(group_rows(x, groups).to(cdt))
+        table, sn, st = _row_table(group_rows(x.detach(), groups).to(cdt))
         rows, _, valid = _taps(k, f, w, sn, st, -1, weight_at_source=False)
         # <grad_out row, source row> for both taps of every row: the gradient embedding_bag
         # gives its per-sample weights, computed by a fused aten kernel without temporaries.
