@@ -91,11 +91,8 @@ class TemporalInterlace(nn.Module):
             self.last_offsets, self.last_weights = offsets.detach(), weights.detach()
         group_offsets = torch.cat([offsets, -offsets], dim=1)  # [N, 4]: +o0 +o1 -o0 -o1
         group_weights = torch.cat([weights, weights], dim=2)  # [N, T, 4]: w0 w1 w0 w1
-        args = (fold.reshape(n, t, f, h * w), group_offsets.to(x.dtype), group_weights.to(x.dtype))
-        if torch.compiler.is_exporting():
-            y = ops.interlace_composite(*args)  # standard ops only, so exporters (ONNX) can translate it
-        else:
-            y = ops.interlace(*args, grad=self.grad, backend=self.backend)
+        y = ops.interlace(fold.reshape(n, t, f, h * w), group_offsets.to(x.dtype), group_weights.to(x.dtype),
+                          grad=self.grad, backend=self.backend)
         return torch.cat([y.reshape(nt, f, h, w), x[:, f:]], dim=1)
 
     def extra_repr(self) -> str:

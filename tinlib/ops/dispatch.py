@@ -167,6 +167,9 @@ def interlace(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, grad:
                          f"got {list(weight.shape)}")
     if weight.device != x.device:
         raise ValueError(f"interlace: weight is on {weight.device} but x is on {x.device}")
+    if torch.compiler.is_exporting():
+        # exporters (ONNX) get the op as standard operators; export needs no backward
+        return reference.interlace_composite(x, offset, weight)
     return _interlace_op(x, offset, weight, grad, resolve_backend(backend, x))
 
 
