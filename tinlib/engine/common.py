@@ -46,6 +46,20 @@ def set_deterministic(deterministic: bool, cudnn_benchmark: bool = False) -> Non
         torch.backends.cudnn.benchmark = cudnn_benchmark
 
 
+def global_torch_settings() -> dict:
+    """Process-wide torch settings a run may change (threads, determinism, cuDNN flags)."""
+    return {"threads": torch.get_num_threads(), "deterministic": torch.are_deterministic_algorithms_enabled(),
+            "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "cudnn_deterministic": torch.backends.cudnn.deterministic, "cudnn_benchmark": torch.backends.cudnn.benchmark}
+
+
+def restore_torch_settings(saved: dict) -> None:
+    torch.set_num_threads(saved["threads"])
+    torch.use_deterministic_algorithms(saved["deterministic"], warn_only=saved["warn_only"])
+    torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
+    torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
+
+
 def random_seed() -> int:
     return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
 
@@ -239,7 +253,7 @@ def check_data_paths(cfg: Config, splits: tuple[str, ...]) -> None:
 def build_split_dataset(cfg: Config, split: str):
     """The dataset of a split: training sampling/augmentation for ``train``; single-view test
     sampling for ``val`` (as MMAction2's validation); the config's test views for ``test``."""
-    from tinlib.data import build_dataset
+    from tinlib.data import DataError, build_dataset
 
     ann, prefix = split_paths(cfg, split)
     d, t = cfg.data, cfg.test
@@ -255,7 +269,7 @@ def build_split_dataset(cfg: Config, split: str):
         kwargs.update(test_mode=True, num_clips=t.num_clips, test_crop=t.crop, twice_sample=t.twice_sample)
     try:
         dataset = build_dataset(str(ann), str(prefix), **kwargs)
-    except (FileNotFoundError, ValueError) as err:
+    except (DataError, FileNotFoundError, ValueError) as err:
         raise RunError(f"config {cfg.name}, {split} split: {err}") from None
     check_class_count(cfg, dataset, split)
     return dataset

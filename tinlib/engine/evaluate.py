@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from tinlib.engine import dist
-from tinlib.engine.common import (RunError, ShardSampler, build_model, build_split_dataset, check_checkpoint_fits,
+from tinlib.engine.common import (RunError, ShardSampler, global_torch_settings, restore_torch_settings, build_model, build_split_dataset, check_checkpoint_fits,
                                   check_data_paths, device_info, git_info, make_loader, now_iso, package_versions,
                                   print_main)
 from tinlib.engine.config import Config, ConfigError, load_config
@@ -109,10 +109,24 @@ def evaluate(cfg: Config, checkpoint: str | Path | None, *, split: str = "test",
              overwrite: bool = False, trusted: bool = False, progress: bool = True, write: bool = True,
              seed: int = 0) -> dict:
     """Evaluate ``checkpoint`` (or an already loaded ``model``) on ``split``; returns the report
-    dict written to metrics.json. ``dataset`` replaces the config's data (tests, notebooks)."""
+    dict written to metrics.json. ``dataset`` replaces the config's data (tests, notebooks);
+    ``train.num_threads`` sets the CPU threads for the call."""
+    saved = global_torch_settings()
+    try:
+        return _evaluate(cfg, checkpoint, split=split, run=run, results_dir=results_dir, device=device,
+                         dataset=dataset, model=model, batch_size=batch_size, num_workers=num_workers, amp=amp,
+                         overwrite=overwrite, trusted=trusted, progress=progress, write=write, seed=seed)
+    finally:
+        restore_torch_settings(saved)
+
+
+def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, dataset, model, batch_size, num_workers,
+              amp, overwrite, trusted, progress, write, seed) -> dict:
     from tinlib.checkpoint import sha256_of
 
     ctx = dist.init_distributed(device)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
     run = run or cfg.name
     out_dir = Path(results_dir or cfg.results_dir) / run
     t0 = time.time()

@@ -13,10 +13,25 @@ import torch.distributed as dist
 from torch import nn
 
 
-def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    from torch.distributed.nn.functional import all_reduce
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes; the gradient of a sum that every process uses is again the sum of the
+    processes' gradients."""
 
-    return all_reduce(tensor, op=dist.ReduceOp.SUM)
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.contiguous().clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+
+def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    return _AllReduceSum.apply(tensor)
 
 
 class GroupBatchNorm2d(nn.BatchNorm2d):

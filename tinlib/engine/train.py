@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from tinlib.engine import dist
-from tinlib.engine.common import (RunError, build_model, build_split_dataset, check_class_count, check_data_paths, derive_seed,
+from tinlib.engine.common import (RunError, build_model, global_torch_settings, restore_torch_settings, build_split_dataset, check_class_count, check_data_paths, derive_seed,
                                   device_info, git_info, make_loader, now_iso, package_versions, print_main,
                                   random_seed, rng_state, seed_everything, set_deterministic, set_rng_state,
                                   set_train_mode)
@@ -513,13 +513,13 @@ class Trainer:
 def train(cfg: Config, **kwargs: Any) -> dict:
     """Train ``cfg``; keyword arguments as :class:`Trainer` (``datasets={"train": ..., "val": ...}``
     replaces the config's data, e.g. with tensors in tests). Returns the summary dict."""
-    threads = torch.get_num_threads()
+    saved = global_torch_settings()
     try:
         trainer = Trainer(cfg, **kwargs)
         trainer.setup()
         return trainer.fit()
     finally:
-        torch.set_num_threads(threads)  # train.num_threads applies to this run only
+        restore_torch_settings(saved)  # threads and determinism apply to this run only
 
 
 def build_parser() -> argparse.ArgumentParser:
