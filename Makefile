@@ -6,10 +6,37 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := tin-kit
 
-.PHONY: help setup test test-fast demo lab clean
+# where runs write (records, executed notebooks, HTML reports) and keep checkpoints
+RESULTS ?= results
+WORK ?= work_dirs
+# reproduce-*: the dataset folder, processes per node, nodes (see README "Running on a cluster")
+DATA_ROOT ?=
+LISTS_DIR ?=
+GPUS ?=
+NODES ?= 1
+NODE_RANK ?= 0
+MASTER_ADDR ?= 127.0.0.1
+MASTER_PORT ?= 29500
+# full: the configs as they are; smoke: tiny settings that only check the plumbing (tests)
+PROFILE ?= full
+# FORCE=1 reruns steps whose outputs are up to date; VERBOSE=1 echoes the notebooks' output
+FORCE ?=
+VERBOSE ?=
+# latency: which config's test setting, which archs (default: the config's and its TSM/TSN twins)
+CONFIG ?= tin_r50_1x1x8_40e_sthv1_rgb
+ARCHS ?=
+
+PIPELINE = $(PY) -m tinlib.report.pipeline --results-dir $(RESULTS) --work-root $(WORK) \
+	$(if $(FORCE),--force) $(if $(VERBOSE),--log-output)
+REPRO_OPTS = $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)") $(if $(GPUS),--gpus $(GPUS)) --nodes $(NODES) \
+	--node-rank $(NODE_RANK) --master-addr $(MASTER_ADDR) --master-port $(MASTER_PORT) --profile $(PROFILE)
+
+# (the check-data-% pattern rule is not listed: make skips pattern rules for phony targets)
+.PHONY: help setup test test-fast demo lab clean zoo report latency reproduce-all \
+	reproduce-sthv1 reproduce-sthv2 reproduce-k400 check-data-all
 
 help:  ## list the targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 setup: $(STAMP)  ## create .venv with tinlib (editable), test tools and the Jupyter kernel
 
@@ -26,13 +53,47 @@ test: $(STAMP)  ## run the test suite on the CPU (Triton kernels in interpreter 
 test-fast: $(STAMP)  ## the test suite without the slow end-to-end tests
 	$(PY) -m pytest -m 'not slow'
 
-demo: $(STAMP)  ## the main job on the embedded synthetic dataset (CPU, no downloads)
-	@echo "make demo: not yet implemented (needs the data, engine and notebook issues)" >&2
-	@exit 1
+demo: $(STAMP)  ## synthetic data, train TIN/TSM/TSN, evaluate, latency -> results/model_zoo.md + results/reports/demo.html
+	@start=$$(date +%s); $(PIPELINE) demo; code=$$?; \
+	echo "make demo: $$(( $$(date +%s) - start )) s"; exit $$code
 
-lab: $(STAMP)  ## open JupyterLab on the project kernel
-	$(VENV)/bin/jupyter lab notebooks/
+# The data check runs with the system Python before anything is installed or started, so a
+# missing dataset is reported within seconds.
+check-data-%:
+	@$(PYTHON) -m tinlib.report.pipeline check-data $* --data-root "$(DATA_ROOT)" $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)")
 
-clean:  ## remove caches and the virtual environment
-	rm -rf $(VENV) .pytest_cache
+reproduce-sthv1: check-data-sthv1 $(STAMP)  ## DATA_ROOT=... [GPUS=8 NODES=1]: prepare, train, evaluate, latency, zoo
+	$(PIPELINE) reproduce sthv1 --data-root "$(DATA_ROOT)" $(REPRO_OPTS)
+
+reproduce-sthv2: check-data-sthv2 $(STAMP)  ## the same for the Something-Something V2 row
+	$(PIPELINE) reproduce sthv2 --data-root "$(DATA_ROOT)" $(REPRO_OPTS)
+
+reproduce-k400: check-data-k400 $(STAMP)  ## the same for the Kinetics-400 row (fine-tuned from TSM-K400)
+	$(PIPELINE) reproduce k400 --data-root "$(DATA_ROOT)" $(REPRO_OPTS)
+
+check-data-all:
+	@for pair in sthv1:sthv1 sthv2:sthv2 k400:kinetics400; do \
+		$(PYTHON) -m tinlib.report.pipeline check-data $${pair%%:*} --data-root "$(DATA_ROOT)/$${pair#*:}" || exit 2; \
+	done
+
+reproduce-all: check-data-all $(STAMP)  ## DATA_ROOT=DIR holding sthv1/ sthv2/ kinetics400/: all three zoo rows
+	$(MAKE) reproduce-sthv1 DATA_ROOT="$(DATA_ROOT)/sthv1"
+	$(MAKE) reproduce-sthv2 DATA_ROOT="$(DATA_ROOT)/sthv2"
+	$(MAKE) reproduce-k400 DATA_ROOT="$(DATA_ROOT)/kinetics400"
+
+zoo: $(STAMP)  ## rewrite results/model_zoo.md from results/ alone
+	$(PY) -m tinlib zoo --results-dir $(RESULTS)
+
+report: $(STAMP)  ## re-render the HTML reports (results/reports/) from the executed notebooks
+	$(PIPELINE) report
+
+latency: $(STAMP)  ## [CONFIG=... ARCHS=tin_r50,tsm_r50,tsn_r50]: latency, FLOPs, params (notebook 03)
+	$(PIPELINE) latency --config $(CONFIG) $(if $(ARCHS),--archs $(ARCHS))
+
+lab: $(STAMP)  ## open JupyterLab on the project kernel, in notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
+
+clean:  ## remove caches, the virtual environment and the demo's scratch data (never results/)
+	rm -rf $(VENV) .pytest_cache $(WORK)/demo data/synthetic
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name .ipynb_checkpoints -type d -prune -exec rm -rf {} +

@@ -1,0 +1,146 @@
+"""Analyses of evaluation results: time-reversal pairs, per-class accuracy, training logs.
+
+All functions take plain arrays or the files a run writes (``scores.npz``, ``metrics.json``,
+``log.json``) and return plain dicts / pandas frames, so notebooks only call and plot them.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from tinlib.io import atomic_write_json
+
+CHANCE_WITHIN_PAIR = 50.0
+
+
+def load_scores(run_folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores [M, K], labels [M])`` from ``<run_folder>/scores.npz`` (written by ``tinlib test``)."""
+    path = Path(run_folder) / "scores.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: evaluate the run first (notebook 02_evaluate or `tinlib test`)")
+    with np.load(path) as data:
+        return data["scores"].astype(np.float64), data["labels"].astype(np.int64)
+
+
+def synthetic_meta(data_root: str | os.PathLike | None) -> dict | None:
+    """The ``synthetic_meta.json`` of a synthetic dataset (class names, reversal pairs), or None."""
+    if not data_root:
+        return None
+    path = Path(data_root) / "synthetic_meta.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def reversal_metrics(scores: np.ndarray, labels: np.ndarray, pairs: Sequence[Sequence[int]],
+                     class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """How well a model tells the two classes of each time-reversal pair apart.
+
+    scores: ``[M, K]``; labels: ``[M]``; pairs: ``[(a, b), ...]`` class indices where class b is
+    class a played backwards. On the videos whose label belongs to a pair:
+
+    - ``direction_acc``: the video's own class scores higher than its reversed twin (a two-way
+      choice: 50 % is chance, which is all a model without temporal order can do);
+    - ``pair_id_acc``: the top-1 class is one of the two classes of the pair (what frame
+      appearance alone can give);
+    - ``top1_reversal``: plain top-1 on those videos (chance-level direction caps it near
+      ``pair_id_acc / 2``); ``top1_other``: top-1 on the remaining classes.
+
+    Values are percentages; ``per_pair`` breaks ``direction_acc`` and ``top1`` down by pair.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
+        raise ValueError(f"scores must be [M, K] with one row per label, got {scores.shape} and {labels.shape}")
+    top1 = np.argmax(scores, axis=1)
+    twin = {}
+    for a, b in pairs:
+        twin[int(a)], twin[int(b)] = int(b), int(a)
+    in_pair = np.array([int(lab) in twin for lab in labels], dtype=bool)
+    per_pair = []
+    direction_hits, pair_hits, top1_hits = [], [], []
+    for a, b in pairs:
+        idx = np.where((labels == a) | (labels == b))[0]
+        own = scores[idx, labels[idx]]
+        other = scores[idx, [twin[int(lab)] for lab in labels[idx]]]
+        d_hit = own > other
+        p_hit = np.isin(top1[idx], (a, b))
+        t_hit = top1[idx] == labels[idx]
+        direction_hits.append(d_hit)
+        pair_hits.append(p_hit)
+        top1_hits.append(t_hit)
+        names = [class_names[a], class_names[b]] if class_names else None
+        per_pair.append(dict(classes=[int(a), int(b)], names=names, n=int(len(idx)),
+                             direction_acc=_pct(d_hit), pair_id_acc=_pct(p_hit), top1=_pct(t_hit)))
+    cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, bool))
+    other_idx = np.where(~in_pair)[0]
+    return dict(
+        chance=CHANCE_WITHIN_PAIR,
+        n=int(in_pair.sum()),
+        direction_acc=_pct(cat(direction_hits)),
+        pair_id_acc=_pct(cat(pair_hits)),
+        top1_reversal=_pct(cat(top1_hits)),
+        top1_other=_pct(top1[other_idx] == labels[other_idx]),
+        n_other=int(len(other_idx)),
+        per_pair=per_pair,
+    )
+
+
+def _pct(hits: np.ndarray) -> float | None:
+    hits = np.asarray(hits, dtype=bool)
+    return None if hits.size == 0 else round(100.0 * float(hits.mean()), 2)
+
+
+def write_reversal(run_folder: str | os.PathLike, meta: dict) -> dict[str, Any]:
+    """Compute :func:`reversal_metrics` from a run's ``scores.npz`` and the synthetic dataset's
+    ``meta``; writes ``<run_folder>/reversal.json`` (read by the zoo table) and returns it."""
+    scores, labels = load_scores(run_folder)
+    result = reversal_metrics(scores, labels, meta["reversal_pairs"], meta.get("class_names"))
+    atomic_write_json(Path(run_folder) / "reversal.json", result)
+    return result
+
+
+def read_log(path: str | os.PathLike):
+    """A run's ``log.json`` as two pandas frames ``(train, val)``; ``train`` gets a fractional
+    ``epoch_f`` column (epoch - 1 + iter / iters per epoch) for plotting."""
+    import pandas as pd
+
+    rows, header = [], {}
+    for line in Path(path).read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if "mode" in entry:
+            rows.append(entry)
+        elif "iters_per_epoch" in entry:
+            header = entry
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame, frame
+    train = frame[frame["mode"] == "train"].copy()
+    val = frame[frame["mode"] == "val"].copy()
+    ipe = header.get("iters_per_epoch") or (train["iter"].max() if not train.empty else 1)
+    if not train.empty:
+        train["epoch_f"] = train["epoch"] - 1 + train["iter"] / ipe
+    return train.reset_index(drop=True), val.reset_index(drop=True)
+
+
+def per_class_frame(metrics: dict, class_names: Sequence[str] | None = None):
+    """Per-class accuracy (%) and sample count from a ``metrics.json`` dict, as a pandas frame."""
+    import pandas as pd
+
+    acc = metrics.get("per_class_accuracy") or []
+    counts = metrics.get("class_counts") or [None] * len(acc)
+    names = list(class_names) if class_names else [str(i) for i in range(len(acc))]
+    return pd.DataFrame({"class": names[:len(acc)], "accuracy": [None if a is None else 100 * a for a in acc],
+                         "videos": counts[:len(acc)]})
+
+
+__all__ = ["CHANCE_WITHIN_PAIR", "load_scores", "synthetic_meta", "reversal_metrics", "write_reversal", "read_log",
+           "per_class_frame"]

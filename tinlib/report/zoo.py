@@ -1,0 +1,502 @@
+"""``tinlib zoo``: rewrite ``results/model_zoo.md`` from what is under ``results/``.
+
+The published side of every row comes from the ``zoo`` section of the configs (one source of
+truth: ``tinlib/configs/<row>.py``); the measured side from the run records that training,
+evaluation and latency write below ``results/``:
+
+- ``<run>/metrics.json`` (``tinlib test``): top-1/top-5/mean class accuracy, the config used;
+- ``<run>/train.json`` and ``<run>/log.json`` (``tinlib train`` + the train notebook): processes,
+  peak GPU memory per iteration (the ``gpu_mem(M)`` column);
+- ``<run>/launch.json`` (train notebook): nodes x GPUs per node;
+- ``<run>/reversal.json`` (evaluation on the synthetic data): time-reversal pair accuracy;
+- ``**/latency.json`` (``tinlib latency``): inference time, FLOPs, parameters per architecture.
+
+The tables keep the seed's three sections and columns. A cell with two values reads
+*measured / published*; a row that has not been run is marked ``(not run)``; a run whose settings
+differ from its config (other than paths and loader details) gets a footnote listing them.
+Nothing here imports torch: ``tinlib zoo`` takes well under a second.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from tinlib.io import atomic_write_text
+
+# The seed page's sections, in its order; configs name theirs in ``zoo.dataset``.
+SECTIONS = ("Something-Something V1", "Something-Something V2", "Kinetics-400")
+COLUMNS = ("config", "resolution", "gpus", "backbone", "pretrain", "top1 acc", "top5 acc", "reference top1 acc",
+           "reference top5 acc", "gpu_mem(M)", "ckpt", "log", "json")
+NOT_RUN = "(not run)"
+MISSING = "–"
+# settings that do not change a result: where the data lives, loader parallelism, bookkeeping
+BENIGN_KEYS = ("name", "description", "work_dir", "results_dir", "data.root", "data.train_ann", "data.val_ann",
+               "data.test_ann", "data.train_prefix", "data.val_prefix", "data.test_prefix", "data.workers_per_gpu",
+               "data.val_videos_per_gpu", "data.test_videos_per_gpu", "data.video_backend", "train.num_threads",
+               "train.log_interval", "train.checkpoint_interval", "train.keep_epoch_checkpoints",
+               "train.val_interval", "train.save_best", "model.interlace_backend", "zoo")
+DEMO_TARGETS = {"tin_top1": 90.0, "tsn_pair_window": 10.0}
+
+
+# --------------------------------------------------------------------------------------------
+# Published rows (from the configs)
+# --------------------------------------------------------------------------------------------
+@dataclass
+class PublishedRow:
+    config: str
+    dataset: str
+    resolution: str
+    gpus: str
+    backbone: str
+    pretrain: str
+    top1: float | None
+    top5: float | None
+    ref_top1: float | None
+    ref_top5: float | None
+    gpu_mem: int | None
+    flops: int | None
+    params: int | None
+    checkpoint: str
+
+
+def published_rows() -> list[PublishedRow]:
+    """Every config whose ``zoo`` section carries published accuracies, in the seed's order."""
+    from tinlib.engine.config import available_configs, load_config
+
+    rows = []
+    for name in available_configs():
+        z = load_config(name).zoo
+        if z.top1 is None or not z.dataset:
+            continue
+        rows.append(PublishedRow(name, z.dataset, z.resolution, z.gpus, z.backbone, z.pretrain, z.top1, z.top5,
+                                 z.ref_top1, z.ref_top5, z.gpu_mem, z.flops, z.params, z.checkpoint))
+    order = {s: i for i, s in enumerate(SECTIONS)}
+    rows.sort(key=lambda r: (order.get(r.dataset, len(order)), r.dataset, r.config))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Runs (from results/)
+# --------------------------------------------------------------------------------------------
+def _load_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@dataclass
+class RunRecord:
+    """What ``results/`` holds about one config's run (any part may be missing)."""
+
+    config: str
+    folder: Path
+    metrics: dict | None = None
+    train: dict | None = None
+    launch: dict | None = None
+    reversal: dict | None = None
+    log_path: Path | None = None
+    latency: dict | None = None          # this arch's entry of a latency.json
+    latency_path: Path | None = None
+
+    # ---- derived values -----------------------------------------------------------------
+    @property
+    def run_config(self) -> dict | None:
+        for source in (self.metrics, self.train):
+            if source and isinstance(source.get("config"), dict):
+                return source["config"]
+        return None
+
+    @property
+    def arch(self) -> str | None:
+        cfg = self.run_config
+        return cfg["model"]["arch"] if cfg else None
+
+    def metric(self, key: str) -> float | None:
+        """Percent value of ``top1_acc``, ``top5_acc`` or ``mean_class_accuracy`` (test split)."""
+        if not self.metrics:
+            return None
+        value = (self.metrics.get("metrics_percent") or {}).get(key)
+        return None if value is None else float(value)
+
+    def gpus(self) -> str | None:
+        if self.launch and self.launch.get("world_size"):
+            nodes, per_node = self.launch.get("nodes", 1), self.launch.get("gpus_per_node")
+            device = self.launch.get("device", "cuda")
+            if device == "cpu":
+                return "cpu" if self.launch["world_size"] == 1 else f"cpu x{self.launch['world_size']}"
+            return f"{nodes}x{per_node}" if nodes and nodes > 1 else str(per_node)
+        if self.train:
+            device = str((self.train.get("device") or {}).get("device", ""))
+            world = self.train.get("world_size", 1)
+            return ("cpu" if world == 1 else f"cpu x{world}") if device.startswith("cpu") else str(world)
+        return None
+
+    def gpu_mem(self) -> int | None:
+        """Peak training memory (MiB): max ``memory`` of the training log, else the latency
+        run's measurement; None on the CPU."""
+        peak = 0
+        if self.log_path is not None and self.log_path.is_file():
+            for line in self.log_path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("mode") == "train":
+                    peak = max(peak, int(entry.get("memory") or 0))
+        if peak:
+            return peak
+        if self.latency and self.latency.get("train_gpu_mem_mib"):
+            return int(self.latency["train_gpu_mem_mib"])
+        return None
+
+    def latency_ms(self, device: str = "cuda") -> float | None:
+        if not self.latency:
+            return None
+        value = (self.latency.get("latency") or {}).get(device, {}).get("mean_ms")
+        return None if value is None else float(value)
+
+    def changed_settings(self) -> list[str]:
+        """``key=value`` for every result-relevant setting that differs from the config file."""
+        cfg = self.run_config
+        if cfg is None:
+            return []
+        try:
+            from tinlib.engine.config import diff_configs, load_config
+
+            reference = load_config(self.config).to_dict()
+        except Exception:  # the config file is gone or no longer valid
+            return ["(config file not found)"]
+        out = []
+        for key in diff_configs(reference, cfg):
+            if any(key == b or key.startswith(b + ".") for b in BENIGN_KEYS):
+                continue
+            value: Any = cfg
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            out.append(f"{key}={value!r}")
+        return out
+
+    @property
+    def time(self) -> str:
+        for source in (self.metrics, self.train):
+            if source and source.get("time"):
+                return str(source["time"])
+        return ""
+
+
+def _iter_records(results_dir: Path, name: str) -> Iterable[Path]:
+    if not results_dir.is_dir():
+        return []
+    return sorted(p for p in results_dir.rglob(name) if "runs" not in p.relative_to(results_dir).parts[:1])
+
+
+def collect_runs(results_dir: str | os.PathLike = "results") -> dict[str, RunRecord]:
+    """Runs found below ``results_dir``, keyed by config name (the newest when a config was run
+    under several names). Executed notebooks (``results/runs``) are not searched."""
+    results_dir = Path(results_dir)
+    folders: dict[Path, RunRecord] = {}
+    for name, attr in (("metrics.json", "metrics"), ("train.json", "train")):
+        for path in _iter_records(results_dir, name):
+            data = _load_json(path)
+            if not data or not data.get("config_name"):
+                continue
+            rec = folders.setdefault(path.parent, RunRecord(data["config_name"], path.parent))
+            if rec.config != data["config_name"]:
+                continue  # a folder mixing two configs: trust the first record
+            setattr(rec, attr, data)
+    for folder, rec in folders.items():
+        rec.launch = _load_json(folder / "launch.json")
+        rec.reversal = _load_json(folder / "reversal.json")
+        rec.log_path = folder / "log.json" if (folder / "log.json").is_file() else None
+    runs: dict[str, RunRecord] = {}
+    for rec in folders.values():
+        old = runs.get(rec.config)
+        if old is None or (rec.metrics is not None, rec.time) > (old.metrics is not None, old.time):
+            runs[rec.config] = rec
+    latencies = collect_latency(results_dir)
+    for rec in runs.values():
+        found = find_latency(latencies, rec.config, rec.arch, _test_shape(rec.run_config))
+        if found is not None:
+            rec.latency_path, rec.latency = found
+    return runs
+
+
+def _test_shape(cfg: dict | None) -> list[int] | None:
+    if not cfg:
+        return None
+    s = cfg["data"]["input_size"]
+    return [1, cfg["model"]["num_segments"], 3, s, s]
+
+
+def collect_latency(results_dir: str | os.PathLike) -> list[tuple[Path, dict]]:
+    out = []
+    for path in _iter_records(Path(results_dir), "latency.json"):
+        data = _load_json(path)
+        if data and isinstance(data.get("models"), dict):
+            out.append((path, data))
+    out.sort(key=lambda item: str(item[1].get("time", "")), reverse=True)  # newest first
+    return out
+
+
+def find_latency(latencies: list[tuple[Path, dict]], config: str, arch: str | None,
+                 shape: list[int] | None) -> tuple[Path, dict] | None:
+    """The latency entry of ``arch`` measured on ``config``'s test setting, else on any config
+    with the same input shape (the demo measures TIN, TSM and TSN in one run)."""
+    if arch is None:
+        return None
+    for path, data in latencies:
+        if data.get("setting", {}).get("config") == config and arch in data["models"]:
+            return path, data["models"][arch]
+    for path, data in latencies:
+        if shape and data.get("setting", {}).get("flops_input_shape") == shape and arch in data["models"]:
+            return path, data["models"][arch]
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------------
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def pair(measured: Any, published: Any, digits: int = 2) -> str:
+    """``measured / published`` (published alone when there is nothing to compare it with)."""
+    if published is None:
+        return fmt(measured, digits)
+    return f"{fmt(measured, digits)} / {fmt(published, digits)}"
+
+
+def rel_link(target: Path | str | None, base: Path, text: str) -> str:
+    if not target:
+        return MISSING
+    try:
+        href = os.path.relpath(Path(target).resolve(), base.resolve())
+    except ValueError:  # another drive
+        href = str(target)
+    return f"[{text}]({href.replace(os.sep, '/')})"
+
+
+def md_table(columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    columns = list(columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(":---:" if i else ":---" for i in range(len(columns))) + "|"]
+    for row in rows:
+        cells = [str(c).replace("|", "\\|").replace("\n", " ") for c in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _ckpt_cell(run: RunRecord, base: Path) -> str:
+    ckpts = (run.train or {}).get("checkpoints") or {}
+    path = ckpts.get("best") or ckpts.get("latest") or ((run.metrics or {}).get("checkpoint") or {}).get("path")
+    if not path:
+        return MISSING
+    path = Path(path)
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    return rel_link(path, base, "ckpt") + ("" if path.is_file() else " (local)")
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path,
+                notes: list[str]) -> str:
+    has_ref = any(r.ref_top1 is not None for r in rows)
+    columns = [c for c in COLUMNS if has_ref or not c.startswith("reference")]
+    body = []
+    for r in rows:
+        run = runs.get(r.config)
+        evaluated = run is not None and run.metrics is not None
+        if run is None:
+            name = f"{r.config} {NOT_RUN}"
+        elif not evaluated:
+            name = f"{r.config} (trained, not evaluated)"
+        else:
+            name = r.config
+        changed = run.changed_settings() if run is not None else []
+        if changed:
+            notes.append(f"{r.config}: run with {', '.join(changed)}")
+            name += f" [^{len(notes)}]"
+        cells = {
+            "config": name,
+            "resolution": r.resolution,
+            "gpus": pair(run.gpus() if run else None, r.gpus),
+            "backbone": r.backbone,
+            "pretrain": r.pretrain,
+            "top1 acc": pair(run.metric("top1_acc") if run else None, r.top1),
+            "top5 acc": pair(run.metric("top5_acc") if run else None, r.top5),
+            "reference top1 acc": fmt(r.ref_top1),
+            "reference top5 acc": fmt(r.ref_top5),
+            "gpu_mem(M)": pair(run.gpu_mem() if run else None, r.gpu_mem),
+            "ckpt": _ckpt_cell(run, base) if run else MISSING,
+            "log": rel_link(run.log_path, base, "log") if run and run.log_path else MISSING,
+            "json": rel_link(run.folder / "metrics.json", base, "json") if evaluated else MISSING,
+        }
+        body.append([cells[c] for c in columns])
+    return md_table(columns, body)
+
+
+def reversal_cell(run: RunRecord) -> str:
+    rev = run.reversal
+    if not rev:
+        return MISSING
+    return f"{rev['direction_acc']:.1f} (chance {rev['chance']:.0f})"
+
+
+def demo_runs(runs: dict[str, RunRecord]) -> list[RunRecord]:
+    out = [r for r in runs.values() if r.run_config and str(r.run_config["data"]["dataset"]).startswith("synthetic")]
+    kind_order = {"tin": 0, "tsm": 1, "tsn": 2}
+    return sorted(out, key=lambda r: (kind_order.get((r.arch or "x_")[:3], 9), r.config))
+
+
+def demo_section(runs: list[RunRecord], base: Path) -> str:
+    columns = ("config", "arch", "frames", "gpus", "epochs", "top1 acc", "top5 acc", "mean class acc",
+               "reversal pairs: direction acc (%)", "cpu latency (ms/video)", "params", "log", "json")
+    body = []
+    for run in runs:
+        cfg = run.run_config or {}
+        d, m, t = cfg.get("data", {}), cfg.get("model", {}), cfg.get("train", {})
+        frames = f"{m.get('num_segments')}x{d.get('input_size')}²" if d else MISSING
+        params = run.latency.get("params") if run.latency else None
+        body.append([
+            run.config + ("" if run.metrics else " (trained, not evaluated)"), run.arch or MISSING, frames,
+            run.gpus() or MISSING, t.get("epochs", MISSING), fmt(run.metric("top1_acc")), fmt(run.metric("top5_acc")),
+            fmt(run.metric("mean_class_accuracy")), reversal_cell(run), fmt(run.latency_ms("cpu"), 1),
+            f"{params / 1e6:.2f} M" if params else MISSING,
+            rel_link(run.log_path, base, "log") if run.log_path else MISSING,
+            rel_link(run.folder / "metrics.json", base, "json") if run.metrics else MISSING])
+    return md_table(columns, body)
+
+
+def demo_checks(runs: list[RunRecord]) -> list[dict[str, Any]]:
+    """The demo's two targets, each with the measured value and whether it was met (None when
+    the run is missing): TIN top-1 >= 90 %, TSN within 10 points of chance on reversal pairs."""
+    by_kind: dict[str, RunRecord] = {}
+    for run in runs:
+        if run.arch and run.metrics:
+            by_kind.setdefault(run.arch[:3], run)
+    checks = []
+    tin = by_kind.get("tin")
+    value = tin.metric("top1_acc") if tin else None
+    checks.append(dict(name="TIN top-1 on the synthetic test split", target=f">= {DEMO_TARGETS['tin_top1']:.0f} %",
+                       value=value, run=tin.config if tin else None,
+                       met=None if value is None else value >= DEMO_TARGETS["tin_top1"]))
+    tsn = by_kind.get("tsn")
+    rev = tsn.reversal if tsn else None
+    value = rev["direction_acc"] if rev else None
+    chance = rev["chance"] if rev else 50.0
+    window = DEMO_TARGETS["tsn_pair_window"]
+    checks.append(dict(name="TSN direction accuracy on the time-reversal pairs",
+                       target=f"{chance - window:.0f}–{chance + window:.0f} % (chance {chance:.0f} % ± {window:.0f})",
+                       value=value, run=tsn.config if tsn else None,
+                       met=None if value is None else abs(value - chance) <= window))
+    return checks
+
+
+def checks_markdown(checks: list[dict[str, Any]]) -> str:
+    lines = []
+    for c in checks:
+        if c["met"] is None:
+            status = "**not measured** (no evaluated run)"
+        else:
+            status = "**met**" if c["met"] else "**MISSED**"
+        value = MISSING if c["value"] is None else f"{c['value']:.1f} %"
+        lines.append(f"- {c['name']}: {value}, target {c['target']}: {status}")
+    return "\n".join(lines)
+
+
+def other_section(runs: list[RunRecord], base: Path) -> str:
+    columns = ("config", "dataset", "arch", "gpus", "top1 acc", "top5 acc", "mean class acc", "gpu_mem(M)", "log",
+               "json")
+    body = []
+    for run in sorted(runs, key=lambda r: r.config):
+        cfg = run.run_config or {}
+        name = run.config + ("" if run.metrics else " (trained, not evaluated)")
+        body.append([name, cfg.get("data", {}).get("dataset", MISSING), run.arch or MISSING, run.gpus() or MISSING,
+                     fmt(run.metric("top1_acc")), fmt(run.metric("top5_acc")), fmt(run.metric("mean_class_accuracy")),
+                     fmt(run.gpu_mem()), rel_link(run.log_path, base, "log") if run.log_path else MISSING,
+                     rel_link(run.folder / "metrics.json", base, "json") if run.metrics else MISSING])
+    return md_table(columns, body)
+
+
+def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLike | None = None) -> str:
+    """The whole model_zoo.md text (links relative to ``out``'s folder)."""
+    results_dir = Path(results_dir)
+    out = Path(out) if out else results_dir / "model_zoo.md"
+    base = out.parent
+    rows = published_rows()
+    runs = collect_runs(results_dir)
+    notes: list[str] = []
+    parts = ["# TIN model zoo: measured here vs published",
+             "",
+             "Regenerated by `make zoo` (`tinlib zoo`) from the run records under `results/` alone. Published "
+             "values are MMAction2's model zoo (0.x) as carried in the `zoo` section of each config. Cells with "
+             "two values read **measured / published**; `–` means not measured. Rows marked "
+             f"`{NOT_RUN}` have no run under `results/`: reproduce them with `make reproduce-sthv1` "
+             "(`-sthv2`, `-k400`) on the real data.",
+             ""]
+    for section in dict.fromkeys(r.dataset for r in rows):
+        parts += [f"## {section}", "", zoo_section([r for r in rows if r.dataset == section], runs, base, notes), ""]
+    if any(r.dataset == "Kinetics-400" for r in rows):
+        parts += ["The Kinetics-400 row fine-tunes TIN from a TSM model trained on Kinetics-400 (the published "
+                  "`pretrain` column).", ""]
+    zoo_names = {r.config for r in rows}
+    demo = demo_runs(runs)
+    if demo:
+        parts += ["## Synthetic demo (CPU, `make demo`)", "",
+                  "ResNet-18 models trained from scratch on the embedded synthetic dataset (Something-Something V1 "
+                  "layout); accuracies on its test split. *Direction acc* is measured on the videos of the "
+                  "time-reversal pairs (classes that are each other played backwards): the better scored of the "
+                  "two classes of the video's pair; 50 % is chance.", "",
+                  demo_section(demo, base), "", "Targets:", "", checks_markdown(demo_checks(demo)), ""]
+    others = [r for r in runs.values() if r.config not in zoo_names and r not in demo]
+    if others:
+        parts += ["## Other runs", "", "Baselines and runs of configs that are not model-zoo rows.", "",
+                  other_section(others, base), ""]
+    if notes:
+        parts += ["---", ""] + [f"[^{i}]: {note}" for i, note in enumerate(notes, start=1)] + [""]
+    return "\n".join(parts)
+
+
+def write_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLike | None = None) -> Path:
+    results_dir = Path(results_dir)
+    out = Path(out) if out else results_dir / "model_zoo.md"
+    return atomic_write_text(out, render_zoo(results_dir, out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinlib zoo", description="Rewrite the model-zoo table from results/: the "
+                                "published rows (from the configs) beside the measured values of the runs found.")
+    p.add_argument("--results-dir", default="results", help="where runs wrote their records (default results)")
+    p.add_argument("--out", help="output file (default RESULTS_DIR/model_zoo.md)")
+    p.add_argument("--print", action="store_true", help="also print the table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = write_zoo(args.results_dir, args.out)
+    if args.print:
+        print(out.read_text())
+    print(f"wrote {out}")
+    return 0
+
+
+__all__ = ["PublishedRow", "RunRecord", "published_rows", "collect_runs", "collect_latency", "find_latency",
+           "render_zoo", "write_zoo", "demo_runs", "demo_checks", "checks_markdown", "md_table", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())
