@@ -229,3 +229,20 @@ def test_group_batchnorm_under_ddp_equals_batchnorm_on_the_union(tmp_path):
     assert got.keys() == reference.keys()
     for key in reference:
         assert torch.allclose(got[key].float(), reference[key].float(), rtol=1e-4, atol=1e-5), key
+
+
+@pytest.mark.slow
+def test_a_check_that_fails_on_rank_0_stops_every_process(synth, tmp_path):
+    """Under torchrun, a work dir holding another run is found by rank 0 only; rank 1 must stop
+    too, with the message, instead of waiting forever in a collective."""
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    (wd / "run.json").write_text(json.dumps({"config_name": "some_other_config", "epoch": 3}))
+    start = time.time()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "tinlib", "train", CONFIG, "--work-dir", str(wd), "--device", "cpu",
+                           *overrides(synth)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert proc.stderr.count("holds a run of config 'some_other_config'") == 2, proc.stderr[-3000:]
+    assert time.time() - start < 240
+    assert not (wd / "log.json").exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -109,5 +109,29 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
-__all__ = ["DistContext", "env_world", "resolve_device", "init_distributed", "cleanup", "is_initialized",
+def collective_check(fn: Callable[[], Any], error_type: type[Exception] = RuntimeError) -> Any:
+    """Run ``fn`` on every process; if it raises on any of them, raise ``error_type`` on all of
+    them with that message (instead of leaving the others blocked in the next collective).
+    Expected errors (``error_type``, ``ValueError``, ``OSError``) carry their message over; others
+    are re-raised on the failing process after the others have been told."""
+    if not is_initialized():
+        return fn()
+    result, message, unexpected = None, None, None
+    try:
+        result = fn()
+    except (error_type, ValueError, OSError) as err:
+        message = str(err)
+    except Exception as err:  # noqa: BLE001 - re-raised below once every process knows
+        message, unexpected = f"{type(err).__name__}: {err}", err
+    messages = all_gather_object(message)
+    failed = [(rank, m) for rank, m in enumerate(messages) if m]
+    if failed:
+        if unexpected is not None:
+            raise unexpected
+        rank, text = failed[0]
+        raise error_type(text if rank == dist.get_rank() or rank == 0 else f"(process {rank}) {text}")
+    return result
+
+
+__all__ = ["DistContext", "collective_check", "env_world", "resolve_device", "init_distributed", "cleanup", "is_initialized",
            "barrier", "all_reduce", "all_gather_object", "broadcast_object"]

@@ -130,27 +130,37 @@ def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, datas
     run = run or cfg.name
     out_dir = Path(results_dir or cfg.results_dir) / run
     t0 = time.time()
-    sha = None
-    if checkpoint is not None:
-        checkpoint = Path(checkpoint)
-        if not checkpoint.is_file():
-            raise RunError(f"checkpoint not found: {checkpoint}")
-        sha = sha256_of(checkpoint)
-    if write and ctx.is_main:
-        check_results_dir(out_dir, cfg, sha, overwrite)
-    if dataset is None:
-        check_data_paths(cfg, (split,))
-        dataset = build_split_dataset(cfg, split)
-    ckpt_meta: dict = {}
-    layout = None
-    if model is None:
-        model = build_model(cfg, pretrained=False, load_from=False)
-        if checkpoint is None:
-            raise RunError("evaluate: give a checkpoint or a model")
-        loaded, report = check_checkpoint_fits(model, checkpoint, cfg, trusted=trusted)
-        layout = report.layout
-        ckpt_meta = loaded.get("meta", {}) if isinstance(loaded, dict) else {}
+    if checkpoint is None and model is None:
+        raise RunError("evaluate: give a checkpoint or a model")
+
+    def check_outputs():
+        sha = None
+        if checkpoint is not None:
+            if not Path(checkpoint).is_file():
+                raise RunError(f"checkpoint not found: {checkpoint}")
+            sha = sha256_of(checkpoint)
+        if write:
+            check_results_dir(out_dir, cfg, sha, overwrite)
+        return sha
+
+    # rank 0 decides about the output folder; every process checks its inputs; a failure on any
+    # process stops all of them with the same message
+    sha = dist.broadcast_object(dist.collective_check(check_outputs if ctx.is_main else (lambda: None), RunError))
+
+    def load_inputs():
+        data = dataset
+        if data is None:
+            check_data_paths(cfg, (split,))
+            data = build_split_dataset(cfg, split)
+        if model is not None:
+            return data, model, None, {}
+        net = build_model(cfg, pretrained=False, load_from=False)
+        loaded, report = check_checkpoint_fits(net, checkpoint, cfg, trusted=trusted)
+        meta = loaded.get("meta", {}) if isinstance(loaded, dict) else {}
         print_main(ctx, f"loaded {checkpoint} ({report.layout}, {len(report.loaded)} tensors)")
+        return data, net, report.layout, meta
+
+    dataset, model, layout, ckpt_meta = dist.collective_check(load_inputs, RunError)
     model.to(ctx.device)
     t = cfg.test
     average_clips = t.average_clips

@@ -194,31 +194,16 @@ class Trainer:
         seed = self.seed_arg if self.seed_arg is not None else random_seed()
         self.seed = int(dist.broadcast_object(seed))
 
-        self.resume_from = resolve_resume(self.work_dir, self.resume)
-        self.warnings = check_work_dir(self.work_dir, cfg, self.resume_from)
-        previous = _read_json(Path(cfg.results_dir) / self.run_name / "train.json")
-        if previous is not None and previous.get("config_name") != cfg.name:
-            raise RunError(f"{Path(cfg.results_dir) / self.run_name} holds the results of config "
-                           f"{previous.get('config_name')!r}; choose another --run name")
-        if cfg.model.load_from and not Path(cfg.model.load_from).is_file():
-            raise RunError(f"model.load_from: checkpoint {cfg.model.load_from} not found; download it or "
-                           "--set model.load_from=None")
-        pretrained = cfg.model.pretrained
-        if pretrained and "://" not in pretrained and not Path(pretrained).is_file():
-            raise RunError(f"model.pretrained: {pretrained} not found")
-        need_val = self.validate_enabled and cfg.train.val_interval > 0
-        splits = tuple(s for s in ("train", "val") if s not in self.datasets and (s == "train" or need_val))
-        if splits:
-            check_data_paths(cfg, splits)
-        self.train_set = self.datasets.get("train") or build_split_dataset(cfg, "train")
-        self.val_set = (self.datasets.get("val") or build_split_dataset(cfg, "val")) if need_val else None
-        for split, given in self.datasets.items():
-            check_class_count(cfg, given, split)
-        if len(self.train_set) == 0:
-            raise RunError(f"config {cfg.name}: the training set is empty")
+        # Decisions about the work dir are rank 0's (the only writer); data and files needed by
+        # every process are checked on every process. A failure anywhere stops all processes with
+        # the same message instead of leaving the others waiting in a collective.
+        decision = dist.collective_check(self._check_outputs if ctx.is_main else (lambda: None), RunError)
+        resume_from, self.warnings = dist.broadcast_object(decision)
+        self.resume_from = Path(resume_from) if resume_from else None
+        dist.collective_check(self._check_inputs, RunError)
 
         seed_everything(derive_seed(self.seed, 0, ctx.rank, 1))
-        model = build_model(cfg, verbose=ctx.is_main)
+        model = dist.collective_check(lambda: build_model(cfg, verbose=ctx.is_main), RunError)
         if self.sync_bn and ctx.world_size > 1:
             from tinlib.engine.syncbn import convert_sync_batchnorm
 
@@ -246,7 +231,7 @@ class Trainer:
 
         self.start_epoch, self.start_inner, self.best = 0, 0, None
         if self.resume_from is not None:
-            self._load_resume(self.resume_from)
+            dist.collective_check(lambda: self._load_resume(self.resume_from), RunError)
         if ctx.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -266,13 +251,48 @@ class Trainer:
             self._write_run_record("running")
         dist.barrier()
 
+    def _check_outputs(self) -> tuple[str | None, list[str]]:
+        cfg = self.cfg
+        resume_from = resolve_resume(self.work_dir, self.resume)
+        warnings = check_work_dir(self.work_dir, cfg, resume_from)
+        previous = _read_json(Path(cfg.results_dir) / self.run_name / "train.json")
+        if previous is not None and previous.get("config_name") != cfg.name:
+            raise RunError(f"{Path(cfg.results_dir) / self.run_name} holds the results of config "
+                           f"{previous.get('config_name')!r}; choose another --run name")
+        return (str(resume_from) if resume_from else None), warnings
+
+    def _check_inputs(self) -> None:
+        cfg = self.cfg
+        if cfg.model.load_from and not Path(cfg.model.load_from).is_file():
+            raise RunError(f"model.load_from: checkpoint {cfg.model.load_from} not found; download it or "
+                           "--set model.load_from=None")
+        pretrained = cfg.model.pretrained
+        if pretrained and "://" not in pretrained and not Path(pretrained).is_file():
+            raise RunError(f"model.pretrained: {pretrained} not found")
+        need_val = self.validate_enabled and cfg.train.val_interval > 0
+        splits = tuple(s for s in ("train", "val") if s not in self.datasets and (s == "train" or need_val))
+        if splits:
+            check_data_paths(cfg, splits)
+        self.train_set = self.datasets.get("train") or build_split_dataset(cfg, "train")
+        self.val_set = (self.datasets.get("val") or build_split_dataset(cfg, "val")) if need_val else None
+        for split, given in self.datasets.items():
+            check_class_count(cfg, given, split)
+        if len(self.train_set) == 0:
+            raise RunError(f"config {cfg.name}: the training set is empty")
+
     def _load_resume(self, path: Path) -> None:
         from tinlib.checkpoint import CheckpointError, read_checkpoint
 
-        try:
-            state = read_checkpoint(path)
-        except CheckpointError as err:
-            raise RunError(f"cannot resume: {err}") from None
+        # rank 0 reads the file and sends it to the others (no shared file system needed)
+        state, error = None, None
+        if self.ctx.is_main:
+            try:
+                state = read_checkpoint(path)
+            except CheckpointError as err:
+                error = f"cannot resume: {err}"
+        state, error = dist.broadcast_object((state, error)) if self.ctx.world_size > 1 else (state, error)
+        if error:
+            raise RunError(error)
         if "optimizer" not in state or "meta" not in state:
             raise RunError(f"cannot resume from {path}: it is not a tinlib training checkpoint (no optimizer state); "
                            "use model.load_from to initialize from it instead")
