@@ -51,10 +51,14 @@ def test_test_mode_delivers_mmaction_frames_in_order(rawframes):
     assert ds.labels == [0, 1, 2] and ds.num_classes == 3 and ds.skipped == 0 and len(ds) == 3
 
 
-def test_short_video_repeats_frames_like_upstream(rawframes):
+def test_short_video_repeats_frames_like_upstream_with_a_warning(rawframes, caplog):
     ds = make(rawframes, test_mode=True)
     # n = 3, test mode: int(i * 3/8 + 3/16) -> 0,0,0,1,1,2,2,2 (0-based) -> files 1,1,1,2,2,3,3,3
-    assert frame_numbers(ds[2][0]) == [1, 1, 1, 2, 2, 3, 3, 3]
+    with caplog.at_level(logging.WARNING, logger="tinlib.data.datasets"):
+        assert frame_numbers(ds[2][0]) == [1, 1, 1, 2, 2, 3, 3, 3]
+        ds[2]
+    assert caplog.text.count("fewer than num_segments") == 1  # once per sample
+    assert "list.txt:3 ('c') has 3 frames, fewer than num_segments=8: frames are repeated" in caplog.text
     train = make(rawframes)
     assert frame_numbers(train[2][0]) == [1, 1, 2, 2, 3, 3, 3, 1]  # SPEC example, n = 3
 

@@ -67,6 +67,7 @@ class ClipDataset(Dataset):
         # shared with DataLoader workers (they inherit it), so the parent sees every worker's skips
         self._skipped = multiprocessing.Value("l", 0)
         self._local_rng: np.random.Generator | None = None
+        self._warned_short: set[int] = set()
 
     # ------------------------------------------------------------------ info
     @property
@@ -132,8 +133,13 @@ class ClipDataset(Dataset):
         raise DataError(f"{MAX_SKIP_TRIES} consecutive bad samples from index {idx} in {self.ann_file}; "
                         "the data is broken beyond skipping: check data_prefix and rebuild the list")
 
-    def _indices(self, total_frames: int, rng: np.random.Generator) -> np.ndarray:
+    def _indices(self, total_frames: int, rng: np.random.Generator, record: Record) -> np.ndarray:
         """0-based frame indices ``[views_t * T]`` (temporal views after each other)."""
+        if total_frames < self.num_segments and record.line not in self._warned_short:
+            # legal (MMAction2 repeats frames) but worth knowing: such clips carry little motion
+            self._warned_short.add(record.line)
+            log.warning("%s has %d frames, fewer than num_segments=%d: frames are repeated (MMAction2 sampling)",
+                        record.where(), total_frames, self.num_segments)
         return sample_views(total_frames, self.num_segments, num_clips=self.num_clips, test_mode=self.test_mode,
                             rng=rng, twice_sample=self.twice_sample).reshape(-1)
 
@@ -168,7 +174,7 @@ class RawframeDataset(ClipDataset):
         self.filename_tmpl = filename_tmpl
 
     def _decode(self, record: Record, rng: np.random.Generator) -> np.ndarray:
-        inds = self._indices(record.total_frames, rng)
+        inds = self._indices(record.total_frames, rng, record)
         return decode_rawframes(os.path.join(self.data_prefix, record.path), inds, self.filename_tmpl,
                                 self.start_index)
 
@@ -188,7 +194,7 @@ class VideoDataset(ClipDataset):
     def _decode(self, record: Record, rng: np.random.Generator) -> np.ndarray:
         video = open_video(os.path.join(self.data_prefix, record.path), self.video_backend)
         # Video frames are 0-based; a non-zero start_index shifts them like MMAction2 does.
-        inds = self._indices(len(video), rng) + self.start_index
+        inds = self._indices(len(video), rng, record) + self.start_index
         return video.get(np.minimum(inds, len(video) - 1))
 
 

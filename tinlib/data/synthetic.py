@@ -127,7 +127,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         center = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
         axes = (int(rng.uniform(0.05, 0.3) * w), int(rng.uniform(0.05, 0.3) * h))
         cv2.ellipse(clutter, center, axes, float(rng.uniform(0, 180)), 0, 360, color, -1)
-    alpha = float(rng.uniform(0.15, 0.35))
+    alpha = float(rng.uniform(0.1, 0.25))
     img = (1 - alpha) * img + alpha * clutter
     k = 2 * int(max(1, h // 40)) + 1
     return cv2.GaussianBlur(img, (k, k), 0)
@@ -162,7 +162,7 @@ def _object(rng: np.random.Generator, h: int, shapes=SHAPES) -> dict[str, Any]:
     hue = float(rng.uniform(0, 1))
     return dict(shape=str(rng.choice(shapes)), color=_hue_color(hue, rng.uniform(0.6, 1.0), rng.uniform(0.7, 1.0)),
                 color_name=COLOR_NAMES[int(hue * len(COLOR_NAMES)) % len(COLOR_NAMES)],
-                angle=float(rng.uniform(0, 2 * math.pi)), r=float(rng.uniform(0.1, 0.15) * h))
+                angle=float(rng.uniform(0, 2 * math.pi)), r=float(rng.uniform(0.12, 0.18) * h))
 
 
 def render_video(motion: str, rng: np.random.Generator, height: int, num_frames: int, width: int | None = None,
@@ -182,19 +182,19 @@ def render_video(motion: str, rng: np.random.Generator, height: int, num_frames:
     jit = rng.normal(0, 0.01 * h, size=(n, 2))  # small per-frame wobble of the object
     gain = np.ones(n)
     extra: list[dict[str, Any]] = []
-    if rng.random() < 0.35 and motion != "several":  # a static distractor
+    if rng.random() < 0.25 and motion != "several":  # a static distractor
         d = _object(rng, h)
         d.update(r=d["r"] * 0.6, x=float(rng.uniform(0.05, 0.95) * w), y=float(rng.uniform(0.1, 0.9) * h))
         extra.append(d)
     r = np.full(n, obj["r"])
     if motion == "horizontal":
-        xa, xb = cx0 - rng.uniform(0.25, 0.4) * h, cx0 + rng.uniform(0.25, 0.4) * h
+        xa, xb = cx0 - rng.uniform(0.3, 0.45) * h, cx0 + rng.uniform(0.3, 0.45) * h
         xs, ys = xa + (xb - xa) * u, np.full(n, cy0 + rng.uniform(-0.2, 0.2) * h)
     elif motion == "vertical":
-        ya, yb = rng.uniform(0.72, 0.82) * h, rng.uniform(0.18, 0.28) * h
+        ya, yb = rng.uniform(0.78, 0.88) * h, rng.uniform(0.12, 0.22) * h
         xs, ys = np.full(n, cx0 + rng.uniform(-0.25, 0.25) * h), ya + (yb - ya) * u
     elif motion == "scale":
-        r0, r1 = rng.uniform(0.06, 0.09) * h, rng.uniform(0.3, 0.38) * h
+        r0, r1 = rng.uniform(0.06, 0.08) * h, rng.uniform(0.34, 0.42) * h
         r = r0 * (r1 / r0) ** u
         xs, ys = np.full(n, cx0 + rng.uniform(-0.1, 0.1) * h), np.full(n, cy0 + rng.uniform(-0.05, 0.05) * h)
     elif motion == "light":
@@ -204,9 +204,11 @@ def render_video(motion: str, rng: np.random.Generator, height: int, num_frames:
     elif motion == "static":
         xs, ys = np.full(n, cx0 + rng.uniform(-0.3, 0.3) * h), np.full(n, cy0 + rng.uniform(-0.2, 0.2) * h)
     elif motion == "shake":
-        amp, period, phase = rng.uniform(0.12, 0.2) * h, rng.uniform(3.0, 6.0), rng.uniform(0, 2 * math.pi)
-        xs = cx0 + rng.uniform(-0.15, 0.15) * h + amp * np.sin(2 * math.pi * np.arange(n) / period + phase)
-        ys = np.full(n, cy0 + rng.uniform(-0.2, 0.2) * h)
+        # jerky back-and-forth without net displacement: an independent offset per frame, so any
+        # choice of sampled frames shows movement (a periodic shake could alias to "still")
+        amp = rng.uniform(0.15, 0.22) * h
+        xs = cx0 + rng.uniform(-0.15, 0.15) * h + amp * rng.uniform(-1, 1, size=n)
+        ys = cy0 + rng.uniform(-0.2, 0.2) * h + 0.25 * amp * rng.uniform(-1, 1, size=n)
     elif motion == "several":
         for _ in range(int(rng.integers(3, 6))):
             d = _object(rng, h)
@@ -217,7 +219,7 @@ def render_video(motion: str, rng: np.random.Generator, height: int, num_frames:
         xs = ys = np.zeros(n)
     else:
         raise ValueError(f"unknown motion {motion!r}")
-    noise_sigma = rng.uniform(2.0, 7.0)
+    noise_sigma = rng.uniform(2.0, 5.0)
     shifts = rng.integers(-1, 2, size=(n, 2)) * (rng.random(size=(n, 1)) < 0.5)
     frames = np.empty((n, h, w, 3), np.uint8)
     for t in range(n):
