@@ -68,3 +68,12 @@ def test_r50_counts_match_the_model_zoo_metafile():
         model = build_model(cfg)
         assert count_parameters(model) == cfg.zoo.params
         assert count_flops(model, torch.randn(1, 8, 3, 224, 224))["flops_mmcv"] == cfg.zoo.flops
+
+
+def test_zoo_figures_come_from_the_matching_baseline_config():
+    from tinlib.engine.latency import zoo_figures
+
+    cfg = load_config("tin_r50_1x1x8_40e_sthv1_rgb")
+    assert zoo_figures(cfg, "tin_r50") == {"flops": 32_962_097_536, "params": 23_895_566}
+    assert zoo_figures(cfg, "tsm_r50") == {"flops": 32_961_859_584, "params": 23_864_558}
+    assert zoo_figures(cfg, "tin_r18") == {}

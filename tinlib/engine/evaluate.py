@@ -22,7 +22,7 @@ from tinlib.engine import dist
 from tinlib.engine.common import (RunError, ShardSampler, global_torch_settings, restore_torch_settings, build_model, build_split_dataset, check_checkpoint_fits,
                                   check_data_paths, device_info, git_info, make_loader, now_iso, package_versions,
                                   print_main)
-from tinlib.engine.config import Config, ConfigError, load_config
+from tinlib.engine.config import Config, ConfigError, available_configs, load_config
 from tinlib.engine.metrics import confusion_matrix, evaluate_scores, per_class_accuracy, predictions
 from tinlib.io import atomic_write, atomic_write_json
 
@@ -214,7 +214,8 @@ def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, datas
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinlib test", description="Evaluate a checkpoint: top-1, top-5 and mean "
-                                "class accuracy (MMAction2 definitions); writes results/<run>/metrics.json.")
+                                "class accuracy (MMAction2 definitions); writes results/<run>/metrics.json.",
+                                epilog="configs: " + ", ".join(available_configs()))
     p.add_argument("config", help="config name (see tinlib/configs) or path to a .py/.json config")
     p.add_argument("checkpoint", help="checkpoint file (tinlib, MMAction2 0.x/1.x or original TIN layout)")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",

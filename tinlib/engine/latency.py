@@ -168,6 +168,21 @@ def config_for_arch(cfg: Config, arch: str) -> Config:
     return apply_overrides(cfg, {"model.arch": arch, "model.shift_div": None})
 
 
+def zoo_figures(cfg: Config, arch: str) -> dict[str, Any]:
+    """Model-zoo FLOPs/params for ``arch`` in ``cfg``'s setting: the config's own row, or the
+    baseline config of the same recipe (``tsm_r50_...`` beside ``tin_r50_...``) when it exists."""
+    from tinlib.engine.config import available_configs
+
+    if arch == cfg.model.arch:
+        zoo = cfg.zoo
+    else:
+        name = cfg.name.replace(cfg.model.arch, arch, 1) if cfg.name.startswith(cfg.model.arch) else ""
+        if name not in available_configs():
+            return {}
+        zoo = load_config(name).zoo
+    return {"flops": zoo.flops, "params": zoo.params}
+
+
 def benchmark(cfg: Config, archs: tuple[str, ...] | list[str] = DEFAULT_ARCHS, *, devices: tuple[str, ...] = ("cpu", "cuda"),
               warmup: int = 5, iters_cpu: int = 20, iters_cuda: int = 200, train_memory: bool = True,
               progress: bool = True) -> dict[str, Any]:
@@ -197,7 +212,7 @@ def benchmark(cfg: Config, archs: tuple[str, ...] | list[str] = DEFAULT_ARCHS, *
             model.to("cpu")
         if train_memory and any(d.type == "cuda" for d in devs):
             entry.update(train_peak_memory(acfg, next(d for d in devs if d.type == "cuda")))
-        entry["zoo"] = {"flops": acfg.zoo.flops, "params": acfg.zoo.params} if arch.endswith("r50") else {}
+        entry["zoo"] = zoo_figures(cfg, arch)
         models[arch] = entry
         del model
     return {

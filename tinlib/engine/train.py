@@ -44,7 +44,8 @@ from tinlib.engine.common import (RunError, build_model, global_torch_settings, 
                                   device_info, git_info, make_loader, now_iso, package_versions, print_main,
                                   random_seed, rng_state, seed_everything, set_deterministic, set_rng_state,
                                   set_train_mode)
-from tinlib.engine.config import Config, ConfigError, LrScaling, diff_configs, load_config, scaled_lr
+from tinlib.engine.config import (Config, ConfigError, LrScaling, available_configs, diff_configs, load_config,
+                                  scaled_lr)
 from tinlib.engine.evaluate import autocast_context, run_inference
 from tinlib.engine.metrics import evaluate_scores, top_k_accuracy
 from tinlib.engine.optim import build_optimizer, clip_gradients
@@ -544,7 +545,9 @@ def train(cfg: Config, **kwargs: Any) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinlib train", description="Train a config; under torchrun one process per "
-                                "device (DDP). Writes checkpoints and log.json to the work dir.")
+                                "device (DDP). Writes checkpoints and log.json to the work dir.",
+                                epilog="configs: " + ", ".join(available_configs()) + ". Multi-GPU: torchrun "
+                                "--nproc-per-node N -m tinlib train CONFIG (the lr follows the linear scaling rule).")
     p.add_argument("config", help="config name (see tinlib/configs) or path to a .py/.json config")
     p.add_argument("--work-dir", help="output folder (default work_dirs/<config name>)")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
