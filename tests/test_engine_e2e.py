@@ -64,13 +64,13 @@ def run_cli(args, env=None, timeout=300):
 def test_train_and_test_commands_on_synthetic_data(synth, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert train_main([CONFIG, "--work-dir", "wd", "--seed", "0", "--no-progress",
-                       *overrides(synth, **{"train.epochs": 2, "train.val_interval": 1})]) == 0
+                       *overrides(synth, results_dir="results", **{"train.epochs": 2, "train.val_interval": 1})]) == 0
     log = log_lines(tmp_path / "wd" / "log.json")
     assert [e["epoch"] for e in log if e.get("mode") == "val"] == [1, 2]
     assert (tmp_path / "wd" / "best.pth").is_file()
     train_json = json.loads((tmp_path / "results" / CONFIG / "train.json").read_text())
     assert train_json["lr_scaling"]["lr"] == pytest.approx(0.02 * 2 / 8)
-    assert evaluate_main([CONFIG, "wd/latest.pth", "--no-progress", *overrides(synth)]) == 0
+    assert evaluate_main([CONFIG, "wd/latest.pth", "--no-progress", *overrides(synth, results_dir="results")]) == 0
     metrics = json.loads((tmp_path / "results" / CONFIG / "metrics.json").read_text())
     assert metrics["num_samples"] == 11 and metrics["split"] == "test"
     assert metrics["config"]["data"]["root"] == str(synth)
@@ -158,7 +158,7 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(synth, 
     assert len(train_one) == len(train_two) == 12
     for e1, e2 in zip(train_one, train_two):
         assert e1["loss_cls"] == pytest.approx(e2["loss_cls"], rel=1e-5)
-        assert e1["grad_norm"] == pytest.approx(e2["grad_norm"], rel=1e-5)
+        assert e1["grad_norm"] == pytest.approx(e2["grad_norm"], rel=1e-4)
     assert train_one[-1]["loss_cls"] != pytest.approx(train_one[0]["loss_cls"], rel=1e-3)  # it did train
     a, b = weights(one / "latest.pth"), weights(two / "latest.pth")
     assert a.keys() == b.keys()

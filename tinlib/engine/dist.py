@@ -87,9 +87,14 @@ def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     if not is_initialized():
         return tensor
     ops = {"sum": dist.ReduceOp.SUM, "mean": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
-    dist.all_reduce(tensor, op=ops[op])
+    work = tensor
+    if dist.get_backend() == "nccl" and tensor.device.type != "cuda":
+        work = tensor.to(torch.device("cuda", torch.cuda.current_device()))  # NCCL reduces CUDA tensors only
+    dist.all_reduce(work, op=ops[op])
     if op == "mean":
-        tensor /= dist.get_world_size()
+        work /= dist.get_world_size()
+    if work is not tensor:
+        tensor.copy_(work)
     return tensor
 
 
