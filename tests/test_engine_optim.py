@@ -77,3 +77,20 @@ def test_clip_gradients_limits_the_global_norm():
     assert norm.item() == pytest.approx((27 + 64) ** 0.5)
     assert torch.cat([a.grad, b.grad]).norm().item() == pytest.approx(2.0, rel=1e-4)
     assert clip_gradients([a, b], None) is None
+
+
+def test_adamw_keeps_the_groups_and_config_checks_the_type():
+    import pytest
+
+    from tinlib.engine.config import ConfigError, load_config
+    from tinlib.models import build_recognizer
+
+    model = build_recognizer("tin_r18", 3, num_segments=4)
+    opt = build_optimizer(model, lr=1e-3, weight_decay=0.01, kind="adamw")
+    assert type(opt).__name__ == "AdamW" and [g["name"] for g in opt.param_groups] == [n for n, _, _ in GROUPS]
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.01 * d for _, _, d in GROUPS]
+    with pytest.raises(ValueError, match="sgd' or 'adamw"):
+        build_optimizer(model, lr=1e-3, kind="adam")
+    assert load_config("demo_tin_r18_synthetic", {"optim.type": "adamw"}).optim.type == "adamw"
+    with pytest.raises(ConfigError, match="optim.type"):
+        load_config("demo_tin_r18_synthetic", {"optim.type": "adam"})

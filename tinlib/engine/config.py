@@ -90,6 +90,7 @@ class DataConfig:
 class OptimConfig:
     """SGD with MMAction2's TSM parameter groups (fc_lr5) and L2 gradient clipping."""
 
+    type: str = "sgd"                          # sgd (MMAction2) | adamw (same groups; momentum unused)
     lr: float = 0.02                           # for the reference batch ref_gpus x ref_videos_per_gpu
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -200,6 +201,7 @@ class Config:
 ARCH_RE = re.compile(r"^(tin|tsm|tsn)_r(18|34|50|101)$")
 CHOICES = {
     "model.interlace_grad": ("adjoint", "mmcv"),
+    "optim.type": ("sgd", "adamw"),
     "model.tsm_conv1": ("transfer", "skip"),
     "data.kind": ("rawframes", "videos"),
     "schedule.policy": ("cosine", "step", "fixed"),

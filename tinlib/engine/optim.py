@@ -103,9 +103,14 @@ def build_param_groups(model: nn.Module, lr: float, weight_decay: float, fc_lr5:
 
 
 def build_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
-                    fc_lr5: bool = True, nesterov: bool = False) -> torch.optim.SGD:
-    """SGD over :func:`build_param_groups` (``lr`` is the already scaled base lr)."""
+                    fc_lr5: bool = True, nesterov: bool = False, kind: str = "sgd") -> torch.optim.Optimizer:
+    """SGD (or AdamW, ``kind="adamw"``: decoupled decay, no momentum term) over
+    :func:`build_param_groups` (``lr`` is the already scaled base lr)."""
     groups = build_param_groups(model, lr, weight_decay, fc_lr5)
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+    if kind != "sgd":
+        raise ValueError(f"optimizer kind must be 'sgd' or 'adamw', got {kind!r}")
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 

@@ -212,7 +212,8 @@ class Trainer:
         self.model = model.to(ctx.device)
         self.scaling: LrScaling = scaled_lr(cfg, ctx.world_size)
         o = cfg.optim
-        self.optimizer = build_optimizer(self.model, self.scaling.lr, o.momentum, o.weight_decay, o.fc_lr5, o.nesterov)
+        self.optimizer = build_optimizer(self.model, self.scaling.lr, o.momentum, o.weight_decay, o.fc_lr5, o.nesterov,
+                                         kind=o.type)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
 
         self.sampler = torch.utils.data.DistributedSampler(self.train_set, num_replicas=ctx.world_size,
