@@ -34,7 +34,9 @@ def overrides(root, **extra):
     values = {"data.root": str(root), "model.num_segments": 4, "data.input_size": 32, "data.scale_size": 40,
               "data.videos_per_gpu": 2, "data.val_videos_per_gpu": 4, "data.test_videos_per_gpu": 4,
               "data.workers_per_gpu": 0, "train.epochs": 3, "train.log_interval": 1, "train.num_threads": 1,
-              "results_dir": str(Path(root).parent / "results")}  # not the repository's results/
+              "results_dir": str(Path(root).parent / "results"),  # not the repository's results/
+              # the recipe these tests assert on, whatever the demo config is tuned to
+              "optim.type": "sgd", "optim.lr": 0.02, "optim.ref_videos_per_gpu": 8}
     values.update(extra)
     return ["--set"] + [f"{k}={v}" for k, v in values.items()]
 
