@@ -16,8 +16,10 @@ HERE = Path(__file__).resolve().parent
 KERNEL = {"name": "tin-kit", "display_name": "Python (tin-kit)", "language": "python"}
 
 SETUP = """\
-import os, sys
+import os, sys, warnings
 from pathlib import Path
+from tqdm import TqdmWarning
+warnings.simplefilter("ignore", TqdmWarning)  # no ipywidgets needed for progress bars
 # run from the repository root wherever the notebook was opened (papermill sets the cwd itself)
 if not Path("tinlib").is_dir() and Path("../tinlib").is_dir():
     os.chdir("..")
@@ -67,7 +69,7 @@ over time, four of them pairs of one motion played forwards and backwards.
 dataset = "synthetic"              # synthetic | sthv1 | sthv2 | k400
 data_root = "data/synthetic/sthv1"  # the release files (written here for synthetic)
 lists_dir = None                   # where the lists go (default: data_root)
-synthetic = {"layout": "sthv1", "size": "demo", "height": None, "num_train": None, "num_val": None}
+synthetic = {"layout": "sthv1", "size": "demo", "height": 40, "num_train": None, "num_val": None}
 workers = None                     # processes for writing / frame extraction (default: a few)
 show_examples = True"""),
     code(SETUP),

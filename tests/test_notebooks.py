@@ -35,6 +35,8 @@ def test_parameter_defaults_are_usable_by_hand(path):
     if "data_root" in values and values.get("dataset", "synthetic") == "synthetic":
         assert values["data_root"] == pipeline.DEMO_DATA_ROOT  # the demo writes its data there
     assert values.get("results_dir", "results") == "results"
+    if "synthetic" in values:
+        assert values["synthetic"] == pipeline.DEMO_DATA  # by hand: the same data as make demo
 
 
 def _errors(nb_path: Path) -> list[str]:

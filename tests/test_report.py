@@ -412,7 +412,8 @@ def test_demo_and_reproduce_steps_are_wired(tmp_path):
                                            "03_latency", "05_explore_interlace", "04_model_zoo"]
     assert all(s.source.is_file() for s in steps)
     train = steps[1]
-    assert train.parameters["config"] == "demo_tin_r18_synthetic" and train.parameters["overrides"] == {}
+    assert train.parameters["config"] == "demo_tin_r18_synthetic" and train.parameters["overrides"] == {"train.num_threads": 1}
+    assert [s.group for s in steps[1:4]] == ["train"] * 3
     assert tmp_path / "w" / "demo_tin_r18_synthetic" / "latest.pth" in train.outputs
     assert steps[4].parameters["compare"] == ["demo_tsm_r18_synthetic", "demo_tsn_r18_synthetic"]
     rep = pipeline.reproduce_steps("sthv1", str(tmp_path / "d"), results=tmp_path / "r", work_root=tmp_path / "w",

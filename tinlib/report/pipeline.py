@@ -46,6 +46,7 @@ class Step:
     outputs: list[Path] = field(default_factory=list)
     always: bool = False                       # cheap summary steps: rerun every time
     title: str = ""
+    group: str | None = None                   # consecutive steps of one group run side by side
 
     @property
     def source(self) -> Path:
@@ -112,26 +113,49 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, 
                          f"  the executed notebook with the traceback: {_show(output)}") from None
 
 
+def _run_one(step: Step, label: str, run_dir: Path, force: bool, log_output: bool, cwd: Path | None) -> dict:
+    fresh, why = freshness(step)
+    if fresh and not force:
+        print(f"{label}: up to date, skipped ({why})", flush=True)
+        return dict(step=step.name, skipped=True, seconds=0.0)
+    print(f"{label}: running notebooks/{step.notebook}.ipynb ({why})", flush=True)
+    t0 = time.time()
+    execute_notebook(step.source, run_dir / f"{step.name}.ipynb", step.parameters, cwd=cwd, log_output=log_output)
+    missing = [p for p in step.outputs if not p.exists()]
+    if missing:
+        raise StepFailed(f"{step.name}: the notebook ran but did not write {', '.join(map(_show, missing))}")
+    seconds = time.time() - t0
+    print(f"{label}: done in {seconds:.0f} s -> {_show(run_dir / (step.name + '.ipynb'))}", flush=True)
+    return dict(step=step.name, skipped=False, seconds=round(seconds, 1))
+
+
 def run_steps(steps: Sequence[Step], run_dir: Path, *, force: bool = False, log_output: bool = False,
               cwd: Path | None = None) -> list[dict[str, Any]]:
-    """Run the steps in order (skipping fresh ones unless ``force``); stops at the first failure."""
-    done = []
-    for i, step in enumerate(steps, start=1):
-        label = f"[{i}/{len(steps)}] {step.name}"
-        fresh, why = freshness(step)
-        if fresh and not force:
-            print(f"{label}: up to date, skipped ({why})", flush=True)
-            done.append(dict(step=step.name, skipped=True, seconds=0.0))
-            continue
-        print(f"{label}: running notebooks/{step.notebook}.ipynb ({why})", flush=True)
-        t0 = time.time()
-        execute_notebook(step.source, run_dir / f"{step.name}.ipynb", step.parameters, cwd=cwd, log_output=log_output)
-        missing = [p for p in step.outputs if not p.exists()]
-        if missing:
-            raise StepFailed(f"{step.name}: the notebook ran but did not write {', '.join(map(_show, missing))}")
-        seconds = time.time() - t0
-        print(f"{label}: done in {seconds:.0f} s -> {_show(run_dir / (step.name + '.ipynb'))}", flush=True)
-        done.append(dict(step=step.name, skipped=False, seconds=round(seconds, 1)))
+    """Run the steps in order (skipping fresh ones unless ``force``); consecutive steps of one
+    ``group`` run side by side. Stops at the first failure (after the rest of its group)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    done: list[dict[str, Any]] = []
+    i = 0
+    while i < len(steps):
+        batch = [steps[i]]
+        while steps[i].group and i + len(batch) < len(steps) and steps[i + len(batch)].group == steps[i].group:
+            batch.append(steps[i + len(batch)])
+        labels = [f"[{i + k + 1}/{len(steps)}] {s.name}" for k, s in enumerate(batch)]
+        if len(batch) == 1:
+            done.append(_run_one(batch[0], labels[0], run_dir, force, log_output, cwd))
+        else:
+            with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+                futures = [pool.submit(_run_one, s, lab, run_dir, force, log_output, cwd) for s, lab in zip(batch, labels)]
+            errors = []
+            for future in futures:
+                try:
+                    done.append(future.result())
+                except StepFailed as err:
+                    errors.append(str(err))
+            if errors:
+                raise StepFailed("\n".join(errors))
+        i += len(batch)
     return done
 
 
@@ -150,7 +174,7 @@ LATENCY_ITERS = {"full": None, "smoke": 2}
 # The demo: synthetic data written here, three models trained with one recipe.
 DEMO_DATA_ROOT = "data/synthetic/sthv1"
 DEMO_CONFIGS = ("demo_tin_r18_synthetic", "demo_tsm_r18_synthetic", "demo_tsn_r18_synthetic")
-DEMO_DATA = dict(layout="sthv1", size="demo", height=None, num_train=None, num_val=None)
+DEMO_DATA = dict(layout="sthv1", size="demo", height=40, num_train=None, num_val=None)
 DEMO_SMOKE_DATA = dict(layout="sthv1", size="tiny", height=48, num_train=None, num_val=None)
 
 ZOO_CONFIGS = {"sthv1": "tin_r50_1x1x8_40e_sthv1_rgb", "sthv2": "tin_r50_1x1x8_40e_sthv2_rgb",
@@ -187,13 +211,16 @@ def demo_steps(*, results: Path, work_root: Path, data_root: str = DEMO_DATA_ROO
                   dict(dataset="synthetic", data_root=str(root), synthetic=data),
                   inputs=[], outputs=[meta] + lists, title="Data: the synthetic dataset")]
     ckpts = {}
+    # the models train side by side, one thread each: on a small CPU that beats training them one
+    # after the other with all threads (small convolutions scale poorly across threads)
+    train_overrides = dict(overrides, **{"train.num_threads": 1})
     for cfg in configs:
         wd = work_root / cfg
         ckpts[cfg] = wd / "latest.pth"
-        steps.append(Step(f"01_train_{cfg}", "01_train", dict(_common(cfg, data_root, results, wd, overrides),
+        steps.append(Step(f"01_train_{cfg}", "01_train", dict(_common(cfg, data_root, results, wd, train_overrides),
                                                                gpus=1, nodes=1, progress=False),
                           inputs=[config_file(cfg)] + lists, outputs=[results / cfg / "train.json", ckpts[cfg]],
-                          title=f"Training {cfg}"))
+                          title=f"Training {cfg}", group="train"))
     main, others = configs[0], list(configs[1:])
     steps.append(Step("02_evaluate", "02_evaluate", dict(_common(main, data_root, results, work_root / main, overrides),
                                                          compare=others, checkpoint="latest"),
@@ -421,7 +448,11 @@ def main(argv: list[str] | None = None) -> int:
             report = build_report(results, run, steps)
             if report:
                 print(f"report: {_show(report)}")
-        print(f"{run}: finished in {time.time() - t0:.0f} s")
+        if args.command == "demo":
+            from tinlib.report.zoo import checks_markdown, collect_runs, demo_checks, demo_runs
+
+            print("demo targets:\n" + checks_markdown(demo_checks(demo_runs(collect_runs(results)))))
+        print(f"{run}: finished in {time.time() - t0:.0f} s; tables: {_show(results / 'model_zoo.md')}")
         return 0
     except DataMissing as err:
         print(f"error: {err}", file=sys.stderr)
