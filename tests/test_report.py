@@ -124,8 +124,9 @@ def reversal(direction, chance=50.0):
 def test_demo_section_and_targets(tmp_path):
     write_run(tmp_path, "demo_tin_r18_synthetic", top1=93.2, top5=100.0, mean=93.0, reversal=reversal(97.0))
     write_run(tmp_path, "demo_tsn_r18_synthetic", top1=50.0, top5=90.0, mean=49.0, reversal=reversal(52.5))
+    size = load_config("demo_tin_r18_synthetic").data.input_size
     (tmp_path / "demo_tin_r18_synthetic" / "latency.json").write_text(json.dumps({
-        "setting": {"config": "demo_tin_r18_synthetic", "flops_input_shape": [1, 8, 3, 56, 56]}, "time": "t",
+        "setting": {"config": "demo_tin_r18_synthetic", "flops_input_shape": [1, 8, 3, size, size]}, "time": "t",
         "models": {a: {"arch": a, "params": 11_200_000, "latency": {"cpu": {"mean_ms": 12.5, "std_ms": 1.0}}}
                    for a in ("tin_r18", "tsm_r18", "tsn_r18")}}))
     text = zoo.render_zoo(tmp_path)
