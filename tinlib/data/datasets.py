@@ -93,7 +93,7 @@ class ClipDataset(Dataset):
     # ------------------------------------------------------------------ sampling
     def _rng(self, idx: int) -> np.random.Generator:
         if self.seed is not None:
-            return np.random.default_rng([int(self.seed), int(self.epoch), int(idx)])
+            return np.random.default_rng([int(self.seed) % 2**63, int(self.epoch) % 2**63, int(idx)])
         if self._local_rng is None:
             self._local_rng = np.random.default_rng()
         return self._local_rng

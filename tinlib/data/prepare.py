@@ -527,7 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     p2 = sub.add_parser("sthv2", help="Something-Something V2 webm + JSON -> lists; extracts frames by default")
     _add_common(p2)
     p2.add_argument("--videos-dir", help="folder of <id>.webm (default: ROOT/20bn-something-something-v2)")
-    p2.add_argument("--no-extract", action="store_true", help="write video lists only (frames are recommended)")
+    p2.add_argument("--no-extract", action="store_true",
+                    help="write video lists only; not recommended: seeking in SthV2's webm (VP8/VP9) files is "
+                         "unreliable, so training from extracted frames (the default) is the supported path")
     for p in (p2,):
         g = p.add_mutually_exclusive_group()
         g.add_argument("--short-side", type=int, help="resize frames to this short side (default: native size)")
