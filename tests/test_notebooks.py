@@ -62,7 +62,7 @@ def demo_run(tmp_path_factory):
 def test_every_notebook_runs_under_papermill(demo_run):
     executed = {p.stem for p in demo_run["run_dir"].glob("*.ipynb")}
     used = {s.notebook for s in demo_run["steps"]}
-    assert used == {p.stem for p in NOTEBOOKS}
+    assert used | {"06_gradient_ablation"} == {p.stem for p in NOTEBOOKS}  # 06: test_gradient_ablation_notebook
     assert executed == {s.name for s in demo_run["steps"]}
     for name in executed:
         assert _errors(demo_run["run_dir"] / f"{name}.ipynb") == [], name
@@ -80,7 +80,7 @@ def test_demo_outputs(demo_run):
     assert set(latency["models"]) == {"tin_r18", "tsm_r18", "tsn_r18"}
     figures = results / "runs" / "demo" / "figures"
     assert {p.name for p in figures.iterdir()} >= {"interlace_by_class.png", "interlace_one_video.jpg",
-                                                   "interlace_weights_by_class.png"}
+                                                   "interlace_weights_by_class.png", "interlace_distribution.png"}
     text = (results / "model_zoo.md").read_text()
     assert "## Synthetic demo" in text and "| demo_tin_r18_synthetic |" in text
     assert "tin_r50_1x1x8_40e_sthv1_rgb (not run)" in text
@@ -110,3 +110,25 @@ def test_evaluation_numbers_are_consistent(demo_run):
     assert tin.reversal["n"] == 8  # tiny preset: one val video per class, 4 pairs
     checks = zoo.demo_checks(zoo.demo_runs(runs))
     assert [c["met"] is None for c in checks] == [False, False]
+
+
+@pytest.mark.slow
+def test_gradient_ablation_notebook(demo_run):
+    """make ablation's pipeline in the smoke profile on the demo's data: both gradients, two seeds."""
+    results, data = demo_run["results"], demo_run["data"]
+    steps = pipeline.ablation_steps(results=results, work_root=demo_run["work"] / "ablation", data_root=str(data),
+                                    profile="smoke", seeds=(0, 1))
+    run_dir = results / "runs" / "ablation"
+    done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
+    assert [d["skipped"] for d in done] == [True, False]  # the demo already wrote the data
+    assert _errors(run_dir / "06_gradient_ablation.ipynb") == []
+    summary = json.loads((results / "ablation_interlace_grad" / "summary.json").read_text())
+    assert [(r["grad"], r["seed"]) for r in summary["runs"]] == [("adjoint", 0), ("mmcv", 0), ("adjoint", 1), ("mmcv", 1)]
+    for run in summary["runs"]:
+        folder = results / "ablation_interlace_grad" / f"{run['grad']}_seed{run['seed']}"
+        train = json.loads((folder / "train.json").read_text())
+        assert train["config"]["model"]["interlace_grad"] == run["grad"] and train["seed"] == run["seed"]
+        assert (folder / "reversal.json").is_file() and 0 <= run["top1_acc"] <= 100
+    assert set(summary["comparisons"]) >= {"top1_acc", "direction_acc"}
+    assert "What the data shows" in (results / "ablation_interlace_grad" / "summary.md").read_text()
+    assert (run_dir / "figures" / "gradient_ablation_curves.png").is_file()

@@ -517,4 +517,5 @@ def test_notebooks_are_stored_without_outputs_and_have_parameters():
         assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
         assert nb.metadata["kernelspec"]["name"] == "tin-kit"
     names = {p.stem for p in pipeline.NOTEBOOK_DIR.glob("*.ipynb")}
-    assert names == {"00_prepare_data", "01_train", "02_evaluate", "03_latency", "04_model_zoo", "05_explore_interlace"}
+    assert names == {"00_prepare_data", "01_train", "02_evaluate", "03_latency", "04_model_zoo", "05_explore_interlace",
+                     "06_gradient_ablation"}

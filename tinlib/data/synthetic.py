@@ -206,13 +206,13 @@ def render_video(motion: str, rng: np.random.Generator, height: int, num_frames:
     elif motion == "shake":
         # jerky back-and-forth without net displacement: an independent offset per frame, so any
         # choice of sampled frames shows movement (a periodic shake could alias to "still")
-        amp = rng.uniform(0.15, 0.22) * h
+        amp = rng.uniform(0.22, 0.3) * h
         xs = cx0 + rng.uniform(-0.15, 0.15) * h + amp * rng.uniform(-1, 1, size=n)
         ys = cy0 + rng.uniform(-0.2, 0.2) * h + 0.25 * amp * rng.uniform(-1, 1, size=n)
     elif motion == "several":
-        for _ in range(int(rng.integers(3, 6))):
+        for _ in range(int(rng.integers(4, 7))):
             d = _object(rng, h)
-            d.update(r=d["r"] * rng.uniform(0.5, 0.75), x=float(cx0 + rng.uniform(-0.45, 0.45) * h),
+            d.update(r=d["r"] * rng.uniform(0.6, 0.85), x=float(cx0 + rng.uniform(-0.45, 0.45) * h),
                      y=float(cy0 + rng.uniform(-0.35, 0.35) * h))
             extra.append(d)
         obj = None

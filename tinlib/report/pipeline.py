@@ -15,6 +15,7 @@ import argparse
 import os
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,25 +108,35 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, 
                             cwd=str(cwd or Path.cwd()), progress_bar=False, log_output=log_output,
                             request_save_on_cell_execute=True,
                             # keep the kernel's start-up warnings out of the make output
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except pm.PapermillExecutionError as err:
         raise StepFailed(f"{source.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
                          f"  the executed notebook with the traceback: {_show(output)}") from None
 
 
+_PRINT_LOCK = threading.Lock()
+
+
+def _say(line: str) -> None:
+    """One whole line at a time (steps of a group report from several threads)."""
+    with _PRINT_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def _run_one(step: Step, label: str, run_dir: Path, force: bool, log_output: bool, cwd: Path | None) -> dict:
     fresh, why = freshness(step)
     if fresh and not force:
-        print(f"{label}: up to date, skipped ({why})", flush=True)
+        _say(f"{label}: up to date, skipped ({why})")
         return dict(step=step.name, skipped=True, seconds=0.0)
-    print(f"{label}: running notebooks/{step.notebook}.ipynb ({why})", flush=True)
+    _say(f"{label}: running notebooks/{step.notebook}.ipynb ({why})")
     t0 = time.time()
     execute_notebook(step.source, run_dir / f"{step.name}.ipynb", step.parameters, cwd=cwd, log_output=log_output)
     missing = [p for p in step.outputs if not p.exists()]
     if missing:
         raise StepFailed(f"{step.name}: the notebook ran but did not write {', '.join(map(_show, missing))}")
     seconds = time.time() - t0
-    print(f"{label}: done in {seconds:.0f} s -> {_show(run_dir / (step.name + '.ipynb'))}", flush=True)
+    _say(f"{label}: done in {seconds:.0f} s -> {_show(run_dir / (step.name + '.ipynb'))}")
     return dict(step=step.name, skipped=False, seconds=round(seconds, 1))
 
 
@@ -239,6 +250,25 @@ def demo_steps(*, results: Path, work_root: Path, data_root: str = DEMO_DATA_ROO
     steps.append(Step("04_model_zoo", "04_model_zoo", dict(results_dir=str(results)), always=True,
                       outputs=[results / "model_zoo.md"], title="Model zoo"))
     return steps
+
+
+def ablation_steps(*, results: Path, work_root: Path, data_root: str = DEMO_DATA_ROOT, profile: str = "full",
+                   seeds: Sequence[int] = (0, 1, 2), config: str = DEMO_CONFIGS[0]) -> list[Step]:
+    """synthetic data (shared with the demo) -> the interlace-gradient ablation (notebook 06)."""
+    smoke = profile == "smoke"
+    overrides = dict(PROFILES[profile])
+    overrides.pop("model.pretrained", None)
+    root = Path(data_root)
+    lists = [root / "sthv1_train_list_rawframes.txt", root / "sthv1_val_list_rawframes.txt"]
+    summary = results / "ablation_interlace_grad" / "summary.json"
+    return [Step("00_prepare_data", "00_prepare_data",
+                 dict(dataset="synthetic", data_root=str(root), synthetic=DEMO_SMOKE_DATA if smoke else DEMO_DATA),
+                 inputs=[], outputs=[root / "synthetic_meta.json"] + lists, title="Data: the synthetic dataset"),
+            Step("06_gradient_ablation", "06_gradient_ablation",
+                 dict(config=config, data_root=str(root), seeds=list(seeds), overrides=overrides,
+                      results_dir=str(results), work_root=str(work_root),
+                      figures_dir=str(results / "runs" / "ablation" / "figures")),
+                 inputs=[config_file(config)] + lists, outputs=[summary], title="Interlace gradient ablation")]
 
 
 def reproduce_steps(dataset: str, data_root: str, *, results: Path, work_root: Path, gpus: int, nodes: int = 1,
@@ -395,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--master-addr", default="127.0.0.1")
     r.add_argument("--master-port", type=int, default=29500)
     r.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    a = sub.add_parser("ablation", help="the interlace-gradient ablation on the synthetic data (notebook 06)")
+    a.add_argument("--profile", choices=("full", "smoke"), default="full")
+    a.add_argument("--data-root", default=DEMO_DATA_ROOT)
+    a.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     c = sub.add_parser("check-data", help="only check that DATA_ROOT holds the dataset")
     c.add_argument("dataset", choices=sorted(ZOO_CONFIGS))
     c.add_argument("--data-root", default=os.environ.get("DATA_ROOT"))
@@ -421,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
             steps = demo_steps(results=results, work_root=work_root / "demo", data_root=args.data_root,
                                profile=args.profile)
             run = "demo"
+        elif args.command == "ablation":
+            seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+            steps = ablation_steps(results=results, work_root=work_root / "ablation", data_root=args.data_root,
+                                   profile=args.profile, seeds=seeds)
+            run = "ablation"
         elif args.command == "reproduce":
             check_data(args.dataset, args.data_root, args.lists_dir)
             gpus = args.gpus or detect_gpus()

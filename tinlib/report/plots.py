@@ -101,6 +101,34 @@ def plot_val_curves(curves: Mapping[str, Any], title: str = "validation top-1 du
     return fig
 
 
+GRAD_COLORS = {"adjoint": "#d62728", "mmcv": "#1f77b4"}
+
+
+def plot_ablation_curves(train, val):
+    """Validation top-1 (left) and training loss per epoch (right) of the gradient ablation:
+    ``train``/``val`` frames with ``grad`` and ``seed`` columns; one line per run."""
+    plt = _plt()
+    fig, (ax_val, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.4))
+    labelled = set()
+    for (grad, seed), run in (val.groupby(["grad", "seed"]) if not val.empty else []):
+        label = grad if grad not in labelled else None
+        labelled.add(grad)
+        ax_val.plot(run["epoch"], 100 * run["top1_acc"], "o-", ms=3, lw=1, color=GRAD_COLORS.get(grad), label=label)
+    if not train.empty:
+        per_epoch = train.groupby(["grad", "seed", "epoch"], as_index=False)["loss_cls"].mean()
+        for (grad, seed), run in per_epoch.groupby(["grad", "seed"]):
+            ax_loss.plot(run["epoch"], run["loss_cls"], lw=1, color=GRAD_COLORS.get(grad),
+                         label=grad if seed == per_epoch["seed"].min() else None)
+    ax_val.set(xlabel="epoch", ylabel="validation top-1 (%)", ylim=(0, 102))
+    ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
+    for ax in (ax_val, ax_loss):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle("interlace gradient: adjoint (true) vs mmcv, one line per seed")
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------
@@ -285,6 +313,39 @@ def plot_video_interlace(trace, v: int, frames: np.ndarray | None = None, title:
     fig.colorbar(im, ax=fig.axes[-1], fraction=0.05, label="weight (0-2)")
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_offset_distribution(trace):
+    """Histogram of the learned offsets over every recorded video, one panel per stage (the
+    blocks of a stage pooled), one colour per offset group; the mean weight per segment below."""
+    plt = _plt()
+    stages = sorted(set(trace.stages))
+    fig, axes = plt.subplots(2, len(stages), figsize=(2.6 * len(stages), 4.6), squeeze=False)
+    bins = np.linspace(-2, 2, 41)
+    for col, stage in enumerate(stages):
+        layers = [i for i, s in enumerate(trace.stages) if s == stage]
+        ax = axes[0, col]
+        for g in range(trace.offsets.shape[2]):
+            values = trace.offsets[:, layers, g].reshape(-1)
+            ax.hist(values, bins=bins, color=GROUP_COLORS[g], alpha=0.6, label=f"o{g}")
+        ax.axvline(0, color="k", lw=0.5)
+        ax.set_title(f"layer{stage} ({len(layers)} blocks)", fontsize=9)
+        ax.set_xlabel("offset (segments)", fontsize=8)
+        axw = axes[1, col]
+        t = trace.weights.shape[2]
+        for g in range(trace.weights.shape[3]):
+            w = trace.weights[:, layers, :, g].reshape(-1, t)
+            axw.errorbar(np.arange(t) + (g - 0.5) * 0.15, w.mean(0), yerr=w.std(0), fmt="o-", ms=3, lw=1,
+                         color=GROUP_COLORS[g], label=f"group {g}")
+        axw.set_ylim(0, 2)
+        axw.set_xlabel("segment", fontsize=8)
+    axes[0, 0].set_ylabel("blocks x videos", fontsize=8)
+    axes[1, 0].set_ylabel("weight (mean ± sd)", fontsize=8)
+    axes[0, -1].legend(fontsize=7)
+    axes[1, -1].legend(fontsize=7)
+    fig.suptitle(f"learned offsets and segment weights over {trace.offsets.shape[0]} videos", fontsize=10)
+    fig.tight_layout()
     return fig
 
 
