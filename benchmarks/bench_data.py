@@ -3,10 +3,10 @@
 Measures the training pipeline (sampling, decoding, Resize -> MultiScaleCrop -> Resize, Normalize,
 collation) through ``build_loader`` with 0 and 2 workers, for JPEG frame folders and videos, at
 the zoo settings (8 segments, 224 px crops, SthV1-sized 100 px frames upscaled to 256; SthV2-sized
-240 px webm; K400-sized 256 px mp4) and the demo settings (synthetic data, 64 -> 56 px). The data is
+240 px webm; K400-sized 256 px mp4) and the demo settings (synthetic data, 40 -> 32 px). The data is
 the synthetic dataset written to a temporary folder. The consumption side is one training step
 (forward, backward, SGD) of TIN-R50 (174 classes, 2 clips x 8 x 224²) and of the demo TIN-R18
-(8 clips x 8 x 56²) on this machine's CPU.
+(8 clips x 8 x 32²) on this machine's CPU.
 
 Usage: ``python benchmarks/bench_data.py [--clips N] [--keep DIR]``.
 """
@@ -32,8 +32,8 @@ SETTINGS = [
     ("zoo: rawframes, SthV1-sized jpg (h 100)", "sthv1", 100, 256, 224, 6),
     ("zoo: videos, SthV2-sized webm (h 240)", "sthv2", 240, 256, 224, 6),
     ("zoo: videos, K400-sized mp4 (short side 256)", "k400", 256, 256, 224, 6),
-    ("demo: rawframes, synthetic sthv1 (h 100)", "sthv1", 100, 64, 56, 8),
-    ("demo: videos, synthetic sthv2 webm (h 96)", "sthv2", 96, 64, 56, 8),
+    ("demo: rawframes, synthetic sthv1 (h 40)", "sthv1", 40, 40, 32, 8),
+    ("demo: videos, synthetic sthv2 webm (h 48)", "sthv2", 48, 40, 32, 8),
 ]
 
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] clips/s: 0 workers {rates[0]:.1f}, 2 workers {rates[1]:.1f}", flush=True)
         rows.append((name, f"{scale}->{size}", batch, *rates))
     zoo = train_rate("tin_r50", 174, 2, 224)
-    demo = train_rate("tin_r18", 11, 8, 56)
+    demo = train_rate("tin_r18", 11, 8, 32)
     print(f"training consumes: TIN-R50 zoo {zoo} clips/s, TIN-R18 demo {demo} clips/s", flush=True)
     lines = ["## Data loading (`benchmarks/bench_data.py`)", "",
              "Training pipeline through `build_loader` (sampling, decode, Resize, MultiScaleCrop, Resize, "
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = ("yes" if r2 >= need else "no") + f" ({r2 / need:.0f}x)" if need else "pending"
         lines.append(f"| {name} | {sizes} | {batch} | {r0:.1f} | {r2:.1f} | {need_s} | {ok} |")
     lines += ["", "Consumption = one training step (forward, backward, SGD) on this CPU: TIN-R50, 174 classes, "
-              "2 clips x 8 x 224² for the zoo rows; TIN-R18, 11 classes, 8 clips x 8 x 56² for the demo rows. "
+              "2 clips x 8 x 224² for the zoo rows; TIN-R18, 11 classes, 8 clips x 8 x 32² for the demo rows. "
               "Loader and model were timed separately; during training the workers share the same cores."]
     markdown = "\n".join(lines)
     print(markdown)
