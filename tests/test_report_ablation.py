@@ -28,10 +28,10 @@ def test_paired_difference_matches_a_hand_computed_t_interval():
 
 def test_verdict_says_no_difference_only_when_the_interval_holds_zero():
     unclear = ablation.paired_difference([91.0, 93.0, 92.0], [90.0, 90.0, 93.0])
-    assert "no measurable difference" in ablation.verdict(unclear)
+    assert "no difference this many seeds can resolve" in ablation.verdict(unclear)
     clear = ablation.paired_difference([95.0, 96.0, 95.5], [90.0, 90.5, 90.2])
     text = ablation.verdict(clear)
-    assert "adjoint is better" in text and "no measurable" not in text
+    assert "adjoint is better" in text and "cannot" not in text and "resolve" not in text
     worse = ablation.paired_difference([80.0, 81.0, 80.5], [90.0, 90.5, 90.2])
     assert "mmcv is better" in ablation.verdict(worse)
     single = ablation.paired_difference([91.0], [90.0])
@@ -46,3 +46,10 @@ def test_commands_carry_the_gradient_seed_and_overrides(tmp_path):
     for cmd in (train, test):
         assert "model.interlace_grad='mmcv'" in cmd and "train.epochs=1" in cmd and "data.root='d'" in cmd
     assert test[3] == "test" and test[5] == str(tmp_path / "w" / "latest.pth")
+
+
+def test_lower_is_better_metrics_and_the_seed_tally():
+    loss = ablation.paired_difference([0.20, 0.25, 0.22], [0.90, 0.95, 0.92])
+    loss["wins"] = 3
+    text = ablation.verdict(loss, "final training loss", unit="", lower_is_better=True)
+    assert "adjoint is better" in text and "adjoint ahead in 3 of 3 seeds" in text and "points" not in text

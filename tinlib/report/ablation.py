@@ -179,22 +179,26 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     return dict(n=n, mean=mean, sd=sd, ci95=[mean - half, mean + half])
 
 
-def verdict(diff: dict[str, Any], metric: str = "top-1", a: str = "adjoint", b: str = "mmcv") -> str:
+def verdict(diff: dict[str, Any], metric: str = "top-1", a: str = "adjoint", b: str = "mmcv", unit: str = " points",
+            lower_is_better: bool = False) -> str:
     """One plain sentence on what the paired difference shows."""
     n = diff["n"]
     if diff["ci95"] is None:
-        return (f"{metric}: {a} - {b} = {diff['mean']:+.2f} points from a single seed; one seed cannot "
+        return (f"{metric}: {a} - {b} = {diff['mean']:+.2f}{unit} from a single seed; one seed cannot "
                 f"separate the gradient's effect from seed-to-seed noise.")
     lo, hi = diff["ci95"]
-    span = f"{diff['mean']:+.2f} points (95 % interval {lo:+.2f} to {hi:+.2f}, {n} seeds)"
+    wins = diff.get("wins")
+    tally = f"; {a} ahead in {wins} of {n} seeds" if wins is not None else ""
+    span = f"{diff['mean']:+.2f}{unit} (95 % interval {lo:+.2f} to {hi:+.2f}, {n} seeds{tally})"
     if lo <= 0 <= hi:
-        return f"{metric}: no measurable difference; {a} - {b} = {span}."
-    better = a if diff["mean"] > 0 else b
+        return f"{metric}: no difference this many seeds can resolve; {a} - {b} = {span}."
+    better = a if (diff["mean"] > 0) != lower_is_better else b
     return f"{metric}: {better} is better; {a} - {b} = {span}."
 
 
-METRICS = (("top1_acc", "top-1"), ("direction_acc", "direction (reversal pairs)"),
-           ("final_train_loss", "final training loss"))
+# key, label, unit, lower is better
+METRICS = (("top1_acc", "top-1", " points", False), ("direction_acc", "direction (reversal pairs)", " points", False),
+           ("final_train_loss", "final training loss", "", True))
 
 
 def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str, overrides: dict | None = None) -> dict:
@@ -204,7 +208,7 @@ def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str, overrid
     for g in grads:
         mine = [r for r in rows if r["grad"] == g]
         per_grad[g] = {}
-        for key, _ in METRICS:
+        for key, *_ in METRICS:
             values = [r[key] for r in mine if r.get(key) is not None]
             if values:
                 mean, sd = _mean_sd(values)
@@ -214,12 +218,13 @@ def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str, overrid
         a, b = grads
         seeds = sorted({r["seed"] for r in rows if r["grad"] == a} & {r["seed"] for r in rows if r["grad"] == b})
         by = {(r["grad"], r["seed"]): r for r in rows}
-        for key, label in METRICS:
+        for key, label, unit, lower in METRICS:
             pairs = [(by[a, s].get(key), by[b, s].get(key)) for s in seeds]
             pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
             if pairs:
                 diff = paired_difference([x for x, _ in pairs], [y for _, y in pairs])
-                diff["verdict"] = verdict(diff, label, a, b)
+                diff["wins"] = sum((x < y) if lower else (x > y) for x, y in pairs)
+                diff["verdict"] = verdict(diff, label, a, b, unit, lower)
                 comparisons[key] = diff
     return dict(config=config, overrides=overrides or {}, grads=grads, seeds=sorted({r.seed for r in runs}),
                 runs=rows, per_grad=per_grad, comparisons=comparisons)
