@@ -105,6 +105,15 @@ def test_good_overrides():
     assert parse_override("data.root=a=b") == ("data.root", "a=b")
 
 
+def test_mmaction_backbone_spelling_of_model_options():
+    cfg = load_config(ZOO[0], ["model.backbone.interlace_grad=mmcv", "model.backbone.shift_div=8"])
+    assert cfg.model.interlace_grad == "mmcv" and cfg.model.shift_div == 8
+    with pytest.raises(ConfigError, match="interlace_grad"):
+        load_config(ZOO[0], ["model.backbone.interlace_grad=true_gradient"])
+    with pytest.raises(ConfigError, match="bad override"):
+        load_config(ZOO[0], ["model.backbone.depthh=50"])
+
+
 def test_unknown_config_name_suggests_close_ones():
     with pytest.raises(ConfigError, match="Did you mean: tin_r50_1x1x8_40e_sthv1_rgb"):
         load_config("tin_r50_1x1x8_40e_sthv1")

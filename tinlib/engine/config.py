@@ -411,6 +411,7 @@ def apply_overrides(cfg: Config, overrides: dict | list | tuple | None) -> Confi
         items = [parse_override(o) if isinstance(o, str) else tuple(o) for o in overrides]
     values = cfg.to_dict()
     for key, value in items:
+        key = _unalias(key)
         _check_override_key(key)
         if key == "name":
             raise ConfigError("'name' cannot be overridden: it is the config file's name; use --work-dir/--run")
@@ -419,6 +420,15 @@ def apply_overrides(cfg: Config, overrides: dict | list | tuple | None) -> Confi
         return config_from_dict(values)
     except ConfigError as err:
         raise ConfigError(f"bad override: {err}") from None
+
+
+def _unalias(key: str) -> str:
+    """MMAction2 spells backbone options ``model.backbone.<name>`` (``model.backbone.shift_div``);
+    tinlib's model section is flat, so those keys map to ``model.<name>``."""
+    prefix = "model.backbone."
+    if key.startswith(prefix) and key[len(prefix):] in _field_types(ModelConfig):
+        return "model." + key[len(prefix):]
+    return key
 
 
 def _check_override_key(key: str) -> None:
