@@ -111,6 +111,13 @@ def test_zoo_takes_the_newest_run_of_a_config(tmp_path):
     assert zoo.collect_runs(tmp_path)[ZOO_ROWS[0]].metric("top1_acc") == 3.0
 
 
+def test_zoo_prefers_the_configs_own_folder_over_newer_ablation_runs(tmp_path):
+    write_run(tmp_path, ZOO_ROWS[0], top1=1.0, top5=2.0, mean=1.0, time_="2026-01-01T00:00:00+00:00")
+    write_run(tmp_path / "ablation_interlace_grad", ZOO_ROWS[0], top1=3.0, top5=4.0, mean=3.0, folder="mmcv_seed0",
+              time_="2026-02-01T00:00:00+00:00")
+    assert zoo.collect_runs(tmp_path)[ZOO_ROWS[0]].metric("top1_acc") == 1.0
+
+
 def test_zoo_ignores_executed_notebook_folder(tmp_path):
     write_run(tmp_path / "runs", ZOO_ROWS[0], top1=1.0, top5=2.0, mean=1.0)
     assert zoo.collect_runs(tmp_path) == {}

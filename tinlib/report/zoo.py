@@ -199,8 +199,10 @@ def _iter_records(results_dir: Path, name: str) -> Iterable[Path]:
 
 
 def collect_runs(results_dir: str | os.PathLike = "results") -> dict[str, RunRecord]:
-    """Runs found below ``results_dir``, keyed by config name (the newest when a config was run
-    under several names). Executed notebooks (``results/runs``) are not searched."""
+    """Runs found below ``results_dir``, keyed by config name. When a config was run several
+    times, its default run folder (``<results_dir>/<config>/``, what ``tinlib train`` and the
+    pipelines write) wins over other names (an ablation's runs, say), then the newest evaluated
+    run. Executed notebooks (``results/runs``) are not searched."""
     results_dir = Path(results_dir)
     folders: dict[Path, RunRecord] = {}
     for name, attr in (("metrics.json", "metrics"), ("train.json", "train")):
@@ -219,7 +221,7 @@ def collect_runs(results_dir: str | os.PathLike = "results") -> dict[str, RunRec
     runs: dict[str, RunRecord] = {}
     for rec in folders.values():
         old = runs.get(rec.config)
-        if old is None or (rec.metrics is not None, rec.time) > (old.metrics is not None, old.time):
+        if old is None or _preference(rec, results_dir) > _preference(old, results_dir):
             runs[rec.config] = rec
     latencies = collect_latency(results_dir)
     for rec in runs.values():
@@ -227,6 +229,11 @@ def collect_runs(results_dir: str | os.PathLike = "results") -> dict[str, RunRec
         if found is not None:
             rec.latency_path, rec.latency = found
     return runs
+
+
+def _preference(rec: RunRecord, results_dir: Path) -> tuple:
+    default_folder = rec.folder.resolve() == (results_dir / rec.config).resolve()
+    return default_folder, rec.metrics is not None, rec.time
 
 
 def _test_shape(cfg: dict | None) -> list[int] | None:
