@@ -92,14 +92,17 @@ def set_rng_state(state: dict) -> None:
 # Environment record
 # --------------------------------------------------------------------------------------------
 def git_info() -> dict:
-    """The commit of the tin-kit checkout this package runs from (None outside a git checkout)."""
+    """The commit of the tin-kit checkout this package runs from (None outside a git checkout).
+    ``dirty`` says whether tracked files differ from it, leaving out ``results/``: what runs
+    write there does not change the code that produced a run."""
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10).stdout.strip() or None
         dirty = None
         if commit:
-            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                     ":(exclude)results"], cwd=root,
                                     capture_output=True, text=True, timeout=10).stdout
             dirty = bool(status.strip())
     except (OSError, subprocess.SubprocessError):
