@@ -104,9 +104,8 @@ def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int]
     cfg = _load(config)
     applied = dict(data_overrides(cfg, data_root))
     applied.update(overrides or {})
-    applied.setdefault("train.num_threads", 1 if parallel > 1 else None)
-    if applied["train.num_threads"] is None:
-        applied.pop("train.num_threads")
+    if parallel > 1:  # runs side by side share the cores: one torch thread each
+        applied.setdefault("train.num_threads", 1)
     folder, work_root = Path(results_dir) / name, Path(work_root)
     meta = synthetic_meta(data_root or cfg.data.root)
     todo = [r for r in runs if force or not (folder / r.name / "metrics.json").is_file()]

@@ -207,20 +207,30 @@ def _common(config: str, data_root: str, results: Path | None, work_dir: Path, o
     return out
 
 
+def _synthetic_overrides(profile: str) -> dict[str, Any]:
+    """The profile's overrides for the demo configs (which never load pretrained weights)."""
+    overrides = dict(PROFILES[profile])
+    overrides.pop("model.pretrained", None)
+    return overrides
+
+
+def _synthetic_data_step(data_root: str, profile: str) -> tuple[Step, list[Path]]:
+    """The step that writes the demo's synthetic data (tiny in the smoke profile), and its lists."""
+    root = Path(data_root)
+    lists = [root / "sthv1_train_list_rawframes.txt", root / "sthv1_val_list_rawframes.txt"]
+    data = DEMO_SMOKE_DATA if profile == "smoke" else DEMO_DATA
+    step = Step("00_prepare_data", "00_prepare_data", dict(dataset="synthetic", data_root=str(root), synthetic=data),
+                inputs=[], outputs=[root / "synthetic_meta.json"] + lists, title="Data: the synthetic dataset")
+    return step, lists
+
+
 def demo_steps(*, results: Path, work_root: Path, data_root: str = DEMO_DATA_ROOT, profile: str = "full",
                configs: Sequence[str] = DEMO_CONFIGS) -> list[Step]:
     """synthetic data -> train TIN/TSM/TSN -> evaluate -> latency -> interlace -> zoo."""
     smoke = profile == "smoke"
-    overrides = dict(PROFILES[profile])
-    if smoke:
-        overrides.pop("model.pretrained")
-    data = DEMO_SMOKE_DATA if smoke else DEMO_DATA
-    root = Path(data_root)
-    meta = root / "synthetic_meta.json"
-    lists = [root / "sthv1_train_list_rawframes.txt", root / "sthv1_val_list_rawframes.txt"]
-    steps = [Step("00_prepare_data", "00_prepare_data",
-                  dict(dataset="synthetic", data_root=str(root), synthetic=data),
-                  inputs=[], outputs=[meta] + lists, title="Data: the synthetic dataset")]
+    overrides = _synthetic_overrides(profile)
+    prepare, lists = _synthetic_data_step(data_root, profile)
+    steps = [prepare]
     ckpts = {}
     # the models train side by side, one thread each: on a small CPU that beats training them one
     # after the other with all threads (small convolutions scale poorly across threads)
@@ -255,17 +265,11 @@ def demo_steps(*, results: Path, work_root: Path, data_root: str = DEMO_DATA_ROO
 def ablation_steps(*, results: Path, work_root: Path, data_root: str = DEMO_DATA_ROOT, profile: str = "full",
                    seeds: Sequence[int] = (0, 1, 2), config: str = DEMO_CONFIGS[0]) -> list[Step]:
     """synthetic data (shared with the demo) -> the interlace-gradient ablation (notebook 06)."""
-    smoke = profile == "smoke"
-    overrides = dict(PROFILES[profile])
-    overrides.pop("model.pretrained", None)
-    root = Path(data_root)
-    lists = [root / "sthv1_train_list_rawframes.txt", root / "sthv1_val_list_rawframes.txt"]
+    prepare, lists = _synthetic_data_step(data_root, profile)
     summary = results / "ablation_interlace_grad" / "summary.json"
-    return [Step("00_prepare_data", "00_prepare_data",
-                 dict(dataset="synthetic", data_root=str(root), synthetic=DEMO_SMOKE_DATA if smoke else DEMO_DATA),
-                 inputs=[], outputs=[root / "synthetic_meta.json"] + lists, title="Data: the synthetic dataset"),
+    return [prepare,
             Step("06_gradient_ablation", "06_gradient_ablation",
-                 dict(config=config, data_root=str(root), seeds=list(seeds), overrides=overrides,
+                 dict(config=config, data_root=str(data_root), seeds=list(seeds), overrides=_synthetic_overrides(profile),
                       results_dir=str(results), work_root=str(work_root),
                       figures_dir=str(results / "runs" / "ablation" / "figures")),
                  # always: the notebook itself skips finished runs, and new seeds must not look up to date

@@ -109,16 +109,16 @@ def plot_ablation_curves(train, val):
     ``train``/``val`` frames with ``grad`` and ``seed`` columns; one line per run."""
     plt = _plt()
     fig, (ax_val, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.4))
-    labelled = set()
-    for (grad, seed), run in (val.groupby(["grad", "seed"]) if not val.empty else []):
-        label = grad if grad not in labelled else None
-        labelled.add(grad)
-        ax_val.plot(run["epoch"], 100 * run["top1_acc"], "o-", ms=3, lw=1, color=GRAD_COLORS.get(grad), label=label)
+    def lines(ax, frame, column, scale, style):
+        labelled = set()  # one legend entry per gradient, not per seed
+        for (grad, _), run in (frame.groupby(["grad", "seed"]) if not frame.empty else []):
+            ax.plot(run["epoch"], scale * run[column], style, ms=3, lw=1, color=GRAD_COLORS.get(grad),
+                    label=None if grad in labelled else grad)
+            labelled.add(grad)
+
+    lines(ax_val, val, "top1_acc", 100, "o-")
     if not train.empty:
-        per_epoch = train.groupby(["grad", "seed", "epoch"], as_index=False)["loss_cls"].mean()
-        for (grad, seed), run in per_epoch.groupby(["grad", "seed"]):
-            ax_loss.plot(run["epoch"], run["loss_cls"], lw=1, color=GRAD_COLORS.get(grad),
-                         label=grad if seed == per_epoch["seed"].min() else None)
+        lines(ax_loss, train.groupby(["grad", "seed", "epoch"], as_index=False)["loss_cls"].mean(), "loss_cls", 1, "-")
     ax_val.set(xlabel="epoch", ylabel="validation top-1 (%)", ylim=(0, 102))
     ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
     for ax in (ax_val, ax_loss):
