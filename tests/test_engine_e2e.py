@@ -193,6 +193,9 @@ def _ddp_worker(rank, world, init_file, out_dir):
     module = net.module if world > 1 else net
     if rank == 0:
         torch.save({k: v.clone() for k, v in module.state_dict().items()}, f"{out_dir}/ddp.pt")
+    # tear gloo down together: a rank destroying its group while the other is still busy can abort
+    # (seen once in CI as SIGABRT, "terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 
