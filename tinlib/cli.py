@@ -1,27 +1,78 @@
-"""Command line: ``tinlib prepare|train|test|latency|zoo|export ...``.
+"""Command line: ``tinlib COMMAND ...``, and the one wrapper every command runs under.
 
-Each subcommand lives in the module that does the work; this file only dispatches, so that
-``tinlib --help`` stays fast (no torch import) and ``torchrun -m tinlib train ...`` works.
+Each command is a module under ``tinlib.commands`` (or, until it moves there, the module that does
+the work) with ``main(argv) -> int``. This file only dispatches, so ``tinlib --help`` stays fast
+(no torch import) and ``torchrun -m tinlib train ...`` works.
+
+:func:`run_command` is the shared ``main`` body: parse, set up logging, run, and turn a
+:class:`tinlib.errors.UserError` into one line on stderr and its exit status. The traceback is
+shown only with ``--debug`` (or ``TINLIB_DEBUG=1``); an unexpected exception keeps its traceback.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
+import logging
+import os
 import sys
+from typing import Callable, Sequence
 
-# subcommand -> (module, function taking argv, one-line help)
+DEBUG_ENV = "TINLIB_DEBUG"
+
+# command -> (module, one-line help); the module has main(argv) -> int
 COMMANDS = {
-    "prepare": ("tinlib.data.prepare", "main", "build annotation lists / extract frames from official files"),
-    "train": ("tinlib.engine.train", "main", "train a config (single process or under torchrun)"),
-    "test": ("tinlib.engine.evaluate", "main", "evaluate a checkpoint: top-1/top-5/mean class accuracy"),
-    "latency": ("tinlib.engine.latency", "main", "inference latency, FLOPs and parameters"),
-    "zoo": ("tinlib.report.zoo", "main", "rewrite results/model_zoo.md from results/"),
-    "export": ("tinlib.export", "main", "export a recognizer to ONNX"),
+    "prepare": ("tinlib.data.prepare", "build annotation lists / extract frames from official files"),
+    "train": ("tinlib.engine.train", "train a config (single process or under torchrun)"),
+    "test": ("tinlib.engine.evaluate", "evaluate a checkpoint: top-1/top-5/mean class accuracy"),
+    "latency": ("tinlib.engine.latency", "inference latency, FLOPs and parameters"),
+    "zoo": ("tinlib.report.zoo", "rewrite results/model_zoo.md from results/"),
+    "export": ("tinlib.export", "export a recognizer to ONNX"),
 }
+
+
+def debug_requested(args: argparse.Namespace | None = None) -> bool:
+    """True when ``--debug`` was given or ``TINLIB_DEBUG`` is set to a non-empty value other than 0."""
+    if args is not None and getattr(args, "debug", False):
+        return True
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--debug`` to a parser (``run_command`` does this for the parsers it is given)."""
+    if not any("--debug" in action.option_strings for action in parser._actions):
+        parser.add_argument("--debug", action="store_true",
+                            help=f"show the full traceback of an error (or set {DEBUG_ENV}=1)")
+
+
+def run_command(prog: str, parser: argparse.ArgumentParser, action: Callable[[argparse.Namespace], int | None],
+                argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` with ``parser``, run ``action(args)`` and return the exit status.
+
+    A :class:`~tinlib.errors.UserError` becomes ``"<prog>: error: <message>"`` on stderr and
+    ``err.exit_code``; Ctrl-C becomes ``"<prog>: interrupted"`` and 130. With ``--debug`` the
+    traceback is printed as well.
+    """
+    from tinlib.errors import UserError
+    from tinlib.logs import setup_logging
+
+    add_debug_flag(parser)
+    args = parser.parse_args(None if argv is None else list(argv))
+    setup_logging(logging.DEBUG if debug_requested(args) else logging.INFO)
+    try:
+        return int(action(args) or 0)
+    except UserError as err:
+        if debug_requested(args):
+            logging.getLogger("tinlib").exception("traceback (--debug):")
+        print(f"{prog}: error: {err}", file=sys.stderr, flush=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+        return 130
 
 
 def _usage() -> str:
     lines = ["usage: tinlib COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<9} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run 'tinlib COMMAND --help' for the options of one command."]
     return "\n".join(lines)
 
@@ -35,15 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"tinlib: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module_name, func_name, _ = COMMANDS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name != module_name:
-            raise
-        print(f"tinlib {name}: not available in this version of tin-kit ({module_name} is missing)", file=sys.stderr)
-        return 2
-    return int(getattr(module, func_name)(rest) or 0)
+    module_name, _ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    return int(module.main(rest) or 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,69 @@
+"""Logging for tinlib: one logger per module (``logging.getLogger(__name__)``), set up once.
+
+Library modules only call ``logging.getLogger(__name__)``; the command-line entry points call
+:func:`setup_logging`. Under torchrun only rank 0 prints INFO lines (every rank prints warnings
+and errors, prefixed with its rank) so that 8 processes do not print every line 8 times.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+_HANDLER_NAME = "tinlib"
+
+
+def process_rank() -> int:
+    """The global rank set by torchrun (``RANK``), 0 for a plain process."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+class _RankFilter(logging.Filter):
+    """Lets INFO and below through on rank 0 only; tags records of other ranks with their rank."""
+
+    def __init__(self, rank: int):
+        super().__init__()
+        self.rank = rank
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.rank_prefix = f"[rank {self.rank}] " if self.rank else ""
+        return self.rank == 0 or record.levelno >= logging.WARNING
+
+
+def setup_logging(level: int = logging.INFO, *, stream=None) -> logging.Logger:
+    """Send the ``tinlib`` loggers to ``stream`` (default: stderr) as plain lines, once per process.
+
+    Lines look like ``message`` for INFO and ``warning: message`` for warnings and errors, so a log
+    read in make or a cluster job reads as the program's own output. Calling it again only
+    changes the level (and the stream when one is given).
+    """
+    root = logging.getLogger("tinlib")
+    root.setLevel(level)
+    root.propagate = False
+    handler = next((h for h in root.handlers if h.get_name() == _HANDLER_NAME), None)
+    if handler is None:
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.set_name(_HANDLER_NAME)
+        handler.setFormatter(_Formatter())
+        handler.addFilter(_RankFilter(process_rank()))
+        root.addHandler(handler)
+    elif stream is not None and isinstance(handler, logging.StreamHandler):
+        handler.setStream(stream)
+    return root
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = getattr(record, "rank_prefix", "")
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            text = f"{record.levelname.lower()}: {text}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return prefix + text
+
+
+__all__ = ["setup_logging", "process_rank"]
