@@ -29,7 +29,7 @@ from tinlib import ops  # noqa: E402
 STAGES = [(64, 56 * 56), (128, 28 * 28), (256, 14 * 14), (512, 7 * 7)]  # (fold F, H*W)
 N, T, G = 1, 8, 4
 NOTES_CPU = (
-    "Where the CPU time goes (reference backend, eager PyTorch): the forward is one "
+    "Where the CPU time goes (backend `reference`, tinlib/ops/eager.py): the forward is one "
     "`embedding_bag` pass (each output row = weighted sum of two source rows, about 2x a clone) "
     "plus ~15 tiny index/coefficient ops and the custom-op dispatch (a fixed ~0.1 ms per call on "
     "this machine); the backward is one more `embedding_bag` for grad_x and one fused per-row dot "
@@ -163,14 +163,15 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     kept = not args.os_malloc and keep_freed_memory()
     device = torch.device(args.device)
+    ops.resolve_backend(args.backend, torch.empty(0, device=device))  # fail early on a bad choice
+    rows = [bench_stage(f, hw, device, args.repeats, args.backend) for f, hw in STAGES]
+    # what ran ("auto" falls back to the eager backend if a Triton kernel failed its first-call check)
     backend = ops.resolve_backend(args.backend, torch.empty(0, device=device))
-
-    rows = [bench_stage(f, hw, device, args.repeats, backend) for f, hw in STAGES]
-    lines = [f"Interlace op, {device.type}, backend `{backend}`, N=1, T=8, G=4, float32; fastest of "
-             f"{args.repeats} runs, ms, {torch.get_num_threads()} CPU threads, "
-             f"{'freed memory kept by malloc' if kept else 'default malloc trimming'}. Targets: {TARGETS}.", "",
-             "| x shape | clone ms | fwd ms | fwd+bwd ms | MMAction2 fwd+bwd ms | speed-up vs MMAction2 "
-             "| fwd / clone | fwd+bwd / clone |",
+    lines = [(f"Interlace op, {device.type}, backend `{backend}`, N=1, T=8, G=4, float32; fastest of "
+              f"{args.repeats} runs, ms, {torch.get_num_threads()} CPU threads, "
+              f"{'freed memory kept by malloc' if kept else 'default malloc trimming'}. Targets: {TARGETS}."), "",
+             ("| x shape | clone ms | fwd ms | fwd+bwd ms | MMAction2 fwd+bwd ms | speed-up vs MMAction2 "
+              "| fwd / clone | fwd+bwd / clone |"),
              "|---|---|---|---|---|---|---|---|"]
     met = {"speedup": True, "fwd": True, "fwd_bwd": True}
     for r in rows:
@@ -181,8 +182,8 @@ def main(argv=None) -> int:
         lines.append(f"| {r['shape']} | {r['clone']:.3f} | {r['fwd']:.3f} | {r['fwd_bwd']:.3f} | "
                      f"{r['mm_fwd_bwd']:.3f} | {speedup:.1f}x | {rf:.1f}x | {rfb:.1f}x |")
     if device.type == "cuda":
-        lines += ["", "Triton kernels alone at batch 16 (forward; backward with all three gradients; "
-                  "triton.testing.do_bench), bandwidth of the minimal traffic (fwd 2, bwd 3 tensor passes):", "",
+        lines += ["", ("Triton kernels alone at batch 16 (forward; backward with all three gradients; "
+                       "triton.testing.do_bench), bandwidth of the minimal traffic (fwd 2, bwd 3 tensor passes):"), "",
                   "| x shape | fwd ms | fwd GB/s | bwd ms | bwd GB/s |", "|---|---|---|---|---|"]
         for f, hw in STAGES:
             b = triton_bandwidth(f, hw)

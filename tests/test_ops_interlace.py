@@ -1,13 +1,13 @@
-"""tinlib.ops: tin_shift and interlace semantics, gradients, errors, torch.compile (reference backend)."""
+"""tinlib.ops: tin_shift and interlace semantics, gradients, errors, torch.compile (eager "reference" backend)."""
 import pytest
 import torch
 
 from tinlib import ops
-from tinlib.ops import interlace, interlace_composite, tin_shift
+from tinlib.ops import eager, interlace, interlace_composite, tin_shift
 
 
 def example_x(steps=4, channels=4):
-    """x[t][c] = 10 (c + 1) + (t + 1), shape [1, T, C, 1] (SPEC 1.4)."""
+    """x[t][c] = 10 (c + 1) + (t + 1), shape [1, T, C, 1]: each value names its channel and frame."""
     t = torch.arange(steps, dtype=torch.float64).view(steps, 1)
     c = torch.arange(channels, dtype=torch.float64).view(1, channels)
     return (10 * (c + 1) + (t + 1)).view(1, steps, channels, 1)
@@ -58,7 +58,9 @@ def mmcv_data_grad(grad_out, offset, weight):
                        .unsqueeze(-1), offset, torch.ones_like(weight))
 
 
-# --- SPEC 1.4 worked examples -------------------------------------------------------------
+# --- worked examples, computed by hand from the definitions ----------------------------------
+# A: one channel per group, shifts +1, -1, +2, 0 (column c is channel c, row t is frame t);
+# the adjoint gradient shifts the incoming gradient back, mmcv's shifts it forward again.
 
 EXAMPLE_A_SHIFT = [[1, -1, 2, 0]]
 EXAMPLE_A_OUT = [[0, 22, 0, 41], [11, 23, 0, 42], [12, 24, 31, 43], [13, 0, 32, 44]]
@@ -79,6 +81,8 @@ def test_example_a_tin_shift(grad, expected, dtype):
         torch.testing.assert_close(gx.double(), table(expected), rtol=0, atol=0)
 
 
+# B: TemporalInterlace's four groups (offsets +o0, +o1, -o0, -o1) with per-frame weights, e.g.
+# out[0][0] = 1.0 * (0.7 * 11 + 0.3 * 0) = 7.7; C: offsets +-0.5 average neighbouring frames.
 EXAMPLE_B_OFFSETS = [0.3, -1.25]
 EXAMPLE_B_WEIGHTS = [(1.0, 0.5), (1.2, 0.8), (0.9, 1.1), (1.5, 0.25)]
 EXAMPLE_B_OUT = [[7.7, 11.125, 31.3, 0], [14.04, 18.6, 38.76, 24.6],
@@ -218,19 +222,58 @@ def test_offset_gradient_is_the_finite_difference():
     torch.testing.assert_close(goff, expected)
 
 
-def test_only_requested_gradients_and_no_shift_gradient():
+def test_backward_computes_only_the_requested_gradients(monkeypatch):
+    """The backward kernel is asked only for the gradients autograd needs, and x is kept for the
+    backward only when the offset/weight gradients need it."""
+    calls = []
+    real_backward = eager.backward
+
+    def recording_backward(grad_out, x, offset, weight, grad, need_x, need_params):
+        calls.append({"need_x": need_x, "need_params": need_params, "got_x": x is not None})
+        return real_backward(grad_out, x, offset, weight, grad, need_x, need_params)
+
+    monkeypatch.setattr(eager, "backward", recording_backward)
     x, offset, weight = fractional_case()
+    grad_out = torch.randn_like(x)
+
     xr = x.clone().requires_grad_()
-    out = interlace(xr, offset, weight, backend="reference")
-    (gx,) = torch.autograd.grad(out.sum(), xr)
-    assert gx.shape == x.shape
-    shift = torch.tensor([[1, 0, -1, 2], [0, 0, 0, 0]])
-    y = tin_shift(xr, shift)
-    y.sum().backward()
-    assert shift.grad is None and xr.grad.shape == x.shape
+    (gx,) = torch.autograd.grad(interlace(xr, offset, weight, backend="reference"), xr, grad_out)
+    assert calls == [{"need_x": True, "need_params": False, "got_x": False}]
+    torch.testing.assert_close(gx, torch.autograd.grad(interlace_composite(xr, offset, weight), xr, grad_out)[0])
+
     w = weight.clone().requires_grad_()
-    (gw,) = torch.autograd.grad(interlace(x, offset, w, backend="reference").sum(), w)
-    assert gw.shape == weight.shape
+    (gw,) = torch.autograd.grad(interlace(x, offset, w, backend="reference"), w, grad_out)
+    assert calls[1:] == [{"need_x": False, "need_params": True, "got_x": True}]
+    torch.testing.assert_close(gw, torch.autograd.grad(interlace_composite(x, offset, w), w, grad_out)[0])
+
+    # tin_shift: the offsets made from the integer shift take no gradient
+    tin_shift(xr, torch.tensor([[1, 0, -1, 2], [0, 3, 0, -2]]), backend="reference").backward(grad_out)
+    assert calls[2:] == [{"need_x": True, "need_params": False, "got_x": False}]
+
+
+@pytest.mark.parametrize("how", ["op missing", "no kernel for the device"])
+def test_eager_parameter_gradients_without_the_private_aten_op(monkeypatch, how):
+    """The eager backend's offset/weight gradients use a private aten op when it works, public
+    ops otherwise; both give the composite form's gradients."""
+    if how == "op missing":
+        monkeypatch.setattr(eager, "_HAS_FUSED_DOTS", False)
+
+        def unreachable(*args):
+            raise AssertionError("the fused path ran although the op is reported missing")
+
+        monkeypatch.setattr(eager, "_pair_bags", unreachable)
+    else:
+        def no_kernel(*args):
+            raise NotImplementedError("no kernel for this device")
+
+        monkeypatch.setattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward", no_kernel)
+    x, offset, weight = fractional_case()
+    grad_out = torch.randn_like(x)
+    leaves = [t.clone().requires_grad_() for t in (offset, weight)]
+    got = torch.autograd.grad(interlace(x, *leaves, backend="reference"), leaves, grad_out)
+    want = torch.autograd.grad(interlace_composite(x, *leaves), leaves, grad_out)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
 
 
 def test_empty_input():

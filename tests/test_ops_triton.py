@@ -1,10 +1,12 @@
-"""Triton backend == reference backend (run under TRITON_INTERPRET=1 on the CPU; kept small)."""
+"""Triton backend == eager "reference" backend (run under TRITON_INTERPRET=1 on the CPU; kept small)."""
+import logging
 import os
 
 import pytest
 import torch
 
-from tinlib.ops import interlace, tin_shift
+from tinlib import ops
+from tinlib.ops import dispatch, interlace, tin_shift
 
 triton = pytest.importorskip("triton")
 if not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
@@ -45,7 +47,7 @@ def test_triton_matches_reference_float32(case, grad):
     got = run(x, offset, weight, grad, "triton", grad_out)
     want = run(x, offset, weight, grad, "reference", grad_out)
     for name, a, b in zip(("out", "grad_x", "grad_offset", "grad_weight"), got, want):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=lambda m: f"{case} {grad} {name}: {m}")
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=lambda m, name=name: f"{case} {grad} {name}: {m}")
 
 
 def test_triton_several_blocks_and_strided_input(monkeypatch):
@@ -85,3 +87,21 @@ def test_triton_tin_shift_example_a():
     assert gx.view(4, 4).tolist() == [[5, 0, 11, 4], [9, 2, 15, 8], [13, 6, 0, 12], [0, 10, 0, 16]]
     (gx,) = torch.autograd.grad(tin_shift(x, shift, grad="mmcv", backend="triton"), x, g)
     assert gx.view(4, 4).tolist() == [[0, 6, 0, 4], [1, 10, 0, 8], [5, 14, 3, 12], [9, 0, 7, 16]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_auto_check_accepts_the_real_kernels(monkeypatch, caplog, dtype):
+    """Under "auto" the first forward and backward are checked against the eager backend; the
+    real kernels pass the check (no warning) and are used from then on."""
+    monkeypatch.delenv(ops.BACKEND_ENV, raising=False)
+    monkeypatch.setattr(dispatch, "_auto_tries_triton", lambda x: True)  # CPU tensors: as on CUDA
+    monkeypatch.setattr(dispatch, "_validated", set())
+    monkeypatch.setattr(dispatch, "_fallen_back", {})
+    x, offset, weight, grad_out = make(*CASES["T8_hw49"][:4], CASES["T8_hw49"][4], dtype=dtype)
+    with caplog.at_level(logging.WARNING, logger="tinlib.ops.dispatch"):
+        for grad in ("adjoint", "mmcv"):
+            run(x, offset, weight, grad, "auto", grad_out)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    device_type = torch.device(DEVICE).type
+    assert dispatch._validated == {(device_type, dtype, "forward"), (device_type, dtype, "backward")}
+    assert ops.resolve_backend("auto", x) == "triton"

@@ -1,4 +1,4 @@
-"""Pieces shared by the reference and Triton backends of the interlace op."""
+"""Pieces shared by the eager (PyTorch) and Triton backends of the interlace op."""
 from __future__ import annotations
 
 import torch

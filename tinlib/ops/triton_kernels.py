@@ -93,7 +93,11 @@ def _block(d: int) -> int:
 
 
 def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """x: [N, T, C, HW], offset: [N, G], weight: [N, T, G] -> out [N, T, C, HW] (x.dtype)."""
+    """The interlace forward (see composite.interlace_composite for the definition).
+
+    x: [N, T, C, HW] float, any strides over N and T; offset: [N, G] float; weight: [N, T, G] float
+    -> out [N, T, C, HW] in x's dtype, contiguous.
+    """
     n, steps, c, hw = x.shape
     groups = offset.shape[1]
     k, f, w = split_offsets(offset, weight, compute_dtype(x.dtype), steps)
@@ -108,23 +112,31 @@ def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torc
 
 
 def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tensor, weight: torch.Tensor,
-             grad_mode: str, need_x: bool, need_params: bool):
-    """Same contract as reference.backward: (grad_x or None, grad_offset or None, grad_weight or None)."""
+             grad: str, need_x: bool, need_params: bool):
+    """Gradients of the interlace forward; same arguments and results as eager.backward.
+
+    grad_out: [N, T, C, HW]; x: [N, T, C, HW] or None (read only for need_params); offset: [N, G];
+    weight: [N, T, G]; grad: "adjoint" or "mmcv" -> (grad_x [N, T, C, HW] or None,
+    grad_offset [N, G] or None, grad_weight [N, T, G] or None).
+    """
     n, steps, c, hw = grad_out.shape
     groups = offset.shape[1]
     cdt = compute_dtype(grad_out.dtype)
     k, f, w = split_offsets(offset, weight, cdt, steps)
     gv = group_rows(grad_out, groups)
-    xv = group_rows(x, groups) if need_params else gv  # x unused without need_params
+    if need_params and x is None:
+        raise ValueError("interlace backward: x is needed for the offset/weight gradients")
+    xv = group_rows(x, groups) if x is not None and need_params else gv  # x unused without need_params
     d = gv.shape[-1]
     block = _block(d)
     rows, nblk = n * groups * steps, triton.cdiv(d, block)
     gx = torch.empty((n, steps, c, hw), dtype=grad_out.dtype, device=grad_out.device) if need_x else gv
-    part = torch.empty((2, rows, nblk) if need_params else (1,), dtype=cdt, device=grad_out.device)  # never a null pointer
+    # never a null pointer: a 1-element buffer when the partial sums are not needed
+    part = torch.empty((2, rows, nblk) if need_params else (1,), dtype=cdt, device=grad_out.device)
     _interlace_bwd_kernel[(rows, nblk)](
         gv, xv, gx, part, k.to(torch.int32), f, w,
         gv.stride(0), gv.stride(1), xv.stride(0), xv.stride(1), steps, groups, d, rows, nblk,
-        ADJOINT=grad_mode == "adjoint", NEED_X=need_x, NEED_PARAMS=need_params, BLOCK=block)
+        ADJOINT=grad == "adjoint", NEED_X=need_x, NEED_PARAMS=need_params, BLOCK=block)
     grad_offset = grad_weight = None
     if need_params:
         dots = part.sum(-1).view(2, n, groups, steps).permute(1, 3, 2, 0)  # -> [N, T, G, 2]

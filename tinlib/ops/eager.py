@@ -1,5 +1,6 @@
-"""Plain-PyTorch interlace op (any device) and the composite oracle.
+"""Pure-PyTorch kernel of the interlace op, for any device (backend name "reference").
 
+It computes the function of `composite.interlace_composite` with fewer passes over memory.
 For one (sample n, group g) the op is a two-tap temporal filter with a constant integer shift:
     out[t] = w[t] * ((1 - f) * X(t - k) + f * X(t - k - 1)),   X(s) = x[s] for 0 <= s < T, else 0.
 Viewing x as a table of rows (n, t, g) of length D = C // G * HW, every output row is a weighted
@@ -8,7 +9,8 @@ computes in one memory-bound pass. Row indices and weights are tiny [N*T*G, 2] t
 (validity, (1 - f) / f and the segment weight folded in), built with a few small ops and no
 host sync. The data gradient has the same form. The offset/weight gradients need the dot
 product of each grad_out row with its two source rows: the per-sample-weight gradient of that
-same embedding_bag, i.e. one fused pass over grad_out and x.
+same embedding_bag, computed by one fused (private) aten pass where this PyTorch has it, else
+by gathering the source rows with public ops.
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def _grids(n: int, steps: int, groups: int, sn: int, direction: int, device: tor
     """Constant pieces: t + direction * j as [1, T, 1, 2] and the table row base n * sn + g as
     [N, 1, G, 1] (int64); c = (1, 0) and m = (-1, 1) so that (1 - f, f) = c + f * m."""
     tj = torch.arange(steps, device=device).view(1, steps, 1, 1) + direction * torch.arange(2, device=device)
-    base = (torch.arange(n, device=device) * sn).view(n, 1, 1, 1) + torch.arange(groups, device=device).view(1, 1, groups, 1)
+    base = ((torch.arange(n, device=device) * sn).view(n, 1, 1, 1)
+            + torch.arange(groups, device=device).view(1, 1, groups, 1))
     return tj, base, torch.tensor([1.0, 0.0], device=device), torch.tensor([-1.0, 1.0], device=device)
 
 
@@ -46,6 +49,27 @@ def _pair_bags(bags: int, device: torch.device):
     entry [2 * bags])."""
     entry_bag = torch.arange(bags, device=device).repeat_interleave(2)
     return torch.arange(0, 2 * bags, 2, device=device), entry_bag
+
+
+# The fused per-row dot product below is a private aten op (the gradient of embedding_bag's
+# per-sample weights); where it is missing or has no kernel for the device, public ops give the
+# same dot products at the cost of a temporary twice the size of x.
+_HAS_FUSED_DOTS = hasattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward")
+
+
+def _source_row_dots(grad_rows: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """grad_rows: [R, D] (row r of grad_out), table: [rows, D], rows: [R, 2] int64 table rows
+    -> [R, 2] with entry (r, j) = <grad_rows[r], table[rows[r, j]]>."""
+    if _HAS_FUSED_DOTS:
+        offsets, entry_bag = _pair_bags(rows.shape[0], rows.device)
+        try:
+            dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                grad_rows, table, rows.view(-1), offsets, entry_bag, 0, -1)
+            return dots.view(rows.shape)
+        except NotImplementedError:  # no kernel for this device
+            pass
+    sources = table.index_select(0, rows.view(-1)).view(rows.shape[0], 2, table.shape[1])
+    return torch.bmm(sources, grad_rows.unsqueeze(-1)).squeeze(-1)
 
 
 def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, direction: int,
@@ -73,7 +97,11 @@ def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, d
 
 
 def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """x: [N, T, C, HW], offset: [N, G], weight: [N, T, G] -> out [N, T, C, HW] (x.dtype)."""
+    """The interlace forward (see composite.interlace_composite for the definition).
+
+    x: [N, T, C, HW] float, any strides; offset: [N, G] float; weight: [N, T, G] float
+    -> out [N, T, C, HW] in x's dtype (computed in float32, float64 for float64 input).
+    """
     n, steps, c, hw = x.shape
     groups = offset.shape[1]
     cdt = compute_dtype(x.dtype)
@@ -86,11 +114,15 @@ def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torc
 
 
 def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tensor, weight: torch.Tensor,
-             grad_mode: str, need_x: bool, need_params: bool):
-    """grad_out: [N, T, C, HW]; x (needed only for need_params), offset, weight as in forward.
+             grad: str, need_x: bool, need_params: bool):
+    """Gradients of the interlace forward.
+
+    grad_out: [N, T, C, HW]; x: [N, T, C, HW] (needed only for need_params, else may be None);
+    offset: [N, G]; weight: [N, T, G]; grad: "adjoint" or "mmcv"; need_x: compute grad_x;
+    need_params: compute grad_offset and grad_weight.
 
     Returns (grad_x [N, T, C, HW] or None, grad_offset [N, G] or None, grad_weight [N, T, G] or
-    None), in the dtypes of grad_out, offset and weight. grad_mode "adjoint": the true gradient
+    None), in the dtypes of grad_out, offset and weight. grad "adjoint": the true gradient
     grad_x[t] = (1-f) GW[t+k] + f GW[t+k+1]; "mmcv": grad_x[t] = (1-f) GW[t-k] + f GW[t-k-1];
     GW = grad_out * weight (zero outside [0, T)).
     """
@@ -102,42 +134,17 @@ def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tenso
     grad_x = grad_offset = grad_weight = None
     if need_x:
         table, sn, st = _row_table(gv)
-        rows, coef, _ = _taps(k, f, w, sn, st, 1 if grad_mode == "adjoint" else -1, weight_at_source=True)
+        rows, coef, _ = _taps(k, f, w, sn, st, 1 if grad == "adjoint" else -1, weight_at_source=True)
         grad_x = F.embedding_bag(rows, table, per_sample_weights=coef, mode="sum")
         grad_x = grad_x.view(n, steps, c, hw).to(grad_out.dtype)
     if need_params:
+        if x is None:
+            raise ValueError("interlace backward: x is needed for the offset/weight gradients")
         table, sn, st = _row_table(group_rows(x.detach(), groups).to(cdt))
         rows, _, valid = _taps(k, f, w, sn, st, -1, weight_at_source=False)
-        # <grad_out row, source row> for both taps of every row: the gradient embedding_bag
-        # gives its per-sample weights, computed by a fused aten kernel without temporaries.
-        offsets, entry_bag = _pair_bags(rows.shape[0], rows.device)
-        dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-            gv.reshape(-1, gv.shape[-1]), table, rows.view(-1), offsets, entry_bag, 0, -1)
+        dots = _source_row_dots(gv.reshape(-1, gv.shape[-1]), table, rows)
         dots = torch.where(valid, dots.view(valid.shape), 0)
         grad_offset, grad_weight = param_grads(dots, f, w)
         grad_offset, grad_weight = grad_offset.to(offset.dtype), grad_weight.to(weight.dtype)
     return grad_x, grad_offset, grad_weight
 
-
-def interlace_composite(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """The interlace forward from standard differentiable ops only (floor, gather, where, mul,
-    add): the test oracle and the form to export (ONNX). Autograd gives the true (adjoint) data
-    gradient and the same offset/weight gradients as interlace() (floor has zero gradient, so
-    d f / d offset = 1 with k held constant).
-
-    x: [N, T, C, HW], offset: [N, G], weight: [N, T, G] -> [N, T, C, HW].
-    """
-    n, steps, c, hw = x.shape
-    groups = offset.shape[1]
-    xv = x.reshape(n, steps, groups, (c // groups) * hw)
-    k = torch.floor(offset)
-    f = offset - k
-    t = torch.arange(steps, device=x.device).to(offset.dtype).view(1, steps, 1)
-    out = torch.zeros_like(xv)
-    for tap, coef in ((0, 1 - f), (1, f)):
-        src = t - k.unsqueeze(1) - tap  # [N, T, G] source frame, as a float (offsets may be huge)
-        valid = (src >= 0) & (src <= steps - 1)
-        idx = src.clamp(0, steps - 1).to(torch.int64).unsqueeze(-1).expand(xv.shape)
-        scale = torch.where(valid, coef.unsqueeze(1) * weight, torch.zeros_like(weight))
-        out = out + scale.unsqueeze(-1) * torch.gather(xv, 1, idx)
-    return out.reshape(n, steps, c, hw)
