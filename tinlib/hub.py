@@ -1,0 +1,466 @@
+"""Published artifacts (model-zoo checkpoints and training logs) and downloading them.
+
+:data:`PUBLISHED` maps a config name to the URLs of what MMAction2 0.x published for it.
+:func:`resolve_checkpoint` turns a local path, an ``http(s)://`` URL or ``published:<config>``
+into a local file, downloading into torch's hub cache (``torch.hub.get_dir()/checkpoints``, i.e.
+``$TORCH_HOME/hub/checkpoints``, where ``torch.hub.load_state_dict_from_url`` puts files too).
+
+Downloads
+- resume: bytes arrive in ``<name>.partial`` beside the final file; an interrupted transfer is
+  retried (and a later run continues) with an HTTP ``Range`` request from the bytes already
+  there. A server that ignores ``Range`` (200 instead of 206) makes the download start over.
+- integrity: model-zoo file names end in ``-<first 8 hex digits of the file's sha256>``; the
+  finished file is hashed and renamed into place only when it matches. A mismatch deletes the
+  partial file and raises :class:`DownloadError` naming the URL, the expected and the actual hash.
+- cache: a file already in the cache is used as it is, without any network call and without
+  re-hashing it (it only got there after its hash was checked). ``verify=True``
+  (``tinlib fetch --verify``) re-hashes a cached file on request.
+- mirror: ``TINLIB_DOWNLOAD_MIRROR`` replaces the ``https://download.openmmlab.com`` prefix of
+  any URL (an ``http(s)://`` or ``file://`` base), for mirrors and clusters without internet.
+- progress: a tqdm bar when stderr is a terminal, otherwise a log line every 30 s (percent,
+  MB, MB/s), so batch-job logs show progress without a line per chunk.
+
+Only the standard library (``urllib.request``) and tqdm are used; proxies configured through the
+usual ``https_proxy``/``no_proxy`` environment variables apply.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import logging
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from tinlib.errors import UserError
+
+log = logging.getLogger(__name__)
+
+OPENMMLAB_URL = "https://download.openmmlab.com"
+MIRROR_ENV = "TINLIB_DOWNLOAD_MIRROR"
+PUBLISHED_SCHEME = "published:"
+
+CHUNK_BYTES = 1 << 20
+TIMEOUT_S = 60.0
+PROGRESS_LOG_INTERVAL_S = 30.0
+DEFAULT_ATTEMPTS = 3
+RETRY_WAIT_S = 2.0
+
+# A zoo file name ends in "-<hex>.<ext>", the hex being the start of the file's sha256.
+_HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
+_CONTENT_RANGE = re.compile(r"^bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)$")
+
+
+class DownloadError(UserError):
+    """A download that failed: server unreachable, HTTP error, interrupted transfer or wrong hash.
+    Its exit status (3) differs from bad usage (2), so scripts can retry on it."""
+
+    exit_code = 3
+
+
+# --------------------------------------------------------------------------------------------
+# What was published
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PublishedArtifacts:
+    """URLs of one config's published files (canonical ``download.openmmlab.com`` addresses;
+    ``None`` where nothing was published)."""
+
+    checkpoint: str
+    log: str | None = None
+    log_json: str | None = None
+
+    def url(self, what: str) -> str | None:
+        """The URL for ``what`` in ``ckpt`` | ``log`` | ``json``."""
+        return {"ckpt": self.checkpoint, "log": self.log, "json": self.log_json}[what]
+
+
+ARTIFACT_KINDS = ("ckpt", "log", "json")
+
+
+def _zoo(family: str, config: str, checkpoint: str, log_name: str | None = None) -> PublishedArtifacts:
+    folder = f"{OPENMMLAB_URL}/mmaction/recognition/{family}/{config}/"
+    return PublishedArtifacts(checkpoint=folder + checkpoint,
+                              log=folder + log_name if log_name else None,
+                              log_json=folder + log_name + ".json" if log_name else None)
+
+
+# MMAction2 0.x model zoo (TIN README); the TSM Kinetics-400 entry is the TIN fine-tune's load_from.
+PUBLISHED: dict[str, PublishedArtifacts] = {
+    "tin_r50_1x1x8_40e_sthv1_rgb": _zoo(
+        "tin", "tin_r50_1x1x8_40e_sthv1_rgb",
+        "tin_r50_1x1x8_40e_sthv1_rgb_20200729-4a33db86.pth", "20200729_034132.log"),
+    "tin_r50_1x1x8_40e_sthv2_rgb": _zoo(
+        "tin", "tin_r50_1x1x8_40e_sthv2_rgb",
+        "tin_r50_1x1x8_40e_sthv2_rgb_20200912-b27a7337.pth", "20200912_225451.log"),
+    "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb": _zoo(
+        "tin", "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb",
+        "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb_20200810-4a146a70.pth", "20200809_142447.log"),
+    "tsm_r50_1x1x8_50e_kinetics400_rgb": _zoo(
+        "tsm", "tsm_r50_1x1x8_50e_kinetics400_rgb",
+        "tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth"),
+}
+
+
+def published_url(config: str, what: str = "ckpt") -> str:
+    """The canonical URL of a published file; ``what`` in ``ckpt`` | ``log`` | ``json``."""
+    if config not in PUBLISHED:
+        raise UserError(f"no published artifacts for config {config!r}; known: {', '.join(sorted(PUBLISHED))}")
+    if what not in ARTIFACT_KINDS:
+        raise UserError(f"unknown artifact kind {what!r} for {config}; use one of {', '.join(ARTIFACT_KINDS)}")
+    url = PUBLISHED[config].url(what)
+    if url is None:
+        raise UserError(f"no {what} file was published for {config} (only: "
+                        f"{', '.join(k for k in ARTIFACT_KINDS if PUBLISHED[config].url(k))})")
+    return url
+
+
+# --------------------------------------------------------------------------------------------
+# Resolving a spec to a local file
+# --------------------------------------------------------------------------------------------
+def is_remote(spec: str) -> bool:
+    """True for specs that :func:`resolve_checkpoint` downloads (URLs and ``published:``)."""
+    return spec.startswith(PUBLISHED_SCHEME) or bool(re.match(r"^https?://", spec))
+
+
+def parse_published(spec: str) -> tuple[str, str]:
+    """``published:<config>[:ckpt|log|json]`` -> ``(config, what)``."""
+    body = spec[len(PUBLISHED_SCHEME):]
+    config, _, what = body.partition(":")
+    return config, what or "ckpt"
+
+
+def resolve_checkpoint(spec: str | os.PathLike, *, dest_dir: str | os.PathLike | None = None,
+                       verify: bool = False) -> Path:
+    """The local file for ``spec``, downloading it first when needed.
+
+    spec: a local path (returned unchanged; :class:`UserError` when it does not exist), an
+    ``http(s)://`` URL, or ``published:<config>`` (its checkpoint; ``published:<config>:log`` or
+    ``:json`` for the training log). URLs are downloaded into ``dest_dir`` (default: torch's hub
+    cache) as described in this module's docstring; ``verify`` re-hashes a cached file.
+    Other schemes (e.g. ``torchvision://``) are not files and are refused here.
+    """
+    text = os.fspath(spec)
+    if text.startswith(PUBLISHED_SCHEME):
+        config, what = parse_published(text)
+        return fetch_published(config, what, dest_dir, verify=verify)
+    if re.match(r"^https?://", text):
+        return download_url(text, dest_dir, verify=verify)
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        raise UserError(f"cannot fetch {text!r}: use a local file, an http(s):// URL or published:<config>")
+    path = Path(text)
+    if not path.is_file():
+        hint = " (a directory, not a file)" if path.is_dir() else ""
+        raise UserError(f"checkpoint not found: {path}{hint}; give an existing file, a URL or published:<config> "
+                        f"(known: {', '.join(sorted(PUBLISHED))})")
+    return path
+
+
+def fetch_published(config: str, what: str = "ckpt", dest_dir: str | os.PathLike | None = None, *,
+                    verify: bool = False) -> Path:
+    """Download (or find in the cache) a published file of ``config``; ``what`` in ``ckpt`` | ``log`` | ``json``.
+
+    Checkpoints keep their published name (unique thanks to its hash suffix, and the name
+    torch.hub would give them); logs, published under bare timestamps, are cached as
+    ``<config>_<published name>`` so that the cache says what they are.
+    """
+    url = published_url(config, what)
+    name = file_name_of(url)
+    return download_url(url, dest_dir, verify=verify, file_name=name if what == "ckpt" else f"{config}_{name}")
+
+
+def hub_checkpoint_dir() -> Path:
+    """``torch.hub.get_dir()/checkpoints``: where torch.hub keeps downloaded weights."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def mirrored(url: str) -> str:
+    """``url`` with the ``https://download.openmmlab.com`` prefix replaced by ``$TINLIB_DOWNLOAD_MIRROR``."""
+    mirror = os.environ.get(MIRROR_ENV, "").strip().rstrip("/")
+    if mirror and (url == OPENMMLAB_URL or url.startswith(OPENMMLAB_URL + "/")):
+        return mirror + url[len(OPENMMLAB_URL):]
+    return url
+
+
+def file_name_of(url: str) -> str:
+    """The cache file name for ``url``: the last component of its path."""
+    name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    if not name or name in {".", ".."}:
+        raise UserError(f"{url}: the URL does not end in a file name")
+    return name
+
+
+def expected_hash_prefix(name: str) -> str | None:
+    """The sha256 prefix a ``<stem>-<hex>.<ext>`` name promises, or None when it has none."""
+    match = _HASH_SUFFIX.search(name)
+    return match.group(1) if match else None
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_url(url: str, dest_dir: str | os.PathLike | None = None, *, file_name: str | None = None,
+                 verify: bool = False, attempts: int = DEFAULT_ATTEMPTS, retry_wait_s: float = RETRY_WAIT_S) -> Path:
+    """Download ``url`` to ``dest_dir/<file name>`` (default: torch's hub cache) unless it is there.
+
+    file_name: the cached file's name (default: the URL's last path component, whose hash
+    suffix, if any, is checked either way). The mirror variable applies; an interrupted
+    transfer is retried up to ``attempts`` times in all, each resuming from the partial file.
+    Returns the final path. Raises :class:`DownloadError` (one line naming the URL and what to
+    do) when it cannot finish.
+    """
+    expected = expected_hash_prefix(file_name_of(url))
+    name = file_name or file_name_of(url)
+    dest = Path(dest_dir) if dest_dir is not None else hub_checkpoint_dir()
+    target = dest / name
+    if target.is_file():
+        if verify and expected:
+            _check_hash(target, expected, url, delete=False)
+        return target
+    source = mirrored(url)
+    dest.mkdir(parents=True, exist_ok=True)
+    with _exclusive(dest / f"{name}.lock"):
+        if target.is_file():  # another process finished it while we waited
+            return target
+        partial = dest / f"{name}.partial"
+        log.info("downloading %s to %s", source, target)
+        for attempt in range(1, max(1, attempts) + 1):
+            try:
+                _transfer(source, partial, target)
+                break
+            except _Interrupted as err:
+                have = partial.stat().st_size if partial.exists() else 0
+                if attempt >= attempts:
+                    raise DownloadError(
+                        f"download of {source} was interrupted ({err.reason}) with {_mb(have)} MB in {partial}; "
+                        "run the same command again to resume") from None
+                log.warning("download of %s interrupted (%s) at %s MB; resuming (attempt %d of %d)",
+                            source, err.reason, _mb(have), attempt + 1, attempts)
+                time.sleep(retry_wait_s)
+        if expected:
+            _check_hash(partial, expected, source, delete=True)
+        os.replace(partial, target)
+    with contextlib.suppress(OSError):
+        (dest / f"{name}.lock").unlink()
+    log.info("saved %s%s", target, " (sha256 matches its name)" if expected else "")
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# The transfer itself
+# --------------------------------------------------------------------------------------------
+class _Interrupted(Exception):
+    """The connection broke after the response started; the partial file may be resumed."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _transfer(source: str, partial: Path, target: Path) -> None:
+    """Fill ``partial`` with the whole body of ``source``, resuming from its current size."""
+    offset = partial.stat().st_size if partial.exists() else 0
+    response = _open(source, offset, target)
+    try:
+        status = _status(response)
+        total: int | None = None
+        if status == 416:  # nothing after `offset`: the partial file may already be complete
+            total = _content_range(response.headers.get("Content-Range"))[2]
+            if total == offset:
+                return
+            log.info("%s refused to resume at byte %d (size %s); starting over", source, offset, total)
+            response.close()
+            offset, total = 0, None
+            response = _open(source, 0, target)
+            status = _status(response)
+        if status == 206:
+            start, _, total = _content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                log.warning("%s sent bytes from %s instead of %d; starting over", source, start, offset)
+                response.close()
+                offset, total = 0, None
+                response = _open(source, 0, target)
+        elif offset:
+            log.info("%s ignored the resume request (HTTP %d); starting over from byte 0", source, status)
+            offset = 0
+        if total is None:
+            length = response.headers.get("Content-Length")
+            total = offset + int(length) if length and length.isdigit() else None
+        received = _stream(response, partial, offset, total)
+    finally:
+        response.close()
+    if total is not None and offset + received != total:
+        raise _Interrupted(f"got {offset + received} of {total} bytes")
+
+
+def _status(response) -> int:
+    return getattr(response, "status", None) or 200  # file:// responses carry no status
+
+
+def _open(source: str, offset: int, target: Path):
+    """Open ``source`` (from byte ``offset`` when > 0). HTTP errors other than 416 for a range
+    request, and unreachable servers, raise :class:`DownloadError`."""
+    request = urllib.request.Request(source, headers={"User-Agent": _user_agent()})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        return urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:
+            return err  # an HTTPError is a response too; the caller reads its Content-Range
+        raise DownloadError(f"could not download {source}: HTTP {err.code} {_one_line(err.reason)}; check the URL "
+                            f"or config name (and {MIRROR_ENV} if set)") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+        reason = getattr(err, "reason", None) or err
+        raise DownloadError(f"could not reach {source} ({_one_line(reason)}); download it elsewhere and put it at "
+                            f"{target}") from None
+
+
+def _stream(response: BinaryIO, partial: Path, offset: int, total: int | None) -> int:
+    """Write the body of ``response`` into ``partial`` from byte ``offset`` on; returns the bytes written."""
+    received = 0
+    with open(partial, "r+b" if offset else "wb") as handle, \
+            _progress(partial.name.removesuffix(".partial"), offset, total) as advance:
+        handle.truncate(offset)
+        handle.seek(offset)
+        try:
+            for chunk in _chunks(response):
+                handle.write(chunk)
+                received += len(chunk)
+                advance(len(chunk))
+        finally:
+            handle.flush()
+            os.fsync(handle.fileno())
+    return received
+
+
+def _chunks(response: BinaryIO) -> Iterator[bytes]:
+    """The body in pieces; a connection that breaks mid-body raises :class:`_Interrupted`."""
+    while True:
+        try:
+            chunk = response.read(CHUNK_BYTES)
+        except (http.client.HTTPException, OSError) as err:  # IncompleteRead, reset, timeout
+            raise _Interrupted(_one_line(err) or type(err).__name__) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+def _content_range(header: str | None) -> tuple[int | None, int | None, int | None]:
+    """``bytes a-b/n`` -> (a, b, n); unknown parts are None."""
+    match = _CONTENT_RANGE.match((header or "").strip())
+    if not match:
+        return None, None, None
+    first, last, size = match.groups()
+    return (int(first) if first else None, int(last) if last else None,
+            int(size) if size and size != "*" else None)
+
+
+def _check_hash(path: Path, expected: str, url: str, delete: bool) -> None:
+    actual = sha256_file(path)
+    if actual.startswith(expected):
+        return
+    if delete:
+        path.unlink()
+        raise DownloadError(f"{url} gave a file with sha256 {actual}, but its name expects {expected}...; "
+                            "the download was deleted; run again, or check the server/mirror")
+    raise DownloadError(f"cached {path} has sha256 {actual}, but its name expects {expected}...; delete it and "
+                        "fetch again")
+
+
+# --------------------------------------------------------------------------------------------
+# Progress and helpers
+# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _progress(name: str, offset: int, total: int | None):
+    """Yields ``advance(n_bytes)``: a tqdm bar on a terminal, periodic log lines otherwise."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        with tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+                  file=sys.stderr) as bar:
+            yield bar.update
+        return
+    start = last = time.monotonic()
+    done = offset
+
+    def advance(n: int) -> None:
+        nonlocal done, last
+        done += n
+        now = time.monotonic()
+        if now - last >= PROGRESS_LOG_INTERVAL_S:
+            last = now
+            log.info("%s", progress_line(name, done, total, offset, now - start))
+
+    yield advance
+
+
+def progress_line(name: str, done: int, total: int | None, offset: int, elapsed_s: float) -> str:
+    """``name: 42% (12.0 of 28.6 MB, 3.1 MB/s)``; the rate counts this session's bytes only."""
+    rate = (done - offset) / max(elapsed_s, 1e-9) / 1e6
+    if total:
+        return f"{name}: {100 * done / total:.0f}% ({_mb(done)} of {_mb(total)} MB, {rate:.1f} MB/s)"
+    return f"{name}: {_mb(done)} MB ({rate:.1f} MB/s)"
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock so that processes on one node (e.g. torchrun ranks) do not write the
+    same partial file at once; a no-op where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f}"
+
+
+def _one_line(obj: object) -> str:
+    return " ".join(str(obj).split())
+
+
+def _user_agent() -> str:
+    from tinlib import __version__
+
+    return f"tinlib/{__version__} (+urllib)"
+
+
+__all__ = [
+    "MIRROR_ENV",
+    "OPENMMLAB_URL",
+    "PUBLISHED",
+    "DownloadError",
+    "PublishedArtifacts",
+    "download_url",
+    "fetch_published",
+    "hub_checkpoint_dir",
+    "is_remote",
+    "mirrored",
+    "published_url",
+    "resolve_checkpoint",
+]

@@ -1,0 +1,68 @@
+"""Class names of the model-zoo datasets, shipped with the package.
+
+Each ``<name>.txt`` holds one class name per line; line i (0-based) is class index i, the order of
+the classifier rows (``fc_cls``) in MMAction2's published checkpoints. Source: the label maps of the
+public MMAction2 repository (``tools/data/sthv1/label_map.txt``, ``tools/data/sthv2/label_map.txt``,
+``tools/data/kinetics/label_map_k400.txt``):
+
+- ``sthv1``: Something-Something V1, 174 classes, in the order of its ``-labels.csv``;
+- ``sthv2``: Something-Something V2, 174 classes, ids of its ``-labels.json`` (alphabetical);
+- ``kinetics400`` (alias ``k400``): Kinetics-400, 400 classes, alphabetical.
+"""
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from tinlib.errors import UserError
+
+# name (lower case) -> packaged file
+LABEL_SETS = {
+    "sthv1": "sthv1.txt",
+    "sthv2": "sthv2.txt",
+    "kinetics400": "kinetics400.txt",
+    "k400": "kinetics400.txt",
+}
+
+
+def load_labels(name_or_path: str | os.PathLike) -> list[str]:
+    """Class names, index i at position i.
+
+    name_or_path: a packaged set (``sthv1``, ``sthv2``, ``kinetics400`` or ``k400``, any case) or
+    a text file with one class name per line (UTF-8; surrounding spaces are stripped). A missing
+    file, an empty file, an empty line or a repeated name raises :class:`UserError` naming the file.
+    """
+    key = os.fspath(name_or_path)
+    packaged = LABEL_SETS.get(key.lower())
+    if packaged is not None:
+        resource = resources.files(__name__).joinpath(packaged)
+        return _parse(resource.read_text(encoding="utf-8"), f"tinlib/labels/{packaged}")
+    path = Path(key)
+    if not path.is_file():
+        raise UserError(f"label file not found: {path}; give a file with one class name per line, or one of "
+                        f"{', '.join(LABEL_SETS)}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    return _parse(text, str(path))
+
+
+def _parse(text: str, source: str) -> list[str]:
+    names = [line.strip() for line in text.splitlines()]
+    if not names:
+        raise UserError(f"{source}: no class names (the file is empty)")
+    first_line: dict[str, int] = {}
+    for number, name in enumerate(names, start=1):
+        if not name:
+            raise UserError(f"{source}, line {number}: empty line; write one class name per line, "
+                            "without blank lines (line i+1 is class i)")
+        if name in first_line:
+            raise UserError(f"{source}, line {number}: {name!r} repeats line {first_line[name]}; "
+                            "each class needs its own name")
+        first_line[name] = number
+    return names
+
+
+__all__ = ["LABEL_SETS", "load_labels"]
