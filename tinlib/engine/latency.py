@@ -35,7 +35,7 @@ from torch.nn.modules.conv import _ConvNd
 from tinlib.engine.common import (RunError, build_model, device_info, git_info, now_iso, package_versions,
                                   seed_everything)
 from tinlib.engine.config import Config, ConfigError, apply_overrides, load_config
-from tinlib.io import atomic_write_json
+from tinlib.records import LatencyRecord
 
 DEFAULT_CONFIG = "tin_r50_1x1x8_40e_sthv1_rgb"
 DEFAULT_ARCHS = ("tin_r50", "tsm_r50", "tsn_r50")
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunError) as err:
         print(f"tinlib latency: error: {err}", file=sys.stderr)
         return 2
-    out = atomic_write_json(Path(args.out), result)
+    out = LatencyRecord.from_dict(result).write(Path(args.out))
     print(format_table(result))
     print(f"wrote {out}")
     return 0

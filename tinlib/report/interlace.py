@@ -9,9 +9,9 @@ With ``record=True`` a module keeps the last ones it computed (``last_offsets``,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -83,10 +83,10 @@ class InterlaceTrace:
             cls = class_names[label] if class_names is not None and label >= 0 else str(label)
             for li, layer in enumerate(self.layers):
                 for g in range(self.offsets.shape[2]):
-                    rows.append(dict(video=v, index=self.indices[v] if self.indices else v, label=label, cls=cls,
-                                     layer=layer, stage=self.stages[li], group=g,
-                                     offset=float(self.offsets[v, li, g]),
-                                     mean_weight=float(self.weights[v, li, :, g].mean())))
+                    rows.append({"video": v, "index": self.indices[v] if self.indices else v, "label": label,
+                                 "cls": cls, "layer": layer, "stage": self.stages[li], "group": g,
+                                 "offset": float(self.offsets[v, li, g]),
+                                 "mean_weight": float(self.weights[v, li, :, g].mean())})
         return pd.DataFrame(rows)
 
 
@@ -159,5 +159,15 @@ def denormalize(clip: torch.Tensor) -> np.ndarray:
     return x.clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
-__all__ = ["interlace_modules", "recording", "collect", "collect_dataset", "InterlaceTrace", "pick_per_class",
-           "class_summary", "denormalize", "short_name", "stage_of"]
+__all__ = [
+    "InterlaceTrace",
+    "class_summary",
+    "collect",
+    "collect_dataset",
+    "denormalize",
+    "interlace_modules",
+    "pick_per_class",
+    "recording",
+    "short_name",
+    "stage_of",
+]
