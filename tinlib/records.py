@@ -413,10 +413,12 @@ class TrainingLog:
 
     @property
     def headers(self) -> list[LogHeader]:
+        """The session headers, in file order (one per start or resume)."""
         return [x for x in self.lines if isinstance(x, LogHeader)]
 
     @property
     def entries(self) -> list[LogEntry]:
+        """The ``train`` and ``val`` entries, in file order."""
         return [x for x in self.lines if isinstance(x, LogEntry)]
 
     def mode(self, mode: str) -> list[LogEntry]:
@@ -487,12 +489,13 @@ class LogWriter:
     def write(self, line: LogLine) -> None:
         """Append ``line`` (a dict is accepted too and checked as a log line first)."""
         if isinstance(line, dict):
-            line = parse_log_line(line, "a training log line")
+            line = parse_log_line(line)
         if self.handle is not None:
             self.handle.write(json.dumps(line.to_dict()) + "\n")
             self.handle.flush()
 
     def close(self) -> None:
+        """Close the file (further writes are dropped); safe to call twice."""
         if self.handle is not None:
             self.handle.close()
             self.handle = None

@@ -440,8 +440,8 @@ class Trainer:
                                        average_clips=cfg.test.average_clips, amp=self.amp, ctx=ctx,
                                        progress=self.progress, desc=f"val {epoch + 1}")
         metrics = evaluate_scores(scores, labels)
-        self.log.write(LogEntry(mode="val", epoch=epoch + 1, iter=len(labels),
-                                lr=self.optimizer.param_groups[0]["lr"], **metrics))
+        self.log.write(LogEntry.from_dict({"mode": "val", "epoch": epoch + 1, "iter": len(labels),
+                                           "lr": self.optimizer.param_groups[0]["lr"], **metrics}))
         print_main(ctx, f"epoch {epoch + 1} val: " + "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items()))
         return metrics
 

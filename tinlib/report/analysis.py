@@ -101,10 +101,8 @@ def write_reversal(run_folder: str | os.PathLike, meta: Mapping[str, Any] | Synt
     """Compute :func:`reversal_metrics` from a run's ``scores.npz`` and the synthetic dataset's
     ``meta`` (its ``reversal_pairs`` and ``class_names``); writes ``<run_folder>/reversal.json``
     (:class:`~tinlib.records.ReversalRecord`, read by the zoo table) and returns it as a dict."""
-    if isinstance(meta, SyntheticMeta):
-        pairs, names = meta.reversal_pairs, meta.class_names
-    else:
-        pairs, names = meta["reversal_pairs"], meta.get("class_names")
+    pairs: Sequence[Sequence[int]] = meta.reversal_pairs if isinstance(meta, SyntheticMeta) else meta["reversal_pairs"]
+    names: Sequence[str] | None = meta.class_names if isinstance(meta, SyntheticMeta) else meta.get("class_names")
     scores, labels = load_scores(run_folder)
     record = ReversalRecord.from_dict(reversal_metrics(scores, labels, pairs, names))
     record.write(Path(run_folder) / ReversalRecord.FILENAME)
@@ -135,11 +133,9 @@ def per_class_frame(metrics: Mapping[str, Any] | MetricsRecord, class_names: Seq
     ``tinlib test`` returns it), as a pandas frame with columns ``class``, ``accuracy``, ``videos``."""
     import pandas as pd
 
-    if isinstance(metrics, MetricsRecord):
-        acc, counts = list(metrics.per_class_accuracy), list(metrics.class_counts)
-    else:
-        acc, counts = metrics.get("per_class_accuracy") or [], metrics.get("class_counts")
-    counts = counts or [None] * len(acc)
+    data = metrics.to_dict() if isinstance(metrics, MetricsRecord) else metrics
+    acc: list[float | None] = list(data.get("per_class_accuracy") or [])
+    counts: list[int | None] = list(data.get("class_counts") or []) or [None] * len(acc)
     names = list(class_names) if class_names else [str(i) for i in range(len(acc))]
     return pd.DataFrame({"class": names[:len(acc)], "accuracy": [None if a is None else 100 * a for a in acc],
                          "videos": counts[:len(acc)]})

@@ -52,6 +52,7 @@ def clean_outputs(outputs: list, max_lines: int = MAX_STREAM_LINES) -> list:
 
 
 def parameters_markdown(nb) -> str | None:
+    """The papermill parameters of an executed notebook as a markdown table, None if it has none."""
     params = (nb.metadata.get("papermill") or {}).get("parameters")
     if not params:
         return None
@@ -86,6 +87,7 @@ def notebook_cells(nb, *, heading: str | None = None, max_lines: int = MAX_STREA
 
 
 def export_html(nb, out: str | os.PathLike, *, title: str = "", exclude_input: bool = True) -> Path:
+    """Write notebook ``nb`` as one HTML page at ``out`` (nbconvert's lab template, code hidden by default)."""
     from nbconvert import HTMLExporter
 
     from tinlib.io import atomic_write_text

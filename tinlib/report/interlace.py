@@ -34,6 +34,7 @@ def short_name(name: str) -> str:
 
 
 def stage_of(name: str) -> int:
+    """The ResNet stage (1-4) of a module name, 0 when it is in none (``backbone.layer2.1...`` -> 2)."""
     match = _NAME_RE.search(name + ".")
     return int(match.group(1)) if match else 0
 
@@ -71,6 +72,7 @@ class InterlaceTrace:
 
     @property
     def num_segments(self) -> int:
+        """T, the segments per video."""
         return int(self.weights.shape[2])
 
     def to_frame(self, class_names: Sequence[str] | None = None):

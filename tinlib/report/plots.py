@@ -24,6 +24,7 @@ def _plt():
 
 
 def color_for(name: str) -> str:
+    """The colour of a model in every figure, by the arch family in its name (TIN red, TSM blue, TSN grey)."""
     for kind, color in KIND_COLORS.items():
         if kind in name.lower():
             return color

@@ -2,7 +2,7 @@
 
 The published side of every row comes from the ``zoo`` section of the configs (one source of
 truth: ``tinlib/configs/<row>.py``); the measured side from the run records that training,
-evaluation and latency write below ``results/``:
+evaluation and latency write below ``results/``, read through :mod:`tinlib.records`:
 
 - ``<run>/metrics.json`` (``tinlib test``): top-1/top-5/mean class accuracy, the config used;
 - ``<run>/train.json`` and ``<run>/log.json`` (``tinlib train`` + the train notebook): processes,
@@ -63,6 +63,7 @@ DEMO_TARGETS = {"tin_top1": 90.0, "tsn_pair_window": 10.0}
 # --------------------------------------------------------------------------------------------
 @dataclass
 class PublishedRow:
+    """One model-zoo row as MMAction2 published it (from a config's ``zoo`` section)."""
     config: str
     dataset: str
     resolution: str
@@ -139,6 +140,7 @@ class RunRecord:
 
     @property
     def arch(self) -> str | None:
+        """The run's model arch (``tin_r50``, ...), None without a config record."""
         cfg = self.run_config
         return cfg["model"]["arch"] if cfg else None
 
@@ -295,6 +297,7 @@ def find_latency(latencies: list[tuple[Path, LatencyRecord]], config: str, arch:
 # Formatting
 # --------------------------------------------------------------------------------------------
 def fmt(value: Any, digits: int = 2) -> str:
+    """A table cell: ``value`` with ``digits`` decimals for floats, ``–`` for None or NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     if isinstance(value, float):
@@ -310,6 +313,7 @@ def pair(measured: Any, published: Any, digits: int = 2) -> str:
 
 
 def rel_link(target: Path | str | None, base: Path, text: str) -> str:
+    """A markdown link ``[text](href)`` to ``target`` relative to the folder ``base``; ``–`` without a target."""
     if not target:
         return MISSING
     try:
@@ -320,6 +324,7 @@ def rel_link(target: Path | str | None, base: Path, text: str) -> str:
 
 
 def md_table(columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    """A markdown table: a header row of ``columns``, then one row per item of ``rows`` (pipes escaped)."""
     columns = list(columns)
     rule = "|" + "|".join(":---:" if i else ":---" for i in range(len(columns))) + "|"
     lines = ["| " + " | ".join(columns) + " |", rule]
@@ -331,11 +336,11 @@ def md_table(columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
 
 def _ckpt_cell(run: RunRecord, base: Path) -> str:
     ckpts = run.train.checkpoints if run.train is not None else None
-    path = ((ckpts.best or ckpts.latest) if ckpts is not None else None) or (
+    where = ((ckpts.best or ckpts.latest) if ckpts is not None else None) or (
         run.metrics.checkpoint.path if run.metrics is not None else None)
-    if not path:
+    if not where:
         return MISSING
-    path = Path(path)
+    path = Path(where)
     if not path.is_absolute():
         path = Path.cwd() / path
     return rel_link(path, base, "ckpt") + ("" if path.is_file() else " (local)")
@@ -346,6 +351,8 @@ def _ckpt_cell(run: RunRecord, base: Path) -> str:
 # --------------------------------------------------------------------------------------------
 def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path,
                 notes: list[str]) -> str:
+    """The table of one model-zoo section: each published row beside its run (``measured / published``);
+    appends a footnote to ``notes`` for every run that changed a setting of its config."""
     has_ref = any(r.ref_top1 is not None for r in rows)
     columns = [c for c in COLUMNS if has_ref or not c.startswith("reference")]
     body = []
@@ -375,13 +382,14 @@ def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path
             "gpu_mem(M)": pair(run.gpu_mem() if run else None, r.gpu_mem),
             "ckpt": _ckpt_cell(run, base) if run else MISSING,
             "log": rel_link(run.log_path, base, "log") if run and run.log_path else MISSING,
-            "json": rel_link(run.folder / "metrics.json", base, "json") if evaluated else MISSING,
+            "json": rel_link(run.folder / "metrics.json", base, "json") if run is not None and evaluated else MISSING,
         }
         body.append([cells[c] for c in columns])
     return md_table(columns, body)
 
 
 def reversal_cell(run: RunRecord) -> str:
+    """``direction_acc (chance c)`` from the run's ``reversal.json``, ``–`` without one."""
     rev = run.reversal
     if rev is None or rev.direction_acc is None:
         return MISSING
@@ -389,12 +397,14 @@ def reversal_cell(run: RunRecord) -> str:
 
 
 def demo_runs(runs: dict[str, RunRecord]) -> list[RunRecord]:
+    """The runs on the synthetic data, TIN first, then TSM, TSN and any other arch."""
     out = [r for r in runs.values() if r.run_config and str(r.run_config["data"]["dataset"]).startswith("synthetic")]
     kind_order = {"tin": 0, "tsm": 1, "tsn": 2}
     return sorted(out, key=lambda r: (kind_order.get((r.arch or "x_")[:3], 9), r.config))
 
 
 def demo_section(runs: list[RunRecord], base: Path) -> str:
+    """The synthetic demo table: accuracies, reversal-pair direction accuracy, CPU latency, parameters."""
     columns = ("config", "arch", "frames", "gpus", "epochs", "top1 acc", "top5 acc", "mean class acc",
                "reversal pairs: direction acc (%)", "cpu latency (ms/video)", "params", "log", "json")
     body = []
@@ -439,6 +449,7 @@ def demo_checks(runs: list[RunRecord]) -> list[dict[str, Any]]:
 
 
 def checks_markdown(checks: list[dict[str, Any]]) -> str:
+    """The :func:`demo_checks` as a markdown list, each **met**, **MISSED** or **not measured**."""
     lines = []
     for c in checks:
         if c["met"] is None:
@@ -451,6 +462,7 @@ def checks_markdown(checks: list[dict[str, Any]]) -> str:
 
 
 def other_section(runs: list[RunRecord], base: Path) -> str:
+    """The table of runs that are neither model-zoo rows nor demo runs (baselines, own configs)."""
     columns = ("config", "dataset", "arch", "gpus", "top1 acc", "top5 acc", "mean class acc", "gpu_mem(M)", "log",
                "json")
     body = []
@@ -504,12 +516,14 @@ def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLik
 
 
 def write_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLike | None = None) -> Path:
+    """Write :func:`render_zoo` to ``out`` (default ``<results_dir>/model_zoo.md``) atomically; returns the path."""
     results_dir = Path(results_dir)
     out = Path(out) if out else results_dir / "model_zoo.md"
     return atomic_write_text(out, render_zoo(results_dir, out))
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``tinlib zoo`` argument parser."""
     p = argparse.ArgumentParser(prog="tinlib zoo", description="Rewrite the model-zoo table from results/: the "
                                 "published rows (from the configs) beside the measured values of the runs found.")
     p.add_argument("--results-dir", default="results", help="where runs wrote their records (default results)")
@@ -519,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``tinlib zoo``: rewrite the table; returns the exit status."""
     args = build_parser().parse_args(argv)
     out = write_zoo(args.results_dir, args.out)
     if args.print:
