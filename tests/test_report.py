@@ -1,5 +1,15 @@
-"""tinlib.report: zoo table, reversal-pair metrics, interlace recording, HTML cleaning, the
-pipeline's freshness rule and data checks, the notebook helpers. Fast: no notebook is executed."""
+"""tinlib.report: zoo table, reversal-pair metrics, interlace recording, figures, HTML cleaning, the
+pipeline's freshness rule and data checks, the notebook helpers. Fast: no notebook is executed.
+
+Published numbers below are MMAction2's (0.x) TIN model zoo, ``configs/recognition/tin/README.md``:
+SthV1 ``tin_r50_1x1x8_40e_sthv1_rgb``: height 100, 8x4 GPUs, ResNet50, ImageNet, top-1 44.25, top-5
+73.94, reference (original repo) 44.04 / 72.72, gpu_mem 6181 MiB; SthV2 ``tin_r50_1x1x8_40e_sthv2_rgb``:
+56.70 / 83.62, reference 56.48 / 83.45, gpu_mem 6185; Kinetics-400
+``tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb``: 70.89 / 89.89, gpu_mem 6187, no reference columns.
+The page lists SthV1, SthV2 and Kinetics-400 in that order, with the columns ``config resolution gpus
+backbone pretrain top1 acc top5 acc [reference top1 acc reference top5 acc] gpu_mem(M) ckpt log json``.
+The demo's targets are the README's: TIN >= 90 % top-1, TSN within 10 points of chance (50 %) on
+the time-reversal pairs."""
 import json
 import os
 import subprocess
@@ -15,6 +25,8 @@ import torch
 matplotlib.use("Agg")
 
 from tinlib.engine.config import load_config  # noqa: E402
+from tinlib.records import (CheckpointPaths, LatencyRecord, LogEntry, LogWriter, MetricsRecord,  # noqa: E402
+                            ReversalRecord, TrainRecord)
 from tinlib.report import analysis, html, interlace, pipeline, plots, workflow, zoo  # noqa: E402
 
 ZOO_ROWS = ("tin_r50_1x1x8_40e_sthv1_rgb", "tin_r50_1x1x8_40e_sthv2_rgb", "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb")
@@ -25,21 +37,24 @@ ZOO_ROWS = ("tin_r50_1x1x8_40e_sthv1_rgb", "tin_r50_1x1x8_40e_sthv2_rgb", "tin_t
 # --------------------------------------------------------------------------------------------
 def write_run(results: Path, config: str, *, top1=None, top5=None, mean=None, overrides=None, memory=(0,),
               world_size=1, device="cpu", reversal=None, time_="2026-01-01T00:00:00+00:00", folder=None):
+    """A run folder with the records training and evaluation write: ``train.json``, a ``log.json``
+    with one training entry per value of ``memory`` (MiB), and with ``top1`` given ``metrics.json``
+    (percentages; the fractions are the same / 100) and ``reversal.json``."""
     cfg = load_config(config, overrides or {}).to_dict()
     run = results / (folder or config)
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "train.json").write_text(json.dumps({
-        "run": config, "config_name": config, "world_size": world_size, "device": {"device": device},
-        "checkpoints": {"latest": str(results / "wd" / "latest.pth"), "best": None}, "time": time_, "config": cfg}))
-    (run / "log.json").write_text("\n".join(json.dumps({"mode": "train", "epoch": 1, "iter": i + 1, "memory": m})
-                                            for i, m in enumerate(memory)) + "\n")
+    TrainRecord(run=config, config_name=config, world_size=world_size, device={"device": device},
+                checkpoints=CheckpointPaths(latest=str(results / "wd" / "latest.pth")), time=time_,
+                config=cfg).write(run / "train.json")
+    log = LogWriter(run / "log.json")
+    for i, m in enumerate(memory):
+        log.write(LogEntry(mode="train", epoch=1, iter=i + 1, memory=m))
+    log.close()
     if top1 is not None:
-        (run / "metrics.json").write_text(json.dumps({
-            "config_name": config, "metrics_percent": {"top1_acc": top1, "top5_acc": top5,
-                                                       "mean_class_accuracy": mean},
-            "checkpoint": {"path": None}, "time": time_, "config": cfg}))
+        percent = {"top1_acc": top1, "top5_acc": top5, "mean_class_accuracy": mean}
+        MetricsRecord(config_name=config, metrics={k: v / 100 for k, v in percent.items()}, metrics_percent=percent,
+                      time=time_, config=cfg).write(run / "metrics.json")
     if reversal is not None:
-        (run / "reversal.json").write_text(json.dumps(reversal))
+        ReversalRecord.from_dict(reversal).write(run / "reversal.json")
     return run
 
 
@@ -47,6 +62,7 @@ def write_run(results: Path, config: str, *, top1=None, top5=None, mean=None, ov
 # zoo
 # --------------------------------------------------------------------------------------------
 def test_published_rows_come_from_the_configs():
+    # published values: MMAction2's TIN README (module docstring)
     rows = {r.config: r for r in zoo.published_rows()}
     assert set(ZOO_ROWS) <= set(rows)
     assert [r.config for r in zoo.published_rows()][:3] == list(ZOO_ROWS)
@@ -66,21 +82,26 @@ def test_zoo_without_runs_has_the_seed_tables_and_marks_every_row(tmp_path):
     assert text.count(header_ref) == 2 and text.count(header_k400) == 1
     for name in ZOO_ROWS:
         assert f"| {name} (not run) |" in text
+    # nothing measured: "–" beside every published value (MMAction2's TIN README, module docstring)
     assert "| – / 44.25 | – / 73.94 | 44.04 | 72.72 | – / 6181 |" in text
+    assert "| – / 56.70 | – / 83.62 | 56.48 | 83.45 | – / 6185 |" in text
     assert "| – / 70.89 | – / 89.89 | – / 6187 |" in text
     assert "Synthetic demo" not in text
 
 
 def test_zoo_row_with_a_run_shows_measured_beside_published(tmp_path):
     results = tmp_path / "results"
-    write_run(results, ZOO_ROWS[0], top1=43.5, top5=72.25, mean=40.0, memory=(5000, 6100, 6050), world_size=8,
-              device="cuda:0")
-    (results / ZOO_ROWS[0] / "launch.json").write_text(json.dumps(
-        {"nodes": 2, "gpus_per_node": 4, "world_size": 8, "device": "cuda"}))
+    memory = (5000, 6100, 6050)
+    write_run(results, ZOO_ROWS[0], top1=43.5, top5=72.25, mean=40.0, memory=memory, world_size=8, device="cuda:0")
+    # a launch.json as written before records carried a schema version (read as version 1)
+    launch = {"nodes": 2, "gpus_per_node": 4, "world_size": 8, "device": "cuda"}
+    (results / ZOO_ROWS[0] / "launch.json").write_text(json.dumps(launch))
     text = zoo.render_zoo(results)
     line = next(ln for ln in text.splitlines() if ln.startswith(f"| {ZOO_ROWS[0]}"))
     assert "(not run)" not in line
-    assert "| 2x4 / 8x4 |" in line and "| 43.50 / 44.25 | 72.25 / 73.94 | 44.04 | 72.72 | 6100 / 6181 |" in line
+    # measured / published; gpus as launched (nodes x per node), gpu_mem the log's peak
+    assert f"| {launch['nodes']}x{launch['gpus_per_node']} / 8x4 |" in line
+    assert f"| 43.50 / 44.25 | 72.25 / 73.94 | 44.04 | 72.72 | {max(memory)} / 6181 |" in line
     assert f"[json]({ZOO_ROWS[0]}/metrics.json)" in line and f"[log]({ZOO_ROWS[0]}/log.json)" in line
     assert f"| {ZOO_ROWS[1]} (not run) |" in text
     assert "[^" not in line  # the run used the config as it is
@@ -147,6 +168,22 @@ def test_demo_section_and_targets(tmp_path):
     assert text.count("**met**") == 2
     # the tables stay in the seed's layout
     assert f"| {ZOO_ROWS[0]} (not run) |" in text
+    # the HTML report's summary shows the same numbers
+    summary = html.summary_markdown(tmp_path)
+    assert "| demo_tin_r18_synthetic (tin_r18) | 93.2 | 97.0 (chance 50) |" in summary
+    assert "| demo_tsn_r18_synthetic (tsn_r18) | 50.0 | 52.5 (chance 50) |" in summary
+
+
+def test_zoo_leaves_out_a_damaged_record_with_a_warning(tmp_path, caplog):
+    write_run(tmp_path, ZOO_ROWS[0], top1=43.5, top5=72.25, mean=40.0)
+    metrics = tmp_path / ZOO_ROWS[0] / "metrics.json"
+    metrics.write_text(metrics.read_text()[:50])  # a write cut short
+    with caplog.at_level("WARNING", logger="tinlib.report.zoo"):
+        runs = zoo.collect_runs(tmp_path)
+    assert runs[ZOO_ROWS[0]].metrics is None and runs[ZOO_ROWS[0]].train is not None
+    assert str(metrics) in caplog.text and "not valid JSON" in caplog.text
+    line = next(ln for ln in zoo.render_zoo(tmp_path).splitlines() if ln.startswith(f"| {ZOO_ROWS[0]}"))
+    assert "(trained, not evaluated)" in line
 
 
 def test_demo_targets_missed_are_reported(tmp_path):
@@ -221,18 +258,43 @@ def test_write_reversal_and_load_scores(tmp_path):
 
 
 def test_read_log_and_plot_training(tmp_path):
+    # 4 iterations per epoch, logged every 2; the last line was cut off by a kill
     lines = [{"env_info": {}, "iters_per_epoch": 4}]
+    losses = iter([1.0, 0.8, 0.6, 0.4])
+    val_top1 = {1: 0.6, 2: 0.75}
     for epoch in (1, 2):
         for it in (2, 4):
-            lines.append({"mode": "train", "epoch": epoch, "iter": it, "lr": 0.1, "loss_cls": 1.0, "top1_acc": 0.5})
-        lines.append({"mode": "val", "epoch": epoch, "iter": 10, "top1_acc": 0.6, "mean_class_accuracy": 0.55})
+            lines.append({"mode": "train", "epoch": epoch, "iter": it, "lr": 0.1, "loss_cls": next(losses),
+                          "top1_acc": 0.5})
+        lines.append({"mode": "val", "epoch": epoch, "iter": 10, "top1_acc": val_top1[epoch],
+                      "mean_class_accuracy": 0.55})
     (tmp_path / "log.json").write_text("\n".join(json.dumps(x) for x in lines) + "\n{broken")
     train, val = analysis.read_log(tmp_path / "log.json")
+    # epoch_f = epoch - 1 + iter / 4
     assert list(train["epoch_f"]) == [0.5, 1.0, 1.5, 2.0] and list(val["epoch"]) == [1, 2]
+    assert list(train["loss_cls"]) == [1.0, 0.8, 0.6, 0.4]
     fig = plots.plot_training(train, val, "t")
-    assert len(fig.axes) == 3
+    ax_loss, ax_acc, ax_lr = fig.axes  # the learning rate shares the loss panel's x axis
+    assert fig._suptitle.get_text() == "t"
+    (loss_line,) = ax_loss.get_lines()
+    assert list(loss_line.get_xdata()) == [0.5, 1.0, 1.5, 2.0] and list(loss_line.get_ydata()) == [1.0, 0.8, 0.6, 0.4]
+    assert list(ax_lr.get_lines()[0].get_ydata()) == [0.1] * 4
+    curves = {line.get_label(): line for line in ax_acc.get_lines()}
+    val_line = curves["top-1 (validation)"]
+    assert list(val_line.get_xdata()) == [1, 2]
+    assert list(val_line.get_ydata()) == pytest.approx([100 * val_top1[1], 100 * val_top1[2]])
     plots.save(fig, tmp_path / "f" / "curve.png")
     assert (tmp_path / "f" / "curve.png").stat().st_size > 1000
+
+
+def test_read_log_refuses_a_damaged_line_in_the_middle(tmp_path):
+    from tinlib.records import RecordError
+
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps({"mode": "train", "epoch": 1, "iter": 1}) + "\nnot json\n"
+                    + json.dumps({"mode": "train", "epoch": 1, "iter": 2}) + "\n")
+    with pytest.raises(RecordError, match=f"{path}:2"):
+        analysis.read_log(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,20 +368,83 @@ def test_interlace_plots_and_helpers():
     assert len(plots.plot_weights_by_class(trace, names).axes) == 4
 
 
-def test_evaluation_plots():
+def bar_sizes(ax, horizontal=False):
+    """Per bar group (one call of ax.bar / ax.barh), the bar lengths in drawing order."""
+    from matplotlib.container import BarContainer
+
+    return [[p.get_width() if horizontal else p.get_height() for p in c]
+            for c in ax.containers if isinstance(c, BarContainer)]
+
+
+def test_model_comparison_plot_shows_the_three_metrics_per_model():
     import pandas as pd
 
     summary = pd.DataFrame({"model": ["tin", "tsn"], "top1": [90.0, 50.0], "top1_other": [95.0, 90.0],
                             "direction_acc": [98.0, 50.0]})
-    plots.plot_model_comparison(summary, chance_top1=9.1)
-    plots.plot_confusion(np.eye(3) * 5, ["a", "b", "c"])
-    frame = analysis.per_class_frame({"per_class_accuracy": [1.0, None, 0.5], "class_counts": [2, 0, 2]}, list("abc"))
-    assert list(frame["accuracy"].fillna(-1)) == [100.0, -1, 50.0]
-    plots.plot_per_class({"tin": frame, "tsn": frame})
-    plots.plot_zoo_comparison([{"config": "x", "published": 44.25, "measured": None},
-                               {"config": "y", "published": 56.7, "measured": 55.0}])
-    plots.plot_latency({"setting": {"input_shape": [1, 8, 3, 32, 32]}, "models": {
-        "tin_r18": {"params": 1e6, "latency": {"cpu": {"mean_ms": 3.0, "std_ms": 0.1}}}}})
+    fig = plots.plot_model_comparison(summary, chance_top1=9.1)
+    (ax,) = fig.axes
+    # one bar group per metric, one bar per model, heights the input percentages
+    assert bar_sizes(ax) == [[90.0, 50.0], [95.0, 90.0], [98.0, 50.0]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["tin", "tsn"]
+    chance_lines = sorted(line.get_ydata()[0] for line in ax.get_lines())
+    assert chance_lines == [9.1, 50.0]  # top-1 chance as given, and 50 % within a pair
+    without = plots.plot_model_comparison(summary.drop(columns=["top1_other"]))
+    assert bar_sizes(without.axes[0]) == [[90.0, 50.0], [98.0, 50.0]]
+    assert [line.get_ydata()[0] for line in without.axes[0].get_lines()] == [50.0]
+
+
+def test_confusion_plot_is_row_normalized():
+    matrix = np.array([[3, 1, 0], [0, 2, 2], [1, 0, 0]])
+    fig = plots.plot_confusion(matrix, ["a", "b", "c"], title="conf")
+    ax = fig.axes[0]  # fig.axes[1] is the colour bar
+    assert len(fig.axes) == 2 and ax.get_title() == "conf"
+    expected = 100 * matrix / matrix.sum(axis=1, keepdims=True)  # % of each true class (row)
+    assert np.allclose(ax.images[0].get_array(), expected)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    # the non-zero cells are written in the plot as whole percentages
+    assert sorted(t.get_text() for t in ax.texts) == sorted(f"{v:.0f}" for v in expected[expected > 0])
+    counts = plots.plot_confusion(matrix, normalize=False).axes[0]
+    assert np.allclose(counts.images[0].get_array(), matrix)
+
+
+def test_per_class_plot_has_one_bar_per_model_and_class():
+    tin = analysis.per_class_frame({"per_class_accuracy": [1.0, None, 0.5], "class_counts": [2, 0, 2]}, list("abc"))
+    assert list(tin["accuracy"].fillna(-1)) == [100.0, -1, 50.0] and list(tin["videos"]) == [2, 0, 2]
+    tsn = analysis.per_class_frame({"per_class_accuracy": [0.25, 0.75, 0.0], "class_counts": [4, 4, 4]},
+                                   list("abc"))
+    fig = plots.plot_per_class({"tin": tin, "tsn": tsn}, title="per class")
+    (ax,) = fig.axes
+    # a class without videos (accuracy None) is drawn as an empty bar
+    assert bar_sizes(ax, horizontal=True) == [[100.0, 0.0, 50.0], [25.0, 75.0, 0.0]]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"] and ax.get_title() == "per class"
+
+
+def test_zoo_comparison_plot_marks_rows_not_run():
+    rows = [{"config": "x", "published": 44.25, "measured": None}, {"config": "y", "published": 56.7, "measured": 55.0}]
+    fig = plots.plot_zoo_comparison(rows)
+    (ax,) = fig.axes
+    assert bar_sizes(ax, horizontal=True) == [[44.25, 56.7], [0.0, 55.0]]  # published, then measured
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "y"]
+    assert [t.get_text() for t in ax.texts] == ["not run", "55.00"]
+
+
+def test_latency_plot_from_a_record_and_from_its_dict():
+    record = LatencyRecord.from_dict({
+        "setting": {"config": "c", "input_shape": [1, 8, 3, 32, 32]},
+        "models": {"tin_r18": {"arch": "tin_r18", "params": 2_000_000,
+                               "latency": {"cpu": {"mean_ms": 3.0, "std_ms": 0.1}}},
+                   "tsn_r18": {"arch": "tsn_r18", "params": 1_500_000,
+                               "latency": {"cpu": {"mean_ms": 2.0, "std_ms": 0.2},
+                                           "cuda": {"mean_ms": 0.5, "std_ms": 0.01}}}}})
+    for result in (record, record.to_dict()):
+        fig = plots.plot_latency(result, "cpu")
+        (ax,) = fig.axes
+        assert bar_sizes(ax) == [[3.0, 2.0]]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["tin_r18", "tsn_r18"]
+        assert "[1, 8, 3, 32, 32]" in ax.get_title()
+        assert [t.get_text() for t in ax.texts] == ["3.0 ms\n2.0 M params", "2.0 ms\n1.5 M params"]
+    cuda = plots.plot_latency(record, "cuda").axes[0]
+    assert bar_sizes(cuda) == [[0.5]]  # only the arch timed on that device
 
 
 # --------------------------------------------------------------------------------------------

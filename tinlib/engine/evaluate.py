@@ -8,7 +8,6 @@ process scores a shard of the videos; rank 0 gathers them in dataset order and w
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from contextlib import nullcontext
@@ -24,7 +23,8 @@ from tinlib.engine.common import (RunError, ShardSampler, global_torch_settings,
                                   print_main)
 from tinlib.engine.config import Config, ConfigError, available_configs, load_config
 from tinlib.engine.metrics import confusion_matrix, evaluate_scores, per_class_accuracy, predictions
-from tinlib.io import atomic_write, atomic_write_json
+from tinlib.io import atomic_write
+from tinlib.records import CheckpointInfo, MetricsRecord, RecordError
 
 
 def autocast_context(device: torch.device, amp: str):
@@ -93,11 +93,11 @@ def check_results_dir(out_dir: Path, cfg: Config, checkpoint_sha: str | None, ov
     if overwrite or not existing.is_file():
         return
     try:
-        old = json.loads(existing.read_text())
-    except (OSError, json.JSONDecodeError):
+        old = MetricsRecord.read(existing)
+    except RecordError:
         raise RunError(f"{existing} exists and cannot be read; remove it or pass --overwrite") from None
-    old_name = old.get("config_name")
-    old_sha = (old.get("checkpoint") or {}).get("sha256")
+    old_name = old.config_name
+    old_sha = old.checkpoint.sha256
     if old_name != cfg.name or (checkpoint_sha and old_sha and old_sha != checkpoint_sha):
         raise RunError(f"{out_dir} already holds the results of another run (config {old_name}, checkpoint "
                        f"{(old_sha or '?')[:8]}); choose another --run name or pass --overwrite")
@@ -173,37 +173,38 @@ def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, datas
     result = metrics_report(scores, labels, cfg.model.num_classes)
     train_meta = {k: ckpt_meta.get(k) for k in ("epoch", "iter", "seed", "world_size", "lr", "config_name", "time")
                   if isinstance(ckpt_meta, dict) and k in ckpt_meta}
-    report_dict: dict[str, Any] = {
-        "run": run,
-        "config_name": cfg.name,
-        "split": split,
-        "num_samples": int(len(labels)),
-        "num_classes": cfg.model.num_classes,
+    record = MetricsRecord(
+        run=run,
+        config_name=cfg.name,
+        split=split,
+        num_samples=int(len(labels)),
+        num_classes=cfg.model.num_classes,
         **result,
-        "test_setting": {"num_segments": cfg.model.num_segments, "num_clips": t.num_clips, "crop": t.crop,
-                         "twice_sample": t.twice_sample, "average_clips": average_clips,
-                         "input_size": cfg.data.input_size, "scale_size": cfg.data.scale_size},
-        "checkpoint": {"path": str(checkpoint) if checkpoint is not None else None, "sha256": sha,
-                       "layout": layout, "train_meta": train_meta},
-        "seed": train_meta.get("seed"),
-        "eval_seed": seed,
-        "skipped_samples": list(getattr(dataset, "skipped", []) or []),
-        "git": git_info(),
-        "versions": package_versions(),
-        "device": device_info(ctx.device),
-        "world_size": ctx.world_size,
-        "time": now_iso(),
-        "elapsed_s": round(time.time() - t0, 3),
-        "scores_file": "scores.npz",
-        "config": cfg.to_dict(),
-    }
+        test_setting={"num_segments": cfg.model.num_segments, "num_clips": t.num_clips, "crop": t.crop,
+                      "twice_sample": t.twice_sample, "average_clips": average_clips,
+                      "input_size": cfg.data.input_size, "scale_size": cfg.data.scale_size},
+        checkpoint=CheckpointInfo(path=str(checkpoint) if checkpoint is not None else None, sha256=sha,
+                                  layout=layout, train_meta=train_meta),
+        seed=train_meta.get("seed"),
+        eval_seed=seed,
+        skipped_samples=list(getattr(dataset, "skipped", []) or []),
+        git=git_info(),
+        versions=package_versions(),
+        device=device_info(ctx.device),
+        world_size=ctx.world_size,
+        time=now_iso(),
+        elapsed_s=round(time.time() - t0, 3),
+        scores_file="scores.npz",
+        config=cfg.to_dict(),
+    )
+    report_dict: dict[str, Any] = record.to_dict()
     if write and ctx.is_main:
         def _save(handle):
             np.savez(handle, scores=scores.astype(np.float32), labels=labels,
                      index=np.arange(len(labels), dtype=np.int64))
 
         atomic_write(out_dir / "scores.npz", _save)
-        atomic_write_json(out_dir / "metrics.json", report_dict)
+        record.write(out_dir / MetricsRecord.FILENAME)
         print_main(ctx, f"wrote {out_dir / 'metrics.json'}")
     m = report_dict["metrics_percent"]
     print_main(ctx, f"{cfg.name} [{split}, {len(labels)} videos]: top1 {m['top1_acc']:.2f}  top5 "

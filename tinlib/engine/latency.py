@@ -1,13 +1,13 @@
 """``tinlib latency``: inference time per video, FLOPs, parameters and training GPU memory.
 
-Method (MMAction2 0.x ``tools/analysis/benchmark.py``, SPEC §9.1): random weights, eval mode,
+Method (MMAction2 0.x ``tools/analysis/benchmark.py``): random weights, eval mode,
 one video per batch with the test sampling of the config (``[1, V*T, 3, S, S]``), no data loading.
 Each iteration synchronizes CUDA, starts the clock, copies the clip to the device, runs the test
 forward (backbone, head, view averaging) under ``no_grad``, copies the scores back, synchronizes
 and stops. The first ``--warmup`` iterations (5) are dropped; the result is the mean over the next
 ``--iters``. ``fps_mmaction2`` repeats MMAction2's formula, which counts the last iteration twice.
 
-FLOPs (SPEC §9.2, one video of T frames, ``model(x)`` = backbone + head, no softmax):
+FLOPs (one video of T frames, ``model(x)`` = backbone + head, no softmax):
 - ``flops_torch``: ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add;
   convolutions and matrix products only), and ``macs_torch`` = half of it;
 - ``flops_mmcv``: mmcv ``get_model_complexity_info``'s counting rules re-implemented with
@@ -35,7 +35,7 @@ from torch.nn.modules.conv import _ConvNd
 from tinlib.engine.common import (RunError, build_model, device_info, git_info, now_iso, package_versions,
                                   seed_everything)
 from tinlib.engine.config import Config, ConfigError, apply_overrides, load_config
-from tinlib.io import atomic_write_json
+from tinlib.records import LatencyRecord
 
 DEFAULT_CONFIG = "tin_r50_1x1x8_40e_sthv1_rgb"
 DEFAULT_ARCHS = ("tin_r50", "tsm_r50", "tsn_r50")
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunError) as err:
         print(f"tinlib latency: error: {err}", file=sys.stderr)
         return 2
-    out = atomic_write_json(Path(args.out), result)
+    out = LatencyRecord.from_dict(result).write(Path(args.out))
     print(format_table(result))
     print(f"wrote {out}")
     return 0

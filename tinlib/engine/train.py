@@ -51,6 +51,7 @@ from tinlib.engine.metrics import evaluate_scores, top_k_accuracy
 from tinlib.engine.optim import build_optimizer, clip_gradients
 from tinlib.engine.schedule import LrSchedule
 from tinlib.io import atomic_write_json, atomic_write_text
+from tinlib.records import BestScore, CheckpointPaths, LogEntry, LogHeader, LogWriter, RecordError, TrainRecord
 
 # Seconds to sleep after every training iteration: a throttle for tests that must interrupt a
 # run at a known point and for watching a demo; it changes no result.
@@ -143,23 +144,6 @@ class SkipSampler(torch.utils.data.Sampler):
         return max(len(self.base) - self.skip, 0)
 
 
-class JsonLog:
-    """Append-only JSON-lines log, flushed per line (rank 0)."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        self.handle = open(path, "a", buffering=1) if path is not None else None
-
-    def write(self, entry: dict) -> None:
-        if self.handle is not None:
-            self.handle.write(json.dumps(entry) + "\n")
-            self.handle.flush()
-
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-
-
 # --------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------
@@ -241,7 +225,7 @@ class Trainer:
         else:
             self.ddp = self.model
 
-        self.log = JsonLog(None)
+        self.log = LogWriter(None)
         if ctx.is_main:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             log_path = self.work_dir / "log.json"
@@ -249,7 +233,7 @@ class Trainer:
                 _truncate_log(log_path, self.start_epoch, self.start_inner)
             elif log_path.exists():
                 log_path.unlink()  # a fresh start in a folder whose earlier attempt never checkpointed
-            self.log = JsonLog(self.work_dir / "log.json")
+            self.log = LogWriter(self.work_dir / "log.json")
             self._write_run_record("running")
         dist.barrier()
 
@@ -257,10 +241,13 @@ class Trainer:
         cfg = self.cfg
         resume_from = resolve_resume(self.work_dir, self.resume)
         warnings = check_work_dir(self.work_dir, cfg, resume_from)
-        previous = _read_json(Path(cfg.results_dir) / self.run_name / "train.json")
-        if previous is not None and previous.get("config_name") != cfg.name:
+        try:
+            previous = TrainRecord.read_optional(Path(cfg.results_dir) / self.run_name / TrainRecord.FILENAME)
+        except RecordError:
+            previous = None  # a damaged summary is replaced when this run ends
+        if previous is not None and previous.config_name != cfg.name:
             raise RunError(f"{Path(cfg.results_dir) / self.run_name} holds the results of config "
-                           f"{previous.get('config_name')!r}; choose another --run name")
+                           f"{previous.config_name!r}; choose another --run name")
         return (str(resume_from) if resume_from else None), warnings
 
     def _check_inputs(self) -> None:
@@ -434,8 +421,7 @@ class Trainer:
             count += 1
             if (inner + 1) % cfg.train.log_interval == 0 or inner + 1 == n:
                 values = self._reduce_log(sums, count)
-                entry = {"mode": "train", "epoch": epoch + 1, "iter": inner + 1, "lr": lr, **values}
-                self.log.write(entry)
+                self.log.write(LogEntry(mode="train", epoch=epoch + 1, iter=inner + 1, lr=lr, **values))
                 bar.set_postfix(loss=f"{values['loss_cls']:.4f}", lr=f"{lr:.3g}")
                 sums, count = {}, 0
             if every and (inner + 1) % every == 0 and inner + 1 < n:
@@ -454,8 +440,8 @@ class Trainer:
                                        average_clips=cfg.test.average_clips, amp=self.amp, ctx=ctx,
                                        progress=self.progress, desc=f"val {epoch + 1}")
         metrics = evaluate_scores(scores, labels)
-        self.log.write({"mode": "val", "epoch": epoch + 1, "iter": len(labels),
-                        "lr": self.optimizer.param_groups[0]["lr"], **metrics})
+        self.log.write(LogEntry.from_dict({"mode": "val", "epoch": epoch + 1, "iter": len(labels),
+                                           "lr": self.optimizer.param_groups[0]["lr"], **metrics}))
         print_main(ctx, f"epoch {epoch + 1} val: " + "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items()))
         return metrics
 
@@ -468,12 +454,12 @@ class Trainer:
         print_main(ctx, self.scaling.message())
         print_main(ctx, f"{cfg.name}: {len(self.train_set)} training videos, {self.iters_per_epoch} iterations/epoch "
                         f"x {cfg.train.epochs} epochs, {ctx.world_size} process(es) on {ctx.device}, seed {self.seed}")
-        self.log.write({"env_info": {"versions": package_versions(), "device": device_info(ctx.device)},
-                        "seed": self.seed, "config_name": cfg.name, "work_dir": str(self.work_dir),
-                        "world_size": ctx.world_size, "lr_scaling": self.scaling.to_dict(),
-                        "iters_per_epoch": self.iters_per_epoch, "resumed_from_epoch": self.start_epoch,
-                        "deterministic": self.deterministic, "amp": self.amp, "sync_bn": self.sync_bn,
-                        "git": git_info(), "time": now_iso()})
+        self.log.write(LogHeader(env_info={"versions": package_versions(), "device": device_info(ctx.device)},
+                                 seed=self.seed, config_name=cfg.name, work_dir=str(self.work_dir),
+                                 world_size=ctx.world_size, lr_scaling=self.scaling.to_dict(),
+                                 iters_per_epoch=self.iters_per_epoch, resumed_from_epoch=self.start_epoch,
+                                 deterministic=self.deterministic, amp=self.amp, sync_bn=self.sync_bn,
+                                 git=git_info(), time=now_iso()))
         last_val = None
         self.epoch_done = self.start_epoch
         if self.start_epoch >= cfg.train.epochs:
@@ -511,25 +497,26 @@ class Trainer:
         summary = self._summary(last_val, time.time() - t0)
         if ctx.is_main:
             self._write_run_record("finished")
-            out = Path(cfg.results_dir) / self.run_name / "train.json"
-            atomic_write_json(out, summary)
+            out = summary.write(Path(cfg.results_dir) / self.run_name / TrainRecord.FILENAME)
             print_main(ctx, f"done: {self.work_dir / 'latest.pth'}; summary {out}")
         self.log.close()
         dist.barrier()
-        return summary
+        return summary.to_dict()
 
-    def _summary(self, last_val: dict | None, elapsed: float) -> dict:
+    def _summary(self, last_val: dict | None, elapsed: float) -> TrainRecord:
+        """The ``train.json`` record of this run (``last_val``: the last validation metrics)."""
         cfg = self.cfg
-        return {"run": self.run_name, "config_name": cfg.name, "work_dir": str(self.work_dir),
-                "epochs": cfg.train.epochs, "iters_per_epoch": self.iters_per_epoch,
-                "world_size": self.ctx.world_size, "videos_per_gpu": cfg.data.videos_per_gpu,
-                "lr_scaling": self.scaling.to_dict(), "seed": self.seed, "deterministic": self.deterministic,
-                "amp": self.amp, "sync_bn": self.sync_bn, "last_val": last_val, "best": self.best,
-                "resumed_from_epoch": self.start_epoch if self.resume_from else None,
-                "checkpoints": {"latest": str(self.work_dir / "latest.pth"),
-                                "best": str(self.work_dir / "best.pth") if self.best else None},
-                "elapsed_s_this_session": round(elapsed, 2), "git": git_info(), "versions": package_versions(),
-                "device": device_info(self.ctx.device), "time": now_iso(), "config": cfg.to_dict()}
+        return TrainRecord(
+            run=self.run_name, config_name=cfg.name, work_dir=str(self.work_dir), epochs=cfg.train.epochs,
+            iters_per_epoch=self.iters_per_epoch, world_size=self.ctx.world_size,
+            videos_per_gpu=cfg.data.videos_per_gpu, lr_scaling=self.scaling.to_dict(), seed=self.seed,
+            deterministic=self.deterministic, amp=self.amp, sync_bn=self.sync_bn, last_val=last_val,
+            best=BestScore.from_dict(self.best) if self.best else None,
+            resumed_from_epoch=self.start_epoch if self.resume_from else None,
+            checkpoints=CheckpointPaths(latest=str(self.work_dir / "latest.pth"),
+                                        best=str(self.work_dir / "best.pth") if self.best else None),
+            elapsed_s_this_session=round(elapsed, 2), git=git_info(), versions=package_versions(),
+            device=device_info(self.ctx.device), time=now_iso(), config=cfg.to_dict())
 
 
 def train(cfg: Config, **kwargs: Any) -> dict:

@@ -1,18 +1,20 @@
 """Analyses of evaluation results: time-reversal pairs, per-class accuracy, training logs.
 
 All functions take plain arrays or the files a run writes (``scores.npz``, ``metrics.json``,
-``log.json``) and return plain dicts / pandas frames, so notebooks only call and plot them.
+``log.json``; read through :mod:`tinlib.records`) and return plain dicts / pandas frames, so
+notebooks only call and plot them.
 """
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from tinlib.io import atomic_write_json
+from tinlib import records
+from tinlib.records import MetricsRecord, ReversalRecord, SyntheticMeta
 
 CHANCE_WITHIN_PAIR = 50.0
 
@@ -27,14 +29,13 @@ def load_scores(run_folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def synthetic_meta(data_root: str | os.PathLike | None) -> dict | None:
-    """The ``synthetic_meta.json`` of a synthetic dataset (class names, reversal pairs), or None."""
+    """The ``synthetic_meta.json`` of a synthetic dataset (class names, reversal pairs, lists) as a
+    dict, or None when ``data_root`` holds none. A damaged file raises
+    :class:`~tinlib.records.RecordError` naming it."""
     if not data_root:
         return None
-    path = Path(data_root) / "synthetic_meta.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    meta = SyntheticMeta.read_optional(Path(data_root) / SyntheticMeta.FILENAME)
+    return None if meta is None else meta.to_dict()
 
 
 def reversal_metrics(scores: np.ndarray, labels: np.ndarray, pairs: Sequence[Sequence[int]],
@@ -75,20 +76,20 @@ def reversal_metrics(scores: np.ndarray, labels: np.ndarray, pairs: Sequence[Seq
         pair_hits.append(p_hit)
         top1_hits.append(t_hit)
         names = [class_names[a], class_names[b]] if class_names else None
-        per_pair.append(dict(classes=[int(a), int(b)], names=names, n=int(len(idx)),
-                             direction_acc=_pct(d_hit), pair_id_acc=_pct(p_hit), top1=_pct(t_hit)))
+        per_pair.append({"classes": [int(a), int(b)], "names": names, "n": len(idx),
+                             "direction_acc": _pct(d_hit), "pair_id_acc": _pct(p_hit), "top1": _pct(t_hit)})
     cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, bool))
     other_idx = np.where(~in_pair)[0]
-    return dict(
-        chance=CHANCE_WITHIN_PAIR,
-        n=int(in_pair.sum()),
-        direction_acc=_pct(cat(direction_hits)),
-        pair_id_acc=_pct(cat(pair_hits)),
-        top1_reversal=_pct(cat(top1_hits)),
-        top1_other=_pct(top1[other_idx] == labels[other_idx]),
-        n_other=int(len(other_idx)),
-        per_pair=per_pair,
-    )
+    return {
+        "chance": CHANCE_WITHIN_PAIR,
+        "n": int(in_pair.sum()),
+        "direction_acc": _pct(cat(direction_hits)),
+        "pair_id_acc": _pct(cat(pair_hits)),
+        "top1_reversal": _pct(cat(top1_hits)),
+        "top1_other": _pct(top1[other_idx] == labels[other_idx]),
+        "n_other": len(other_idx),
+        "per_pair": per_pair,
+    }
 
 
 def _pct(hits: np.ndarray) -> float | None:
@@ -96,51 +97,56 @@ def _pct(hits: np.ndarray) -> float | None:
     return None if hits.size == 0 else round(100.0 * float(hits.mean()), 2)
 
 
-def write_reversal(run_folder: str | os.PathLike, meta: dict) -> dict[str, Any]:
+def write_reversal(run_folder: str | os.PathLike, meta: Mapping[str, Any] | SyntheticMeta) -> dict[str, Any]:
     """Compute :func:`reversal_metrics` from a run's ``scores.npz`` and the synthetic dataset's
-    ``meta``; writes ``<run_folder>/reversal.json`` (read by the zoo table) and returns it."""
+    ``meta`` (its ``reversal_pairs`` and ``class_names``); writes ``<run_folder>/reversal.json``
+    (:class:`~tinlib.records.ReversalRecord`, read by the zoo table) and returns it as a dict."""
+    pairs: Sequence[Sequence[int]] = meta.reversal_pairs if isinstance(meta, SyntheticMeta) else meta["reversal_pairs"]
+    names: Sequence[str] | None = meta.class_names if isinstance(meta, SyntheticMeta) else meta.get("class_names")
     scores, labels = load_scores(run_folder)
-    result = reversal_metrics(scores, labels, meta["reversal_pairs"], meta.get("class_names"))
-    atomic_write_json(Path(run_folder) / "reversal.json", result)
-    return result
+    record = ReversalRecord.from_dict(reversal_metrics(scores, labels, pairs, names))
+    record.write(Path(run_folder) / ReversalRecord.FILENAME)
+    return record.to_dict()
 
 
 def read_log(path: str | os.PathLike):
-    """A run's ``log.json`` as two pandas frames ``(train, val)``; ``train`` gets a fractional
-    ``epoch_f`` column (epoch - 1 + iter / iters per epoch) for plotting."""
+    """A run's ``log.json`` as two pandas frames ``(train, val)``, one row per logged entry with
+    the file's keys as columns; ``train`` gets a fractional ``epoch_f`` column (epoch - 1 + iter /
+    iterations per epoch, from the session header) for plotting. A last line cut off by a kill
+    is skipped; a damaged log raises :class:`~tinlib.records.RecordError` naming the file and line."""
     import pandas as pd
 
-    rows, header = [], {}
-    for line in Path(path).read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if "mode" in entry:
-            rows.append(entry)
-        elif "iters_per_epoch" in entry:
-            header = entry
-    frame = pd.DataFrame(rows)
+    log = records.read_log(path)
+    frame = pd.DataFrame([entry.to_dict() for entry in log.entries])
     if frame.empty:
         return frame, frame
     train = frame[frame["mode"] == "train"].copy()
     val = frame[frame["mode"] == "val"].copy()
-    ipe = header.get("iters_per_epoch") or (train["iter"].max() if not train.empty else 1)
+    ipe = log.iters_per_epoch or (train["iter"].max() if not train.empty else 1)
     if not train.empty:
         train["epoch_f"] = train["epoch"] - 1 + train["iter"] / ipe
     return train.reset_index(drop=True), val.reset_index(drop=True)
 
 
-def per_class_frame(metrics: dict, class_names: Sequence[str] | None = None):
-    """Per-class accuracy (%) and sample count from a ``metrics.json`` dict, as a pandas frame."""
+def per_class_frame(metrics: Mapping[str, Any] | MetricsRecord, class_names: Sequence[str] | None = None):
+    """Per-class accuracy (%) and video count from a ``metrics.json`` record (or its dict, as
+    ``tinlib test`` returns it), as a pandas frame with columns ``class``, ``accuracy``, ``videos``."""
     import pandas as pd
 
-    acc = metrics.get("per_class_accuracy") or []
-    counts = metrics.get("class_counts") or [None] * len(acc)
+    data = metrics.to_dict() if isinstance(metrics, MetricsRecord) else metrics
+    acc: list[float | None] = list(data.get("per_class_accuracy") or [])
+    counts: list[int | None] = list(data.get("class_counts") or []) or [None] * len(acc)
     names = list(class_names) if class_names else [str(i) for i in range(len(acc))]
     return pd.DataFrame({"class": names[:len(acc)], "accuracy": [None if a is None else 100 * a for a in acc],
                          "videos": counts[:len(acc)]})
 
 
-__all__ = ["CHANCE_WITHIN_PAIR", "load_scores", "synthetic_meta", "reversal_metrics", "write_reversal", "read_log",
-           "per_class_frame"]
+__all__ = [
+    "CHANCE_WITHIN_PAIR",
+    "load_scores",
+    "per_class_frame",
+    "read_log",
+    "reversal_metrics",
+    "synthetic_meta",
+    "write_reversal",
+]

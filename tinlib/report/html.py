@@ -12,8 +12,8 @@ import html
 import json
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import nbformat
 
@@ -52,6 +52,7 @@ def clean_outputs(outputs: list, max_lines: int = MAX_STREAM_LINES) -> list:
 
 
 def parameters_markdown(nb) -> str | None:
+    """The papermill parameters of an executed notebook as a markdown table, None if it has none."""
     params = (nb.metadata.get("papermill") or {}).get("parameters")
     if not params:
         return None
@@ -86,6 +87,7 @@ def notebook_cells(nb, *, heading: str | None = None, max_lines: int = MAX_STREA
 
 
 def export_html(nb, out: str | os.PathLike, *, title: str = "", exclude_input: bool = True) -> Path:
+    """Write notebook ``nb`` as one HTML page at ``out`` (nbconvert's lab template, code hidden by default)."""
     from nbconvert import HTMLExporter
 
     from tinlib.io import atomic_write_text
@@ -109,7 +111,7 @@ def render_notebook(path: str | os.PathLike, out: str | os.PathLike, *, exclude_
 def summary_markdown(results_dir: str | os.PathLike) -> str | None:
     """Headline numbers for the top of a report: the demo table and targets when there are demo
     runs, else nothing (the zoo notebook carries the zoo tables)."""
-    from tinlib.report.zoo import checks_markdown, collect_runs, demo_checks, demo_runs
+    from tinlib.report.zoo import checks_markdown, collect_runs, demo_checks, demo_runs, reversal_cell
 
     runs = demo_runs(collect_runs(results_dir))
     if not runs:
@@ -118,9 +120,8 @@ def summary_markdown(results_dir: str | os.PathLike) -> str | None:
              "|:---|:---:|:---:|"]
     for run in runs:
         top1 = run.metric("top1_acc")
-        rev = run.reversal
         top1_text = "–" if top1 is None else f"{top1:.1f}"
-        rev_text = "–" if not rev else f"{rev['direction_acc']:.1f} (chance {rev['chance']:.0f})"
+        rev_text = reversal_cell(run)
         lines.append(f"| {run.config} ({run.arch}) | {top1_text} | {rev_text} |")
     lines += ["", "Targets of the demo:", "", checks_markdown(demo_checks(runs))]
     return "\n".join(lines)
@@ -140,8 +141,8 @@ def build_run_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, titl
     titles = titles or {}
     report = nbformat.v4.new_notebook()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    intro = [f"# {title}", "", f"Generated {stamp} from the executed notebooks in `{run_dir.as_posix()}` "
-             "(open them in JupyterLab for the code and full output)."]
+    intro = [f"# {title}", "", (f"Generated {stamp} from the executed notebooks in `{run_dir.as_posix()}` "
+                                "(open them in JupyterLab for the code and full output).")]
     summary = summary_markdown(results_dir) if results_dir is not None else None
     if summary:
         intro += ["", summary]
@@ -159,5 +160,12 @@ def build_run_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, titl
     return export_html(report, out, title=title, exclude_input=exclude_input)
 
 
-__all__ = ["collapse_progress", "clean_outputs", "notebook_cells", "render_notebook", "build_run_report",
-           "summary_markdown", "export_html"]
+__all__ = [
+    "build_run_report",
+    "clean_outputs",
+    "collapse_progress",
+    "export_html",
+    "notebook_cells",
+    "render_notebook",
+    "summary_markdown",
+]

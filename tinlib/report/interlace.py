@@ -9,9 +9,9 @@ With ``record=True`` a module keeps the last ones it computed (``last_offsets``,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ def short_name(name: str) -> str:
 
 
 def stage_of(name: str) -> int:
+    """The ResNet stage (1-4) of a module name, 0 when it is in none (``backbone.layer2.1...`` -> 2)."""
     match = _NAME_RE.search(name + ".")
     return int(match.group(1)) if match else 0
 
@@ -71,6 +72,7 @@ class InterlaceTrace:
 
     @property
     def num_segments(self) -> int:
+        """T, the segments per video."""
         return int(self.weights.shape[2])
 
     def to_frame(self, class_names: Sequence[str] | None = None):
@@ -83,10 +85,10 @@ class InterlaceTrace:
             cls = class_names[label] if class_names is not None and label >= 0 else str(label)
             for li, layer in enumerate(self.layers):
                 for g in range(self.offsets.shape[2]):
-                    rows.append(dict(video=v, index=self.indices[v] if self.indices else v, label=label, cls=cls,
-                                     layer=layer, stage=self.stages[li], group=g,
-                                     offset=float(self.offsets[v, li, g]),
-                                     mean_weight=float(self.weights[v, li, :, g].mean())))
+                    rows.append({"video": v, "index": self.indices[v] if self.indices else v, "label": label,
+                                 "cls": cls, "layer": layer, "stage": self.stages[li], "group": g,
+                                 "offset": float(self.offsets[v, li, g]),
+                                 "mean_weight": float(self.weights[v, li, :, g].mean())})
         return pd.DataFrame(rows)
 
 
@@ -159,5 +161,15 @@ def denormalize(clip: torch.Tensor) -> np.ndarray:
     return x.clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
-__all__ = ["interlace_modules", "recording", "collect", "collect_dataset", "InterlaceTrace", "pick_per_class",
-           "class_summary", "denormalize", "short_name", "stage_of"]
+__all__ = [
+    "InterlaceTrace",
+    "class_summary",
+    "collect",
+    "collect_dataset",
+    "denormalize",
+    "interlace_modules",
+    "pick_per_class",
+    "recording",
+    "short_name",
+    "stage_of",
+]

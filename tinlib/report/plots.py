@@ -5,10 +5,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
+from tinlib.records import LatencyRecord
 
 KIND_COLORS = {"tin": "#d62728", "tsm": "#1f77b4", "tsn": "#7f7f7f"}
 GROUP_COLORS = ("#9467bd", "#ff7f0e")
@@ -21,6 +24,7 @@ def _plt():
 
 
 def color_for(name: str) -> str:
+    """The colour of a model in every figure, by the arch family in its name (TIN red, TSM blue, TSN grey)."""
     for kind, color in KIND_COLORS.items():
         if kind in name.lower():
             return color
@@ -217,9 +221,12 @@ def plot_per_class(frames: Mapping[str, Any], title: str = "per-class accuracy")
     return fig
 
 
-def plot_latency(result: Mapping[str, Any], device: str = "cpu"):
-    """Mean inference time per video (± std) and parameters of each architecture of a
-    ``tinlib latency`` result."""
+def plot_latency(result: Mapping[str, Any] | LatencyRecord, device: str = "cpu"):
+    """Mean inference time per video (± std, error bars) and parameters (bar labels) of each
+    architecture of a ``tinlib latency`` result (its dict or the ``latency.json`` record) on
+    ``device`` (``cpu`` or ``cuda``); architectures not timed there are left out."""
+    if isinstance(result, LatencyRecord):
+        result = result.to_dict()
     plt = _plt()
     models = result["models"]
     names = [a for a in models if device in models[a]["latency"]]
@@ -401,9 +408,23 @@ def plot_weights_by_class(trace, class_names: Sequence[str], group: int = 0):
     return fig
 
 
-__all__ = ["save", "show", "plot_training", "plot_val_curves", "plot_model_comparison", "plot_confusion", "plot_per_class",
-           "plot_latency", "plot_zoo_comparison", "plot_frames", "plot_video_interlace", "plot_offsets_by_class",
-           "plot_weights_by_class", "plot_class_examples", "color_for"]
+__all__ = [
+    "color_for",
+    "plot_class_examples",
+    "plot_confusion",
+    "plot_frames",
+    "plot_latency",
+    "plot_model_comparison",
+    "plot_offsets_by_class",
+    "plot_per_class",
+    "plot_training",
+    "plot_val_curves",
+    "plot_video_interlace",
+    "plot_weights_by_class",
+    "plot_zoo_comparison",
+    "save",
+    "show",
+]
 
 
 def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1, seed: int = 0):

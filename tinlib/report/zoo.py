@@ -2,7 +2,7 @@
 
 The published side of every row comes from the ``zoo`` section of the configs (one source of
 truth: ``tinlib/configs/<row>.py``); the measured side from the run records that training,
-evaluation and latency write below ``results/``:
+evaluation and latency write below ``results/``, read through :mod:`tinlib.records`:
 
 - ``<run>/metrics.json`` (``tinlib test``): top-1/top-5/mean class accuracy, the config used;
 - ``<run>/train.json`` and ``<run>/log.json`` (``tinlib train`` + the train notebook): processes,
@@ -19,15 +19,29 @@ Nothing here imports torch: ``tinlib zoo`` takes well under a second.
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import math
 import os
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, TypeVar
 
 from tinlib.io import atomic_write_text
+from tinlib.records import (
+    LatencyModel,
+    LatencyRecord,
+    LaunchRecord,
+    MetricsRecord,
+    Record,
+    RecordError,
+    ReversalRecord,
+    TrainRecord,
+    read_log,
+)
+
+log = logging.getLogger(__name__)
 
 # The seed page's sections, in its order; configs name theirs in ``zoo.dataset``.
 SECTIONS = ("Something-Something V1", "Something-Something V2", "Kinetics-400")
@@ -49,6 +63,7 @@ DEMO_TARGETS = {"tin_top1": 90.0, "tsn_pair_window": 10.0}
 # --------------------------------------------------------------------------------------------
 @dataclass
 class PublishedRow:
+    """One model-zoo row as MMAction2 published it (from a config's ``zoo`` section)."""
     config: str
     dataset: str
     resolution: str
@@ -84,59 +99,69 @@ def published_rows() -> list[PublishedRow]:
 # --------------------------------------------------------------------------------------------
 # Runs (from results/)
 # --------------------------------------------------------------------------------------------
-def _load_json(path: Path) -> dict | None:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
+R = TypeVar("R", bound=Record)
+
+
+def _read_or_warn(cls: type[R], path: Path) -> R | None:
+    """``cls.read(path)``; None (and a warning naming the file) when it is missing or not usable,
+    so one damaged file leaves its cells empty instead of stopping the table."""
+    if not path.is_file():
         return None
-    return value if isinstance(value, dict) else None
+    try:
+        return cls.read(path)
+    except RecordError as err:
+        log.warning("%s (left out of the table)", err)
+        return None
 
 
 @dataclass
 class RunRecord:
-    """What ``results/`` holds about one config's run (any part may be missing)."""
+    """What ``results/`` holds about one config's run (any part may be missing): the records of
+    its folder, and this arch's entry of a ``latency.json`` measured on the same setting."""
 
     config: str
     folder: Path
-    metrics: dict | None = None
-    train: dict | None = None
-    launch: dict | None = None
-    reversal: dict | None = None
+    metrics: MetricsRecord | None = None
+    train: TrainRecord | None = None
+    launch: LaunchRecord | None = None
+    reversal: ReversalRecord | None = None
     log_path: Path | None = None
-    latency: dict | None = None          # this arch's entry of a latency.json
+    latency: LatencyModel | None = None
     latency_path: Path | None = None
 
     # ---- derived values -----------------------------------------------------------------
     @property
     def run_config(self) -> dict | None:
+        """The config the run used (from ``metrics.json``, else ``train.json``)."""
         for source in (self.metrics, self.train):
-            if source and isinstance(source.get("config"), dict):
-                return source["config"]
+            if source is not None and isinstance(source.config, dict):
+                return source.config
         return None
 
     @property
     def arch(self) -> str | None:
+        """The run's model arch (``tin_r50``, ...), None without a config record."""
         cfg = self.run_config
         return cfg["model"]["arch"] if cfg else None
 
     def metric(self, key: str) -> float | None:
         """Percent value of ``top1_acc``, ``top5_acc`` or ``mean_class_accuracy`` (test split)."""
-        if not self.metrics:
-            return None
-        value = (self.metrics.get("metrics_percent") or {}).get(key)
-        return None if value is None else float(value)
+        return self.metrics.percent(key) if self.metrics is not None else None
 
     def gpus(self) -> str | None:
-        if self.launch and self.launch.get("world_size"):
-            nodes, per_node = self.launch.get("nodes", 1), self.launch.get("gpus_per_node")
-            device = self.launch.get("device", "cuda")
-            if device == "cpu":
-                return "cpu" if self.launch["world_size"] == 1 else f"cpu x{self.launch['world_size']}"
+        """The ``gpus`` cell: ``nodes x GPUs per node`` as launched (``8``, ``2x4``), ``cpu`` /
+        ``cpu xN`` for CPU runs; None when nothing says how it ran."""
+        if self.launch is not None and self.launch.world_size:
+            world = self.launch.world_size
+            if self.launch.device == "cpu":
+                return "cpu" if world == 1 else f"cpu x{world}"
+            nodes, per_node = self.launch.nodes, self.launch.gpus_per_node
             return f"{nodes}x{per_node}" if nodes and nodes > 1 else str(per_node)
-        if self.train:
-            device = str((self.train.get("device") or {}).get("device", ""))
-            world = self.train.get("world_size", 1)
-            return ("cpu" if world == 1 else f"cpu x{world}") if device.startswith("cpu") else str(world)
+        if self.train is not None:
+            world = self.train.world_size
+            if self.train.device_name.startswith("cpu"):
+                return "cpu" if world == 1 else f"cpu x{world}"
+            return str(world)
         return None
 
     def gpu_mem(self) -> int | None:
@@ -144,24 +169,19 @@ class RunRecord:
         run's measurement; None on the CPU."""
         peak = 0
         if self.log_path is not None and self.log_path.is_file():
-            for line in self.log_path.read_text().splitlines():
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if entry.get("mode") == "train":
-                    peak = max(peak, int(entry.get("memory") or 0))
+            try:
+                peak = read_log(self.log_path).peak_memory()
+            except RecordError as err:
+                log.warning("%s (gpu_mem left out)", err)
         if peak:
             return peak
-        if self.latency and self.latency.get("train_gpu_mem_mib"):
-            return int(self.latency["train_gpu_mem_mib"])
+        if self.latency is not None and self.latency.train_gpu_mem_mib:
+            return int(self.latency.train_gpu_mem_mib)
         return None
 
     def latency_ms(self, device: str = "cuda") -> float | None:
-        if not self.latency:
-            return None
-        value = (self.latency.get("latency") or {}).get(device, {}).get("mean_ms")
-        return None if value is None else float(value)
+        """Mean ms per video of this arch on ``device`` (``cpu``/``cuda``), None if not measured."""
+        return self.latency.mean_ms(device) if self.latency is not None else None
 
     def changed_settings(self) -> list[str]:
         """``key=value`` for every result-relevant setting that differs from the config file."""
@@ -172,7 +192,7 @@ class RunRecord:
             from tinlib.engine.config import diff_configs, load_config
 
             reference = load_config(self.config).to_dict()
-        except Exception:  # the config file is gone or no longer valid
+        except Exception:  # noqa: BLE001 (the config file is gone or no longer valid: any error)
             return ["(config file not found)"]
         out = []
         for key in diff_configs(reference, cfg):
@@ -186,9 +206,10 @@ class RunRecord:
 
     @property
     def time(self) -> str:
+        """When the run was evaluated (else trained), ISO 8601; '' when not recorded."""
         for source in (self.metrics, self.train):
-            if source and source.get("time"):
-                return str(source["time"])
+            if source is not None and source.time:
+                return str(source.time)
         return ""
 
 
@@ -202,21 +223,24 @@ def collect_runs(results_dir: str | os.PathLike = "results") -> dict[str, RunRec
     """Runs found below ``results_dir``, keyed by config name. When a config was run several
     times, its default run folder (``<results_dir>/<config>/``, what ``tinlib train`` and the
     pipelines write) wins over other names (an ablation's runs, say), then the newest evaluated
-    run. Executed notebooks (``results/runs``) are not searched."""
+    run. Executed notebooks (``results/runs``) are not searched; a damaged record is left out with
+    a warning."""
     results_dir = Path(results_dir)
     folders: dict[Path, RunRecord] = {}
-    for name, attr in (("metrics.json", "metrics"), ("train.json", "train")):
-        for path in _iter_records(results_dir, name):
-            data = _load_json(path)
-            if not data or not data.get("config_name"):
+    kinds: tuple[tuple[type[MetricsRecord | TrainRecord], str], ...] = (
+        (MetricsRecord, "metrics"), (TrainRecord, "train"))
+    for cls, attr in kinds:
+        for path in _iter_records(results_dir, cls.FILENAME):
+            record = _read_or_warn(cls, path)
+            if record is None or not record.config_name:
                 continue
-            rec = folders.setdefault(path.parent, RunRecord(data["config_name"], path.parent))
-            if rec.config != data["config_name"]:
+            rec = folders.setdefault(path.parent, RunRecord(record.config_name, path.parent))
+            if rec.config != record.config_name:
                 continue  # a folder mixing two configs: trust the first record
-            setattr(rec, attr, data)
+            setattr(rec, attr, record)
     for folder, rec in folders.items():
-        rec.launch = _load_json(folder / "launch.json")
-        rec.reversal = _load_json(folder / "reversal.json")
+        rec.launch = _read_or_warn(LaunchRecord, folder / LaunchRecord.FILENAME)
+        rec.reversal = _read_or_warn(ReversalRecord, folder / ReversalRecord.FILENAME)
         rec.log_path = folder / "log.json" if (folder / "log.json").is_file() else None
     runs: dict[str, RunRecord] = {}
     for rec in folders.values():
@@ -243,28 +267,29 @@ def _test_shape(cfg: dict | None) -> list[int] | None:
     return [1, cfg["model"]["num_segments"], 3, s, s]
 
 
-def collect_latency(results_dir: str | os.PathLike) -> list[tuple[Path, dict]]:
+def collect_latency(results_dir: str | os.PathLike) -> list[tuple[Path, LatencyRecord]]:
+    """Every ``latency.json`` below ``results_dir`` (not ``results/runs``), newest first."""
     out = []
-    for path in _iter_records(Path(results_dir), "latency.json"):
-        data = _load_json(path)
-        if data and isinstance(data.get("models"), dict):
-            out.append((path, data))
-    out.sort(key=lambda item: str(item[1].get("time", "")), reverse=True)  # newest first
+    for path in _iter_records(Path(results_dir), LatencyRecord.FILENAME):
+        record = _read_or_warn(LatencyRecord, path)
+        if record is not None:
+            out.append((path, record))
+    out.sort(key=lambda item: str(item[1].time or ""), reverse=True)  # newest first
     return out
 
 
-def find_latency(latencies: list[tuple[Path, dict]], config: str, arch: str | None,
-                 shape: list[int] | None) -> tuple[Path, dict] | None:
+def find_latency(latencies: list[tuple[Path, LatencyRecord]], config: str, arch: str | None,
+                 shape: list[int] | None) -> tuple[Path, LatencyModel] | None:
     """The latency entry of ``arch`` measured on ``config``'s test setting, else on any config
     with the same input shape (the demo measures TIN, TSM and TSN in one run)."""
     if arch is None:
         return None
-    for path, data in latencies:
-        if data.get("setting", {}).get("config") == config and arch in data["models"]:
-            return path, data["models"][arch]
-    for path, data in latencies:
-        if shape and data.get("setting", {}).get("flops_input_shape") == shape and arch in data["models"]:
-            return path, data["models"][arch]
+    for path, record in latencies:
+        if record.setting.config == config and arch in record.models:
+            return path, record.models[arch]
+    for path, record in latencies:
+        if shape and record.setting.flops_input_shape == shape and arch in record.models:
+            return path, record.models[arch]
     return None
 
 
@@ -272,6 +297,7 @@ def find_latency(latencies: list[tuple[Path, dict]], config: str, arch: str | No
 # Formatting
 # --------------------------------------------------------------------------------------------
 def fmt(value: Any, digits: int = 2) -> str:
+    """A table cell: ``value`` with ``digits`` decimals for floats, ``–`` for None or NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     if isinstance(value, float):
@@ -287,6 +313,7 @@ def pair(measured: Any, published: Any, digits: int = 2) -> str:
 
 
 def rel_link(target: Path | str | None, base: Path, text: str) -> str:
+    """A markdown link ``[text](href)`` to ``target`` relative to the folder ``base``; ``–`` without a target."""
     if not target:
         return MISSING
     try:
@@ -297,8 +324,10 @@ def rel_link(target: Path | str | None, base: Path, text: str) -> str:
 
 
 def md_table(columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    """A markdown table: a header row of ``columns``, then one row per item of ``rows`` (pipes escaped)."""
     columns = list(columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(":---:" if i else ":---" for i in range(len(columns))) + "|"]
+    rule = "|" + "|".join(":---:" if i else ":---" for i in range(len(columns))) + "|"
+    lines = ["| " + " | ".join(columns) + " |", rule]
     for row in rows:
         cells = [str(c).replace("|", "\\|").replace("\n", " ") for c in row]
         lines.append("| " + " | ".join(cells) + " |")
@@ -306,11 +335,12 @@ def md_table(columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
 
 
 def _ckpt_cell(run: RunRecord, base: Path) -> str:
-    ckpts = (run.train or {}).get("checkpoints") or {}
-    path = ckpts.get("best") or ckpts.get("latest") or ((run.metrics or {}).get("checkpoint") or {}).get("path")
-    if not path:
+    ckpts = run.train.checkpoints if run.train is not None else None
+    where = ((ckpts.best or ckpts.latest) if ckpts is not None else None) or (
+        run.metrics.checkpoint.path if run.metrics is not None else None)
+    if not where:
         return MISSING
-    path = Path(path)
+    path = Path(where)
     if not path.is_absolute():
         path = Path.cwd() / path
     return rel_link(path, base, "ckpt") + ("" if path.is_file() else " (local)")
@@ -321,6 +351,8 @@ def _ckpt_cell(run: RunRecord, base: Path) -> str:
 # --------------------------------------------------------------------------------------------
 def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path,
                 notes: list[str]) -> str:
+    """The table of one model-zoo section: each published row beside its run (``measured / published``);
+    appends a footnote to ``notes`` for every run that changed a setting of its config."""
     has_ref = any(r.ref_top1 is not None for r in rows)
     columns = [c for c in COLUMNS if has_ref or not c.startswith("reference")]
     body = []
@@ -350,26 +382,29 @@ def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path
             "gpu_mem(M)": pair(run.gpu_mem() if run else None, r.gpu_mem),
             "ckpt": _ckpt_cell(run, base) if run else MISSING,
             "log": rel_link(run.log_path, base, "log") if run and run.log_path else MISSING,
-            "json": rel_link(run.folder / "metrics.json", base, "json") if evaluated else MISSING,
+            "json": rel_link(run.folder / "metrics.json", base, "json") if run is not None and evaluated else MISSING,
         }
         body.append([cells[c] for c in columns])
     return md_table(columns, body)
 
 
 def reversal_cell(run: RunRecord) -> str:
+    """``direction_acc (chance c)`` from the run's ``reversal.json``, ``–`` without one."""
     rev = run.reversal
-    if not rev:
+    if rev is None or rev.direction_acc is None:
         return MISSING
-    return f"{rev['direction_acc']:.1f} (chance {rev['chance']:.0f})"
+    return f"{rev.direction_acc:.1f} (chance {rev.chance:.0f})"
 
 
 def demo_runs(runs: dict[str, RunRecord]) -> list[RunRecord]:
+    """The runs on the synthetic data, TIN first, then TSM, TSN and any other arch."""
     out = [r for r in runs.values() if r.run_config and str(r.run_config["data"]["dataset"]).startswith("synthetic")]
     kind_order = {"tin": 0, "tsm": 1, "tsn": 2}
     return sorted(out, key=lambda r: (kind_order.get((r.arch or "x_")[:3], 9), r.config))
 
 
 def demo_section(runs: list[RunRecord], base: Path) -> str:
+    """The synthetic demo table: accuracies, reversal-pair direction accuracy, CPU latency, parameters."""
     columns = ("config", "arch", "frames", "gpus", "epochs", "top1 acc", "top5 acc", "mean class acc",
                "reversal pairs: direction acc (%)", "cpu latency (ms/video)", "params", "log", "json")
     body = []
@@ -377,7 +412,7 @@ def demo_section(runs: list[RunRecord], base: Path) -> str:
         cfg = run.run_config or {}
         d, m, t = cfg.get("data", {}), cfg.get("model", {}), cfg.get("train", {})
         frames = f"{m.get('num_segments')}x{d.get('input_size')}²" if d else MISSING
-        params = run.latency.get("params") if run.latency else None
+        params = run.latency.params if run.latency is not None else None
         body.append([
             run.config + ("" if run.metrics else " (trained, not evaluated)"), run.arch or MISSING, frames,
             run.gpus() or MISSING, t.get("epochs", MISSING), fmt(run.metric("top1_acc")), fmt(run.metric("top5_acc")),
@@ -398,22 +433,23 @@ def demo_checks(runs: list[RunRecord]) -> list[dict[str, Any]]:
     checks = []
     tin = by_kind.get("tin")
     value = tin.metric("top1_acc") if tin else None
-    checks.append(dict(name="TIN top-1 on the synthetic test split", target=f">= {DEMO_TARGETS['tin_top1']:.0f} %",
-                       value=value, run=tin.config if tin else None,
-                       met=None if value is None else value >= DEMO_TARGETS["tin_top1"]))
+    checks.append({"name": "TIN top-1 on the synthetic test split", "target": f">= {DEMO_TARGETS['tin_top1']:.0f} %",
+                   "value": value, "run": tin.config if tin else None,
+                   "met": None if value is None else value >= DEMO_TARGETS["tin_top1"]})
     tsn = by_kind.get("tsn")
     rev = tsn.reversal if tsn else None
-    value = rev["direction_acc"] if rev else None
-    chance = rev["chance"] if rev else 50.0
+    value = rev.direction_acc if rev is not None else None
+    chance = rev.chance if rev is not None else 50.0
     window = DEMO_TARGETS["tsn_pair_window"]
-    checks.append(dict(name="TSN direction accuracy on the time-reversal pairs",
-                       target=f"{chance - window:.0f}–{chance + window:.0f} % (chance {chance:.0f} % ± {window:.0f})",
-                       value=value, run=tsn.config if tsn else None,
-                       met=None if value is None else abs(value - chance) <= window))
+    target = f"{chance - window:.0f}–{chance + window:.0f} % (chance {chance:.0f} % ± {window:.0f})"
+    checks.append({"name": "TSN direction accuracy on the time-reversal pairs", "target": target,
+                   "value": value, "run": tsn.config if tsn else None,
+                   "met": None if value is None else abs(value - chance) <= window})
     return checks
 
 
 def checks_markdown(checks: list[dict[str, Any]]) -> str:
+    """The :func:`demo_checks` as a markdown list, each **met**, **MISSED** or **not measured**."""
     lines = []
     for c in checks:
         if c["met"] is None:
@@ -426,6 +462,7 @@ def checks_markdown(checks: list[dict[str, Any]]) -> str:
 
 
 def other_section(runs: list[RunRecord], base: Path) -> str:
+    """The table of runs that are neither model-zoo rows nor demo runs (baselines, own configs)."""
     columns = ("config", "dataset", "arch", "gpus", "top1 acc", "top5 acc", "mean class acc", "gpu_mem(M)", "log",
                "json")
     body = []
@@ -449,25 +486,25 @@ def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLik
     notes: list[str] = []
     parts = ["# TIN model zoo: measured here vs published",
              "",
-             "Regenerated by `make zoo` (`tinlib zoo`) from the run records under `results/` alone. Published "
-             "values are MMAction2's model zoo (0.x) as carried in the `zoo` section of each config. Cells with "
-             "two values read **measured / published**; `–` means not measured. Rows marked "
-             f"`{NOT_RUN}` have no run under `results/`: reproduce them with `make reproduce-sthv1` "
-             "(`-sthv2`, `-k400`) on the real data.",
+             ("Regenerated by `make zoo` (`tinlib zoo`) from the run records under `results/` alone. Published "
+              "values are MMAction2's model zoo (0.x) as carried in the `zoo` section of each config. Cells with "
+              "two values read **measured / published**; `–` means not measured. Rows marked "
+              f"`{NOT_RUN}` have no run under `results/`: reproduce them with `make reproduce-sthv1` "
+              "(`-sthv2`, `-k400`) on the real data."),
              ""]
     for section in dict.fromkeys(r.dataset for r in rows):
         parts += [f"## {section}", "", zoo_section([r for r in rows if r.dataset == section], runs, base, notes), ""]
     if any(r.dataset == "Kinetics-400" for r in rows):
-        parts += ["The Kinetics-400 row fine-tunes TIN from a TSM model trained on Kinetics-400 (the published "
-                  "`pretrain` column).", ""]
+        parts += [("The Kinetics-400 row fine-tunes TIN from a TSM model trained on Kinetics-400 (the published "
+                   "`pretrain` column)."), ""]
     zoo_names = {r.config for r in rows}
     demo = demo_runs(runs)
     if demo:
         parts += ["## Synthetic demo (CPU, `make demo`)", "",
-                  "ResNet-18 models trained from scratch on the embedded synthetic dataset (Something-Something V1 "
-                  "layout); accuracies on its test split. *Direction acc* is measured on the videos of the "
-                  "time-reversal pairs (classes that are each other played backwards): the better scored of the "
-                  "two classes of the video's pair; 50 % is chance.", "",
+                  ("ResNet-18 models trained from scratch on the embedded synthetic dataset (Something-Something V1 "
+                   "layout); accuracies on its test split. *Direction acc* is measured on the videos of the "
+                   "time-reversal pairs (classes that are each other played backwards): the better scored of the "
+                   "two classes of the video's pair; 50 % is chance."), "",
                   demo_section(demo, base), "", "Targets:", "", checks_markdown(demo_checks(demo)), ""]
     others = [r for r in runs.values() if r.config not in zoo_names and r not in demo]
     if others:
@@ -479,12 +516,14 @@ def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLik
 
 
 def write_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLike | None = None) -> Path:
+    """Write :func:`render_zoo` to ``out`` (default ``<results_dir>/model_zoo.md``) atomically; returns the path."""
     results_dir = Path(results_dir)
     out = Path(out) if out else results_dir / "model_zoo.md"
     return atomic_write_text(out, render_zoo(results_dir, out))
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``tinlib zoo`` argument parser."""
     p = argparse.ArgumentParser(prog="tinlib zoo", description="Rewrite the model-zoo table from results/: the "
                                 "published rows (from the configs) beside the measured values of the runs found.")
     p.add_argument("--results-dir", default="results", help="where runs wrote their records (default results)")
@@ -494,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``tinlib zoo``: rewrite the table; returns the exit status."""
     args = build_parser().parse_args(argv)
     out = write_zoo(args.results_dir, args.out)
     if args.print:
@@ -502,8 +542,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["PublishedRow", "RunRecord", "published_rows", "collect_runs", "collect_latency", "find_latency",
-           "render_zoo", "write_zoo", "demo_runs", "demo_checks", "checks_markdown", "md_table", "main"]
+__all__ = [
+    "PublishedRow",
+    "RunRecord",
+    "checks_markdown",
+    "collect_latency",
+    "collect_runs",
+    "demo_checks",
+    "demo_runs",
+    "find_latency",
+    "main",
+    "md_table",
+    "published_rows",
+    "render_zoo",
+    "write_zoo",
+]
 
 if __name__ == "__main__":
     sys.exit(main())
