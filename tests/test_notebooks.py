@@ -1,12 +1,18 @@
 """Every notebook runs headless under papermill with smoke parameters (tiny synthetic data, one
-short epoch, 32-pixel frames), through the same pipeline ``make demo`` uses. The defaults of the
-parameters cells (what a user gets in JupyterLab) are checked without running them."""
+short epoch, 32-pixel frames), through the same pipeline ``make demo`` uses; the numbers the runs
+record and the tables the executed notebooks show are checked against top-1 and direction accuracy
+recomputed here from the stored scores. The defaults of the parameters cells (what a user gets in
+JupyterLab) are checked without running them."""
 import ast
 import json
+import os
+import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+from bs4 import BeautifulSoup
 
 from tinlib.report import pipeline, zoo
 
@@ -17,7 +23,9 @@ def parameters_of(path: Path) -> dict:
     nb = nbformat.read(str(path), as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     values: dict = {}
-    exec(compile(ast.parse(cell.source), str(path), "exec"), {}, values)
+    for node in ast.parse(cell.source).body:  # parameters are plain assignments of literals
+        assert isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name), ast.unparse(node)
+        values[node.targets[0].id] = ast.literal_eval(node.value)
     return values
 
 
@@ -45,6 +53,56 @@ def _errors(nb_path: Path) -> list[str]:
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
 
+def _cell_tables(nb_path: Path, marker: str) -> list[list[dict[str, str]]]:
+    """The HTML tables (pandas frames) shown by the first code cell whose source contains
+    ``marker``: one list of rows per table, each row ``{column: text}`` plus ``"index"``."""
+    nb = nbformat.read(str(nb_path), as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and marker in c.source)
+    shown = []
+    for output in cell.get("outputs", []):
+        html = output.get("data", {}).get("text/html")
+        if not html:
+            continue
+        table = BeautifulSoup(html, "html.parser").find("table")
+        columns = [th.get_text() for th in table.find("thead").find("tr").find_all("th")]
+        rows = []
+        for tr in table.find("tbody").find_all("tr"):
+            values = [td.get_text() for td in tr.find_all("td")]
+            row = dict(zip(columns[len(columns) - len(values):], values))
+            row["index"] = " ".join(th.get_text() for th in tr.find_all("th"))
+            rows.append(row)
+        shown.append(rows)
+    return shown
+
+
+def _text_outputs(nb_path: Path) -> str:
+    nb = nbformat.read(str(nb_path), as_version=4)
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts += [output.get("data", {}).get(kind, "") for kind in ("text/plain", "text/markdown", "text/html")]
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def _scores(run_folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(run_folder / "scores.npz") as data:
+        return data["scores"], data["labels"]
+
+
+def _top_k_percent(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Share (%) of videos whose label is among their k highest scores."""
+    best = np.argsort(-scores, axis=1)[:, :k]
+    return 100.0 * float(np.mean([label in row for label, row in zip(labels, best)]))
+
+
+def _direction_percent(scores: np.ndarray, labels: np.ndarray, pairs: list[list[int]]) -> float:
+    """Share (%) of the videos of a reversal pair whose own class outscores its reversed twin."""
+    twin = {a: b for a, b in pairs} | {b: a for a, b in pairs}
+    hits = [scores[i, label] > scores[i, twin[label]] for i, label in enumerate(labels) if label in twin]
+    return 100.0 * float(np.mean(hits))
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     """The demo pipeline in the smoke profile with TIN and TSN (TSM runs the same notebook)."""
@@ -55,7 +113,8 @@ def demo_run(tmp_path_factory):
     run_dir = results / "runs" / "demo"
     done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
     report = pipeline.build_report(results, "demo", steps)
-    return dict(results=results, work=work, data=data, steps=steps, run_dir=run_dir, done=done, report=report)
+    return {"results": results, "work": work, "data": data, "steps": steps, "run_dir": run_dir, "done": done,
+            "report": report}
 
 
 @pytest.mark.slow
@@ -90,24 +149,103 @@ def test_demo_outputs(demo_run):
 
 
 @pytest.mark.slow
+def test_executed_notebooks_show_the_results(demo_run):
+    run_dir, results, data = demo_run["run_dir"], demo_run["results"], demo_run["data"]
+    meta = json.loads((data / "synthetic_meta.json").read_text())
+    names, pairs = meta["class_names"], meta["reversal_pairs"]
+
+    # 00: videos per class add up to the lists that were written
+    counts = _cell_tables(run_dir / "00_prepare_data.ipynb", "tables.class_counts")[0]
+    for split in ("train", "val"):
+        lines = (data / f"sthv1_{split}_list_rawframes.txt").read_text().splitlines()
+        assert sum(int(row[split]) for row in counts) == len(lines) == meta[f"num_{split}"]
+    assert len(counts) == len(names)  # the tiny preset: every class has videos, fewer than the 20 shown
+
+    # 01: the training table shows the smoke profile's schedule: 1 epoch of 2 iterations
+    for name in ("demo_tin_r18_synthetic", "demo_tsn_r18_synthetic"):
+        shown = _cell_tables(run_dir / f"01_train_{name}.ipynb", "tables.train_summary")[0]
+        rows = {row["index"]: row[name] for row in shown}
+        seed = json.loads((results / name / "train.json").read_text())["seed"]
+        assert (rows["epochs"], rows["iters_per_epoch"], rows["seed"]) == ("1", "2", str(seed))
+
+    # 02: the tables show the numbers recomputed from the stored scores
+    shown = _cell_tables(run_dir / "02_evaluate.ipynb", "tables.metrics_table")[0]
+    assert [row["config"] for row in shown] == ["demo_tin_r18_synthetic", "demo_tsn_r18_synthetic"]
+    comparison, per_pair = _cell_tables(run_dir / "02_evaluate.ipynb", "tables.reversal_table")
+    for row, reversal in zip(shown, comparison):
+        scores, labels = _scores(results / row["config"])
+        assert int(row["videos"]) == len(labels)
+        assert float(row["top1_acc"]) == pytest.approx(_top_k_percent(scores, labels, 1), abs=0.006)
+        assert reversal["model"] == row["config"]
+        assert float(reversal["direction_acc"]) == pytest.approx(_direction_percent(scores, labels, pairs), abs=0.006)
+    assert len(per_pair) == len(pairs)
+
+    # 05: mean offsets for every class, every stage of the ResNet-18 and both groups; one row per pair
+    offsets, differences = _cell_tables(run_dir / "05_explore_interlace.ipynb", "tables.offsets_by_class")
+    assert [row["index"] for row in offsets] == names
+    assert [c for c in offsets[0] if c != "index"] == [f"layer{s} o{g}" for s in (1, 2, 3, 4) for g in (0, 1)]
+    assert [row["index"] for row in differences] == [f"{names[a]} - reversed" for a, _ in pairs]
+
+    # 03 and 04: the three architectures side by side; the zoo table as markdown
+    latency = _text_outputs(run_dir / "03_latency.ipynb")
+    assert all(arch in latency for arch in ("tin_r18", "tsm_r18", "tsn_r18"))
+    assert "| demo_tin_r18_synthetic |" in _text_outputs(run_dir / "04_model_zoo.ipynb")
+
+
+def _ran(done: list[dict]) -> set[str]:
+    return {d["step"] for d in done if not d["skipped"]}
+
+
+def _newer_than_every_output(steps) -> float:
+    return max(p.stat().st_mtime for s in steps for p in s.outputs if p.exists()) + 1
+
+
+@pytest.mark.slow
 def test_a_second_run_skips_what_is_up_to_date(demo_run):
-    done = pipeline.run_steps(demo_run["steps"], demo_run["run_dir"], cwd=pipeline.ROOT)
-    skipped = {d["step"] for d in done if d["skipped"]}
-    assert skipped == {s.name for s in demo_run["steps"] if not s.always}
-    # touching a config reruns its training (and nothing upstream of it)
-    cfg = pipeline.config_file("demo_tsn_r18_synthetic")
-    step = next(s for s in demo_run["steps"] if s.name == "01_train_demo_tsn_r18_synthetic")
-    assert cfg in step.inputs
-    fresh, why = pipeline.freshness(step)
-    assert fresh, why
+    steps, run_dir = demo_run["steps"], demo_run["run_dir"]
+    done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
+    assert _ran(done) == {s.name for s in steps if s.always} == {"04_model_zoo"}
+
+    # a touched config reruns its training (the zoo always runs) and nothing else: the rerun resumes
+    # the finished run from its checkpoint, so the checkpoint the evaluation reads stays as it was
+    config = pipeline.config_file("demo_tsn_r18_synthetic")
+    assert config.is_file()
+    before = config.stat()
+    try:
+        stamp = _newer_than_every_output(steps)
+        os.utime(config, (stamp, stamp))
+        done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
+    finally:
+        os.utime(config, ns=(before.st_atime_ns, before.st_mtime_ns))  # a file of the repository
+    assert _ran(done) == {"01_train_demo_tsn_r18_synthetic", "04_model_zoo"}
+
+    # a newer TIN checkpoint reruns the steps that read it: evaluation and the interlace notebook
+    checkpoint = demo_run["work"] / "demo_tin_r18_synthetic" / "latest.pth"
+    stamp = _newer_than_every_output(steps)
+    os.utime(checkpoint, (stamp, stamp))
+    started = time.time()
+    done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
+    assert _ran(done) == {"02_evaluate", "05_explore_interlace", "04_model_zoo"}
+    assert (demo_run["results"] / "demo_tin_r18_synthetic" / "metrics.json").stat().st_mtime >= started
 
 
 @pytest.mark.slow
 def test_evaluation_numbers_are_consistent(demo_run):
-    runs = zoo.collect_runs(demo_run["results"])
-    tin = runs["demo_tin_r18_synthetic"]
-    assert 0 <= tin.metric("top1_acc") <= 100 and tin.reversal["chance"] == 50.0
-    assert tin.reversal["n"] == 8  # tiny preset: one val video per class, 4 pairs
+    results = demo_run["results"]
+    meta = json.loads((demo_run["data"] / "synthetic_meta.json").read_text())
+    runs = zoo.collect_runs(results)
+    for name in ("demo_tin_r18_synthetic", "demo_tsn_r18_synthetic"):
+        scores, labels = _scores(results / name)
+        metrics = json.loads((results / name / "metrics.json").read_text())
+        assert metrics["num_samples"] == len(labels) == meta["num_val"]
+        shown = metrics["metrics_percent"]
+        assert shown["top1_acc"] == pytest.approx(_top_k_percent(scores, labels, 1), abs=0.005)
+        assert shown["top5_acc"] == pytest.approx(_top_k_percent(scores, labels, 5), abs=0.005)
+        assert runs[name].metric("top1_acc") == shown["top1_acc"]  # the zoo reads the record as it is
+        reversal = json.loads((results / name / "reversal.json").read_text())
+        assert reversal["direction_acc"] == pytest.approx(
+            _direction_percent(scores, labels, meta["reversal_pairs"]), abs=0.005)
+        assert reversal["n"] == 8 and reversal["chance"] == 50.0  # tiny preset: one val video per class, 4 pairs
     checks = zoo.demo_checks(zoo.demo_runs(runs))
     assert [c["met"] is None for c in checks] == [False, False]
 
@@ -122,13 +260,19 @@ def test_gradient_ablation_notebook(demo_run):
     done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
     assert [d["skipped"] for d in done] == [True, False]  # the demo already wrote the data; 06 always runs
     assert _errors(run_dir / "06_gradient_ablation.ipynb") == []
+    assert len(_cell_tables(run_dir / "06_gradient_ablation.ipynb", "tables.ablation_runs")[0]) == 4
     summary = json.loads((results / "ablation_interlace_grad" / "summary.json").read_text())
     assert [(r["grad"], r["seed"]) for r in summary["runs"]] == [("adjoint", 0), ("mmcv", 0), ("adjoint", 1), ("mmcv", 1)]
     for run in summary["runs"]:
         folder = results / "ablation_interlace_grad" / f"{run['grad']}_seed{run['seed']}"
         train = json.loads((folder / "train.json").read_text())
         assert train["config"]["model"]["interlace_grad"] == run["grad"] and train["seed"] == run["seed"]
-        assert (folder / "reversal.json").is_file() and 0 <= run["top1_acc"] <= 100
+        assert (folder / "reversal.json").is_file()
+        scores, labels = _scores(folder)
+        assert run["top1_acc"] == pytest.approx(_top_k_percent(scores, labels, 1), abs=0.005)
+    for grad in ("adjoint", "mmcv"):
+        mine = [_top_k_percent(*_scores(results / "ablation_interlace_grad" / f"{grad}_seed{seed}"), 1) for seed in (0, 1)]
+        assert summary["per_grad"][grad]["top1_acc"]["mean"] == pytest.approx(sum(mine) / 2, abs=0.005)
     assert set(summary["comparisons"]) >= {"top1_acc", "direction_acc"}
     assert "What the data shows" in (results / "ablation_interlace_grad" / "summary.md").read_text()
     assert (run_dir / "figures" / "gradient_ablation_curves.png").is_file()

@@ -631,23 +631,3 @@ def test_find_checkpoint(tmp_path):
     (tmp_path / "best.pth").write_bytes(b"x")
     assert workflow.find_checkpoint(tmp_path, "best").name == "best.pth"
     assert workflow.find_checkpoint(tmp_path, str(tmp_path / "best.pth")).name == "best.pth"
-
-
-def test_notebooks_are_built_from_the_generator():
-    proc = subprocess.run([sys.executable, "notebooks/build_notebooks.py", "--check"], capture_output=True,
-                          text=True, cwd=pipeline.ROOT, timeout=60)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def test_notebooks_are_stored_without_outputs_and_have_parameters():
-    import nbformat
-
-    for path in sorted(pipeline.NOTEBOOK_DIR.glob("*.ipynb")):
-        nb = nbformat.read(str(path), as_version=4)
-        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-        assert len(tagged) == 1, path.name
-        assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
-        assert nb.metadata["kernelspec"]["name"] == "tin-kit"
-    names = {p.stem for p in pipeline.NOTEBOOK_DIR.glob("*.ipynb")}
-    assert names == {"00_prepare_data", "01_train", "02_evaluate", "03_latency", "04_model_zoo", "05_explore_interlace",
-                     "06_gradient_ablation"}
