@@ -83,7 +83,7 @@ def expected_tinlib_name(key: str) -> str:
 
 
 def naive_interlace(x: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor, fold: int) -> torch.Tensor:
-    """SPEC §1.2-1.3 by explicit loops. x [N, T, C, ...]; offsets [N, 2]; weights [N, T, 2]."""
+    """The TIN interlace of MMAction2 0.x written as explicit loops. x [N, T, C, ...]; offsets [N, 2]; weights [N, T, 2]."""
     n_videos, t_len = x.shape[:2]
     out = x.clone()
     quarter = fold // 4

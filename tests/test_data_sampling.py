@@ -1,4 +1,4 @@
-"""SampleFrames semantics (SPEC 7.2): worked examples, every branch, views for multi-clip testing."""
+"""SampleFrames semantics (MMAction2's SampleFrames): worked examples, every branch, views for multi-clip testing."""
 import numpy as np
 import pytest
 

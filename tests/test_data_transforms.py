@@ -1,4 +1,4 @@
-"""Spatial transforms (SPEC 7.4): sizes, crop candidates and offsets, crop orders, normalization."""
+"""Spatial transforms (MMAction2's Resize / MultiScaleCrop / CenterCrop / ThreeCrop / Normalize): sizes, crop candidates and offsets, crop orders, normalization."""
 import numpy as np
 import pytest
 import torch

@@ -1,6 +1,6 @@
 """Checkpoints: read safely, recognise the layout, map keys onto a tinlib model, load strictly.
 
-Layouts understood (SPEC-level facts, names only):
+Layouts understood (key names and nesting as published by each project):
 - ``tinlib``: this package's own files (``save_checkpoint``).
 - ``mmaction2-0.x`` / ``mmaction2-1.x``: ``backbone.layerL.B.convK.conv``/``.bn`` (mmcv ConvModule
   names); TIN wraps block conv1 as ``conv1.conv.net1`` (interlace) + ``conv1.conv.net2`` (conv);

@@ -1,6 +1,6 @@
 """TIN ResNet-50, 8 segments, 40 epochs, Something-Something V1 (MMAction2 0.x zoo row).
 
-Recipe (SPEC §6.1): ImageNet init; SGD lr 0.02 for 8 GPUs x 6 videos, momentum 0.9, wd 5e-4,
+Recipe (MMAction2 0.x config of this name): ImageNet init; SGD lr 0.02 for 8 GPUs x 6 videos, momentum 0.9, wd 5e-4,
 fc_lr5 groups, clip 20; cosine by epoch down to 0.5 x base (min_lr_ratio) with a one-epoch linear
 warmup from 0.1; validation every 5 epochs; frames '{:05}.jpg'; no flip; dropout 0.8.
 """

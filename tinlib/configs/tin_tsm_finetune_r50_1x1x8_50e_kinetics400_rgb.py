@@ -1,6 +1,6 @@
 """TIN ResNet-50 fine-tuned from TSM-K400, 8 segments, 50 epochs, Kinetics-400 (MMAction2 0.x zoo row).
 
-Recipe (SPEC §6.1): ImageNet init, then the TSM-K400 checkpoint loaded non-strictly (MMAction2
+Recipe (MMAction2 0.x config of this name): ImageNet init, then the TSM-K400 checkpoint loaded non-strictly (MMAction2
 skips TSM's block conv1 weights because their names do not match TIN's: ``tsm_conv1="skip"``;
 set ``model.tsm_conv1=transfer`` to move them); SGD lr 0.01 for 8 GPUs x 6 videos, wd 1e-4,
 fc_lr5, clip 20; step decay x0.1 at epochs 20 and 40, no warmup; flip 0.5; dropout 0.5;

@@ -11,7 +11,7 @@ from torch import nn
 
 from tinlib import ops
 
-# fc2's bias starts at ln(5/3): sigmoid = 0.625, so offsets start near +0.5 (SPEC §1.3 step 3).
+# fc2's bias starts at ln(5/3): sigmoid = 0.625, so offsets start near +0.5 (as in MMAction2's OffsetNet init).
 OFFSET_BIAS_INIT = 0.5108
 # TIN shares one offset and one weight between two of the four channel quarters.
 DEFORM_GROUPS = 2
