@@ -60,8 +60,8 @@ def test_short_video_repeats_frames_like_upstream_with_a_warning(rawframes, capl
     assert caplog.text.count("fewer than num_segments") == 1  # once per sample
     assert "list.txt:3 ('c') has 3 frames, fewer than num_segments=8: frames are repeated" in caplog.text
     train = make(rawframes)
-    assert frame_numbers(train[2][0]) == [1, 1, 2, 2, 3, 3, 3, 1]
     # train mode, n = 3 < 8 segments: starts round(i * 3/8) half-to-even = 0,0,1,1,2,2,2,3; 3 wraps to 0
+    assert frame_numbers(train[2][0]) == [1, 1, 2, 2, 3, 3, 3, 1]
 
 
 @pytest.mark.parametrize("opts, views, side", [
