@@ -2,7 +2,8 @@
 ``python notebooks/build_notebooks.py``; a test checks that the committed .ipynb files match.
 
 Every notebook: a title, a cell tagged ``parameters`` (papermill injects its values after it;
-run by hand in JupyterLab it uses these defaults), then calls into ``tinlib.report`` and plots.
+run by hand in JupyterLab it uses these defaults), then calls into ``tinlib.pipeline`` (launches) and
+``tinlib.report`` (tables) and plots.
 """
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ if not Path("tinlib").is_dir() and Path("../tinlib").is_dir():
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
+from tinlib.logs import setup_logging
+from tinlib.pipeline import launch, runconfig
 from tinlib.report import analysis, plots, workflow
+setup_logging()  # tinlib's messages (what was prepared, skipped, changed) show below the cells
 pd.set_option("display.precision", 2)"""
 
 
@@ -75,7 +79,7 @@ show_examples = True"""),
     code(SETUP),
     code("""
 options = dict(synthetic) if dataset == "synthetic" else {}
-summary = workflow.prepare_data(dataset, data_root, lists_dir=lists_dir, workers=workers, **options)
+summary = launch.prepare_data(dataset, data_root, lists_dir=lists_dir, workers=workers, **options)
 counts = summary.get("counts") or {"train": summary.get("num_train"), "val": summary.get("num_val")}
 display(pd.DataFrame([{"dataset": summary["dataset"], "classes": summary["num_classes"], **counts,
                        "seconds": summary["prepared_s"]}]))
@@ -139,18 +143,18 @@ seed = None                        # None: the config's train.seed, else drawn a
 progress = True"""),
     code(SETUP),
     code("""
-cfg = workflow.resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir)
+cfg = runconfig.resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir)
 pd.Series(workflow.config_summary(cfg, gpus * nodes), name="setting").to_frame()"""),
     code("""
-summary = workflow.train(config, data_root=data_root, work_dir=work_dir, overrides=overrides, gpus=gpus, nodes=nodes,
-                         node_rank=node_rank, master_addr=master_addr, master_port=master_port,
-                         results_dir=results_dir, resume=resume, seed=seed, progress=progress)"""),
+summary = launch.launch_training(config, data_root=data_root, work_dir=work_dir, overrides=overrides, gpus=gpus,
+                                 nodes=nodes, node_rank=node_rank, master_addr=master_addr, master_port=master_port,
+                                 results_dir=results_dir, resume=resume, seed=seed, progress=progress)"""),
     md("""
 Training loss and learning rate per logged interval; top-1 on the training batches and on the
 validation split when the config validates:
 """),
     code("""
-log = workflow.run_folder(cfg) / "log.json"
+log = runconfig.run_folder(cfg) / "log.json"
 if log.is_file():
     train_log, val_log = analysis.read_log(log)
     fig = plots.plot_training(train_log, val_log, title=cfg.name)
@@ -192,9 +196,9 @@ names = [config] + [c for c in compare if c != config]
 reports = {}
 for name in names:
     wd = work_dir if name == config else (str(Path(work_dir).parent / name) if work_dir else None)
-    reports[name] = workflow.evaluate(name, data_root=data_root, work_dir=wd, checkpoint=checkpoint,
-                                      overrides=overrides, results_dir=results_dir, device=device,
-                                      batch_size=batch_size, num_workers=num_workers, progress=False)"""),
+    reports[name] = launch.launch_evaluation(name, data_root=data_root, work_dir=wd, checkpoint=checkpoint,
+                                             overrides=overrides, results_dir=results_dir, device=device,
+                                             batch_size=batch_size, num_workers=num_workers, progress=False)"""),
     code("""
 table = pd.DataFrame([{"config": n, "arch": r["config"]["model"]["arch"], "videos": r["num_samples"],
                        **{k: v for k, v in r["metrics_percent"].items()}} for n, r in reports.items()])
@@ -260,8 +264,8 @@ warmup = 5
 threads = None                     # torch CPU threads (None: torch's default)"""),
     code(SETUP),
     code("""
-result = workflow.latency(config, archs, overrides=overrides, results_dir=results_dir, devices=devices, iters=iters,
-                          warmup=warmup, threads=threads)
+result = launch.measure_latency(config, archs, overrides=overrides, results_dir=results_dir, devices=devices,
+                                iters=iters, warmup=warmup, threads=threads)
 workflow.latency_frame(result)"""),
     code("""
 for device in result["devices"]:
@@ -320,8 +324,8 @@ figures_dir = None                 # also save the figures there as PNG"""),
     code("""
 import torch
 from tinlib.report import interlace
-cfg, model, dataset = workflow.load_trained(config, data_root=data_root, work_dir=work_dir, checkpoint=checkpoint,
-                                            overrides=overrides)
+cfg, model, dataset = runconfig.load_trained(config, data_root=data_root, work_dir=work_dir,
+                                             checkpoint=checkpoint, overrides=overrides)
 meta = analysis.synthetic_meta(data_root) or workflow.read_prepare_summary(data_root) or {}
 class_names = meta.get("class_names") or [str(i) for i in range(cfg.model.num_classes)]
 pairs = meta.get("reversal_pairs") or []
@@ -410,9 +414,10 @@ parallel = 2                       # runs side by side (one torch thread each wh
 figures_dir = None                 # also save the figures there as PNG"""),
     code(SETUP),
     code("""
+from tinlib.pipeline.ablation import run_ablation
 from tinlib.report import ablation
-summary = ablation.run_ablation(config, seeds=seeds, grads=grads, data_root=data_root, overrides=overrides,
-                                results_dir=results_dir, work_root=work_root, parallel=parallel)
+summary = run_ablation(config, seeds=seeds, grads=grads, data_root=data_root, overrides=overrides,
+                       results_dir=results_dir, work_root=work_root, parallel=parallel)
 runs = pd.DataFrame(summary["runs"]).set_index(["grad", "seed"])
 display(runs)"""),
     md("""

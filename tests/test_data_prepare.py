@@ -11,8 +11,15 @@ import pytest
 
 from tinlib import cli
 from tinlib.data import AnnotationError, load_annotations
-from tinlib.data.prepare import PrepareError, extract_frames, normalize_k400_label, prepare_kinetics400, \
-    prepare_sthv1, prepare_sthv2, sthv2_label_name
+from tinlib.data.prepare import (
+    PrepareError,
+    extract_frames,
+    normalize_k400_label,
+    prepare_kinetics400,
+    prepare_sthv1,
+    prepare_sthv2,
+    sthv2_label_name,
+)
 from tinlib.data.synthetic import video_codec, write_video
 
 
@@ -137,7 +144,8 @@ def test_sthv2_videos_only_and_bad_template(sthv2, tmp_path):
     items = json.loads((sthv2 / "something-something-v2-train.json").read_text())
     items[1]["template"] = "Holding [something] high"
     (sthv2 / "something-something-v2-train.json").write_text(json.dumps(items))
-    with pytest.raises(AnnotationError, match=r"train\.json: entry 1 \(id 6\) has template 'Holding \[something\] high'"):
+    with pytest.raises(AnnotationError,
+                       match=r"train\.json: entry 1 \(id 6\) has template 'Holding \[something\] high'"):
         prepare_sthv2(sthv2, extract=False, quiet=True)
     (sthv2 / "something-something-v2-labels.json").unlink()
     with pytest.raises(PrepareError, match="missing SthV2 class map: .*something-something-v2-labels.json"):
@@ -172,8 +180,9 @@ def test_k400_lists_class_index_and_short_side(k400, tmp_path):
         "air_drumming/ccccccccccc_000030_000040.mp4 1\n")
     assert (out / "kinetics400_val_list_rawframes.txt").read_text() == "eeeeeeeeeee_000005_000015 7 1\n"
     recs = load_annotations(out / "kinetics400_train_list_rawframes.txt", "rawframes")
-    assert [(r.path, r.total_frames, r.label) for r in recs][1] == ("petting_animal_(not_cat)/bbbbbbbbbbb_000000_000010",
-                                                                   5, 2)
+    second = recs[1]
+    assert (second.path, second.total_frames, second.label) == ("petting_animal_(not_cat)/bbbbbbbbbbb_000000_000010",
+                                                                5, 2)
     img = cv2.imread(str(out / "rawframes_train" / "abseiling" / "aaaaaaaaaaa_000014_000024" / "img_00001.jpg"))
     assert img.shape == (16, 27, 3)  # short side 16, 40 * 16 / 24 = 26.67 -> 27
     assert rep["left_out"] == ["train/ddddddddddd_000001_000011"]

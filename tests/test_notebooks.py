@@ -8,9 +8,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tinlib.report import pipeline, zoo
+from tinlib.pipeline import recipes
+from tinlib.pipeline.steps import build_report, freshness, run_steps
+from tinlib.report import zoo
 
-NOTEBOOKS = sorted(pipeline.NOTEBOOK_DIR.glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
 
 def parameters_of(path: Path) -> dict:
@@ -33,10 +37,10 @@ def test_parameter_defaults_are_usable_by_hand(path):
     if "overrides" in values:
         assert isinstance(values["overrides"], dict)
     if "data_root" in values and values.get("dataset", "synthetic") == "synthetic":
-        assert values["data_root"] == pipeline.DEMO_DATA_ROOT  # the demo writes its data there
+        assert values["data_root"] == recipes.DEMO_DATA_ROOT  # the demo writes its data there
     assert values.get("results_dir", "results") == "results"
     if "synthetic" in values:
-        assert values["synthetic"] == pipeline.DEMO_DATA  # by hand: the same data as make demo
+        assert values["synthetic"] == recipes.DEMO_DATA  # by hand: the same data as make demo
 
 
 def _errors(nb_path: Path) -> list[str]:
@@ -50,11 +54,11 @@ def demo_run(tmp_path_factory):
     """The demo pipeline in the smoke profile with TIN and TSN (TSM runs the same notebook)."""
     base = tmp_path_factory.mktemp("demo")
     results, work, data = base / "results", base / "work", base / "data" / "sthv1"
-    steps = pipeline.demo_steps(results=results, work_root=work, data_root=str(data), profile="smoke",
-                                configs=("demo_tin_r18_synthetic", "demo_tsn_r18_synthetic"))
+    steps = recipes.demo_steps(notebooks_dir=NOTEBOOK_DIR, results=results, work_root=work, data_root=str(data),
+                               profile="smoke", configs=("demo_tin_r18_synthetic", "demo_tsn_r18_synthetic"))
     run_dir = results / "runs" / "demo"
-    done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
-    report = pipeline.build_report(results, "demo", steps)
+    done = run_steps(steps, run_dir, cwd=ROOT)
+    report = build_report(results, "demo", steps)
     return dict(results=results, work=work, data=data, steps=steps, run_dir=run_dir, done=done, report=report)
 
 
@@ -91,14 +95,14 @@ def test_demo_outputs(demo_run):
 
 @pytest.mark.slow
 def test_a_second_run_skips_what_is_up_to_date(demo_run):
-    done = pipeline.run_steps(demo_run["steps"], demo_run["run_dir"], cwd=pipeline.ROOT)
+    done = run_steps(demo_run["steps"], demo_run["run_dir"], cwd=ROOT)
     skipped = {d["step"] for d in done if d["skipped"]}
     assert skipped == {s.name for s in demo_run["steps"] if not s.always}
     # touching a config reruns its training (and nothing upstream of it)
-    cfg = pipeline.config_file("demo_tsn_r18_synthetic")
+    cfg = recipes.config_file("demo_tsn_r18_synthetic")
     step = next(s for s in demo_run["steps"] if s.name == "01_train_demo_tsn_r18_synthetic")
     assert cfg in step.inputs
-    fresh, why = pipeline.freshness(step)
+    fresh, why = freshness(step)
     assert fresh, why
 
 
@@ -116,10 +120,10 @@ def test_evaluation_numbers_are_consistent(demo_run):
 def test_gradient_ablation_notebook(demo_run):
     """make ablation's pipeline in the smoke profile on the demo's data: both gradients, two seeds."""
     results, data = demo_run["results"], demo_run["data"]
-    steps = pipeline.ablation_steps(results=results, work_root=demo_run["work"] / "ablation", data_root=str(data),
-                                    profile="smoke", seeds=(0, 1))
+    steps = recipes.ablation_steps(notebooks_dir=NOTEBOOK_DIR, results=results, data_root=str(data),
+                                   work_root=demo_run["work"] / "ablation", profile="smoke", seeds=(0, 1))
     run_dir = results / "runs" / "ablation"
-    done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
+    done = run_steps(steps, run_dir, cwd=ROOT)
     assert [d["skipped"] for d in done] == [True, False]  # the demo already wrote the data; 06 always runs
     assert _errors(run_dir / "06_gradient_ablation.ipynb") == []
     summary = json.loads((results / "ablation_interlace_grad" / "summary.json").read_text())
