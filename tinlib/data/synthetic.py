@@ -285,7 +285,8 @@ def video_codec(container: str) -> str:
         if _encoder_works(name, container):
             return name
     raise RuntimeError(f"none of the encoders {prefs} works for .{container} in this PyAV build; install a PyAV "
-                       "wheel with libx264/libvpx (pip install av), and import av (or tinlib.data) before decord")
+                       "wheel with libx264/libvpx (pip install av), and import av (or tinlib.data.decoding) "
+                       "before decord")
 
 
 def _encoder_options(codec: str) -> tuple[dict[str, str], int | None]:
