@@ -125,6 +125,7 @@ class ExtractReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
+        """Counts and time on one line, then the first 20 failures with their reasons."""
         lines = [f"frame extraction: {len(self.done) - self.reused} extracted, {self.reused} already done "
                  f"(kept), {len(self.failed)} failed, {self.seconds:.1f} s"]
         for rel, why in sorted(self.failed.items())[:20]:
