@@ -28,7 +28,8 @@ ARCHS ?=
 # ablation: seeds per gradient
 SEEDS ?= 0,1,2
 
-PIPELINE = $(PY) -m tinlib.report.pipeline --results-dir $(RESULTS) --work-root $(WORK) \
+NOTEBOOKS := notebooks
+PIPELINE = $(PY) -m tinlib.pipeline --notebooks-dir $(NOTEBOOKS) --results-dir $(RESULTS) --work-root $(WORK) \
 	$(if $(FORCE),--force) $(if $(VERBOSE),--log-output)
 REPRO_OPTS = $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)") $(if $(GPUS),--gpus $(GPUS)) --nodes $(NODES) \
 	--node-rank $(NODE_RANK) --master-addr $(MASTER_ADDR) --master-port $(MASTER_PORT) --profile $(PROFILE)
@@ -65,7 +66,7 @@ ablation: $(STAMP)  ## [SEEDS=0,1,2] the demo's TIN trained with the true and wi
 # The data check runs with the system Python before anything is installed or started, so a
 # missing dataset is reported within seconds.
 check-data-%:
-	@$(PYTHON) -m tinlib.report.pipeline check-data $* --data-root "$(DATA_ROOT)" $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)")
+	@$(PYTHON) -m tinlib.pipeline check-data $* --data-root "$(DATA_ROOT)" $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)")
 
 reproduce-sthv1: check-data-sthv1 $(STAMP)  ## DATA_ROOT=... [GPUS=8 NODES=1]: prepare, train, evaluate, latency, zoo
 	$(PIPELINE) reproduce sthv1 --data-root "$(DATA_ROOT)" $(REPRO_OPTS)
@@ -78,7 +79,7 @@ reproduce-k400: check-data-k400 $(STAMP)  ## the same for the Kinetics-400 row (
 
 check-data-all:
 	@for pair in sthv1:sthv1 sthv2:sthv2 k400:kinetics400; do \
-		$(PYTHON) -m tinlib.report.pipeline check-data $${pair%%:*} --data-root "$(DATA_ROOT)/$${pair#*:}" || exit 2; \
+		$(PYTHON) -m tinlib.pipeline check-data $${pair%%:*} --data-root "$(DATA_ROOT)/$${pair#*:}" || exit 2; \
 	done
 
 reproduce-all: check-data-all $(STAMP)  ## DATA_ROOT=DIR holding sthv1/ sthv2/ kinetics400/: all three zoo rows

@@ -31,10 +31,13 @@ import pandas as pd
 from IPython.display import display
 from tqdm import TqdmWarning
 
+from tinlib.logs import setup_logging
 from tinlib.data import build_dataset, load_annotations
-from tinlib.report import plots, tables, workflow
+from tinlib.pipeline import launch
+from tinlib.report import plots, tables
 
 warnings.simplefilter("ignore", TqdmWarning)  # no ipywidgets needed for progress bars
+setup_logging()  # tinlib's messages (what was prepared, skipped, changed) show below the cells
 # run from the repository root wherever the notebook was opened (papermill sets the cwd itself)
 if not Path("tinlib").is_dir() and Path("../tinlib").is_dir():
     os.chdir("..")
@@ -50,7 +53,7 @@ show_examples = True
 
 # %%
 options = dict(synthetic) if dataset == "synthetic" else {}
-summary = workflow.prepare_data(dataset, data_root, lists_dir=lists_dir, workers=workers, **options)
+summary = launch.prepare_data(dataset, data_root, lists_dir=lists_dir, workers=workers, **options)
 display(tables.prepare_table(summary))
 for kind, lst in summary["lists"].items():
     print(f"{kind}: {lst['train']}\n{' ' * len(kind)}  {lst['val']}")

@@ -31,9 +31,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from tqdm import TqdmWarning
 
+from tinlib.logs import setup_logging
+from tinlib.pipeline import launch, runconfig
 from tinlib.report import analysis, plots, tables, workflow
 
 warnings.simplefilter("ignore", TqdmWarning)  # no ipywidgets needed for progress bars
+setup_logging()  # tinlib's messages (what was prepared, skipped, changed) show below the cells
 # run from the repository root wherever the notebook was opened (papermill sets the cwd itself)
 if not Path("tinlib").is_dir() and Path("../tinlib").is_dir():
     os.chdir("..")
@@ -55,20 +58,20 @@ seed = None                        # None: the config's train.seed, else drawn a
 progress = True
 
 # %%
-cfg = workflow.resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir)
+cfg = runconfig.resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir)
 pd.Series(workflow.config_summary(cfg, gpus * nodes), name="setting").to_frame()
 
 # %%
-summary = workflow.train(config, data_root=data_root, work_dir=work_dir, overrides=overrides, gpus=gpus, nodes=nodes,
-                         node_rank=node_rank, master_addr=master_addr, master_port=master_port,
-                         results_dir=results_dir, resume=resume, seed=seed, progress=progress)
+summary = launch.launch_training(config, data_root=data_root, work_dir=work_dir, overrides=overrides, gpus=gpus,
+                                 nodes=nodes, node_rank=node_rank, master_addr=master_addr, master_port=master_port,
+                                 results_dir=results_dir, resume=resume, seed=seed, progress=progress)
 
 # %% [markdown]
 # Training loss and learning rate per logged interval; top-1 on the training batches and on the
 # validation split when the config validates:
 
 # %%
-log = workflow.run_folder(cfg) / "log.json"
+log = runconfig.run_folder(cfg) / "log.json"
 if log.is_file():
     train_log, val_log = analysis.read_log(log)
     fig = plots.plot_training(train_log, val_log, title=cfg.name)

@@ -32,9 +32,12 @@ import pandas as pd
 from IPython.display import Markdown, display
 from tqdm import TqdmWarning
 
+from tinlib.logs import setup_logging
+from tinlib.pipeline import launch
 from tinlib.report import analysis, plots, tables, workflow
 
 warnings.simplefilter("ignore", TqdmWarning)  # no ipywidgets needed for progress bars
+setup_logging()  # tinlib's messages (what was prepared, skipped, changed) show below the cells
 # run from the repository root wherever the notebook was opened (papermill sets the cwd itself)
 if not Path("tinlib").is_dir() and Path("../tinlib").is_dir():
     os.chdir("..")
@@ -57,9 +60,9 @@ names = [config] + [c for c in compare if c != config]
 reports = {}
 for name in names:
     wd = work_dir if name == config else (str(Path(work_dir).parent / name) if work_dir else None)
-    reports[name] = workflow.evaluate(name, data_root=data_root, work_dir=wd, checkpoint=checkpoint,
-                                      overrides=overrides, results_dir=results_dir, device=device,
-                                      batch_size=batch_size, num_workers=num_workers, progress=False)
+    reports[name] = launch.launch_evaluation(name, data_root=data_root, work_dir=wd, checkpoint=checkpoint,
+                                             overrides=overrides, results_dir=results_dir, device=device,
+                                             batch_size=batch_size, num_workers=num_workers, progress=False)
 
 # %%
 tables.metrics_table(reports)

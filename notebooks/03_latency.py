@@ -31,9 +31,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from tqdm import TqdmWarning
 
+from tinlib.logs import setup_logging
+from tinlib.pipeline import launch
 from tinlib.report import plots, workflow
 
 warnings.simplefilter("ignore", TqdmWarning)  # no ipywidgets needed for progress bars
+setup_logging()  # tinlib's messages (what was prepared, skipped, changed) show below the cells
 # run from the repository root wherever the notebook was opened (papermill sets the cwd itself)
 if not Path("tinlib").is_dir() and Path("../tinlib").is_dir():
     os.chdir("..")
@@ -50,8 +53,8 @@ warmup = 5
 threads = None                     # torch CPU threads (None: torch's default)
 
 # %%
-result = workflow.latency(config, archs, overrides=overrides, results_dir=results_dir, devices=devices, iters=iters,
-                          warmup=warmup, threads=threads)
+result = launch.measure_latency(config, archs, overrides=overrides, results_dir=results_dir, devices=devices,
+                                iters=iters, warmup=warmup, threads=threads)
 workflow.latency_frame(result)
 
 # %%

@@ -30,9 +30,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 from tqdm import TqdmWarning
 
+from tinlib.logs import setup_logging
 from tinlib.report import plots, zoo
 
 warnings.simplefilter("ignore", TqdmWarning)  # no ipywidgets needed for progress bars
+setup_logging()  # tinlib's messages (what was prepared, skipped, changed) show below the cells
 # run from the repository root wherever the notebook was opened (papermill sets the cwd itself)
 if not Path("tinlib").is_dir() and Path("../tinlib").is_dir():
     os.chdir("..")

@@ -31,9 +31,12 @@ import pandas as pd
 from IPython.display import display
 from tqdm import TqdmWarning
 
+from tinlib.logs import setup_logging
+from tinlib.pipeline import runconfig
 from tinlib.report import analysis, interlace, plots, tables, workflow
 
 warnings.simplefilter("ignore", TqdmWarning)  # no ipywidgets needed for progress bars
+setup_logging()  # tinlib's messages (what was prepared, skipped, changed) show below the cells
 # run from the repository root wherever the notebook was opened (papermill sets the cwd itself)
 if not Path("tinlib").is_dir() and Path("../tinlib").is_dir():
     os.chdir("..")
@@ -50,8 +53,8 @@ per_class = 8                      # videos per class for the class-level plots
 figures_dir = None                 # also save the figures there as PNG
 
 # %%
-cfg, model, dataset = workflow.load_trained(config, data_root=data_root, work_dir=work_dir, checkpoint=checkpoint,
-                                            overrides=overrides)
+cfg, model, dataset = runconfig.load_trained(config, data_root=data_root, work_dir=work_dir, checkpoint=checkpoint,
+                                             overrides=overrides)
 meta = analysis.synthetic_meta(data_root) or workflow.read_prepare_summary(data_root) or {}
 class_names = meta.get("class_names") or [str(i) for i in range(cfg.model.num_classes)]
 pairs = meta.get("reversal_pairs") or []

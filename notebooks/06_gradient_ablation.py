@@ -31,9 +31,12 @@ import pandas as pd
 from IPython.display import Markdown, display
 from tqdm import TqdmWarning
 
+from tinlib.logs import setup_logging
+from tinlib.pipeline.ablation import run_ablation
 from tinlib.report import ablation, plots, tables
 
 warnings.simplefilter("ignore", TqdmWarning)  # no ipywidgets needed for progress bars
+setup_logging()  # tinlib's messages (what was prepared, skipped, changed) show below the cells
 # run from the repository root wherever the notebook was opened (papermill sets the cwd itself)
 if not Path("tinlib").is_dir() and Path("../tinlib").is_dir():
     os.chdir("..")
@@ -51,8 +54,8 @@ parallel = 2                       # runs side by side (one torch thread each wh
 figures_dir = None                 # also save the figures there as PNG
 
 # %%
-summary = ablation.run_ablation(config, seeds=seeds, grads=grads, data_root=data_root, overrides=overrides,
-                                results_dir=results_dir, work_root=work_root, parallel=parallel)
+summary = run_ablation(config, seeds=seeds, grads=grads, data_root=data_root, overrides=overrides,
+                       results_dir=results_dir, work_root=work_root, parallel=parallel)
 runs = tables.ablation_runs(summary)
 display(runs)
 

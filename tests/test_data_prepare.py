@@ -1,6 +1,9 @@
 """Preparation from tiny fake copies of the official release files; frame extraction; the CLI."""
 import json
+import logging
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -8,9 +11,30 @@ import pytest
 
 from tinlib import cli
 from tinlib.data import AnnotationError, load_annotations
-from tinlib.data.prepare import PrepareError, extract_frames, normalize_k400_label, prepare_kinetics400, \
-    prepare_sthv1, prepare_sthv2, sthv2_label_name
+from tinlib.data.prepare import (
+    PrepareError,
+    extract_frames,
+    normalize_k400_label,
+    prepare_kinetics400,
+    prepare_sthv1,
+    prepare_sthv2,
+    sthv2_label_name,
+)
 from tinlib.data.synthetic import video_codec, write_video
+
+
+@pytest.fixture
+def messages(caplog):
+    """tinlib's log records (attached to its logger: it stops propagating once a command has set up logging)."""
+    logger = logging.getLogger("tinlib")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="tinlib")
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+def warnings_of(caplog) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
 
 def frames_folder(folder, n, tmpl="{:05}.jpg", size=(20, 30)):
@@ -45,16 +69,17 @@ def sthv1(tmp_path):
     return root
 
 
-def test_sthv1_lists(sthv1, tmp_path, capsys):
+def test_sthv1_lists(sthv1, tmp_path, messages):
     out = tmp_path / "lists"
     rep = prepare_sthv1(sthv1, out)
     assert (out / "sthv1_train_list_rawframes.txt").read_text() == "101 12 1\n102 5 0\n"
     assert (out / "sthv1_val_list_rawframes.txt").read_text() == "201 7 0\n"
     assert rep["counts"] == {"train": 2, "val": 1} and rep["class_names"][2].startswith("Pushing")
     assert rep["lists"]["rawframes"]["filename_tmpl"] == "{:05}.jpg"
-    err = capsys.readouterr().err
+    err = warnings_of(messages)
     assert "2 SthV1 videos left out of the lists" in err and "103 (frame folder missing)" in err
     assert "104 (8 frame files but 00004.jpg is missing" in err
+    assert f"sthv1: 2 train / 1 val videos, 3 classes -> {out}" in messages.text
 
 
 def test_sthv1_missing_inputs_say_what_to_download(sthv1):
@@ -100,7 +125,7 @@ def sthv2(tmp_path):
     return root
 
 
-def test_sthv2_lists_and_default_frame_extraction(sthv2, tmp_path, capsys):
+def test_sthv2_lists_and_default_frame_extraction(sthv2, tmp_path, messages):
     out = tmp_path / "out"
     rep = prepare_sthv2(sthv2, out, workers=2)
     assert (out / "sthv2_train_list_videos.txt").read_text() == "5.webm 1\n6.webm 0\n"
@@ -110,7 +135,7 @@ def test_sthv2_lists_and_default_frame_extraction(sthv2, tmp_path, capsys):
     assert sorted(os.listdir(out / "rawframes" / "6")) == [".extracted.json"] + [f"img_{k:05}.jpg" for k in range(1, 5)]
     assert cv2.imread(str(out / "rawframes" / "5" / "img_00001.jpg")).shape == (24, 40, 3)  # native size
     assert rep["class_names"] == ["Holding something", "Putting something on something"]
-    assert "1 SthV2 videos missing on disk (left out): 7.webm" in capsys.readouterr().err
+    assert "1 SthV2 videos missing on disk (left out): 7.webm" in warnings_of(messages)
 
 
 def test_sthv2_videos_only_and_bad_template(sthv2, tmp_path):
@@ -119,7 +144,8 @@ def test_sthv2_videos_only_and_bad_template(sthv2, tmp_path):
     items = json.loads((sthv2 / "something-something-v2-train.json").read_text())
     items[1]["template"] = "Holding [something] high"
     (sthv2 / "something-something-v2-train.json").write_text(json.dumps(items))
-    with pytest.raises(AnnotationError, match=r"train\.json: entry 1 \(id 6\) has template 'Holding \[something\] high'"):
+    with pytest.raises(AnnotationError,
+                       match=r"train\.json: entry 1 \(id 6\) has template 'Holding \[something\] high'"):
         prepare_sthv2(sthv2, extract=False, quiet=True)
     (sthv2 / "something-something-v2-labels.json").unlink()
     with pytest.raises(PrepareError, match="missing SthV2 class map: .*something-something-v2-labels.json"):
@@ -154,8 +180,9 @@ def test_k400_lists_class_index_and_short_side(k400, tmp_path):
         "air_drumming/ccccccccccc_000030_000040.mp4 1\n")
     assert (out / "kinetics400_val_list_rawframes.txt").read_text() == "eeeeeeeeeee_000005_000015 7 1\n"
     recs = load_annotations(out / "kinetics400_train_list_rawframes.txt", "rawframes")
-    assert [(r.path, r.total_frames, r.label) for r in recs][1] == ("petting_animal_(not_cat)/bbbbbbbbbbb_000000_000010",
-                                                                   5, 2)
+    second = recs[1]
+    assert (second.path, second.total_frames, second.label) == ("petting_animal_(not_cat)/bbbbbbbbbbb_000000_000010",
+                                                                5, 2)
     img = cv2.imread(str(out / "rawframes_train" / "abseiling" / "aaaaaaaaaaa_000014_000024" / "img_00001.jpg"))
     assert img.shape == (16, 27, 3)  # short side 16, 40 * 16 / 24 = 26.67 -> 27
     assert rep["left_out"] == ["train/ddddddddddd_000001_000011"]
@@ -217,7 +244,18 @@ def test_cli_prepare(sthv1, tmp_path, capsys):
     assert cli.main(["prepare", "sthv1", "--root", str(sthv1), "--out", str(tmp_path / "l"), "--quiet"]) == 0
     assert (tmp_path / "l" / "sthv1_train_list_rawframes.txt").exists()
     assert cli.main(["prepare", "k400", "--root", str(tmp_path / "nothing")]) == 1
-    assert "missing Kinetics-400 train CSV" in capsys.readouterr().err
+    assert "tinlib prepare: error: missing Kinetics-400 train CSV" in capsys.readouterr().err
     assert cli.main(["prepare", "synthetic", "--layout", "sthv1", "--size", "tiny", "--out", str(tmp_path / "s"),
                      "--workers", "1"]) == 0
     assert "synthetic sthv1 dataset" in capsys.readouterr().out
+
+
+def test_quiet_preparation_logs_nothing(sthv1, tmp_path, messages):
+    prepare_sthv1(sthv1, tmp_path / "q", quiet=True)
+    assert messages.records == []
+
+
+def test_preparation_does_not_import_the_synthetic_writer():
+    code = "import sys, tinlib.data.prepare; print('tinlib.data.synthetic' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"

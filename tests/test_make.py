@@ -4,15 +4,14 @@ table; the fast refusals without data; a failing notebook failing make."""
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from tinlib.report import pipeline
-
-ROOT = pipeline.ROOT
+ROOT = Path(__file__).resolve().parents[1]
 ROW = "tin_r50_1x1x8_40e_sthv1_rgb"
 
 
@@ -41,6 +40,28 @@ def test_reproduce_with_a_missing_data_root_says_where(tmp_path):
     proc = make("reproduce-all", f"DATA_ROOT={tmp_path}")
     assert proc.returncode != 0 and "does not hold the sthv2 release" not in proc.stderr
     assert "sthv1" in proc.stderr and time.time() - t0 < 30
+
+
+def test_make_help_lists_the_targets():
+    proc = make("help")
+    assert proc.returncode == 0, proc.stderr
+    for target in ("demo", "ablation", "reproduce-sthv1", "reproduce-all", "latency", "report", "zoo"):
+        assert any(line.split()[:1] == [target] for line in proc.stdout.splitlines()), target
+
+
+def test_data_check_needs_neither_torch_nor_numpy(tmp_path):
+    """make runs the data check with the system Python before anything is installed."""
+    code = ("import sys\n"
+            "from tinlib.pipeline.cli import main\n"
+            f"code = main(['check-data', 'sthv2', '--data-root', {str(tmp_path)!r}])\n"
+            "heavy = sorted(m for m in ('numpy', 'torch', 'cv2', 'pandas', 'papermill') if m in sys.modules)\n"
+            "print(code, heavy)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.stdout.strip() == "2 []", proc.stdout + proc.stderr
+    assert f"DATA_ROOT={tmp_path} does not hold the sthv2 release" in proc.stderr
+    assert f"missing: {tmp_path / 'something-something-v2-labels.json'}" in proc.stderr
+    assert "cat 20bn-something-something-v2-?? | tar zx" in proc.stderr
 
 
 def test_make_zoo_rewrites_the_table_from_results(tmp_path):

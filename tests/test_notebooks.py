@@ -14,9 +14,13 @@ import numpy as np
 import pytest
 from bs4 import BeautifulSoup
 
-from tinlib.report import pipeline, zoo
+from tinlib.pipeline import recipes
+from tinlib.pipeline.steps import build_report, run_steps
+from tinlib.report import zoo
 
-NOTEBOOKS = sorted(pipeline.NOTEBOOK_DIR.glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
 
 def parameters_of(path: Path) -> dict:
@@ -41,10 +45,10 @@ def test_parameter_defaults_are_usable_by_hand(path):
     if "overrides" in values:
         assert isinstance(values["overrides"], dict)
     if "data_root" in values and values.get("dataset", "synthetic") == "synthetic":
-        assert values["data_root"] == pipeline.DEMO_DATA_ROOT  # the demo writes its data there
+        assert values["data_root"] == recipes.DEMO_DATA_ROOT  # the demo writes its data there
     assert values.get("results_dir", "results") == "results"
     if "synthetic" in values:
-        assert values["synthetic"] == pipeline.DEMO_DATA  # by hand: the same data as make demo
+        assert values["synthetic"] == recipes.DEMO_DATA  # by hand: the same data as make demo
 
 
 def _errors(nb_path: Path) -> list[str]:
@@ -108,11 +112,11 @@ def demo_run(tmp_path_factory):
     """The demo pipeline in the smoke profile with TIN and TSN (TSM runs the same notebook)."""
     base = tmp_path_factory.mktemp("demo")
     results, work, data = base / "results", base / "work", base / "data" / "sthv1"
-    steps = pipeline.demo_steps(results=results, work_root=work, data_root=str(data), profile="smoke",
-                                configs=("demo_tin_r18_synthetic", "demo_tsn_r18_synthetic"))
+    steps = recipes.demo_steps(notebooks_dir=NOTEBOOK_DIR, results=results, work_root=work, data_root=str(data),
+                               profile="smoke", configs=("demo_tin_r18_synthetic", "demo_tsn_r18_synthetic"))
     run_dir = results / "runs" / "demo"
-    done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
-    report = pipeline.build_report(results, "demo", steps)
+    done = run_steps(steps, run_dir, cwd=ROOT)
+    report = build_report(results, "demo", steps)
     return {"results": results, "work": work, "data": data, "steps": steps, "run_dir": run_dir, "done": done,
             "report": report}
 
@@ -203,18 +207,18 @@ def _newer_than_every_output(steps) -> float:
 @pytest.mark.slow
 def test_a_second_run_skips_what_is_up_to_date(demo_run):
     steps, run_dir = demo_run["steps"], demo_run["run_dir"]
-    done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
+    done = run_steps(steps, run_dir, cwd=ROOT)
     assert _ran(done) == {s.name for s in steps if s.always} == {"04_model_zoo"}
 
     # a touched config reruns its training (the zoo always runs) and nothing else: the rerun resumes
     # the finished run from its checkpoint, so the checkpoint the evaluation reads stays as it was
-    config = pipeline.config_file("demo_tsn_r18_synthetic")
+    config = recipes.config_file("demo_tsn_r18_synthetic")
     assert config.is_file()
     before = config.stat()
     try:
         stamp = _newer_than_every_output(steps)
         os.utime(config, (stamp, stamp))
-        done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
+        done = run_steps(steps, run_dir, cwd=ROOT)
     finally:
         os.utime(config, ns=(before.st_atime_ns, before.st_mtime_ns))  # a file of the repository
     assert _ran(done) == {"01_train_demo_tsn_r18_synthetic", "04_model_zoo"}
@@ -224,7 +228,7 @@ def test_a_second_run_skips_what_is_up_to_date(demo_run):
     stamp = _newer_than_every_output(steps)
     os.utime(checkpoint, (stamp, stamp))
     started = time.time()
-    done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
+    done = run_steps(steps, run_dir, cwd=ROOT)
     assert _ran(done) == {"02_evaluate", "05_explore_interlace", "04_model_zoo"}
     assert (demo_run["results"] / "demo_tin_r18_synthetic" / "metrics.json").stat().st_mtime >= started
 
@@ -254,10 +258,10 @@ def test_evaluation_numbers_are_consistent(demo_run):
 def test_gradient_ablation_notebook(demo_run):
     """make ablation's pipeline in the smoke profile on the demo's data: both gradients, two seeds."""
     results, data = demo_run["results"], demo_run["data"]
-    steps = pipeline.ablation_steps(results=results, work_root=demo_run["work"] / "ablation", data_root=str(data),
-                                    profile="smoke", seeds=(0, 1))
+    steps = recipes.ablation_steps(notebooks_dir=NOTEBOOK_DIR, results=results, data_root=str(data),
+                                   work_root=demo_run["work"] / "ablation", profile="smoke", seeds=(0, 1))
     run_dir = results / "runs" / "ablation"
-    done = pipeline.run_steps(steps, run_dir, cwd=pipeline.ROOT)
+    done = run_steps(steps, run_dir, cwd=ROOT)
     assert [d["skipped"] for d in done] == [True, False]  # the demo already wrote the data; 06 always runs
     assert _errors(run_dir / "06_gradient_ablation.ipynb") == []
     assert len(_cell_tables(run_dir / "06_gradient_ablation.ipynb", "tables.ablation_runs")[0]) == 4

@@ -1,5 +1,5 @@
-"""tinlib.report: zoo table, reversal-pair metrics, interlace recording, figures, HTML cleaning, the
-pipeline's freshness rule and data checks, the notebook helpers. Fast: no notebook is executed.
+"""tinlib.report: zoo table, reversal-pair metrics, interlace recording, figures, HTML cleaning.
+Fast: no notebook is executed (the pipeline's tests are in test_pipeline.py).
 
 Published numbers below are MMAction2's (0.x) TIN model zoo, ``configs/recognition/tin/README.md``:
 SthV1 ``tin_r50_1x1x8_40e_sthv1_rgb``: height 100, 8x4 GPUs, ResNet50, ImageNet, top-1 44.25, top-5
@@ -11,10 +11,8 @@ backbone pretrain top1 acc top5 acc [reference top1 acc reference top5 acc] gpu_
 The demo's targets are the README's: TIN >= 90 % top-1, TSN within 10 points of chance (50 %) on
 the time-reversal pairs."""
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import matplotlib
@@ -27,7 +25,7 @@ matplotlib.use("Agg")
 from tinlib.engine.config import load_config  # noqa: E402
 from tinlib.records import (CheckpointPaths, LatencyRecord, LogEntry, LogWriter, MetricsRecord,  # noqa: E402
                             ReversalRecord, TrainRecord)
-from tinlib.report import analysis, html, interlace, pipeline, plots, workflow, zoo  # noqa: E402
+from tinlib.report import analysis, html, interlace, plots, zoo  # noqa: E402
 
 ZOO_ROWS = ("tin_r50_1x1x8_40e_sthv1_rgb", "tin_r50_1x1x8_40e_sthv2_rgb", "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb")
 
@@ -484,150 +482,3 @@ def test_build_run_report(tmp_path):
     assert text.index("02_b") < text.index("First step")
     assert "print(&#39;x&#39;)" not in text and "print('x')" not in text  # code hidden
     assert html.build_run_report(tmp_path / "empty", tmp_path / "x.html", title="T") is None
-
-
-# --------------------------------------------------------------------------------------------
-# pipeline
-# --------------------------------------------------------------------------------------------
-def test_freshness_follows_modification_times(tmp_path):
-    src = tmp_path / "in.txt"
-    out = tmp_path / "out.txt"
-    src.write_text("a")
-    step = pipeline.Step("s", "01_train", {}, inputs=[src], outputs=[out])
-    assert pipeline.freshness(step) == (False, f"{out} does not exist")
-    out.write_text("b")
-    now = time.time()
-    os.utime(src, (now - 100, now - 100))
-    os.utime(out, (now + 100, now + 100))
-    assert pipeline.freshness(step)[0]
-    os.utime(src, (now + 200, now + 200))
-    fresh, why = pipeline.freshness(step)
-    assert not fresh and "in.txt is newer" in why
-    assert pipeline.freshness(pipeline.Step("z", "04_model_zoo", {}, always=True, outputs=[out])) == (False,
-                                                                                                      "always runs")
-
-
-def test_check_data_says_what_to_download(tmp_path):
-    with pytest.raises(pipeline.DataMissing, match="(?s)DATA_ROOT is not set.*20bn-something-something-v1"):
-        pipeline.check_data("sthv1", None)
-    with pytest.raises(pipeline.DataMissing, match="(?s)does not exist.*cat 20bn-something-something-v1-"):
-        pipeline.check_data("sthv1", str(tmp_path / "nope"))
-    (tmp_path / "something-something-v1-labels.csv").write_text("a\n")
-    with pytest.raises(pipeline.DataMissing) as err:
-        pipeline.check_data("sthv1", str(tmp_path))
-    assert "missing: " + str(tmp_path / "something-something-v1-train.csv") in str(err.value)
-    assert "labels.csv" not in str(err.value).split("Download")[0]
-    for n in ("train", "validation"):
-        (tmp_path / f"something-something-v1-{n}.csv").write_text("")
-    (tmp_path / "20bn-something-something-v1").mkdir()
-    pipeline.check_data("sthv1", str(tmp_path))
-    with pytest.raises(pipeline.DataMissing, match="videos_train"):
-        pipeline.check_data("k400", str(tmp_path))
-    with pytest.raises(pipeline.DataMissing, match="something-something-v2-labels.json"):
-        pipeline.check_data("sthv2", str(tmp_path))
-
-
-def test_reproduce_without_data_stops_at_once(tmp_path):
-    t0 = time.time()
-    env = dict(os.environ)
-    env.pop("DATA_ROOT", None)
-    proc = subprocess.run([sys.executable, "-m", "tinlib.report.pipeline", "--results-dir", str(tmp_path),
-                           "reproduce", "sthv2"], capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 2
-    assert "DATA_ROOT is not set" in proc.stderr and "something-something-v2-labels.json" in proc.stderr
-    assert time.time() - t0 < 30
-    assert not (tmp_path / "runs").exists()
-
-
-def test_demo_and_reproduce_steps_are_wired(tmp_path):
-    steps = pipeline.demo_steps(results=tmp_path / "r", work_root=tmp_path / "w")
-    assert [s.notebook for s in steps] == ["00_prepare_data", "01_train", "01_train", "01_train", "02_evaluate",
-                                           "03_latency", "05_explore_interlace", "04_model_zoo"]
-    assert all(s.source.is_file() for s in steps)
-    train = steps[1]
-    assert train.parameters["config"] == "demo_tin_r18_synthetic" and train.parameters["overrides"] == {"train.num_threads": 1}
-    assert [s.group for s in steps[1:4]] == ["train"] * 3
-    assert tmp_path / "w" / "demo_tin_r18_synthetic" / "latest.pth" in train.outputs
-    assert steps[4].parameters["compare"] == ["demo_tsm_r18_synthetic", "demo_tsn_r18_synthetic"]
-    rep = pipeline.reproduce_steps("sthv1", str(tmp_path / "d"), results=tmp_path / "r", work_root=tmp_path / "w",
-                                   gpus=8, nodes=2, profile="smoke")
-    assert [s.notebook for s in rep] == ["00_prepare_data", "01_train", "02_evaluate", "03_latency", "04_model_zoo"]
-    assert rep[1].parameters["gpus"] == 8 and rep[1].parameters["nodes"] == 2
-    assert rep[1].parameters["config"] == ZOO_ROWS[0] and rep[1].parameters["overrides"]["train.epochs"] == 1
-    # every parameter a step passes exists in its notebook's parameters cell
-    import nbformat
-
-    for step in steps + rep:
-        nb = nbformat.read(str(step.source), as_version=4)
-        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-        names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
-        assert set(step.parameters) <= names, (step.notebook, set(step.parameters) - names)
-
-
-def test_detect_gpus_reads_cuda_visible_devices(monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,3")
-    assert pipeline.detect_gpus() == 3
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert pipeline.detect_gpus() == 1
-
-
-# --------------------------------------------------------------------------------------------
-# workflow helpers
-# --------------------------------------------------------------------------------------------
-def test_data_overrides_from_a_prepare_summary(tmp_path):
-    root = tmp_path / "sthv1"
-    (root / "20bn-something-something-v1").mkdir(parents=True)
-    summary = {"lists": {"rawframes": {"train": str(root / "sthv1_train_list_rawframes.txt"),
-                                       "val": str(root / "sthv1_val_list_rawframes.txt"),
-                                       "data_prefix": str(root / "20bn-something-something-v1"),
-                                       "filename_tmpl": "{:05}.jpg", "start_index": 1}},
-               "num_classes": 174, "class_names": ["x"] * 174}
-    (root / workflow.PREPARE_SUMMARY).write_text(json.dumps(summary))
-    cfg = load_config(ZOO_ROWS[0])
-    ov = workflow.data_overrides(cfg, root)
-    assert ov == {"data.root": str(root), "data.train_prefix": "20bn-something-something-v1",
-                  "data.val_prefix": "20bn-something-something-v1", "data.test_prefix": "20bn-something-something-v1"}
-    summary["num_classes"] = 11
-    (root / workflow.PREPARE_SUMMARY).write_text(json.dumps(summary))
-    cfg2 = workflow.resolve(ZOO_ROWS[0], data_root=root, overrides={"train.epochs": 2}, results_dir=tmp_path / "r",
-                            quiet=True)
-    assert (cfg2.model.num_classes, cfg2.train.epochs, cfg2.results_dir) == (11, 2, str(tmp_path / "r"))
-    assert workflow.data_overrides(cfg, None) == {}
-
-
-def test_torchrun_command_round_trips_overrides():
-    from tinlib.engine.config import apply_overrides
-
-    ov = {"data.root": "/data/sthv1", "model.pretrained": None, "optim.lr": 0.01, "train.epochs": 3,
-          "data.filename_tmpl": "{:05}.jpg", "schedule.steps": [1, 2], "data.flip": True, "model.tsm_conv1": "skip"}
-    cmd = workflow.torchrun_command("tin_r50_1x1x8_40e_sthv1_rgb", gpus=4, nodes=2, node_rank=1,
-                                    master_addr="10.0.0.1", work_dir="w", run="r", overrides=ov)
-    assert cmd[1:3] == ["-m", "torch.distributed.run"]
-    assert "--nproc-per-node=4" in cmd and "--nnodes=2" in cmd and "--node-rank=1" in cmd
-    assert "--master-addr=10.0.0.1" in cmd and cmd[cmd.index("-m", 3) + 1:cmd.index("-m", 3) + 3] == ["tinlib", "train"]
-    sets = cmd[cmd.index("--set") + 1:]
-    cfg = apply_overrides(load_config(ZOO_ROWS[0]), sets)
-    assert cfg.data.root == "/data/sthv1" and cfg.model.pretrained is None and cfg.optim.lr == 0.01
-    assert cfg.data.filename_tmpl == "{:05}.jpg" and cfg.schedule.steps == [1, 2] and cfg.data.flip is True
-    single = workflow.torchrun_command("x", gpus=2, work_dir="w")
-    assert "--standalone" in single and "--resume" in single
-
-
-def test_stream_command_prints_lines_and_throttles_progress(capsys):
-    code = workflow.stream_command([sys.executable, "-c",
-                                    "import sys\nprint('start')\nfor i in range(5): sys.stdout.write(f'\\r{i}/5')\n"
-                                    "sys.stdout.write('\\n')\nprint('end')\nsys.exit(3)"], refresh_s=3600)
-    out = capsys.readouterr().out.splitlines()
-    assert code == 3
-    assert out[0] == "start" and out[-1] == "end"
-    assert "0/5" in out and "3/5" not in out  # the first progress line, then none for an hour
-
-
-def test_find_checkpoint(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train first"):
-        workflow.find_checkpoint(tmp_path)
-    (tmp_path / "latest.pth").write_bytes(b"x")
-    assert workflow.find_checkpoint(tmp_path, "best").name == "latest.pth"
-    (tmp_path / "best.pth").write_bytes(b"x")
-    assert workflow.find_checkpoint(tmp_path, "best").name == "best.pth"
-    assert workflow.find_checkpoint(tmp_path, str(tmp_path / "best.pth")).name == "best.pth"

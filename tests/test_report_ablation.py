@@ -1,15 +1,18 @@
-"""The gradient ablation's bookkeeping: the run plan, the paired statistics and the verdict."""
+"""The gradient ablation's bookkeeping: the run plan, the paired statistics and the verdict (in
+tinlib.report.ablation), and the command lines of its runs (tinlib.pipeline.ablation)."""
 import math
 
 import pytest
 
+from tinlib.pipeline.ablation import ablation_commands
 from tinlib.report import ablation
 
 
 def test_plan_pairs_seeds_and_rejects_unknown_gradients():
     runs = ablation.plan([3, 1])
     assert [(r.grad, r.seed, r.name) for r in runs] == [
-        ("adjoint", 3, "adjoint_seed3"), ("mmcv", 3, "mmcv_seed3"), ("adjoint", 1, "adjoint_seed1"), ("mmcv", 1, "mmcv_seed1")]
+        ("adjoint", 3, "adjoint_seed3"), ("mmcv", 3, "mmcv_seed3"),
+        ("adjoint", 1, "adjoint_seed1"), ("mmcv", 1, "mmcv_seed1")]
     with pytest.raises(ValueError, match="unknown interlace gradient"):
         ablation.plan([0], ["adjoint", "true"])
     with pytest.raises(ValueError, match="at least one seed"):
@@ -40,8 +43,8 @@ def test_verdict_says_no_difference_only_when_the_interval_holds_zero():
 
 def test_commands_carry_the_gradient_seed_and_overrides(tmp_path):
     run = ablation.AblationRun("mmcv", 7)
-    train, test = ablation._commands("demo_tin_r18_synthetic", run, tmp_path / "w", tmp_path / "r",
-                                     {"train.epochs": 1, "data.root": "d"})
+    train, test = ablation_commands("demo_tin_r18_synthetic", run, tmp_path / "w", tmp_path / "r",
+                                    {"train.epochs": 1, "data.root": "d"})
     assert train[3:5] == ["train", "demo_tin_r18_synthetic"] and "--seed" in train and "7" in train
     for cmd in (train, test):
         assert "model.interlace_grad='mmcv'" in cmd and "train.epochs=1" in cmd and "data.root='d'" in cmd

@@ -21,7 +21,7 @@ DEBUG_ENV = "TINLIB_DEBUG"
 
 # command -> (module, one-line help); the module has main(argv) -> int
 COMMANDS = {
-    "prepare": ("tinlib.data.prepare", "build annotation lists / extract frames from official files"),
+    "prepare": ("tinlib.commands.prepare", "build annotation lists / extract frames from official files"),
     "fetch": ("tinlib.commands.fetch", "download published checkpoints/logs into torch's hub cache"),
     "train": ("tinlib.engine.train", "train a config (single process or under torchrun)"),
     "test": ("tinlib.engine.evaluate", "evaluate a checkpoint: top-1/top-5/mean class accuracy"),

@@ -3,18 +3,48 @@
 Submodules: ``sampling`` (MMAction2 SampleFrames), ``annotations`` (list files), ``decoding``
 (JPEG folders, decord/PyAV videos), ``transforms`` (Resize, MultiScaleCrop, Flip, crops, Normalize),
 ``datasets`` (RawframeDataset, VideoDataset, build_dataset), ``loader`` (build_loader),
-``synthetic`` (the embedded temporal dataset) and ``prepare`` (official datasets -> lists, frame
-extraction; ``tinlib prepare ...``).
+``releases`` (the official releases' layouts), ``synthetic`` (the embedded temporal dataset) and
+``prepare`` (official datasets -> lists, frame extraction; ``tinlib prepare ...``).
+
+The names below are imported from their submodule on first use, so that ``tinlib.data.releases``
+can be imported without torch, numpy or OpenCV (the make pipeline's data check runs before they are
+installed).
 """
-from tinlib.data.annotations import AnnotationError, DataError, Record, load_annotations, write_rawframe_list, \
-    write_video_list
-from tinlib.data.datasets import ClipDataset, RawframeDataset, VideoDataset, build_dataset
-from tinlib.data.decoding import DecodeError, decode_rawframes, decode_video, imread_rgb, open_video
-from tinlib.data.loader import build_loader
-from tinlib.data.sampling import sample_frames, sample_views
-from tinlib.data.transforms import MEAN, STD
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "AnnotationError": "annotations", "DataError": "annotations", "Record": "annotations",
+    "load_annotations": "annotations", "write_rawframe_list": "annotations", "write_video_list": "annotations",
+    "ClipDataset": "datasets", "RawframeDataset": "datasets", "VideoDataset": "datasets", "build_dataset": "datasets",
+    "DecodeError": "decoding", "decode_rawframes": "decoding", "decode_video": "decoding", "imread_rgb": "decoding",
+    "open_video": "decoding", "build_loader": "loader", "sample_frames": "sampling", "sample_views": "sampling",
+    "MEAN": "transforms", "STD": "transforms",
+}
 
 __all__ = ["sample_frames", "sample_views", "build_dataset", "build_loader", "RawframeDataset", "VideoDataset",
            "ClipDataset", "load_annotations", "write_rawframe_list", "write_video_list", "Record", "DataError",
            "AnnotationError", "DecodeError", "decode_rawframes", "decode_video", "open_video", "imread_rgb",
            "MEAN", "STD"]
+
+
+# submodules that importing the package used to load, still reachable as attributes
+_SUBMODULES = {"annotations", "datasets", "decoding", "loader", "sampling", "transforms"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tinlib.data.{name}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tinlib.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"tinlib.data.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from tinlib.errors import UserError
 from tinlib.io import atomic_write_text
 
 __all__ = ["DataError", "AnnotationError", "Record", "load_annotations", "write_rawframe_list",
@@ -19,8 +20,12 @@ __all__ = ["DataError", "AnnotationError", "Record", "load_annotations", "write_
 KINDS = ("rawframes", "videos")
 
 
-class DataError(RuntimeError):
-    """Bad input data (list, frame folder, image or video); the message says which and what to do."""
+class DataError(UserError):
+    """Bad input data (list, frame folder, image or video); the message says which and what to do.
+
+    A command stops on it with one line and exit status 1."""
+
+    exit_code = 1
 
 
 class AnnotationError(DataError):

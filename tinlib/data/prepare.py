@@ -1,7 +1,8 @@
 """Dataset preparation from the official release files: MMAction2 lists and frame extraction.
 
-``tinlib prepare sthv1|sthv2|k400|extract|synthetic ...`` (see ``--help`` of each). Produces the
-same files as MMAction2's ``tools/data`` scripts:
+The command line is ``tinlib prepare sthv1|sthv2|k400|extract|synthetic ...``
+(:mod:`tinlib.commands.prepare`). The file names and layouts of the releases are in
+:mod:`tinlib.data.releases`. Produces the same files as MMAction2's ``tools/data`` scripts:
 
 * ``sthv1_{train,val}_list_rawframes.txt`` (``<id> <frames> <label>``; labels = line order of
   ``something-something-v1-labels.csv``; frames counted on disk, template ``{:05}.jpg``);
@@ -20,12 +21,11 @@ of the lists and reported, never silently.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -38,17 +38,16 @@ from tinlib.io import atomic_write_json, atomic_write_text
 
 from .annotations import AnnotationError, DataError, write_rawframe_list, write_video_list
 from .decoding import iter_video_frames
+from .releases import K400, RAWFRAME_TEMPLATE, SPLITS, STHV1, STHV2, VIDEO_EXTS, normalize_k400_label, sthv2_label_name
 from .transforms import rescale_size
 
 __all__ = ["PrepareError", "ExtractReport", "prepare_sthv1", "prepare_sthv2", "prepare_kinetics400",
-           "extract_frames", "count_frames", "normalize_k400_label", "sthv2_label_name", "main"]
+           "prepare_release", "extract_frames", "count_frames", "normalize_k400_label", "sthv2_label_name"]
 
-VIDEO_EXTS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".flv")
+log = logging.getLogger(__name__)
+
+# written into a frame folder once all its frames are; names the settings they were extracted with
 DONE_MARKER = ".extracted.json"
-
-STHV1_URL = "https://developer.qualcomm.com/software/ai-datasets/something-something"
-STHV2_URL = STHV1_URL
-K400_URL = "https://github.com/cvdfoundation/kinetics-dataset (or DeepMind's kinetics CSVs + a downloader)"
 
 
 class PrepareError(DataError):
@@ -61,9 +60,14 @@ def _require(path: Path, what: str, how: str) -> Path:
     return path
 
 
-def _say(quiet: bool, *msg: Any) -> None:
+def _info(quiet: bool, message: str) -> None:
     if not quiet:
-        print(*msg, file=sys.stderr)
+        log.info(message)
+
+
+def _split_word(split: str) -> str:
+    """How the releases name a split in their files: ``train``, ``validation``."""
+    return "validation" if split == "val" else split
 
 
 def _pick_dir(root: Path, names: Sequence[str], what: str, how: str) -> Path:
@@ -77,7 +81,8 @@ def _pick_dir(root: Path, names: Sequence[str], what: str, how: str) -> Path:
 def _report_missing(quiet: bool, what: str, missing: list[str], limit: int = 10) -> None:
     if missing:
         more = f" (and {len(missing) - limit} more)" if len(missing) > limit else ""
-        _say(quiet, f"warning: {len(missing)} {what}: {', '.join(missing[:limit])}{more}")
+        if not quiet:
+            log.warning(f"{len(missing)} {what}: {', '.join(missing[:limit])}{more}")
 
 
 # ------------------------------------------------------------------------------ frame counting
@@ -120,6 +125,7 @@ class ExtractReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
+        """Counts and time on one line, then the first 20 failures with their reasons."""
         lines = [f"frame extraction: {len(self.done) - self.reused} extracted, {self.reused} already done "
                  f"(kept), {len(self.failed)} failed, {self.seconds:.1f} s"]
         for rel, why in sorted(self.failed.items())[:20]:
@@ -174,7 +180,7 @@ def _extract_one(video: str, folder: str, short_side: int | None, height: int | 
 
 
 def extract_frames(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *, videos: Iterable[str] | None = None,
-                   short_side: int | None = None, height: int | None = None, filename_tmpl: str = "img_{:05}.jpg",
+                   short_side: int | None = None, height: int | None = None, filename_tmpl: str = RAWFRAME_TEMPLATE,
                    workers: int | None = None, quality: int = 95, progress: bool = True,
                    quiet: bool = False) -> ExtractReport:
     """Decode each video (sequentially, PyAV) into ``out_dir/<relative path without extension>/``.
@@ -228,7 +234,7 @@ def extract_frames(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         atomic_write_text(failures, "".join(f"{rel}\t{why}\n" for rel, why in sorted(report.failed.items())))
     elif failures.exists():
         failures.unlink()
-    _say(quiet, report.summary())
+    _info(quiet, report.summary())
     return report
 
 
@@ -244,18 +250,18 @@ def prepare_sthv1(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir else root
-    how = (f"download the Something-Something V1 annotation CSVs from {STHV1_URL} and put them in {root}")
-    labels_csv = _require(root / "something-something-v1-labels.csv", "SthV1 class list", how)
-    split_csv = {s: _require(root / f"something-something-v1-{f}.csv", f"SthV1 {f} split", how)
-                 for s, f in (("train", "train"), ("val", "validation"))}
+    how = f"download the Something-Something V1 annotation CSVs from {STHV1.source} and put them in {root}"
+    assert STHV1.labels_file is not None
+    labels_csv = _require(root / STHV1.labels_file, "SthV1 class list", how)
+    split_csv = {s: _require(root / STHV1.split_file(s), f"SthV1 {_split_word(s)} split", how) for s in SPLITS}
     frames = Path(frames_dir) if frames_dir else _pick_dir(
-        root, ("20bn-something-something-v1", "rawframes"), "SthV1 frame folders",
-        f"download the 20bn-something-something-v1-?? archive parts from {STHV1_URL} and run "
-        f"`cat 20bn-something-something-v1-?? | tar zx` in {root}")
+        root, STHV1.media_dirs[0], "SthV1 frame folders",
+        f"download the {STHV1.archive_parts} archive parts from {STHV1.source} and run "
+        f"`{STHV1.unpack_command}` in {root}")
     _require(frames, "SthV1 frame folders", "pass the folder that holds one folder of JPEGs per video id")
     names = [line.strip() for line in labels_csv.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not names:
-        raise PrepareError(f"{labels_csv} is empty; re-download it ({STHV1_URL})")
+        raise PrepareError(f"{labels_csv} is empty; re-download it ({STHV1.source})")
     index = {name: i for i, name in enumerate(names)}
     lists, counts, problems = {}, {}, []
     for split, csv_path in split_csv.items():
@@ -269,29 +275,25 @@ def prepare_sthv1(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
             if name not in index:
                 raise AnnotationError(f"{csv_path}:{lineno}: class {name!r} is not in {labels_csv}; the CSVs "
                                       "come from different releases? re-download them together")
-            n, why = _frame_folder_entry(frames / vid, rgb_prefix, "{:05}.jpg")
+            n, why = _frame_folder_entry(frames / vid, rgb_prefix, STHV1.frame_template)
             if why:
                 problems.append(f"{vid} ({why})")
                 continue
             entries.append((vid, n, index[name]))
         if not entries:
             raise PrepareError(f"no frame folder of {csv_path} was found under {frames}; extract the frame archives "
-                               f"there ({STHV1_URL})")
-        lists[split] = str(write_rawframe_list(out_dir / f"sthv1_{split}_list_rawframes.txt", entries))
+                               f"there ({STHV1.source})")
+        lists[split] = str(write_rawframe_list(out_dir / STHV1.list_name(split), entries))
         counts[split] = len(entries)
     _report_missing(quiet, "SthV1 videos left out of the lists", problems)
-    _say(quiet, f"sthv1: {counts['train']} train / {counts['val']} val videos, {len(names)} classes -> {out_dir}")
+    _info(quiet, f"sthv1: {counts['train']} train / {counts['val']} val videos, {len(names)} classes -> {out_dir}")
     return dict(dataset="sthv1", class_names=names, counts=counts, left_out=problems,
                 lists={"rawframes": dict(train=lists["train"], val=lists["val"], data_prefix=str(frames),
-                                         val_data_prefix=str(frames), filename_tmpl="{:05}.jpg", start_index=1)})
+                                         val_data_prefix=str(frames), filename_tmpl=STHV1.frame_template,
+                                         start_index=1)})
 
 
 # ------------------------------------------------------------------------------------ sthv2
-def sthv2_label_name(template: str) -> str:
-    """The labels.json key of a SthV2 template: the template with ``[`` and ``]`` removed."""
-    return template.replace("[", "").replace("]", "")
-
-
 def _load_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -311,14 +313,14 @@ def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir else root
-    how = f"download the Something-Something V2 label files from {STHV2_URL} and put them in {root}"
-    labels_path = _require(root / "something-something-v2-labels.json", "SthV2 class map", how)
-    split_json = {s: _require(root / f"something-something-v2-{f}.json", f"SthV2 {f} split", how)
-                  for s, f in (("train", "train"), ("val", "validation"))}
+    how = f"download the Something-Something V2 label files from {STHV2.source} and put them in {root}"
+    assert STHV2.labels_file is not None
+    labels_path = _require(root / STHV2.labels_file, "SthV2 class map", how)
+    split_json = {s: _require(root / STHV2.split_file(s), f"SthV2 {_split_word(s)} split", how) for s in SPLITS}
     vdir = Path(videos_dir) if videos_dir else _pick_dir(
-        root, ("20bn-something-something-v2", "videos"), "SthV2 videos",
-        f"download the 20bn-something-something-v2-?? archive parts from {STHV2_URL} and run "
-        f"`cat 20bn-something-something-v2-?? | tar zx` in {root}")
+        root, STHV2.media_dirs[0], "SthV2 videos",
+        f"download the {STHV2.archive_parts} archive parts from {STHV2.source} and run "
+        f"`{STHV2.unpack_command}` in {root}")
     _require(vdir, "SthV2 video folder", "pass the folder holding <id>.webm files")
     raw_labels = _load_json(labels_path, "SthV2 labels")
     try:
@@ -329,7 +331,8 @@ def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
     names = [None] * len(index)
     for name, i in index.items():
         if not 0 <= i < len(index) or names[i] is not None:
-            raise PrepareError(f"{labels_path}: class indices must be 0..{len(index) - 1} without repeats ({name!r} -> {i})")
+            raise PrepareError(f"{labels_path}: class indices must be 0..{len(index) - 1} without repeats "
+                               f"({name!r} -> {i})")
         names[i] = name
     video_entries: dict[str, list[tuple[str, int]]] = {}
     missing: list[str] = []
@@ -353,14 +356,14 @@ def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
             entries.append((f"{vid}.webm", index[name]))
         if not entries:
             raise PrepareError(f"none of the videos of {path} is in {vdir}; extract the video archives there "
-                               f"({STHV2_URL})")
+                               f"({STHV2.source})")
         video_entries[split] = entries
     _report_missing(quiet, "SthV2 videos missing on disk (left out)", missing)
     lists: dict[str, Any] = {"videos": dict(data_prefix=str(vdir), val_data_prefix=str(vdir), start_index=0,
                                             filename_tmpl=None)}
     counts = {}
     for split, entries in video_entries.items():
-        lists["videos"][split] = str(write_video_list(out_dir / f"sthv2_{split}_list_videos.txt", entries))
+        lists["videos"][split] = str(write_video_list(out_dir / STHV2.list_name(split, "videos"), entries))
         counts[split] = len(entries)
     failed: dict[str, str] = {}
     if extract:
@@ -370,25 +373,19 @@ def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
                              quiet=quiet)
         failed = rep.failed
         lists["rawframes"] = dict(data_prefix=str(frames_root), val_data_prefix=str(frames_root), start_index=1,
-                                  filename_tmpl="img_{:05}.jpg")
+                                  filename_tmpl=STHV2.frame_template)
         for split, entries in video_entries.items():
             frame_entries = [(Path(rel).stem, rep.done[rel], label) for rel, label in entries if rel in rep.done]
             if not frame_entries:
                 raise PrepareError(f"frame extraction failed for every {split} video; see "
                                    f"{frames_root / 'extract_failures.txt'}")
-            lists["rawframes"][split] = str(write_rawframe_list(out_dir / f"sthv2_{split}_list_rawframes.txt",
-                                                                frame_entries))
-    _say(quiet, f"sthv2: {counts['train']} train / {counts['val']} val videos, {len(names)} classes -> {out_dir}"
-         + ("" if extract else " (videos only; extracting frames is recommended for training)"))
+            lists["rawframes"][split] = str(write_rawframe_list(out_dir / STHV2.list_name(split), frame_entries))
+    _info(quiet, f"sthv2: {counts['train']} train / {counts['val']} val videos, {len(names)} classes -> {out_dir}"
+          + ("" if extract else " (videos only; extracting frames is recommended for training)"))
     return dict(dataset="sthv2", class_names=names, counts=counts, left_out=missing, failed=failed, lists=lists)
 
 
 # ---------------------------------------------------------------------------------- kinetics
-def normalize_k400_label(label: str) -> str:
-    """Class folder / index name: quotes removed, spaces -> ``_`` (MMAction2's convention)."""
-    return label.replace('"', "").replace(" ", "_")
-
-
 def _read_k400_csv(path: Path) -> list[tuple[str, str, int]]:
     """(label, clip id, line) for every row of a Kinetics CSV."""
     with open(path, newline="", encoding="utf-8") as handle:
@@ -417,7 +414,7 @@ def _index_videos(vdir: Path, rename: bool, quiet: bool) -> dict[str, str]:
                                "MMAction2's rename_classnames.sh does)")
         for p in spaced:
             p.rename(p.with_name(normalize_k400_label(p.name)))
-        _say(quiet, f"renamed {len(spaced)} class folders in {vdir}")
+        _info(quiet, f"renamed {len(spaced)} class folders in {vdir}")
     found: dict[str, str] = {}
     for p in vdir.rglob("*"):
         if p.suffix.lower() in VIDEO_EXTS and p.is_file():
@@ -429,7 +426,7 @@ def _index_videos(vdir: Path, rename: bool, quiet: bool) -> dict[str, str]:
 
 
 def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, extract: bool = True,
-                        short_side: int | None = 256, workers: int | None = None,
+                        short_side: int | None = K400.extract_short_side, workers: int | None = None,
                         label_map: str | os.PathLike | None = None, rename_class_folders: bool = False,
                         quiet: bool = False) -> dict[str, Any]:
     """Kinetics-400: CSVs + trimmed clips -> video lists (+ frames with short side 256 and rawframe lists).
@@ -442,17 +439,19 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir else root
-    how = f"get the Kinetics-400 annotation CSVs ({K400_URL}), rename them kinetics_train.csv / kinetics_val.csv"
+    how = (f"get the Kinetics-400 annotation CSVs ({K400.source}), rename them {K400.split_file('train')} / "
+           f"{K400.split_file('val')}")
     split_csv = {}
-    for split, alt in (("train", "train"), ("val", "validate")):
-        cands = [root / f"kinetics_{split}.csv", root / f"kinetics400_{split}.csv", root / f"{alt}.csv"]
+    for split in SPLITS:
+        cands = [root / name for name in K400.split_files[split]]
         found = next((c for c in cands if c.is_file()), None)
         if found is None:
             raise PrepareError(f"missing Kinetics-400 {split} CSV: none of {', '.join(map(str, cands))}\n  {how} and "
                                f"put them in {root}")
         split_csv[split] = found
-    vdirs = {split: _require(root / f"videos_{split}", f"Kinetics-400 {split} videos",
-                             f"download the clips ({K400_URL}) into {root}/videos_{split}/<class>/"
+    video_dirs = dict(zip(SPLITS, (names[0] for names in K400.media_dirs)))
+    vdirs = {split: _require(root / video_dirs[split], f"Kinetics-400 {split} videos",
+                             f"download the clips ({K400.source}) into {root}/{video_dirs[split]}/<class>/"
                              "<youtube_id>_<start:06d>_<end:06d>.mp4") for split in split_csv}
     rows = {split: _read_k400_csv(path) for split, path in split_csv.items()}
     if label_map:
@@ -463,7 +462,8 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
     if not names:
         raise PrepareError(f"{split_csv['train']} has no rows; re-download it")
     index = {n: i for i, n in enumerate(names)}
-    atomic_write_text(out_dir / "kinetics400_label_map.txt", "".join(f"{n}\n" for n in names))
+    assert K400.label_map_file is not None
+    atomic_write_text(out_dir / K400.label_map_file, "".join(f"{n}\n" for n in names))
     lists: dict[str, Any] = {"videos": dict(data_prefix=str(vdirs["train"]), val_data_prefix=str(vdirs["val"]),
                                             start_index=0, filename_tmpl=None)}
     counts, missing, failed, video_entries = {}, [], {}, {}
@@ -473,21 +473,22 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
         for label, clip, line in split_rows:
             norm = normalize_k400_label(label)
             if norm not in index:
+                where = f" of {label_map}" if label_map else " of the train CSV"
                 raise AnnotationError(f"{split_csv[split]}:{line}: class {label!r} is not among the "
-                                      f"{len(names)} classes" + (f" of {label_map}" if label_map else " of the train CSV"))
+                                      f"{len(names)} classes{where}")
             if clip not in on_disk:
                 missing.append(f"{split}/{clip}")
                 continue
             entries.append((on_disk[clip], index[norm]))
         if not entries:
             raise PrepareError(f"none of the clips of {split_csv[split]} is under {vdirs[split]}; download them "
-                               f"({K400_URL})")
+                               f"({K400.source})")
         video_entries[split] = entries
-        lists["videos"][split] = str(write_video_list(out_dir / f"kinetics400_{split}_list_videos.txt", entries))
+        lists["videos"][split] = str(write_video_list(out_dir / K400.list_name(split, "videos"), entries))
         counts[split] = len(entries)
     _report_missing(quiet, "Kinetics-400 clips missing on disk (left out; usual for removed YouTube videos)", missing)
     if extract:
-        lists["rawframes"] = dict(start_index=1, filename_tmpl="img_{:05}.jpg")
+        lists["rawframes"] = dict(start_index=1, filename_tmpl=K400.frame_template)
         for split, entries in video_entries.items():
             frames_root = out_dir / f"rawframes_{split}"
             rep = extract_frames(vdirs[split], frames_root, videos=[rel for rel, _ in entries],
@@ -498,76 +499,32 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
             if not frame_entries:
                 raise PrepareError(f"frame extraction failed for every {split} clip; see "
                                    f"{frames_root / 'extract_failures.txt'}")
-            lists["rawframes"][split] = str(write_rawframe_list(
-                out_dir / f"kinetics400_{split}_list_rawframes.txt", frame_entries))
+            lists["rawframes"][split] = str(write_rawframe_list(out_dir / K400.list_name(split), frame_entries))
             lists["rawframes"]["data_prefix" if split == "train" else "val_data_prefix"] = str(frames_root)
-    _say(quiet, f"kinetics400: {counts['train']} train / {counts['val']} val clips, {len(names)} classes -> {out_dir}")
+    _info(quiet, f"kinetics400: {counts['train']} train / {counts['val']} val clips, {len(names)} classes -> {out_dir}")
     return dict(dataset="k400", class_names=names, counts=counts, left_out=missing, failed=failed, lists=lists)
 
 
-# ---------------------------------------------------------------------------------------- CLI
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", required=True, help="folder holding the official release files")
-    p.add_argument("--out", help="where lists (and frames) go (default: --root)")
-    p.add_argument("--quiet", action="store_true")
+# ------------------------------------------------------------------------------------ any
+def prepare_release(dataset: str, root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+                    extract: bool = True, workers: int | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Lists (and frames where the release ships videos) for ``dataset`` with each one's defaults.
 
+    Args:
+        dataset: ``sthv1``, ``sthv2`` or ``k400`` (see :data:`tinlib.data.releases.RELEASES`).
+        root: the folder holding the release files.
+        out_dir: where lists and frames go (default ``root``).
+        extract: extract frames from the videos (SthV2, Kinetics-400; SthV1 ships frames).
+        workers: processes for frame extraction (default: a few).
+        quiet: no messages.
 
-def main(argv: list[str] | None = None) -> int:
-    """``tinlib prepare {sthv1,sthv2,k400,extract,synthetic} ...``"""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "synthetic":
-        from tinlib.data import synthetic
-
-        return synthetic.main(argv[1:])
-    ap = argparse.ArgumentParser(prog="tinlib prepare", description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="dataset", required=True, metavar="{sthv1,sthv2,k400,extract,synthetic}")
-    p1 = sub.add_parser("sthv1", help="Something-Something V1 frame folders + CSVs -> rawframe lists")
-    _add_common(p1)
-    p1.add_argument("--frames-dir", help="folder of <id>/00001.jpg folders (default: ROOT/20bn-something-something-v1)")
-    p2 = sub.add_parser("sthv2", help="Something-Something V2 webm + JSON -> lists; extracts frames by default")
-    _add_common(p2)
-    p2.add_argument("--videos-dir", help="folder of <id>.webm (default: ROOT/20bn-something-something-v2)")
-    p2.add_argument("--no-extract", action="store_true",
-                    help="write video lists only; not recommended: seeking in SthV2's webm (VP8/VP9) files is "
-                         "unreliable, so training from extracted frames (the default) is the supported path")
-    for p in (p2,):
-        g = p.add_mutually_exclusive_group()
-        g.add_argument("--short-side", type=int, help="resize frames to this short side (default: native size)")
-        g.add_argument("--height", type=int, help="resize frames to this height")
-        p.add_argument("--workers", type=int)
-    p3 = sub.add_parser("k400", help="Kinetics-400 CSVs + clips -> lists; extracts frames (short side 256)")
-    _add_common(p3)
-    p3.add_argument("--no-extract", action="store_true")
-    p3.add_argument("--short-side", type=int, default=256)
-    p3.add_argument("--workers", type=int)
-    p3.add_argument("--label-map", help="class names one per line, in index order (default: sorted train classes)")
-    p3.add_argument("--rename-class-folders", action="store_true",
-                    help="rename class folders with spaces to use '_' (MMAction2's rename_classnames.sh)")
-    p4 = sub.add_parser("extract", help="extract JPEG frames from every video below a folder (resumable)")
-    p4.add_argument("--videos", required=True, help="folder of videos (searched recursively)")
-    p4.add_argument("--out", required=True)
-    g = p4.add_mutually_exclusive_group()
-    g.add_argument("--short-side", type=int)
-    g.add_argument("--height", type=int)
-    p4.add_argument("--workers", type=int)
-    p4.add_argument("--filename-tmpl", default="img_{:05}.jpg")
-    sub.add_parser("synthetic", help="write the synthetic temporal dataset (see `tinlib prepare synthetic --help`)")
-    args = ap.parse_args(argv)
-    try:
-        if args.dataset == "sthv1":
-            prepare_sthv1(args.root, args.out, frames_dir=args.frames_dir, quiet=args.quiet)
-        elif args.dataset == "sthv2":
-            prepare_sthv2(args.root, args.out, videos_dir=args.videos_dir, extract=not args.no_extract,
-                          short_side=args.short_side, height=args.height, workers=args.workers, quiet=args.quiet)
-        elif args.dataset == "k400":
-            prepare_kinetics400(args.root, args.out, extract=not args.no_extract, short_side=args.short_side,
-                                workers=args.workers, label_map=args.label_map,
-                                rename_class_folders=args.rename_class_folders, quiet=args.quiet)
-        else:
-            rep = extract_frames(args.videos, args.out, short_side=args.short_side, height=args.height,
-                                 workers=args.workers, filename_tmpl=args.filename_tmpl)
-            return 1 if rep.failed else 0
-    except DataError as err:
-        print(f"tinlib prepare {args.dataset}: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    Returns:
+        the summary of :func:`prepare_sthv1` / :func:`prepare_sthv2` / :func:`prepare_kinetics400`.
+    """
+    if dataset == "sthv1":
+        return prepare_sthv1(root, out_dir, quiet=quiet)
+    if dataset == "sthv2":
+        return prepare_sthv2(root, out_dir, extract=extract, workers=workers, quiet=quiet)
+    if dataset == "k400":
+        return prepare_kinetics400(root, out_dir, extract=extract, workers=workers, quiet=quiet)
+    raise ValueError(f"dataset must be one of sthv1, sthv2, k400, got {dataset!r}")

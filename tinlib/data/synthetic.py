@@ -25,6 +25,8 @@ height 100, ``;``-separated CSVs), ``sthv2`` (``<id>.webm`` VP8/VP9 videos and t
 layout leaves out the left/right pair because Kinetics-style training flips frames horizontally.
 Everything is deterministic given ``seed`` (pixels of every frame; encoded files are byte-equal
 for a given codec build).
+
+The command line is ``tinlib prepare synthetic ...`` (:mod:`tinlib.commands.prepare`).
 """
 from __future__ import annotations
 
@@ -44,12 +46,15 @@ import numpy as np
 
 from tinlib.io import atomic_write_json, atomic_write_text
 
-__all__ = ["CLASSES", "PRESETS", "LAYOUTS", "SynthClass", "classes_for", "render_video", "write_synthetic",
-           "video_codec", "main"]
+from . import prepare
+from .releases import K400, RELEASES, SPLITS, STHV1, STHV2, SYNTHETIC, normalize_k400_label, sthv2_label_name
 
-LAYOUTS = ("sthv1", "sthv2", "k400")
-FPS = 12
-META_NAME = "synthetic_meta.json"
+__all__ = ["CLASSES", "PRESETS", "LAYOUTS", "SynthClass", "classes_for", "render_video", "write_synthetic",
+           "write_synthetic_meta", "video_codec", "write_video"]
+
+LAYOUTS = SYNTHETIC.layouts
+FPS = SYNTHETIC.fps
+META_NAME = SYNTHETIC.meta_file
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,12 @@ class SynthClass:
     @property
     def name(self) -> str:
         """The label as Something-Something lists it (template without brackets)."""
-        return self.template.replace("[", "").replace("]", "")
+        return sthv2_label_name(self.template)
+
+    @property
+    def k400_name(self) -> str:
+        """The label as Kinetics class folders and the class index name it."""
+        return normalize_k400_label(self.k400)
 
 
 CLASSES: tuple[SynthClass, ...] = (
@@ -275,7 +285,8 @@ def video_codec(container: str) -> str:
         if _encoder_works(name, container):
             return name
     raise RuntimeError(f"none of the encoders {prefs} works for .{container} in this PyAV build; install a PyAV "
-                       "wheel with libx264/libvpx (pip install av), and import av (or tinlib.data) before decord")
+                       "wheel with libx264/libvpx (pip install av), and import av (or tinlib.data.decoding) "
+                       "before decord")
 
 
 def _encoder_options(codec: str) -> tuple[dict[str, str], int | None]:
@@ -401,8 +412,6 @@ def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train
     ``num_classes``, ``reversal_pairs`` (index pairs), ``reversal_classes``, ``flip_ok``, the
     parameters and ``seconds`` (time taken to write).
     """
-    from tinlib.data import prepare
-
     root = Path(root)
     params = _params(layout, size, num_train, num_val, seed, height, frames)
     params["extract_frames"] = bool(extract_frames)
@@ -434,10 +443,8 @@ def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train
     total = len(samples)
     ids = (master.permutation(total) + 1).tolist()
     tasks, entries = [], []
-    if layout == "sthv1":
-        video_dir = root / "20bn-something-something-v1"
-    elif layout == "sthv2":
-        video_dir = root / "20bn-something-something-v2"
+    video_dir = root / RELEASES[layout].media_dirs[0][0]  # sthv1: frame folders; sthv2: videos; k400: see below
+    if layout == "sthv2":
         codec = video_codec("webm")
     else:
         codec = video_codec("mp4")
@@ -447,14 +454,14 @@ def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train
                     height=params["height"], frames=params["frames"])
         if layout == "sthv1":
             vid = str(ids[g])
-            task.update(kind="rawframes", out=str(video_dir / vid), tmpl="{:05}.jpg")
+            task.update(kind="rawframes", out=str(video_dir / vid), tmpl=STHV1.frame_template)
         elif layout == "sthv2":
             vid = str(ids[g])
             task.update(kind="videos", out=str(video_dir / f"{vid}.webm"), codec=codec)
         else:
             begin = int(master.integers(0, 290))
             vid = f"{_ytid(master)}_{begin:06d}_{begin + 10:06d}"
-            folder = root / f"videos_{split}" / cls.k400.replace('"', "").replace(" ", "_")
+            folder = root / K400.media_dirs[SPLITS.index(split)][0] / cls.k400_name
             task.update(kind="videos", out=str(folder / f"{vid}.mp4"), codec=codec, width=2 * int(
                 round(params["height"] * (16 / 9 if master.random() < 0.5 else 4 / 3) / 2)), begin=begin)
         Path(task["out"]).parent.mkdir(parents=True, exist_ok=True)
@@ -464,16 +471,18 @@ def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train
     _write_official_annotations(root, layout, classes, entries, results)
     meta = dict(layout=layout, root=str(root), params=params, seed=params["seed"], num_train=params["num_train"],
                 num_val=params["num_val"], flip_ok=not any(c.flip_sensitive for c in classes))
+    # the lists come from the official annotation files, built as for the real datasets
     if layout == "sthv1":
         rep = prepare.prepare_sthv1(root, root, quiet=True)
     elif layout == "sthv2":
         rep = prepare.prepare_sthv2(root, root, extract=extract_frames, workers=workers, quiet=True)
     else:
+        assert K400.shipped_label_map is not None
         rep = prepare.prepare_kinetics400(root, root, extract=extract_frames, workers=workers, quiet=True,
-                                          short_side=params["height"], label_map=root / "label_map_k400.txt")
+                                          short_side=params["height"], label_map=root / K400.shipped_label_map)
     names = rep["class_names"]
     index = {name: i for i, name in enumerate(names)}
-    key = (lambda c: c.name) if layout != "k400" else (lambda c: c.k400.replace('"', "").replace(" ", "_"))
+    key = (lambda c: c.name) if layout != "k400" else (lambda c: c.k400_name)
     by_motion: dict[str, list[int]] = {}
     for cls in classes:
         if cls.motion in ("horizontal", "vertical", "scale", "light"):
@@ -486,20 +495,27 @@ def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train
                 start_index=lists[primary]["start_index"], lists=lists, class_names=names, num_classes=len(names),
                 reversal_pairs=[list(p) for p in pairs], reversal_classes=sorted(i for p in pairs for i in p),
                 seconds=round(time.perf_counter() - start, 2))
-    atomic_write_json(meta_path, meta)
+    write_synthetic_meta(meta_path, meta)
     return meta
+
+
+def write_synthetic_meta(path: str | os.PathLike, meta: dict[str, Any]) -> None:
+    """Store the summary of a written synthetic dataset (see :func:`write_synthetic`) at ``path``."""
+    atomic_write_json(path, meta)
 
 
 def _write_official_annotations(root: Path, layout: str, classes: list[SynthClass], entries, results) -> None:
     """The release's own annotation files for the samples written (what prepare reads)."""
     if layout == "sthv1":
-        atomic_write_text(root / "something-something-v1-labels.csv", "".join(f"{c.name}\n" for c in classes))
-        for split, fname in (("train", "train"), ("val", "validation")):
+        assert STHV1.labels_file is not None
+        atomic_write_text(root / STHV1.labels_file, "".join(f"{c.name}\n" for c in classes))
+        for split in SPLITS:
             lines = [f"{vid};{cls.name}\n" for s, vid, cls, _ in entries if s == split]
-            atomic_write_text(root / f"something-something-v1-{fname}.csv", "".join(lines))
+            atomic_write_text(root / STHV1.split_file(split), "".join(lines))
     elif layout == "sthv2":
-        atomic_write_json(root / "something-something-v2-labels.json", {c.name: str(i) for i, c in enumerate(classes)})
-        for split, fname in (("train", "train"), ("val", "validation")):
+        assert STHV2.labels_file is not None
+        atomic_write_json(root / STHV2.labels_file, {c.name: str(i) for i, c in enumerate(classes)})
+        for split in SPLITS:
             items = []
             for (s, vid, cls, _), res in zip(entries, results):
                 if s != split:
@@ -508,44 +524,17 @@ def _write_official_annotations(root: Path, layout: str, classes: list[SynthClas
                 items.append(dict(id=vid, label=cls.template.replace("[something]", thing)
                                   .replace("[several things]", "several things"),
                                   template=cls.template, placeholders=[thing]))
-            atomic_write_json(root / f"something-something-v2-{fname}.json", items)
+            atomic_write_json(root / STHV2.split_file(split), items)
     else:
-        # class-index file as MMAction2 ships it (label_map_k400.txt: names in index order), so that
-        # small splits without some class keep the full class list
-        ordered = sorted(classes, key=lambda c: c.k400.replace('"', "").replace(" ", "_"))
-        atomic_write_text(root / "label_map_k400.txt", "".join(f"{c.k400}\n" for c in ordered))
-        for split in ("train", "val"):
+        # class-index file as MMAction2 ships it (names in index order), so that small splits
+        # without some class keep the full class list
+        assert K400.shipped_label_map is not None
+        ordered = sorted(classes, key=lambda c: c.k400_name)
+        atomic_write_text(root / K400.shipped_label_map, "".join(f"{c.k400}\n" for c in ordered))
+        for split in SPLITS:
             lines = ["label,youtube_id,time_start,time_end,split\n"]
             for s, vid, cls, begin in entries:
                 if s == split:
                     label = f'"{cls.k400}"' if "," in cls.k400 or "(" in cls.k400 else cls.k400
                     lines.append(f"{label},{vid[:11]},{begin},{begin + 10},{split}\n")
-            atomic_write_text(root / f"kinetics_{split}.csv", "".join(lines))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``tinlib prepare synthetic --layout sthv1 --out data/synthetic/sthv1 [--size demo]``."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="tinlib prepare synthetic",
-                                 description="Write the embedded synthetic temporal dataset in an official layout.")
-    ap.add_argument("--layout", choices=LAYOUTS, default="sthv1")
-    ap.add_argument("--out", required=True, help="output folder (created; reused if written with the same options)")
-    ap.add_argument("--size", choices=sorted(PRESETS), default="demo")
-    ap.add_argument("--num-train", type=int)
-    ap.add_argument("--num-val", type=int)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--height", type=int)
-    ap.add_argument("--workers", type=int)
-    ap.add_argument("--extract-frames", action="store_true", help="video layouts: also extract JPEG frames")
-    ap.add_argument("--overwrite", action="store_true")
-    args = ap.parse_args(argv)
-    meta = write_synthetic(args.out, args.layout, num_train=args.num_train, num_val=args.num_val, seed=args.seed,
-                           size=args.size, height=args.height, workers=args.workers,
-                           extract_frames=args.extract_frames, overwrite=args.overwrite, progress=True)
-    print(f"synthetic {meta['layout']} dataset in {meta['root']}: {meta['num_train']} train / {meta['num_val']} val "
-          f"videos, {meta['num_classes']} classes ({len(meta['reversal_pairs'])} time-reversal pairs), "
-          f"{meta['seconds']} s")
-    print(f"  kind={meta['kind']} train_list={meta['train_list']} val_list={meta['val_list']}")
-    print(f"  data_prefix={meta['data_prefix']} filename_tmpl={meta['filename_tmpl']} start_index={meta['start_index']}")
-    return 0
+            atomic_write_text(root / K400.split_file(split), "".join(lines))

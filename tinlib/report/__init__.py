@@ -1,6 +1,7 @@
-"""Reports and the notebook workflow: model-zoo tables (``zoo``), analyses of evaluation results
-(``analysis``), what TIN's interlace learned (``interlace``), figures (``plots``), HTML reports
-(``html``), the functions the notebooks call (``workflow``) and the make pipeline (``pipeline``).
+"""Reports: model-zoo tables (``zoo``), analyses of evaluation results (``analysis``), what TIN's
+interlace learned (``interlace``), figures (``plots``), HTML reports (``html``), the gradient
+ablation's statistics (``ablation``) and the notebooks' read-only table helpers (``workflow``).
+Reports read run records; they never train or launch (that is :mod:`tinlib.pipeline`).
 
-Submodules are imported on use: ``tinlib zoo`` and the make targets' data checks stay fast.
+Submodules are imported on use: ``tinlib zoo`` stays fast.
 """

@@ -1,27 +1,19 @@
-"""The interlace-gradient ablation: one TIN config trained with the true (adjoint) gradient of
-the temporal shift and with mmcv's backward (what every MMAction2-trained TIN used), under the
-same seeds, then tested and compared.
+"""The interlace-gradient ablation's statistics and tables: one TIN config trained with the true
+(adjoint) gradient of the temporal shift and with mmcv's backward (what every MMAction2-trained TIN
+used) under the same seeds, compared run by run and paired by seed.
 
-Each (gradient, seed) run is a ``tinlib train`` + ``tinlib test`` pair in a subprocess, so
-``parallel`` of them share a small CPU side by side (one torch thread each). A run whose
-``metrics.json`` exists is not redone, so an interrupted ablation continues where it stopped.
-
-Outputs under ``<results_dir>/<name>/``: one folder per run (``train.json``, ``log.json``,
-``metrics.json``, ``scores.npz``, ``reversal.json``), ``summary.json`` and ``summary.md``.
+The runs themselves are launched by :mod:`tinlib.pipeline.ablation`; this module reads their
+records under ``<results_dir>/<name>/<grad>_seed<seed>/`` (``metrics.json``, ``reversal.json``,
+``log.json``, ``train.json``).
 """
 from __future__ import annotations
 
 import math
 import os
-import shutil
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
-
-from tinlib.io import atomic_write_json, atomic_write_text
+from typing import Any
 
 GRADS = ("adjoint", "mmcv")
 DEFAULT_NAME = "ablation_interlace_grad"
@@ -31,16 +23,23 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
 
 @dataclass(frozen=True)
 class AblationRun:
+    """One run of the ablation: the interlace gradient (``adjoint`` or ``mmcv``) and the seed."""
+
     grad: str
     seed: int
 
     @property
     def name(self) -> str:
+        """The run's folder name: ``<grad>_seed<seed>``."""
         return f"{self.grad}_seed{self.seed}"
 
 
 def plan(seeds: Sequence[int], grads: Sequence[str] = GRADS) -> list[AblationRun]:
-    """Every (gradient, seed) pair, seeds outermost so a partial ablation is still paired."""
+    """Every (gradient, seed) pair, seeds outermost so a partial ablation is still paired.
+
+    Raises:
+        ValueError: an unknown gradient, or no seed.
+    """
     bad = [g for g in grads if g not in GRADS]
     if bad:
         raise ValueError(f"unknown interlace gradient(s) {bad}; choose from {list(GRADS)}")
@@ -49,91 +48,13 @@ def plan(seeds: Sequence[int], grads: Sequence[str] = GRADS) -> list[AblationRun
     return [AblationRun(g, int(s)) for s in seeds for g in grads]
 
 
-def _set_args(values: dict[str, Any]) -> list[str]:
-    from tinlib.report.workflow import _literal
-
-    return [f"{k}={_literal(v)}" for k, v in values.items()]
-
-
-def _commands(config: str, run: AblationRun, work: Path, folder: Path, overrides: dict[str, Any]) -> list[list[str]]:
-    sets = _set_args(dict(overrides, **{"model.interlace_grad": run.grad}))
-    tinlib = [sys.executable, "-m", "tinlib"]
-    train = tinlib + ["train", config, "--work-dir", str(work), "--run", run.name, "--seed", str(run.seed),
-                      "--no-progress", "--set", f"results_dir={folder}", *sets]
-    test = tinlib + ["test", config, str(work / "latest.pth"), "--run", run.name, "--results-dir", str(folder),
-                     "--overwrite", "--no-progress", "--set", *sets]
-    return [train, test]
-
-
-def _execute(config: str, run: AblationRun, work_root: Path, folder: Path, overrides: dict[str, Any],
-             meta: dict | None) -> str:
-    from tinlib.report.analysis import write_reversal
-
-    work = work_root / run.name
-    out = folder / run.name
-    work.mkdir(parents=True, exist_ok=True)
-    log_path = work / "ablation_stdout.log"
-    with open(log_path, "w") as log:
-        for cmd in _commands(config, run, work, folder, overrides):
-            log.write("$ " + " ".join(cmd) + "\n")
-            log.flush()
-            code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ)).returncode
-            if code != 0:
-                tail = log_path.read_text().splitlines()[-15:]
-                raise RuntimeError(f"ablation run {run.name} failed (exit {code}); full output in {log_path}:\n"
-                                   + "\n".join(tail))
-    if (work / "log.json").is_file():
-        shutil.copyfile(work / "log.json", out / "log.json")
-    if meta and meta.get("reversal_pairs"):
-        write_reversal(out, meta)
-    return run.name
-
-
-def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int] = (0, 1, 2),
-                 grads: Sequence[str] = GRADS, data_root: str | os.PathLike | None = None,
-                 overrides: dict[str, Any] | None = None, results_dir: str | os.PathLike = "results",
-                 work_root: str | os.PathLike = "work_dirs/ablation", name: str = DEFAULT_NAME,
-                 parallel: int = 2, force: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train and test ``config`` once per (gradient, seed); returns (and writes) the summary."""
-    from tqdm.auto import tqdm
-
-    from tinlib.report.analysis import synthetic_meta
-    from tinlib.report.workflow import _load, data_overrides
-
-    runs = plan(seeds, grads)
-    cfg = _load(config)
-    applied = dict(data_overrides(cfg, data_root))
-    applied.update(overrides or {})
-    if parallel > 1:  # runs side by side share the cores: one torch thread each
-        applied.setdefault("train.num_threads", 1)
-    folder, work_root = Path(results_dir) / name, Path(work_root)
-    meta = synthetic_meta(data_root or cfg.data.root)
-    todo = [r for r in runs if force or not (folder / r.name / "metrics.json").is_file()]
-    if len(todo) < len(runs):
-        print(f"{len(runs) - len(todo)} of {len(runs)} runs already done in {folder}; running the other {len(todo)}")
-    with tqdm(total=len(todo), desc="ablation runs", unit="run", disable=not progress or not todo) as bar:
-        with ThreadPoolExecutor(max_workers=max(1, int(parallel))) as pool:
-            futures = [pool.submit(_execute, config, r, work_root, folder, applied, meta) for r in todo]
-            errors = []
-            for future in futures:
-                try:
-                    bar.set_postfix_str(future.result())
-                except RuntimeError as err:
-                    errors.append(str(err))
-                bar.update()
-    if errors:
-        raise RuntimeError("\n\n".join(errors))
-    summary = summarize(folder, runs, config=config, overrides=applied)
-    atomic_write_json(folder / "summary.json", summary)
-    atomic_write_text(folder / "summary.md", summary_markdown(summary))
-    return summary
-
-
 # --------------------------------------------------------------------------------------------
 # Reading and comparing
 # --------------------------------------------------------------------------------------------
 def run_row(folder: Path, run: AblationRun) -> dict[str, Any]:
-    """The numbers of one finished run (percentages)."""
+    """The numbers of one finished run under ``folder``: top-1/top-5/mean class accuracy and, where
+    recorded, direction accuracy on the reversal pairs (percentages), final training loss and
+    training seconds."""
     import json
 
     from tinlib.report.analysis import read_log
@@ -165,7 +86,14 @@ def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
-    """``a - b`` paired by seed: mean, standard deviation and the 95 % t-interval of the mean."""
+    """``a - b`` paired by seed: mean, standard deviation and the 95 % t-interval of the mean.
+
+    Args:
+        a, b: one value per seed each, in the same seed order.
+
+    Returns:
+        ``{"n", "mean", "sd", "ci95": [low, high]}`` (``sd`` and ``ci95`` None for one seed).
+    """
     if len(a) != len(b) or not a:
         raise ValueError("paired difference needs the same non-zero number of values on both sides")
     diffs = [x - y for x, y in zip(a, b)]
@@ -180,7 +108,14 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
 
 def verdict(diff: dict[str, Any], metric: str = "top-1", a: str = "adjoint", b: str = "mmcv", unit: str = " points",
             lower_is_better: bool = False) -> str:
-    """One plain sentence on what the paired difference shows."""
+    """One plain sentence on what the paired difference shows.
+
+    Args:
+        diff: a :func:`paired_difference` (with ``wins``, the seeds where ``a`` is ahead, if known).
+        metric: the metric's name in the sentence; unit: its unit after the numbers.
+        a, b: the names of the two sides.
+        lower_is_better: the metric is a loss.
+    """
     n = diff["n"]
     if diff["ci95"] is None:
         return (f"{metric}: {a} - {b} = {diff['mean']:+.2f}{unit} from a single seed; one seed cannot "
@@ -201,9 +136,21 @@ METRICS = (("top1_acc", "top-1", " points", False), ("direction_acc", "direction
 
 
 def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str, overrides: dict | None = None) -> dict:
+    """The ablation's summary from the records of ``runs`` under ``folder``.
+
+    Args:
+        folder: the ablation's results folder.
+        runs: the finished runs (see :func:`plan`).
+        config: the config's name; overrides: the settings every run used (both stored as they are).
+
+    Returns:
+        ``config``, ``overrides``, ``grads``, ``seeds``, ``runs`` (one :func:`run_row` each),
+        ``per_grad`` (mean, sd, n per metric) and, with two gradients, ``comparisons`` (per metric
+        a :func:`paired_difference` with ``wins`` and ``verdict``).
+    """
     rows = [run_row(folder, r) for r in runs]
     grads = list(dict.fromkeys(r.grad for r in runs))
-    per_grad = {}
+    per_grad: dict[str, dict[str, dict[str, Any]]] = {}
     for g in grads:
         mine = [r for r in rows if r["grad"] == g]
         per_grad[g] = {}
@@ -212,14 +159,14 @@ def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str, overrid
             if values:
                 mean, sd = _mean_sd(values)
                 per_grad[g][key] = dict(mean=mean, sd=sd, n=len(values))
-    comparisons = {}
+    comparisons: dict[str, dict[str, Any]] = {}
     if len(grads) == 2:
         a, b = grads
         seeds = sorted({r["seed"] for r in rows if r["grad"] == a} & {r["seed"] for r in rows if r["grad"] == b})
         by = {(r["grad"], r["seed"]): r for r in rows}
         for key, label, unit, lower in METRICS:
-            pairs = [(by[a, s].get(key), by[b, s].get(key)) for s in seeds]
-            pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+            pairs = [(float(by[a, s][key]), float(by[b, s][key])) for s in seeds
+                     if by[a, s].get(key) is not None and by[b, s].get(key) is not None]
             if pairs:
                 diff = paired_difference([x for x, _ in pairs], [y for _, y in pairs])
                 diff["wins"] = sum((x < y) if lower else (x > y) for x, y in pairs)
@@ -230,12 +177,16 @@ def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str, overrid
 
 
 def summary_markdown(summary: dict) -> str:
+    """The :func:`summarize` result as Markdown: per-run table, per-gradient means, the verdicts."""
     lines = [f"# Interlace gradient ablation: {summary['config']}", "",
              "The same config trained with the true gradient of the temporal shift (`adjoint`) and with "
              "mmcv's backward (`mmcv`), one run per seed, tested on the synthetic test split.", "",
              "| gradient | seed | top-1 % | top-5 % | direction % (reversal pairs) | final train loss |",
              "|---|---|---|---|---|---|"]
-    fmt = (lambda v, d=2: "-" if v is None else f"{v:.{d}f}")
+
+    def fmt(v: float | None, d: int = 2) -> str:
+        return "-" if v is None else f"{v:.{d}f}"
+
     for r in summary["runs"]:
         lines.append(f"| {r['grad']} | {r['seed']} | {fmt(r['top1_acc'])} | {fmt(r['top5_acc'])} | "
                      f"{fmt(r.get('direction_acc'))} | {fmt(r.get('final_train_loss'), 3)} |")
@@ -258,7 +209,8 @@ def curves(folder: str | os.PathLike, runs: Sequence[AblationRun]):
 
     from tinlib.report.analysis import read_log
 
-    trains, vals = [], []
+    trains: list[pd.DataFrame] = []
+    vals: list[pd.DataFrame] = []
     for r in runs:
         path = Path(folder) / r.name / "log.json"
         if not path.is_file():
@@ -267,5 +219,8 @@ def curves(folder: str | os.PathLike, runs: Sequence[AblationRun]):
         for frame, bucket in ((train, trains), (val, vals)):
             if not frame.empty:
                 bucket.append(frame.assign(grad=r.grad, seed=r.seed))
-    join = (lambda parts: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame())
+
+    def join(parts: list) -> pd.DataFrame:
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
     return join(trains), join(vals)

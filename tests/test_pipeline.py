@@ -1,0 +1,193 @@
+"""tinlib.pipeline: the steps' freshness rule, the data check, the step lists of the make targets,
+config resolution against a prepared data root, the torchrun command line and output streaming.
+Fast: no notebook is executed (test_notebooks.py and test_make.py run them)."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tinlib.data.releases import PREPARE_SUMMARY
+from tinlib.engine.config import load_config
+from tinlib.pipeline import launch, recipes, runconfig
+from tinlib.pipeline.checks import DataMissing, check_data, detect_gpus
+from tinlib.pipeline.steps import Step, freshness
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+# the model-zoo rows as MMAction2 names them
+ZOO_ROWS = ("tin_r50_1x1x8_40e_sthv1_rgb", "tin_r50_1x1x8_40e_sthv2_rgb",
+            "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb")
+
+
+# --------------------------------------------------------------------------------------------
+# steps, checks, recipes
+# --------------------------------------------------------------------------------------------
+def test_freshness_follows_modification_times(tmp_path):
+    notebook, src, out = tmp_path / "01_train.ipynb", tmp_path / "in.txt", tmp_path / "out.txt"
+    notebook.write_text("{}")
+    src.write_text("a")
+    step = Step("s", notebook, {}, inputs=[src], outputs=[out])
+    assert step.notebook == "01_train"
+    assert freshness(step) == (False, f"{out} does not exist")
+    out.write_text("b")
+    now = time.time()
+    for path in (notebook, src):
+        os.utime(path, (now - 100, now - 100))
+    os.utime(out, (now + 100, now + 100))
+    assert freshness(step)[0]
+    os.utime(src, (now + 200, now + 200))
+    fresh, why = freshness(step)
+    assert not fresh and "in.txt is newer" in why
+    os.utime(src, (now - 100, now - 100))
+    os.utime(notebook, (now + 200, now + 200))  # an edited notebook reruns its step too
+    fresh, why = freshness(step)
+    assert not fresh and "01_train.ipynb is newer" in why
+    assert freshness(Step("z", notebook, {}, always=True, outputs=[out])) == (False, "always runs")
+
+
+def test_check_data_says_what_to_download(tmp_path):
+    with pytest.raises(DataMissing, match="(?s)DATA_ROOT is not set.*20bn-something-something-v1"):
+        check_data("sthv1", None)
+    with pytest.raises(DataMissing, match="(?s)does not exist.*cat 20bn-something-something-v1-"):
+        check_data("sthv1", str(tmp_path / "nope"))
+    (tmp_path / "something-something-v1-labels.csv").write_text("a\n")
+    with pytest.raises(DataMissing) as err:
+        check_data("sthv1", str(tmp_path))
+    assert "missing: " + str(tmp_path / "something-something-v1-train.csv") in str(err.value)
+    assert "labels.csv" not in str(err.value).split("Download")[0]
+    for n in ("train", "validation"):
+        (tmp_path / f"something-something-v1-{n}.csv").write_text("")
+    (tmp_path / "20bn-something-something-v1").mkdir()
+    check_data("sthv1", str(tmp_path))
+    with pytest.raises(DataMissing, match="videos_train"):
+        check_data("k400", str(tmp_path))
+    with pytest.raises(DataMissing, match="something-something-v2-labels.json"):
+        check_data("sthv2", str(tmp_path))
+
+
+def test_check_data_command_reports_a_complete_root_on_stdout(tmp_path):
+    for name in ("labels", "train", "validation"):
+        (tmp_path / f"something-something-v1-{name}.csv").write_text("")
+    (tmp_path / "rawframes").mkdir()  # the alternative name of the frame folder
+    proc = subprocess.run([sys.executable, "-m", "tinlib.pipeline", "check-data", "sthv1", "--data-root",
+                           str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"sthv1: {tmp_path} looks complete"
+
+
+def test_config_files_come_from_the_package_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = recipes.config_file("demo_tin_r18_synthetic")
+    assert path.is_absolute() and path == ROOT / "tinlib" / "configs" / "demo_tin_r18_synthetic.py"
+    assert recipes.config_file("my/own_config.py") == Path("my/own_config.py")
+
+
+def test_reproduce_without_data_stops_at_once(tmp_path):
+    t0 = time.time()
+    env = dict(os.environ)
+    env.pop("DATA_ROOT", None)
+    proc = subprocess.run([sys.executable, "-m", "tinlib.pipeline", "--results-dir", str(tmp_path),
+                           "reproduce", "sthv2"], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert "DATA_ROOT is not set" in proc.stderr and "something-something-v2-labels.json" in proc.stderr
+    assert time.time() - t0 < 30
+    assert not (tmp_path / "runs").exists()
+
+
+def test_demo_and_reproduce_steps_are_wired(tmp_path):
+    steps = recipes.demo_steps(notebooks_dir=NOTEBOOK_DIR, results=tmp_path / "r", work_root=tmp_path / "w")
+    assert [s.notebook for s in steps] == ["00_prepare_data", "01_train", "01_train", "01_train", "02_evaluate",
+                                           "03_latency", "05_explore_interlace", "04_model_zoo"]
+    assert all(s.source.is_file() for s in steps)
+    train = steps[1]
+    assert train.parameters["config"] == "demo_tin_r18_synthetic"
+    assert train.parameters["overrides"] == {"train.num_threads": 1}
+    assert [s.group for s in steps[1:4]] == ["train"] * 3
+    assert tmp_path / "w" / "demo_tin_r18_synthetic" / "latest.pth" in train.outputs
+    assert steps[4].parameters["compare"] == ["demo_tsm_r18_synthetic", "demo_tsn_r18_synthetic"]
+    rep = recipes.reproduce_steps("sthv1", str(tmp_path / "d"), notebooks_dir=NOTEBOOK_DIR, results=tmp_path / "r",
+                                  work_root=tmp_path / "w", gpus=8, nodes=2, profile="smoke")
+    assert [s.notebook for s in rep] == ["00_prepare_data", "01_train", "02_evaluate", "03_latency", "04_model_zoo"]
+    assert rep[1].parameters["gpus"] == 8 and rep[1].parameters["nodes"] == 2
+    assert rep[1].parameters["config"] == ZOO_ROWS[0] and rep[1].parameters["overrides"]["train.epochs"] == 1
+    # every parameter a step passes exists in its notebook's parameters cell
+    import nbformat
+
+    for step in steps + rep:
+        nb = nbformat.read(str(step.source), as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
+        assert set(step.parameters) <= names, (step.notebook, set(step.parameters) - names)
+
+
+def test_detect_gpus_reads_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,3")
+    assert detect_gpus() == 3
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert detect_gpus() == 1
+
+
+# --------------------------------------------------------------------------------------------
+# runs and launches
+# --------------------------------------------------------------------------------------------
+def test_data_overrides_from_a_prepare_summary(tmp_path):
+    root = tmp_path / "sthv1"
+    (root / "20bn-something-something-v1").mkdir(parents=True)
+    summary = {"lists": {"rawframes": {"train": str(root / "sthv1_train_list_rawframes.txt"),
+                                       "val": str(root / "sthv1_val_list_rawframes.txt"),
+                                       "data_prefix": str(root / "20bn-something-something-v1"),
+                                       "filename_tmpl": "{:05}.jpg", "start_index": 1}},
+               "num_classes": 174, "class_names": ["x"] * 174}
+    (root / PREPARE_SUMMARY).write_text(json.dumps(summary))
+    cfg = load_config(ZOO_ROWS[0])
+    ov = runconfig.data_overrides(cfg, root)
+    assert ov == {"data.root": str(root), "data.train_prefix": "20bn-something-something-v1",
+                  "data.val_prefix": "20bn-something-something-v1", "data.test_prefix": "20bn-something-something-v1"}
+    summary["num_classes"] = 11
+    (root / PREPARE_SUMMARY).write_text(json.dumps(summary))
+    cfg2 = runconfig.resolve(ZOO_ROWS[0], data_root=root, overrides={"train.epochs": 2}, results_dir=tmp_path / "r",
+                             quiet=True)
+    assert (cfg2.model.num_classes, cfg2.train.epochs, cfg2.results_dir) == (11, 2, str(tmp_path / "r"))
+    assert runconfig.data_overrides(cfg, None) == {}
+
+
+def test_torchrun_command_round_trips_overrides():
+    from tinlib.engine.config import apply_overrides
+
+    ov = {"data.root": "/data/sthv1", "model.pretrained": None, "optim.lr": 0.01, "train.epochs": 3,
+          "data.filename_tmpl": "{:05}.jpg", "schedule.steps": [1, 2], "data.flip": True, "model.tsm_conv1": "skip"}
+    cmd = launch.torchrun_command("tin_r50_1x1x8_40e_sthv1_rgb", gpus=4, nodes=2, node_rank=1,
+                                  master_addr="10.0.0.1", work_dir="w", run="r", overrides=ov)
+    assert cmd[1:3] == ["-m", "torch.distributed.run"]
+    assert "--nproc-per-node=4" in cmd and "--nnodes=2" in cmd and "--node-rank=1" in cmd
+    assert "--master-addr=10.0.0.1" in cmd and cmd[cmd.index("-m", 3) + 1:cmd.index("-m", 3) + 3] == ["tinlib", "train"]
+    sets = cmd[cmd.index("--set") + 1:]
+    cfg = apply_overrides(load_config(ZOO_ROWS[0]), sets)
+    assert cfg.data.root == "/data/sthv1" and cfg.model.pretrained is None and cfg.optim.lr == 0.01
+    assert cfg.data.filename_tmpl == "{:05}.jpg" and cfg.schedule.steps == [1, 2] and cfg.data.flip is True
+    single = launch.torchrun_command("x", gpus=2, work_dir="w")
+    assert "--standalone" in single and "--resume" in single
+
+
+def test_stream_command_prints_lines_and_throttles_progress(capsys):
+    code = launch.stream_command([sys.executable, "-c",
+                                  "import sys\nprint('start')\nfor i in range(5): sys.stdout.write(f'\\r{i}/5')\n"
+                                  "sys.stdout.write('\\n')\nprint('end')\nsys.exit(3)"], refresh_s=3600)
+    out = capsys.readouterr().out.splitlines()
+    assert code == 3
+    assert out[0] == "start" and out[-1] == "end"
+    assert "0/5" in out and "3/5" not in out  # the first progress line, then none for an hour
+
+
+def test_find_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train first"):
+        runconfig.find_checkpoint(tmp_path)
+    (tmp_path / "latest.pth").write_bytes(b"x")
+    assert runconfig.find_checkpoint(tmp_path, "best").name == "latest.pth"
+    (tmp_path / "best.pth").write_bytes(b"x")
+    assert runconfig.find_checkpoint(tmp_path, "best").name == "best.pth"
+    assert runconfig.find_checkpoint(tmp_path, str(tmp_path / "best.pth")).name == "best.pth"

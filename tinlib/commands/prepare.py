@@ -1,0 +1,116 @@
+"""``tinlib prepare sthv1|sthv2|k400|extract|synthetic ...``: annotation lists and frames from the
+official release files (:mod:`tinlib.data.prepare`), or the embedded synthetic dataset
+(:mod:`tinlib.data.synthetic`)."""
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from tinlib.cli import run_command
+from tinlib.data.releases import K400, RAWFRAME_TEMPLATE, STHV1, STHV2, SYNTHETIC
+
+PROG = "tinlib prepare"
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", required=True, help="folder holding the official release files")
+    p.add_argument("--out", help="where lists (and frames) go (default: --root)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``tinlib prepare`` with one sub-command per dataset, ``extract`` and ``synthetic``."""
+    from tinlib.data.synthetic import PRESETS
+
+    ap = argparse.ArgumentParser(prog=PROG, description="Dataset preparation from the official release files: "
+                                                        "MMAction2 lists and frame extraction.")
+    sub = ap.add_subparsers(dest="dataset", required=True, metavar="{sthv1,sthv2,k400,extract,synthetic}")
+    p1 = sub.add_parser("sthv1", help="Something-Something V1 frame folders + CSVs -> rawframe lists")
+    _add_common(p1)
+    p1.add_argument("--frames-dir", help=f"folder of <id>/00001.jpg folders (default: ROOT/{STHV1.media_dirs[0][0]})")
+    p2 = sub.add_parser("sthv2", help="Something-Something V2 webm + JSON -> lists; extracts frames by default")
+    _add_common(p2)
+    p2.add_argument("--videos-dir", help=f"folder of <id>.webm (default: ROOT/{STHV2.media_dirs[0][0]})")
+    p2.add_argument("--no-extract", action="store_true",
+                    help="write video lists only; not recommended: seeking in SthV2's webm (VP8/VP9) files is "
+                         "unreliable, so training from extracted frames (the default) is the supported path")
+    g = p2.add_mutually_exclusive_group()
+    g.add_argument("--short-side", type=int, help="resize frames to this short side (default: native size)")
+    g.add_argument("--height", type=int, help="resize frames to this height")
+    p2.add_argument("--workers", type=int)
+    p3 = sub.add_parser("k400", help=f"Kinetics-400 CSVs + clips -> lists; extracts frames (short side "
+                                     f"{K400.extract_short_side})")
+    _add_common(p3)
+    p3.add_argument("--no-extract", action="store_true")
+    p3.add_argument("--short-side", type=int, default=K400.extract_short_side)
+    p3.add_argument("--workers", type=int)
+    p3.add_argument("--label-map", help="class names one per line, in index order (default: sorted train classes)")
+    p3.add_argument("--rename-class-folders", action="store_true",
+                    help="rename class folders with spaces to use '_' (MMAction2's rename_classnames.sh)")
+    p4 = sub.add_parser("extract", help="extract JPEG frames from every video below a folder (resumable)")
+    p4.add_argument("--videos", required=True, help="folder of videos (searched recursively)")
+    p4.add_argument("--out", required=True)
+    g = p4.add_mutually_exclusive_group()
+    g.add_argument("--short-side", type=int)
+    g.add_argument("--height", type=int)
+    p4.add_argument("--workers", type=int)
+    p4.add_argument("--filename-tmpl", default=RAWFRAME_TEMPLATE)
+    p5 = sub.add_parser("synthetic", help="write the embedded synthetic temporal dataset in an official layout",
+                        description="Write the embedded synthetic temporal dataset in an official layout.")
+    p5.add_argument("--layout", choices=SYNTHETIC.layouts, default="sthv1")
+    p5.add_argument("--out", required=True, help="output folder (created; reused if written with the same options)")
+    p5.add_argument("--size", choices=sorted(PRESETS), default="demo")
+    p5.add_argument("--num-train", type=int)
+    p5.add_argument("--num-val", type=int)
+    p5.add_argument("--seed", type=int, default=0)
+    p5.add_argument("--height", type=int)
+    p5.add_argument("--workers", type=int)
+    p5.add_argument("--extract-frames", action="store_true", help="video layouts: also extract JPEG frames")
+    p5.add_argument("--overwrite", action="store_true")
+    return ap
+
+
+def _synthetic(args: argparse.Namespace) -> int:
+    from tinlib.data.synthetic import write_synthetic
+
+    meta = write_synthetic(args.out, args.layout, num_train=args.num_train, num_val=args.num_val, seed=args.seed,
+                           size=args.size, height=args.height, workers=args.workers,
+                           extract_frames=args.extract_frames, overwrite=args.overwrite, progress=True)
+    print(f"synthetic {meta['layout']} dataset in {meta['root']}: {meta['num_train']} train / {meta['num_val']} val "
+          f"videos, {meta['num_classes']} classes ({len(meta['reversal_pairs'])} time-reversal pairs), "
+          f"{meta['seconds']} s")
+    print(f"  kind={meta['kind']} train_list={meta['train_list']} val_list={meta['val_list']}")
+    print(f"  data_prefix={meta['data_prefix']} filename_tmpl={meta['filename_tmpl']} "
+          f"start_index={meta['start_index']}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed ``tinlib prepare`` sub-command; returns the exit status (1 when frames failed)."""
+    if args.dataset == "synthetic":
+        return _synthetic(args)
+    from tinlib.data import prepare
+
+    if args.dataset == "sthv1":
+        prepare.prepare_sthv1(args.root, args.out, frames_dir=args.frames_dir, quiet=args.quiet)
+    elif args.dataset == "sthv2":
+        prepare.prepare_sthv2(args.root, args.out, videos_dir=args.videos_dir, extract=not args.no_extract,
+                              short_side=args.short_side, height=args.height, workers=args.workers, quiet=args.quiet)
+    elif args.dataset == "k400":
+        prepare.prepare_kinetics400(args.root, args.out, extract=not args.no_extract, short_side=args.short_side,
+                                    workers=args.workers, label_map=args.label_map,
+                                    rename_class_folders=args.rename_class_folders, quiet=args.quiet)
+    else:
+        report = prepare.extract_frames(args.videos, args.out, short_side=args.short_side, height=args.height,
+                                        workers=args.workers, filename_tmpl=args.filename_tmpl)
+        return 1 if report.failed else 0
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``tinlib prepare ...``: parse ``argv`` (default ``sys.argv[1:]``) and run; returns the exit status."""
+    return run_command(PROG, build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""What the official dataset releases look like on disk, stated once.
+
+One :class:`Release` per dataset (:data:`STHV1`, :data:`STHV2`, :data:`K400`; :data:`RELEASES`
+by key) holds its file names, download page, how to unpack it, the list names the preparation
+writes and the frame-extraction settings; :data:`SYNTHETIC` does the same for the embedded
+synthetic dataset. The preparation (:mod:`tinlib.data.prepare`), the synthetic writer
+(:mod:`tinlib.data.synthetic`) and the make pipeline's data check all read them from here.
+
+Standard library only: the pipeline's data check imports this module with the system Python,
+before anything is installed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+__all__ = ["Release", "Synthetic", "STHV1", "STHV2", "K400", "SYNTHETIC", "RELEASES", "DATASETS", "SPLITS",
+           "PREPARE_SUMMARY", "RAWFRAME_TEMPLATE", "VIDEO_EXTS", "release", "normalize_k400_label",
+           "sthv2_label_name"]
+
+SPLITS = ("train", "val")
+# the summary the preparation writes beside the lists; the other steps read it to find the data
+PREPARE_SUMMARY = "tinlib_prepare.json"
+# frames extracted by tinlib (and by MMAction2's tools): img_00001.jpg, img_00002.jpg, ...
+RAWFRAME_TEMPLATE = "img_{:05}.jpg"
+VIDEO_EXTS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".flv")
+
+
+@dataclass(frozen=True)
+class Release:
+    """The on-disk layout of one official dataset release.
+
+    Args:
+        key: the dataset's name on the command line and in file names of the pipeline (``sthv1``).
+        title: its full name, for messages (``Something-Something V1``).
+        short: its short name in messages (``SthV1``).
+        url: the download page.
+        url_note: more on where to get it, shown after the URL in the preparation's messages.
+        folder: the sub-folder of ``DATA_ROOT`` that ``make reproduce-all`` expects for it.
+        labels_file: the class list shipped with the release (None: the classes come from the train split).
+        split_files: per split (``train``, ``val``), the annotation file names accepted, the
+            official one first.
+        media_dirs: the folders of frames or videos the release unpacks to; each entry lists
+            alternative names of one required folder, the official one first.
+        archive_parts: the shell pattern of the archive parts (None: not shipped as parts).
+        list_prefix: the preparation writes ``<list_prefix>_<split>_list_<kind>.txt``.
+        frame_template: file names of the frames lists point at (``str.format`` of the 1-based index).
+        extract_short_side: short side of extracted frames (None: native size).
+        instructions: what to download and where to put it, with ``{url}`` for the download page.
+        label_map_file: the class index file the preparation writes (class names in index order).
+        shipped_label_map: the class index file as MMAction2 ships it for this dataset.
+    """
+
+    key: str
+    title: str
+    short: str
+    url: str
+    folder: str
+    split_files: Mapping[str, tuple[str, ...]]
+    media_dirs: tuple[tuple[str, ...], ...]
+    list_prefix: str
+    frame_template: str
+    instructions: str
+    url_note: str = ""
+    labels_file: str | None = None
+    archive_parts: str | None = None
+    extract_short_side: int | None = None
+    label_map_file: str | None = None
+    shipped_label_map: str | None = None
+
+    @property
+    def source(self) -> str:
+        """Where to download it: the URL and the note, for messages."""
+        return f"{self.url} ({self.url_note})" if self.url_note else self.url
+
+    @property
+    def unpack_command(self) -> str:
+        """The shell command that unpacks the archive parts in ``DATA_ROOT``."""
+        if not self.archive_parts:
+            raise ValueError(f"{self.key} is not shipped as archive parts")
+        return f"cat {self.archive_parts} | tar zx"
+
+    def split_file(self, split: str) -> str:
+        """The official annotation file name of ``split`` (``train`` or ``val``)."""
+        return self.split_files[split][0]
+
+    def list_name(self, split: str, kind: str = "rawframes") -> str:
+        """The list file the preparation writes for ``split`` and ``kind`` (``rawframes`` or ``videos``)."""
+        return f"{self.list_prefix}_{split}_list_{kind}.txt"
+
+    @property
+    def list_names(self) -> tuple[str, str]:
+        """The train and val rawframe lists, what training reads after the preparation."""
+        return self.list_name("train"), self.list_name("val")
+
+    def annotation_paths(self, root: str | Path) -> list[Path]:
+        """The official annotation files under ``root`` (class list first when there is one)."""
+        root = Path(root)
+        names = ([self.labels_file] if self.labels_file else []) + [self.split_file(s) for s in SPLITS]
+        return [root / name for name in names]
+
+    def download_help(self) -> str:
+        """What to download and how to lay it out, several lines, for a missing-data message."""
+        return self.instructions.format(url=self.url)
+
+
+STHV1 = Release(
+    key="sthv1", title="Something-Something V1", short="SthV1",
+    url="https://developer.qualcomm.com/software/ai-datasets/something-something", folder="sthv1",
+    labels_file="something-something-v1-labels.csv",
+    split_files={"train": ("something-something-v1-train.csv",), "val": ("something-something-v1-validation.csv",)},
+    media_dirs=(("20bn-something-something-v1", "rawframes"),),
+    archive_parts="20bn-something-something-v1-??", list_prefix="sthv1", frame_template="{:05}.jpg",
+    instructions="""Something-Something V1 ({url}):
+  - the frame archives 20bn-something-something-v1-00 ... -22; unpack them in DATA_ROOT with
+      cat 20bn-something-something-v1-?? | tar zx
+    (gives DATA_ROOT/20bn-something-something-v1/<video id>/00001.jpg ...)
+  - something-something-v1-labels.csv, -train.csv and -validation.csv, also in DATA_ROOT""")
+
+STHV2 = Release(
+    key="sthv2", title="Something-Something V2", short="SthV2", url=STHV1.url, folder="sthv2",
+    labels_file="something-something-v2-labels.json",
+    split_files={"train": ("something-something-v2-train.json",), "val": ("something-something-v2-validation.json",)},
+    media_dirs=(("20bn-something-something-v2", "videos"),),
+    archive_parts="20bn-something-something-v2-??", list_prefix="sthv2", frame_template=RAWFRAME_TEMPLATE,
+    instructions="""Something-Something V2 ({url}):
+  - the video archives 20bn-something-something-v2-00 ... -19; unpack them in DATA_ROOT with
+      cat 20bn-something-something-v2-?? | tar zx
+    (gives DATA_ROOT/20bn-something-something-v2/<video id>.webm)
+  - something-something-v2-labels.json, -train.json and -validation.json, also in DATA_ROOT
+  frames are extracted at native size on the first run (about 1 TB free disk for the full set)""")
+
+K400 = Release(
+    key="k400", title="Kinetics-400", short="Kinetics-400", url="https://github.com/cvdfoundation/kinetics-dataset",
+    url_note="or DeepMind's kinetics CSVs + a downloader", folder="kinetics400",
+    split_files={"train": ("kinetics_train.csv", "kinetics400_train.csv", "train.csv"),
+                 "val": ("kinetics_val.csv", "kinetics400_val.csv", "validate.csv")},
+    media_dirs=(("videos_train",), ("videos_val",)), list_prefix="kinetics400", frame_template=RAWFRAME_TEMPLATE,
+    extract_short_side=256,
+    label_map_file="kinetics400_label_map.txt", shipped_label_map="label_map_k400.txt",
+    instructions="""Kinetics-400 ({url}):
+  - the trimmed clips in DATA_ROOT/videos_train/<class>/<youtube_id>_<start>_<end>.mp4 and
+    DATA_ROOT/videos_val/<class>/...
+  - the annotation CSVs renamed kinetics_train.csv and kinetics_val.csv in DATA_ROOT
+  - the TSM-K400 checkpoint the row fine-tunes from (see the config's model.load_from):
+    tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth, in the repository root
+  frames are extracted with short side 256 on the first run""")
+
+RELEASES: dict[str, Release] = {r.key: r for r in (STHV1, STHV2, K400)}
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    """The embedded synthetic dataset: written in the layout of one of the official releases.
+
+    Args:
+        layouts: the release layouts it can be written in (keys of :data:`RELEASES`).
+        meta_file: the summary the writer leaves in the data root (lists, classes, reversal pairs).
+        fps: frame rate of the encoded videos.
+    """
+
+    layouts: tuple[str, ...] = ("sthv1", "sthv2", "k400")
+    meta_file: str = "synthetic_meta.json"
+    fps: int = 12
+
+
+SYNTHETIC = Synthetic()
+DATASETS = (*RELEASES, "synthetic")
+
+
+def release(key: str) -> Release:
+    """The :class:`Release` of ``key`` (``sthv1``, ``sthv2``, ``k400``); ValueError naming the choices."""
+    try:
+        return RELEASES[key]
+    except KeyError:
+        raise ValueError(f"dataset must be one of {sorted(RELEASES)}, got {key!r}") from None
+
+
+def sthv2_label_name(template: str) -> str:
+    """The labels.json key of a Something-Something template: the template with ``[`` and ``]`` removed."""
+    return template.replace("[", "").replace("]", "")
+
+
+def normalize_k400_label(label: str) -> str:
+    """Kinetics class folder / index name: quotes removed, spaces -> ``_`` (MMAction2's convention)."""
+    return label.replace('"', "").replace(" ", "_")

@@ -1,0 +1,133 @@
+"""Running the interlace-gradient ablation: one TIN config trained with the true (adjoint)
+gradient of the temporal shift and with mmcv's backward under the same seeds, then tested.
+
+Each (gradient, seed) run is a ``tinlib train`` + ``tinlib test`` pair in a subprocess, so
+``parallel`` of them share a small CPU side by side (one torch thread each). A run whose
+``metrics.json`` exists is not redone, so an interrupted ablation continues where it stopped.
+The statistics and tables are :mod:`tinlib.report.ablation`'s.
+
+Outputs under ``<results_dir>/<name>/``: one folder per run (``train.json``, ``log.json``,
+``metrics.json``, ``scores.npz``, ``reversal.json``), ``summary.json`` and ``summary.md``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tinlib.io import atomic_write_json, atomic_write_text
+from tinlib.pipeline.launch import set_arguments
+from tinlib.pipeline.runconfig import data_overrides, load_config
+from tinlib.report.ablation import DEFAULT_NAME, GRADS, AblationRun, plan, summarize, summary_markdown
+
+log = logging.getLogger(__name__)
+
+
+def ablation_commands(config: str, run: AblationRun, work: Path, folder: Path,
+                      overrides: dict[str, Any]) -> list[list[str]]:
+    """The ``tinlib train`` and ``tinlib test`` command lines of one ablation run.
+
+    Args:
+        config: the TIN config.
+        run: the gradient and seed.
+        work: the run's work dir (checkpoints, log).
+        folder: the ablation's results folder (the run's records go to ``folder/<run.name>``).
+        overrides: ``{"dotted.key": value}`` for both; ``model.interlace_grad`` is set to the run's.
+    """
+    sets = set_arguments(dict(overrides, **{"model.interlace_grad": run.grad}))
+    tinlib = [sys.executable, "-m", "tinlib"]
+    train = tinlib + ["train", config, "--work-dir", str(work), "--run", run.name, "--seed", str(run.seed),
+                      "--no-progress", "--set", f"results_dir={folder}", *sets]
+    test = tinlib + ["test", config, str(work / "latest.pth"), "--run", run.name, "--results-dir", str(folder),
+                     "--overwrite", "--no-progress", "--set", *sets]
+    return [train, test]
+
+
+def _execute(config: str, run: AblationRun, work_root: Path, folder: Path, overrides: dict[str, Any],
+             meta: dict | None) -> str:
+    from tinlib.report.analysis import write_reversal
+
+    work = work_root / run.name
+    out = folder / run.name
+    work.mkdir(parents=True, exist_ok=True)
+    log_path = work / "ablation_stdout.log"
+    with open(log_path, "w") as log_file:
+        for cmd in ablation_commands(config, run, work, folder, overrides):
+            log_file.write("$ " + " ".join(cmd) + "\n")
+            log_file.flush()
+            code = subprocess.run(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=dict(os.environ)).returncode
+            if code != 0:
+                tail = log_path.read_text().splitlines()[-15:]
+                raise RuntimeError(f"ablation run {run.name} failed (exit {code}); full output in {log_path}:\n"
+                                   + "\n".join(tail))
+    if (work / "log.json").is_file():
+        shutil.copyfile(work / "log.json", out / "log.json")
+    if meta and meta.get("reversal_pairs"):
+        write_reversal(out, meta)
+    return run.name
+
+
+def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int] = (0, 1, 2),
+                 grads: Sequence[str] = GRADS, data_root: str | os.PathLike | None = None,
+                 overrides: dict[str, Any] | None = None, results_dir: str | os.PathLike = "results",
+                 work_root: str | os.PathLike = "work_dirs/ablation", name: str = DEFAULT_NAME,
+                 parallel: int = 2, force: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train and test ``config`` once per (gradient, seed), then summarize.
+
+    Args:
+        config: the TIN config.
+        seeds: the seeds; every gradient runs under each.
+        grads: the interlace gradients (``adjoint``, ``mmcv``).
+        data_root: the dataset folder (see :func:`tinlib.pipeline.runconfig.data_overrides`).
+        overrides: ``{"dotted.key": value}`` for every run.
+        results_dir: the records go to ``<results_dir>/<name>/``.
+        work_root: checkpoints go to ``<work_root>/<grad>_seed<seed>/``.
+        name: the ablation's folder name.
+        parallel: runs side by side (one torch thread each when more than one).
+        force: redo finished runs too.
+        progress: a progress bar over the runs.
+
+    Returns:
+        the summary (also written to ``summary.json`` and ``summary.md``).
+    """
+    from tqdm.auto import tqdm
+
+    from tinlib.report.analysis import synthetic_meta
+
+    runs = plan(seeds, grads)
+    cfg = load_config(config)
+    applied = dict(data_overrides(cfg, data_root))
+    applied.update(overrides or {})
+    if parallel > 1:  # runs side by side share the cores: one torch thread each
+        applied.setdefault("train.num_threads", 1)
+    folder, work_root = Path(results_dir) / name, Path(work_root)
+    meta = synthetic_meta(data_root or cfg.data.root)
+    todo = [r for r in runs if force or not (folder / r.name / "metrics.json").is_file()]
+    if len(todo) < len(runs):
+        log.info(f"{len(runs) - len(todo)} of {len(runs)} runs already done in {folder}; "
+                 f"running the other {len(todo)}")
+    with tqdm(total=len(todo), desc="ablation runs", unit="run", disable=not progress or not todo) as bar:
+        with ThreadPoolExecutor(max_workers=max(1, int(parallel))) as pool:
+            futures = [pool.submit(_execute, config, r, work_root, folder, applied, meta) for r in todo]
+            errors = []
+            for future in futures:
+                try:
+                    bar.set_postfix_str(future.result())
+                except RuntimeError as err:
+                    errors.append(str(err))
+                bar.update()
+    if errors:
+        raise RuntimeError("\n\n".join(errors))
+    summary = summarize(folder, runs, config=config, overrides=applied)
+    atomic_write_json(folder / "summary.json", summary)
+    atomic_write_text(folder / "summary.md", summary_markdown(summary))
+    return summary
+
+
+__all__ = ["ablation_commands", "run_ablation"]

@@ -1,0 +1,315 @@
+"""What the notebooks launch: data preparation, training (in this process or under ``torchrun``,
+its output streamed), evaluation and the latency benchmark, each leaving its records under
+``<results_dir>/<run>/``.
+
+``gpus`` / ``nodes`` are devices per node and nodes: more than one device in total launches
+``torchrun -m tinlib train ...`` as a subprocess, one device trains in this process. The
+conventions for ``config``, ``data_root``, ``work_dir``, ``overrides`` and ``results_dir`` are
+those of :mod:`tinlib.pipeline.runconfig`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tinlib.data.releases import DATASETS, PREPARE_SUMMARY
+from tinlib.io import atomic_write_json
+from tinlib.pipeline.runconfig import (
+    data_overrides,
+    default_work_dir,
+    find_checkpoint,
+    load_config,
+    resolve,
+    run_folder,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+def prepare_data(dataset: str, data_root: str | os.PathLike, *, lists_dir: str | os.PathLike | None = None,
+                 layout: str = "sthv1", size: str = "demo", num_train: int | None = None,
+                 num_val: int | None = None, height: int | None = None, frames: Sequence[int] | None = None,
+                 seed: int = 0, extract: bool = True, workers: int | None = None) -> dict[str, Any]:
+    """Build the annotation lists (and frames where the release has none) for ``dataset``.
+
+    Args:
+        dataset: ``sthv1``, ``sthv2``, ``k400`` (the official release files in ``data_root``) or
+            ``synthetic`` (writes the embedded synthetic dataset in ``layout`` to ``data_root`` first).
+        data_root: the dataset folder.
+        lists_dir: where lists and ``tinlib_prepare.json`` go (default ``data_root``).
+        layout, size, num_train, num_val, height, frames, seed: the synthetic dataset's settings
+            (see :func:`tinlib.data.synthetic.write_synthetic`).
+        extract: extract frames from videos (SthV2, Kinetics-400).
+        workers: processes for writing / frame extraction (default: a few).
+
+    Returns:
+        the summary, also written to ``<lists_dir>/tinlib_prepare.json``.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    root = Path(data_root)
+    out = Path(lists_dir) if lists_dir else root
+    t0 = time.time()
+    if dataset == "synthetic":
+        from tinlib.data.synthetic import write_synthetic
+
+        summary = write_synthetic(root, layout, num_train=num_train, num_val=num_val, seed=seed, size=size,
+                                  height=height, frames=(frames[0], frames[1]) if frames else None,
+                                  workers=workers, progress=False)
+        summary = dict(summary, dataset=f"synthetic-{layout}")
+    else:
+        from tinlib.data.prepare import prepare_release
+
+        summary = prepare_release(dataset, root, out, extract=extract, workers=workers)
+    summary = dict(summary, data_root=str(root), num_classes=len(summary["class_names"]),
+                   prepared_s=round(time.time() - t0, 2))
+    write_prepare_summary(out, summary)
+    return summary
+
+
+def write_prepare_summary(lists_dir: str | os.PathLike, summary: dict[str, Any]) -> Path:
+    """Store the preparation's summary as ``<lists_dir>/tinlib_prepare.json``; returns the file."""
+    return atomic_write_json(Path(lists_dir) / PREPARE_SUMMARY, summary)
+
+
+# --------------------------------------------------------------------------------------------
+# Command lines
+# --------------------------------------------------------------------------------------------
+def override_literal(value: Any) -> str:
+    """``value`` as a Python literal for ``--set key=value`` (str, number, bool, None, list, tuple or dict)."""
+    if value is None or isinstance(value, (str, bool, int, float, list, tuple, dict)):
+        return repr(value)
+    raise TypeError(f"override value {value!r} is not a literal (str, number, bool, None, list or dict)")
+
+
+def set_arguments(overrides: dict[str, Any]) -> list[str]:
+    """``["key=literal", ...]``: the arguments of ``--set`` for ``overrides``."""
+    return [f"{k}={override_literal(v)}" for k, v in overrides.items()]
+
+
+def torchrun_command(config: str, *, gpus: int, nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1",
+                     master_port: int = 29500, work_dir: str | os.PathLike, run: str | None = None,
+                     overrides: dict | None = None, resume: str | None = "auto", device: str = "auto",
+                     seed: int | None = None, extra: Sequence[str] = ()) -> list[str]:
+    """The ``torchrun`` command line of a ``tinlib train`` run on ``nodes`` x ``gpus`` processes.
+
+    Args:
+        config: config name or path.
+        gpus: processes per node; nodes: nodes (more than one: ``node_rank``, ``master_addr`` and
+            ``master_port`` say where this node is, else ``--standalone``).
+        work_dir, run, resume, device, seed: ``tinlib train``'s options of those names.
+        overrides: ``{"dotted.key": value}`` for ``--set``.
+        extra: appended as they are.
+    """
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={gpus}", f"--nnodes={nodes}"]
+    if nodes > 1:
+        cmd += [f"--node-rank={node_rank}", f"--master-addr={master_addr}", f"--master-port={master_port}"]
+    else:
+        cmd += ["--standalone"]
+    cmd += ["-m", "tinlib", "train", str(config), "--work-dir", str(work_dir), "--no-progress", "--device", device]
+    if run:
+        cmd += ["--run", run]
+    if resume:
+        cmd += ["--resume", resume]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
+    if overrides:
+        cmd += ["--set", *set_arguments(overrides)]
+    return cmd + list(extra)
+
+
+def stream_command(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None, env: dict | None = None,
+                   refresh_s: float = 20.0, out=None) -> int:
+    """Run ``cmd``, printing its output (stdout and stderr) line by line to ``out`` as it comes.
+
+    Progress lines that end in a carriage return are shown at most every ``refresh_s`` seconds
+    (and the last one at the end). Returns the exit status.
+    """
+    out = out or sys.stdout
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
+    assert proc.stdout is not None
+    buf, pending, last = b"", None, 0.0
+    try:
+        while True:
+            chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
+            if not chunk:
+                break
+            buf += chunk
+            while True:
+                cut = min((i for i in (buf.find(b"\n"), buf.find(b"\r")) if i >= 0), default=-1)
+                if cut < 0:
+                    break
+                line, sep, buf = buf[:cut].decode(errors="replace"), buf[cut:cut + 1], buf[cut + 1:]
+                if sep == b"\n":
+                    if line.strip():
+                        print(line, file=out, flush=True)
+                    pending = None
+                elif line.strip():
+                    pending = line
+                    if time.time() - last >= refresh_s:
+                        print(line, file=out, flush=True)
+                        last, pending = time.time(), None
+        if buf.strip():
+            print(buf.decode(errors="replace"), file=out, flush=True)
+        elif pending:
+            print(pending, file=out, flush=True)
+    finally:
+        code = proc.wait()
+    return code
+
+
+# --------------------------------------------------------------------------------------------
+# Training, evaluation, latency
+# --------------------------------------------------------------------------------------------
+def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
+                    work_dir: str | os.PathLike | None = None, overrides: dict | None = None, gpus: int = 1,
+                    nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 29500,
+                    results_dir: str | os.PathLike = "results", run: str | None = None, resume: str | None = "auto",
+                    seed: int | None = None, device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Train ``config`` in this process on one device, or under ``torchrun`` with its output streamed.
+
+    Afterwards ``<results_dir>/<run>/`` holds ``train.json``, a copy of ``log.json`` and
+    ``launch.json`` (how it was launched).
+
+    Args:
+        config, data_root, work_dir, overrides, results_dir: see :mod:`tinlib.pipeline.runconfig`.
+        gpus, nodes: processes per node and nodes; more than one in total launches torchrun.
+        node_rank, master_addr, master_port: this node's place when ``nodes > 1``.
+        run: the records' folder name (default: the config's name).
+        resume: ``auto`` continues from ``work_dir/latest.pth`` when there is one; None starts afresh.
+        seed: None takes the config's ``train.seed``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        progress: a progress bar (single process only).
+
+    Returns:
+        the training summary (``train.json``; empty on nodes other than rank 0).
+    """
+    cfg = resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir)
+    work = default_work_dir(cfg, work_dir)
+    folder = run_folder(cfg, run)
+    world = int(gpus) * int(nodes)
+    t0 = time.time()
+    if world > 1:
+        # the subprocess loads the same config and applies the same (resolved) overrides
+        applied = dict(data_overrides(load_config(config), data_root))
+        applied.update(overrides or {})
+        applied["results_dir"] = str(results_dir)
+        cmd = torchrun_command(config, gpus=gpus, nodes=nodes, node_rank=node_rank, master_addr=master_addr,
+                               master_port=master_port, work_dir=work, run=run or cfg.name, overrides=applied,
+                               resume=resume, device=device, seed=seed)
+        print("$ " + " ".join(cmd), flush=True)
+        code = stream_command(cmd)
+        if code != 0:
+            raise RuntimeError(f"torchrun exited with status {code}; see the output above and {work / 'log.json'}")
+        summary = json.loads((folder / "train.json").read_text()) if node_rank == 0 else {}
+    else:
+        from tinlib.engine.train import train as engine_train
+
+        summary = engine_train(cfg, work_dir=work, resume=resume, seed=seed, device=device, run=run or cfg.name,
+                               progress=progress)
+    if node_rank == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+        if (work / "log.json").is_file():
+            shutil.copyfile(work / "log.json", folder / "log.json")
+        device_kind = (summary.get("device") or {}).get("device", "cpu") if summary else "cpu"
+        write_launch_record(folder, config=cfg.name, nodes=int(nodes), gpus_per_node=int(gpus),
+                            device="cpu" if str(device_kind).startswith("cpu") else "cuda", work_dir=work,
+                            wall_s=time.time() - t0)
+    return summary
+
+
+def write_launch_record(folder: str | os.PathLike, *, config: str, nodes: int, gpus_per_node: int, device: str,
+                        work_dir: str | os.PathLike, wall_s: float) -> Path:
+    """Store how a training run was launched as ``<folder>/launch.json``; returns the file.
+
+    Args:
+        folder: the run's records folder.
+        config: the config's name.
+        nodes, gpus_per_node: the launch layout (more than one process in total: torchrun).
+        device: ``cpu`` or ``cuda``.
+        work_dir: where the checkpoints went.
+        wall_s: seconds from launch to the end of training.
+    """
+    world = int(nodes) * int(gpus_per_node)
+    return atomic_write_json(Path(folder) / "launch.json", {
+        "config": config, "nodes": int(nodes), "gpus_per_node": int(gpus_per_node), "world_size": world,
+        "device": device, "torchrun": world > 1, "work_dir": str(work_dir), "wall_s": round(wall_s, 1)})
+
+
+def launch_evaluation(config: str, *, data_root: str | os.PathLike | None = None,
+                      work_dir: str | os.PathLike | None = None, checkpoint: str = "latest",
+                      overrides: dict | None = None, results_dir: str | os.PathLike = "results",
+                      run: str | None = None, device: str = "auto", batch_size: int | None = None,
+                      num_workers: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Test ``config``'s checkpoint on its test split in this process.
+
+    Writes ``metrics.json`` and ``scores.npz`` (and ``reversal.json`` on the synthetic dataset)
+    to ``<results_dir>/<run>/``.
+
+    Args:
+        config, data_root, work_dir, overrides, results_dir: see :mod:`tinlib.pipeline.runconfig`.
+        checkpoint: ``latest``, ``best`` or a path (see :func:`tinlib.pipeline.runconfig.find_checkpoint`).
+        run: the records' folder name (default: the config's name).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size, num_workers: default: the config's test setting.
+        progress: a progress bar.
+
+    Returns:
+        the evaluation report (``metrics.json``'s content, plus ``reversal`` on the synthetic data).
+    """
+    from tinlib.engine.evaluate import evaluate as engine_evaluate
+    from tinlib.report.analysis import synthetic_meta, write_reversal
+
+    cfg = resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir, quiet=True)
+    ckpt = find_checkpoint(default_work_dir(cfg, work_dir), checkpoint)
+    report = engine_evaluate(cfg, ckpt, split="test", run=run or cfg.name, device=device, batch_size=batch_size,
+                             num_workers=num_workers, overwrite=True, progress=progress)
+    meta = synthetic_meta(data_root or cfg.data.root)
+    if meta and meta.get("reversal_pairs"):
+        report["reversal"] = write_reversal(run_folder(cfg, run), meta)
+    return report
+
+
+def measure_latency(config: str, archs: Sequence[str] | None = None, *, overrides: dict | None = None,
+                    results_dir: str | os.PathLike = "results", devices: Sequence[str] = ("cpu", "cuda"),
+                    iters: int | None = None, warmup: int = 5, threads: int | None = None,
+                    train_memory: bool = True) -> dict[str, Any]:
+    """``tinlib latency`` in this process: inference time, FLOPs and parameters on the config's test
+    setting; writes ``<results_dir>/<config>/latency.json``.
+
+    Args:
+        config: the config whose test setting (input size, segments, views) is measured.
+        archs: the architectures (default: the config's arch and its TSM/TSN twins).
+        overrides: ``{"dotted.key": value}``.
+        results_dir: where the record goes.
+        devices: ``cpu`` and/or ``cuda`` (skipped where there is none).
+        iters: timed iterations (default: 20 on the CPU, 200 on a GPU); warmup: untimed ones first.
+        threads: torch CPU threads (default: torch's).
+        train_memory: on a GPU, also the peak training memory at the config's videos per GPU.
+    """
+    import torch
+
+    from tinlib.engine.latency import benchmark
+
+    cfg = resolve(config, overrides=overrides, results_dir=results_dir, quiet=True)
+    if archs is None:
+        kind, depth = cfg.model.arch.split("_")
+        archs = [cfg.model.arch] + [f"{k}_{depth}" for k in ("tin", "tsm", "tsn") if k != kind]
+    if threads:
+        torch.set_num_threads(int(threads))
+    result = benchmark(cfg, list(archs), devices=tuple(devices), warmup=warmup, iters_cpu=iters or 20,
+                       iters_cuda=iters or 200, train_memory=train_memory, progress=True)
+    atomic_write_json(run_folder(cfg) / "latency.json", result)
+    return result
+
+
+__all__ = ["prepare_data", "write_prepare_summary", "override_literal", "set_arguments", "torchrun_command",
+           "stream_command", "launch_training", "write_launch_record", "launch_evaluation", "measure_latency"]

@@ -1,0 +1,169 @@
+"""A run's setting and places: the config with the data's and the user's overrides applied, its work
+dir, its results folder, its checkpoint, and the trained model for inspection.
+
+Conventions shared by the notebooks (their ``parameters`` cell):
+
+- ``config``: a config name (a module of ``tinlib.configs``) or a path to a config file;
+- ``data_root``: the dataset folder; when it holds ``tinlib_prepare.json`` (written by
+  :func:`tinlib.pipeline.launch.prepare_data`, notebook 00) the list files, frame folders,
+  file-name template and class count found there are applied to the config;
+- ``work_dir``: checkpoints and ``log.json`` (default ``work_dirs/<config name>``);
+- ``overrides``: ``{"dotted.key": value}`` validated like ``tinlib train --set``;
+- ``results_dir``: where run records go (``<results_dir>/<config name>/``).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from tinlib.report.workflow import read_prepare_summary
+
+log = logging.getLogger(__name__)
+
+
+def load_config(config: str):
+    """The validated config ``config`` (a name or a path) without overrides."""
+    from tinlib.engine.config import load_config as engine_load_config
+
+    return engine_load_config(config)
+
+
+def _relative_to(root: Path, path: str) -> str:
+    """``path`` relative to ``root`` when it lies inside it (configs keep paths relative to data.root)."""
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def data_overrides(cfg, data_root: str | os.PathLike | None) -> dict[str, Any]:
+    """The overrides that point ``cfg`` at ``data_root``.
+
+    Args:
+        cfg: a loaded config.
+        data_root: the dataset folder; its ``tinlib_prepare.json`` (or ``synthetic_meta.json``)
+            gives the lists, folders, file-name template and class count (None: no overrides).
+
+    Returns:
+        ``{"dotted.key": value}``, only the keys whose value changes.
+    """
+    if not data_root:
+        return {}
+    summary = read_prepare_summary(data_root)
+    wanted: dict[str, Any] = {"data.root": str(data_root)}
+    if summary:
+        lists = summary.get("lists") or {}
+        kind = cfg.data.kind if cfg.data.kind in lists else summary.get("kind") or next(iter(lists), None)
+        if kind:
+            lst = lists[kind]
+            rel = functools.partial(_relative_to, Path(data_root))
+            val_prefix = rel(lst.get("val_data_prefix") or lst["data_prefix"])
+            wanted.update({"data.kind": kind, "data.train_ann": rel(lst["train"]), "data.val_ann": rel(lst["val"]),
+                           "data.test_ann": rel(lst["val"]), "data.train_prefix": rel(lst["data_prefix"]),
+                           "data.val_prefix": val_prefix, "data.test_prefix": val_prefix})
+            if lst.get("filename_tmpl"):
+                wanted["data.filename_tmpl"] = lst["filename_tmpl"]
+            default_start = 1 if kind == "rawframes" else 0
+            current_start = cfg.data.start_index if cfg.data.start_index is not None else default_start
+            if lst.get("start_index") is not None and lst["start_index"] != current_start:
+                wanted["data.start_index"] = lst["start_index"]
+        if summary.get("num_classes") and summary["num_classes"] != cfg.model.num_classes:
+            wanted["model.num_classes"] = int(summary["num_classes"])
+    current = cfg.to_dict()
+    out = {}
+    for key, value in wanted.items():
+        node: Any = current
+        for part in key.split("."):
+            node = node[part]
+        if node != value:
+            out[key] = value
+    return out
+
+
+def resolve(config: str, *, data_root: str | os.PathLike | None = None, overrides: dict | None = None,
+            results_dir: str | os.PathLike | None = None, quiet: bool = False):
+    """The validated config with the data's and the user's overrides applied (the user's win).
+
+    Args:
+        config: a config name or path.
+        data_root: the dataset folder (see :func:`data_overrides`; None: the config's ``data.root``).
+        overrides: ``{"dotted.key": value}``.
+        results_dir: sets ``results_dir`` of the config.
+        quiet: no note when the data changes the class count.
+    """
+    from tinlib.engine.config import apply_overrides
+
+    cfg = load_config(config)
+    auto = data_overrides(cfg, data_root)
+    if "model.num_classes" in auto and not quiet:
+        log.info(f"note: {data_root} holds {auto['model.num_classes']} classes; model.num_classes set to match "
+                 f"(config: {cfg.model.num_classes})")
+    merged = dict(auto)
+    merged.update(overrides or {})
+    if results_dir is not None:
+        merged["results_dir"] = str(results_dir)
+    return apply_overrides(cfg, merged)
+
+
+def default_work_dir(cfg, work_dir: str | os.PathLike | None = None) -> Path:
+    """``work_dir`` when given, else the config's (``work_dirs/<config name>``)."""
+    return Path(work_dir) if work_dir else cfg.resolved_work_dir()
+
+
+def run_folder(cfg, run: str | None = None) -> Path:
+    """Where the records of run ``run`` (default: the config's name) go: ``<results_dir>/<run>``."""
+    return Path(cfg.results_dir) / (run or cfg.name)
+
+
+def find_checkpoint(work_dir: str | os.PathLike, which: str = "latest") -> Path:
+    """The checkpoint ``which`` in ``work_dir``.
+
+    Args:
+        work_dir: the run's work dir.
+        which: ``latest`` (the final weights), ``best`` (the best validation epoch; falls back to
+            latest) or a path.
+
+    Raises:
+        FileNotFoundError: saying to train first.
+    """
+    work_dir = Path(work_dir)
+    if which not in ("latest", "best"):
+        path = Path(which)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} not found")
+        return path
+    for name in ([f"{which}.pth"] + (["latest.pth"] if which == "best" else [])):
+        if (work_dir / name).is_file():
+            return work_dir / name
+    raise FileNotFoundError(f"no {which}.pth in {work_dir}: train first (notebook 01_train, or `tinlib train`)")
+
+
+def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
+                 work_dir: str | os.PathLike | None = None, checkpoint: str = "latest", overrides: dict | None = None,
+                 split: str = "val"):
+    """The trained model of ``config`` and one of its splits, for inspection.
+
+    Args:
+        config, data_root, work_dir, overrides: as for :func:`resolve` / :func:`default_work_dir`.
+        checkpoint: see :func:`find_checkpoint`.
+        split: ``val`` (one centre view per video) or another split of the config.
+
+    Returns:
+        ``(cfg, model, dataset)``: the model in eval mode on the CPU; ``dataset[i]`` is
+        ``(clip [T, 3, H, W], label)``.
+    """
+    from tinlib.checkpoint import load_checkpoint
+    from tinlib.engine.common import build_model, build_split_dataset
+
+    cfg = resolve(config, data_root=data_root, overrides=overrides, quiet=True)
+    model = build_model(cfg, pretrained=False, load_from=False, verbose=False)
+    ckpt = find_checkpoint(default_work_dir(cfg, work_dir), checkpoint)
+    load_checkpoint(model, ckpt, strict=True, verbose=False)
+    return cfg, model.eval(), build_split_dataset(cfg, split)
+
+
+__all__ = ["load_config", "data_overrides", "resolve", "default_work_dir", "run_folder", "find_checkpoint",
+           "load_trained"]

@@ -1,0 +1,224 @@
+"""Notebook steps: one papermill run of a notebook with parameters, skipped when up to date.
+
+A :class:`Step` declares the files it reads (``inputs``) and the files it writes (``outputs``).
+It is skipped when all its outputs exist and are newer than every input and the notebook itself,
+like a make rule. The executed notebook goes to ``<run_dir>/<step name>.ipynb``, with the
+traceback when a cell fails (papermill saves the notebook as it goes).
+
+Standard library only at import time (papermill is imported when a notebook runs).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinlib.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# the Jupyter kernel `make setup` registers for the project's virtual environment
+KERNEL = "tin-kit"
+
+
+class StepFailed(UserError):
+    """A notebook failed (the message names the executed notebook holding the traceback), or ran
+    without writing what it declares."""
+
+    exit_code = 1
+
+
+@dataclass
+class Step:
+    """One papermill run.
+
+    Args:
+        name: the executed notebook's file stem (unique within a run).
+        source: the notebook to run (``notebooks/01_train.ipynb``).
+        parameters: the values papermill injects after the notebook's ``parameters`` cell.
+        inputs: files whose change makes the step stale (the notebook itself always counts).
+        outputs: files the step writes; all present and newer than the inputs = up to date.
+        always: rerun every time (cheap summary steps, or steps that track their own progress).
+        title: the section title in the run's HTML report.
+        group: consecutive steps of the same group run side by side.
+    """
+
+    name: str
+    source: Path
+    parameters: dict[str, Any]
+    inputs: list[Path] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+    always: bool = False
+    title: str = ""
+    group: str | None = None
+
+    @property
+    def notebook(self) -> str:
+        """The notebook's name without folder and suffix (``01_train``)."""
+        return Path(self.source).stem
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def show_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it (for messages)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def freshness(step: Step) -> tuple[bool, str]:
+    """Whether ``step`` is up to date, and why: ``(True, ...)`` when all its outputs exist and none
+    is older than its notebook or any of its inputs."""
+    if step.always:
+        return False, "always runs"
+    if not step.outputs:
+        return False, "declares no outputs"
+    out_times = [_mtime(p) for p in step.outputs]
+    missing = [p for p, t in zip(step.outputs, out_times) if t is None]
+    if missing:
+        return False, f"{show_path(missing[0])} does not exist"
+    oldest_out = min(t for t in out_times if t is not None)
+    newer = [p for p in [Path(step.source), *step.inputs] if (_mtime(p) or 0) > oldest_out]
+    if newer:
+        return False, f"{show_path(newer[0])} is newer than its outputs"
+    return True, "outputs are newer than the inputs"
+
+
+def kernel_name() -> str:
+    """The project kernel when registered (``make setup``), else this interpreter's ``python3``."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        specs = KernelSpecManager().find_kernel_specs()
+    except Exception:  # pragma: no cover - jupyter_client always comes with papermill
+        specs = {}
+    return KERNEL if KERNEL in specs else "python3"
+
+
+def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
+                     log_output: bool = False) -> None:
+    """Run the notebook ``source`` with papermill and save the executed copy to ``output``.
+
+    Args:
+        source: the notebook to run.
+        output: where the executed notebook goes (its folder is created).
+        parameters: injected after the ``parameters`` cell.
+        cwd: the kernel's working directory (default: this process's).
+        log_output: echo the notebook's output while it runs.
+
+    Raises:
+        StepFailed: a cell failed; the message names the executed notebook with the traceback.
+    """
+    import papermill as pm
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(str(source), str(output), parameters=parameters, kernel_name=kernel_name(),
+                            cwd=str(cwd or Path.cwd()), progress_bar=False, log_output=log_output,
+                            request_save_on_cell_execute=True,
+                            # keep the kernel's start-up warnings out of the make output
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    except pm.PapermillExecutionError as err:
+        raise StepFailed(f"{Path(source).name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
+                         f"  the executed notebook with the traceback: {show_path(output)}") from None
+
+
+def _run_one(step: Step, label: str, run_dir: Path, force: bool, log_output: bool, cwd: Path | None) -> dict:
+    fresh, why = freshness(step)
+    if fresh and not force:
+        log.info(f"{label}: up to date, skipped ({why})")
+        return {"step": step.name, "skipped": True, "seconds": 0.0}
+    log.info(f"{label}: running {show_path(step.source)} ({why})")
+    t0 = time.time()
+    executed = run_dir / f"{step.name}.ipynb"
+    execute_notebook(Path(step.source), executed, step.parameters, cwd=cwd, log_output=log_output)
+    missing = [p for p in step.outputs if not p.exists()]
+    if missing:
+        raise StepFailed(f"{step.name}: the notebook ran but did not write {', '.join(map(show_path, missing))}")
+    seconds = time.time() - t0
+    log.info(f"{label}: done in {seconds:.0f} s -> {show_path(executed)}")
+    return {"step": step.name, "skipped": False, "seconds": round(seconds, 1)}
+
+
+def run_steps(steps: Sequence[Step], run_dir: Path, *, force: bool = False, log_output: bool = False,
+              cwd: Path | None = None) -> list[dict[str, Any]]:
+    """Run ``steps`` in order, skipping the up-to-date ones; consecutive steps of one ``group`` run
+    side by side. Stops at the first failure (after the rest of its group).
+
+    Args:
+        steps: what to run.
+        run_dir: where the executed notebooks go.
+        force: rerun up-to-date steps too.
+        log_output: echo the notebooks' output.
+        cwd: the kernels' working directory (default: this process's).
+
+    Returns:
+        one ``{"step", "skipped", "seconds"}`` per step run or skipped.
+
+    Raises:
+        StepFailed: naming every failed step of the batch that failed.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    done: list[dict[str, Any]] = []
+    i = 0
+    while i < len(steps):
+        batch = [steps[i]]
+        while steps[i].group and i + len(batch) < len(steps) and steps[i + len(batch)].group == steps[i].group:
+            batch.append(steps[i + len(batch)])
+        labels = [f"[{i + k + 1}/{len(steps)}] {s.name}" for k, s in enumerate(batch)]
+        if len(batch) == 1:
+            done.append(_run_one(batch[0], labels[0], run_dir, force, log_output, cwd))
+        else:
+            with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+                futures = [pool.submit(_run_one, s, lab, run_dir, force, log_output, cwd)
+                           for s, lab in zip(batch, labels)]
+            errors = []
+            for future in futures:
+                try:
+                    done.append(future.result())
+                except StepFailed as err:
+                    errors.append(str(err))
+            if errors:
+                raise StepFailed("\n".join(errors))
+        i += len(batch)
+    return done
+
+
+def build_report(results: Path, run: str, steps: Sequence[Step] | None = None,
+                 title: str | None = None) -> Path | None:
+    """Render the executed notebooks of ``run`` to ``<results>/reports/<run>.html``.
+
+    Args:
+        results: the results folder (executed notebooks under ``runs/<run>/``).
+        run: the run's name (``demo``, ``sthv1``, ...).
+        steps: the run's steps: their order and titles (default: file order, no titles).
+        title: the page title (default ``tin-kit: <run>``).
+
+    Returns:
+        the HTML file, or None when the run has no executed notebooks.
+    """
+    from tinlib.report.html import build_run_report
+
+    run_dir = results / "runs" / run
+    if not run_dir.is_dir():
+        return None
+    order = [s.name for s in steps] if steps else None
+    titles = {s.name: s.title for s in steps} if steps else {}
+    out = results / "reports" / f"{run}.html"
+    return build_run_report(run_dir, out, title=title or f"tin-kit: {run}", order=order, titles=titles,
+                            results_dir=results)
+
+
+__all__ = ["Step", "StepFailed", "freshness", "execute_notebook", "run_steps", "build_report", "kernel_name",
+           "show_path", "KERNEL"]
