@@ -45,14 +45,31 @@ def setup_logging(level: int = logging.INFO, *, stream=None) -> logging.Logger:
     root.propagate = False
     handler = next((h for h in root.handlers if h.get_name() == _HANDLER_NAME), None)
     if handler is None:
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = _StderrHandler()
         handler.set_name(_HANDLER_NAME)
         handler.setFormatter(_Formatter())
         handler.addFilter(_RankFilter(process_rank()))
         root.addHandler(handler)
-    elif stream is not None and isinstance(handler, logging.StreamHandler):
-        handler.setStream(stream)
+    if isinstance(handler, _StderrHandler):
+        handler.fixed_stream = stream
     return root
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``fixed_stream`` when one was given, else to whatever ``sys.stderr`` is at the time
+    of the call (a notebook kernel, pytest's capture or a redirect may replace it after set-up)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fixed_stream = None
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return self.fixed_stream if self.fixed_stream is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property decides
+        pass
 
 
 class _Formatter(logging.Formatter):
