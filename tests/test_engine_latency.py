@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
+from tinlib.commands.latency import main
 from tinlib.engine.config import load_config
-from tinlib.engine.latency import count_flops, main
+from tinlib.engine.latency import count_flops
 
 
 def test_latency_json_side_by_side(tmp_path):
@@ -59,7 +60,7 @@ def test_mmcv_counting_rules_by_hand():
 @pytest.mark.slow
 def test_r50_counts_match_the_model_zoo_metafile():
     """SPEC §3.3: mmcv-rule FLOPs and parameters of TIN/TSM R50 equal the metafile figures."""
-    from tinlib.engine.common import build_model
+    from tinlib.engine.build import build_model
     from tinlib.engine.latency import count_parameters
 
     torch.set_num_threads(1)

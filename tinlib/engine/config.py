@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from tinlib.errors import UserError
+
 CONFIG_PACKAGE = "tinlib.configs"
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
-class ConfigError(ValueError):
-    """A config that cannot be loaded or is not valid."""
+class ConfigError(UserError, ValueError):
+    """A config that cannot be loaded or is not valid (also a ``ValueError``); exit status 2."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,7 +217,8 @@ POSITIVE = ("model.num_classes", "model.num_segments", "data.videos_per_gpu", "d
             "data.test_videos_per_gpu", "data.scale_size", "data.input_size", "optim.ref_gpus",
             "optim.ref_videos_per_gpu", "train.epochs", "train.log_interval", "train.checkpoint_interval",
             "test.num_clips")
-NON_NEGATIVE = ("data.workers_per_gpu", "train.checkpoint_interval_iters", "optim.lr", "optim.momentum", "optim.weight_decay", "train.val_interval",
+NON_NEGATIVE = ("data.workers_per_gpu", "train.checkpoint_interval_iters", "optim.lr", "optim.momentum",
+                "optim.weight_decay", "train.val_interval",
                 "schedule.warmup_epochs", "schedule.warmup_iters")
 
 
@@ -256,7 +259,8 @@ def _check_values(cfg: Config) -> None:
             errors.append(f"schedule.warmup_ratio={sch.warmup_ratio!r}: must be in (0, 1]")
     if cfg.train.max_iters_per_epoch is not None and cfg.train.max_iters_per_epoch <= 0:
         errors.append("train.max_iters_per_epoch must be > 0 or None")
-    if cfg.test.average_clips is None and (cfg.test.num_clips > 1 or cfg.test.crop != "center" or cfg.test.twice_sample):
+    t = cfg.test
+    if t.average_clips is None and (t.num_clips > 1 or t.crop != "center" or t.twice_sample):
         errors.append("test.average_clips=None returns raw scores of a single view; with several clips or crops "
                       "use 'prob' or 'score'")
     if cfg.model.partial_bn and cfg.model.norm_eval:
@@ -538,6 +542,6 @@ def scaled_lr(cfg: Config, world_size: int) -> LrScaling:
     return LrScaling(cfg.optim.lr, lr, total, ref, world_size, cfg.data.videos_per_gpu, applied)
 
 
-__all__ = ["Config", "ModelConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "TrainConfig", "TestConfig",
-           "ZooConfig", "ConfigError", "load_config", "config_from_dict", "apply_overrides", "parse_override",
-           "merge", "available_configs", "diff_configs", "scaled_lr", "LrScaling"]
+__all__ = ["Config", "ConfigError", "DataConfig", "LrScaling", "ModelConfig", "OptimConfig", "ScheduleConfig",
+           "TestConfig", "TrainConfig", "ZooConfig", "apply_overrides", "available_configs", "config_from_dict",
+           "diff_configs", "load_config", "merge", "parse_override", "scaled_lr"]

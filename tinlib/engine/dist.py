@@ -14,6 +14,8 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
+from tinlib.engine.errors import RunError
+
 
 @dataclass
 class DistContext:
@@ -43,13 +45,13 @@ def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.devic
     if preference not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {preference!r}")
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but CUDA is not available on this machine")
+        raise RunError("--device cuda requested but CUDA is not available on this machine")
     if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     count = torch.cuda.device_count()
     if local_rank >= count:
-        raise RuntimeError(f"LOCAL_RANK={local_rank} but only {count} GPU(s) are visible; start at most "
-                           f"{count} processes per node (torchrun --nproc-per-node {count})")
+        raise RunError(f"LOCAL_RANK={local_rank} but only {count} GPU(s) are visible; start at most "
+                       f"{count} processes per node (torchrun --nproc-per-node {count})")
     return torch.device("cuda", local_rank)
 
 
@@ -126,7 +128,7 @@ def collective_check(fn: Callable[[], Any], error_type: type[Exception] = Runtim
         result = fn()
     except (error_type, ValueError, OSError) as err:
         message = str(err)
-    except Exception as err:  # noqa: BLE001 - re-raised below once every process knows
+    except Exception as err:  # any other error: re-raised below once every process knows
         message, unexpected = f"{type(err).__name__}: {err}", err
     messages = all_gather_object(message)
     failed = [(rank, m) for rank, m in enumerate(messages) if m]
@@ -138,5 +140,5 @@ def collective_check(fn: Callable[[], Any], error_type: type[Exception] = Runtim
     return result
 
 
-__all__ = ["DistContext", "collective_check", "env_world", "resolve_device", "init_distributed", "cleanup", "is_initialized",
-           "barrier", "all_reduce", "all_gather_object", "broadcast_object"]
+__all__ = ["DistContext", "all_gather_object", "all_reduce", "barrier", "broadcast_object", "cleanup",
+           "collective_check", "env_world", "init_distributed", "is_initialized", "resolve_device"]

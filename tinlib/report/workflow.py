@@ -313,7 +313,8 @@ def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
     """``(cfg, model, dataset)``: the trained model (eval mode, CPU) and a single-view split
     (``val``: one centre view per video) for inspection."""
     from tinlib.checkpoint import load_checkpoint
-    from tinlib.engine.common import build_model, build_split_dataset
+    from tinlib.engine.build import build_model
+    from tinlib.engine.splits import build_split_dataset
 
     cfg = resolve(config, data_root=data_root, overrides=overrides, quiet=True)
     model = build_model(cfg, pretrained=False, load_from=False, verbose=False)
