@@ -22,10 +22,13 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: int = 
     (B dynamic when ``dynamic_batch``), its output ``scores [B, K]``. Written atomically."""
     path = Path(path)
     model = model.eval()
-    example = torch.randn(2 if dynamic_batch else 1, views * model.num_segments, 3, input_size, input_size)
+    segments = int(model.num_segments)  # type: ignore[arg-type]
+    example = torch.randn(2 if dynamic_batch else 1, views * segments, 3, input_size, input_size)
     dynamic = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
     program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset, dynamic_shapes=dynamic,
                                 input_names=["frames"], output_names=["scores"], verbose=False)
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no program")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:

@@ -58,6 +58,7 @@ class SkipSampler(Sampler[int]):
         self.base, self.skip = base, skip
 
     def set_epoch(self, epoch: int) -> None:
+        """Select the epoch of ``base``."""
         if hasattr(self.base, "set_epoch"):
             self.base.set_epoch(epoch)
 

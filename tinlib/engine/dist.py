@@ -19,6 +19,9 @@ from tinlib.engine.errors import RunError
 
 @dataclass
 class DistContext:
+    """Where this process stands: its global ``rank`` of ``world_size``, its ``local_rank`` on the
+    node, its ``device`` and the process-group ``backend`` (None for a single process)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -27,10 +30,12 @@ class DistContext:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the process that writes files."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """More than one process, with the process group initialised."""
         return self.world_size > 1 and dist.is_available() and dist.is_initialized()
 
 
@@ -71,15 +76,18 @@ def init_distributed(device: str = "auto", timeout_min: float = 30.0) -> DistCon
 
 
 def cleanup() -> None:
+    """Destroy the process group if there is one (at the end of a command, also after an error)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def is_initialized() -> bool:
+    """Whether a process group exists (False for a single process)."""
     return dist.is_available() and dist.is_initialized()
 
 
 def barrier() -> None:
+    """Wait for every process (a no-op in a single process)."""
     if is_initialized():
         dist.barrier()
 
@@ -101,6 +109,7 @@ def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
 
 
 def all_gather_object(obj: Any) -> list[Any]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every process (``[obj]`` in a single process)."""
     if not is_initialized():
         return [obj]
     out: list[Any] = [None] * dist.get_world_size()
@@ -109,6 +118,7 @@ def all_gather_object(obj: Any) -> list[Any]:
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every process (``obj`` itself in a single process)."""
     if not is_initialized():
         return obj
     box = [obj]

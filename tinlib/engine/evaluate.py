@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,11 +26,14 @@ from tinlib.engine.splits import build_split_dataset, check_data_paths
 from tinlib.engine.torch_settings import autocast, torch_settings
 from tinlib.io import atomic_write, atomic_write_json
 
+if TYPE_CHECKING:
+    from tinlib.models import Recognizer
+
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def run_inference(model: torch.nn.Module, dataset, *, batch_size: int, num_workers: int, device: torch.device,
+def run_inference(model: Recognizer, dataset, *, batch_size: int, num_workers: int, device: torch.device,
                   average_clips: str | None, amp: str = "none", ctx: dist.DistContext | None = None,
                   progress: bool = False, desc: str = "test", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Scores of every sample of ``dataset``, in dataset order, gathered from all processes.

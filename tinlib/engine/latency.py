@@ -25,7 +25,7 @@ import logging
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -39,6 +39,9 @@ from tinlib.engine.errors import RunError
 from tinlib.engine.seeding import seed_everything
 from tinlib.engine.torch_settings import autocast
 from tinlib.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from tinlib.models import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def _mmcv_rule(module: nn.Module, inputs: tuple, output: Any) -> int:
-    x = inputs[0] if inputs else None
+    x: torch.Tensor = inputs[0] if inputs else torch.empty(0)
     if isinstance(module, _ConvNd):
         per_output = module.in_channels // module.groups
         for k in module.kernel_size:
@@ -112,7 +115,7 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def measure_latency(model: nn.Module, clip: torch.Tensor, device: torch.device, *, warmup: int = 5,
+def measure_latency(model: Recognizer, clip: torch.Tensor, device: torch.device, *, warmup: int = 5,
                     iters: int = 200, average_clips: str | None = "prob") -> dict[str, Any]:
     """Time ``model.predict(clip)`` on ``device`` with MMAction2's benchmark method.
 

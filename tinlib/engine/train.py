@@ -183,9 +183,11 @@ class Trainer:
                            f"({len(self.train_set)} videos, {ctx.world_size} processes, drop_last)")
         self.schedule = LrSchedule(cfg.schedule, cfg.train.epochs, self.iters_per_epoch)
 
-        self.start_epoch, self.start_inner, self.best = 0, 0, None
-        if self.resume_from is not None:
-            dist.collective_check(lambda: self._load_resume(self.resume_from), RunError)
+        self.start_epoch, self.start_inner = 0, 0
+        self.best: dict | None = None
+        resume_from = self.resume_from
+        if resume_from is not None:
+            dist.collective_check(lambda: self._load_resume(resume_from), RunError)
         if ctx.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -259,6 +261,7 @@ class Trainer:
         state, error = dist.broadcast_object((state, error)) if self.ctx.world_size > 1 else (state, error)
         if error:
             raise RunError(error)
+        assert isinstance(state, dict)
         if "optimizer" not in state or "meta" not in state:
             raise RunError(f"cannot resume from {path}: it is not a tinlib training checkpoint (no optimizer state); "
                            "use model.load_from to initialize from it instead")

@@ -97,6 +97,7 @@ class JsonLog:
             self.handle.flush()
 
     def close(self) -> None:
+        """Close the file (writes after this fail)."""
         if self.handle is not None:
             self.handle.close()
 
