@@ -376,8 +376,7 @@ class Trainer:
             count += 1
             if (inner + 1) % cfg.train.log_interval == 0 or inner + 1 == n:
                 values = self._reduce_log(sums, count)
-                entry = {"mode": "train", "epoch": epoch + 1, "iter": inner + 1, "lr": lr, **values}
-                self.json_log.write(entry)
+                self._log_train_line(epoch, inner, lr, values)
                 bar.set_postfix(loss=f"{values['loss_cls']:.4f}", lr=f"{lr:.3g}")
                 sums, count = {}, 0
             if every and (inner + 1) % every == 0 and inner + 1 < n:
@@ -398,8 +397,7 @@ class Trainer:
                                        average_clips=cfg.test.average_clips, amp=self.amp, ctx=ctx,
                                        progress=self.progress, desc=f"val {epoch + 1}")
         metrics = evaluate_scores(scores, labels)
-        self.json_log.write({"mode": "val", "epoch": epoch + 1, "iter": len(labels),
-                        "lr": self.optimizer.param_groups[0]["lr"], **metrics})
+        self._log_val_line(epoch, len(labels), metrics)
         log.info("epoch %d val: %s", epoch + 1, "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items()))
         return metrics
 
@@ -467,6 +465,16 @@ class Trainer:
                 "iters_per_epoch": self.iters_per_epoch, "resumed_from_epoch": self.start_epoch,
                 "deterministic": self.deterministic, "amp": self.amp, "sync_bn": self.sync_bn,
                 "git": git_info(), "time": now_iso()}
+
+    def _log_train_line(self, epoch: int, inner: int, lr: float, values: dict) -> None:
+        """A ``mode: "train"`` log.json line after iteration ``inner`` (0-based) of ``epoch`` (0-based):
+        MMAction2's fields, ``values`` averaged over the interval and the processes."""
+        self.json_log.write({"mode": "train", "epoch": epoch + 1, "iter": inner + 1, "lr": lr, **values})
+
+    def _log_val_line(self, epoch: int, num_videos: int, metrics: dict) -> None:
+        """The ``mode: "val"`` log.json line after validating ``epoch`` (0-based) on ``num_videos`` videos."""
+        self.json_log.write({"mode": "val", "epoch": epoch + 1, "iter": num_videos,
+                             "lr": self.optimizer.param_groups[0]["lr"], **metrics})
 
     def _write_train_record(self, record: dict) -> Path:
         """Write ``<results_dir>/<run>/train.json`` (rank 0); returns its path."""
