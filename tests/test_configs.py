@@ -1,10 +1,17 @@
-"""Configs: the zoo rows carry SPEC §6.1's hyperparameters; loading and overrides are validated."""
+"""Configs: the zoo rows carry the published recipes; loading and overrides are validated.
+
+The expected values of the zoo rows are MMAction2 0.x's: the config files
+configs/recognition/tin/tin_r50_1x1x8_40e_sthv1_rgb.py, tin_r50_1x1x8_40e_sthv2_rgb.py and
+tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb.py (model, data, optimizer, schedule, test settings)
+and configs/recognition/tin/metafile.yml (top-1/top-5, parameters, FLOPs).
+"""
 import json
 
 import pytest
 
 from tinlib.engine.config import (ConfigError, apply_overrides, available_configs, config_from_dict, load_config,
                                   parse_override, scaled_lr)
+from tinlib.ops import BACKENDS, GRAD_MODES
 
 ZOO = ("tin_r50_1x1x8_40e_sthv1_rgb", "tin_r50_1x1x8_40e_sthv2_rgb", "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb")
 
@@ -21,8 +28,9 @@ def test_sthv1_row():
     c = load_config("tin_r50_1x1x8_40e_sthv1_rgb")
     assert (c.model.arch, c.model.num_classes, c.model.num_segments, c.model.dropout) == ("tin_r50", 174, 8, 0.8)
     assert (c.model.shift_div, c.model.init_std, c.model.pretrained) == (4, 0.001, "torchvision://resnet50")
-    assert (c.data.kind, c.data.filename_tmpl, c.data.flip, c.data.videos_per_gpu) == ("rawframes", "{:05}.jpg", False, 6)
-    assert (c.data.workers_per_gpu, c.data.test_videos_per_gpu, c.data.input_size, c.data.scale_size) == (2, 1, 224, 256)
+    d = c.data
+    assert (d.kind, d.filename_tmpl, d.flip, d.videos_per_gpu) == ("rawframes", "{:05}.jpg", False, 6)
+    assert (d.workers_per_gpu, d.test_videos_per_gpu, d.input_size, d.scale_size) == (2, 1, 224, 256)
     assert (c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.grad_clip) == (0.02, 0.9, 5e-4, 20.0)
     assert c.optim.fc_lr5 and (c.optim.ref_gpus, c.optim.ref_videos_per_gpu) == (8, 6)
     s = c.schedule
@@ -33,7 +41,7 @@ def test_sthv1_row():
     assert (c.zoo.top1, c.zoo.top5, c.zoo.params, c.zoo.flops) == (44.25, 73.94, 23_895_566, 32_962_097_536)
 
 
-def test_sthv2_row_differs_from_sthv1_where_spec_says():
+def test_sthv2_row_differs_from_sthv1_where_the_mmaction2_configs_differ():
     one, two = load_config(ZOO[0]).to_dict(), load_config(ZOO[1]).to_dict()
     c = load_config(ZOO[1])
     assert c.data.filename_tmpl == "img_{:05}.jpg"
@@ -146,3 +154,21 @@ def test_value_checks():
         config_from_dict({"schedule": {"policy": "step", "steps": [], "warmup": None}})
     with pytest.raises(ConfigError, match="model.arch"):
         config_from_dict({"model": {"arch": "tin_resnet50"}})
+    with pytest.raises(ConfigError, match="model.arch='tsm_r51'"):
+        config_from_dict({"model": {"arch": "tsm_r51"}})  # the pattern, but no such ResNet
+    for arch in ("tin_r18", "tsm_r34", "tsn_r101"):
+        assert config_from_dict({"model": {"arch": arch}}).model.arch == arch
+
+
+def test_interlace_options_are_checked_when_the_config_is_loaded():
+    # a typo fails at load time (not at the first forward pass), on one line naming every valid value
+    with pytest.raises(ConfigError) as err:
+        load_config(ZOO[0], ["model.interlace_backend=trion"])
+    text = str(err.value)
+    assert "\n" not in text and "model.interlace_backend='trion'" in text
+    assert all(repr(b) in text for b in BACKENDS)
+    with pytest.raises(ConfigError) as err:
+        load_config(ZOO[0], ["model.interlace_grad=true_gradient"])
+    assert all(repr(g) in str(err.value) for g in GRAD_MODES)
+    for backend in BACKENDS:
+        assert load_config(ZOO[0], [f"model.interlace_backend={backend}"]).model.interlace_backend == backend

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from tinlib.checkpoint import read_checkpoint
-from tinlib.engine.evaluate import main as evaluate_main
+from tinlib.commands.test import main as evaluate_main
+from tinlib.commands.train import main as train_main
 from tinlib.engine.train import ITER_SLEEP_ENV
-from tinlib.engine.train import main as train_main
 
 CONFIG = "demo_tin_r18_synthetic"
 
@@ -120,7 +120,7 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(synth, tmp_path):
     meta = read_checkpoint(victim / "latest.pth")["meta"]
     assert meta["epoch"] == 1 and meta["inner_iter"] in (6, 9)  # killed mid-epoch 2
     resumed = run_cli(["train", *args, "--work-dir", str(victim), "--resume", "auto"])
-    assert "resumed from" in resumed.stdout
+    assert "resumed from" in resumed.stderr  # messages go to the log (stderr)
 
     a, b = weights(ref / "latest.pth"), weights(victim / "latest.pth")
     assert a.keys() == b.keys()

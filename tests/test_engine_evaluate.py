@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tinlib.checkpoint import save_checkpoint, sha256_of
-from tinlib.engine.common import RunError
 from tinlib.engine.config import config_from_dict
+from tinlib.engine.errors import RunError
 from tinlib.engine.evaluate import evaluate
 from tinlib.engine.metrics import evaluate_scores
 from tinlib.models import build_recognizer

@@ -1,4 +1,5 @@
-"""tinlib.engine.metrics against hand-computed cases and a loop-by-loop reading of SPEC §8."""
+"""tinlib.engine.metrics against hand-computed cases and a loop-by-loop reading of MMAction2's definitions
+(stated in tinlib.engine.metrics)."""
 import numpy as np
 import pytest
 
@@ -45,7 +46,7 @@ def test_mean_class_accuracy_counts_predicted_but_absent_classes_as_zero():
 
 
 def _reference(scores, labels, ks):
-    """SPEC §8 spelled out with loops."""
+    """MMAction2's top-k and mean class accuracy spelled out with loops."""
     m, k = scores.shape
     tops = []
     for kk in ks:

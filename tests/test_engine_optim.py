@@ -1,4 +1,4 @@
-"""Parameter groups of SPEC §6.2 on real recognizers, SGD and gradient clipping."""
+"""MMAction2's TSM parameter groups (see tinlib.engine.optim) on real recognizers, SGD and gradient clipping."""
 import pytest
 import torch
 from torch import nn

@@ -1,4 +1,4 @@
-"""LR schedules (SPEC §6.3): values at key positions of the three zoo recipes."""
+"""LR schedules (mmcv 0.x semantics, see tinlib.engine.schedule): values at key positions of the three zoo recipes."""
 import math
 
 import pytest

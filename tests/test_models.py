@@ -1,45 +1,81 @@
-
+"""Recognizers: parameter counts and layer layout derived from ResNet shapes, TIN's initialisation,
+the interlace against hand-computed values, shapes of the test modes, gradients."""
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from tinlib.models import TemporalInterlace, TemporalShift, build_recognizer, parse_arch
 from mmaction_layout import naive_interlace
 
 
-@pytest.mark.parametrize("arch, classes, expected", [
-    # parameter counts of MMAction2's model-zoo metafiles
+def _resnet50_blocks():
+    """torchvision's ResNet-50 (He et al. 2016: bottleneck stages of 3, 4, 6 and 3 blocks)."""
+    net = torchvision.models.resnet50()
+    return net, [block for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for block in layer]
+
+
+def _tin_block_parameters(fold: int, t: int) -> int:
+    """Parameters TIN adds in front of one block, from its layer shapes: OffsetNet = Conv1d(F, 1, 3)
+    + Linear(T, T) + Linear(T, 2); WeightNet = Conv1d(F, 2, 3) (weights and biases)."""
+    return (3 * fold + 1) + (t * t + t) + (2 * t + 2) + (6 * fold + 2)
+
+
+def _expected_parameters(arch: str, classes: int, t: int = 8) -> int:
+    """ResNet-50 with a ``classes``-way fc (TSM's shift adds nothing; TSN is the plain ResNet), plus
+    for TIN one interlace per block on a quarter of the block's input channels."""
+    net, blocks = _resnet50_blocks()
+    plain = sum(p.numel() for p in net.parameters()) - net.fc.weight.numel() - net.fc.bias.numel()
+    total = plain + 2048 * classes + classes
+    if arch == "tin_r50":
+        total += sum(_tin_block_parameters(block.conv1.in_channels // 4, t) for block in blocks)
+    return total
+
+
+@pytest.mark.parametrize("arch, classes, published", [
+    # "params" of MMAction2 0.x's model-zoo metafiles: configs/recognition/tin/metafile.yml (sthv1/sthv2
+    # rows: 174 classes; Kinetics-400 row: 400), configs/recognition/tsm/metafile.yml (Something-Something
+    # and Kinetics-400 R50 1x1x8 rows), configs/recognition/tsn/metafile.yml (R50 1x1x8 sthv2 row)
     ("tin_r50", 174, 23_895_566),
     ("tin_r50", 400, 24_358_640),
     ("tsm_r50", 174, 23_864_558),
     ("tsm_r50", 400, 24_327_632),
     ("tsn_r50", 174, 23_864_558),
 ])
-def test_parameter_counts_match_the_model_zoo(arch, classes, expected):
+def test_parameter_counts_follow_from_the_layer_shapes_and_match_the_model_zoo(arch, classes, published):
+    expected = _expected_parameters(arch, classes)
+    assert expected == published  # the derivation above reproduces the published figure
     model = build_recognizer(arch, classes)
     assert sum(p.numel() for p in model.parameters()) == expected
 
 
-def test_tin_r50_has_one_interlace_per_block_with_the_published_folds():
+def test_tin_r50_has_one_interlace_per_block_on_a_quarter_of_its_input():
     model = build_recognizer("tin_r50", 174)
     folds = [m.fold for m in model.modules() if isinstance(m, TemporalInterlace)]
-    assert folds == [16, 64, 64, 64, 128, 128, 128] + [128, 256, 256, 256, 256, 256] + [256, 512, 512]
-    assert sum(folds) == 3280
-    assert len(model.state_dict()) == 448  # as MMAction2's TIN-R50 checkpoints
+    net, blocks = _resnet50_blocks()
+    assert folds == [block.conv1.in_channels // 4 for block in blocks]  # shift_div 4, every block
+    # the state dict: torchvision's ResNet-50 entries (fc included) plus the 8 tensors of each
+    # interlace (weight and bias of OffsetNet's conv, fc1, fc2 and of WeightNet's conv)
+    assert len(model.state_dict()) == len(net.state_dict()) + 8 * len(blocks)
+    assert len(model.state_dict()) == 448  # the number of tensors in MMAction2's published TIN-R50 checkpoints
 
 
 def test_tsm_on_deep_resnet_uses_every_second_block_of_layer3():
     model = build_recognizer("tsm_r101", 10)
     shifted = [name for name, m in model.named_modules() if isinstance(m, TemporalShift)]
     layer3 = [n for n in shifted if n.startswith("backbone.layer3.")]
-    assert len(layer3) == 12 and "backbone.layer3.1.conv1.temporal" not in layer3
+    # ResNet-101 has 3, 4, 23 and 3 blocks; TSM shifts in blocks 0, 2, ..., 22 of layer3 only
+    assert layer3 == [f"backbone.layer3.{i}.conv1.temporal" for i in range(0, 23, 2)]
     assert len(shifted) == 3 + 4 + 12 + 3
 
 
 def test_initialisation_of_new_layers():
     model = build_recognizer("tin_r50", 174)
     tin = model.backbone.layer2[1].conv1.temporal
+    # MMAction2's OffsetNet starts fc2's bias at 0.5108 ~ ln(5/3), so that the first offsets,
+    # 4 * (sigmoid(0.5108) - 0.5), are half a frame
     assert torch.all(tin.offset_net.fc2.bias == 0.5108)
+    assert 4 * (torch.sigmoid(torch.tensor(0.5108)) - 0.5) == pytest.approx(0.5, abs=1e-4)
     assert torch.all(tin.weight_net.conv.bias == 0)
     assert torch.all(model.cls_head.fc_cls.bias == 0)
     assert model.cls_head.fc_cls.weight.std().item() == pytest.approx(0.001, rel=0.05)
@@ -64,8 +100,12 @@ class _Fixed(nn.Module):
         return self.value.expand(pooled.shape[0], *self.value.shape[1:])
 
 
-def test_interlace_reproduces_worked_example_b():
-    # N=1, T=4, C=8, shift_div=2 -> fold 4, one channel per quarter; x[t][c] = 10(c+1) + (t+1)
+def test_interlace_on_a_hand_computed_example():
+    # N=1, T=4, C=8, shift_div=2 -> fold 4, one channel per quarter; x[t][c] = 10(c+1) + (t+1).
+    # Quarter q of the fold is shifted by +o0, +o1, -o0, -o1 and scaled by the weight of its
+    # offset group: out[t][q] = w[t][g] * x(t - shift), x linearly interpolated, 0 outside [0, T).
+    # E.g. out[0][0] = 1.0 * (0.7 * x[0][0] + 0.3 * 0) = 7.7 and out[1][0] = 1.2 * (0.3 * 11 + 0.7 * 12)
+    # = 14.04; the channels after the fold pass through.
     tin = TemporalInterlace(8, num_segments=4, shift_div=2)
     tin.offset_net = _Fixed(torch.tensor([[0.3, -1.25]]))
     tin.weight_net = _Fixed(torch.tensor([[[1.0, 0.5], [1.2, 0.8], [0.9, 1.1], [1.5, 0.25]]]))
@@ -123,7 +163,8 @@ def test_gradients_reach_every_parameter_of_tin():
     loss.backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert dead == []
-    offset_grads = [m.offset_net.fc2.weight.grad.abs().sum() for m in model.modules() if isinstance(m, TemporalInterlace)]
+    offset_grads = [m.offset_net.fc2.weight.grad.abs().sum() for m in model.modules()
+                    if isinstance(m, TemporalInterlace)]
     assert all(g > 0 for g in offset_grads)
 
 

@@ -23,11 +23,11 @@ DEBUG_ENV = "TINLIB_DEBUG"
 COMMANDS = {
     "prepare": ("tinlib.commands.prepare", "build annotation lists / extract frames from official files"),
     "fetch": ("tinlib.commands.fetch", "download published checkpoints/logs into torch's hub cache"),
-    "train": ("tinlib.engine.train", "train a config (single process or under torchrun)"),
-    "test": ("tinlib.engine.evaluate", "evaluate a checkpoint: top-1/top-5/mean class accuracy"),
-    "latency": ("tinlib.engine.latency", "inference latency, FLOPs and parameters"),
+    "train": ("tinlib.commands.train", "train a config (single process or under torchrun)"),
+    "test": ("tinlib.commands.test", "evaluate a checkpoint: top-1/top-5/mean class accuracy"),
+    "latency": ("tinlib.commands.latency", "inference latency, FLOPs and parameters"),
     "zoo": ("tinlib.report.zoo", "rewrite results/model_zoo.md from results/"),
-    "export": ("tinlib.export", "export a recognizer to ONNX"),
+    "export": ("tinlib.commands.export", "export a recognizer to ONNX"),
 }
 
 

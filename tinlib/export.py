@@ -5,12 +5,13 @@ ONNX graph holds only standard operators and computes the offsets from its input
 """
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from tinlib.errors import UserError
 
 DEFAULT_OPSET = 18
 
@@ -21,10 +22,13 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: int = 
     (B dynamic when ``dynamic_batch``), its output ``scores [B, K]``. Written atomically."""
     path = Path(path)
     model = model.eval()
-    example = torch.randn(2 if dynamic_batch else 1, views * model.num_segments, 3, input_size, input_size)
+    segments = int(model.num_segments)  # type: ignore[arg-type]
+    example = torch.randn(2 if dynamic_batch else 1, views * segments, 3, input_size, input_size)
     dynamic = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
     program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset, dynamic_shapes=dynamic,
                                 input_names=["frames"], output_names=["scores"], verbose=False)
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no program")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -40,8 +44,8 @@ def onnx_max_abs_diff(model: nn.Module, path: str | os.PathLike, frames: torch.T
     """Largest |PyTorch - onnxruntime| over the scores of ``frames [B, V*T, 3, S, S]``."""
     try:
         import onnxruntime as ort
-    except ImportError as err:
-        raise RuntimeError("onnxruntime is not installed: pip install 'tinlib[onnx]'") from err
+    except ImportError:
+        raise UserError("onnxruntime is not installed: pip install 'tinlib[onnx]', or pass --no-verify") from None
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         expected = model.eval()(frames).numpy()
@@ -49,41 +53,4 @@ def onnx_max_abs_diff(model: nn.Module, path: str | os.PathLike, frames: torch.T
     return float(abs(expected - got).max())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinlib export", description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="config name (tinlib/configs) or path")
-    parser.add_argument("checkpoint", help="trained checkpoint (any layout tinlib.checkpoint reads)")
-    parser.add_argument("out", help="output .onnx file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. model.num_classes=10 (repeatable)")
-    parser.add_argument("--input-size", type=int, default=None, help="frame side (default: the config's)")
-    parser.add_argument("--views", type=int, default=1, help="views (clips x crops) per sample")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
-    parser.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
-    parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="unpickle the checkpoint fully (only for files you trust)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    from tinlib.engine.common import RunError, build_model, check_checkpoint_fits
-    from tinlib.engine.config import ConfigError, load_config
-
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        model = build_model(cfg, pretrained=False, load_from=False, verbose=False)
-        check_checkpoint_fits(model, args.checkpoint, cfg, trusted=args.trust_checkpoint)
-    except (ConfigError, RunError) as err:
-        print(f"tinlib export: {err}")
-        return 2
-    size = args.input_size or cfg.data.input_size
-    out = export_onnx(model, args.out, input_size=size, views=args.views, opset=args.opset,
-                      dynamic_batch=not args.static_batch)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): frames [B, {args.views * cfg.model.num_segments}, 3, "
-          f"{size}, {size}] -> scores [B, {cfg.model.num_classes}]")
-    if not args.no_verify:
-        frames = torch.randn(2, args.views * cfg.model.num_segments, 3, size, size)
-        print(f"onnxruntime vs PyTorch, max |difference| of the scores: {onnx_max_abs_diff(model, out, frames):.2e}")
-    return 0
+__all__ = ["DEFAULT_OPSET", "export_onnx", "onnx_max_abs_diff"]

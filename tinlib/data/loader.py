@@ -1,47 +1,81 @@
-"""DataLoader construction: epoch-seeded shuffling, per-worker seeding, DistributedSampler, pinning.
+"""The one DataLoader stack of tinlib: training, validation, testing and the tests all use it.
 
-Reproducibility: given ``seed``, the order of samples in epoch ``e`` and every random draw of the
-pipeline (sampling offsets, crops, flips) depend only on ``(seed, e, index)``, not on the number
-of workers. ``loader.set_epoch(e)`` selects the epoch explicitly (as with DistributedSampler);
-without it, each new pass over the loader moves to the next epoch.
+Batches are ``(clips [B, V*T, 3, H, W], labels [B])``.
+
+Reproducibility, given ``seed``:
+
+- order: with ``shuffle`` the samples of epoch ``e`` are ``torch.randperm`` drawn from a generator
+  seeded with ``seed + e`` (``DistributedSampler``'s rule), sharded over the processes (process
+  ``r`` of ``W`` takes positions ``r, r + W, ...``, padded by repetition to equal lengths); without
+  ``shuffle`` every process takes every W-th sample in dataset order, without padding.
+- augmentation: tinlib datasets draw item ``i``'s random choices from ``(seed, e, i)`` (see
+  ``tinlib.data.ClipDataset``), so the pixels do not depend on the number of workers.
+- workers: at every epoch the loader's generator is seeded with ``derive_seed(seed, e, rank, 2)``;
+  torch gives worker ``w`` the torch seed ``base + w`` with ``base`` drawn from that generator, and
+  :func:`seed_worker` seeds python's and numpy's global RNGs from it.
+
+``loader.set_epoch(e)`` selects the epoch (as with ``DistributedSampler``); without it, each new
+pass over the loader moves to the next epoch.
 """
 from __future__ import annotations
 
-import functools
+import itertools
 import random
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-__all__ = ["ClipLoader", "EpochShuffleSampler", "build_loader", "seed_worker"]
+from tinlib.engine.seeding import derive_seed
+
+__all__ = ["ClipLoader", "ShardSampler", "SkipSampler", "build_loader", "seed_worker"]
+
+# the last key of derive_seed for the loader's generator (the engine uses 1 for the model's
+# initialisation and 3 for the per-iteration torch seed)
+_WORKER_STREAM = 2
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation drawn from ``(seed, epoch)``; same order for a given epoch whatever the workers."""
+class ShardSampler(Sampler[int]):
+    """Process ``rank`` of ``num_replicas`` takes indices ``rank, rank + W, rank + 2W, ...`` of
+    ``range(length)``, without padding (every sample is scored exactly once over the processes)."""
 
-    def __init__(self, length: int, seed: int = 0):
-        self.length, self.seed, self.epoch = length, seed, 0
+    def __init__(self, length: int, num_replicas: int = 1, rank: int = 0):
+        self.length, self.num_replicas, self.rank = length, num_replicas, rank
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __iter__(self):
-        g = torch.Generator()
-        g.manual_seed(int(self.seed) * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=g).tolist())
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.num_replicas))
 
     def __len__(self) -> int:
-        return self.length
+        return len(range(self.rank, self.length, self.num_replicas))
 
 
-def seed_worker(worker_id: int, seed: int, epoch_holder: list[int]) -> None:
-    """Seed python, numpy and torch in a worker from ``(seed, epoch, worker_id)`` (for code that
-    uses global RNGs; the datasets themselves draw from per-item generators)."""
-    value = (int(seed) * 1_000_003 + epoch_holder[0] * 1_009 + worker_id) % 2**32
-    random.seed(value)
-    np.random.seed(value)
-    torch.manual_seed(value)
+class SkipSampler(Sampler[int]):
+    """``base`` without its first ``skip`` indices (the part of an epoch a resumed run has done);
+    ``set_epoch`` is passed on to ``base``."""
+
+    def __init__(self, base: Sampler, skip: int):
+        self.base, self.skip = base, skip
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch of ``base``."""
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.base), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(len(self.base) - self.skip, 0)  # type: ignore[arg-type]
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn``: seed python's and numpy's global RNGs in a worker from the torch seed
+    the DataLoader gave it (``base + worker_id``), for code that uses global RNGs; the datasets
+    themselves draw from per-item generators."""
+    seed = torch.initial_seed()
+    np.random.seed(seed % (2 ** 32))
+    random.seed(seed)
 
 
 def _base_dataset(dataset: Dataset) -> Dataset:
@@ -51,53 +85,80 @@ def _base_dataset(dataset: Dataset) -> Dataset:
 
 
 class ClipLoader(DataLoader):
-    """A DataLoader with ``set_epoch``: forwards the epoch to the sampler and the dataset."""
+    """A DataLoader with ``set_epoch``: at each pass it forwards the epoch to the sampler and the
+    dataset and seeds the workers' generator from ``(seed, epoch, rank)``."""
 
-    def __init__(self, *args, seed: int = 0, **kwargs):
-        self._epoch_holder = [0]  # read by seed_worker in the workers (copied at worker start)
-        super().__init__(*args, worker_init_fn=functools.partial(seed_worker, seed=seed,
-                                                                 epoch_holder=self._epoch_holder), **kwargs)
+    def __init__(self, dataset: Dataset, *, seed: int = 0, rank: int = 0, **kwargs):
+        self.seed, self.rank = int(seed), int(rank)
+        self._epoch = 0
         self._next_epoch = 0
+        num_workers = kwargs.get("num_workers", 0)
+        super().__init__(dataset, generator=torch.Generator(), worker_init_fn=seed_worker if num_workers else None,
+                         **kwargs)
 
     @property
     def epoch(self) -> int:
-        return self._epoch_holder[0]
+        """The epoch of the latest pass (0 before the first)."""
+        return self._epoch
 
     def set_epoch(self, epoch: int) -> None:
+        """Make the next pass epoch ``epoch``."""
         self._next_epoch = int(epoch)
 
     def __iter__(self):
-        epoch = self._next_epoch
-        self._epoch_holder[0] = epoch
+        epoch = self._epoch = self._next_epoch
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
         base = _base_dataset(self.dataset)
         if hasattr(base, "epoch"):
             base.epoch = epoch
+        assert self.generator is not None
+        self.generator.manual_seed(derive_seed(self.seed, epoch, self.rank, _WORKER_STREAM))
         self._next_epoch = epoch + 1
         return super().__iter__()
 
 
 def build_loader(dataset: Dataset, batch_size: int, *, num_workers: int = 2, shuffle: bool, seed: int = 0,
-                 distributed: bool = False, drop_last: bool = False, pin_memory: bool | None = None) -> ClipLoader:
-    """A ``ClipLoader`` over ``dataset``; batches are ``(clips [B, V*T, 3, H, W], labels [B])``.
+                 distributed: bool = False, num_replicas: int | None = None, rank: int | None = None,
+                 drop_last: bool = False, pin_memory: bool | None = None, skip: int = 0) -> ClipLoader:
+    """A :class:`ClipLoader` over ``dataset``; batches are ``(clips [B, V*T, 3, H, W], labels [B])``.
 
-    ``distributed`` uses ``DistributedSampler`` (needs an initialised process group; each rank
-    gets its own shard, shuffled from ``seed`` and the epoch). ``pin_memory`` None pins only when
-    CUDA is available. The dataset (if it supports it) gets ``seed`` so augmentations are
-    reproducible; call ``loader.set_epoch(epoch)`` at the start of each epoch.
+    Args:
+        dataset: items ``(clip [V*T, 3, H, W], label)``; a dataset with ``seed``/``epoch``
+            attributes (tinlib's) gets ``seed`` and the epoch of each pass.
+        batch_size: samples per batch and process.
+        num_workers: loader worker processes (0: load in this process).
+        shuffle: a new permutation every epoch (training); otherwise dataset order (evaluation).
+        seed: the run's seed (order, augmentation and worker seeds derive from it, see above).
+        distributed: shard over the processes of the initialised process group (``num_replicas``
+            and ``rank`` default to its world size and rank); also sharded whenever
+            ``num_replicas`` > 1 is given.
+        drop_last: drop the last incomplete batch of each process.
+        pin_memory: None pins only when CUDA is available.
+        skip: leave out the first ``skip`` samples of this process's order in every epoch (the
+            rest of an epoch after a resume).
     """
+    if num_replicas is None or rank is None:
+        if distributed:
+            import torch.distributed as dist
+
+            num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
+            rank = dist.get_rank() if rank is None else rank
+        else:
+            num_replicas, rank = num_replicas or 1, rank or 0
     base = _base_dataset(dataset)
     if hasattr(base, "seed"):
         base.seed = int(seed)
-    if distributed:
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
-    elif shuffle:
-        sampler = EpochShuffleSampler(len(dataset), seed=seed)
+    sampler: Sampler[int]
+    if shuffle:
+        sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
+                                     drop_last=False)
     else:
-        sampler = None
+        sampler = ShardSampler(len(dataset), num_replicas, rank)  # type: ignore[arg-type]
+    if skip:
+        sampler = SkipSampler(sampler, skip)
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
     return ClipLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory, drop_last=drop_last, seed=seed,
+                      pin_memory=pin_memory, drop_last=drop_last, seed=seed, rank=rank,
                       persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None)

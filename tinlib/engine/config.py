@@ -19,7 +19,6 @@ import difflib
 import importlib
 import json
 import math
-import re
 import runpy
 import types
 import typing
@@ -27,12 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from tinlib.errors import UserError
+
 CONFIG_PACKAGE = "tinlib.configs"
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
-class ConfigError(ValueError):
-    """A config that cannot be loaded or is not valid."""
+class ConfigError(UserError, ValueError):
+    """A config that cannot be loaded or is not valid (also a ``ValueError``); exit status 2."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,14 +43,14 @@ class ConfigError(ValueError):
 class ModelConfig:
     """The recognizer (``tinlib.models.build_recognizer``) and its initialization."""
 
-    arch: str = "tin_r50"                      # tin_rD | tsm_rD | tsn_rD, D in 18/34/50/101
+    arch: str = "tin_r50"                      # tin_rD | tsm_rD | tsn_rD (tinlib.models.parse_arch)
     num_classes: int = 174
     num_segments: int = 8                      # T: segments per video (also the data sampling)
     dropout: float = 0.8                       # before fc_cls
     shift_div: Optional[int] = None            # None: 4 for TIN, 8 for TSM
     init_std: float = 0.001                    # fc_cls weight ~ N(0, init_std^2)
-    interlace_grad: str = "adjoint"            # adjoint | mmcv (data gradient of the shift)
-    interlace_backend: str = "auto"
+    interlace_grad: str = "adjoint"            # tinlib.ops.GRAD_MODES: adjoint | mmcv (data gradient of the shift)
+    interlace_backend: str = "auto"            # tinlib.ops.BACKENDS: auto | reference | triton
     pretrained: Optional[str] = None           # None | local file | "torchvision://resnet50"
     load_from: Optional[str] = None            # whole-model init (e.g. the TSM-K400 checkpoint)
     load_strict: bool = True                   # False: load what fits and report the rest (MMAction2)
@@ -120,6 +121,8 @@ class ScheduleConfig:
 
 @dataclass
 class TrainConfig:
+    """The training loop: epochs, validation and checkpoint intervals, logging, precision, seeds."""
+
     epochs: int = 40
     val_interval: int = 5                      # validate every N epochs (0: never)
     checkpoint_interval: int = 1               # write latest.pth every N epochs
@@ -167,6 +170,8 @@ class ZooConfig:
 
 @dataclass
 class Config:
+    """A whole run configuration: its name (the config file's), output folders and the sections."""
+
     name: str = ""
     description: str = ""
     work_dir: str = ""                         # "" -> work_dirs/<name>
@@ -181,16 +186,21 @@ class Config:
 
     # ---- conveniences -------------------------------------------------------------------
     def to_dict(self) -> dict:
+        """The config as nested plain dicts (what run records store)."""
         return dataclasses.asdict(self)
 
     def resolved_work_dir(self) -> Path:
+        """``work_dir``, or ``work_dirs/<name>`` when it is empty."""
         return Path(self.work_dir or Path("work_dirs") / self.name)
 
     def data_path(self, relative: str) -> Path:
+        """``relative`` under ``data.root`` (an absolute path is returned as it is)."""
         path = Path(relative)
         return path if path.is_absolute() else Path(self.data.root) / path
 
     def validate(self) -> "Config":
+        """Check the values beyond their types (allowed sets, ranges, combinations); raises
+        :class:`ConfigError` listing every problem, else returns the config."""
         _check_values(self)
         return self
 
@@ -198,9 +208,7 @@ class Config:
 # --------------------------------------------------------------------------------------------
 # Value checks beyond types
 # --------------------------------------------------------------------------------------------
-ARCH_RE = re.compile(r"^(tin|tsm|tsn)_r(18|34|50|101)$")
 CHOICES = {
-    "model.interlace_grad": ("adjoint", "mmcv"),
     "optim.type": ("sgd", "adamw"),
     "model.tsm_conv1": ("transfer", "skip"),
     "data.kind": ("rawframes", "videos"),
@@ -215,7 +223,8 @@ POSITIVE = ("model.num_classes", "model.num_segments", "data.videos_per_gpu", "d
             "data.test_videos_per_gpu", "data.scale_size", "data.input_size", "optim.ref_gpus",
             "optim.ref_videos_per_gpu", "train.epochs", "train.log_interval", "train.checkpoint_interval",
             "test.num_clips")
-NON_NEGATIVE = ("data.workers_per_gpu", "train.checkpoint_interval_iters", "optim.lr", "optim.momentum", "optim.weight_decay", "train.val_interval",
+NON_NEGATIVE = ("data.workers_per_gpu", "train.checkpoint_interval_iters", "optim.lr", "optim.momentum",
+                "optim.weight_decay", "train.val_interval",
                 "schedule.warmup_epochs", "schedule.warmup_iters")
 
 
@@ -226,11 +235,23 @@ def _get(cfg: Config, dotted: str) -> Any:
     return obj
 
 
+def _choices() -> dict[str, tuple]:
+    """The allowed values of the keys with a fixed set; the model's come from where they are
+    defined (``tinlib.ops``), so the config accepts exactly what the model can run."""
+    from tinlib.ops import BACKENDS, GRAD_MODES
+
+    return {"model.interlace_grad": tuple(GRAD_MODES), "model.interlace_backend": tuple(BACKENDS), **CHOICES}
+
+
 def _check_values(cfg: Config) -> None:
+    from tinlib.models import parse_arch
+
     errors = []
-    if not ARCH_RE.match(cfg.model.arch):
-        errors.append(f"model.arch={cfg.model.arch!r}: use tin_/tsm_/tsn_ + r18/r34/r50/r101 (e.g. tin_r50)")
-    for key, allowed in CHOICES.items():
+    try:
+        parse_arch(cfg.model.arch)
+    except ValueError as err:
+        errors.append(f"model.arch={cfg.model.arch!r}: {err}")
+    for key, allowed in _choices().items():
         value = _get(cfg, key)
         if value not in allowed:
             errors.append(f"{key}={value!r}: must be one of {', '.join(repr(a) for a in allowed)}")
@@ -256,11 +277,14 @@ def _check_values(cfg: Config) -> None:
             errors.append(f"schedule.warmup_ratio={sch.warmup_ratio!r}: must be in (0, 1]")
     if cfg.train.max_iters_per_epoch is not None and cfg.train.max_iters_per_epoch <= 0:
         errors.append("train.max_iters_per_epoch must be > 0 or None")
-    if cfg.test.average_clips is None and (cfg.test.num_clips > 1 or cfg.test.crop != "center" or cfg.test.twice_sample):
+    t = cfg.test
+    if t.average_clips is None and (t.num_clips > 1 or t.crop != "center" or t.twice_sample):
         errors.append("test.average_clips=None returns raw scores of a single view; with several clips or crops "
                       "use 'prob' or 'score'")
     if cfg.model.partial_bn and cfg.model.norm_eval:
         errors.append("model.partial_bn and model.norm_eval are alternatives; set at most one")
+    if len(errors) == 1:
+        raise ConfigError(f"config {cfg.name or '<unnamed>'} is not valid: {errors[0]}")
     if errors:
         raise ConfigError(f"config {cfg.name or '<unnamed>'} is not valid:\n  " + "\n  ".join(errors))
 
@@ -268,6 +292,11 @@ def _check_values(cfg: Config) -> None:
 # --------------------------------------------------------------------------------------------
 # dict <-> dataclass with strict keys and types
 # --------------------------------------------------------------------------------------------
+def _is_section(tp: Any) -> bool:
+    """Whether a schema annotation is a section (a dataclass) rather than a value."""
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -343,7 +372,7 @@ def _build(cls: type, values: dict, where: str) -> Any:
             raise ConfigError(_valid_keys_message(cls, where, key))
         full = ".".join(filter(None, [where, key]))
         tp = hints[key]
-        if dataclasses.is_dataclass(tp):
+        if _is_section(tp):
             kwargs[key] = _build(tp, value, full)
         else:
             kwargs[key] = _coerce(value, tp, full)
@@ -435,7 +464,7 @@ def _check_override_key(key: str) -> None:
     cls: Any = Config
     where = ""
     for part in key.split("."):
-        if not dataclasses.is_dataclass(cls):
+        if not _is_section(cls):
             raise ConfigError(f"bad override {key!r}: {where!r} is a value, not a section")
         hints = _field_types(cls)
         if part not in hints:
@@ -448,6 +477,7 @@ def _check_override_key(key: str) -> None:
 # Loading
 # --------------------------------------------------------------------------------------------
 def available_configs() -> list[str]:
+    """The names of the configs in ``tinlib/configs`` (sorted)."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.py") if not p.stem.startswith("_"))
 
 
@@ -506,6 +536,8 @@ def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class LrScaling:
+    """The learning rate of a run after the linear scaling rule, and what it was computed from."""
+
     base_lr: float
     lr: float
     total_batch: int
@@ -515,6 +547,7 @@ class LrScaling:
     applied: bool
 
     def message(self) -> str:
+        """One line for the log: the lr and why (scaled, equal to the reference, or unscaled)."""
         setting = f"total batch {self.total_batch} ({self.world_size} process(es) x {self.videos_per_gpu} videos)"
         ref = f"reference {self.ref_batch}"
         if self.total_batch == self.ref_batch:
@@ -525,6 +558,7 @@ class LrScaling:
         return f"lr {self.lr:g} unscaled (optim.scale_lr=False) although {setting} differs from the {ref}"
 
     def to_dict(self) -> dict:
+        """The fields as a dict (for log.json and train.json)."""
         return dataclasses.asdict(self)
 
 
@@ -538,6 +572,6 @@ def scaled_lr(cfg: Config, world_size: int) -> LrScaling:
     return LrScaling(cfg.optim.lr, lr, total, ref, world_size, cfg.data.videos_per_gpu, applied)
 
 
-__all__ = ["Config", "ModelConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "TrainConfig", "TestConfig",
-           "ZooConfig", "ConfigError", "load_config", "config_from_dict", "apply_overrides", "parse_override",
-           "merge", "available_configs", "diff_configs", "scaled_lr", "LrScaling"]
+__all__ = ["Config", "ConfigError", "DataConfig", "LrScaling", "ModelConfig", "OptimConfig", "ScheduleConfig",
+           "TestConfig", "TrainConfig", "ZooConfig", "apply_overrides", "available_configs", "config_from_dict",
+           "diff_configs", "load_config", "merge", "parse_override", "scaled_lr"]

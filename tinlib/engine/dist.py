@@ -14,9 +14,14 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
+from tinlib.engine.errors import RunError
+
 
 @dataclass
 class DistContext:
+    """Where this process stands: its global ``rank`` of ``world_size``, its ``local_rank`` on the
+    node, its ``device`` and the process-group ``backend`` (None for a single process)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -25,10 +30,12 @@ class DistContext:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the process that writes files."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """More than one process, with the process group initialised."""
         return self.world_size > 1 and dist.is_available() and dist.is_initialized()
 
 
@@ -43,13 +50,13 @@ def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.devic
     if preference not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {preference!r}")
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but CUDA is not available on this machine")
+        raise RunError("--device cuda requested but CUDA is not available on this machine")
     if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     count = torch.cuda.device_count()
     if local_rank >= count:
-        raise RuntimeError(f"LOCAL_RANK={local_rank} but only {count} GPU(s) are visible; start at most "
-                           f"{count} processes per node (torchrun --nproc-per-node {count})")
+        raise RunError(f"LOCAL_RANK={local_rank} but only {count} GPU(s) are visible; start at most "
+                       f"{count} processes per node (torchrun --nproc-per-node {count})")
     return torch.device("cuda", local_rank)
 
 
@@ -69,15 +76,18 @@ def init_distributed(device: str = "auto", timeout_min: float = 30.0) -> DistCon
 
 
 def cleanup() -> None:
+    """Destroy the process group if there is one (at the end of a command, also after an error)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def is_initialized() -> bool:
+    """Whether a process group exists (False for a single process)."""
     return dist.is_available() and dist.is_initialized()
 
 
 def barrier() -> None:
+    """Wait for every process (a no-op in a single process)."""
     if is_initialized():
         dist.barrier()
 
@@ -99,6 +109,7 @@ def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
 
 
 def all_gather_object(obj: Any) -> list[Any]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every process (``[obj]`` in a single process)."""
     if not is_initialized():
         return [obj]
     out: list[Any] = [None] * dist.get_world_size()
@@ -107,6 +118,7 @@ def all_gather_object(obj: Any) -> list[Any]:
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every process (``obj`` itself in a single process)."""
     if not is_initialized():
         return obj
     box = [obj]
@@ -126,7 +138,7 @@ def collective_check(fn: Callable[[], Any], error_type: type[Exception] = Runtim
         result = fn()
     except (error_type, ValueError, OSError) as err:
         message = str(err)
-    except Exception as err:  # noqa: BLE001 - re-raised below once every process knows
+    except Exception as err:  # any other error: re-raised below once every process knows
         message, unexpected = f"{type(err).__name__}: {err}", err
     messages = all_gather_object(message)
     failed = [(rank, m) for rank, m in enumerate(messages) if m]
@@ -138,5 +150,5 @@ def collective_check(fn: Callable[[], Any], error_type: type[Exception] = Runtim
     return result
 
 
-__all__ = ["DistContext", "collective_check", "env_world", "resolve_device", "init_distributed", "cleanup", "is_initialized",
-           "barrier", "all_reduce", "all_gather_object", "broadcast_object"]
+__all__ = ["DistContext", "all_gather_object", "all_reduce", "barrier", "broadcast_object", "cleanup",
+           "collective_check", "env_world", "init_distributed", "is_initialized", "resolve_device"]

@@ -7,54 +7,65 @@ process scores a shard of the videos; rank 0 gathers them in dataset order and w
 """
 from __future__ import annotations
 
-import argparse
-import sys
+import logging
 import time
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from tinlib.engine import dist
-from tinlib.engine.common import (RunError, ShardSampler, global_torch_settings, restore_torch_settings, build_model, build_split_dataset, check_checkpoint_fits,
-                                  check_data_paths, device_info, git_info, make_loader, now_iso, package_versions,
-                                  print_main)
-from tinlib.engine.config import Config, ConfigError, available_configs, load_config
+from tinlib.engine.build import build_model, check_checkpoint_fits
+from tinlib.engine.config import Config
+from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
+from tinlib.engine.errors import RunError
 from tinlib.engine.metrics import confusion_matrix, evaluate_scores, per_class_accuracy, predictions
+from tinlib.engine.splits import build_split_dataset, check_data_paths
+from tinlib.engine.torch_settings import autocast, torch_settings
 from tinlib.io import atomic_write
 from tinlib.records import CheckpointInfo, MetricsRecord, RecordError
 
+if TYPE_CHECKING:
+    from tinlib.models import Recognizer
 
-def autocast_context(device: torch.device, amp: str):
-    if amp == "none":
-        return nullcontext()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-    return torch.autocast(device_type=device.type, dtype=dtype)
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def run_inference(model: torch.nn.Module, dataset, *, batch_size: int, num_workers: int, device: torch.device,
+def run_inference(model: Recognizer, dataset, *, batch_size: int, num_workers: int, device: torch.device,
                   average_clips: str | None, amp: str = "none", ctx: dist.DistContext | None = None,
-                  progress: bool = False, desc: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    """Scores ``[M, K]`` (float32) and labels ``[M]`` for every sample of ``dataset`` in order.
+                  progress: bool = False, desc: str = "test", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of every sample of ``dataset``, in dataset order, gathered from all processes.
 
-    Each process takes every W-th sample; the shards are gathered on all processes. ``model`` is
-    the plain recognizer (not the DDP wrapper); it is put in eval mode.
+    Args:
+        model: the plain recognizer (not the DDP wrapper); it is put in eval mode.
+            ``model.predict(clips [B, V*T, 3, H, W], average_clips) -> [B, K]``.
+        dataset: items ``(clip [V*T, 3, H, W], label)``.
+        batch_size, num_workers: per process.
+        device: where the model runs.
+        average_clips: how the V views are combined (``"prob"``, ``"score"`` or None for one view).
+        amp: ``"none"``, ``"bf16"`` or ``"fp16"`` autocast for the forward passes.
+        ctx: the process group context (None: a single process on ``device``); process ``r`` of
+            ``W`` scores samples ``r, r + W, ...``.
+        progress, desc: a progress bar on rank 0 and its label.
+        seed: seeds the loader (worker seeds; test-mode sampling draws nothing random).
+    Returns:
+        ``(scores [M, K] float32, labels [M] int64)`` on every process.
     """
     from tqdm import tqdm
 
+    from tinlib.data.loader import build_loader
+
     ctx = ctx or dist.DistContext(device=device)
     model.eval()
-    sampler = ShardSampler(len(dataset), ctx.world_size, ctx.rank)
-    loader = make_loader(dataset, batch_size, sampler=sampler, num_workers=num_workers, generator=None,
-                         pin_memory=device.type == "cuda")
+    loader = build_loader(dataset, batch_size, num_workers=num_workers, shuffle=False, seed=seed,
+                          num_replicas=ctx.world_size, rank=ctx.rank, pin_memory=device.type == "cuda")
     scores, labels = [], []
     bar = tqdm(loader, desc=desc, disable=not (progress and ctx.is_main), leave=False, dynamic_ncols=True)
     for clips, target in bar:
         clips = clips.to(device, non_blocking=True)
-        with autocast_context(device, amp):
+        with autocast(device, amp):
             out = model.predict(clips, average_clips=average_clips)
         scores.append(out.float().cpu().numpy())
         labels.append(np.asarray(target).reshape(-1))
@@ -75,6 +86,9 @@ def run_inference(model: torch.nn.Module, dataset, *, batch_size: int, num_worke
 
 
 def metrics_report(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """Metrics of ``scores [M, K]`` against ``labels [M]``: top-1/top-5/mean class accuracy (as
+    fractions and rounded percentages), per-class accuracy (None for a class without samples),
+    class counts and the ``[K, K]`` confusion matrix (rows: true class, columns: prediction)."""
     metrics = evaluate_scores(scores, labels)
     matrix = confusion_matrix(predictions(scores), labels, num_classes)
     per_class = per_class_accuracy(scores, labels, num_classes)
@@ -108,16 +122,30 @@ def evaluate(cfg: Config, checkpoint: str | Path | None, *, split: str = "test",
              batch_size: int | None = None, num_workers: int | None = None, amp: str | None = None,
              overwrite: bool = False, trusted: bool = False, progress: bool = True, write: bool = True,
              seed: int = 0) -> dict:
-    """Evaluate ``checkpoint`` (or an already loaded ``model``) on ``split``; returns the report
-    dict written to metrics.json. ``dataset`` replaces the config's data (tests, notebooks);
-    ``train.num_threads`` sets the CPU threads for the call."""
-    saved = global_torch_settings()
-    try:
+    """Evaluate ``checkpoint`` (or an already loaded ``model``) on ``split`` of ``cfg``'s data.
+
+    Args:
+        cfg: the config (model, data, test views ``test.*``).
+        checkpoint: a checkpoint file in any layout tinlib reads; None when ``model`` is given.
+        split: ``"test"`` (the config's test views) or ``"val"`` (one centre view).
+        run: results sub-folder (default: the config name) under ``results_dir`` (default
+            ``cfg.results_dir``); ``metrics.json`` and ``scores.npz`` go there (rank 0, when ``write``).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        dataset: replaces the config's data (tests, notebooks); items ``(clip [V*T, 3, H, W], label)``.
+        model: an already loaded recognizer instead of ``checkpoint``.
+        batch_size, num_workers, amp: override ``data.test_videos_per_gpu``, ``data.workers_per_gpu``
+            and ``"none"``.
+        overwrite: replace the results of another run in the folder.
+        trusted: unpickle the checkpoint fully (files the user made).
+        progress: a progress bar.  write: write the files.  seed: the loader's seed.
+    ``train.num_threads`` sets the CPU threads for the call (restored afterwards).
+    Returns:
+        the record written to metrics.json (a dict).
+    """
+    with torch_settings(threads=cfg.train.num_threads):
         return _evaluate(cfg, checkpoint, split=split, run=run, results_dir=results_dir, device=device,
                          dataset=dataset, model=model, batch_size=batch_size, num_workers=num_workers, amp=amp,
                          overwrite=overwrite, trusted=trusted, progress=progress, write=write, seed=seed)
-    finally:
-        restore_torch_settings(saved)
 
 
 def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, dataset, model, batch_size, num_workers,
@@ -125,8 +153,6 @@ def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, datas
     from tinlib.checkpoint import sha256_of
 
     ctx = dist.init_distributed(device)
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
     run = run or cfg.name
     out_dir = Path(results_dir or cfg.results_dir) / run
     t0 = time.time()
@@ -157,20 +183,35 @@ def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, datas
         net = build_model(cfg, pretrained=False, load_from=False)
         loaded, report = check_checkpoint_fits(net, checkpoint, cfg, trusted=trusted)
         meta = loaded.get("meta", {}) if isinstance(loaded, dict) else {}
-        print_main(ctx, f"loaded {checkpoint} ({report.layout}, {len(report.loaded)} tensors)")
+        log.info("loaded %s (%s, %d tensors)", checkpoint, report.layout, len(report.loaded))
         return data, net, report.layout, meta
 
     dataset, model, layout, ckpt_meta = dist.collective_check(load_inputs, RunError)
     model.to(ctx.device)
-    t = cfg.test
-    average_clips = t.average_clips
     scores, labels = run_inference(
         model, dataset,
         batch_size=batch_size or cfg.data.test_videos_per_gpu,
         num_workers=cfg.data.workers_per_gpu if num_workers is None else num_workers,
-        device=ctx.device, average_clips=average_clips, amp=amp or "none", ctx=ctx, progress=progress,
-        desc=f"test {cfg.name}")
-    result = metrics_report(scores, labels, cfg.model.num_classes)
+        device=ctx.device, average_clips=cfg.test.average_clips, amp=amp or "none", ctx=ctx, progress=progress,
+        desc=f"test {cfg.name}", seed=seed)
+    record = _metrics_record(cfg, scores, labels, split=split, run=run, checkpoint=checkpoint, sha=sha,
+                             layout=layout, ckpt_meta=ckpt_meta, dataset=dataset, ctx=ctx, seed=seed,
+                             elapsed=time.time() - t0)
+    if write and ctx.is_main:
+        write_metrics(out_dir, record, scores, labels)
+    m = record["metrics_percent"]
+    log.info("%s [%s, %d videos]: top1 %.2f  top5 %.2f  mean class %.2f", cfg.name, split, len(labels),
+             m["top1_acc"], m["top5_acc"], m["mean_class_accuracy"])
+    dist.barrier()
+    return record
+
+
+def _metrics_record(cfg: Config, scores: np.ndarray, labels: np.ndarray, *, split: str, run: str, checkpoint,
+                    sha: str | None, layout: str | None, ckpt_meta: dict, dataset, ctx: dist.DistContext,
+                    seed: int, elapsed: float) -> dict[str, Any]:
+    """The metrics.json record: metrics of ``scores [M, K]`` / ``labels [M]``, the test setting,
+    the checkpoint (path, sha256, layout, training meta), the environment and the config."""
+    t = cfg.test
     train_meta = {k: ckpt_meta.get(k) for k in ("epoch", "iter", "seed", "world_size", "lr", "config_name", "time")
                   if isinstance(ckpt_meta, dict) and k in ckpt_meta}
     record = MetricsRecord(
@@ -179,9 +220,9 @@ def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, datas
         split=split,
         num_samples=int(len(labels)),
         num_classes=cfg.model.num_classes,
-        **result,
+        **metrics_report(scores, labels, cfg.model.num_classes),
         test_setting={"num_segments": cfg.model.num_segments, "num_clips": t.num_clips, "crop": t.crop,
-                      "twice_sample": t.twice_sample, "average_clips": average_clips,
+                      "twice_sample": t.twice_sample, "average_clips": t.average_clips,
                       "input_size": cfg.data.input_size, "scale_size": cfg.data.scale_size},
         checkpoint=CheckpointInfo(path=str(checkpoint) if checkpoint is not None else None, sha256=sha,
                                   layout=layout, train_meta=train_meta),
@@ -193,61 +234,24 @@ def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, datas
         device=device_info(ctx.device),
         world_size=ctx.world_size,
         time=now_iso(),
-        elapsed_s=round(time.time() - t0, 3),
+        elapsed_s=round(elapsed, 3),
         scores_file="scores.npz",
         config=cfg.to_dict(),
     )
-    report_dict: dict[str, Any] = record.to_dict()
-    if write and ctx.is_main:
-        def _save(handle):
-            np.savez(handle, scores=scores.astype(np.float32), labels=labels,
-                     index=np.arange(len(labels), dtype=np.int64))
-
-        atomic_write(out_dir / "scores.npz", _save)
-        record.write(out_dir / MetricsRecord.FILENAME)
-        print_main(ctx, f"wrote {out_dir / 'metrics.json'}")
-    m = report_dict["metrics_percent"]
-    print_main(ctx, f"{cfg.name} [{split}, {len(labels)} videos]: top1 {m['top1_acc']:.2f}  top5 "
-                    f"{m['top5_acc']:.2f}  mean class {m['mean_class_accuracy']:.2f}")
-    dist.barrier()
-    return report_dict
+    return record.to_dict()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinlib test", description="Evaluate a checkpoint: top-1, top-5 and mean "
-                                "class accuracy (MMAction2 definitions); writes results/<run>/metrics.json.",
-                                epilog="configs: " + ", ".join(available_configs()))
-    p.add_argument("config", help="config name (see tinlib/configs) or path to a .py/.json config")
-    p.add_argument("checkpoint", help="checkpoint file (tinlib, MMAction2 0.x/1.x or original TIN layout)")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override config values, e.g. --set test.num_clips=2 test.average_clips=prob")
-    p.add_argument("--split", choices=("val", "test"), default="test")
-    p.add_argument("--run", help="results sub-folder name (default: the config name)")
-    p.add_argument("--results-dir", help="results root (default: the config's results_dir, 'results')")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--batch-size", type=int, help="videos per process (default data.test_videos_per_gpu)")
-    p.add_argument("--workers", type=int, help="loader workers per process (default data.workers_per_gpu)")
-    p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="autocast dtype for inference")
-    p.add_argument("--overwrite", action="store_true", help="replace results of another run in the output folder")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="fully unpickle a checkpoint that holds arbitrary Python objects (only files you trust)")
-    p.add_argument("--no-progress", action="store_true")
-    return p
+def write_metrics(out_dir: Path, record: dict, scores: np.ndarray, labels: np.ndarray) -> Path:
+    """Write ``scores.npz`` (``scores [M, K]`` float32, ``labels [M]``, ``index [M]``) and then
+    ``metrics.json`` (``record``) into ``out_dir``, each atomically; returns the metrics.json path."""
+    def _save(handle):
+        np.savez(handle, scores=scores.astype(np.float32), labels=labels,
+                 index=np.arange(len(labels), dtype=np.int64))
+
+    atomic_write(out_dir / "scores.npz", _save)
+    path = MetricsRecord.from_dict(record).write(out_dir / MetricsRecord.FILENAME)
+    log.info("wrote %s", out_dir / "metrics.json")
+    return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        evaluate(cfg, args.checkpoint, split=args.split, run=args.run, results_dir=args.results_dir,
-                 device=args.device, batch_size=args.batch_size, num_workers=args.workers, amp=args.amp,
-                 overwrite=args.overwrite, trusted=args.trust_checkpoint, progress=not args.no_progress)
-    except (ConfigError, RunError) as err:
-        print(f"tinlib test: error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        dist.cleanup()
-    return 0
-
-
-__all__ = ["evaluate", "run_inference", "metrics_report", "main"]
+__all__ = ["check_results_dir", "evaluate", "metrics_report", "run_inference", "write_metrics"]

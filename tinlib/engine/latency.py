@@ -1,4 +1,4 @@
-"""``tinlib latency``: inference time per video, FLOPs, parameters and training GPU memory.
+"""Inference time per video, FLOPs, parameters and training GPU memory (``tinlib latency``).
 
 Method (MMAction2 0.x ``tools/analysis/benchmark.py``): random weights, eval mode,
 one video per batch with the test sampling of the config (``[1, V*T, 3, S, S]``), no data loading.
@@ -7,7 +7,8 @@ forward (backbone, head, view averaging) under ``no_grad``, copies the scores ba
 and stops. The first ``--warmup`` iterations (5) are dropped; the result is the mean over the next
 ``--iters``. ``fps_mmaction2`` repeats MMAction2's formula, which counts the last iteration twice.
 
-FLOPs (one video of T frames, ``model(x)`` = backbone + head, no softmax):
+FLOPs (one video of T frames, ``model(x)`` = backbone + head, no softmax; the model zoo's
+figures are mmcv 0.x ``get_model_complexity_info`` counts of this forward at 8 x 224 x 224):
 - ``flops_torch``: ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add;
   convolutions and matrix products only), and ``macs_torch`` = half of it;
 - ``flops_mmcv``: mmcv ``get_model_complexity_info``'s counting rules re-implemented with
@@ -20,25 +21,30 @@ iterations at the config's videos per GPU, the zoo's ``gpu_mem(M)`` column.
 """
 from __future__ import annotations
 
-import argparse
+import logging
 import statistics
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-from tinlib.engine.common import (RunError, build_model, device_info, git_info, now_iso, package_versions,
-                                  seed_everything)
-from tinlib.engine.config import Config, ConfigError, apply_overrides, load_config
+from tinlib.engine.build import build_model
+from tinlib.engine.config import Config, apply_overrides, load_config
+from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
+from tinlib.engine.errors import RunError
+from tinlib.engine.seeding import seed_everything
+from tinlib.engine.torch_settings import autocast
 from tinlib.records import LatencyRecord
 
-DEFAULT_CONFIG = "tin_r50_1x1x8_40e_sthv1_rgb"
-DEFAULT_ARCHS = ("tin_r50", "tsm_r50", "tsn_r50")
+if TYPE_CHECKING:
+    from tinlib.models import Recognizer
+
+log = logging.getLogger(__name__)
+
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.PReLU, nn.ELU, nn.LeakyReLU)
 POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
          nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.AdaptiveAvgPool1d,
@@ -49,11 +55,12 @@ POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, n
 # Counting
 # --------------------------------------------------------------------------------------------
 def count_parameters(model: nn.Module) -> int:
+    """All parameters of ``model`` (trainable or not), as the model zoo's "params" column counts them."""
     return sum(p.numel() for p in model.parameters())
 
 
 def _mmcv_rule(module: nn.Module, inputs: tuple, output: Any) -> int:
-    x = inputs[0] if inputs else None
+    x: torch.Tensor = inputs[0] if inputs else torch.empty(0)
     if isinstance(module, _ConvNd):
         per_output = module.in_channels // module.groups
         for k in module.kernel_size:
@@ -75,7 +82,11 @@ def _mmcv_rule(module: nn.Module, inputs: tuple, output: Any) -> int:
 
 @torch.no_grad()
 def count_flops(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    """FLOPs of ``model(x)`` counted by torch (and MACs = half) and by mmcv's rules."""
+    """FLOPs of one forward ``model(x)`` (x: ``[1, T, 3, S, S]`` for a recognizer), in eval mode.
+
+    Returns ``{"flops_torch", "macs_torch", "flops_mmcv"}``: torch's FlopCounterMode count (2 per
+    multiply-add), half of it, and the count by mmcv's rules (see the module docstring).
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
@@ -104,9 +115,21 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def measure_latency(model: nn.Module, clip: torch.Tensor, device: torch.device, *, warmup: int = 5,
+def measure_latency(model: Recognizer, clip: torch.Tensor, device: torch.device, *, warmup: int = 5,
                     iters: int = 200, average_clips: str | None = "prob") -> dict[str, Any]:
-    """Seconds per video for ``model.predict(clip)`` on ``device`` (clip starts on the CPU)."""
+    """Time ``model.predict(clip)`` on ``device`` with MMAction2's benchmark method.
+
+    Args:
+        model: a recognizer (put in eval mode and moved to ``device``).
+        clip: ``[1, V*T, 3, S, S]`` on the CPU; each iteration copies it to ``device`` (timed).
+        device: where to run; CUDA is synchronized before and after every iteration.
+        warmup: iterations run first and not counted.  iters: timed iterations (>= 1).
+        average_clips: how ``predict`` combines the V views.
+    Returns:
+        ``mean_ms``, ``median_ms``, ``std_ms``, ``min_ms`` per video, ``fps`` = 1000 / mean_ms,
+        ``fps_mmaction2`` (``iters / (sum + last)``, MMAction2's formula, which counts the last
+        iteration twice), and the setting (warmup, iters, device, threads).
+    """
     if iters < 1:
         raise ValueError("iters must be >= 1")
     model.eval().to(device)
@@ -129,8 +152,9 @@ def measure_latency(model: nn.Module, clip: torch.Tensor, device: torch.device, 
 
 
 def train_peak_memory(cfg: Config, device: torch.device, *, iters: int = 3, amp: str = "none") -> dict[str, Any]:
-    """Peak CUDA memory (MiB) of ``iters`` SGD steps at ``data.videos_per_gpu`` videos."""
-    from tinlib.engine.evaluate import autocast_context
+    """Peak CUDA memory (MiB) of ``iters`` SGD steps of ``cfg``'s model on random clips
+    ``[data.videos_per_gpu, T, 3, S, S]``; returns ``train_gpu_mem_mib``, ``videos_per_gpu``,
+    ``amp`` and ``iters``."""
     from tinlib.engine.optim import build_optimizer
 
     torch.cuda.empty_cache()
@@ -141,7 +165,7 @@ def train_peak_memory(cfg: Config, device: torch.device, *, iters: int = 3, amp:
     for _ in range(iters):
         clips = torch.randn(b, t, 3, s, s, device=device)
         labels = torch.randint(0, cfg.model.num_classes, (b,), device=device)
-        with autocast_context(device, amp):
+        with autocast(device, amp):
             scores = model(clips)
         loss = nn.functional.cross_entropy(scores.float(), labels)
         optimizer.zero_grad(set_to_none=True)
@@ -158,14 +182,32 @@ def train_peak_memory(cfg: Config, device: torch.device, *, iters: int = 3, amp:
 # The side-by-side run
 # --------------------------------------------------------------------------------------------
 def views_per_video(cfg: Config) -> int:
+    """V of the test setting: ``test.num_clips`` x (2 with twice sampling) x crops (1, 3 or 10)."""
     crops = {"center": 1, "three": 3, "ten": 10}[cfg.test.crop]
     return cfg.test.num_clips * (2 if cfg.test.twice_sample else 1) * crops
 
 
 def config_for_arch(cfg: Config, arch: str) -> Config:
+    """``cfg`` with ``model.arch = arch`` (and the arch's default ``shift_div``); an arch name
+    outside the pattern of :func:`tinlib.models.parse_arch` raises ``ConfigError``."""
     if arch == cfg.model.arch:
         return cfg
     return apply_overrides(cfg, {"model.arch": arch, "model.shift_div": None})
+
+
+def check_archs(cfg: Config, archs: list[str] | tuple[str, ...]) -> None:
+    """Validate every arch name before any work (``ConfigError`` naming the valid pattern)."""
+    for arch in archs:
+        config_for_arch(cfg, arch)
+
+
+def parse_devices(text: str) -> tuple[str, ...]:
+    """``"cpu,cuda"`` -> ``("cpu", "cuda")``; anything else than cpu and cuda is a :class:`RunError`."""
+    devices = tuple(d.strip() for d in text.split(",") if d.strip())
+    bad = [d for d in devices if d not in ("cpu", "cuda")]
+    if bad:
+        raise RunError(f"--devices: unknown {', '.join(bad)}; use cpu and/or cuda")
+    return devices
 
 
 def zoo_figures(cfg: Config, arch: str) -> dict[str, Any]:
@@ -183,10 +225,22 @@ def zoo_figures(cfg: Config, arch: str) -> dict[str, Any]:
     return {"flops": zoo.flops, "params": zoo.params}
 
 
-def benchmark(cfg: Config, archs: tuple[str, ...] | list[str] = DEFAULT_ARCHS, *, devices: tuple[str, ...] = ("cpu", "cuda"),
-              warmup: int = 5, iters_cpu: int = 20, iters_cuda: int = 200, train_memory: bool = True,
-              progress: bool = True) -> dict[str, Any]:
-    """Latency/FLOPs/params (and CUDA training memory) of ``archs`` on ``cfg``'s test setting."""
+def benchmark(cfg: Config, archs: tuple[str, ...] | list[str], *,
+              devices: tuple[str, ...] | list[str] = ("cpu", "cuda"), warmup: int = 5, iters_cpu: int = 20,
+              iters_cuda: int = 200, train_memory: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Latency, FLOPs and parameters (and CUDA training memory) of ``archs`` side by side.
+
+    Args:
+        cfg: the config whose test setting is measured (V views x T segments at S x S).
+        archs: arch names (``tin_r50``, ...); each is built from ``cfg`` with that arch.
+        devices: ``"cpu"`` and/or ``"cuda"`` (cuda is skipped when absent).
+        warmup, iters_cpu, iters_cuda: iterations of :func:`measure_latency` per device.
+        train_memory: measure the training memory on CUDA (:func:`train_peak_memory`).
+        progress: log a line before each timing.
+    Returns:
+        the latency.json record: ``setting``, ``models`` (per arch: params, FLOPs, latency per
+        device, zoo figures), ``devices``, and the environment.
+    """
     devs = []
     for name in devices:
         if name == "cuda" and not torch.cuda.is_available():
@@ -206,7 +260,7 @@ def benchmark(cfg: Config, archs: tuple[str, ...] | list[str] = DEFAULT_ARCHS, *
         for dev in devs:
             n = iters_cuda if dev.type == "cuda" else iters_cpu
             if progress:
-                print(f"{arch}: timing {n} iterations on {dev} ...", flush=True)
+                log.info("%s: timing %d iterations on %s ...", arch, n, dev)
             entry["latency"][dev.type] = measure_latency(model, clip, dev, warmup=warmup, iters=n,
                                                          average_clips=average_clips)
             model.to("cpu")
@@ -231,6 +285,8 @@ def benchmark(cfg: Config, archs: tuple[str, ...] | list[str] = DEFAULT_ARCHS, *
 
 
 def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table of a :func:`benchmark` record: one row per arch (params, GFLOPs by torch
+    and by mmcv's rules, mean ms per video on CPU and CUDA, training GPU memory)."""
     rows = [f"{'arch':<10} {'params':>12} {'torch GFLOPs':>13} {'mmcv GFLOPs':>12} "
             f"{'cpu ms':>9} {'cuda ms':>9} {'gpu_mem(M)':>10}"]
     for arch, e in result["models"].items():
@@ -242,45 +298,10 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinlib latency", description="Inference latency per video (MMAction2's "
-                                "method), FLOPs, parameters and training GPU memory of TIN, TSM and TSN side by side.")
-    p.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"config for the test setting (default {DEFAULT_CONFIG})")
-    p.add_argument("--archs", default=",".join(DEFAULT_ARCHS), help="comma-separated archs (default tin_r50,tsm_r50,tsn_r50)")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
-    p.add_argument("--devices", default="cpu,cuda", help="where to time (cuda is skipped when absent)")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--iters", type=int, help="timed iterations on every device (default: 20 on CPU, 200 on CUDA)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--no-train-memory", action="store_true", help="skip the CUDA training-memory measurement")
-    p.add_argument("--out", default="results/latency.json")
-    p.add_argument("--quiet", action="store_true")
-    return p
+def write_latency(result: dict[str, Any], path: str | Path) -> Path:
+    """Write the :func:`benchmark` record to ``path`` (latency.json) atomically; returns the path."""
+    return LatencyRecord.from_dict(result).write(Path(path))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        archs = [a.strip() for a in args.archs.split(",") if a.strip()]
-        for arch in archs:
-            config_for_arch(cfg, arch)  # validates the arch name before any work
-        devices = tuple(d.strip() for d in args.devices.split(",") if d.strip())
-        bad = [d for d in devices if d not in ("cpu", "cuda")]
-        if bad:
-            raise RunError(f"--devices: unknown {', '.join(bad)}; use cpu and/or cuda")
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        result = benchmark(cfg, archs, devices=devices, warmup=args.warmup,
-                           iters_cpu=args.iters or 20, iters_cuda=args.iters or 200,
-                           train_memory=not args.no_train_memory, progress=not args.quiet)
-    except (ConfigError, RunError) as err:
-        print(f"tinlib latency: error: {err}", file=sys.stderr)
-        return 2
-    out = LatencyRecord.from_dict(result).write(Path(args.out))
-    print(format_table(result))
-    print(f"wrote {out}")
-    return 0
-
-
-__all__ = ["count_flops", "count_parameters", "measure_latency", "train_peak_memory", "benchmark", "main"]
+__all__ = ["benchmark", "check_archs", "config_for_arch", "count_flops", "count_parameters", "format_table",
+           "measure_latency", "parse_devices", "train_peak_memory", "views_per_video", "write_latency", "zoo_figures"]

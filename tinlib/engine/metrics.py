@@ -1,4 +1,4 @@
-"""Classification metrics with MMAction2's definitions (SPEC §8).
+"""Classification metrics with MMAction2's definitions (``mmaction.core.evaluation``, 0.x).
 
 ``scores``: ``[M, K]`` float array (one row per video, any monotone score: logits or
 probabilities), ``labels``: ``[M]`` ints in ``[0, K)``.
@@ -32,14 +32,16 @@ def _as_arrays(scores, labels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def top_k_classes(scores, k: int) -> np.ndarray:
-    """``[M, k]`` class indices, best first, with MMAction2's tie order."""
+    """``scores [M, K]`` -> ``[M, k]`` class indices, best first, with MMAction2's tie order."""
     scores = np.asarray(scores, dtype=np.float64)
     order = np.argsort(scores, axis=1, kind="stable")
     return order[:, ::-1][:, :k]
 
 
 def top_k_accuracy(scores, labels, topk: Sequence[int] | int = (1, 5)) -> list[float]:
-    """Fraction of samples whose label is among the top k classes, for each k in ``topk``."""
+    """Fraction of samples whose label is among the top k classes, for each k in ``topk``.
+
+    ``scores [M, K]``, ``labels [M]``; returns one float per k (a list even for a single k)."""
     scores, labels = _as_arrays(scores, labels)
     ks = (topk,) if isinstance(topk, int) else tuple(topk)
     out = []
@@ -52,7 +54,7 @@ def top_k_accuracy(scores, labels, topk: Sequence[int] | int = (1, 5)) -> list[f
 
 
 def predictions(scores) -> np.ndarray:
-    """argmax per row; ties go to the lowest class index."""
+    """``scores [M, K]`` -> predicted classes ``[M]`` (argmax; ties go to the lowest class index)."""
     return np.argmax(np.asarray(scores, dtype=np.float64), axis=1)
 
 
@@ -68,7 +70,7 @@ def confusion_matrix(pred, labels, num_classes: int | None = None) -> np.ndarray
 
 
 def per_class_accuracy(scores, labels, num_classes: int | None = None) -> np.ndarray:
-    """Recall per class over all ``num_classes`` classes: NaN where a class has no sample."""
+    """Recall per class ``[K]`` of ``scores [M, K]`` against ``labels [M]``: NaN where a class has no sample."""
     scores, labels = _as_arrays(scores, labels)
     k = num_classes or scores.shape[1]
     matrix = confusion_matrix(predictions(scores), labels, k)
@@ -78,7 +80,7 @@ def per_class_accuracy(scores, labels, num_classes: int | None = None) -> np.nda
 
 
 def mean_class_accuracy(scores, labels) -> float:
-    """MMAction2's mean class accuracy (see module docstring)."""
+    """MMAction2's mean class accuracy of ``scores [M, K]`` against ``labels [M]`` (see module docstring)."""
     scores, labels = _as_arrays(scores, labels)
     pred = predictions(scores)
     classes = np.union1d(labels, pred)  # classes absent from both are ignored

@@ -1,4 +1,4 @@
-"""SGD with MMAction2's TSM parameter groups (SPEC §6.2) and L2 gradient clipping.
+"""SGD with MMAction2's TSM parameter groups (its ``TSMOptimizerConstructor``) and L2 gradient clipping.
 
 Modules are visited in ``model.modules()`` order (backbone before head):
 
@@ -38,9 +38,10 @@ def _is_norm(module: nn.Module) -> bool:
     return isinstance(module, NORM_TYPES)
 
 
-def split_parameters(model: nn.Module, fc_lr5: bool = True) -> dict[str, list[nn.Parameter]]:
-    """Parameters of ``model`` by group name (see module docstring)."""
-    groups: dict[str, list[nn.Parameter]] = {name: [] for name, _, _ in GROUPS}
+def split_parameters(model: nn.Module, fc_lr5: bool = True) -> dict[str, list[torch.Tensor]]:
+    """Parameters of ``model`` by group name (the names of ``GROUPS``, see the module docstring);
+    raises ``ValueError`` for a parameter no group can take or a trainable one left out."""
+    groups: dict[str, list[torch.Tensor]] = {name: [] for name, _, _ in GROUPS}
     seen_conv = False
     last_linear: nn.Linear | None = None
     for qualname, module in model.named_modules():
@@ -74,14 +75,14 @@ def split_parameters(model: nn.Module, fc_lr5: bool = True) -> dict[str, list[nn
     return groups
 
 
-def _remove(params: list[nn.Parameter], target: nn.Parameter) -> None:
+def _remove(params: list[torch.Tensor], target: torch.Tensor) -> None:
     for i, p in enumerate(params):
         if p is target:
             del params[i]
             return
 
 
-def _check_complete(model: nn.Module, groups: dict[str, list[nn.Parameter]]) -> None:
+def _check_complete(model: nn.Module, groups: dict[str, list[torch.Tensor]]) -> None:
     placed = {id(p) for ps in groups.values() for p in ps}
     if len(placed) != sum(len(ps) for ps in groups.values()):
         raise ValueError("parameter groups: a parameter was placed twice (shared module?)")

@@ -1,4 +1,4 @@
-"""Learning-rate schedules with mmcv 0.x semantics (SPEC §6.3), as pure functions of the position.
+"""Learning-rate schedules with mmcv 0.x semantics (its ``LrUpdaterHook``s), as pure functions of the position.
 
 Positions are ``(epoch, inner_iter)``, both 0-based; ``iters_per_epoch`` is the per-process loader
 length. Every parameter group has its own base lr (the group multiplier applied to the scaled lr);
@@ -24,6 +24,9 @@ from tinlib.engine.config import ScheduleConfig
 
 
 class LrSchedule:
+    """The learning rate as a function of the position ``(epoch, inner_iter)`` for a schedule
+    config, ``epochs`` and ``iters_per_epoch`` (the per-process loader length)."""
+
     def __init__(self, cfg: ScheduleConfig, epochs: int, iters_per_epoch: int):
         if iters_per_epoch <= 0:
             raise ValueError(f"iters_per_epoch must be positive, got {iters_per_epoch}")
@@ -39,6 +42,8 @@ class LrSchedule:
 
     # ---- formulas -----------------------------------------------------------------------
     def regular(self, base: float, epoch: int, inner_iter: int = 0) -> float:
+        """The policy's lr (cosine, step or fixed) for base lr ``base`` at ``(epoch, inner_iter)``,
+        without the warmup."""
         cfg = self.cfg
         if cfg.by_epoch:
             progress, total = epoch, self.epochs
@@ -51,11 +56,12 @@ class LrSchedule:
             lr = base * cfg.gamma ** exponent
             return max(lr, cfg.min_lr) if cfg.min_lr is not None else lr
         if cfg.policy == "cosine":
-            target = base * cfg.min_lr_ratio if cfg.min_lr_ratio is not None else float(cfg.min_lr)
+            target = base * cfg.min_lr_ratio if cfg.min_lr_ratio is not None else float(cfg.min_lr or 0.0)
             return target + 0.5 * (base - target) * (1 + math.cos(math.pi * progress / total))
         raise ValueError(f"unknown lr policy {cfg.policy!r}")
 
     def warmup_factor(self, global_iter: int) -> float:
+        """The warmup multiplier at 0-based iteration ``global_iter`` (1.0 after the warmup)."""
         if self.cfg.warmup is None or global_iter >= self.warmup_iters:
             return 1.0
         ratio, frac = self.cfg.warmup_ratio, global_iter / self.warmup_iters
@@ -86,10 +92,12 @@ class LrSchedule:
         return optimizer.param_groups[0]["lr"]
 
     def state_dict(self) -> dict:
+        """The bookkeeping stored in checkpoints: epochs, iterations per epoch, warmup length, last position."""
         return {"epochs": self.epochs, "iters_per_epoch": self.iters_per_epoch, "warmup_iters": self.warmup_iters,
                 "last_position": list(self.last_position)}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s last position."""
         # The lr is a function of the position, so nothing but the bookkeeping is restored; a
         # changed loader length is reported by the caller.
         self.last_position = tuple(state.get("last_position", (0, 0)))

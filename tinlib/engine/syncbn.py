@@ -51,6 +51,8 @@ class GroupBatchNorm2d(nn.BatchNorm2d):
         centered = x - mean.view(1, c, 1, 1)
         var = _all_reduce_sum(centered.pow(2).sum(dim=(0, 2, 3))) / count  # biased: what BN normalizes with
         if self.track_running_stats:
+            assert self.num_batches_tracked is not None and self.running_mean is not None
+            assert self.running_var is not None
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)

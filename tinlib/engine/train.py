@@ -1,4 +1,4 @@
-"""``tinlib train CONFIG``: the training loop, single process or one process per device under torchrun.
+"""The training loop (``tinlib train CONFIG``), single process or one process per device under torchrun.
 
 What a run writes (rank 0 only) in its work dir (default ``work_dirs/<config name>``):
 
@@ -27,12 +27,10 @@ are synchronized with ``train.sync_bn`` and dropout is off).
 """
 from __future__ import annotations
 
-import argparse
-import itertools
-import json
+import logging
 import os
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,114 +38,93 @@ import torch
 import torch.nn.functional as F
 
 from tinlib.engine import dist
-from tinlib.engine.common import (RunError, build_model, global_torch_settings, restore_torch_settings, build_split_dataset, check_class_count, check_data_paths, derive_seed,
-                                  device_info, git_info, make_loader, now_iso, package_versions, print_main,
-                                  random_seed, rng_state, seed_everything, set_deterministic, set_rng_state,
-                                  set_train_mode)
-from tinlib.engine.config import (Config, ConfigError, LrScaling, available_configs, diff_configs, load_config,
-                                  scaled_lr)
-from tinlib.engine.evaluate import autocast_context, run_inference
+from tinlib.engine.build import build_model, set_train_mode
+from tinlib.engine.config import Config, LrScaling, scaled_lr
+from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
+from tinlib.engine.errors import NonFiniteLossError, RunError
+from tinlib.engine.evaluate import run_inference
 from tinlib.engine.metrics import evaluate_scores, top_k_accuracy
 from tinlib.engine.optim import build_optimizer, clip_gradients
 from tinlib.engine.schedule import LrSchedule
-from tinlib.io import atomic_write_json, atomic_write_text
-from tinlib.records import BestScore, CheckpointPaths, LogEntry, LogHeader, LogWriter, RecordError, TrainRecord
+from tinlib.engine.seeding import derive_seed, random_seed, rng_state, seed_everything, set_rng_state
+from tinlib.engine.splits import build_split_dataset, check_class_count, check_data_paths
+from tinlib.engine.torch_settings import autocast, torch_settings
+from tinlib.engine.workdir import check_work_dir, resolve_resume, truncate_log
+from tinlib.records import LogWriter, RecordError, RunState, TrainRecord
+
+log = logging.getLogger(__name__)
 
 # Seconds to sleep after every training iteration: a throttle for tests that must interrupt a
 # run at a known point and for watching a demo; it changes no result.
 ITER_SLEEP_ENV = "TINLIB_DEBUG_ITER_SLEEP"
-EXIT_NONFINITE = 3
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss (or the gradient norm) became NaN/inf; the run stops, the last checkpoint stays."""
 
 
 # --------------------------------------------------------------------------------------------
-# Work dir bookkeeping
+# One step
 # --------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+@dataclass
+class StepResult:
+    """What one training step produced: the loss (a 0-d tensor), the scores ``[B, K]`` (detached)
+    and the gradient norm before clipping (None without clipping)."""
+
+    loss: torch.Tensor
+    scores: torch.Tensor
+    grad_norm: torch.Tensor | None
 
 
-def resolve_resume(work_dir: Path, resume: str | None) -> Path | None:
-    """``auto`` -> latest.pth if present; a path -> that file; None -> no resume."""
-    if resume is None:
-        return None
-    if resume == "auto":
-        latest = work_dir / "latest.pth"
-        return latest if latest.is_file() else None
-    path = Path(resume)
-    if not path.is_file():
-        raise RunError(f"--resume {resume}: no such checkpoint")
-    return path
+def train_step(model: torch.nn.Module, batch: tuple[torch.Tensor, Any], optimizer: torch.optim.Optimizer, *,
+               device: torch.device, amp: str = "none", scaler: torch.amp.GradScaler | None = None,
+               grad_clip: float | None = None, where: str = "") -> StepResult:
+    """One SGD step on ``batch``: forward, cross-entropy, backward, gradient clipping, update.
 
-
-def check_work_dir(work_dir: Path, cfg: Config, resume_from: Path | None) -> list[str]:
-    """Refuse a work dir that holds another run; returns warnings about changed settings."""
-    record = _read_json(work_dir / "run.json")
-    has_ckpt = (work_dir / "latest.pth").is_file()
-    if record is None and not has_ckpt:
-        return []
-    old_name = (record or {}).get("config_name")
-    if old_name is not None and old_name != cfg.name:
-        raise RunError(f"work dir {work_dir} holds a run of config {old_name!r}, not {cfg.name!r}; "
-                       "choose another --work-dir")
-    if resume_from is None and has_ckpt:
-        epoch = (record or {}).get("epoch", "?")
-        raise RunError(f"work dir {work_dir} already holds a run of {cfg.name} (checkpoint after epoch {epoch}); "
-                       "continue it with --resume auto, or choose another --work-dir")
-    warnings = []
-    if record and record.get("config"):
-        changed = diff_configs(record["config"], cfg.to_dict())
-        fatal = [k for k in changed if k.startswith("model.") and k not in ("model.pretrained", "model.load_from")]
-        if fatal and resume_from is not None:
-            raise RunError(f"work dir {work_dir}: cannot resume, the model settings changed ({', '.join(fatal)}); "
-                           "choose another --work-dir")
-        if changed and resume_from is not None:
-            warnings.append(f"resuming with changed settings: {', '.join(changed)}")
-    return warnings
-
-
-def _truncate_log(log_path: Path, epoch_done: int, inner_done: int = 0) -> None:
-    """Drop log lines after the position we resume from (those iterations are redone)."""
-    if not log_path.is_file():
-        return
-    kept = []
-    for line in log_path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by the kill
-        if "epoch" in entry and "mode" in entry:
-            after = entry["epoch"] > epoch_done + 1 or (entry["epoch"] == epoch_done + 1 and (
-                entry["mode"] != "train" or entry.get("iter", 0) > inner_done))
-            if after:
-                continue
-        kept.append(line)
-    atomic_write_text(log_path, "".join(k + "\n" for k in kept))
-
-
-class SkipSampler(torch.utils.data.Sampler):
-    """``base`` without its first ``skip`` indices (a resumed epoch); call ``base.set_epoch`` first."""
-
-    def __init__(self, base: torch.utils.data.Sampler, skip: int):
-        self.base, self.skip = base, skip
-
-    def __iter__(self):
-        return itertools.islice(iter(self.base), self.skip, None)
-
-    def __len__(self) -> int:
-        return max(len(self.base) - self.skip, 0)
+    Args:
+        model: the recognizer, or its DDP wrapper under torchrun; ``model(clips) -> [B, K]``.
+        batch: ``(clips [B, T, 3, H, W], labels [B])``, moved to ``device`` here.
+        optimizer: the run's optimizer (its learning rates already set for this iteration).
+        device: where the model is.
+        amp: ``"none"``, ``"bf16"`` or ``"fp16"`` autocast for the forward pass; ``scaler`` is the
+            grad scaler that fp16 needs (None otherwise).
+        grad_clip: max global L2 norm of the gradients (None: no clipping).
+        where: the position for error messages, e.g. ``"at epoch 2, iteration 1"``.
+    Raises:
+        NonFiniteLossError: the loss is NaN/inf on any process (checked before the backward pass,
+            so the weights stay as they were), or without a scaler the gradient norm is.
+    """
+    clips, labels = batch
+    clips = clips.to(device, non_blocking=True)
+    labels = torch.as_tensor(labels).to(device, non_blocking=True)
+    with autocast(device, amp):
+        scores = model(clips)
+    loss = F.cross_entropy(scores.float(), labels)
+    finite = torch.tensor([1.0 if torch.isfinite(loss).item() else 0.0])
+    dist.all_reduce(finite, "min")
+    if finite.item() < 1:
+        raise NonFiniteLossError(f"loss is {loss.item()} {where}".rstrip())
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        grad_norm = clip_gradients(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        grad_norm = clip_gradients(model.parameters(), grad_clip)
+        if grad_norm is not None and not torch.isfinite(grad_norm):
+            raise NonFiniteLossError(f"gradient norm is {grad_norm.item()} {where}".rstrip())
+        optimizer.step()
+    return StepResult(loss.detach(), scores.detach(), grad_norm)
 
 
 # --------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------
 class Trainer:
+    """One training run: :meth:`setup` checks everything and builds the model, optimizer, loader
+    and schedule; :meth:`fit` runs the epochs and writes the records. :func:`train` is the entry
+    point (it also applies the run's torch settings); the arguments are described there and in
+    ``tinlib train --help``."""
+
     def __init__(self, cfg: Config, *, work_dir: str | Path | None = None, resume: str | None = None,
                  seed: int | None = None, deterministic: bool | None = None, device: str = "auto",
                  amp: str | None = None, sync_bn: bool | None = None, validate: bool = True,
@@ -167,15 +144,12 @@ class Trainer:
 
     # ---- set-up: every check before the heavy work ------------------------------------------
     def setup(self) -> None:
+        """Every check before the heavy work (work dir, data, checkpoints), then the model, the
+        optimizer, the loader and the schedule; a resumed run loads its checkpoint here."""
         cfg = self.cfg
-        if self.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self.ctx = ctx = dist.init_distributed(self.device_pref)
-        if cfg.train.num_threads:
-            torch.set_num_threads(cfg.train.num_threads)
         if self.amp == "fp16" and ctx.device.type != "cuda":
             raise RunError("train.amp=fp16 needs CUDA; use bf16 or none on the CPU")
-        set_deterministic(self.deterministic, cfg.train.cudnn_benchmark)
         seed = self.seed_arg if self.seed_arg is not None else random_seed()
         self.seed = int(dist.broadcast_object(seed))
 
@@ -200,13 +174,7 @@ class Trainer:
                                          kind=o.type)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
 
-        self.sampler = torch.utils.data.DistributedSampler(self.train_set, num_replicas=ctx.world_size,
-                                                           rank=ctx.rank, shuffle=True, seed=self.seed,
-                                                           drop_last=False)
-        self.generator = torch.Generator()
-        self.loader = make_loader(self.train_set, cfg.data.videos_per_gpu, sampler=self.sampler,
-                                  num_workers=cfg.data.workers_per_gpu, generator=self.generator,
-                                  pin_memory=ctx.device.type == "cuda", drop_last=cfg.data.drop_last)
+        self.loader = self._loader()
         self.iters_per_epoch = len(self.loader)
         if cfg.train.max_iters_per_epoch:
             self.iters_per_epoch = min(self.iters_per_epoch, cfg.train.max_iters_per_epoch)
@@ -215,27 +183,41 @@ class Trainer:
                            f"({len(self.train_set)} videos, {ctx.world_size} processes, drop_last)")
         self.schedule = LrSchedule(cfg.schedule, cfg.train.epochs, self.iters_per_epoch)
 
-        self.start_epoch, self.start_inner, self.best = 0, 0, None
-        if self.resume_from is not None:
-            dist.collective_check(lambda: self._load_resume(self.resume_from), RunError)
+        self.start_epoch, self.start_inner = 0, 0
+        self.best: dict | None = None
+        resume_from = self.resume_from
+        if resume_from is not None:
+            dist.collective_check(lambda: self._load_resume(resume_from), RunError)
         if ctx.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.ddp = DistributedDataParallel(self.model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
+            device_ids = [ctx.device] if ctx.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(self.model, device_ids=device_ids)
         else:
             self.ddp = self.model
 
-        self.log = LogWriter(None)
+        self.json_log = LogWriter(None)
         if ctx.is_main:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             log_path = self.work_dir / "log.json"
             if self.resume_from is not None:
-                _truncate_log(log_path, self.start_epoch, self.start_inner)
+                truncate_log(log_path, self.start_epoch, self.start_inner)
             elif log_path.exists():
                 log_path.unlink()  # a fresh start in a folder whose earlier attempt never checkpointed
-            self.log = LogWriter(self.work_dir / "log.json")
+            self.json_log = LogWriter(self.work_dir / "log.json")
             self._write_run_record("running")
         dist.barrier()
+
+    def _loader(self, skip_batches: int = 0):
+        """The training loader (shuffled from the run's seed and the epoch, sharded over the
+        processes); ``skip_batches`` leaves out the start of an epoch that a resumed run has done."""
+        from tinlib.data.loader import build_loader
+
+        cfg, ctx = self.cfg, self.ctx
+        return build_loader(self.train_set, cfg.data.videos_per_gpu, num_workers=cfg.data.workers_per_gpu,
+                            shuffle=True, seed=self.seed, num_replicas=ctx.world_size, rank=ctx.rank,
+                            drop_last=cfg.data.drop_last, pin_memory=ctx.device.type == "cuda",
+                            skip=skip_batches * cfg.data.videos_per_gpu)
 
     def _check_outputs(self) -> tuple[str | None, list[str]]:
         cfg = self.cfg
@@ -282,6 +264,7 @@ class Trainer:
         state, error = dist.broadcast_object((state, error)) if self.ctx.world_size > 1 else (state, error)
         if error:
             raise RunError(error)
+        assert isinstance(state, dict)
         if "optimizer" not in state or "meta" not in state:
             raise RunError(f"cannot resume from {path}: it is not a tinlib training checkpoint (no optimizer state); "
                            "use model.load_from to initialize from it instead")
@@ -308,21 +291,26 @@ class Trainer:
         if self.ctx.rank < len(rng) and rng[self.ctx.rank]:
             set_rng_state(rng[self.ctx.rank])
         where = f"epoch {self.start_epoch}" + (f" + {self.start_inner} iterations" if self.start_inner else "")
-        print_main(self.ctx, f"resumed from {path} (after {where})")
+        log.info("resumed from %s (after %s)", path, where)
 
     # ---- records ------------------------------------------------------------------------
     def _meta(self, epoch: int, global_iter: int, inner_iter: int = 0) -> dict:
-        return {"epoch": epoch, "inner_iter": inner_iter, "iter": global_iter, "seed": self.seed, "config_name": self.cfg.name,
-                "config": self.cfg.to_dict(), "world_size": self.ctx.world_size, "lr": self.scaling.to_dict(),
+        """The ``meta`` of a checkpoint: its position, the seed, the setting and the config."""
+        return {"epoch": epoch, "inner_iter": inner_iter, "iter": global_iter, "seed": self.seed,
+                "config_name": self.cfg.name, "config": self.cfg.to_dict(), "world_size": self.ctx.world_size,
+                "lr": self.scaling.to_dict(),
                 "deterministic": self.deterministic, "amp": self.amp, "sync_bn": self.sync_bn,
                 "time": now_iso(), "git": git_info(), "best": self.best, "work_dir": str(self.work_dir)}
 
     def _write_run_record(self, status: str, **extra: Any) -> None:
-        record = {"config_name": self.cfg.name, "status": status, "epoch": getattr(self, "epoch_done", self.start_epoch),
-                  "epochs": self.cfg.train.epochs, "seed": self.seed, "world_size": self.ctx.world_size,
+        """Write ``work_dir/run.json`` (rank 0): the run's status (running, finished, failed), the
+        epochs done, seed, world size, lr and best score, and the config (for the work-dir checks)."""
+        record = {"config_name": self.cfg.name, "status": status,
+                  "epoch": getattr(self, "epoch_done", self.start_epoch), "epochs": self.cfg.train.epochs,
+                  "seed": self.seed, "world_size": self.ctx.world_size,
                   "lr": self.scaling.to_dict(), "best": self.best, "time": now_iso(), **extra,
                   "config": self.cfg.to_dict()}
-        atomic_write_json(self.work_dir / "run.json", record)
+        RunState.from_dict(record).write(self.work_dir / RunState.FILENAME)
 
     def _save(self, name: str, epoch: int, global_iter: int, rngs: list, inner_iter: int = 0) -> Path:
         from tinlib.checkpoint import save_checkpoint
@@ -354,23 +342,13 @@ class Trainer:
 
         cfg, ctx = self.cfg, self.ctx
         seed_everything(derive_seed(self.seed, epoch, ctx.rank))
-        self.generator.manual_seed(derive_seed(self.seed, epoch, ctx.rank, 2))
-        self.sampler.set_epoch(epoch)
-        # tinlib datasets draw each item's augmentation from (seed, epoch, index): independent of
-        # workers and processes (see tinlib.data.ClipDataset)
-        if hasattr(self.train_set, "seed"):
-            self.train_set.seed = self.seed
-        if hasattr(self.train_set, "epoch"):
-            self.train_set.epoch = epoch
+        # the loader seeds its workers from (seed, epoch, rank), and tinlib datasets draw each
+        # item's augmentation from (seed, epoch, index): independent of workers and processes
+        loader = self._loader(skip) if skip else self.loader
+        loader.set_epoch(epoch)
         set_train_mode(self.ddp, cfg)
         sleep = float(os.environ.get(ITER_SLEEP_ENV, "0") or 0)
         n = self.iters_per_epoch
-        loader = self.loader
-        if skip:
-            loader = make_loader(self.train_set, cfg.data.videos_per_gpu,
-                                 sampler=SkipSampler(self.sampler, skip * cfg.data.videos_per_gpu),
-                                 num_workers=cfg.data.workers_per_gpu, generator=self.generator,
-                                 pin_memory=ctx.device.type == "cuda", drop_last=cfg.data.drop_last)
         bar = tqdm(total=n, initial=skip, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                    disable=not (self.progress and ctx.is_main), dynamic_ncols=True, leave=False)
         sums: dict[str, float] = {}
@@ -383,31 +361,11 @@ class Trainer:
             data_time = time.perf_counter() - end
             torch.manual_seed(derive_seed(self.seed, epoch, inner, ctx.rank, 3))
             lr = self.schedule.step(self.optimizer, epoch, inner)
-            clips = clips.to(ctx.device, non_blocking=True)
-            labels = torch.as_tensor(labels).to(ctx.device, non_blocking=True)
-            with autocast_context(ctx.device, self.amp):
-                scores = self.ddp(clips)
-            loss = F.cross_entropy(scores.float(), labels)
-            finite = torch.tensor([1.0 if torch.isfinite(loss).item() else 0.0])
-            dist.all_reduce(finite, "min")
-            if finite.item() < 1:
-                raise NonFiniteLossError(f"loss is {loss.item()} at epoch {epoch + 1}, iteration {inner + 1}")
-            self.optimizer.zero_grad(set_to_none=True)
-            grad_norm = None
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(self.optimizer)
-                grad_norm = clip_gradients(self.model.parameters(), cfg.optim.grad_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                loss.backward()
-                grad_norm = clip_gradients(self.model.parameters(), cfg.optim.grad_clip)
-                if grad_norm is not None and not torch.isfinite(grad_norm):
-                    raise NonFiniteLossError(f"gradient norm is {grad_norm.item()} at epoch {epoch + 1}, "
-                                             f"iteration {inner + 1}")
-                self.optimizer.step()
-            top1, top5 = top_k_accuracy(scores.detach().float().cpu().numpy(), labels.cpu().numpy(), (1, 5))
+            step = train_step(self.ddp, (clips, labels), self.optimizer, device=ctx.device, amp=self.amp,
+                              scaler=self.scaler, grad_clip=cfg.optim.grad_clip,
+                              where=f"at epoch {epoch + 1}, iteration {inner + 1}")
+            loss, scores, grad_norm = step.loss, step.scores, step.grad_norm
+            top1, top5 = top_k_accuracy(scores.float().cpu().numpy(), torch.as_tensor(labels).numpy(), (1, 5))
             if sleep:
                 time.sleep(sleep)
             if ctx.device.type == "cuda":
@@ -421,7 +379,7 @@ class Trainer:
             count += 1
             if (inner + 1) % cfg.train.log_interval == 0 or inner + 1 == n:
                 values = self._reduce_log(sums, count)
-                self.log.write(LogEntry(mode="train", epoch=epoch + 1, iter=inner + 1, lr=lr, **values))
+                self._log_train_line(epoch, inner, lr, values)
                 bar.set_postfix(loss=f"{values['loss_cls']:.4f}", lr=f"{lr:.3g}")
                 sums, count = {}, 0
             if every and (inner + 1) % every == 0 and inner + 1 < n:
@@ -434,36 +392,34 @@ class Trainer:
         bar.close()
 
     def validate(self, epoch: int) -> dict:
+        """Score the validation set after epoch ``epoch`` (0-based); logs and returns the metrics
+        (``top1_acc``, ``top5_acc``, ``mean_class_accuracy`` as fractions)."""
         cfg, ctx = self.cfg, self.ctx
         scores, labels = run_inference(self.model, self.val_set, batch_size=cfg.data.val_videos_per_gpu,
                                        num_workers=cfg.data.workers_per_gpu, device=ctx.device,
                                        average_clips=cfg.test.average_clips, amp=self.amp, ctx=ctx,
                                        progress=self.progress, desc=f"val {epoch + 1}")
         metrics = evaluate_scores(scores, labels)
-        self.log.write(LogEntry.from_dict({"mode": "val", "epoch": epoch + 1, "iter": len(labels),
-                                           "lr": self.optimizer.param_groups[0]["lr"], **metrics}))
-        print_main(ctx, f"epoch {epoch + 1} val: " + "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items()))
+        self._log_val_line(epoch, len(labels), metrics)
+        log.info("epoch %d val: %s", epoch + 1, "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items()))
         return metrics
 
     # ---- the run ------------------------------------------------------------------------
     def fit(self) -> dict:
+        """Run the remaining epochs (validation, checkpoints, records); returns the train.json record."""
         cfg, ctx = self.cfg, self.ctx
         t0 = time.time()
-        for warning in self.warnings:
-            print_main(ctx, f"warning: {warning}")
-        print_main(ctx, self.scaling.message())
-        print_main(ctx, f"{cfg.name}: {len(self.train_set)} training videos, {self.iters_per_epoch} iterations/epoch "
-                        f"x {cfg.train.epochs} epochs, {ctx.world_size} process(es) on {ctx.device}, seed {self.seed}")
-        self.log.write(LogHeader(env_info={"versions": package_versions(), "device": device_info(ctx.device)},
-                                 seed=self.seed, config_name=cfg.name, work_dir=str(self.work_dir),
-                                 world_size=ctx.world_size, lr_scaling=self.scaling.to_dict(),
-                                 iters_per_epoch=self.iters_per_epoch, resumed_from_epoch=self.start_epoch,
-                                 deterministic=self.deterministic, amp=self.amp, sync_bn=self.sync_bn,
-                                 git=git_info(), time=now_iso()))
+        if ctx.is_main:  # the warnings are the same on every process
+            for warning in self.warnings:
+                log.warning(warning)
+        log.info(self.scaling.message())
+        log.info("%s: %d training videos, %d iterations/epoch x %d epochs, %d process(es) on %s, seed %d", cfg.name,
+                 len(self.train_set), self.iters_per_epoch, cfg.train.epochs, ctx.world_size, ctx.device, self.seed)
+        self.json_log.write(self._log_header())
         last_val = None
         self.epoch_done = self.start_epoch
         if self.start_epoch >= cfg.train.epochs:
-            print_main(ctx, f"{self.work_dir}: already trained for {self.start_epoch} epochs")
+            log.info("%s: already trained for %d epochs", self.work_dir, self.start_epoch)
         try:
             for epoch in range(self.start_epoch, cfg.train.epochs):
                 self.train_epoch(epoch, self.start_inner if epoch == self.start_epoch else 0)
@@ -492,83 +448,71 @@ class Trainer:
         except NonFiniteLossError as err:
             if ctx.is_main:
                 self._write_run_record("failed", error=str(err))
-            self.log.close()
+            self.json_log.close()
             raise
-        summary = self._summary(last_val, time.time() - t0)
+        summary = self._train_record(last_val, time.time() - t0)
         if ctx.is_main:
             self._write_run_record("finished")
-            out = summary.write(Path(cfg.results_dir) / self.run_name / TrainRecord.FILENAME)
-            print_main(ctx, f"done: {self.work_dir / 'latest.pth'}; summary {out}")
-        self.log.close()
+            out = self._write_train_record(summary)
+            log.info("done: %s; summary %s", self.work_dir / "latest.pth", out)
+        self.json_log.close()
         dist.barrier()
-        return summary.to_dict()
+        return summary
 
-    def _summary(self, last_val: dict | None, elapsed: float) -> TrainRecord:
-        """The ``train.json`` record of this run (``last_val``: the last validation metrics)."""
+    def _log_header(self) -> dict:
+        """The first log.json line of a session: environment, seed, world size, lr scaling."""
+        cfg, ctx = self.cfg, self.ctx
+        return {"env_info": {"versions": package_versions(), "device": device_info(ctx.device)},
+                "seed": self.seed, "config_name": cfg.name, "work_dir": str(self.work_dir),
+                "world_size": ctx.world_size, "lr_scaling": self.scaling.to_dict(),
+                "iters_per_epoch": self.iters_per_epoch, "resumed_from_epoch": self.start_epoch,
+                "deterministic": self.deterministic, "amp": self.amp, "sync_bn": self.sync_bn,
+                "git": git_info(), "time": now_iso()}
+
+    def _log_train_line(self, epoch: int, inner: int, lr: float, values: dict) -> None:
+        """A ``mode: "train"`` log.json line after iteration ``inner`` (0-based) of ``epoch`` (0-based):
+        MMAction2's fields, ``values`` averaged over the interval and the processes."""
+        self.json_log.write({"mode": "train", "epoch": epoch + 1, "iter": inner + 1, "lr": lr, **values})
+
+    def _log_val_line(self, epoch: int, num_videos: int, metrics: dict) -> None:
+        """The ``mode: "val"`` log.json line after validating ``epoch`` (0-based) on ``num_videos`` videos."""
+        self.json_log.write({"mode": "val", "epoch": epoch + 1, "iter": num_videos,
+                             "lr": self.optimizer.param_groups[0]["lr"], **metrics})
+
+    def _write_train_record(self, record: dict) -> Path:
+        """Write ``<results_dir>/<run>/train.json`` (rank 0); returns its path."""
+        return TrainRecord.from_dict(record).write(Path(self.cfg.results_dir) / self.run_name / TrainRecord.FILENAME)
+
+    def _train_record(self, last_val: dict | None, elapsed: float) -> dict:
+        """The train.json record: the run's setting, last and best validation, checkpoints,
+        environment and config."""
         cfg = self.cfg
-        return TrainRecord(
-            run=self.run_name, config_name=cfg.name, work_dir=str(self.work_dir), epochs=cfg.train.epochs,
-            iters_per_epoch=self.iters_per_epoch, world_size=self.ctx.world_size,
-            videos_per_gpu=cfg.data.videos_per_gpu, lr_scaling=self.scaling.to_dict(), seed=self.seed,
-            deterministic=self.deterministic, amp=self.amp, sync_bn=self.sync_bn, last_val=last_val,
-            best=BestScore.from_dict(self.best) if self.best else None,
-            resumed_from_epoch=self.start_epoch if self.resume_from else None,
-            checkpoints=CheckpointPaths(latest=str(self.work_dir / "latest.pth"),
-                                        best=str(self.work_dir / "best.pth") if self.best else None),
-            elapsed_s_this_session=round(elapsed, 2), git=git_info(), versions=package_versions(),
-            device=device_info(self.ctx.device), time=now_iso(), config=cfg.to_dict())
+        return {"run": self.run_name, "config_name": cfg.name, "work_dir": str(self.work_dir),
+                "epochs": cfg.train.epochs, "iters_per_epoch": self.iters_per_epoch,
+                "world_size": self.ctx.world_size, "videos_per_gpu": cfg.data.videos_per_gpu,
+                "lr_scaling": self.scaling.to_dict(), "seed": self.seed, "deterministic": self.deterministic,
+                "amp": self.amp, "sync_bn": self.sync_bn, "last_val": last_val, "best": self.best,
+                "resumed_from_epoch": self.start_epoch if self.resume_from else None,
+                "checkpoints": {"latest": str(self.work_dir / "latest.pth"),
+                                "best": str(self.work_dir / "best.pth") if self.best else None},
+                "elapsed_s_this_session": round(elapsed, 2), "git": git_info(), "versions": package_versions(),
+                "device": device_info(self.ctx.device), "time": now_iso(), "config": cfg.to_dict()}
 
 
 def train(cfg: Config, **kwargs: Any) -> dict:
-    """Train ``cfg``; keyword arguments as :class:`Trainer` (``datasets={"train": ..., "val": ...}``
-    replaces the config's data, e.g. with tensors in tests). Returns the summary dict."""
-    saved = global_torch_settings()
-    try:
-        trainer = Trainer(cfg, **kwargs)
+    """Train ``cfg`` and return the summary written to ``<results_dir>/<run>/train.json``.
+
+    Keyword arguments are those of :class:`Trainer` (``work_dir``, ``resume``, ``seed``,
+    ``deterministic``, ``device``, ``amp``, ``sync_bn``, ``validate``, ``datasets``, ``run``,
+    ``progress``); ``datasets={"train": ..., "val": ...}`` replaces the config's data, e.g. with
+    tensors in tests (items ``(clip [T, 3, H, W], label)``). The torch settings of the run
+    (``train.num_threads``, determinism, cuDNN autotuning) apply to this call only.
+    """
+    trainer = Trainer(cfg, **kwargs)
+    with torch_settings(threads=cfg.train.num_threads, deterministic=trainer.deterministic,
+                        cudnn_benchmark=cfg.train.cudnn_benchmark):
         trainer.setup()
         return trainer.fit()
-    finally:
-        restore_torch_settings(saved)  # threads and determinism apply to this run only
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinlib train", description="Train a config; under torchrun one process per "
-                                "device (DDP). Writes checkpoints and log.json to the work dir.",
-                                epilog="configs: " + ", ".join(available_configs()) + ". Multi-GPU: torchrun "
-                                "--nproc-per-node N -m tinlib train CONFIG (the lr follows the linear scaling rule).")
-    p.add_argument("config", help="config name (see tinlib/configs) or path to a .py/.json config")
-    p.add_argument("--work-dir", help="output folder (default work_dirs/<config name>)")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override config values, e.g. --set optim.lr=0.01 data.root=/data/sthv1")
-    p.add_argument("--seed", type=int, help="random seed (default: train.seed, else drawn and recorded)")
-    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms, no cuDNN autotuning")
-    p.add_argument("--resume", metavar="auto|PATH", help="continue from work_dir/latest.pth (auto) or a checkpoint")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="mixed precision (default train.amp)")
-    p.add_argument("--sync-bn", action="store_true", default=None, help="synchronize BN statistics across processes")
-    p.add_argument("--no-validate", action="store_true", help="skip the periodic validation")
-    p.add_argument("--run", help="results sub-folder for train.json (default: the config name)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        train(cfg, work_dir=args.work_dir, resume=args.resume, seed=args.seed,
-              deterministic=True if args.deterministic else None, device=args.device, amp=args.amp,
-              sync_bn=args.sync_bn, validate=not args.no_validate, run=args.run, progress=not args.no_progress)
-    except (ConfigError, RunError) as err:
-        print(f"tinlib train: error: {err}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as err:
-        print(f"tinlib train: stopped: {err}. The last good checkpoint is kept in the work dir; lower the lr or "
-              "check the data, then --resume auto.", file=sys.stderr)
-        return EXIT_NONFINITE
-    finally:
-        dist.cleanup()
-    return 0
-
-
-__all__ = ["train", "Trainer", "NonFiniteLossError", "main"]
+__all__ = ["ITER_SLEEP_ENV", "NonFiniteLossError", "StepResult", "Trainer", "train", "train_step"]

@@ -156,7 +156,8 @@ def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
         ``(clip [T, 3, H, W], label)``.
     """
     from tinlib.checkpoint import load_checkpoint
-    from tinlib.engine.common import build_model, build_split_dataset
+    from tinlib.engine.build import build_model
+    from tinlib.engine.splits import build_split_dataset
 
     cfg = resolve(config, data_root=data_root, overrides=overrides, quiet=True)
     model = build_model(cfg, pretrained=False, load_from=False, verbose=False)

@@ -1,0 +1,56 @@
+"""``tinlib export CONFIG CHECKPOINT OUT.onnx``: a trained recognizer as an ONNX graph of standard operators."""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Sequence
+
+from tinlib.cli import run_command
+
+PROG = "tinlib export"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``tinlib export``."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Export a trained recognizer to ONNX.")
+    parser.add_argument("config", help="config name (tinlib/configs) or path")
+    parser.add_argument("checkpoint", help="trained checkpoint (any layout tinlib.checkpoint reads)")
+    parser.add_argument("out", help="output .onnx file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. model.num_classes=10 (repeatable)")
+    parser.add_argument("--input-size", type=int, default=None, help="frame side (default: the config's)")
+    parser.add_argument("--views", type=int, default=1, help="views (clips x crops) per sample")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default: tinlib.export.DEFAULT_OPSET)")
+    parser.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
+    parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="unpickle the checkpoint fully (only for files you trust)")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from tinlib.engine.build import build_model, check_checkpoint_fits
+    from tinlib.engine.config import load_config
+    from tinlib.export import export_onnx, onnx_max_abs_diff
+
+    log = logging.getLogger(__name__)
+    cfg = load_config(args.config, args.overrides)
+    model = build_model(cfg, pretrained=False, load_from=False, verbose=False)
+    check_checkpoint_fits(model, args.checkpoint, cfg, trusted=args.trust_checkpoint)
+    size = args.input_size or cfg.data.input_size
+    opset = {"opset": args.opset} if args.opset else {}
+    out = export_onnx(model, args.out, input_size=size, views=args.views, dynamic_batch=not args.static_batch,
+                      **opset)
+    log.info("wrote %s (%.1f MB): frames [B, %d, 3, %d, %d] -> scores [B, %d]", out, out.stat().st_size / 1e6,
+             args.views * cfg.model.num_segments, size, size, cfg.model.num_classes)
+    if not args.no_verify:
+        frames = torch.randn(2, args.views * cfg.model.num_segments, 3, size, size)
+        log.info("onnxruntime vs PyTorch, max |difference| of the scores: %.2e", onnx_max_abs_diff(model, out, frames))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tinlib export`` with ``argv`` (default: the process's arguments); returns the exit status."""
+    return run_command(PROG, build_parser(), _run, argv)

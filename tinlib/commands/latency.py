@@ -1,0 +1,55 @@
+"""``tinlib latency [CONFIG]``: inference latency, FLOPs and parameters of TIN, TSM and TSN side by side."""
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from tinlib.cli import run_command
+
+PROG = "tinlib latency"
+DEFAULT_CONFIG = "tin_r50_1x1x8_40e_sthv1_rgb"
+DEFAULT_ARCHS = "tin_r50,tsm_r50,tsn_r50"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``tinlib latency``."""
+    p = argparse.ArgumentParser(prog=PROG, description="Inference latency per video (MMAction2's "
+                                "method), FLOPs, parameters and training GPU memory of TIN, TSM and TSN side by side.")
+    p.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
+                   help=f"config for the test setting (default {DEFAULT_CONFIG})")
+    p.add_argument("--archs", default=DEFAULT_ARCHS, help=f"comma-separated archs (default {DEFAULT_ARCHS})")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    p.add_argument("--devices", default="cpu,cuda", help="where to time (cuda is skipped when absent)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--iters", type=int, help="timed iterations on every device (default: 20 on CPU, 200 on CUDA)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-train-memory", action="store_true", help="skip the CUDA training-memory measurement")
+    p.add_argument("--out", default="results/latency.json")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+
+    from tinlib.engine.config import load_config
+    from tinlib.engine.latency import benchmark, check_archs, format_table, parse_devices, write_latency
+    from tinlib.engine.torch_settings import torch_settings
+
+    cfg = load_config(args.config, args.overrides)
+    archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    check_archs(cfg, archs)  # before any work
+    devices = parse_devices(args.devices)
+    with torch_settings(threads=args.threads):
+        result = benchmark(cfg, archs, devices=devices, warmup=args.warmup,
+                           iters_cpu=args.iters or 20, iters_cuda=args.iters or 200,
+                           train_memory=not args.no_train_memory, progress=not args.quiet)
+    out = write_latency(result, args.out)
+    print(format_table(result), flush=True)
+    logging.getLogger(__name__).info("wrote %s", out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tinlib latency`` with ``argv`` (default: the process's arguments); returns the exit status."""
+    return run_command(PROG, build_parser(), _run, argv)

@@ -1,0 +1,54 @@
+"""``tinlib test CONFIG CHECKPOINT``: top-1/top-5/mean class accuracy of a checkpoint (multi-view testing)."""
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from tinlib.cli import run_command
+
+PROG = "tinlib test"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``tinlib test``."""
+    from tinlib.engine.config import available_configs
+
+    p = argparse.ArgumentParser(prog=PROG, description="Evaluate a checkpoint: top-1, top-5 and mean "
+                                "class accuracy (MMAction2 definitions); writes results/<run>/metrics.json.",
+                                epilog="configs: " + ", ".join(available_configs()))
+    p.add_argument("config", help="config name (see tinlib/configs) or path to a .py/.json config")
+    p.add_argument("checkpoint", help="checkpoint file (tinlib, MMAction2 0.x/1.x or original TIN layout)")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. --set test.num_clips=2 test.average_clips=prob")
+    p.add_argument("--split", choices=("val", "test"), default="test")
+    p.add_argument("--run", help="results sub-folder name (default: the config name)")
+    p.add_argument("--results-dir", help="results root (default: the config's results_dir, 'results')")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--batch-size", type=int, help="videos per process (default data.test_videos_per_gpu)")
+    p.add_argument("--workers", type=int, help="loader workers per process (default data.workers_per_gpu)")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="autocast dtype for inference")
+    p.add_argument("--overwrite", action="store_true", help="replace results of another run in the output folder")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="fully unpickle a checkpoint that holds arbitrary Python objects (only files you trust)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tinlib.engine import dist
+    from tinlib.engine.config import load_config
+    from tinlib.engine.evaluate import evaluate
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        evaluate(cfg, args.checkpoint, split=args.split, run=args.run, results_dir=args.results_dir,
+                 device=args.device, batch_size=args.batch_size, num_workers=args.workers, amp=args.amp,
+                 overwrite=args.overwrite, trusted=args.trust_checkpoint, progress=not args.no_progress)
+    finally:
+        dist.cleanup()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tinlib test`` with ``argv`` (default: the process's arguments); returns the exit status."""
+    return run_command(PROG, build_parser(), _run, argv)

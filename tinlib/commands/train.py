@@ -1,0 +1,58 @@
+"""``tinlib train CONFIG``: train a config, in one process or one process per device under torchrun."""
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from tinlib.cli import run_command
+
+PROG = "tinlib train"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``tinlib train`` (listing the configs needs no torch import)."""
+    from tinlib.engine.config import available_configs
+
+    p = argparse.ArgumentParser(prog=PROG, description="Train a config; under torchrun one process per "
+                                "device (DDP). Writes checkpoints and log.json to the work dir.",
+                                epilog="configs: " + ", ".join(available_configs()) + ". Multi-GPU: torchrun "
+                                "--nproc-per-node N -m tinlib train CONFIG (the lr follows the linear scaling rule).")
+    p.add_argument("config", help="config name (see tinlib/configs) or path to a .py/.json config")
+    p.add_argument("--work-dir", help="output folder (default work_dirs/<config name>)")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. --set optim.lr=0.01 data.root=/data/sthv1")
+    p.add_argument("--seed", type=int, help="random seed (default: train.seed, else drawn and recorded)")
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms, no cuDNN autotuning")
+    p.add_argument("--resume", metavar="auto|PATH", help="continue from work_dir/latest.pth (auto) or a checkpoint")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="mixed precision (default train.amp)")
+    p.add_argument("--sync-bn", action="store_true", default=None, help="synchronize BN statistics across processes")
+    p.add_argument("--no-validate", action="store_true", help="skip the periodic validation")
+    p.add_argument("--run", help="results sub-folder for train.json (default: the config name)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tinlib.engine import dist
+    from tinlib.engine import train as engine_train
+    from tinlib.engine.config import load_config
+    from tinlib.engine.errors import NonFiniteLossError
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        engine_train.train(cfg, work_dir=args.work_dir, resume=args.resume, seed=args.seed,
+                           deterministic=True if args.deterministic else None, device=args.device, amp=args.amp,
+                           sync_bn=args.sync_bn, validate=not args.no_validate, run=args.run,
+                           progress=not args.no_progress)
+    except NonFiniteLossError as err:
+        raise NonFiniteLossError(f"{err}. The last good checkpoint is kept in the work dir; lower the lr or "
+                                 "check the data, then --resume auto.") from None
+    finally:
+        dist.cleanup()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tinlib train`` with ``argv`` (default: the process's arguments); returns the exit status."""
+    return run_command(PROG, build_parser(), _run, argv)

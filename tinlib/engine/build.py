@@ -1,0 +1,106 @@
+"""The recognizer of a config: built with its initialization, put in training mode the way
+MMAction2/TSM do, and checked against a checkpoint before any heavy work."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from tinlib.engine.config import Config
+from tinlib.engine.errors import RunError
+
+
+def build_model(cfg: Config, *, pretrained: bool = True, load_from: bool = True, verbose: bool = True):
+    """The recognizer of ``cfg.model`` (``model(x)``, x: ``[B, V*T, 3, H, W]`` -> scores ``[B, K]``).
+
+    Args:
+        cfg: the run's config; ``cfg.model`` names the arch, classes, segments and options.
+        pretrained: load ``model.pretrained`` (ImageNet backbone weights) when the config names it.
+        load_from: load the whole-model checkpoint ``model.load_from`` when the config names it
+            (a file that does not load raises :class:`RunError`).
+        verbose: let ``load_checkpoint`` report what it mapped.
+    ``model.partial_bn`` freezes the affine parameters of every BatchNorm layer but the first.
+    """
+    from tinlib.models import build_recognizer
+
+    m = cfg.model
+    model = build_recognizer(m.arch, m.num_classes, m.num_segments, dropout=m.dropout, shift_div=m.shift_div,
+                             interlace_grad=m.interlace_grad, interlace_backend=m.interlace_backend,
+                             pretrained=m.pretrained if pretrained else None, init_std=m.init_std)
+    if load_from and m.load_from:
+        from tinlib.checkpoint import CheckpointError, load_checkpoint
+
+        try:
+            load_checkpoint(model, m.load_from, strict=m.load_strict, tsm_conv1=m.tsm_conv1, verbose=verbose)
+        except CheckpointError as err:
+            raise RunError(f"model.load_from: {err}") from None
+    if m.partial_bn:
+        for bn in _norm_layers(model)[1:]:
+            for p in bn.parameters(recurse=False):
+                p.requires_grad_(False)
+    return model
+
+
+def _norm_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in model.modules() if isinstance(m, _BatchNorm)]
+
+
+def set_train_mode(model: torch.nn.Module, cfg: Config) -> None:
+    """``model.train()``, then BN layers back to eval mode for ``norm_eval`` (all) or
+    ``partial_bn`` (all but the first), as MMAction2/TSM do at every ``train()``."""
+    model.train()
+    layers = _norm_layers(model)
+    if cfg.model.norm_eval:
+        for bn in layers:
+            bn.eval()
+    elif cfg.model.partial_bn:
+        for bn in layers[1:]:
+            bn.eval()
+
+
+def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config, *,
+                          trusted: bool = False) -> tuple[Any, Any]:
+    """Load ``path`` strictly into ``model``; a checkpoint that does not fit raises :class:`RunError`
+    naming the likely cause (class count, segment count, architecture).
+
+    Args:
+        model: the recognizer built from ``cfg`` (its weights are replaced).
+        path: a checkpoint in any layout ``tinlib.checkpoint`` reads.
+        cfg: the config the model was built from (named in the messages).
+        trusted: unpickle the file fully (only for files the user made).
+    Returns:
+        ``(checkpoint, report)``: the file's contents and ``load_checkpoint``'s report (``layout``,
+        ``loaded``, ...).
+    """
+    from tinlib.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, read_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = read_checkpoint(path, trusted=trusted)
+        state = extract_state_dict(checkpoint, path)
+    except CheckpointError as err:
+        raise RunError(str(err)) from None
+    hints = []
+    for key in ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias"):
+        if key in state and state[key].shape[0] != cfg.model.num_classes:
+            hints.append(f"the checkpoint has {state[key].shape[0]} classes ({key} {list(state[key].shape)}) but "
+                         f"config {cfg.name} says model.num_classes={cfg.model.num_classes}")
+            break
+    meta = checkpoint.get("meta", {}) if isinstance(checkpoint, dict) else {}
+    if isinstance(meta, dict) and meta.get("arch") and meta.get("arch") != cfg.model.arch:
+        hints.append(f"the checkpoint was saved from {meta['arch']} but the config builds {cfg.model.arch}")
+    try:
+        report = load_checkpoint(model, path, strict=True, tsm_conv1=cfg.model.tsm_conv1, trusted=trusted,
+                                 verbose=False)
+    except CheckpointError as err:
+        hint = ("\n" + "\n".join(hints)) if hints else ""
+        raise RunError(f"checkpoint {path} does not fit config {cfg.name} ({cfg.model.arch}, "
+                       f"{cfg.model.num_classes} classes, {cfg.model.num_segments} segments):{hint}\n{err}") from None
+    return checkpoint, report
+
+
+__all__ = ["build_model", "check_checkpoint_fits", "set_train_mode"]

@@ -1,0 +1,93 @@
+"""The train/val/test splits of a config: their paths, the checks that the data is there and fits
+the model, and the dataset of each split with its sampling (training or test views)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinlib.engine.config import Config
+from tinlib.engine.errors import RunError
+
+SPLITS = ("train", "val", "test")
+
+
+def split_paths(cfg: Config, split: str) -> tuple[Path, Path]:
+    """``(annotation file, data prefix)`` of ``split`` (one of :data:`SPLITS`), under ``data.root``
+    unless the config gives absolute paths."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    d = cfg.data
+    ann, prefix = {"train": (d.train_ann, d.train_prefix), "val": (d.val_ann, d.val_prefix),
+                   "test": (d.test_ann, d.test_prefix)}[split]
+    return cfg.data_path(ann), cfg.data_path(prefix)
+
+
+def check_data_paths(cfg: Config, splits: tuple[str, ...]) -> None:
+    """The data root, the annotation lists and the frame/video folders of ``splits`` must exist;
+    raises one :class:`RunError` listing everything that is missing and how to fix it."""
+    root = Path(cfg.data.root)
+    problems = []
+    if not root.is_dir():
+        problems.append(f"data root {root} does not exist")
+    for split in splits:
+        ann, prefix = split_paths(cfg, split)
+        if not ann.is_file():
+            problems.append(f"{split} annotation list {ann} not found")
+        if not prefix.is_dir():
+            problems.append(f"{split} data folder {prefix} not found")
+    if problems:
+        raise RunError(f"config {cfg.name}: data for {cfg.data.dataset} is missing:\n  " + "\n  ".join(problems) +
+                       "\nPrepare it with `tinlib prepare`, or point the config at it with --set data.root=DIR "
+                       "(annotation lists and folders are relative to data.root).")
+
+
+def build_split_dataset(cfg: Config, split: str):
+    """The dataset of ``split``; item ``i`` is ``(clip [V*T, 3, S, S] float32, label int)``.
+
+    ``train``: training sampling and augmentation (V = 1); ``val``: single-view test sampling
+    with a centre crop (as MMAction2's validation); ``test``: the config's test views
+    (``test.num_clips`` x crops, twice sampling). Labels are checked against ``model.num_classes``.
+    """
+    from tinlib.data import DataError, build_dataset
+
+    ann, prefix = split_paths(cfg, split)
+    d, t = cfg.data, cfg.test
+    kwargs: dict[str, Any] = dict(kind=d.kind, num_segments=cfg.model.num_segments, filename_tmpl=d.filename_tmpl,
+                                  start_index=d.start_index, scale_size=d.scale_size, input_size=d.input_size,
+                                  num_classes=cfg.model.num_classes, skip_bad_samples=d.skip_bad_samples,
+                                  video_backend=d.video_backend)
+    if split == "train":
+        kwargs.update(test_mode=False, flip=d.flip, multi_scale_crop=d.multi_scale_crop)
+    elif split == "val":
+        kwargs.update(test_mode=True, num_clips=1, test_crop="center", twice_sample=False)
+    else:
+        kwargs.update(test_mode=True, num_clips=t.num_clips, test_crop=t.crop, twice_sample=t.twice_sample)
+    try:
+        dataset = build_dataset(str(ann), str(prefix), **kwargs)
+    except (DataError, FileNotFoundError, ValueError) as err:
+        raise RunError(f"config {cfg.name}, {split} split: {err}") from None
+    check_class_count(cfg, dataset, split)
+    return dataset
+
+
+def check_class_count(cfg: Config, dataset, split: str) -> None:
+    """A dataset with ``labels`` (a sequence of ints) must have samples, and labels within
+    ``[0, model.num_classes)``; a dataset that declares ``num_classes`` must agree with the config."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None or len(labels) == 0:
+        if labels is not None:
+            raise RunError(f"config {cfg.name}: the {split} split has no samples")
+        return
+    top = int(np.max(np.asarray(labels)))
+    if top >= cfg.model.num_classes or int(np.min(np.asarray(labels))) < 0:
+        raise RunError(f"config {cfg.name}: the {split} split has labels up to {top} but model.num_classes="
+                       f"{cfg.model.num_classes}; fix the annotation list or set --set model.num_classes={top + 1}")
+    declared = getattr(dataset, "num_classes", None)
+    if isinstance(declared, int) and declared != cfg.model.num_classes:
+        raise RunError(f"config {cfg.name}: the {split} dataset declares {declared} classes but model.num_classes="
+                       f"{cfg.model.num_classes}")
+
+
+__all__ = ["SPLITS", "build_split_dataset", "check_class_count", "check_data_paths", "split_paths"]
