@@ -1,5 +1,6 @@
 """tinlib predict: the same scores as tinlib test, top-k output, windows, frame folders, errors, notebook."""
 import csv
+import itertools
 import json
 import logging
 import shutil
@@ -14,10 +15,11 @@ from tinlib.checkpoint import save_checkpoint
 from tinlib.commands import predict as predict_cmd
 from tinlib.data.synthetic import CLASSES, render_video, video_codec, write_video
 from tinlib.engine import evaluate
-from tinlib.engine.config import config_from_dict, load_config
-from tinlib.engine.predict import class_names_for, window_starts
+from tinlib.engine.config import load_config
+from tinlib.engine.predict import class_names_for, find_frame_template, window_starts
 from tinlib.labels import load_labels
 from tinlib.models import build_recognizer
+from tinlib.records import SyntheticMeta
 
 T, K = 4, 5
 NAMES = ["alpha", "beta", "gamma", "delta", "epsilon"]
@@ -38,14 +40,14 @@ def write_frames(folder, frames, tmpl="img_{:05}.jpg", start=1):
 
 def tiny_config(tmp_path, kind="videos", name="tiny", **test):
     """A JSON config: TIN R18, T=4, K=5, 40-pixel frames, 32-pixel crops; data under tmp_path/data."""
-    values = dict(
-        model=dict(arch="tin_r18", num_classes=K, num_segments=T, pretrained=None),
-        data=dict(dataset="tiny", kind=kind, root=str(tmp_path / "data"), test_ann="list.txt", test_prefix="videos",
-                  filename_tmpl="img_{:05}.jpg", test_videos_per_gpu=1, workers_per_gpu=0, scale_size=40,
-                  input_size=32),
-        train=dict(num_threads=1),
-        test={"num_clips": 1, "crop": "center", "average_clips": None, **test},
-        results_dir=str(tmp_path / "results"))
+    values = {
+        "model": {"arch": "tin_r18", "num_classes": K, "num_segments": T, "pretrained": None},
+        "data": {"dataset": "tiny", "kind": kind, "root": str(tmp_path / "data"), "test_ann": "list.txt",
+                 "test_prefix": "videos", "filename_tmpl": "img_{:05}.jpg", "test_videos_per_gpu": 1,
+                 "workers_per_gpu": 0, "scale_size": 40, "input_size": 32},
+        "train": {"num_threads": 1},
+        "test": {"num_clips": 1, "crop": "center", "average_clips": None, **test},
+        "results_dir": str(tmp_path / "results")}
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(values))
     return path
@@ -93,9 +95,9 @@ def softmax(x):
 
 # ------------------------------------------------------------------------------- same as tinlib test
 @pytest.mark.parametrize("kind,test,views", [
-    ("videos", dict(num_clips=2, average_clips="prob"), 2),       # two clips, probabilities averaged (1.x)
-    ("rawframes", dict(crop="three", average_clips="score"), 3),  # three crops, scores averaged
-    ("rawframes", dict(), 1),                                     # one view, raw scores (0.x)
+    ("videos", {"num_clips": 2, "average_clips": "prob"}, 2),       # two clips, probabilities averaged (1.x)
+    ("rawframes", {"crop": "three", "average_clips": "score"}, 3),  # three crops, scores averaged
+    ("rawframes", {}, 1),                                           # one view, raw scores (0.x)
 ], ids=["video-2clips-prob", "frames-3crops-score", "frames-1view-raw"])
 def test_scores_equal_tinlib_test_on_a_one_line_list(tmp_path, capsys, checkpoint, kind, test, views):
     config = tiny_config(tmp_path, kind, **test)
@@ -143,7 +145,7 @@ def test_json_topk_in_order_with_names_and_softmax(tmp_path, capsys, checkpoint)
     assert [t["index"] for t in top] == order.tolist()
     assert [t["name"] for t in top] == [NAMES[i] for i in order]
     assert [t["prob"] for t in top] == pytest.approx(probs[order].tolist(), rel=1e-6)
-    assert all(a["prob"] >= b["prob"] for a, b in zip(top, top[1:]))
+    assert all(a["prob"] >= b["prob"] for a, b in itertools.pairwise(top))
     assert sum(t["prob"] for t in top) <= 1.0
 
 
@@ -175,7 +177,8 @@ def test_class_names_by_dataset_and_synthetic_meta(tmp_path):
     demo = load_config("demo_tin_r18_synthetic", {"data.root": str(tmp_path)})
     assert class_names_for(demo) == (None, "none")
     synthetic = [c.name for c in CLASSES]  # the demo's 11 classes, as its data writes them
-    (tmp_path / "synthetic_meta.json").write_text(json.dumps({"class_names": synthetic}))
+    SyntheticMeta(layout="sthv1", root=str(tmp_path), params={}, kind="rawframes", train_list="train.txt",
+                  val_list="val.txt", class_names=synthetic).write(tmp_path / SyntheticMeta.FILENAME)
     names, source = class_names_for(demo)
     assert names == synthetic and source.endswith("synthetic_meta.json")
     with pytest.raises(Exception, match="3 class names but config demo_tin_r18_synthetic has model.num_classes=11"):
@@ -267,6 +270,25 @@ def test_undecodable_video_and_empty_frame_folder(tmp_path, capsys, checkpoint):
     one_error_line(err, empty, "no frames")
 
 
+def test_frame_folder_numbering(tmp_path, capsys, checkpoint):
+    frames = render(12, seed=6)
+    zero_based = write_frames(tmp_path / "from zero", frames, tmpl="{:05}.jpg", start=0)
+    assert find_frame_template(zero_based, "img_{:05}.jpg", 1) == ("{:05}.jpg", 0, 12)
+    gap = write_frames(tmp_path / "gap", frames)
+    (gap / "img_00005.jpg").unlink()
+    code, _, err = run_predict(capsys, tiny_config(tmp_path), checkpoint, gap)
+    assert code != 0
+    one_error_line(err, gap, "img_00005.jpg is missing")
+
+
+def test_stride_needs_a_window(tmp_path, capsys, checkpoint):
+    video = tmp_path / "v.mp4"
+    write_video(video, render(10), video_codec("mp4"))
+    code, out, err = run_predict(capsys, tiny_config(tmp_path), checkpoint, video, "--stride", "4")
+    assert code != 0 and out == ""
+    one_error_line(err, "--stride needs --window")
+
+
 def test_bad_checkpoints(tmp_path, capsys, checkpoint):
     video = tmp_path / "v.mp4"
     write_video(video, render(10), video_codec("mp4"))
@@ -297,8 +319,8 @@ def test_notebook_runs_under_papermill(tmp_path, checkpoint):
     out = tmp_path / "07_predict.ipynb"
     pm.execute_notebook(str(root / "notebooks" / "07_predict.ipynb"), str(out), kernel_name="tin-kit",
                         cwd=str(root), progress_bar=False,
-                        parameters=dict(config=str(config), checkpoint=str(checkpoint), video=None, topk=3, window=16,
-                                        stride=8, device="cpu", video_dir=str(tmp_path / "videos")))
+                        parameters={"config": str(config), "checkpoint": str(checkpoint), "video": None, "topk": 3,
+                                    "window": 16, "stride": 8, "device": "cpu", "video_dir": str(tmp_path / "videos")})
     nb = nbformat.read(str(out), as_version=4)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]

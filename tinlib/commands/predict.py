@@ -134,4 +134,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command("tinlib predict", build_parser(), run, argv)
 
 
-__all__ = ["build_parser", "main", "run", "print_prediction"]
+__all__ = ["build_parser", "main", "print_prediction", "run"]

@@ -27,15 +27,17 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from tinlib.engine.config import Config
 from tinlib.errors import UserError
+from tinlib.models.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +77,14 @@ class VideoSource:
 
         inds = np.asarray(indices, dtype=np.int64).reshape(-1)
         if self.kind == "frames":
-            return decode_rawframes(self.path, inds, self.filename_tmpl or FRAME_TEMPLATES[0], self.start_index)
+            return decode_rawframes(self.path, inds.tolist(), self.filename_tmpl or FRAME_TEMPLATES[0], self.start_index)
         return self._clip.get(np.minimum(inds + self.start_index, self.num_frames - 1))
 
 
 def _frame_count(folder: Path, tmpl: str, start: int) -> int:
     """Number of frames ``tmpl.format(start), tmpl.format(start + 1), ...`` present without a gap."""
     prefix, _, rest = tmpl.partition("{")
-    spec, _, suffix = rest.partition("}")
+    _, _, suffix = rest.partition("}")
     pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + "$")
     numbers = sorted(int(m.group(1)) for entry in os.scandir(folder) if (m := pattern.match(entry.name)))
     numbers = [n for n in numbers if n >= start]
@@ -99,15 +101,16 @@ def find_frame_template(folder: str | os.PathLike, preferred: str | None = None,
                         preferred_start: int | None = None) -> tuple[str, int, int]:
     """``(filename_tmpl, start_index, num_frames)`` of a frame folder.
 
-    Tries ``preferred`` (the config's template) first, then :data:`FRAME_TEMPLATES`; for each,
-    numbering from ``preferred_start`` (default 1) or from 0. Raises :class:`UserError` naming the
-    folder when no template matches.
+    Tries ``preferred`` (the config's template) first, then :data:`FRAME_TEMPLATES`; the frames are
+    numbered from the lowest of 0, 1 and ``preferred_start`` whose file exists, and must follow
+    without a gap. Raises :class:`UserError` naming the folder when no template matches.
     """
     folder = Path(folder)
     templates = ([preferred] if preferred else []) + [t for t in FRAME_TEMPLATES if t != preferred]
-    starts = [preferred_start if preferred_start is not None else 1, 0, 1]
+    # the lowest number present: a folder numbered from 0 keeps its first frame
+    starts = sorted({0, 1} | ({preferred_start} if preferred_start is not None else set()))
     for tmpl in templates:
-        for start in dict.fromkeys(starts):
+        for start in starts:
             if (folder / tmpl.format(start)).is_file():
                 return tmpl, start, _frame_count(folder, tmpl, start)
     shown = ", ".join(t.format(1) for t in templates[:4])
@@ -122,7 +125,7 @@ def _video_fps(path: str) -> float | None:
         with av.open(path) as container:
             rate = container.streams.video[0].average_rate
             return float(rate) if rate else None
-    except Exception:  # the rate only labels the timeline in seconds
+    except Exception:  # noqa: BLE001 - the rate only labels the timeline in seconds
         return None
 
 
@@ -164,7 +167,7 @@ class TestPipeline:
     average_clips: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: Config) -> "TestPipeline":
+    def from_config(cls, cfg: Config) -> TestPipeline:
         t, d = cfg.test, cfg.data
         return cls(cfg.model.num_segments, t.num_clips, t.twice_sample, t.crop, d.scale_size, d.input_size,
                    t.average_clips)
@@ -268,11 +271,11 @@ def class_names_for(cfg: Config, labels: str | os.PathLike | None = None) -> tup
     ``labels``: a file (one name per line) or a packaged set (``sthv1``, ``sthv2``, ``k400``);
     its length must be ``model.num_classes``. Without it: the packaged set named by
     ``data.dataset`` (the zoo configs), else the ``class_names`` a synthetic dataset stored in
-    ``data.root/synthetic_meta.json`` (the demo configs), else None.
+    ``data.root/synthetic_meta.json`` (the demo configs), else None. A damaged
+    ``synthetic_meta.json`` raises :class:`~tinlib.records.RecordError` naming it.
     """
-    import json
-
     from tinlib.labels import LABEL_SETS, load_labels
+    from tinlib.records import SyntheticMeta
 
     k = cfg.model.num_classes
     if labels is not None:
@@ -289,14 +292,10 @@ def class_names_for(cfg: Config, labels: str | os.PathLike | None = None) -> tup
         log.warning("config %s: data.dataset=%s has %d class names but model.num_classes=%d; showing class "
                     "indices (%s)", cfg.name, dataset, len(names), k, LABELS_HINT)
         return None, "none"
-    meta_path = Path(cfg.data.root) / "synthetic_meta.json"
-    if meta_path.is_file():
-        try:
-            names = json.loads(meta_path.read_text(encoding="utf-8")).get("class_names")
-        except (OSError, ValueError, AttributeError):
-            names = None
-        if isinstance(names, list) and len(names) == k:
-            return [str(n) for n in names], str(meta_path)
+    meta_path = Path(cfg.data.root) / SyntheticMeta.FILENAME
+    meta = SyntheticMeta.read_optional(meta_path)
+    if meta is not None and len(meta.class_names) == k:
+        return list(meta.class_names), str(meta_path)
     return None, "none"
 
 
@@ -402,7 +401,7 @@ def _one_line(text: str) -> str:
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
-def load_model(cfg: Config, checkpoint: str | os.PathLike, *, trusted: bool = False) -> torch.nn.Module:
+def load_model(cfg: Config, checkpoint: str | os.PathLike, *, trusted: bool = False) -> Recognizer:
     """The config's recognizer with ``checkpoint`` (a local file) loaded strictly, in eval mode.
     A missing, unreadable or non-fitting checkpoint raises :class:`UserError` naming the file."""
     from tinlib.engine.common import RunError, build_model, check_checkpoint_fits
@@ -417,7 +416,7 @@ def load_model(cfg: Config, checkpoint: str | os.PathLike, *, trusted: bool = Fa
         _, report = check_checkpoint_fits(model, path, cfg, trusted=trusted)
     except RunError as err:
         raise UserError(_one_line(str(err))) from None
-    except Exception as err:  # torch.load on a file that is not a checkpoint: pickle, zip or EOF errors
+    except Exception as err:  # noqa: BLE001 - torch.load on a non-checkpoint: pickle, zip or EOF errors
         raise UserError(f"cannot read checkpoint {path} ({type(err).__name__}: {_one_line(str(err))[:160]}); it is "
                         "not a PyTorch checkpoint or it is truncated: download or save it again") from None
     log.info("loaded %s (%s layout, %d tensors)", path, report.layout, len(report.loaded))
@@ -437,7 +436,7 @@ class Predictor:
     :class:`WindowTimeline`.
     """
 
-    def __init__(self, cfg: Config, model: torch.nn.Module, device: str | torch.device = "cpu",
+    def __init__(self, cfg: Config, model: Recognizer, device: str | torch.device = "cpu",
                  class_names: Sequence[str] | None = None, *, class_names_source: str = "none",
                  checkpoint: str | None = None):
         self.cfg = cfg
@@ -447,14 +446,10 @@ class Predictor:
         self.class_names = list(class_names) if class_names is not None else None
         self.class_names_source = class_names_source
         self.checkpoint = checkpoint
-        if self.pipeline.average_clips is None and self.pipeline.views > 1:
-            raise UserError(f"config {cfg.name}: test.average_clips=None keeps the raw scores of one view, but the "
-                            f"test pipeline has {self.pipeline.views} views; pass --set test.average_clips=prob "
-                            "(or score)")
 
     @classmethod
     def from_checkpoint(cls, cfg: Config, checkpoint: str | os.PathLike, *, device: str = "auto",
-                        labels: str | os.PathLike | None = None, trusted: bool = False) -> "Predictor":
+                        labels: str | os.PathLike | None = None, trusted: bool = False) -> Predictor:
         """Resolve ``checkpoint`` (local path, http(s) URL or ``published:<config>``), load it into
         ``cfg``'s model on ``device`` (auto: CUDA when available) and find the class names."""
         from tinlib.engine.dist import resolve_device
@@ -623,7 +618,7 @@ def plot_timeline(timeline: WindowTimeline, names: Sequence[str] | None = None, 
     shown = [int(c) for c in leaders[np.argsort(-counts, kind="stable")][:max_classes]]
     for i, (s, e, label) in enumerate(segments):
         ax.axvspan(s / unit, e / unit, color=f"C{i % 10}", alpha=0.08)
-        ax.text((s + e) / 2 / unit, 1.02, _short(label, 22), ha="center", va="bottom", fontsize=7,
+        ax.text((s + e) / 2 / unit, 0.98, _short(label, 22), ha="center", va="top", fontsize=7,
                 transform=ax.get_xaxis_transform())
     for c in shown:
         ax.plot(x, timeline.probs[:, c], marker="o", ms=3, label=_short(class_name(c, names)))
@@ -643,13 +638,14 @@ def plot_timeline(timeline: WindowTimeline, names: Sequence[str] | None = None, 
 def write_demo_video(path: str | os.PathLike, classes: Sequence[int], *, frames_per_class: int = 24,
                      height: int = 40, seed: int = 0) -> list[tuple[int, int, str]]:
     """A video of synthetic-dataset classes played one after the other (for trying ``predict``
-    without data): ``classes`` are indices into ``tinlib.data.synthetic.CLASSES``. Writes an .mp4
-    or .webm (by the suffix of ``path``); returns ``(start frame, end frame, class name)`` spans."""
+    without data): ``classes`` are indices into ``tinlib.data.synthetic.CLASSES``, each rendered
+    for ``frames_per_class`` frames of ``height`` (made even) pixels. Writes an .mp4 or .webm (by
+    the suffix of ``path``); returns ``(start frame, end frame, class name)`` spans."""
     from tinlib.data.synthetic import CLASSES, render_video, video_codec, write_video
 
     rng = np.random.default_rng(seed)
     height = height + height % 2
-    width = 2 * int(round(height * 1.4 / 2))
+    width = 2 * round(height * 1.4 / 2)
     parts, spans, start = [], [], 0
     for c in classes:
         cls = CLASSES[c]
@@ -658,12 +654,14 @@ def write_demo_video(path: str | os.PathLike, classes: Sequence[int], *, frames_
         spans.append((start, start + frames_per_class, cls.name))
         start += frames_per_class
     path = Path(path)
+    if path.suffix not in (".mp4", ".webm"):
+        raise ValueError(f"write_demo_video writes .mp4 or .webm files, got {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_video(path, np.concatenate(parts), video_codec(path.suffix.lstrip(".") or "mp4"))
+    write_video(path, np.concatenate(parts), video_codec(path.suffix.lstrip(".")))
     return spans
 
 
-__all__ = ["VideoSource", "open_source", "find_frame_template", "TestPipeline", "SingleVideoDataset", "model_input",
-           "window_starts", "probabilities", "top_k", "class_names_for", "VideoPrediction", "WindowTimeline",
-           "load_model", "Predictor", "write_outputs", "plot_topk", "plot_timeline", "write_demo_video",
-           "LABELS_HINT"]
+__all__ = ["LABELS_HINT", "Predictor", "SingleVideoDataset", "TestPipeline", "VideoPrediction", "VideoSource",
+           "WindowTimeline", "class_names_for", "find_frame_template", "load_model", "model_input", "open_source",
+           "plot_timeline", "plot_topk", "probabilities", "top_k", "window_starts", "write_demo_video",
+           "write_outputs"]
