@@ -16,7 +16,8 @@ Windows (a stream): a long video is scored window after window. Window ``w`` hol
 after the last full window are left out; a video shorter than one window gives one window of
 the whole video). Each window is sampled as one test-mode clip of ``model.num_segments`` frames
 (no multi-clip or twice sampling) with the config's spatial crops, and timed: decoding plus
-transforms, and the model call (synchronized on CUDA, after one warm-up call that is not counted).
+transforms, and the model call with the copy to the device (synchronized on CUDA, after one
+warm-up call that is not counted).
 """
 from __future__ import annotations
 
@@ -155,7 +156,7 @@ def open_source(path: str | os.PathLike, cfg: Config) -> VideoSource:
 # The test pipeline of a config
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class TestPipeline:
+class InferencePipeline:
     """The config's test-time sampling and transforms (what ``build_split_dataset(cfg, "test")`` uses)."""
 
     num_segments: int
@@ -167,7 +168,7 @@ class TestPipeline:
     average_clips: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: Config) -> TestPipeline:
+    def from_config(cls, cfg: Config) -> InferencePipeline:
         t, d = cfg.test, cfg.data
         return cls(cfg.model.num_segments, t.num_clips, t.twice_sample, t.crop, d.scale_size, d.input_size,
                    t.average_clips)
@@ -200,7 +201,7 @@ class SingleVideoDataset(torch.utils.data.Dataset):
     """One video as a one-item dataset: ``(clip float32 [V * T, 3, H, W], -1)``, the item the
     config's test dataset yields for this video (views crop-major, then clip)."""
 
-    def __init__(self, source: VideoSource, pipeline: TestPipeline):
+    def __init__(self, source: VideoSource, pipeline: InferencePipeline):
         self.source, self.pipeline = source, pipeline
         self.labels = [-1]
 
@@ -213,7 +214,7 @@ class SingleVideoDataset(torch.utils.data.Dataset):
         return model_input(self.source, self.pipeline), -1
 
 
-def model_input(source: VideoSource, pipeline: TestPipeline) -> torch.Tensor:
+def model_input(source: VideoSource, pipeline: InferencePipeline) -> torch.Tensor:
     """The clip of the whole video: float32 ``[V * T, 3, H, W]``."""
     inds = pipeline.frame_indices(source.num_frames)
     return pipeline.transform(source.get(inds.reshape(-1)))
@@ -440,7 +441,7 @@ class Predictor:
                  class_names: Sequence[str] | None = None, *, class_names_source: str = "none",
                  checkpoint: str | None = None):
         self.cfg = cfg
-        self.pipeline = TestPipeline.from_config(cfg)
+        self.pipeline = InferencePipeline.from_config(cfg)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.class_names = list(class_names) if class_names is not None else None
@@ -661,7 +662,7 @@ def write_demo_video(path: str | os.PathLike, classes: Sequence[int], *, frames_
     return spans
 
 
-__all__ = ["LABELS_HINT", "Predictor", "SingleVideoDataset", "TestPipeline", "VideoPrediction", "VideoSource",
+__all__ = ["LABELS_HINT", "InferencePipeline", "Predictor", "SingleVideoDataset", "VideoPrediction", "VideoSource",
            "WindowTimeline", "class_names_for", "find_frame_template", "load_model", "model_input", "open_source",
            "plot_timeline", "plot_topk", "probabilities", "top_k", "window_starts", "write_demo_video",
            "write_outputs"]
