@@ -10,7 +10,7 @@ import pytest
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ["00_prepare_data", "01_train", "02_evaluate", "03_latency", "04_model_zoo", "05_explore_interlace",
-         "06_gradient_ablation"]
+         "06_gradient_ablation", "07_predict"]
 
 
 def _cells(nb) -> list[tuple[str, str, list[str]]]:

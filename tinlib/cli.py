@@ -25,6 +25,7 @@ COMMANDS = {
     "fetch": ("tinlib.commands.fetch", "download published checkpoints/logs into torch's hub cache"),
     "train": ("tinlib.commands.train", "train a config (single process or under torchrun)"),
     "test": ("tinlib.commands.test", "evaluate a checkpoint: top-1/top-5/mean class accuracy"),
+    "predict": ("tinlib.commands.predict", "top-k classes of single videos (and a per-window timeline)"),
     "latency": ("tinlib.commands.latency", "inference latency, FLOPs and parameters"),
     "zoo": ("tinlib.report.zoo", "rewrite results/model_zoo.md from results/"),
     "export": ("tinlib.commands.export", "export a recognizer to ONNX"),

@@ -297,7 +297,7 @@ def measure_latency(config: str, archs: Sequence[str] | None = None, *, override
     """
     import torch
 
-    from tinlib.engine.latency import benchmark
+    from tinlib.engine.latency import benchmark, write_latency
 
     cfg = resolve(config, overrides=overrides, results_dir=results_dir, quiet=True)
     if archs is None:
@@ -307,7 +307,7 @@ def measure_latency(config: str, archs: Sequence[str] | None = None, *, override
         torch.set_num_threads(int(threads))
     result = benchmark(cfg, list(archs), devices=tuple(devices), warmup=warmup, iters_cpu=iters or 20,
                        iters_cuda=iters or 200, train_memory=train_memory, progress=True)
-    atomic_write_json(run_folder(cfg) / "latency.json", result)
+    write_latency(result, run_folder(cfg) / "latency.json")
     return result
 
 
