@@ -29,6 +29,7 @@ COMMANDS = {
     "latency": ("tinlib.commands.latency", "inference latency, FLOPs and parameters"),
     "zoo": ("tinlib.report.zoo", "rewrite results/model_zoo.md from results/"),
     "export": ("tinlib.commands.export", "export a recognizer to ONNX"),
+    "doctor": ("tinlib.commands.doctor", "check versions, devices, the interlace op, training steps, decoders"),
 }
 
 

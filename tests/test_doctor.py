@@ -1,0 +1,211 @@
+"""tinlib doctor on the CPU: it passes here, --json lists every check, failures set the exit
+status and say which check failed and why, GPU checks without a GPU say "no CUDA device".
+
+No timings are asserted; the GPU branches (Triton, bandwidth with CUDA events) need a GPU.
+"""
+from __future__ import annotations
+
+import collections
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tinlib import ops
+from tinlib.commands import doctor as doctor_command
+from tinlib.doctor import FAIL, PASS, RESULTS, SKIPPED
+from tinlib.doctor import decoders, opcheck, train_step
+from tinlib.doctor.bandwidth import peak_bandwidth
+
+HAS_CUDA = torch.cuda.is_available()
+DTYPES = ("float32", "float16", "bfloat16")
+GIB = 1024 ** 3
+
+
+def table_rows(text: str) -> dict[tuple[str, str, str], tuple[str, str]]:
+    """{(check, device, dtype): (result, detail)} from the verdict table in ``text``; the column
+    spans are read from the dashes under the header."""
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("check ") and "result" in line)
+    dashes = lines[header + 1]
+    spans, start = [], 0
+    for part in dashes.split("  "):
+        spans.append((start, start + len(part)))
+        start += len(part) + 2
+    rows = {}
+    for line in lines[header + 2:]:
+        if not line.strip():
+            break
+        cells = [line[a:b].strip() for a, b in spans[:-1]] + [line[spans[-1][0]:].strip()]
+        check, device, dtype, result, detail = cells
+        rows[(check, device, dtype)] = (result.lower(), detail)
+    return rows
+
+
+@pytest.mark.slow
+def test_doctor_passes_on_this_machine(capsys):
+    status = doctor_command.main([])
+    out, err = capsys.readouterr()
+    assert status == 0, out
+    rows = table_rows(out)
+    for dtype in DTYPES:
+        for direction in ("forward", "backward"):
+            result, detail = rows[(f"interlace {direction} [reference]", "cpu", dtype)]
+            assert result == PASS, detail
+            assert "<= tol" in detail
+    assert rows[("train step [fp32]", "cpu", "float32")][0] == PASS
+    amp_result, amp_detail = rows[("train step [amp]", "cpu", "bfloat16")]
+    assert amp_result == PASS or (amp_result == SKIPPED and "bfloat16" in amp_detail)
+    assert rows[("decode video [pyav]", "cpu", "-")][0] == PASS
+    assert rows[("decode JPEG frames [opencv]", "cpu", "-")][0] == PASS
+    decord_result, decord_detail = rows[("decode video [decord]", "cpu", "-")]
+    assert decord_result == PASS or (decord_result == SKIPPED and "not installed" in decord_detail)
+    if not HAS_CUDA:
+        cuda_rows = {key: value for key, value in rows.items() if key[1] == "cuda"}
+        assert cuda_rows, "the table should say that the GPU checks were skipped"
+        assert all(result == SKIPPED and "no CUDA device" in detail for result, detail in cuda_rows.values())
+    assert "summary: " in out and " 0 fail" in out
+    # a progress line per group of checks, on stderr
+    for group in ("versions and devices", "interlace op on cpu", "train step [fp32] on cpu", "train step [amp] on cpu",
+                  "data decoders"):
+        assert group in err
+
+
+def test_json_lists_every_check_with_a_result(capsys):
+    status = doctor_command.main(["--quick", "--json"])
+    out, _ = capsys.readouterr()
+    report = json.loads(out)
+    assert status == report["exit_status"] == 0
+    checks = report["checks"]
+    assert checks
+    for check in checks:
+        assert check["result"] in RESULTS
+        assert {"group", "name", "device", "dtype", "detail"} <= set(check)
+        assert check["detail"]
+    cpu_ops = [c for c in checks if c["group"] == "op" and c["device"] == "cpu"]
+    assert {(c["name"], c["dtype"]) for c in cpu_ops} == {
+        (f"interlace {direction} [reference]", dtype) for direction in ("forward", "backward") for dtype in DTYPES}
+    for check in cpu_ops:  # the numbers behind the verdict are there for scripts
+        assert check["result"] == PASS
+        assert 0 <= check["data"]["max_rel_error"] <= check["data"]["tolerance"]
+    assert [c["name"] for c in checks if c["group"] == "train" and c["device"] == "cpu"] == ["train step [amp]"]
+    assert not [c for c in checks if c["group"] == "decode"], "--quick leaves the decoders out"
+    assert report["summary"][PASS] == sum(c["result"] == PASS for c in checks)
+    assert report["versions"]["torch"] == torch.__version__
+    if not HAS_CUDA:
+        cuda = [c for c in checks if c["device"] == "cuda"]
+        assert cuda and all(c["result"] == SKIPPED and "no CUDA device" in c["detail"] for c in cuda)
+
+
+def test_a_wrong_kernel_fails_with_exit_status_1_and_says_where(capsys, monkeypatch):
+    correct_forward = ops.eager.forward
+    monkeypatch.setattr(ops.eager, "forward", lambda x, offset, weight: correct_forward(x, offset, weight) * 1.05)
+    status = doctor_command.main(["--quick", "--device", "cpu"])
+    out, _ = capsys.readouterr()
+    assert status == 1
+    rows = table_rows(out)
+    for dtype in DTYPES:
+        result, detail = rows[("interlace forward [reference]", "cpu", dtype)]
+        assert result == FAIL
+        assert "out" in detail and "> tol" in detail and "float64 composite" in detail
+        # the backward kernel was left alone
+        assert rows[("interlace backward [reference]", "cpu", dtype)][0] == PASS
+    assert "FAILED: interlace forward [reference] on cpu float32:" in out
+
+
+def test_a_tolerance_breach_names_the_tensor_and_the_tolerance(monkeypatch):
+    monkeypatch.setitem(opcheck.TOLERANCE, torch.float16, (1e-9, 1e-9))
+    forward, backward = opcheck.check_interlace(torch.device("cpu"), "reference", torch.float16, (1,))
+    assert forward.result == backward.result == FAIL
+    assert " out " in forward.detail and "> tol 1.0e-09" in forward.detail
+    assert "grad_" in backward.detail and "> tol 1.0e-09" in backward.detail
+    assert forward.data["max_rel_error"] > 1e-9
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_failure(capsys):
+    if HAS_CUDA:
+        pytest.skip("this machine has a CUDA device")
+    status = doctor_command.main(["--device", "cuda"])
+    out, _ = capsys.readouterr()
+    assert status == 1
+    result, detail = table_rows(out)[("CUDA device", "cuda", "-")]
+    assert result == FAIL and "no CUDA device" in detail
+
+
+def test_a_non_finite_loss_fails_the_train_step(monkeypatch):
+    real_cross_entropy = torch.nn.functional.cross_entropy
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy",
+                        lambda logits, labels: real_cross_entropy(logits, labels) * float("nan"))
+    (check,) = train_step.check_train_step(torch.device("cpu"), amp=False, iterations=1)
+    assert check.result == FAIL and "loss not finite" in check.detail
+
+
+def test_decoders_catch_swapped_colour_channels(monkeypatch):
+    from tinlib.data import decoding
+
+    real_decode = decoding.decode_rawframes
+    monkeypatch.setattr(decoding, "decode_rawframes", lambda *args, **kw: real_decode(*args, **kw)[..., ::-1])
+    checks = {check.name: check for check in decoders.check_decoders()}
+    jpeg = checks["decode JPEG frames [opencv]"]
+    assert jpeg.result == FAIL and "mean |diff|" in jpeg.detail
+    assert checks["decode video [pyav]"].result == PASS
+
+
+def test_the_checked_shapes_are_those_tin_r50_gives_the_op(monkeypatch):
+    """Run TIN-R50 at 224 px on the meta device and record what the op is called with."""
+    from tinlib.models import build_recognizer
+
+    calls: collections.Counter = collections.Counter()
+    real_interlace = ops.interlace
+
+    def recording_interlace(x, *args, **kwargs):
+        calls[tuple(x.shape)] += 1
+        return real_interlace(x, *args, **kwargs)
+
+    monkeypatch.setattr(ops, "interlace", recording_interlace)
+    with torch.device("meta"):
+        model = build_recognizer("tin_r50", 174, num_segments=8)
+        model(torch.empty(2, 8, 3, 224, 224))
+    assert sum(calls.values()) == 3 + 4 + 6 + 3  # one call per Bottleneck block of ResNet-50
+    checked = {shape for _, shape in opcheck.op_shapes((2,))}
+    assert len(checked) == 4 and checked <= set(calls)
+    # the one shape not checked is the first block's: 64 stem channels -> 16, at 56x56
+    assert set(calls) - checked == {(2, 8, 16, 56 * 56)}
+    # every stage's most frequent call is checked
+    by_size = collections.defaultdict(list)
+    for shape, count in calls.items():
+        by_size[shape[3]].append((count, shape))
+    assert {max(entries)[1] for entries in by_size.values()} == checked
+
+
+# GPU peak DRAM bandwidth in GB/s from the vendors' datasheets (NVIDIA A100, H100, H200, V100,
+# L4, A10 datasheets; GeForce RTX 4090 specifications), with the names torch reports.
+@pytest.mark.parametrize("name, memory_gib, expected", [
+    ("NVIDIA H200", 140, 4800),
+    ("NVIDIA H200 NVL", 140, 4800),
+    ("NVIDIA H100 80GB HBM3", 80, 3350),
+    ("NVIDIA H100 PCIe", 80, 2000),
+    ("NVIDIA H100 NVL", 94, 3900),
+    ("NVIDIA A100-SXM4-80GB", 80, 2039),
+    ("NVIDIA A100 80GB PCIe", 80, 1935),
+    ("NVIDIA A100-SXM4-40GB", 40, 1555),
+    ("NVIDIA A100-PCIE-40GB", 40, 1555),
+    ("Tesla V100-SXM2-32GB", 32, 900),
+    ("NVIDIA L4", 22, 300),
+    ("NVIDIA A10", 22, 600),
+    ("NVIDIA GeForce RTX 4090", 24, 1008),
+    ("NVIDIA GH200 480GB", 96, None),  # not an H200
+    ("NVIDIA A10G", 22, None),  # no vendor datasheet number
+    ("NVIDIA A100-SXM4-40GB MIG 1g.5gb", 5, None),  # a slice has a share of the bandwidth
+    ("Some Future GPU", 500, None),
+])
+def test_peak_bandwidth_of_known_gpus(name, memory_gib, expected):
+    peak = peak_bandwidth(name, memory_gib * GIB)
+    assert (peak.gb_per_s if peak else None) == expected
+
+
+def test_the_doctor_video_frames_differ_from_frame_to_frame():
+    frames = decoders.doctor_frames()
+    assert frames.shape == (decoders.FRAMES, decoders.HEIGHT, decoders.WIDTH, 3) and frames.dtype == np.uint8
+    assert all(np.abs(frames[t].astype(int) - frames[t + 1]).mean() > 1 for t in range(len(frames) - 1))

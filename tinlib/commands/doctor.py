@@ -1,0 +1,48 @@
+"""``tinlib doctor``: check versions, devices, the interlace op, training steps and the decoders.
+
+Prints the environment and a verdict table on stdout (``--json``: one JSON object instead,
+with the list of checks); a progress line per group of checks goes to stderr. Exit status:
+0 every check passed or was skipped, 1 a check failed, 2 bad usage.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from tinlib.cli import run_command
+
+DEVICE_CHOICES = ("cpu", "cuda", "all")  # tinlib.doctor.DEVICE_CHOICES, without importing torch for --help
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinlib doctor",
+        description="Check this machine before a long run: package versions and devices; the interlace op "
+                    "(each backend, float32/float16/bfloat16, forward and backward at TIN-R50's shapes) against "
+                    "its float64 definition; its memory bandwidth on GPUs; TIN-R50 training steps in float32 and "
+                    "mixed precision; the video and frame decoders.",
+        epilog="Exit status: 0 all checks passed or were skipped, 1 a check failed, 2 bad usage.")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="all",
+                        help="check the CPU, every visible GPU, or both (default: all; GPU checks are skipped "
+                             "when there is no GPU, except with --device cuda, where that is a failure)")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the op checks and one mixed-precision training step (what runs before training)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON (a list of checks and the "
+                                                            "environment) instead of the table")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from tinlib.doctor import run_doctor
+    from tinlib.doctor.report import format_json, format_text
+
+    report = run_doctor(args.device, quick=args.quick)
+    print(format_json(report) if args.json else format_text(report), flush=True)
+    return report.exit_status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command("tinlib doctor", build_parser(), run, argv)
+
+
+__all__ = ["build_parser", "main", "run"]
