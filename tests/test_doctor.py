@@ -14,8 +14,7 @@ import torch
 
 from tinlib import ops
 from tinlib.commands import doctor as doctor_command
-from tinlib.doctor import FAIL, PASS, RESULTS, SKIPPED
-from tinlib.doctor import decoders, opcheck, train_step
+from tinlib.doctor import FAIL, PASS, RESULTS, SKIPPED, decoders, opcheck, train_step
 from tinlib.doctor.bandwidth import peak_bandwidth
 
 HAS_CUDA = torch.cuda.is_available()
@@ -209,3 +208,40 @@ def test_the_doctor_video_frames_differ_from_frame_to_frame():
     frames = decoders.doctor_frames()
     assert frames.shape == (decoders.FRAMES, decoders.HEIGHT, decoders.WIDTH, 3) and frames.dtype == np.uint8
     assert all(np.abs(frames[t].astype(int) - frames[t + 1]).mean() > 1 for t in range(len(frames) - 1))
+
+
+def test_nan_from_a_kernel_fails_and_the_json_stays_strict(monkeypatch):
+    from tinlib.doctor.report import format_json
+    from tinlib.doctor.runner import DoctorReport
+
+    monkeypatch.setattr(ops.eager, "forward", lambda x, offset, weight: torch.full_like(x, float("nan")))
+    forward, _ = opcheck.check_interlace(torch.device("cpu"), "reference", torch.float32, (1,))
+    assert forward.result == FAIL and "rel. err inf" in forward.detail
+    report = DoctorReport("cpu", True, {}, {}, [], [forward])
+    parsed = json.loads(format_json(report))  # strict JSON: no bare Infinity/NaN
+    assert parsed["exit_status"] == 1 and parsed["checks"][0]["data"]["max_rel_error"] == "inf"
+
+
+def test_bandwidth_counts_the_bytes_the_op_must_move(monkeypatch):
+    """The GB/s arithmetic and the % of peak, with the CUDA-event timer replaced by 1 ms per call
+    (the timing itself needs a GPU)."""
+    from tinlib.doctor import bandwidth
+
+    calls = []
+
+    def one_millisecond(run, device):
+        calls.append(run())
+        return 1e-3
+
+    monkeypatch.setattr(bandwidth, "time_cuda", one_millisecond)
+    peak = bandwidth.PeakBandwidth(r"x", "X", 1000.0, "a test")
+    (check,) = bandwidth.check_bandwidth(torch.device("cpu"), "reference", torch.float16, peak=peak)
+    assert check.result == PASS and len(calls) == 2
+    n, t, c, hw = 6, 8, 64, 56 * 56  # stage 1 of TIN-R50 at 224 px, 6 videos
+    tensor_bytes = n * t * c * hw * 2  # float16
+    param_bytes = (n * 4 + n * t * 4) * 2  # offset [N, 4] and weight [N, T, 4]
+    assert check.data["forward_gb_per_s"] == pytest.approx((2 * tensor_bytes + param_bytes) / 1e-3 / 1e9)
+    assert check.data["backward_gb_per_s"] == pytest.approx((3 * tensor_bytes + 3 * param_bytes) / 1e-3 / 1e9)
+    assert f"{check.data['forward_gb_per_s'] / 10:.0f}%" in check.detail  # % of the 1000 GB/s peak
+    (unknown,) = bandwidth.check_bandwidth(torch.device("cpu"), "reference", torch.float16, gpu_name="GPU 9000")
+    assert "%" not in unknown.detail and "not known" in unknown.detail

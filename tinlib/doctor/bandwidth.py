@@ -137,7 +137,7 @@ def check_bandwidth(device: torch.device, backend: str, dtype: torch.dtype, skip
     if peak:
         peak_text = f"of the {peak.gb_per_s:g} GB/s peak ({peak.label}, {peak.source})"
     else:
-        peak_text = f"(peak of {gpu_name!r} not known: no %)"
+        peak_text = f"(peak of {gpu_name!r} not known: no share of peak)"
     detail = (f"forward {forward_text}, backward {backward_text} {peak_text}; {list(BANDWIDTH_SHAPE)}, "
               f"median of {TIMED_ITERATIONS} calls")
     data = {"shape": list(BANDWIDTH_SHAPE), "forward_gb_per_s": forward_rate, "backward_gb_per_s": backward_rate,

@@ -31,7 +31,7 @@ GROUPS = 4  # TIN shifts four channel quarters: +o0, +o1, -o0, -o1
 #   stage 4: 2048 channels at 7x7  -> C = 512, HW = 49    (blocks 2-3 of stage 4)
 # The one remaining call, block 1 of stage 1 (64 stem channels at 56x56 -> C = 16, HW = 3136), is
 # stage 1's pattern with a quarter of its channels. N is the number of videos: 1, and 6 (the
-# per-GPU batch of the TIN-R50 zoo configs).
+# per-GPU batch, videos_per_gpu, of the TIN-R50 Something-Something configs).
 STAGE_SHAPES: dict[str, tuple[int, int]] = {
     "stage1": (64, 56 * 56),
     "stage2": (128, 28 * 28),
@@ -44,15 +44,17 @@ OP_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 # Largest accepted max|op - reference| / max|reference| per dtype, as (values, sums).
 # "values" (out, grad_x) are two frames interpolated and weighted in float32, then rounded once
-# to the dtype: the error is at most the dtype's unit roundoff u (float16 2^-11 = 4.9e-4,
-# bfloat16 2^-8 = 3.9e-3) times the element; the tolerance is 2u. "sums" (grad_offset,
-# grad_weight) add C/G * HW products per frame in float32 (in an order that differs between
-# backends) and are then rounded once: 4u. float32 results carry float32 compute error only
-# (observed about 1e-7 for values and 1e-6 for sums); its tolerances leave room for that.
+# to the dtype: at most the dtype's unit roundoff u (float16 2^-11 = 4.9e-4, bfloat16 2^-8 =
+# 3.9e-3) times the element, 2u where the conversion truncates instead of rounding to nearest
+# (Triton's interpreter does); the tolerance is 3u. "sums" (grad_offset, grad_weight) add
+# C/G * HW products per frame in float32, in an order that differs between backends, and are
+# then rounded once: 4u. float32 results carry float32 compute error only (about 1e-7 for values
+# and 1e-6 for sums at these shapes); its tolerances leave room for that. A wrong frame, offset
+# or weight gives errors of order 1.
 TOLERANCE: dict[torch.dtype, tuple[float, float]] = {
     torch.float32: (1e-5, 1e-4),
-    torch.float16: (1e-3, 2e-3),
-    torch.bfloat16: (8e-3, 1.6e-2),
+    torch.float16: (1.5e-3, 2e-3),
+    torch.bfloat16: (1.2e-2, 1.6e-2),
 }
 
 
@@ -168,6 +170,8 @@ def check_interlace(device: torch.device, backend: str, dtype: torch.dtype, vide
         forward += fwd
         backward += bwd
     scope = f"{len(STAGE_SHAPES)} stage shapes x {'/'.join(map(str, videos))} video(s)"
+    if set(GPU_VIDEOS) - set(videos):
+        scope += f" ({'/'.join(str(n) for n in GPU_VIDEOS if n not in videos)}-video shapes: GPUs only)"
     if device.type == "cuda":
         torch.cuda.empty_cache()
     checks = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from tinlib.doctor.bandwidth import peak_bandwidth
@@ -68,10 +69,21 @@ def format_text(report: DoctorReport) -> str:
     return "\n".join(lines)
 
 
+def _strict(value: Any) -> Any:
+    """``value`` with inf/nan floats as the strings "inf"/"nan" (strict JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    return value
+
+
 def format_json(report: DoctorReport) -> str:
-    """The report as JSON: environment, tolerances, ``checks`` (a list of check objects with
+    """The report as strict JSON: environment, tolerances, ``checks`` (a list of objects with
     group, name, device, dtype, result, detail, data), ``summary`` counts and ``exit_status``."""
-    return json.dumps(report.to_dict(), indent=2, default=str)
+    return json.dumps(_strict(report.to_dict()), indent=2, default=str, allow_nan=False)
 
 
 __all__ = ["COLUMNS", "format_json", "format_table", "format_text"]

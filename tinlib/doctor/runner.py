@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from tinlib.doctor import bandwidth, decoders, environment, opcheck, train_step
-from tinlib.doctor.checks import FAIL, NOT_APPLICABLE, PASS, RESULTS, SKIPPED, Check, guarded
+from tinlib.doctor.checks import FAIL, NOT_APPLICABLE, PASS, RESULTS, SKIPPED, Check, describe_error, guarded
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _op_checks(device: torch.device, progress: Callable[[str], None]) -> list[Ch
         progress(f"interlace op on {device} [{backend}]: {dtypes}, {len(opcheck.STAGE_SHAPES)} stage shapes x "
                  f"{'/'.join(map(str, videos))} video(s), forward and backward vs float64")
         for dtype in opcheck.OP_DTYPES:
-            checks += guarded("op", f"interlace [{backend}]", str(device), opcheck.dtype_name(dtype),
+            checks += guarded("op", f"interlace forward/backward [{backend}]", str(device), opcheck.dtype_name(dtype),
                               functools.partial(opcheck.check_interlace, device, backend, dtype, videos, skip))
     return checks
 
@@ -121,8 +121,17 @@ def run_doctor(device: str = "all", quick: bool = False,
     say = progress or logger.info
     start = time.perf_counter()
     say("doctor: versions and devices")
-    gpus = environment.gpu_info() if torch.cuda.is_available() else []
+    gpus: list[dict[str, Any]] = []
+    gpu_error = None
+    if device in ("cuda", "all") and torch.cuda.is_available():
+        try:
+            gpus = environment.gpu_info()
+        except Exception as err:  # noqa: BLE001 -- a broken driver or GPU is a finding, not a crash
+            gpu_error = Check("device", "CUDA devices", "cuda", NOT_APPLICABLE, FAIL,
+                              f"cannot query the GPUs: {describe_error(err)}")
     report = DoctorReport(device, quick, environment.versions(), environment.cpu_info(), gpus)
+    if gpu_error is not None:
+        report.checks.append(gpu_error)
     targets: list[tuple[torch.device, dict[str, Any] | None]] = []
     if device in ("cpu", "all"):
         targets.append((torch.device("cpu"), None))
@@ -137,7 +146,7 @@ def run_doctor(device: str = "all", quick: bool = False,
         if target.type == "cpu" and not quick:  # decoding runs on the CPU whatever device trains
             say("data decoders: decord, PyAV (mp4, webm) and OpenCV (JPEG) on frames written to a temp folder")
             report.checks += guarded("decode", "decoders", "cpu", NOT_APPLICABLE, decoders.check_decoders)
-    if device in ("cuda", "all") and not gpus:
+    if device in ("cuda", "all") and not gpus and gpu_error is None:
         if device == "cuda":
             report.checks.append(Check("device", "CUDA device", "cuda", NOT_APPLICABLE, FAIL,
                                        f"{environment.no_cuda_reason()}; --device cuda asks for GPU checks"))
