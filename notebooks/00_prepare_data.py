@@ -31,8 +31,8 @@ import pandas as pd
 from IPython.display import display
 from tqdm import TqdmWarning
 
-from tinlib.logs import setup_logging
 from tinlib.data import build_dataset, load_annotations
+from tinlib.logs import setup_logging
 from tinlib.pipeline import launch
 from tinlib.report import plots, tables
 

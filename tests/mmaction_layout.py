@@ -83,7 +83,9 @@ def expected_tinlib_name(key: str) -> str:
 
 
 def naive_interlace(x: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor, fold: int) -> torch.Tensor:
-    """The TIN interlace of MMAction2 0.x written as explicit loops. x [N, T, C, ...]; offsets [N, 2]; weights [N, T, 2]."""
+    """The TIN interlace of MMAction2 0.x written as explicit loops.
+
+    x [N, T, C, ...]; offsets [N, 2]; weights [N, T, 2]."""
     n_videos, t_len = x.shape[:2]
     out = x.clone()
     quarter = fold // 4
@@ -136,11 +138,13 @@ def mmaction_tin_r50_forward(sd: dict, x: torch.Tensor, t_len: int = 8) -> torch
             stride = 2 if (block == 0 and stage > 1) else 1
             a = mmaction_interlace(h, sd, f"{p}.conv1.conv.net1", t_len)
             a = F.relu(_bn_eval(F.conv2d(a, sd[f"{p}.conv1.conv.net2.weight"]), sd, f"{p}.conv1.bn"))
-            a = F.relu(_bn_eval(F.conv2d(a, sd[f"{p}.conv2.conv.weight"], stride=stride, padding=1), sd, f"{p}.conv2.bn"))
+            a = F.conv2d(a, sd[f"{p}.conv2.conv.weight"], stride=stride, padding=1)
+            a = F.relu(_bn_eval(a, sd, f"{p}.conv2.bn"))
             a = _bn_eval(F.conv2d(a, sd[f"{p}.conv3.conv.weight"]), sd, f"{p}.conv3.bn")
             identity = h
             if block == 0:
-                identity = _bn_eval(F.conv2d(h, sd[f"{p}.downsample.conv.weight"], stride=stride), sd, f"{p}.downsample.bn")
+                identity = F.conv2d(h, sd[f"{p}.downsample.conv.weight"], stride=stride)
+                identity = _bn_eval(identity, sd, f"{p}.downsample.bn")
             h = F.relu(a + identity)
     feats = h.mean(dim=(2, 3))
     logits = F.linear(feats, sd["cls_head.fc_cls.weight"], sd["cls_head.fc_cls.bias"])

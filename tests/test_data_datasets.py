@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from tinlib.data import AnnotationError, DataError, DecodeError, build_dataset, build_loader, write_rawframe_list, \
-    write_video_list
+from tinlib.data import (
+    AnnotationError,
+    DataError,
+    DecodeError,
+    build_dataset,
+    build_loader,
+    write_rawframe_list,
+    write_video_list,
+)
 from tinlib.data.synthetic import video_codec, write_video
 from tinlib.data.transforms import MEAN, STD
 
@@ -103,7 +110,8 @@ def test_sthv1_template(tmp_path):
     ds = make(tmp_path, filename_tmpl="{:05}.jpg", test_mode=True)
     assert frame_numbers(ds[0][0]) == [1, 3, 4, 6, 7, 9, 10, 12]
     wrong = make(tmp_path, test_mode=True)  # default img_{:05}.jpg does not match
-    with pytest.raises(DecodeError, match=r"sample 0 \(.*list\.txt:1 \('17'\)\): frame file not found: .*img_00001\.jpg"):
+    expected = r"sample 0 \(.*list\.txt:1 \('17'\)\): frame file not found: .*img_00001\.jpg"
+    with pytest.raises(DecodeError, match=expected):
         wrong[0]
 
 

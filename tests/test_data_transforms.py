@@ -1,4 +1,5 @@
-"""Spatial transforms (MMAction2's Resize / MultiScaleCrop / CenterCrop / ThreeCrop / Normalize): sizes, crop candidates and offsets, crop orders, normalization."""
+"""Spatial transforms (MMAction2's Resize / MultiScaleCrop / CenterCrop / ThreeCrop / Normalize): sizes,
+crop candidates and offsets, crop orders, normalization."""
 import numpy as np
 import pytest
 import torch

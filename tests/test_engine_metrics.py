@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from tinlib.engine.metrics import (confusion_matrix, evaluate_scores, mean_class_accuracy, per_class_accuracy,
-                                   top_k_accuracy)
+from tinlib.engine.metrics import (
+    confusion_matrix,
+    evaluate_scores,
+    mean_class_accuracy,
+    per_class_accuracy,
+    top_k_accuracy,
+)
 
 
 def test_top_k_hand_computed():

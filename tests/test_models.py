@@ -3,10 +3,10 @@ the interlace against hand-computed values, shapes of the test modes, gradients.
 import pytest
 import torch
 import torchvision
+from mmaction_layout import naive_interlace
 from torch import nn
 
 from tinlib.models import TemporalInterlace, TemporalShift, build_recognizer, parse_arch
-from mmaction_layout import naive_interlace
 
 
 def _resnet50_blocks():

@@ -267,7 +267,8 @@ def test_gradient_ablation_notebook(demo_run):
     assert _errors(run_dir / "06_gradient_ablation.ipynb") == []
     assert len(_cell_tables(run_dir / "06_gradient_ablation.ipynb", "tables.ablation_runs")[0]) == 4
     summary = json.loads((results / "ablation_interlace_grad" / "summary.json").read_text())
-    assert [(r["grad"], r["seed"]) for r in summary["runs"]] == [("adjoint", 0), ("mmcv", 0), ("adjoint", 1), ("mmcv", 1)]
+    expected = [("adjoint", 0), ("mmcv", 0), ("adjoint", 1), ("mmcv", 1)]
+    assert [(r["grad"], r["seed"]) for r in summary["runs"]] == expected
     for run in summary["runs"]:
         folder = results / "ablation_interlace_grad" / f"{run['grad']}_seed{run['seed']}"
         train = json.loads((folder / "train.json").read_text())
@@ -276,7 +277,8 @@ def test_gradient_ablation_notebook(demo_run):
         scores, labels = _scores(folder)
         assert run["top1_acc"] == pytest.approx(_top_k_percent(scores, labels, 1), abs=0.005)
     for grad in ("adjoint", "mmcv"):
-        mine = [_top_k_percent(*_scores(results / "ablation_interlace_grad" / f"{grad}_seed{seed}"), 1) for seed in (0, 1)]
+        folder = results / "ablation_interlace_grad"
+        mine = [_top_k_percent(*_scores(folder / f"{grad}_seed{seed}"), 1) for seed in (0, 1)]
         assert summary["per_grad"][grad]["top1_acc"]["mean"] == pytest.approx(sum(mine) / 2, abs=0.005)
     assert set(summary["comparisons"]) >= {"top1_acc", "direction_acc"}
     assert "What the data shows" in (results / "ablation_interlace_grad" / "summary.md").read_text()

@@ -15,7 +15,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 DEBUG_ENV = "TINLIB_DEBUG"
 

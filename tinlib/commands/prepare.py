@@ -4,7 +4,7 @@ official release files (:mod:`tinlib.data.prepare`), or the embedded synthetic d
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
 from tinlib.cli import run_command
 from tinlib.data.releases import K400, RAWFRAME_TEMPLATE, STHV1, STHV2, SYNTHETIC

@@ -7,9 +7,9 @@ Labels are 0-based class indices.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from tinlib.errors import UserError
 from tinlib.io import atomic_write_text

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np

@@ -11,9 +11,9 @@ before anything is installed.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 __all__ = ["Release", "Synthetic", "STHV1", "STHV2", "K400", "SYNTHETIC", "RELEASES", "DATASETS", "SPLITS",
            "PREPARE_SUMMARY", "RAWFRAME_TEMPLATE", "VIDEO_EXTS", "release", "normalize_k400_label",

@@ -8,7 +8,7 @@ Normalize``; test: ``Resize(-1, scale_size) -> CenterCrop | ThreeCrop | TenCrop 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

@@ -24,7 +24,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from tinlib.errors import UserError
 
@@ -47,12 +47,12 @@ class ModelConfig:
     num_classes: int = 174
     num_segments: int = 8                      # T: segments per video (also the data sampling)
     dropout: float = 0.8                       # before fc_cls
-    shift_div: Optional[int] = None            # None: 4 for TIN, 8 for TSM
+    shift_div: int | None = None            # None: 4 for TIN, 8 for TSM
     init_std: float = 0.001                    # fc_cls weight ~ N(0, init_std^2)
     interlace_grad: str = "adjoint"            # tinlib.ops.GRAD_MODES: adjoint | mmcv (data gradient of the shift)
     interlace_backend: str = "auto"            # tinlib.ops.BACKENDS: auto | reference | triton
-    pretrained: Optional[str] = None           # None | local file | "torchvision://resnet50"
-    load_from: Optional[str] = None            # whole-model init (e.g. the TSM-K400 checkpoint)
+    pretrained: str | None = None           # None | local file | "torchvision://resnet50"
+    load_from: str | None = None            # whole-model init (e.g. the TSM-K400 checkpoint)
     load_strict: bool = True                   # False: load what fits and report the rest (MMAction2)
     tsm_conv1: str = "transfer"                # TSM -> TIN: "transfer" block conv1 weights, or "skip" (MMAction2)
     norm_eval: bool = False                    # BN layers in eval mode while training (running stats frozen)
@@ -73,7 +73,7 @@ class DataConfig:
     test_ann: str = "sthv1_val_list_rawframes.txt"
     test_prefix: str = "rawframes"
     filename_tmpl: str = "img_{:05}.jpg"
-    start_index: Optional[int] = None          # None: 1 for rawframes, 0 for videos
+    start_index: int | None = None          # None: 1 for rawframes, 0 for videos
     video_backend: str = "decord"
     videos_per_gpu: int = 6                    # training batch per process
     val_videos_per_gpu: int = 6
@@ -97,7 +97,7 @@ class OptimConfig:
     weight_decay: float = 5e-4
     nesterov: bool = False
     fc_lr5: bool = True                        # fc_cls weight lr x5, bias lr x10 (no decay)
-    grad_clip: Optional[float] = 20.0          # max L2 norm of all gradients; None: no clipping
+    grad_clip: float | None = 20.0          # max L2 norm of all gradients; None: no clipping
     ref_gpus: int = 8
     ref_videos_per_gpu: int = 6
     scale_lr: bool = True                      # linear scaling rule when the total batch differs
@@ -109,11 +109,11 @@ class ScheduleConfig:
 
     policy: str = "cosine"                     # cosine | step | fixed
     by_epoch: bool = True                      # progress counted in epochs (constant within one) or iterations
-    min_lr_ratio: Optional[float] = 0.5        # cosine target = base * ratio (takes precedence) ...
-    min_lr: Optional[float] = None             # ... or this absolute value
+    min_lr_ratio: float | None = 0.5        # cosine target = base * ratio (takes precedence) ...
+    min_lr: float | None = None             # ... or this absolute value
     steps: list[int] = field(default_factory=list)   # step policy: epochs (or iterations) where lr *= gamma
     gamma: float = 0.1
-    warmup: Optional[str] = "linear"           # None | linear | constant | exp
+    warmup: str | None = "linear"           # None | linear | constant | exp
     warmup_epochs: float = 1                   # warmup length in epochs (iteration-wise ramp) ...
     warmup_iters: int = 0                      # ... or in iterations (used when warmup_epochs is 0)
     warmup_ratio: float = 0.1                  # lr starts at ratio x regular
@@ -129,14 +129,14 @@ class TrainConfig:
     checkpoint_interval_iters: int = 0         # also write latest.pth every N iterations inside an epoch (0: off)
     keep_epoch_checkpoints: bool = False       # also keep epoch_N.pth
     log_interval: int = 20                     # iterations averaged per log.json line
-    save_best: Optional[str] = "top1_acc"      # val metric that selects best.pth (None: no best.pth)
+    save_best: str | None = "top1_acc"      # val metric that selects best.pth (None: no best.pth)
     amp: str = "none"                          # none | bf16 | fp16 (mixed precision, GPU)
     sync_bn: bool = False                      # synchronize BN statistics across processes
-    seed: Optional[int] = None                 # None: drawn at random and recorded
+    seed: int | None = None                 # None: drawn at random and recorded
     deterministic: bool = False
     cudnn_benchmark: bool = False
-    max_iters_per_epoch: Optional[int] = None  # cap on iterations per epoch (demos)
-    num_threads: Optional[int] = None          # torch CPU threads per process (None: torch default)
+    max_iters_per_epoch: int | None = None  # cap on iterations per epoch (demos)
+    num_threads: int | None = None          # torch CPU threads per process (None: torch default)
 
 
 @dataclass
@@ -146,7 +146,7 @@ class TestConfig:
     num_clips: int = 1
     crop: str = "center"                       # center | three | ten
     twice_sample: bool = False
-    average_clips: Optional[str] = None        # None (raw logits, one view; 0.x) | prob (1.x) | score
+    average_clips: str | None = None        # None (raw logits, one view; 0.x) | prob (1.x) | score
 
 
 @dataclass
@@ -158,13 +158,13 @@ class ZooConfig:
     gpus: str = ""
     backbone: str = "ResNet50"
     pretrain: str = ""
-    top1: Optional[float] = None
-    top5: Optional[float] = None
-    ref_top1: Optional[float] = None
-    ref_top5: Optional[float] = None
-    gpu_mem: Optional[int] = None
-    flops: Optional[int] = None
-    params: Optional[int] = None
+    top1: float | None = None
+    top5: float | None = None
+    ref_top1: float | None = None
+    ref_top5: float | None = None
+    gpu_mem: int | None = None
+    flops: int | None = None
+    params: int | None = None
     checkpoint: str = ""
 
 
@@ -198,7 +198,7 @@ class Config:
         path = Path(relative)
         return path if path.is_absolute() else Path(self.data.root) / path
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Check the values beyond their types (allowed sets, ranges, combinations); raises
         :class:`ConfigError` listing every problem, else returns the config."""
         _check_values(self)

@@ -7,9 +7,10 @@ NCCL is used on CUDA, gloo on the CPU. Only rank 0 writes files.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist

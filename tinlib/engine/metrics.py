@@ -12,7 +12,7 @@ probabilities), ``labels``: ``[M]`` ints in ``[0, K)``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

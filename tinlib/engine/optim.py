@@ -13,7 +13,7 @@ another kind that owns parameters is an error (upstream refuses them too).
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

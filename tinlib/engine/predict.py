@@ -78,7 +78,8 @@ class VideoSource:
 
         inds = np.asarray(indices, dtype=np.int64).reshape(-1)
         if self.kind == "frames":
-            return decode_rawframes(self.path, inds.tolist(), self.filename_tmpl or FRAME_TEMPLATES[0], self.start_index)
+            template = self.filename_tmpl or FRAME_TEMPLATES[0]
+            return decode_rawframes(self.path, inds.tolist(), template, self.start_index)
         return self._clip.get(np.minimum(inds + self.start_index, self.num_frames - 1))
 
 

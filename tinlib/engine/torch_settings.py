@@ -4,8 +4,8 @@ notebook kernel does not change what the kernel does next."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Iterator
 
 import torch
 

@@ -5,7 +5,6 @@ of one video consecutive and in temporal order, and return the same shape.
 """
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

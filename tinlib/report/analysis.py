@@ -78,7 +78,8 @@ def reversal_metrics(scores: np.ndarray, labels: np.ndarray, pairs: Sequence[Seq
         names = [class_names[a], class_names[b]] if class_names else None
         per_pair.append({"classes": [int(a), int(b)], "names": names, "n": len(idx),
                              "direction_acc": _pct(d_hit), "pair_id_acc": _pct(p_hit), "top1": _pct(t_hit)})
-    cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, bool))
+    def cat(parts):
+        return (np.concatenate(parts) if parts else np.zeros(0, bool))
     other_idx = np.where(~in_pair)[0]
     return {
         "chance": CHANCE_WITHIN_PAIR,
