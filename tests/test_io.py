@@ -152,3 +152,54 @@ def test_folder_is_synced_after_the_rename(tmp_path, monkeypatch):
     assert len(synced) == (2 if os.name == "posix" else 1)  # the file, then (POSIX) its folder
     if sys.platform.startswith("linux"):
         assert synced == [False, True]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kill -9")
+def test_kill_9_mid_write_keeps_the_previous_file_and_the_next_write_clears_the_leftover(tmp_path):
+    """A process killed while it saves a checkpoint leaves the previous one loadable; its
+    temporary file (it could not remove it) is removed by the next save of the same file."""
+    import signal
+    import time
+
+    target = tmp_path / "latest.pth"
+    atomic_torch_save(target, {"epoch": 1, "w": torch.zeros(4)})
+    script = textwrap.dedent(f"""
+        import torch
+        from tinlib.io import atomic_torch_save
+        big = torch.randn(8_000_000)  # 32 MB per save
+        while True:
+            atomic_torch_save({str(target)!r}, {{"epoch": 2, "w": big}})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.endswith(".tmp") and p.stat().st_size > 0 for p in tmp_path.glob(".latest.pth.*")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the writer never started a save"
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    loaded = torch.load(target, weights_only=True)  # the file is whole: epoch 1, or a completed epoch 2
+    assert loaded["epoch"] in (1, 2) and loaded["w"].numel() in (4, 8_000_000)
+    # (the killed process could not remove its temporary file, unless the kill fell between two saves)
+    atomic_torch_save(target, {"epoch": 3, "w": torch.zeros(4)})
+    assert _names(tmp_path) == ["latest.pth"]
+    assert torch.load(target, weights_only=True)["epoch"] == 3
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process ids")
+def test_only_temp_files_of_dead_processes_of_this_host_are_removed(tmp_path):
+    from tinlib.io import _temp_prefix
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    dead_pid, live_pid = int(finished.stdout), os.getppid()
+    prefix = _temp_prefix(tmp_path / "m.json")
+    dead = tmp_path / f"{prefix}{dead_pid}.abc.tmp"
+    live = tmp_path / f"{prefix}{live_pid}.abc.tmp"
+    other_host = tmp_path / f".m.json.elsewhere-{dead_pid}.{dead_pid}.abc.tmp"
+    for leftover in (dead, live, other_host):
+        leftover.write_bytes(b"half")
+    atomic_write_json(tmp_path / "m.json", {"v": 1})
+    assert not dead.exists() and live.exists() and other_host.exists()

@@ -4,13 +4,17 @@ result file, only the previous one (or none).
 Each write goes to a temporary file beside the target, which is flushed and fsynced, then renamed
 over the target (an atomic step on POSIX and Windows); the folder is fsynced too where the
 system allows it, so that the rename survives a power cut. On any error the temporary file is
-removed and the target is left as it was.
+removed and the target is left as it was. A process killed mid-write (``kill -9``) cannot clean
+up: its temporary file is removed by the next write of the same target on the same host.
 """
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -70,7 +74,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     recorder: _RecordingWriter | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        _remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp")
         with os.fdopen(fd, mode) as handle:
             recorder = _RecordingWriter(handle)
             write(recorder)
@@ -90,6 +95,38 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             raise _disk_full(path, cause) from err
         raise
     return path
+
+
+def _temp_prefix(path: Path) -> str:
+    """Temporary files of ``path`` are ``.<name>.<host>.<pid>.<random>.tmp`` beside it."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+    return f".{path.name}.{host}."
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove the temporary files of ``path`` left by processes of this host that no longer run
+    (killed mid-write); those of running processes, or of other hosts sharing the folder, stay."""
+    prefix = _temp_prefix(path)
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass  # gone already, or not ours to remove
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host; True when that cannot be told (not POSIX)."""
+    if pid == os.getpid() or os.name != "posix":
+        return True  # (on Windows os.kill would end the process)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell: keep its file
+    return True
 
 
 def _no_room_error(err: BaseException, recorder: _RecordingWriter | None) -> OSError | None:
