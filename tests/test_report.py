@@ -105,6 +105,36 @@ def test_zoo_row_with_a_run_shows_measured_beside_published(tmp_path):
     assert "[^" not in line  # the run used the config as it is
 
 
+def test_zoo_gpus_cell_and_legends_explain_themselves(tmp_path):
+    text = zoo.render_zoo(tmp_path)
+    lines = text.splitlines()
+    row = next(ln for ln in lines if ln.startswith(f"| {ZOO_ROWS[0]} (not run)"))
+    # nothing ran: the published setting alone (MMAction2's TIN README: 8x4), no "– / 8x4"
+    assert "| height 100 | 8x4 | ResNet50 |" in row and "– / 8x4" not in text
+    assert "`8x4` means 32 GPUs" in text  # the published metafile's count
+    # one legend line under each zoo table: the list its accuracies are on; reference columns where present
+    for section, val_list, has_ref in (("## Something-Something V1", "sthv1_val_list_rawframes.txt", True),
+                                       ("## Something-Something V2", "sthv2_val_list_rawframes.txt", True),
+                                       ("## Kinetics-400", "kinetics400_val_list_rawframes.txt", False)):
+        start = lines.index(section)
+        table_end = next(i for i in range(start + 2, len(lines)) if not lines[i].startswith("|"))
+        legend = lines[table_end + 1]
+        assert f"`{val_list}`" in legend and "validation split" in legend
+        assert ("*reference top1/top5 acc*" in legend) == has_ref
+        if has_ref:
+            assert "original TIN code" in legend and "not measured here" in legend
+
+
+def test_zoo_row_evaluated_on_another_list_says_so(tmp_path):
+    write_run(tmp_path, ZOO_ROWS[0], top1=40.0, top5=70.0, mean=39.0,
+              overrides={"data.test_ann": "sthv1_mini_list_rawframes.txt"})
+    row = next(ln for ln in zoo.render_zoo(tmp_path).splitlines() if ln.startswith(f"| {ZOO_ROWS[0]}"))
+    assert "(evaluated on sthv1_mini_list_rawframes.txt)" in row
+    write_run(tmp_path, ZOO_ROWS[1], top1=50.0, top5=80.0, mean=49.0)  # the config's own list: nothing added
+    row = next(ln for ln in zoo.render_zoo(tmp_path).splitlines() if ln.startswith(f"| {ZOO_ROWS[1]}"))
+    assert "evaluated on" not in row
+
+
 def test_zoo_footnotes_changed_settings_but_not_paths(tmp_path):
     results = tmp_path / "results"
     write_run(results, ZOO_ROWS[0], top1=10.0, top5=50.0, mean=9.0,
@@ -159,6 +189,8 @@ def test_demo_section_and_targets(tmp_path):
     assert "## Synthetic demo" in text
     tin = next(ln for ln in text.splitlines() if ln.startswith("| demo_tin_r18_synthetic"))
     assert "| 93.20 |" in tin and "97.0 (chance 50)" in tin and "| 12.5 |" in tin and "11.20 M" in tin
+    test_list = load_config("demo_tin_r18_synthetic").data.test_ann
+    assert f"| {test_list} |" in tin  # the list the metrics were computed on (write_run records no count)
     tsn = next(ln for ln in text.splitlines() if ln.startswith("| demo_tsn_r18_synthetic"))
     assert "| 12.5 |" in tsn  # found through the input shape in the TIN config's latency run
     assert "TIN top-1 on the synthetic test split: 93.2 %, target >= 90 %: **met**" in text

@@ -1,40 +1,180 @@
-"""Atomic file writes: a crash mid-write never leaves a truncated checkpoint or result file."""
+"""Atomic file writes: a crash or a full disk mid-write never leaves a half-written checkpoint or
+result file, only the previous one (or none).
+
+Each write goes to a temporary file beside the target, which is flushed and fsynced, then renamed
+over the target (an atomic step on POSIX and Windows); the folder is fsynced too where the
+system allows it, so that the rename survives a power cut. On any error the temporary file is
+removed and the target is left as it was. A process killed mid-write (``kill -9``) cannot clean
+up: its temporary file is removed by the next write of the same target on the same host.
+"""
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
+import re
+import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any
+
+from tinlib.errors import UserError
+
+# errno -> what it means for the user
+_NO_ROOM = {
+    errno.ENOSPC: "the disk is full (no space left on device)",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file is larger than this process may write (file-size limit, see `ulimit -f`)",
+}
+
+
+class DiskFullError(UserError):
+    """A file could not be written for lack of room (full disk, quota, file-size limit); the
+    message names the file and says that the previous version, if any, is unchanged."""
+
+
+class _RecordingWriter:
+    """Passes everything to ``handle`` and keeps the first ``OSError`` its ``write`` raised:
+    writers such as ``torch.save`` turn it into an error without the errno."""
+
+    def __init__(self, handle: IO):
+        self._handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._handle.write(data)
+        except OSError as err:
+            self.error = self.error or err
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    Args:
+        path: the target file; its folder is created if needed.
+        write: writes the content to the file object it is given (opened with ``mode``).
+        mode: ``"wb"`` or ``"w"``.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        DiskFullError: the disk (or quota, or file-size limit) ran out; ``path`` is unchanged.
+        Any error of ``write`` or of the file system, after the temporary file is removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
+    recorder: _RecordingWriter | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp")
         with os.fdopen(fd, mode) as handle:
-            write(handle)
+            recorder = _RecordingWriter(handle)
+            write(recorder)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp = None
+        _fsync_folder(path.parent)
+    except BaseException as err:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        cause = _no_room_error(err, recorder)
+        if cause is not None:
+            raise _disk_full(path, cause) from err
         raise
     return path
 
 
+def _temp_prefix(path: Path) -> str:
+    """Temporary files of ``path`` are ``.<name>.<host>.<pid>.<random>.tmp`` beside it."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+    return f".{path.name}.{host}."
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove the temporary files of ``path`` left by processes of this host that no longer run
+    (killed mid-write); those of running processes, or of other hosts sharing the folder, stay."""
+    prefix = _temp_prefix(path)
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass  # gone already, or not ours to remove
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host; True when that cannot be told (not POSIX)."""
+    if pid == os.getpid() or os.name != "posix":
+        return True  # (on Windows os.kill would end the process)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell: keep its file
+    return True
+
+
+def _no_room_error(err: BaseException, recorder: _RecordingWriter | None) -> OSError | None:
+    """The OSError behind ``err`` that says the disk (or quota, or size limit) ran out, if any."""
+    for candidate in (err, recorder.error if recorder is not None else None, err.__cause__, err.__context__):
+        if isinstance(candidate, OSError) and candidate.errno in _NO_ROOM:
+            return candidate
+    return None
+
+
+def _disk_full(path: Path, cause: OSError) -> DiskFullError:
+    reason = _NO_ROOM[cause.errno] if cause.errno in _NO_ROOM else str(cause)
+    kept = f"the previous {path.name} is unchanged" if path.exists() else f"no {path.name} was written"
+    return DiskFullError(f"cannot write {path}: {reason}; {kept}. Free some space (or raise the limit) "
+                         "and run the command again")
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; a no-op where folders cannot be opened (Windows) or synced."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems do not sync folders (EINVAL); the rename itself already happened
+    finally:
+        os.close(fd)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda f: f.write(text), mode="w")
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), mode="wb")
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON (and a final newline) to ``path`` atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically."""
     import torch
 
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+__all__ = ["DiskFullError", "atomic_torch_save", "atomic_write", "atomic_write_json", "atomic_write_text"]

@@ -52,12 +52,23 @@ def clean_outputs(outputs: list, max_lines: int = MAX_STREAM_LINES) -> list:
 
 
 def parameters_markdown(nb) -> str | None:
-    """The papermill parameters of an executed notebook as a markdown table, None if it has none."""
+    """The papermill parameters of an executed notebook as a table for a markdown cell, None if it
+    has none. Each value is shown as JSON (strings in quotes, ``12`` not ``12.0``).
+
+    The table is written as HTML, escaped exactly once: inside a markdown code span the renderer
+    escapes again (a browser would show ``&quot;``) and cannot escape a ``|``.
+    """
     params = (nb.metadata.get("papermill") or {}).get("parameters")
     if not params:
         return None
-    rows = "\n".join(f"| `{k}` | `{html.escape(json.dumps(v, default=str))}` |" for k, v in params.items())
-    return "Parameters of this run:\n\n| parameter | value |\n|:---|:---|\n" + rows
+
+    def cell(text: str) -> str:
+        return f"<td><code>{html.escape(text)}</code></td>"
+
+    rows = "\n".join(f"<tr>{cell(str(k))}{cell(json.dumps(v, default=str, ensure_ascii=False))}</tr>"
+                     for k, v in params.items())
+    return ("Parameters of this run:\n\n<table>\n<thead><tr><th>parameter</th><th>value</th></tr></thead>\n"
+            f"<tbody>\n{rows}\n</tbody>\n</table>")
 
 
 def notebook_cells(nb, *, heading: str | None = None, max_lines: int = MAX_STREAM_LINES) -> list:

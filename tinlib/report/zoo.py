@@ -12,8 +12,10 @@ evaluation and latency write below ``results/``, read through :mod:`tinlib.recor
 - ``**/latency.json`` (``tinlib latency``): inference time, FLOPs, parameters per architecture.
 
 The tables keep the seed's three sections and columns. A cell with two values reads
-*measured / published*; a row that has not been run is marked ``(not run)``; a run whose settings
-differ from its config (other than paths and loader details) gets a footnote listing them.
+*measured / published*; a row that has not been run is marked ``(not run)`` and its ``gpus`` cell
+shows the published setting alone; a run whose settings differ from its config (other than paths
+and loader details) gets a footnote listing them. Under each table a legend says which annotation
+list the accuracies are on and what the ``reference`` columns are.
 Nothing here imports torch: ``tinlib zoo`` takes well under a second.
 """
 from __future__ import annotations
@@ -78,6 +80,7 @@ class PublishedRow:
     flops: int | None
     params: int | None
     checkpoint: str
+    eval_list: str = ""  # the annotation list the config tests on (file name)
 
 
 def published_rows() -> list[PublishedRow]:
@@ -86,11 +89,13 @@ def published_rows() -> list[PublishedRow]:
 
     rows = []
     for name in available_configs():
-        z = load_config(name).zoo
+        cfg = load_config(name)
+        z = cfg.zoo
         if z.top1 is None or not z.dataset:
             continue
         rows.append(PublishedRow(name, z.dataset, z.resolution, z.gpus, z.backbone, z.pretrain, z.top1, z.top5,
-                                 z.ref_top1, z.ref_top5, z.gpu_mem, z.flops, z.params, z.checkpoint))
+                                 z.ref_top1, z.ref_top5, z.gpu_mem, z.flops, z.params, z.checkpoint,
+                                 Path(cfg.data.test_ann).name))
     order = {s: i for i, s in enumerate(SECTIONS)}
     rows.sort(key=lambda r: (order.get(r.dataset, len(order)), r.dataset, r.config))
     return rows
@@ -147,6 +152,16 @@ class RunRecord:
     def metric(self, key: str) -> float | None:
         """Percent value of ``top1_acc``, ``top5_acc`` or ``mean_class_accuracy`` (test split)."""
         return self.metrics.percent(key) if self.metrics is not None else None
+
+    def evaluated_on(self) -> str | None:
+        """The annotation list (file name) the run's metrics were computed on, else the split's
+        name; None when the run was not evaluated."""
+        if self.metrics is None:
+            return None
+        split = self.metrics.split
+        cfg = self.run_config or {}
+        ann = cfg.get("data", {}).get(f"{split}_ann") if isinstance(cfg.get("data"), dict) else None
+        return Path(ann).name if ann else split
 
     def gpus(self) -> str | None:
         """The ``gpus`` cell: ``nodes x GPUs per node`` as launched (``8``, ``2x4``), ``cpu`` /
@@ -365,6 +380,9 @@ def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path
             name = f"{r.config} (trained, not evaluated)"
         else:
             name = r.config
+        evaluated_on = run.evaluated_on() if run is not None else None
+        if evaluated_on and r.eval_list and evaluated_on != r.eval_list:
+            name += f" (evaluated on {evaluated_on})"
         changed = run.changed_settings() if run is not None else []
         if changed:
             notes.append(f"{r.config}: run with {', '.join(changed)}")
@@ -372,7 +390,7 @@ def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path
         cells = {
             "config": name,
             "resolution": r.resolution,
-            "gpus": pair(run.gpus() if run else None, r.gpus),
+            "gpus": _gpus_cell(run, r),
             "backbone": r.backbone,
             "pretrain": r.pretrain,
             "top1 acc": pair(run.metric("top1_acc") if run else None, r.top1),
@@ -386,6 +404,26 @@ def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path
         }
         body.append([cells[c] for c in columns])
     return md_table(columns, body)
+
+
+def _gpus_cell(run: RunRecord | None, row: PublishedRow) -> str:
+    """``measured / published`` GPUs; the published setting alone when nothing says how the row ran."""
+    measured = run.gpus() if run is not None else None
+    return pair(measured, row.gpus) if measured else (row.gpus or MISSING)
+
+
+def zoo_legend(rows: list[PublishedRow]) -> str:
+    """One line under a zoo table: which annotation list its accuracies are on and, when the
+    table has them, what the ``reference`` columns are."""
+    lists = sorted({r.eval_list for r in rows if r.eval_list})
+    where = f"`{lists[0]}`" if len(lists) == 1 else "each config's test list"
+    parts = [(f"*top1/top5 acc*: accuracy (%) on {where}, the validation split, which the configs test on as "
+              "MMAction2 does (a measured row evaluated on another list says so)")]
+    if any(r.ref_top1 is not None for r in rows):
+        parts.append("*reference top1/top5 acc*: accuracy of a model trained with the original TIN code (the "
+                     "authors' repository) under the same settings, as MMAction2 lists it beside its own; "
+                     "published, not measured here")
+    return ". ".join(parts) + "."
 
 
 def reversal_cell(run: RunRecord) -> str:
@@ -405,8 +443,9 @@ def demo_runs(runs: dict[str, RunRecord]) -> list[RunRecord]:
 
 def demo_section(runs: list[RunRecord], base: Path) -> str:
     """The synthetic demo table: accuracies, reversal-pair direction accuracy, CPU latency, parameters."""
-    columns = ("config", "arch", "frames", "gpus", "epochs", "top1 acc", "top5 acc", "mean class acc",
-               "reversal pairs: direction acc (%)", "cpu latency (ms/video)", "params", "log", "json")
+    columns = ("config", "arch", "frames", "gpus", "epochs", "evaluated on", "top1 acc", "top5 acc",
+               "mean class acc", "reversal pairs: direction acc (%)", "cpu latency (ms/video)", "params", "log",
+               "json")
     body = []
     for run in runs:
         cfg = run.run_config or {}
@@ -415,12 +454,22 @@ def demo_section(runs: list[RunRecord], base: Path) -> str:
         params = run.latency.params if run.latency is not None else None
         body.append([
             run.config + ("" if run.metrics else " (trained, not evaluated)"), run.arch or MISSING, frames,
-            run.gpus() or MISSING, t.get("epochs", MISSING), fmt(run.metric("top1_acc")), fmt(run.metric("top5_acc")),
+            run.gpus() or MISSING, t.get("epochs", MISSING), _evaluated_cell(run),
+            fmt(run.metric("top1_acc")), fmt(run.metric("top5_acc")),
             fmt(run.metric("mean_class_accuracy")), reversal_cell(run), fmt(run.latency_ms("cpu"), 1),
             f"{params / 1e6:.2f} M" if params else MISSING,
             rel_link(run.log_path, base, "log") if run.log_path else MISSING,
             rel_link(run.folder / "metrics.json", base, "json") if run.metrics else MISSING])
     return md_table(columns, body)
+
+
+def _evaluated_cell(run: RunRecord) -> str:
+    """``<annotation list> (<n> videos)`` of an evaluated run, ``–`` otherwise."""
+    where = run.evaluated_on()
+    if where is None:
+        return MISSING
+    count = run.metrics.num_samples if run.metrics is not None else None
+    return f"{where} ({count} videos)" if count else where
 
 
 def demo_checks(runs: list[RunRecord]) -> list[dict[str, Any]]:
@@ -490,10 +539,13 @@ def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLik
               "values are MMAction2's model zoo (0.x) as carried in the `zoo` section of each config. Cells with "
               "two values read **measured / published**; `–` means not measured. Rows marked "
               f"`{NOT_RUN}` have no run under `results/`: reproduce them with `make reproduce-sthv1` "
-              "(`-sthv2`, `-k400`) on the real data."),
+              "(`-sthv2`, `-k400`) on the real data. *gpus*: measured as launched (nodes x GPUs per node, or one "
+              "number on one node; `cpu` for a CPU run) / published, where MMAction2's `8x4` means 32 GPUs in all "
+              "(its metafile says 32); a row that was not run shows the published setting alone."),
              ""]
     for section in dict.fromkeys(r.dataset for r in rows):
-        parts += [f"## {section}", "", zoo_section([r for r in rows if r.dataset == section], runs, base, notes), ""]
+        section_rows = [r for r in rows if r.dataset == section]
+        parts += [f"## {section}", "", zoo_section(section_rows, runs, base, notes), "", zoo_legend(section_rows), ""]
     if any(r.dataset == "Kinetics-400" for r in rows):
         parts += [("The Kinetics-400 row fine-tunes TIN from a TSM model trained on Kinetics-400 (the published "
                    "`pretrain` column)."), ""]
@@ -502,7 +554,8 @@ def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLik
     if demo:
         parts += ["## Synthetic demo (CPU, `make demo`)", "",
                   ("ResNet-18 models trained from scratch on the embedded synthetic dataset (Something-Something V1 "
-                   "layout); accuracies on its test split. *Direction acc* is measured on the videos of the "
+                   "layout); accuracies on the annotation list named under *evaluated on*. *Direction acc* is "
+                   "measured on the videos of the "
                    "time-reversal pairs (classes that are each other played backwards): the better scored of the "
                    "two classes of the video's pair; 50 % is chance."), "",
                   demo_section(demo, base), "", "Targets:", "", checks_markdown(demo_checks(demo)), ""]
@@ -556,6 +609,7 @@ __all__ = [
     "published_rows",
     "render_zoo",
     "write_zoo",
+    "zoo_legend",
 ]
 
 if __name__ == "__main__":
