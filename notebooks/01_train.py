@@ -16,7 +16,8 @@
 # %% [markdown]
 # # 01 · Train
 #
-# Trains one config. With one device in total it trains in this kernel (progress bar below); with
+# Trains one config. With one device in total it trains in this kernel and prints its progress
+# below (a line per `log_interval`, and a bar when `progress=True`); with
 # more (`gpus` per node x `nodes`) it launches `torchrun -m tinlib train ...` as a subprocess and
 # streams its output here. Checkpoints and `log.json` go to the work dir; the run summary
 # (`train.json`), a copy of the log and `launch.json` to `results/<config>/`. An interrupted run

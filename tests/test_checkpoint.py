@@ -32,7 +32,8 @@ def _assert_landed(model, source: dict, rename) -> None:
 def test_mmaction2_0x_tin_checkpoint_lands_tensor_by_tensor(tmp_path, tin_sd):
     assert len(tin_sd) == 448
     path = tmp_path / "tin_r50_1x1x8_40e_sthv1_rgb_20200729-4a33db86.pth"
-    torch.save({"meta": {"mmcv_version": "1.1.0", "epoch": 40, "config": "model = dict(...)"}, "state_dict": tin_sd}, path)
+    meta = {"mmcv_version": "1.1.0", "epoch": 40, "config": "model = dict(...)"}
+    torch.save({"meta": meta, "state_dict": tin_sd}, path)
     model = build_recognizer("tin_r50", 174)
     report = load_checkpoint(model, path, verbose=False)
     assert report.layout == "mmaction2-0.x"
@@ -119,7 +120,8 @@ def test_tsm_checkpoint_into_tsm_and_into_tin(tmp_path):
 def test_original_tin_repo_checkpoint(tmp_path, tin_sd):
     def original_name(key: str) -> str:
         key = key.replace("cls_head.fc_cls.", "module.new_fc.")
-        key = key.replace("backbone.conv1.conv.weight", "backbone.conv1.weight").replace("backbone.conv1.bn.", "backbone.bn1.")
+        key = key.replace("backbone.conv1.conv.weight", "backbone.conv1.weight")
+        key = key.replace("backbone.conv1.bn.", "backbone.bn1.")
         for a, b in [(".conv1.conv.net1.offset_net.conv.", ".conv1.net1.biasnet.net.conv."),
                      (".conv1.conv.net1.offset_net.fc1.", ".conv1.net1.biasnet.net.fc."),
                      (".conv1.conv.net1.offset_net.fc2.", ".conv1.net1.biasnet.net.lastlayer."),

@@ -45,7 +45,8 @@ def _small_checkpoint(path, legacy: bool = False):
 
 
 def _cut_point(size: int, keep: float) -> int:
-    """Bytes to keep: ``keep`` itself when a positive int, ``size + keep`` when negative, a fraction of ``size`` when a float."""
+    """Bytes to keep: ``keep`` itself when a positive int, ``size + keep`` when negative, a fraction
+    of ``size`` when a float."""
     if isinstance(keep, float):
         return int(size * keep)
     return keep if keep > 0 else size + keep

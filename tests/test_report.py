@@ -23,11 +23,19 @@ import torch
 matplotlib.use("Agg")
 
 from tinlib.engine.config import load_config  # noqa: E402
-from tinlib.records import (CheckpointPaths, LatencyRecord, LogEntry, LogWriter, MetricsRecord,  # noqa: E402
-                            ReversalRecord, TrainRecord)
+from tinlib.records import (  # noqa: E402
+    CheckpointPaths,
+    LatencyRecord,
+    LogEntry,
+    LogWriter,
+    MetricsRecord,
+    ReversalRecord,
+    TrainRecord,
+)
 from tinlib.report import analysis, html, interlace, plots, zoo  # noqa: E402
 
-ZOO_ROWS = ("tin_r50_1x1x8_40e_sthv1_rgb", "tin_r50_1x1x8_40e_sthv2_rgb", "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb")
+ZOO_ROWS = ("tin_r50_1x1x8_40e_sthv1_rgb", "tin_r50_1x1x8_40e_sthv2_rgb",
+            "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb")
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,7 +84,8 @@ def test_zoo_without_runs_has_the_seed_tables_and_marks_every_row(tmp_path):
         assert section in text
     header_ref = ("| config | resolution | gpus | backbone | pretrain | top1 acc | top5 acc | reference top1 acc | "
                   "reference top5 acc | gpu_mem(M) | ckpt | log | json |")
-    header_k400 = "| config | resolution | gpus | backbone | pretrain | top1 acc | top5 acc | gpu_mem(M) | ckpt | log | json |"
+    header_k400 = ("| config | resolution | gpus | backbone | pretrain | top1 acc | top5 acc | gpu_mem(M) | ckpt | "
+                   "log | json |")
     assert text.count(header_ref) == 2 and text.count(header_k400) == 1
     for name in ZOO_ROWS:
         assert f"| {name} (not run) |" in text

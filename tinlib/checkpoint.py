@@ -45,6 +45,10 @@ class CheckpointError(UserError):
     names the file, says what is wrong with it and what to do."""
 
 
+class ArchMismatchError(CheckpointError):
+    """The checkpoint holds another architecture than the model (every tensor may still fit)."""
+
+
 # --------------------------------------------------------------------------------------------
 # Reading without running code
 # --------------------------------------------------------------------------------------------
@@ -270,10 +274,14 @@ _RULES: dict[str, list[tuple[str, str | None]]] = {
         (r"^cls_head\.fc_cls\.(weight|bias)$", r"cls_head.fc_cls.\1"),
     ],
     "tin-original": [
-        (rf"^module\.base_model\.{_BLOCK}\.conv1\.net1\.biasnet\.net\.conv\.(.+)$", r"backbone.\1.conv1.temporal.offset_net.conv.\2"),
-        (rf"^module\.base_model\.{_BLOCK}\.conv1\.net1\.biasnet\.net\.fc\.(.+)$", r"backbone.\1.conv1.temporal.offset_net.fc1.\2"),
-        (rf"^module\.base_model\.{_BLOCK}\.conv1\.net1\.biasnet\.net\.lastlayer\.(.+)$", r"backbone.\1.conv1.temporal.offset_net.fc2.\2"),
-        (rf"^module\.base_model\.{_BLOCK}\.conv1\.net1\.weightnet\.net\.lastlayer\.(.+)$", r"backbone.\1.conv1.temporal.weight_net.conv.\2"),
+        (rf"^module\.base_model\.{_BLOCK}\.conv1\.net1\.biasnet\.net\.conv\.(.+)$",
+          r"backbone.\1.conv1.temporal.offset_net.conv.\2"),
+        (rf"^module\.base_model\.{_BLOCK}\.conv1\.net1\.biasnet\.net\.fc\.(.+)$",
+          r"backbone.\1.conv1.temporal.offset_net.fc1.\2"),
+        (rf"^module\.base_model\.{_BLOCK}\.conv1\.net1\.biasnet\.net\.lastlayer\.(.+)$",
+          r"backbone.\1.conv1.temporal.offset_net.fc2.\2"),
+        (rf"^module\.base_model\.{_BLOCK}\.conv1\.net1\.weightnet\.net\.lastlayer\.(.+)$",
+          r"backbone.\1.conv1.temporal.weight_net.conv.\2"),
         (rf"^module\.base_model\.{_BLOCK}\.conv1\.net2\.weight$", r"backbone.\1.conv1.weight"),
         (r"^module\.base_model\.fc\.", None),  # became Dropout upstream; nothing to load
         (r"^module\.base_model\.(.+)$", r"backbone.\1"),
@@ -466,7 +474,7 @@ def check_arch(model: nn.Module, checkpoint: Any, state: dict[str, torch.Tensor]
     theirs_text, ours_text = theirs.describe(options), ours.describe(options)
     if allow_arch_mismatch:
         return f"the checkpoint is {theirs_text} ({theirs.source}), the model {ours_text}: loaded anyway (allowed)"
-    raise CheckpointError(
+    raise ArchMismatchError(
         f"{path}: the checkpoint holds a {theirs_text} model ({theirs.source}) but the model to load it into "
         f"is {ours_text}; weights of one architecture compute something else in another even where every tensor "
         "fits. Use a config of the checkpoint's architecture, or load it anyway with --allow-arch-mismatch "
@@ -506,7 +514,8 @@ def _is_temporal_or_head(key: str) -> bool:
 
 
 def map_state_dict(model: nn.Module, state: dict[str, torch.Tensor], layout: str,
-                   tsm_conv1: str = "transfer", path: str = "<checkpoint>") -> tuple[dict[str, torch.Tensor], LoadReport]:
+                   tsm_conv1: str = "transfer", path: str = "<checkpoint>"
+                   ) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """Rename ``state`` (of ``layout``) to ``model``'s names; returns (mapped state, report so far)."""
     if tsm_conv1 not in ("transfer", "skip"):
         raise ValueError(f"tsm_conv1 must be 'transfer' or 'skip', got {tsm_conv1!r}")
@@ -550,6 +559,9 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True, 
     allow_arch_mismatch: load a checkpoint whose recorded (or implied) architecture differs from
     the model's (e.g. TSM weights to fine-tune a TIN); without it that is a :class:`CheckpointError`.
     """
+    from tinlib.hub import resolve_checkpoint
+
+    path = resolve_checkpoint(path)  # a URL or published:<config> is downloaded (once) first
     checkpoint = read_checkpoint(path, trusted=trusted)
     state = extract_state_dict(checkpoint, path)
     layout = detect_layout(checkpoint, state, path)
@@ -590,8 +602,11 @@ def load_pretrained_backbone(model: nn.Module, spec: str, trusted: bool = False)
             raise CheckpointError(f"torchvision weights do not fit the backbone:\n{report}")
         model.load_state_dict(mapped, strict=False)
         return report
-    if "://" in spec:
-        raise CheckpointError(f"unknown pretrained source {spec!r}: use a local file or torchvision://resnet50")
+    from tinlib.hub import is_remote
+
+    if "://" in spec and not is_remote(spec):
+        raise CheckpointError(f"unknown pretrained source {spec!r}: use a local file, an http(s) URL or "
+                              "torchvision://resnet50")
     # only the backbone's weights are taken, so the temporal kind of the source does not matter
     return load_checkpoint(model, spec, strict=True, allow_missing=(r"^cls_head\.", r"\.temporal\."),
                            trusted=trusted, verbose=False, allow_arch_mismatch=True)

@@ -1,2 +1,28 @@
 """One module per ``tinlib`` command: its argument parser and a ``main(argv)`` that runs it under
 :func:`tinlib.cli.run_command`. The work itself lives in the library modules they call."""
+from __future__ import annotations
+
+import argparse
+
+ARCH_MISMATCH_KEY = "model.allow_arch_mismatch"
+
+
+def add_override_arguments(parser: argparse.ArgumentParser, example: str = "test.num_clips=2",
+                           checkpoint: bool = False) -> None:
+    """``--set KEY=VALUE ...`` (any number, after one flag or several), and for commands that load a
+    checkpoint ``--trust-checkpoint`` and ``--allow-arch-mismatch``."""
+    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help=f"override config values, e.g. --set {example}")
+    if checkpoint:
+        parser.add_argument("--trust-checkpoint", action="store_true",
+                            help="fully unpickle a checkpoint that holds arbitrary Python objects (only files you "
+                                 "trust)")
+        parser.add_argument("--allow-arch-mismatch", action="store_true",
+                            help=f"load a checkpoint of another architecture than the config's (same as --set "
+                                 f"{ARCH_MISMATCH_KEY}=true)")
+
+
+def overrides_of(args: argparse.Namespace) -> list[str]:
+    """The ``--set`` values of ``args``, plus the one ``--allow-arch-mismatch`` stands for."""
+    extra = [f"{ARCH_MISMATCH_KEY}=true"] if getattr(args, "allow_arch_mismatch", False) else []
+    return list(args.overrides) + extra

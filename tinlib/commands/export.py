@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from tinlib.cli import run_command
+from tinlib.commands import add_override_arguments, overrides_of
 
 PROG = "tinlib export"
 
@@ -16,15 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", help="config name (tinlib/configs) or path")
     parser.add_argument("checkpoint", help="trained checkpoint (any layout tinlib.checkpoint reads)")
     parser.add_argument("out", help="output .onnx file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. model.num_classes=10 (repeatable)")
+    add_override_arguments(parser, "model.num_segments=16", checkpoint=True)
     parser.add_argument("--input-size", type=int, default=None, help="frame side (default: the config's)")
     parser.add_argument("--views", type=int, default=1, help="views (clips x crops) per sample")
     parser.add_argument("--opset", type=int, help="ONNX opset (default: tinlib.export.DEFAULT_OPSET)")
     parser.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
     parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="unpickle the checkpoint fully (only for files you trust)")
     return parser
 
 
@@ -36,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.export import export_onnx, onnx_max_abs_diff
 
     log = logging.getLogger(__name__)
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, overrides_of(args))
     model = build_model(cfg, pretrained=False, load_from=False, verbose=False)
     check_checkpoint_fits(model, args.checkpoint, cfg, trusted=args.trust_checkpoint)
     size = args.input_size or cfg.data.input_size

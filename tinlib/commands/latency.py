@@ -5,6 +5,7 @@ import argparse
 from collections.abc import Sequence
 
 from tinlib.cli import run_command
+from tinlib.commands import add_override_arguments, overrides_of
 
 PROG = "tinlib latency"
 DEFAULT_CONFIG = "tin_r50_1x1x8_40e_sthv1_rgb"
@@ -18,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
                    help=f"config for the test setting (default {DEFAULT_CONFIG})")
     p.add_argument("--archs", default=DEFAULT_ARCHS, help=f"comma-separated archs (default {DEFAULT_ARCHS})")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    add_override_arguments(p, "data.input_size=256", checkpoint=False)
     p.add_argument("--devices", default="cpu,cuda", help="where to time (cuda is skipped when absent)")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--iters", type=int, help="timed iterations on every device (default: 20 on CPU, 200 on CUDA)")
@@ -36,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.engine.latency import benchmark, check_archs, format_table, parse_devices, write_latency
     from tinlib.engine.torch_settings import torch_settings
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, overrides_of(args))
     archs = [a.strip() for a in args.archs.split(",") if a.strip()]
     check_archs(cfg, archs)  # before any work
     devices = parse_devices(args.devices)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tinlib.cli import run_command
+from tinlib.commands import add_override_arguments, overrides_of
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,11 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, metavar="N", help="also score windows of N frames (a stream)")
     p.add_argument("--stride", type=int, metavar="S", help="frames between window starts (default: N)")
     p.add_argument("--out", metavar="DIR", help="write <video>.json (and the window CSV and plot) into DIR")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override config values, e.g. --set test.num_clips=2 test.average_clips=prob")
+    add_override_arguments(p, "test.num_clips=2 test.average_clips=prob", checkpoint=True)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="fully unpickle a checkpoint that holds arbitrary Python objects (only files you trust)")
     return p
 
 
@@ -97,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stride is not None and args.window is None:
         raise UserError("--stride needs --window N (the window length in frames)")
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides_of(args))
     except ConfigError as err:
         raise UserError(str(err)) from None
     # every video is opened before the model is loaded: a missing or unreadable one fails fast

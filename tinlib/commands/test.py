@@ -5,6 +5,7 @@ import argparse
 from collections.abc import Sequence
 
 from tinlib.cli import run_command
+from tinlib.commands import add_override_arguments, overrides_of
 
 PROG = "tinlib test"
 
@@ -18,8 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="configs: " + ", ".join(available_configs()))
     p.add_argument("config", help="config name (see tinlib/configs) or path to a .py/.json config")
     p.add_argument("checkpoint", help="checkpoint file (tinlib, MMAction2 0.x/1.x or original TIN layout)")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override config values, e.g. --set test.num_clips=2 test.average_clips=prob")
+    add_override_arguments(p, "test.num_clips=2 test.average_clips=prob", checkpoint=True)
     p.add_argument("--split", choices=("val", "test"), default="test")
     p.add_argument("--run", help="results sub-folder name (default: the config name)")
     p.add_argument("--results-dir", help="results root (default: the config's results_dir, 'results')")
@@ -28,8 +28,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="loader workers per process (default data.workers_per_gpu)")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="autocast dtype for inference")
     p.add_argument("--overwrite", action="store_true", help="replace results of another run in the output folder")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="fully unpickle a checkpoint that holds arbitrary Python objects (only files you trust)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -40,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.engine.evaluate import evaluate
 
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides_of(args))
         evaluate(cfg, args.checkpoint, split=args.split, run=args.run, results_dir=args.results_dir,
                  device=args.device, batch_size=args.batch_size, num_workers=args.workers, amp=args.amp,
                  overwrite=args.overwrite, trusted=args.trust_checkpoint, progress=not args.no_progress)

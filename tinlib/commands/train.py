@@ -5,6 +5,7 @@ import argparse
 from collections.abc import Sequence
 
 from tinlib.cli import run_command
+from tinlib.commands import add_override_arguments, overrides_of
 
 PROG = "tinlib train"
 
@@ -19,8 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "--nproc-per-node N -m tinlib train CONFIG (the lr follows the linear scaling rule).")
     p.add_argument("config", help="config name (see tinlib/configs) or path to a .py/.json config")
     p.add_argument("--work-dir", help="output folder (default work_dirs/<config name>)")
-    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override config values, e.g. --set optim.lr=0.01 data.root=/data/sthv1")
+    add_override_arguments(p, "optim.lr=0.01 data.root=/data/sthv1", checkpoint=False)
     p.add_argument("--seed", type=int, help="random seed (default: train.seed, else drawn and recorded)")
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms, no cuDNN autotuning")
     p.add_argument("--resume", metavar="auto|PATH", help="continue from work_dir/latest.pth (auto) or a checkpoint")
@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.engine.errors import NonFiniteLossError
 
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides_of(args))
         engine_train.train(cfg, work_dir=args.work_dir, resume=args.resume, seed=args.seed,
                            deterministic=True if args.deterministic else None, device=args.device, amp=args.amp,
                            sync_bn=args.sync_bn, validate=not args.no_validate, run=args.run,

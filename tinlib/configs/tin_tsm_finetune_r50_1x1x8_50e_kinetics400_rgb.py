@@ -4,7 +4,9 @@ Recipe (MMAction2 0.x config of this name): ImageNet init, then the TSM-K400 che
 skips TSM's block conv1 weights because their names do not match TIN's: ``tsm_conv1="skip"``;
 set ``model.tsm_conv1=transfer`` to move them); SGD lr 0.01 for 8 GPUs x 6 videos, wd 1e-4,
 fc_lr5, clip 20; step decay x0.1 at epochs 20 and 40, no warmup; flip 0.5; dropout 0.5;
-validation every 5 epochs. Put the TSM file at ``model.load_from`` (download it beforehand).
+validation every 5 epochs. ``model.load_from`` names MMAction2's published TSM-K400 checkpoint: it is
+downloaded into torch's hub cache on first use (offline: ``tinlib fetch tsm_r50_1x1x8_50e_kinetics400_rgb``
+says where to put the file).
 """
 from tinlib.configs.tin_r50_1x1x8_40e_sthv1_rgb import CONFIG as _STHV1
 from tinlib.engine.config import merge
@@ -14,7 +16,8 @@ CONFIG = merge(_STHV1, dict(
     model=dict(
         num_classes=400,
         dropout=0.5,
-        load_from="checkpoints/tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth",
+        load_from="published:tsm_r50_1x1x8_50e_kinetics400_rgb",
+        allow_arch_mismatch=True,  # TSM weights into TIN, by design of this row
         load_strict=False,
         tsm_conv1="skip",
     ),

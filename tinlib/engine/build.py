@@ -33,7 +33,8 @@ def build_model(cfg: Config, *, pretrained: bool = True, load_from: bool = True,
         from tinlib.checkpoint import CheckpointError, load_checkpoint
 
         try:
-            load_checkpoint(model, m.load_from, strict=m.load_strict, tsm_conv1=m.tsm_conv1, verbose=verbose)
+            load_checkpoint(model, m.load_from, strict=m.load_strict, tsm_conv1=m.tsm_conv1, verbose=verbose,
+                            allow_arch_mismatch=m.allow_arch_mismatch)
         except CheckpointError as err:
             raise RunError(f"model.load_from: {err}") from None
     if m.partial_bn:
@@ -67,16 +68,19 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config,
 
     Args:
         model: the recognizer built from ``cfg`` (its weights are replaced).
-        path: a checkpoint in any layout ``tinlib.checkpoint`` reads.
+        path: a checkpoint in any layout ``tinlib.checkpoint`` reads: a local file, an http(s) URL or
+            ``published:<config>`` (downloaded into torch's hub cache first).
         cfg: the config the model was built from (named in the messages).
         trusted: unpickle the file fully (only for files the user made).
     Returns:
         ``(checkpoint, report)``: the file's contents and ``load_checkpoint``'s report (``layout``,
         ``loaded``, ...).
     """
-    from tinlib.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, read_checkpoint
+    from tinlib.checkpoint import (ArchMismatchError, CheckpointError, extract_state_dict, load_checkpoint,
+                                   read_checkpoint)
+    from tinlib.hub import resolve_checkpoint
 
-    path = Path(path)
+    path = resolve_checkpoint(path)  # a URL or published:<config> is downloaded (once) first
     if not path.is_file():
         raise RunError(f"checkpoint not found: {path}")
     try:
@@ -90,12 +94,11 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config,
             hints.append(f"the checkpoint has {state[key].shape[0]} classes ({key} {list(state[key].shape)}) but "
                          f"config {cfg.name} says model.num_classes={cfg.model.num_classes}")
             break
-    meta = checkpoint.get("meta", {}) if isinstance(checkpoint, dict) else {}
-    if isinstance(meta, dict) and meta.get("arch") and meta.get("arch") != cfg.model.arch:
-        hints.append(f"the checkpoint was saved from {meta['arch']} but the config builds {cfg.model.arch}")
     try:
         report = load_checkpoint(model, path, strict=True, tsm_conv1=cfg.model.tsm_conv1, trusted=trusted,
-                                 verbose=False)
+                                 verbose=False, allow_arch_mismatch=cfg.model.allow_arch_mismatch)
+    except ArchMismatchError as err:
+        raise RunError(f"{err} (config {cfg.name}; or --set model.allow_arch_mismatch=true)") from None
     except CheckpointError as err:
         hint = ("\n" + "\n".join(hints)) if hints else ""
         raise RunError(f"checkpoint {path} does not fit config {cfg.name} ({cfg.model.arch}, "

@@ -55,6 +55,7 @@ class ModelConfig:
     load_from: str | None = None            # whole-model init (e.g. the TSM-K400 checkpoint)
     load_strict: bool = True                   # False: load what fits and report the rest (MMAction2)
     tsm_conv1: str = "transfer"                # TSM -> TIN: "transfer" block conv1 weights, or "skip" (MMAction2)
+    allow_arch_mismatch: bool = False          # load a checkpoint of another arch (TSM -> TIN fine-tuning)
     norm_eval: bool = False                    # BN layers in eval mode while training (running stats frozen)
     partial_bn: bool = False                   # original TIN/TSM repos: freeze every BN except the first
 
