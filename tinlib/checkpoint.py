@@ -559,9 +559,10 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True, 
     allow_arch_mismatch: load a checkpoint whose recorded (or implied) architecture differs from
     the model's (e.g. TSM weights to fine-tune a TIN); without it that is a :class:`CheckpointError`.
     """
-    from tinlib.hub import resolve_checkpoint
+    from tinlib.hub import is_remote, resolve_checkpoint
 
-    path = resolve_checkpoint(path)  # a URL or published:<config> is downloaded (once) first
+    if is_remote(str(path)):
+        path = resolve_checkpoint(str(path))  # a URL or published:<config> is downloaded (once) first
     checkpoint = read_checkpoint(path, trusted=trusted)
     state = extract_state_dict(checkpoint, path)
     layout = detect_layout(checkpoint, state, path)

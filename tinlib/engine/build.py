@@ -78,9 +78,9 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config,
     """
     from tinlib.checkpoint import (ArchMismatchError, CheckpointError, extract_state_dict, load_checkpoint,
                                    read_checkpoint)
-    from tinlib.hub import resolve_checkpoint
+    from tinlib.hub import is_remote, resolve_checkpoint
 
-    path = resolve_checkpoint(path)  # a URL or published:<config> is downloaded (once) first
+    path = resolve_checkpoint(str(path)) if is_remote(str(path)) else Path(path)  # downloads once
     if not path.is_file():
         raise RunError(f"checkpoint not found: {path}")
     try:
