@@ -63,7 +63,12 @@ def test_k400_row():
     assert (c.optim.lr, c.optim.weight_decay, c.optim.grad_clip) == (0.01, 1e-4, 20.0)
     assert (c.schedule.policy, c.schedule.steps, c.schedule.gamma, c.schedule.warmup) == ("step", [20, 40], 0.1, None)
     assert (c.train.epochs, c.train.val_interval) == (50, 5)
-    assert c.model.load_from.endswith("tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth")
+    # MMAction2's load_from for this row: tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth
+    assert c.model.load_from == "published:tsm_r50_1x1x8_50e_kinetics400_rgb"
+    assert c.model.allow_arch_mismatch  # TSM weights into TIN, by design
+    from tinlib.hub import published_url
+    assert published_url("tsm_r50_1x1x8_50e_kinetics400_rgb", "ckpt").endswith(
+        "/tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth")
     assert (c.model.load_strict, c.model.tsm_conv1) == (False, "skip")
     assert (c.data.train_prefix, c.data.val_prefix) == ("rawframes_train", "rawframes_val")
 

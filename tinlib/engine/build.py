@@ -98,7 +98,7 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config,
         report = load_checkpoint(model, path, strict=True, tsm_conv1=cfg.model.tsm_conv1, trusted=trusted,
                                  verbose=False, allow_arch_mismatch=cfg.model.allow_arch_mismatch)
     except ArchMismatchError as err:
-        raise RunError(f"{err} (config {cfg.name}; or --set model.allow_arch_mismatch=true)") from None
+        raise RunError(str(err)) from None
     except CheckpointError as err:
         hint = ("\n" + "\n".join(hints)) if hints else ""
         raise RunError(f"checkpoint {path} does not fit config {cfg.name} ({cfg.model.arch}, "
