@@ -2,9 +2,18 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
+LOCK := requirements-lock.txt
+KERNEL := tin-kit
+# PY: the interpreter every target runs. Left unset, `make setup` creates .venv and installs the
+# exact tested versions (requirements-lock.txt). Set it to use an environment you already have
+# (an activated conda env or venv: `make test PY=python`): setup then installs tinlib into it with
+# the version ranges of pyproject.toml, so its own PyTorch stays.
+ifeq ($(origin PY),undefined)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-KERNEL := tin-kit
+else
+STAMP := .make/installed-$(shell $(PY) -c 'import hashlib, sys; print(hashlib.sha1(sys.prefix.encode()).hexdigest()[:12])')
+endif
 
 # where runs write (records, executed notebooks, HTML reports) and keep checkpoints
 RESULTS ?= results
@@ -35,20 +44,45 @@ REPRO_OPTS = $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)") $(if $(GPUS),--gpus $
 	--node-rank $(NODE_RANK) --master-addr $(MASTER_ADDR) --master-port $(MASTER_PORT) --profile $(PROFILE)
 
 # (the check-data-% pattern rule is not listed: make skips pattern rules for phony targets)
-.PHONY: help setup test test-fast demo ablation lab clean zoo report latency reproduce-all \
+.PHONY: help setup lock lint gpu-check test test-fast demo ablation doctor lab clean zoo report latency reproduce-all \
 	reproduce-sthv1 reproduce-sthv2 reproduce-k400 check-data-all
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-setup: $(STAMP)  ## create .venv with tinlib (editable), test tools and the Jupyter kernel
+setup: $(STAMP)  ## [PY=python] .venv (or the environment of PY) with tinlib (editable), test tools, Jupyter kernel
 
-$(STAMP): pyproject.toml
+# The lock was made on CPython 3.11 / Linux x86_64; elsewhere setup installs the ranges instead.
+LOCK_FITS = $(PY) -c 'import platform, sys; sys.exit(sys.version_info[:2] != (3, 11) or platform.system() != "Linux" or platform.machine() != "x86_64")'
+
+$(STAMP): pyproject.toml $(LOCK)
+ifeq ($(STAMP),$(VENV)/.installed)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@if $(LOCK_FITS); then \
+		echo "installing the tested versions ($(LOCK)) into $(VENV)"; \
+		$(PY) -m pip install --quiet -r $(LOCK) && $(PY) -m pip install --quiet --no-deps -e . ; \
+	else \
+		echo "$(LOCK) was made for CPython 3.11 on Linux x86_64: installing the version ranges instead"; \
+		$(PY) -m pip install --quiet -e '.[dev,onnx]'; \
+	fi
+else
+	@echo "installing tinlib into the environment of $(PY) ($$($(PY) -c 'import sys; print(sys.prefix)')), keeping its PyTorch"
 	$(PY) -m pip install --quiet -e '.[dev,onnx]'
+endif
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name 'Python (tin-kit)' >/dev/null
-	@touch $@
+	@mkdir -p $(dir $@) && touch $@
+
+lock: $(STAMP)  ## rewrite requirements-lock.txt from .venv (after changing a dependency)
+	@{ sed -n '/^#/p' $(LOCK); $(PY) -m pip freeze --exclude-editable | grep -v '^tinlib'; } > $(LOCK).new && mv $(LOCK).new $(LOCK)
+	@echo "wrote $(LOCK)"
+
+lint: $(STAMP)  ## ruff (lint + import order) and mypy (tinlib/)
+	$(PY) -m ruff check tinlib tests benchmarks notebooks
+	$(PY) -m mypy
+
+doctor: $(STAMP)  ## does this machine run the kit? versions, devices, op/AMP/decoder checks (exit 1 on a failure)
+	$(PY) -m tinlib doctor
 
 test: $(STAMP)  ## run the test suite on the CPU (Triton kernels in interpreter mode)
 	$(PY) -m pytest
@@ -68,16 +102,27 @@ ablation: $(STAMP)  ## [SEEDS=0,1,2] the demo's TIN trained with the true and wi
 check-data-%:
 	@$(PYTHON) -m tinlib.pipeline check-data $* --data-root "$(DATA_ROOT)" $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)")
 
-reproduce-sthv1: check-data-sthv1 $(STAMP)  ## DATA_ROOT=... [GPUS=8 NODES=1]: prepare, train, evaluate, latency, zoo
+reproduce-sthv1: check-data-sthv1 $(STAMP) gpu-check  ## DATA_ROOT=... [GPUS=8 NODES=1]: prepare, train, evaluate, latency, zoo
 	$(PIPELINE) reproduce sthv1 --data-root "$(DATA_ROOT)" $(REPRO_OPTS)
 
-reproduce-sthv2: check-data-sthv2 $(STAMP)  ## the same for the Something-Something V2 row
+reproduce-sthv2: check-data-sthv2 $(STAMP) gpu-check  ## the same for the Something-Something V2 row
 	$(PIPELINE) reproduce sthv2 --data-root "$(DATA_ROOT)" $(REPRO_OPTS)
 
-reproduce-k400: check-data-k400 $(STAMP)  ## the same for the Kinetics-400 row (fine-tuned from TSM-K400)
+reproduce-k400: check-data-k400 $(STAMP) gpu-check  ## the same for the Kinetics-400 row (fine-tuned from TSM-K400)
 	$(PIPELINE) reproduce k400 --data-root "$(DATA_ROOT)" $(REPRO_OPTS)
 
+# Before a long GPU run, within a minute: the doctor's GPU checks (the interlace op per backend and
+# dtype, one AMP training step). Skipped on a machine without CUDA; a failure stops make with the table.
+gpu-check: $(STAMP)
+	@if $(PY) -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then \
+		mkdir -p $(RESULTS); set -o pipefail; \
+		$(PY) -m tinlib doctor --quick --device cuda | tee $(RESULTS)/doctor.txt \
+		|| { echo "make: the GPU checks failed (table above, saved in $(RESULTS)/doctor.txt)" >&2; exit 1; }; \
+	fi
+
 check-data-all:
+	@test -n "$(DATA_ROOT)" || { echo "make reproduce-all: DATA_ROOT is not set: give the folder that holds sthv1/," \
+		"sthv2/ and kinetics400/, e.g. make reproduce-all DATA_ROOT=/data" >&2; exit 2; }
 	@for pair in sthv1:sthv1 sthv2:sthv2 k400:kinetics400; do \
 		$(PYTHON) -m tinlib.pipeline check-data $${pair%%:*} --data-root "$(DATA_ROOT)/$${pair#*:}" || exit 2; \
 	done
