@@ -121,3 +121,14 @@ def test_bad_videos_name_the_file(tmp_path):
         open_video(tmp_path / "garbage.webm", "pyav")
     with pytest.raises(DecodeError, match=r"cannot open video .*garbage\.webm"):
         list(iter_video_frames(tmp_path / "garbage.webm"))
+
+
+def test_tinlib_data_exports_its_public_names():
+    import tinlib.data
+    from tinlib.data import transforms
+
+    for name in tinlib.data.__all__:
+        assert getattr(tinlib.data, name) is not None, name
+    # the normalisation step beside the constants it uses
+    assert {"normalize", "MEAN", "STD"} <= set(tinlib.data.__all__)
+    assert tinlib.data.normalize is transforms.normalize and tinlib.data.MEAN == transforms.MEAN

@@ -13,6 +13,7 @@ from tinlib import cli
 from tinlib.data import AnnotationError, load_annotations
 from tinlib.data.prepare import (
     PrepareError,
+    Progress,
     extract_frames,
     normalize_k400_label,
     prepare_kinetics400,
@@ -31,6 +32,11 @@ def messages(caplog):
     caplog.set_level(logging.INFO, logger="tinlib")
     yield caplog
     logger.removeHandler(caplog.handler)
+
+
+def logged(caplog) -> list[str]:
+    """Each message once (a record can reach the capture both through tinlib's logger and the root)."""
+    return [r.getMessage() for r in dict.fromkeys(caplog.records)]
 
 
 def warnings_of(caplog) -> str:
@@ -78,8 +84,51 @@ def test_sthv1_lists(sthv1, tmp_path, messages):
     assert rep["lists"]["rawframes"]["filename_tmpl"] == "{:05}.jpg"
     err = warnings_of(messages)
     assert "2 SthV1 videos left out of the lists" in err and "103 (frame folder missing)" in err
+    # the scan of the frame folders reports progress (no terminal here: log lines), 5 listed folders
+    frames = sthv1 / "20bn-something-something-v1"
+    assert f"checking the frame folders in {frames}: scanned 5/5 folders" in messages.text
     assert "104 (8 frame files but 00004.jpg is missing" in err
     assert f"sthv1: 2 train / 1 val videos, 3 classes -> {out}" in messages.text
+
+
+def test_sthv1_annotations_of_a_further_split(sthv1, tmp_path):
+    # what the synthetic data does for its held-out test split: a labelled CSV in the train format
+    (sthv1 / "test.csv").write_text("102;Holding something\n101;Moving something from left to right\n")
+    annotations = {"train": sthv1 / "something-something-v1-train.csv",
+                   "val": sthv1 / "something-something-v1-validation.csv", "test": sthv1 / "test.csv"}
+    out = tmp_path / "lists"
+    rep = prepare_sthv1(sthv1, out, annotations=annotations, quiet=True)
+    assert (out / "sthv1_test_list_rawframes.txt").read_text() == "102 5 0\n101 12 1\n"
+    assert rep["counts"] == {"train": 2, "val": 1, "test": 2}
+    lists = rep["lists"]["rawframes"]
+    assert lists["test"] == str(out / "sthv1_test_list_rawframes.txt")
+    assert lists["test_data_prefix"] == lists["val_data_prefix"] == str(sthv1 / "20bn-something-something-v1")
+    with pytest.raises(PrepareError, match=r"missing SthV1 test split: .*nowhere\.csv"):
+        prepare_sthv1(sthv1, out, annotations={**annotations, "test": sthv1 / "nowhere.csv"}, quiet=True)
+
+
+def test_progress_without_a_terminal_logs_lines(messages):
+    with Progress(3, "folders", verb="scanned", what="checking x", bar=False, interval=0) as progress:
+        for _ in range(3):
+            progress.update()
+    lines = logged(messages)
+    assert lines[0] == "checking x: 3 folders to go"
+    assert lines[1:3] == ["checking x: scanned 1/3 folders", "checking x: scanned 2/3 folders"]
+    assert lines[3].startswith("checking x: scanned 3/3 folders (") and len(lines) == 4
+    # with the usual interval a short loop logs only its first and last line
+    with Progress(3, "videos", verb="extracted", what="y", bar=False) as progress:
+        for _ in range(3):
+            progress.update()
+    assert len(logged(messages)) == 6
+
+
+def test_progress_bar_on_a_terminal_and_nothing_when_disabled(messages, capsys):
+    with Progress(2, "folders", verb="scanned", what="checking z", bar=True) as progress:
+        progress.update(2)
+    assert "checking z" in capsys.readouterr().err and messages.records == []
+    with Progress(2, "folders", verb="scanned", what="checking z", enabled=False) as progress:
+        progress.update(2)
+    assert capsys.readouterr().err == "" and messages.records == []
 
 
 def test_sthv1_missing_inputs_say_what_to_download(sthv1):
@@ -237,6 +286,11 @@ def test_extraction_resumes_and_reports_failures(tmp_path):
     # other settings: everything redone
     rep3 = extract_frames(src, out, videos=["a.mp4"], short_side=8, workers=1, quiet=True)
     assert rep3.reused == 0 and cv2.imread(str(out / "a" / "img_00001.jpg")).shape == (8, 13, 3)
+    # a damaged marker: the folder is redone, not trusted and not a crash
+    (out / "sub" / "c" / ".extracted.json").write_text('{"frames": 3, "sett')
+    rep4 = extract_frames(src, out, videos=["sub/c.mp4"], height=12, workers=1, quiet=True)
+    assert rep4.reused == 0 and rep4.done == {"sub/c.mp4": 3}
+    assert json.loads((out / "sub" / "c" / ".extracted.json").read_text())["frames"] == 3
 
 
 # ----------------------------------------------------------------------------------------- CLI

@@ -1,12 +1,20 @@
-"""The synthetic temporal dataset: layouts, determinism, time-reversal pairs, loading."""
+"""The synthetic temporal dataset: layouts, the held-out test split, determinism, time-reversal
+pairs, loading, and its command line's errors."""
 import json
 import os
+import subprocess
+import sys
+from collections import Counter
 
 import numpy as np
 import pytest
 
-from tinlib.data import build_dataset, decoding, open_video
-from tinlib.data.synthetic import CLASSES, classes_for, render_video, write_synthetic
+from tinlib import cli
+from tinlib.data import build_dataset, decoding, load_annotations, open_video
+from tinlib.data.releases import STHV1
+from tinlib.data.synthetic import CLASSES, SyntheticError, classes_for, render_video, write_synthetic
+from tinlib.errors import UserError
+from tinlib.records import SyntheticMeta
 
 
 def test_class_table_has_reversal_pairs_and_other_classes():
@@ -46,7 +54,9 @@ def test_direction_of_motion_matches_the_class_name():
 def test_layout_sthv1(tmp_path):
     meta = write_synthetic(tmp_path / "s1", "sthv1", size="tiny", seed=1, workers=1)
     assert meta["kind"] == "rawframes" and meta["filename_tmpl"] == "{:05}.jpg" and meta["start_index"] == 1
-    assert meta["num_classes"] == 11 and meta["num_train"] == 22 and meta["num_val"] == 11
+    # the tiny size: 2 train, 1 val and 1 test video per class, 11 classes
+    assert meta["num_classes"] == 11 and (meta["num_train"], meta["num_val"], meta["num_test"]) == (22, 11, 11)
+    assert meta["counts"] == {"train": 22, "val": 11, "test": 11}
     assert meta["reversal_pairs"] == [[0, 1], [2, 3], [4, 5], [6, 7]]
     assert meta["class_names"][0] == "Moving something from left to right" and meta["flip_ok"] is False
     first = open(meta["train_list"]).readline().split()
@@ -63,12 +73,69 @@ def test_layout_sthv1(tmp_path):
     assert json.loads((tmp_path / "s1" / "synthetic_meta.json").read_text())["train_list"] == meta["train_list"]
 
 
+def test_held_out_test_split_has_its_own_videos(tmp_path):
+    meta = write_synthetic(tmp_path / "s1", "sthv1", size="tiny", seed=2, workers=1, num_train=11, num_val=11,
+                           num_test=22)
+    root = tmp_path / "s1"
+    assert meta["test_list"] == str(root / "sthv1_test_list_rawframes.txt")
+    assert meta["lists"]["rawframes"]["test"] == meta["test_list"]
+    assert meta["lists"]["rawframes"]["test_data_prefix"] == meta["data_prefix"]
+    splits = {s: load_annotations(meta[f"{s}_list"], "rawframes") for s in ("train", "val", "test")}
+    ids = {s: {r.path for r in recs} for s, recs in splits.items()}
+    assert len(ids["test"]) == 22 and not ids["test"] & (ids["train"] | ids["val"])  # no video shared
+    assert Counter(r.label for r in splits["test"]) == {c: 2 for c in range(11)}  # balanced like the others
+    assert Counter(r.label for r in splits["val"]) == {c: 1 for c in range(11)}
+    # its annotations are written like the train/val CSVs (id;class name), under a file of its own
+    rows = (root / "synthetic-test.csv").read_text().splitlines()
+    assert len(rows) == 22 and all(r.split(";")[1] in meta["class_names"] for r in rows)
+    # its frames differ from every val video's (not copies)
+    first = lambda rec: (root / STHV1.media_dirs[0][0] / rec.path / "00001.jpg").read_bytes()  # noqa: E731
+    val_frames = {first(r) for r in splits["val"]}
+    assert not any(first(r) in val_frames for r in splits["test"])
+    # the meta reads back as the record
+    record = SyntheticMeta.read(root / "synthetic_meta.json")
+    assert (record.test_list, record.num_test, record.counts) == (meta["test_list"], 22, meta["counts"])
+
+
+@pytest.mark.parametrize("config", ["demo_tin_r18_synthetic", "demo_tsn_r18_synthetic"])
+def test_demo_configs_validate_on_val_and_test_on_the_held_out_split(tmp_path, config):
+    from tinlib.engine.splits import split_paths
+    from tinlib.pipeline.launch import prepare_data
+    from tinlib.pipeline.runconfig import resolve
+
+    root = tmp_path / "data"
+    prepare_data("synthetic", root, layout="sthv1", size="tiny", height=40, workers=1)
+    cfg = resolve(config, data_root=root, quiet=True)
+    assert (cfg.data.val_ann, cfg.data.test_ann) == ("sthv1_val_list_rawframes.txt", "sthv1_test_list_rawframes.txt")
+    assert cfg.data.test_prefix == cfg.data.val_prefix == "20bn-something-something-v1"
+    ann, prefix = split_paths(cfg, "test")
+    assert ann.read_text() == (root / "sthv1_test_list_rawframes.txt").read_text() and prefix.is_dir()
+    assert len(ann.read_text().splitlines()) == 11  # tiny: one test video per class
+
+
+def test_a_dataset_without_the_test_split_is_rewritten(tmp_path):
+    meta = write_synthetic(tmp_path / "s", "sthv1", size="tiny", workers=1)
+    old = SyntheticMeta.read(tmp_path / "s" / "synthetic_meta.json")
+    # what the writer stored before the test split existed: version 1 parameters, no test list
+    old.params = {k: v for k, v in old.params.items() if k != "num_test"} | {"version": 1}
+    old.test_list = old.num_test = old.counts = None
+    old.write(tmp_path / "s" / "synthetic_meta.json")
+    (tmp_path / "s" / "sthv1_test_list_rawframes.txt").unlink()
+    again = write_synthetic(tmp_path / "s", "sthv1", size="tiny", workers=1)
+    assert again["params"]["version"] == meta["params"]["version"] and os.path.isfile(again["test_list"])
+
+
 @pytest.mark.parametrize("layout, ext", [("sthv2", ".webm"), ("k400", ".mp4")])
 def test_video_layouts_decode_with_decord(tmp_path, layout, ext):
     meta = write_synthetic(tmp_path / layout, layout, size="tiny", workers=2, num_train=6, num_val=3)
     assert meta["kind"] == "videos" and meta["start_index"] == 0
     path, label = open(meta["val_list"]).readline().split()
     assert path.endswith(ext)
+    test_prefix = meta["lists"]["videos"]["test_data_prefix"]
+    assert meta["num_test"] == len(open(meta["test_list"]).read().splitlines()) == len(classes_for(layout))
+    assert os.path.isfile(os.path.join(test_prefix, open(meta["test_list"]).readline().split()[0]))
+    if layout == "k400":
+        assert os.path.basename(test_prefix) == "videos_test"
     clip = open_video(os.path.join(meta["lists"]["videos"]["val_data_prefix"], path), "decord")
     assert clip.backend == ("decord" if decoding.have_decord() else "pyav") and 8 <= len(clip) <= 14
     assert clip.get([0]).shape[1] == 48
@@ -113,7 +180,42 @@ def test_deterministic_from_the_seed_and_reused(tmp_path):
 def test_refuses_to_overwrite_other_data(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "precious.txt").write_text("x")
-    with pytest.raises(FileExistsError, match="not a synthetic dataset"):
+    with pytest.raises(UserError, match="is not empty and holds no synthetic dataset .*--overwrite"):
         write_synthetic(tmp_path / "mine", "sthv1", size="tiny")
+    assert (tmp_path / "mine" / "precious.txt").read_text() == "x"
     with pytest.raises(ValueError, match="layout must be one of"):
         write_synthetic(tmp_path / "x", "ucf101")
+
+
+@pytest.mark.parametrize("option, value", [("num_train", 0), ("num_val", -1), ("num_test", 0)])
+def test_split_sizes_must_be_positive(tmp_path, option, value):
+    with pytest.raises(SyntheticError, match=f"--{option.replace('_', '-')} {value}: .*positive count"):
+        write_synthetic(tmp_path / "s", "sthv1", size="tiny", **{option: value})
+    assert not (tmp_path / "s").exists()  # refused before anything was written
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tinlib", "prepare", "synthetic", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_errors_are_one_line_with_what_to_do(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    proc = run_cli("--out", str(tmp_path / "mine"), "--size", "tiny")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "--overwrite" in proc.stderr, proc.stderr
+    proc = run_cli("--out", str(tmp_path / "new"), "--size", "tiny", "--num-train", "0")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "--num-train 0" in proc.stderr and "positive count" in proc.stderr
+    assert STHV1.url not in proc.stderr  # nothing about downloading the real dataset
+
+
+def test_cli_overwrite_replaces_other_files(tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    assert cli.main(["prepare", "synthetic", "--out", str(tmp_path / "mine"), "--size", "tiny", "--workers", "1",
+                     "--overwrite", "--quiet"]) == 0
+    assert not (tmp_path / "mine" / "notes.txt").exists()
+    out = capsys.readouterr().out
+    assert "22 train / 11 val / 11 test videos" in out and "sthv1_test_list_rawframes.txt" in out

@@ -147,6 +147,8 @@ def test_demo_outputs(demo_run):
                                                    "interlace_weights_by_class.png", "interlace_distribution.png"}
     text = (results / "model_zoo.md").read_text()
     assert "## Synthetic demo" in text and "| demo_tin_r18_synthetic |" in text
+    demo_row = next(ln for ln in text.splitlines() if ln.startswith("| demo_tin_r18_synthetic |"))
+    assert "| test | sthv1_test_list_rawframes.txt (11 videos) |" in demo_row  # the split the row reports
     assert "tin_r50_1x1x8_40e_sthv1_rgb (not run)" in text
     html = demo_run["report"].read_text()
     assert "Results at a glance" in html and "What the interlace learned" in html
@@ -242,7 +244,7 @@ def test_evaluation_numbers_are_consistent(demo_run):
     for name in ("demo_tin_r18_synthetic", "demo_tsn_r18_synthetic"):
         scores, labels = _scores(results / name)
         metrics = json.loads((results / name / "metrics.json").read_text())
-        assert metrics["num_samples"] == len(labels) == meta["num_val"]
+        assert metrics["num_samples"] == len(labels) == meta["num_test"]  # the held-out test split
         shown = metrics["metrics_percent"]
         assert shown["top1_acc"] == pytest.approx(_top_k_percent(scores, labels, 1), abs=0.005)
         assert shown["top5_acc"] == pytest.approx(_top_k_percent(scores, labels, 5), abs=0.005)
@@ -250,7 +252,7 @@ def test_evaluation_numbers_are_consistent(demo_run):
         reversal = json.loads((results / name / "reversal.json").read_text())
         assert reversal["direction_acc"] == pytest.approx(
             _direction_percent(scores, labels, meta["reversal_pairs"]), abs=0.005)
-        assert reversal["n"] == 8 and reversal["chance"] == 50.0  # tiny preset: one val video per class, 4 pairs
+        assert reversal["n"] == 8 and reversal["chance"] == 50.0  # tiny preset: one test video per class, 4 pairs
     checks = zoo.demo_checks(zoo.demo_runs(runs))
     assert [c["met"] is None for c in checks] == [False, False]
 

@@ -144,6 +144,20 @@ def test_zoo_row_evaluated_on_another_list_says_so(tmp_path):
     assert "evaluated on" not in row
 
 
+def test_the_split_a_run_reports_comes_from_its_list(tmp_path):
+    # the model-zoo configs test on the releases' validation lists, the demo on its test split
+    write_run(tmp_path, ZOO_ROWS[0], top1=40.0, top5=70.0, mean=39.0)
+    write_run(tmp_path, "demo_tin_r18_synthetic", top1=90.0, top5=99.0, mean=90.0)
+    write_run(tmp_path, "demo_tsm_r18_synthetic", top1=90.0, top5=99.0, mean=90.0,
+              overrides={"data.test_ann": "my_own_list.txt"})  # a name without a split: the evaluated split
+    runs = zoo.collect_runs(tmp_path)
+    assert runs[ZOO_ROWS[0]].evaluated_split() == "val"
+    assert runs["demo_tin_r18_synthetic"].evaluated_split() == "test"
+    assert runs["demo_tsm_r18_synthetic"].evaluated_split() == "test"
+    write_run(tmp_path, "demo_tsn_r18_synthetic")  # trained, not evaluated
+    assert zoo.collect_runs(tmp_path)["demo_tsn_r18_synthetic"].evaluated_split() is None
+
+
 def test_zoo_footnotes_changed_settings_but_not_paths(tmp_path):
     results = tmp_path / "results"
     write_run(results, ZOO_ROWS[0], top1=10.0, top5=50.0, mean=9.0,
@@ -199,7 +213,10 @@ def test_demo_section_and_targets(tmp_path):
     tin = next(ln for ln in text.splitlines() if ln.startswith("| demo_tin_r18_synthetic"))
     assert "| 93.20 |" in tin and "97.0 (chance 50)" in tin and "| 12.5 |" in tin and "11.20 M" in tin
     test_list = load_config("demo_tin_r18_synthetic").data.test_ann
-    assert f"| {test_list} |" in tin  # the list the metrics were computed on (write_run records no count)
+    assert test_list == "sthv1_test_list_rawframes.txt"  # the demo tests on its held-out test split
+    # the split the metrics are on and the list they were computed on (write_run records no count)
+    assert f"| test | {test_list} |" in tin
+    assert "*split* named (`test`: the held-out test split" in text
     tsn = next(ln for ln in text.splitlines() if ln.startswith("| demo_tsn_r18_synthetic"))
     assert "| 12.5 |" in tsn  # found through the input shape in the TIN config's latency run
     assert "TIN top-1 on the synthetic test split: 93.2 %, target >= 90 %: **met**" in text

@@ -704,13 +704,16 @@ class LaunchRecord(Record):
 
 @dataclass(kw_only=True)
 class ListSet(Fields):
-    """The annotation lists of one format (``rawframes`` or ``videos``) and how to read them."""
+    """The annotation lists of one format (``rawframes`` or ``videos``) and how to read them
+    (``test``/``test_data_prefix``: only where the data has a held-out test split, the synthetic data)."""
 
     KIND: ClassVar[str] = "list set"
     train: str | None = None
     val: str | None = None
+    test: str | None = field(default=None, metadata=OMIT_NONE)
     data_prefix: str | None = None
     val_data_prefix: str | None = None
+    test_data_prefix: str | None = field(default=None, metadata=OMIT_NONE)
     filename_tmpl: str | None = None
     start_index: int | None = None
 
@@ -741,9 +744,10 @@ class PrepareRecord(Record):
 @dataclass(kw_only=True)
 class SyntheticMeta(Record):
     """``synthetic_meta.json``: the synthetic dataset written under ``root``: the parameters it was
-    written with (``params``, compared to reuse it), the lists of its primary ``kind``, class
-    names, the time-reversal pairs (class index pairs, the second played backwards) and the
-    seconds taken."""
+    written with (``params``, compared to reuse it), the lists of its primary ``kind`` (the
+    held-out ``test_list`` and ``num_test`` since the test split was added; absent in older
+    files), videos per split (``counts``), class names, the time-reversal pairs (class index
+    pairs, the second played backwards) and the seconds taken."""
 
     KIND: ClassVar[str] = "synthetic dataset description"
     FILENAME: ClassVar[str] = "synthetic_meta.json"
@@ -755,10 +759,13 @@ class SyntheticMeta(Record):
     seed: int | None = None
     num_train: int | None = None
     num_val: int | None = None
+    num_test: int | None = field(default=None, metadata=OMIT_NONE)
+    counts: dict[str, int] | None = field(default=None, metadata=OMIT_NONE)
     flip_ok: bool | None = None
     kind: str
     train_list: str
     val_list: str
+    test_list: str | None = field(default=None, metadata=OMIT_NONE)
     data_prefix: str | None = None
     filename_tmpl: str | None = None
     start_index: int | None = None

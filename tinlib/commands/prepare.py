@@ -59,27 +59,36 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Write the embedded synthetic temporal dataset in an official layout.")
     p5.add_argument("--layout", choices=SYNTHETIC.layouts, default="sthv1")
     p5.add_argument("--out", required=True, help="output folder (created; reused if written with the same options)")
-    p5.add_argument("--size", choices=sorted(PRESETS), default="demo")
-    p5.add_argument("--num-train", type=int)
-    p5.add_argument("--num-val", type=int)
+    p5.add_argument("--size", choices=sorted(PRESETS), default="demo",
+                    help="videos per class and split, frames per video and frame height (default demo: "
+                         + ", ".join(f"{PRESETS['demo'][f'per_class_{s}']} {s}" for s in SYNTHETIC.splits)
+                         + " videos per class)")
+    p5.add_argument("--num-train", type=int, help="training videos in all (default: from --size)")
+    p5.add_argument("--num-val", type=int, help="validation videos, checked during training (default: from --size)")
+    p5.add_argument("--num-test", type=int, help="held-out test videos, what the demo evaluates on "
+                                                 "(default: from --size)")
     p5.add_argument("--seed", type=int, default=0)
     p5.add_argument("--height", type=int)
     p5.add_argument("--workers", type=int)
     p5.add_argument("--extract-frames", action="store_true", help="video layouts: also extract JPEG frames")
-    p5.add_argument("--overwrite", action="store_true")
+    p5.add_argument("--overwrite", action="store_true",
+                    help="write into a folder that holds other files (deleting them) or rewrite the dataset")
+    p5.add_argument("--quiet", action="store_true", help="no progress lines")
     return ap
 
 
 def _synthetic(args: argparse.Namespace) -> int:
     from tinlib.data.synthetic import write_synthetic
 
-    meta = write_synthetic(args.out, args.layout, num_train=args.num_train, num_val=args.num_val, seed=args.seed,
-                           size=args.size, height=args.height, workers=args.workers,
-                           extract_frames=args.extract_frames, overwrite=args.overwrite, progress=True)
+    meta = write_synthetic(args.out, args.layout, num_train=args.num_train, num_val=args.num_val,
+                           num_test=args.num_test, seed=args.seed, size=args.size, height=args.height,
+                           workers=args.workers, extract_frames=args.extract_frames, overwrite=args.overwrite,
+                           progress=not args.quiet)
     print(f"synthetic {meta['layout']} dataset in {meta['root']}: {meta['num_train']} train / {meta['num_val']} val "
-          f"videos, {meta['num_classes']} classes ({len(meta['reversal_pairs'])} time-reversal pairs), "
-          f"{meta['seconds']} s")
-    print(f"  kind={meta['kind']} train_list={meta['train_list']} val_list={meta['val_list']}")
+          f"/ {meta['num_test']} test videos, {meta['num_classes']} classes ({len(meta['reversal_pairs'])} "
+          f"time-reversal pairs), {meta['seconds']} s")
+    print(f"  kind={meta['kind']} train_list={meta['train_list']} val_list={meta['val_list']} "
+          f"test_list={meta['test_list']}")
     print(f"  data_prefix={meta['data_prefix']} filename_tmpl={meta['filename_tmpl']} "
           f"start_index={meta['start_index']}")
     return 0

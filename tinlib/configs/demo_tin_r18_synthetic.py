@@ -2,6 +2,9 @@
 
 Write the data first (``make demo`` does; by hand ``tinlib prepare synthetic --out
 data/synthetic/sthv1 --height 40``) and point ``data.root`` at it if it lives elsewhere.
+Validation during training (and the best checkpoint) uses the val split; ``tinlib test``
+evaluates on the held-out test split, videos that neither training nor checkpoint selection saw
+(20 per class each with the ``demo`` size).
 
 Sized for ``make demo`` on two CPU cores (the three demo models train side by side in about
 eight minutes): frames 40 pixels high,
@@ -31,7 +34,7 @@ CONFIG = dict(
         train_prefix="20bn-something-something-v1",
         val_ann="sthv1_val_list_rawframes.txt",
         val_prefix="20bn-something-something-v1",
-        test_ann="sthv1_val_list_rawframes.txt",
+        test_ann="sthv1_test_list_rawframes.txt",
         test_prefix="20bn-something-something-v1",
         filename_tmpl="{:05}.jpg",
         videos_per_gpu=8,

@@ -22,13 +22,13 @@ _EXPORTS = {
     "ClipDataset": "datasets", "RawframeDataset": "datasets", "VideoDataset": "datasets", "build_dataset": "datasets",
     "DecodeError": "decoding", "decode_rawframes": "decoding", "decode_video": "decoding", "imread_rgb": "decoding",
     "open_video": "decoding", "build_loader": "loader", "sample_frames": "sampling", "sample_views": "sampling",
-    "MEAN": "transforms", "STD": "transforms",
+    "MEAN": "transforms", "STD": "transforms", "normalize": "transforms",
 }
 
 __all__ = ["sample_frames", "sample_views", "build_dataset", "build_loader", "RawframeDataset", "VideoDataset",
            "ClipDataset", "load_annotations", "write_rawframe_list", "write_video_list", "Record", "DataError",
            "AnnotationError", "DecodeError", "decode_rawframes", "decode_video", "open_video", "imread_rgb",
-           "MEAN", "STD"]
+           "MEAN", "STD", "normalize"]
 
 
 # submodules that importing the package used to load, still reachable as attributes

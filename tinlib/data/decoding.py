@@ -176,10 +176,12 @@ class VideoClip:
                 self._reader = None
                 self._open_pyav()
                 return self.get(indices)
+        frames = self._frames
+        assert frames is not None  # opened with PyAV when there is no decord reader
         cache: dict[int, np.ndarray] = {}
         for i in indices:
             if i not in cache:
-                cache[i] = self._frames[i].to_ndarray(format="rgb24")
+                cache[i] = frames[i].to_ndarray(format="rgb24")
         return np.stack([cache[i] for i in indices])
 
 

@@ -17,7 +17,12 @@ The command line is ``tinlib prepare sthv1|sthv2|k400|extract|synthetic ...``
 
 Each step checks its inputs first and stops with a message naming what is missing and what to
 download. Videos or folders listed in the annotations but absent (or broken) on disk are left out
-of the lists and reported, never silently.
+of the lists and reported, never silently. Long scans and extractions report progress
+(:class:`Progress`: a bar on a terminal, else a line at least every 30 s).
+
+The ``annotations`` argument of the ``prepare_*`` functions names the annotation file of each
+split; the default is the release's train and val files. The synthetic dataset passes a third,
+labelled ``test`` split (written like the others, e.g. ``sthv1_test_list_rawframes.txt``).
 """
 from __future__ import annotations
 
@@ -26,8 +31,9 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,20 +41,27 @@ from typing import Any
 
 import cv2
 
-from tinlib.io import atomic_write_json, atomic_write_text
+from tinlib.io import atomic_write_text
+from tinlib.records import ExtractionMarker, RecordError
 
 from .annotations import AnnotationError, DataError, write_rawframe_list, write_video_list
 from .decoding import iter_video_frames
 from .releases import K400, RAWFRAME_TEMPLATE, SPLITS, STHV1, STHV2, VIDEO_EXTS, normalize_k400_label, sthv2_label_name
 from .transforms import rescale_size
 
-__all__ = ["PrepareError", "ExtractReport", "prepare_sthv1", "prepare_sthv2", "prepare_kinetics400",
-           "prepare_release", "extract_frames", "count_frames", "normalize_k400_label", "sthv2_label_name"]
+__all__ = ["PrepareError", "ExtractReport", "Progress", "prepare_sthv1", "prepare_sthv2", "prepare_kinetics400",
+           "prepare_release", "extract_frames", "count_frames", "normalize_k400_label", "sthv2_label_name",
+           "EXTRACT_SLEEP_ENV"]
 
 log = logging.getLogger(__name__)
 
 # written into a frame folder once all its frames are; names the settings they were extracted with
-DONE_MARKER = ".extracted.json"
+DONE_MARKER = ExtractionMarker.FILENAME
+# Seconds to sleep after every frame written by the extraction: a throttle for tests that must
+# interrupt an extraction half-way through a video; it changes no result.
+EXTRACT_SLEEP_ENV = "TINLIB_DEBUG_EXTRACT_SLEEP"
+# Without a terminal, a progress line at least this often (seconds)
+PROGRESS_INTERVAL_S = 30.0
 
 
 class PrepareError(DataError):
@@ -79,6 +92,68 @@ def _pick_dir(root: Path, names: Sequence[str], what: str, how: str) -> Path:
     raise PrepareError(f"missing {what}: none of {tried} exists\n  {how}")
 
 
+class Progress:
+    """Progress of a long loop over ``total`` items, so that no scan or extraction runs silently.
+
+    On a terminal (stderr is a TTY) a tqdm bar; otherwise (make, a cluster job, a log file) an INFO
+    line on the ``tinlib`` logger when it starts, then ``"<verb> N/M <unit>"`` at most every
+    ``interval`` seconds and once at the end. Disabled: nothing at all.
+
+    Args:
+        total: the number of items.
+        unit: what an item is, plural (``"folders"``, ``"videos"``).
+        verb: what was done to them, past tense (``"scanned"``, ``"extracted"``).
+        what: the loop, for the first line and the bar (``"SthV1 frame folders"``).
+        enabled: False shows nothing (``quiet``).
+        interval: seconds between lines without a terminal.
+        bar: True/False forces the bar on/off; None (default) uses it when stderr is a terminal.
+    """
+
+    def __init__(self, total: int, unit: str, *, verb: str, what: str, enabled: bool = True,
+                 interval: float = PROGRESS_INTERVAL_S, bar: bool | None = None):
+        self.total, self.unit, self.verb, self.what = int(total), unit, verb, what
+        self.enabled, self.interval = enabled, float(interval)
+        self.done = 0
+        self._start = self._last = time.monotonic()
+        self._bar = None
+        if not enabled:
+            return
+        use_bar = sys.stderr.isatty() if bar is None else bar
+        if use_bar:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, desc=what, unit=unit.rstrip("s") or unit, dynamic_ncols=True)
+        else:
+            log.info(f"{what}: {self.total} {unit} to go")
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more items done."""
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+        elif self.enabled:
+            now = time.monotonic()
+            if now - self._last >= self.interval and self.done < self.total:
+                self._last = now
+                log.info(f"{self.what}: {self.verb} {self.done}/{self.total} {self.unit}")
+
+    def close(self) -> None:
+        """Close the bar, or log the final count and the time taken."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self.enabled:
+            self.enabled = False
+            log.info(f"{self.what}: {self.verb} {self.done}/{self.total} {self.unit} "
+                     f"({time.monotonic() - self._start:.1f} s)")
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _report_missing(quiet: bool, what: str, missing: list[str], limit: int = 10) -> None:
     if missing:
         more = f" (and {len(missing) - limit} more)" if len(missing) > limit else ""
@@ -87,10 +162,10 @@ def _report_missing(quiet: bool, what: str, missing: list[str], limit: int = 10)
 
 
 # ------------------------------------------------------------------------------ frame counting
-def count_frames(folder: str | os.PathLike, prefix: str = "img_", suffix: str = ".jpg") -> int:
+def count_frames(folder: str | os.PathLike[str], prefix: str = "img_", suffix: str = ".jpg") -> int:
     """Number of files in ``folder`` whose names start with ``prefix`` and end with ``suffix``
     (MMAction2's build_file_list rule)."""
-    with os.scandir(folder) as it:
+    with os.scandir(os.fspath(folder)) as it:
         return sum(1 for e in it if e.name.startswith(prefix) and e.name.endswith(suffix) and e.is_file())
 
 
@@ -148,35 +223,38 @@ def _extract_one(video: str, folder: str, short_side: int | None, height: int | 
                  quality: int) -> tuple[str, int | None, str | None, bool]:
     """Worker: extract ``video`` into ``folder``; returns (folder, frames, error, reused)."""
     out = Path(folder)
-    marker = out / DONE_MARKER
+    marker_path = out / DONE_MARKER
     settings = {"short_side": short_side, "height": height, "filename_tmpl": tmpl,
                 "source_bytes": os.path.getsize(video) if os.path.exists(video) else None}
-    if marker.exists():
-        try:
-            info = json.loads(marker.read_text())
-            if info.get("settings") == settings and count_frames(out, "", tmpl[-4:]) == info["frames"]:
-                return folder, int(info["frames"]), None, True
-        except (OSError, ValueError, KeyError):
-            pass
+    try:
+        marker = ExtractionMarker.read_optional(marker_path)
+    except RecordError:  # damaged (a crash while writing it is atomic-safe, but a user may have edited it)
+        marker = None
+    # the marker is written last: a folder without one (an interrupted run) is never counted as done
+    if marker is not None and marker.settings == settings and count_frames(out, "", tmpl[-4:]) == marker.frames:
+        return folder, marker.frames, None, True
     shutil.rmtree(out, ignore_errors=True)  # half-written or stale: redo from scratch
     out.mkdir(parents=True, exist_ok=True)
+    sleep = float(os.environ.get(EXTRACT_SLEEP_ENV, "0") or 0)
     n = 0
     try:
-        size = None
+        size: tuple[int, int] | None = None
         for n, frame in enumerate(iter_video_frames(video), start=1):
-            if size is None:
-                size = _resize_size(frame.shape[1], frame.shape[0], short_side, height) or False
+            if n == 1:  # every frame of a video has the first one's size
+                size = _resize_size(frame.shape[1], frame.shape[0], short_side, height)
             if size:
                 frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
             path = out / tmpl.format(n)
             if not cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]):
                 raise OSError(f"cannot write {path} (disk full or not writable?)")
+            if sleep:
+                time.sleep(sleep)
         if n == 0:
             raise DataError(f"no frames decoded from {video}")
     except Exception as err:  # reported per video; the run goes on
         shutil.rmtree(out, ignore_errors=True)
         return folder, None, " ".join(str(err).split())[:300], False
-    atomic_write_json(marker, {"frames": n, "settings": settings})
+    ExtractionMarker(frames=n, settings=settings).write(marker_path)
     return folder, n, None, False
 
 
@@ -188,13 +266,13 @@ def extract_frames(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     ``videos``: paths relative to ``videos_dir`` (default: every video file below it). Frames are
     written as ``filename_tmpl.format(k)``, k from 1, JPEG; resized to ``short_side`` (keep ratio)
-    or to ``height`` (keep ratio), else native size. Runs ``workers`` processes with a progress
-    bar. Resumable: a folder with a completion marker for the same settings is kept, a
-    half-written one is redone. Failures are collected (and written to
-    ``out_dir/extract_failures.txt``), not raised. Report keys are the relative video paths.
+    or to ``height`` (keep ratio), else native size. Runs ``workers`` processes and shows
+    :class:`Progress` (unless ``progress`` is False or ``quiet``). Resumable: a folder with a
+    completion marker (:class:`tinlib.records.ExtractionMarker`, written after its last frame) for
+    the same settings is kept, a half-written one (interrupted, no marker) is redone. Failures are
+    collected (and written to ``out_dir/extract_failures.txt``), not raised. Report keys are the
+    relative video paths.
     """
-    from tqdm.auto import tqdm
-
     if short_side and height:
         raise ValueError("give short_side or height, not both")
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
@@ -209,11 +287,13 @@ def extract_frames(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     jobs = [(str(videos_dir / rel), folder, short_side, height, filename_tmpl, quality)
             for folder, rel in folder_of.items()]
     workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
-    bar = tqdm(total=len(jobs), desc="extracting frames", unit="video", disable=not progress or quiet)
+    bar = Progress(len(jobs), "videos", verb="extracted", what=f"extracting frames into {out_dir}",
+                   enabled=progress and not quiet)
 
     def record(folder: str, n: int | None, err: str | None, reused: bool) -> None:
         rel = folder_of[folder]
         if err is None:
+            assert n is not None  # a finished video has its frame count
             report.done[rel] = n
             report.reused += int(reused)
         else:
@@ -239,22 +319,71 @@ def extract_frames(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     return report
 
 
+def _split_files(root: Path, annotations: Mapping[str, str | os.PathLike] | None,
+                 official: Mapping[str, Sequence[str]], what: Callable[[str], str], how: str) -> dict[str, Path]:
+    """The annotation file of each split: ``annotations`` when given, else the first of the
+    release's ``official`` names found under ``root`` (train and val). PrepareError naming the
+    file (``what(split)`` describes it) and ``how`` to get it when one is missing."""
+    if annotations is not None:
+        if "train" not in annotations:
+            raise ValueError(f"annotations must name the train split's file, got {sorted(annotations)}")
+        return {split: _require(Path(path), what(split), how) for split, path in annotations.items()}
+    found = {}
+    for split in SPLITS:
+        cands = [root / name for name in official[split]]
+        hit = next((c for c in cands if c.is_file()), None)
+        if hit is None:
+            tried = str(cands[0]) if len(cands) == 1 else f"none of {', '.join(map(str, cands))}"
+            raise PrepareError(f"missing {what(split)}: {tried}\n  {how}")
+        found[split] = hit
+    return found
+
+
+def _prefixes(folders: Mapping[str, Path]) -> dict[str, str]:
+    """The list-set keys of each split's media folder: ``data_prefix`` (train), ``<split>_data_prefix``."""
+    return {"data_prefix" if split == "train" else f"{split}_data_prefix": str(folder)
+            for split, folder in folders.items()}
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    """``"22 train / 11 val / 11 test"``."""
+    return " / ".join(f"{n} {split}" for split, n in counts.items())
+
+
 # ------------------------------------------------------------------------------------ sthv1
+def _read_sthv1_split(csv_path: Path, index: Mapping[str, int], labels_csv: Path) -> list[tuple[str, int]]:
+    """(video id, class index) of every row of a SthV1 ``id;class name`` CSV."""
+    rows = []
+    for lineno, line in enumerate(csv_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if ";" not in line:
+            raise AnnotationError(f"{csv_path}:{lineno}: expected 'id;class name', got {line!r}")
+        vid, name = (part.strip() for part in line.split(";", 1))
+        if name not in index:
+            raise AnnotationError(f"{csv_path}:{lineno}: class {name!r} is not in {labels_csv}; the CSVs "
+                                  "come from different releases? re-download them together")
+        rows.append((vid, index[name]))
+    return rows
+
+
 def prepare_sthv1(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                   frames_dir: str | os.PathLike | None = None, rgb_prefix: str = "0",
-                  quiet: bool = False) -> dict[str, Any]:
+                  annotations: Mapping[str, str | os.PathLike] | None = None, quiet: bool = False) -> dict[str, Any]:
     """Something-Something V1: frame folders + ``;``-separated CSVs -> rawframe lists.
 
     ``root`` holds ``something-something-v1-{labels,train,validation}.csv`` and the frames in
     ``20bn-something-something-v1/<id>/00001.jpg`` (or ``rawframes/``; ``frames_dir`` overrides).
-    Writes ``out_dir/sthv1_{train,val}_list_rawframes.txt``; returns a summary dict.
+    ``annotations`` (split -> ``id;class name`` CSV) replaces the train/validation CSVs. Every
+    listed frame folder is checked (counted, numbered without gaps), with :class:`Progress`.
+    Writes ``out_dir/sthv1_<split>_list_rawframes.txt``; returns a summary dict.
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir else root
     how = f"download the Something-Something V1 annotation CSVs from {STHV1.source} and put them in {root}"
     assert STHV1.labels_file is not None
     labels_csv = _require(root / STHV1.labels_file, "SthV1 class list", how)
-    split_csv = {s: _require(root / STHV1.split_file(s), f"SthV1 {_split_word(s)} split", how) for s in SPLITS}
+    split_csv = _split_files(root, annotations, STHV1.split_files, lambda s: f"SthV1 {_split_word(s)} split", how)
     frames = Path(frames_dir) if frames_dir else _pick_dir(
         root, STHV1.media_dirs[0], "SthV1 frame folders",
         f"download the {STHV1.archive_parts} archive parts from {STHV1.source} and run "
@@ -264,34 +393,29 @@ def prepare_sthv1(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
     if not names:
         raise PrepareError(f"{labels_csv} is empty; re-download it ({STHV1.source})")
     index = {name: i for i, name in enumerate(names)}
-    lists, counts, problems = {}, {}, []
-    for split, csv_path in split_csv.items():
-        entries = []
-        for lineno, line in enumerate(csv_path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            if ";" not in line:
-                raise AnnotationError(f"{csv_path}:{lineno}: expected 'id;class name', got {line!r}")
-            vid, name = (part.strip() for part in line.split(";", 1))
-            if name not in index:
-                raise AnnotationError(f"{csv_path}:{lineno}: class {name!r} is not in {labels_csv}; the CSVs "
-                                      "come from different releases? re-download them together")
-            n, why = _frame_folder_entry(frames / vid, rgb_prefix, STHV1.frame_template)
-            if why:
-                problems.append(f"{vid} ({why})")
-                continue
-            entries.append((vid, n, index[name]))
-        if not entries:
-            raise PrepareError(f"no frame folder of {csv_path} was found under {frames}; extract the frame archives "
-                               f"there ({STHV1.source})")
-        lists[split] = str(write_rawframe_list(out_dir / STHV1.list_name(split), entries))
-        counts[split] = len(entries)
+    rows = {split: _read_sthv1_split(csv_path, index, labels_csv) for split, csv_path in split_csv.items()}
+    lists: dict[str, Any] = {}
+    counts, problems = {}, []
+    with Progress(sum(map(len, rows.values())), "folders", verb="scanned", what=f"checking the frame folders in "
+                  f"{frames}", enabled=not quiet) as progress:
+        for split, split_rows in rows.items():
+            entries = []
+            for vid, label in split_rows:
+                n, why = _frame_folder_entry(frames / vid, rgb_prefix, STHV1.frame_template)
+                progress.update()
+                if n is None:
+                    problems.append(f"{vid} ({why})")
+                    continue
+                entries.append((vid, n, label))
+            if not entries:
+                raise PrepareError(f"no frame folder of {split_csv[split]} was found under {frames}; extract the "
+                                   f"frame archives there ({STHV1.source})")
+            lists[split] = str(write_rawframe_list(out_dir / STHV1.list_name(split), entries))
+            counts[split] = len(entries)
+    lists.update(_prefixes({split: frames for split in lists}), filename_tmpl=STHV1.frame_template, start_index=1)
     _report_missing(quiet, "SthV1 videos left out of the lists", problems)
-    _info(quiet, f"sthv1: {counts['train']} train / {counts['val']} val videos, {len(names)} classes -> {out_dir}")
-    return dict(dataset="sthv1", class_names=names, counts=counts, left_out=problems,
-                lists={"rawframes": dict(train=lists["train"], val=lists["val"], data_prefix=str(frames),
-                                         val_data_prefix=str(frames), filename_tmpl=STHV1.frame_template,
-                                         start_index=1)})
+    _info(quiet, f"sthv1: {_counts_text(counts)} videos, {len(names)} classes -> {out_dir}")
+    return dict(dataset="sthv1", class_names=names, counts=counts, left_out=problems, lists={"rawframes": lists})
 
 
 # ------------------------------------------------------------------------------------ sthv2
@@ -302,22 +426,43 @@ def _load_json(path: Path, what: str) -> Any:
         raise PrepareError(f"{path} is not valid JSON ({err}); re-download the {what}") from None
 
 
+def _read_sthv2_split(path: Path, index: Mapping[str, int], labels_path: Path) -> list[tuple[str, int]]:
+    """(video id, class index) of every entry of a SthV2 split file (class from the template)."""
+    items = _load_json(path, "SthV2 split")
+    if not isinstance(items, list):
+        raise PrepareError(f"{path} must be a JSON list of {{id, label, template, placeholders}} objects")
+    rows = []
+    for pos, item in enumerate(items):
+        try:
+            vid, template = str(item["id"]), item["template"]
+        except (KeyError, TypeError):
+            raise AnnotationError(f"{path}: entry {pos} has no 'id'/'template': {item!r}") from None
+        name = sthv2_label_name(template)
+        if name not in index:
+            raise AnnotationError(f"{path}: entry {pos} (id {vid}) has template {template!r}, whose class "
+                                  f"{name!r} is not in {labels_path}")
+        rows.append((vid, index[name]))
+    return rows
+
+
 def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                   videos_dir: str | os.PathLike | None = None, extract: bool = True, short_side: int | None = None,
-                  height: int | None = None, workers: int | None = None, quiet: bool = False) -> dict[str, Any]:
+                  height: int | None = None, workers: int | None = None,
+                  annotations: Mapping[str, str | os.PathLike] | None = None, quiet: bool = False) -> dict[str, Any]:
     """Something-Something V2: webm videos + JSON files -> video lists (+ frames and rawframe lists).
 
     ``root`` holds ``something-something-v2-{labels,train,validation}.json`` and the videos in
     ``20bn-something-something-v2/<id>.webm`` (or ``videos/``; ``videos_dir`` overrides). With
     ``extract`` (default, recommended) frames go to ``out_dir/rawframes/<id>/img_00001.jpg`` at
     native size (or ``short_side``/``height``) and rawframe lists are written too.
+    ``annotations`` (split -> JSON list in the train file's format) replaces the train/validation files.
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir else root
     how = f"download the Something-Something V2 label files from {STHV2.source} and put them in {root}"
     assert STHV2.labels_file is not None
     labels_path = _require(root / STHV2.labels_file, "SthV2 class map", how)
-    split_json = {s: _require(root / STHV2.split_file(s), f"SthV2 {_split_word(s)} split", how) for s in SPLITS}
+    split_json = _split_files(root, annotations, STHV2.split_files, lambda s: f"SthV2 {_split_word(s)} split", how)
     vdir = Path(videos_dir) if videos_dir else _pick_dir(
         root, STHV2.media_dirs[0], "SthV2 videos",
         f"download the {STHV2.archive_parts} archive parts from {STHV2.source} and run "
@@ -329,43 +474,37 @@ def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
     except (AttributeError, ValueError, TypeError):
         raise PrepareError(f"{labels_path} must map class names to index strings, e.g. "
                            "{\"Holding something\": \"0\"}") from None
-    names = [None] * len(index)
+    name_of: dict[int, str] = {}
     for name, i in index.items():
-        if not 0 <= i < len(index) or names[i] is not None:
+        if not 0 <= i < len(index) or i in name_of:
             raise PrepareError(f"{labels_path}: class indices must be 0..{len(index) - 1} without repeats "
                                f"({name!r} -> {i})")
-        names[i] = name
+        name_of[i] = name
+    names = [name_of[i] for i in range(len(index))]
+    rows = {split: _read_sthv2_split(path, index, labels_path) for split, path in split_json.items()}
     video_entries: dict[str, list[tuple[str, int]]] = {}
     missing: list[str] = []
-    for split, path in split_json.items():
-        items = _load_json(path, f"SthV2 {split} split")
-        if not isinstance(items, list):
-            raise PrepareError(f"{path} must be a JSON list of {{id, label, template, placeholders}} objects")
-        entries = []
-        for pos, item in enumerate(items):
-            try:
-                vid, template = str(item["id"]), item["template"]
-            except (KeyError, TypeError):
-                raise AnnotationError(f"{path}: entry {pos} has no 'id'/'template': {item!r}") from None
-            name = sthv2_label_name(template)
-            if name not in index:
-                raise AnnotationError(f"{path}: entry {pos} (id {vid}) has template {template!r}, whose class "
-                                      f"{name!r} is not in {labels_path}")
-            if not (vdir / f"{vid}.webm").is_file():
-                missing.append(f"{vid}.webm")
-                continue
-            entries.append((f"{vid}.webm", index[name]))
-        if not entries:
-            raise PrepareError(f"none of the videos of {path} is in {vdir}; extract the video archives there "
-                               f"({STHV2.source})")
-        video_entries[split] = entries
+    with Progress(sum(map(len, rows.values())), "videos", verb="found", what=f"looking for the videos in {vdir}",
+                  enabled=not quiet) as progress:
+        for split, split_rows in rows.items():
+            entries = []
+            for vid, label in split_rows:
+                progress.update()
+                if not (vdir / f"{vid}.webm").is_file():
+                    missing.append(f"{vid}.webm")
+                    continue
+                entries.append((f"{vid}.webm", label))
+            if not entries:
+                raise PrepareError(f"none of the videos of {split_json[split]} is in {vdir}; extract the video "
+                                   f"archives there ({STHV2.source})")
+            video_entries[split] = entries
     _report_missing(quiet, "SthV2 videos missing on disk (left out)", missing)
-    lists: dict[str, Any] = {"videos": dict(data_prefix=str(vdir), val_data_prefix=str(vdir), start_index=0,
-                                            filename_tmpl=None)}
+    lists: dict[str, Any] = {"videos": {}}
     counts = {}
     for split, entries in video_entries.items():
         lists["videos"][split] = str(write_video_list(out_dir / STHV2.list_name(split, "videos"), entries))
         counts[split] = len(entries)
+    lists["videos"].update(_prefixes({split: vdir for split in video_entries}), start_index=0, filename_tmpl=None)
     failed: dict[str, str] = {}
     if extract:
         frames_root = out_dir / "rawframes"
@@ -373,15 +512,16 @@ def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
         rep = extract_frames(vdir, frames_root, videos=rels, short_side=short_side, height=height, workers=workers,
                              quiet=quiet)
         failed = rep.failed
-        lists["rawframes"] = dict(data_prefix=str(frames_root), val_data_prefix=str(frames_root), start_index=1,
-                                  filename_tmpl=STHV2.frame_template)
+        lists["rawframes"] = {}
         for split, entries in video_entries.items():
             frame_entries = [(Path(rel).stem, rep.done[rel], label) for rel, label in entries if rel in rep.done]
             if not frame_entries:
                 raise PrepareError(f"frame extraction failed for every {split} video; see "
                                    f"{frames_root / 'extract_failures.txt'}")
             lists["rawframes"][split] = str(write_rawframe_list(out_dir / STHV2.list_name(split), frame_entries))
-    _info(quiet, f"sthv2: {counts['train']} train / {counts['val']} val videos, {len(names)} classes -> {out_dir}"
+        lists["rawframes"].update(_prefixes({split: frames_root for split in video_entries}), start_index=1,
+                                  filename_tmpl=STHV2.frame_template)
+    _info(quiet, f"sthv2: {_counts_text(counts)} videos, {len(names)} classes -> {out_dir}"
           + ("" if extract else " (videos only; extracting frames is recommended for training)"))
     return dict(dataset="sthv2", class_names=names, counts=counts, left_out=missing, failed=failed, lists=lists)
 
@@ -417,18 +557,25 @@ def _index_videos(vdir: Path, rename: bool, quiet: bool) -> dict[str, str]:
             p.rename(p.with_name(normalize_k400_label(p.name)))
         _info(quiet, f"renamed {len(spaced)} class folders in {vdir}")
     found: dict[str, str] = {}
-    for p in vdir.rglob("*"):
-        if p.suffix.lower() in VIDEO_EXTS and p.is_file():
-            rel = str(p.relative_to(vdir))
-            if any(ch.isspace() for ch in rel):
-                raise PrepareError(f"video path with whitespace: {p}; rename it (list paths cannot hold spaces)")
-            found.setdefault(p.stem, rel)
+    entries = sorted(vdir.iterdir())
+    with Progress(len(entries), "entries", verb="indexed", what=f"indexing the clips in {vdir} (class folders)",
+                  enabled=not quiet) as progress:
+        for entry in entries:
+            for p in (entry.rglob("*") if entry.is_dir() else [entry]):
+                if p.suffix.lower() in VIDEO_EXTS and p.is_file():
+                    rel = str(p.relative_to(vdir))
+                    if any(ch.isspace() for ch in rel):
+                        raise PrepareError(f"video path with whitespace: {p}; rename it (list paths cannot hold "
+                                           "spaces)")
+                    found.setdefault(p.stem, rel)
+            progress.update()
     return found
 
 
 def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, extract: bool = True,
                         short_side: int | None = K400.extract_short_side, workers: int | None = None,
                         label_map: str | os.PathLike | None = None, rename_class_folders: bool = False,
+                        annotations: Mapping[str, str | os.PathLike] | None = None,
                         quiet: bool = False) -> dict[str, Any]:
     """Kinetics-400: CSVs + trimmed clips -> video lists (+ frames with short side 256 and rawframe lists).
 
@@ -437,22 +584,16 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
     ``videos_train/`` and ``videos_val/`` (class folders or flat). Class index = position in the
     sorted normalized class names of the train CSV, or the line order of ``label_map``; written
     to ``out_dir/kinetics400_label_map.txt``. Clips missing on disk are reported and left out.
+    ``annotations`` (split -> CSV) replaces the train/val CSVs; a further split's clips are under
+    ``videos_<split>/``.
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir else root
     how = (f"get the Kinetics-400 annotation CSVs ({K400.source}), rename them {K400.split_file('train')} / "
-           f"{K400.split_file('val')}")
-    split_csv = {}
-    for split in SPLITS:
-        cands = [root / name for name in K400.split_files[split]]
-        found = next((c for c in cands if c.is_file()), None)
-        if found is None:
-            raise PrepareError(f"missing Kinetics-400 {split} CSV: none of {', '.join(map(str, cands))}\n  {how} and "
-                               f"put them in {root}")
-        split_csv[split] = found
-    video_dirs = dict(zip(SPLITS, (names[0] for names in K400.media_dirs)))
-    vdirs = {split: _require(root / video_dirs[split], f"Kinetics-400 {split} videos",
-                             f"download the clips ({K400.source}) into {root}/{video_dirs[split]}/<class>/"
+           f"{K400.split_file('val')} and put them in {root}")
+    split_csv = _split_files(root, annotations, K400.split_files, lambda s: f"Kinetics-400 {s} CSV", how)
+    vdirs = {split: _require(root / K400.media_dir(split), f"Kinetics-400 {split} videos",
+                             f"download the clips ({K400.source}) into {root}/{K400.media_dir(split)}/<class>/"
                              "<youtube_id>_<start:06d>_<end:06d>.mp4") for split in split_csv}
     rows = {split: _read_k400_csv(path) for split, path in split_csv.items()}
     if label_map:
@@ -465,8 +606,7 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
     index = {n: i for i, n in enumerate(names)}
     assert K400.label_map_file is not None
     atomic_write_text(out_dir / K400.label_map_file, "".join(f"{n}\n" for n in names))
-    lists: dict[str, Any] = {"videos": dict(data_prefix=str(vdirs["train"]), val_data_prefix=str(vdirs["val"]),
-                                            start_index=0, filename_tmpl=None)}
+    lists: dict[str, Any] = {"videos": {}}
     counts, missing, failed, video_entries = {}, [], {}, {}
     for split, split_rows in rows.items():
         on_disk = _index_videos(vdirs[split], rename_class_folders, quiet)
@@ -487,9 +627,11 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
         video_entries[split] = entries
         lists["videos"][split] = str(write_video_list(out_dir / K400.list_name(split, "videos"), entries))
         counts[split] = len(entries)
+    lists["videos"].update(_prefixes(vdirs), start_index=0, filename_tmpl=None)
     _report_missing(quiet, "Kinetics-400 clips missing on disk (left out; usual for removed YouTube videos)", missing)
     if extract:
-        lists["rawframes"] = dict(start_index=1, filename_tmpl=K400.frame_template)
+        lists["rawframes"] = {}
+        frame_roots = {}
         for split, entries in video_entries.items():
             frames_root = out_dir / f"rawframes_{split}"
             rep = extract_frames(vdirs[split], frames_root, videos=[rel for rel, _ in entries],
@@ -501,8 +643,9 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
                 raise PrepareError(f"frame extraction failed for every {split} clip; see "
                                    f"{frames_root / 'extract_failures.txt'}")
             lists["rawframes"][split] = str(write_rawframe_list(out_dir / K400.list_name(split), frame_entries))
-            lists["rawframes"]["data_prefix" if split == "train" else "val_data_prefix"] = str(frames_root)
-    _info(quiet, f"kinetics400: {counts['train']} train / {counts['val']} val clips, {len(names)} classes -> {out_dir}")
+            frame_roots[split] = frames_root
+        lists["rawframes"].update(_prefixes(frame_roots), start_index=1, filename_tmpl=K400.frame_template)
+    _info(quiet, f"kinetics400: {_counts_text(counts)} clips, {len(names)} classes -> {out_dir}")
     return dict(dataset="k400", class_names=names, counts=counts, left_out=missing, failed=failed, lists=lists)
 
 

@@ -12,7 +12,7 @@ before anything is installed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["Release", "Synthetic", "STHV1", "STHV2", "K400", "SYNTHETIC", "RELEASES", "DATASETS", "SPLITS",
@@ -85,6 +85,17 @@ class Release:
         """The official annotation file name of ``split`` (``train`` or ``val``)."""
         return self.split_files[split][0]
 
+    def media_dir(self, split: str) -> str:
+        """The official name of the folder holding ``split``'s frames or videos: the one media folder
+        of a release that keeps every split together (Something-Something), else the split's own
+        (Kinetics-400: ``videos_train``, ``videos_val``; a further split such as the synthetic
+        data's ``test`` follows the pattern: ``videos_test``)."""
+        if len(self.media_dirs) == 1:
+            return self.media_dirs[0][0]
+        if split in SPLITS:
+            return self.media_dirs[SPLITS.index(split)][0]
+        return f"videos_{split}"
+
     def list_name(self, split: str, kind: str = "rawframes") -> str:
         """The list file the preparation writes for ``split`` and ``kind`` (``rawframes`` or ``videos``)."""
         return f"{self.list_prefix}_{split}_list_{kind}.txt"
@@ -154,15 +165,31 @@ RELEASES: dict[str, Release] = {r.key: r for r in (STHV1, STHV2, K400)}
 class Synthetic:
     """The embedded synthetic dataset: written in the layout of one of the official releases.
 
+    Besides the release's train and val splits it has a held-out ``test`` split that training never
+    sees (the releases' own test splits come without labels); its annotations are written in the
+    layout's train/val format under :attr:`test_files` and prepared into
+    ``<list_prefix>_test_list_<kind>.txt`` like the others.
+
     Args:
         layouts: the release layouts it can be written in (keys of :data:`RELEASES`).
         meta_file: the summary the writer leaves in the data root (lists, classes, reversal pairs).
         fps: frame rate of the encoded videos.
+        splits: the splits written: the releases' train and val, and the held-out test split.
+        test_files: per layout, the annotation file of the test split (labelled, in the format of
+            the layout's train/val files; not an official name).
     """
 
     layouts: tuple[str, ...] = ("sthv1", "sthv2", "k400")
     meta_file: str = "synthetic_meta.json"
     fps: int = 12
+    splits: tuple[str, ...] = (*SPLITS, "test")
+    test_files: Mapping[str, str] = field(default_factory=lambda: {
+        "sthv1": "synthetic-test.csv", "sthv2": "synthetic-test.json", "k400": "synthetic-test.csv"})
+
+    def split_file(self, layout: str, split: str) -> str:
+        """The annotation file of ``split`` in ``layout``: the release's own for train/val,
+        :attr:`test_files` for test."""
+        return self.test_files[layout] if split == "test" else RELEASES[layout].split_file(split)
 
 
 SYNTHETIC = Synthetic()

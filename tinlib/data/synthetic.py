@@ -30,7 +30,7 @@ The command line is ``tinlib prepare synthetic ...`` (:mod:`tinlib.commands.prep
 """
 from __future__ import annotations
 
-import json
+import logging
 import math
 import os
 import shutil
@@ -44,17 +44,32 @@ from typing import Any
 import cv2
 import numpy as np
 
+from tinlib.errors import UserError
 from tinlib.io import atomic_write_json, atomic_write_text
+from tinlib.records import ListSet, RecordError, SyntheticMeta
 
 from . import prepare
-from .releases import K400, RELEASES, SPLITS, STHV1, STHV2, SYNTHETIC, normalize_k400_label, sthv2_label_name
+from .releases import K400, RELEASES, STHV1, STHV2, SYNTHETIC, normalize_k400_label, sthv2_label_name
 
-__all__ = ["CLASSES", "PRESETS", "LAYOUTS", "SynthClass", "classes_for", "render_video", "write_synthetic",
-           "write_synthetic_meta", "video_codec", "write_video"]
+__all__ = ["CLASSES", "PRESETS", "LAYOUTS", "SynthClass", "SyntheticError", "classes_for", "render_video",
+           "write_synthetic", "write_synthetic_meta", "video_codec", "write_video"]
+
+log = logging.getLogger(__name__)
 
 LAYOUTS = SYNTHETIC.layouts
 FPS = SYNTHETIC.fps
-META_NAME = SYNTHETIC.meta_file
+META_NAME = SyntheticMeta.FILENAME
+assert META_NAME == SYNTHETIC.meta_file
+MIN_HEIGHT = 16  # pixels; smaller frames leave the objects a few pixels wide
+# bumped when the same parameters write different data (2: the held-out test split), so that an
+# older dataset is rewritten instead of reused
+PARAMS_VERSION = 2
+
+
+class SyntheticError(UserError, ValueError):
+    """A bad option of the synthetic dataset or an output folder it must not overwrite; the
+    message names the option or folder and what to do. (A ValueError too, for callers of the
+    Python API.)"""
 
 
 @dataclass(frozen=True)
@@ -96,12 +111,14 @@ CLASSES: tuple[SynthClass, ...] = (
     SynthClass("Showing [several things] side by side", "showing several things", "several"),
 )
 
-# size presets: samples per split (balanced over classes), frames per video, frame height per layout
+# size presets: videos per class in each split (train, val for validation during training, the
+# held-out test split), frames per video, frame height per layout
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(per_class_train=2, per_class_val=1, frames=(8, 14), height={"sthv1": 48, "sthv2": 48, "k400": 48}),
-    "demo": dict(per_class_train=60, per_class_val=20, frames=(16, 36),
+    "tiny": dict(per_class_train=2, per_class_val=1, per_class_test=1, frames=(8, 14),
+                 height={"sthv1": 48, "sthv2": 48, "k400": 48}),
+    "demo": dict(per_class_train=60, per_class_val=20, per_class_test=20, frames=(16, 36),
                  height={"sthv1": 100, "sthv2": 96, "k400": 96}),
-    "large": dict(per_class_train=200, per_class_val=50, frames=(24, 48),
+    "large": dict(per_class_train=200, per_class_val=50, per_class_test=50, frames=(24, 48),
                   height={"sthv1": 100, "sthv2": 240, "k400": 256}),
 }
 
@@ -118,7 +135,7 @@ def classes_for(layout: str) -> list[SynthClass]:
 
 # ----------------------------------------------------------------------------------- rendering
 def _hue_color(hue: float, sat: float, val: float) -> tuple[int, int, int]:
-    hsv = np.uint8([[[int(hue * 180) % 180, int(sat * 255), int(val * 255)]]])
+    hsv = np.array([[[int(hue * 180) % 180, int(sat * 255), int(val * 255)]]], dtype=np.uint8)
     r, g, b = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
     return int(r), int(g), int(b)
 
@@ -185,7 +202,8 @@ def render_video(motion: str, rng: np.random.Generator, height: int, num_frames:
     h, n = int(height), int(num_frames)
     w = int(width) if width else 2 * int(round(h * rng.uniform(1.25, 1.6) / 2))
     bg = _background(rng, h, w)
-    obj = _object(rng, h)
+    main_object = _object(rng, h)
+    obj: dict[str, Any] | None = main_object  # None for "several": no single moving object
     # the action happens in a square-ish region around the centre, so centre crops keep it
     cx0, cy0 = w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2 + rng.uniform(-0.05, 0.05) * h
     u = np.linspace(0.0, 1.0, n)
@@ -196,7 +214,7 @@ def render_video(motion: str, rng: np.random.Generator, height: int, num_frames:
         d = _object(rng, h)
         d.update(r=d["r"] * 0.6, x=float(rng.uniform(0.05, 0.95) * w), y=float(rng.uniform(0.1, 0.9) * h))
         extra.append(d)
-    r = np.full(n, obj["r"])
+    r = np.full(n, main_object["r"])
     if motion == "horizontal":
         xa, xb = cx0 - rng.uniform(0.3, 0.45) * h, cx0 + rng.uniform(0.3, 0.45) * h
         xs, ys = xa + (xb - xa) * u, np.full(n, cy0 + rng.uniform(-0.2, 0.2) * h)
@@ -261,11 +279,13 @@ def _encoder_works(codec: str, container: str) -> bool:
     import io
 
     import av
+    from av.video.stream import VideoStream
 
     try:
         buf = io.BytesIO()
         with av.open(buf, "w", format=container) as out:
             stream = out.add_stream(codec, rate=FPS)
+            assert isinstance(stream, VideoStream)
             stream.height, stream.width, stream.pix_fmt = 16, 16, "yuv420p"
             for _ in range(2):
                 for packet in stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8),
@@ -289,7 +309,7 @@ def video_codec(container: str) -> str:
                        "before decord")
 
 
-def _encoder_options(codec: str) -> tuple[dict[str, str], int | None]:
+def _encoder_options(codec: str) -> tuple[dict[str, Any], int | None]:
     if codec in ("libx264", "h264"):
         return {"crf": "18", "preset": "ultrafast", "threads": "1"}, None
     if codec.startswith("libvpx") or codec in ("vp8", "vp9"):
@@ -302,6 +322,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, codec: str, fps: in
 
     Uses fast, high-quality encoder settings; if the encoder rejects them, its defaults."""
     import av
+    from av.video.stream import VideoStream
 
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
@@ -310,6 +331,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, codec: str, fps: in
         try:
             with av.open(str(tmp), "w") as container:
                 stream = container.add_stream(codec, rate=fps)
+                assert isinstance(stream, VideoStream)
                 stream.height, stream.width = frames.shape[1:3]
                 stream.pix_fmt = "yuv420p"
                 if attempt == 0:
@@ -360,162 +382,218 @@ def _ytid(rng: np.random.Generator) -> str:
 
 
 def _run_tasks(tasks: list[dict[str, Any]], workers: int, progress: bool) -> list[dict[str, Any]]:
-    from tqdm.auto import tqdm
-
     results: list[dict[str, Any]] = []
-    bar = tqdm(total=len(tasks), desc="synthetic videos", unit="video", disable=not progress)
-    if workers <= 1:
-        for task in tasks:
-            results.append(_render_task(task))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for res in pool.map(_render_task, tasks, chunksize=max(1, len(tasks) // (8 * workers))):
-                results.append(res)
+    with prepare.Progress(len(tasks), "videos", verb="written", what="writing the synthetic videos",
+                          enabled=progress) as bar:
+        if workers <= 1:
+            for task in tasks:
+                results.append(_render_task(task))
                 bar.update()
-    bar.close()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for res in pool.map(_render_task, tasks, chunksize=max(1, len(tasks) // (8 * workers))):
+                    results.append(res)
+                    bar.update()
     return sorted(results, key=lambda r: r["index"])
 
 
-def _params(layout, preset, num_train, num_val, seed, height, frames) -> dict[str, Any]:
+_COUNT_OPTIONS = {"train": "num_train", "val": "num_val", "test": "num_test"}
+
+
+def _params(layout: str, preset: str, counts: dict[str, int | None], seed: int, height: int | None,
+            frames: tuple[int, int] | None) -> dict[str, Any]:
+    """The parameters the dataset is written with (stored in the meta, compared to reuse it);
+    SyntheticError naming the option and what to give for a bad value."""
+    if layout not in LAYOUTS:
+        raise SyntheticError(f"layout must be one of {', '.join(LAYOUTS)} (--layout), got {layout!r}")
     if preset not in PRESETS:
-        raise ValueError(f"size must be one of {sorted(PRESETS)}, got {preset!r}")
+        raise SyntheticError(f"size must be one of {', '.join(sorted(PRESETS))} (--size), got {preset!r}")
     p = PRESETS[preset]
     k = len(classes_for(layout))
+    sizes = {}
+    for split in SYNTHETIC.splits:
+        given = counts.get(split)
+        n = int(given) if given is not None else p[f"per_class_{split}"] * k
+        if n < 1:
+            option = _COUNT_OPTIONS[split]
+            raise SyntheticError(f"--{option.replace('_', '-')} {n}: every split needs at least one video; give a "
+                                 f"positive count ({option}=...), or leave it out for the '{preset}' size's "
+                                 f"{p[f'per_class_{split}'] * k}")
+        sizes[split] = n
     lo, hi = frames or p["frames"]
     h = int(height or p["height"][layout])
+    if h < MIN_HEIGHT:
+        raise SyntheticError(f"--height {h}: frames must be at least {MIN_HEIGHT} pixels high")
     if layout != "sthv1" and h % 2:
-        raise ValueError(f"video height must be even for yuv420p encoding, got {h}")
+        raise SyntheticError(f"--height {h}: video frames must have an even height (yuv420p encoding); give "
+                             f"{h + 1} or {h - 1}")
     if lo < 1 or hi < lo:
-        raise ValueError(f"frames must be (min, max) with 1 <= min <= max, got {(lo, hi)}")
+        raise SyntheticError(f"frames must be (min, max) with 1 <= min <= max, got {(lo, hi)}")
     return dict(layout=layout, size=preset, seed=int(seed), height=h, frames=[int(lo), int(hi)],
-                num_train=int(num_train if num_train is not None else p["per_class_train"] * k),
-                num_val=int(num_val if num_val is not None else p["per_class_val"] * k), version=1)
+                num_train=sizes["train"], num_val=sizes["val"], num_test=sizes["test"], version=PARAMS_VERSION)
+
+
+def _reusable(meta_path: Path, params: dict[str, Any]) -> SyntheticMeta | None:
+    """The meta of a dataset already written with ``params`` whose lists are all there, else None."""
+    try:
+        meta = SyntheticMeta.read_optional(meta_path)
+    except RecordError as err:
+        log.warning("%s; writing the dataset again", err)
+        return None
+    if meta is None or meta.params != params:
+        return None
+    lists = [meta.train_list, meta.val_list, meta.test_list]
+    return meta if all(lst and Path(lst).exists() for lst in lists) else None
+
+
+def _clear_output(root: Path, overwrite: bool) -> None:
+    """Make ``root`` an empty folder: refuse (SyntheticError) to delete anything that is not a
+    synthetic dataset unless ``overwrite``."""
+    if root.exists() and not root.is_dir():
+        raise SyntheticError(f"{root} is a file, not a folder; choose another --out")
+    if root.is_dir() and any(root.iterdir()):
+        if not (overwrite or (root / META_NAME).exists()):
+            raise SyntheticError(f"{root} is not empty and holds no synthetic dataset written by tinlib; choose an "
+                                 "empty or new --out folder, or pass --overwrite (overwrite=True) to delete its "
+                                 "contents and write the dataset there")
+        log.info(f"replacing the synthetic dataset in {root}" if (root / META_NAME).exists() else
+                 f"deleting the contents of {root} (--overwrite)")
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
 
 
 def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train: int | None = None,
-                    num_val: int | None = None, seed: int = 0, size: str = "demo", height: int | None = None,
-                    frames: tuple[int, int] | None = None, workers: int | None = None,
+                    num_val: int | None = None, num_test: int | None = None, seed: int = 0, size: str = "demo",
+                    height: int | None = None, frames: tuple[int, int] | None = None, workers: int | None = None,
                     extract_frames: bool = False, overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
     """Write the synthetic dataset in ``layout`` under ``root`` and build its MMAction2 lists.
 
-    ``size`` is a preset (``tiny``, ``demo``, ``large``: samples per class, frames per video and
-    frame height); ``num_train``/``num_val``/``height``/``frames`` override it. Classes are
-    balanced (round robin, shuffled). The official annotation files are written too and the lists
-    are built from them with ``tinlib.data.prepare`` (as for the real datasets). With
-    ``extract_frames`` (video layouts) frames are also extracted and rawframe lists built.
+    Three splits: ``train``, ``val`` (validation during training) and a held-out ``test`` split
+    (what the demo configs evaluate on), each with its own videos, balanced over the classes.
+    ``size`` is a preset (``tiny``, ``demo``, ``large``: videos per class and split, frames per
+    video and frame height, see :data:`PRESETS`); ``num_train``/``num_val``/``num_test``/``height``/
+    ``frames`` override it. Classes are balanced (round robin, shuffled). The release's annotation
+    files are written too (train/val under their official names, test as
+    :attr:`tinlib.data.releases.Synthetic.test_files`) and the lists are built from them with
+    ``tinlib.data.prepare`` (as for the real datasets), e.g. ``sthv1_test_list_rawframes.txt``.
+    With ``extract_frames`` (video layouts) frames are also extracted and rawframe lists built.
 
     If ``root`` already holds a dataset written with the same parameters it is reused
-    (``overwrite`` forces a rewrite). Returns (and stores in ``root/synthetic_meta.json``) a dict:
-    ``kind``, ``train_list``, ``val_list``, ``data_prefix``, ``filename_tmpl``, ``start_index``
-    (what to pass to ``build_dataset``), ``lists`` (the same per format), ``class_names``,
-    ``num_classes``, ``reversal_pairs`` (index pairs), ``reversal_classes``, ``flip_ok``, the
-    parameters and ``seconds`` (time taken to write).
+    (``overwrite`` forces a rewrite); a folder holding anything else is refused unless ``overwrite``.
+    With ``progress``, a bar on a terminal, else a line at least every 30 s.
+
+    Returns:
+        the :class:`tinlib.records.SyntheticMeta` stored in ``root/synthetic_meta.json``, as a dict:
+        ``kind``, ``train_list``/``val_list``/``test_list``, ``data_prefix``, ``filename_tmpl``,
+        ``start_index`` (what to pass to ``build_dataset``), ``lists`` (the same per format, with
+        ``test`` and ``test_data_prefix``), ``counts`` (videos per split), ``class_names``,
+        ``num_classes``, ``reversal_pairs`` (index pairs), ``reversal_classes``, ``flip_ok``, the
+        parameters and ``seconds`` (time taken to write).
+
+    Raises:
+        SyntheticError: a bad option (count below 1, odd video height, unknown layout or size) or
+            an output folder holding other files; the message names it and what to do.
     """
     root = Path(root)
-    params = _params(layout, size, num_train, num_val, seed, height, frames)
+    params = _params(layout, size, {"train": num_train, "val": num_val, "test": num_test}, seed, height, frames)
     params["extract_frames"] = bool(extract_frames)
+    if workers is not None and workers < 1:
+        raise SyntheticError(f"--workers {workers}: give at least 1 process")
     meta_path = root / META_NAME
-    if meta_path.exists() and not overwrite:
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            meta = {}
-        if meta.get("params") == params and all(Path(p).exists() for p in (meta["train_list"], meta["val_list"])):
-            return meta
-    if root.exists() and any(root.iterdir()):
-        if not (overwrite or meta_path.exists()):
-            raise FileExistsError(f"{root} exists and is not a synthetic dataset written by tinlib; choose an "
-                                  "empty folder (or pass overwrite=True / --overwrite to replace it)")
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
+    if not overwrite:
+        existing = _reusable(meta_path, params)
+        if existing is not None:
+            return existing.to_dict()
+    _clear_output(root, overwrite)
     start = time.perf_counter()
     classes = classes_for(layout)
     k = len(classes)
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     master = np.random.default_rng([params["seed"], 7])
-    splits = {"train": params["num_train"], "val": params["num_val"]}
     samples = []  # (split, index in split, class)
-    for code, (split, count) in enumerate(splits.items()):
-        labels = np.arange(count) % k
+    for code, split in enumerate(SYNTHETIC.splits):
+        labels = np.arange(params[_COUNT_OPTIONS[split]]) % k
         np.random.default_rng([params["seed"], 11, code]).shuffle(labels)
         samples += [(split, i, int(c)) for i, c in enumerate(labels)]
     total = len(samples)
     ids = (master.permutation(total) + 1).tolist()
     tasks, entries = [], []
-    video_dir = root / RELEASES[layout].media_dirs[0][0]  # sthv1: frame folders; sthv2: videos; k400: see below
-    if layout == "sthv2":
-        codec = video_codec("webm")
-    else:
-        codec = video_codec("mp4")
+    codec = video_codec("webm") if layout == "sthv2" else video_codec("mp4")
     for g, (split, i, c) in enumerate(samples):
         cls = classes[c]
         task = dict(index=g, seed_seq=[params["seed"], 13, g], motion=cls.motion, reverse=cls.reverse,
                     height=params["height"], frames=params["frames"])
+        media = root / RELEASES[layout].media_dir(split)  # sthv1: frame folders; sthv2: videos; k400: per split
         if layout == "sthv1":
             vid = str(ids[g])
-            task.update(kind="rawframes", out=str(video_dir / vid), tmpl=STHV1.frame_template)
+            task.update(kind="rawframes", out=str(media / vid), tmpl=STHV1.frame_template)
         elif layout == "sthv2":
             vid = str(ids[g])
-            task.update(kind="videos", out=str(video_dir / f"{vid}.webm"), codec=codec)
+            task.update(kind="videos", out=str(media / f"{vid}.webm"), codec=codec)
         else:
             begin = int(master.integers(0, 290))
             vid = f"{_ytid(master)}_{begin:06d}_{begin + 10:06d}"
-            folder = root / K400.media_dirs[SPLITS.index(split)][0] / cls.k400_name
-            task.update(kind="videos", out=str(folder / f"{vid}.mp4"), codec=codec, width=2 * int(
+            task.update(kind="videos", out=str(media / cls.k400_name / f"{vid}.mp4"), codec=codec, width=2 * int(
                 round(params["height"] * (16 / 9 if master.random() < 0.5 else 4 / 3) / 2)), begin=begin)
         Path(task["out"]).parent.mkdir(parents=True, exist_ok=True)
         tasks.append(task)
         entries.append((split, vid, cls, task.get("begin", 0)))
     results = _run_tasks(tasks, workers, progress)
     _write_official_annotations(root, layout, classes, entries, results)
-    meta = dict(layout=layout, root=str(root), params=params, seed=params["seed"], num_train=params["num_train"],
-                num_val=params["num_val"], flip_ok=not any(c.flip_sensitive for c in classes))
-    # the lists come from the official annotation files, built as for the real datasets
+    # the lists come from the annotation files, built as for the real datasets
+    annotations = {split: root / SYNTHETIC.split_file(layout, split) for split in SYNTHETIC.splits}
     if layout == "sthv1":
-        rep = prepare.prepare_sthv1(root, root, quiet=True)
+        rep = prepare.prepare_sthv1(root, root, annotations=annotations, quiet=True)
     elif layout == "sthv2":
-        rep = prepare.prepare_sthv2(root, root, extract=extract_frames, workers=workers, quiet=True)
+        rep = prepare.prepare_sthv2(root, root, extract=extract_frames, workers=workers, annotations=annotations,
+                                    quiet=True)
     else:
         assert K400.shipped_label_map is not None
         rep = prepare.prepare_kinetics400(root, root, extract=extract_frames, workers=workers, quiet=True,
-                                          short_side=params["height"], label_map=root / K400.shipped_label_map)
+                                          short_side=params["height"], label_map=root / K400.shipped_label_map,
+                                          annotations=annotations)
     names = rep["class_names"]
     index = {name: i for i, name in enumerate(names)}
     key = (lambda c: c.name) if layout != "k400" else (lambda c: c.k400_name)
     by_motion: dict[str, list[int]] = {}
     for cls in classes:
         if cls.motion in ("horizontal", "vertical", "scale", "light"):
-            by_motion.setdefault(cls.motion, [None, None])[int(cls.reverse)] = index[key(cls)]
-    pairs = [tuple(v) for v in by_motion.values()]
+            by_motion.setdefault(cls.motion, [-1, -1])[int(cls.reverse)] = index[key(cls)]
+    pairs = [list(v) for v in by_motion.values()]
     primary = "rawframes" if "rawframes" in rep["lists"] else "videos"
-    lists = rep["lists"]
-    meta.update(kind=primary, train_list=lists[primary]["train"], val_list=lists[primary]["val"],
-                data_prefix=lists[primary]["data_prefix"], filename_tmpl=lists[primary].get("filename_tmpl"),
-                start_index=lists[primary]["start_index"], lists=lists, class_names=names, num_classes=len(names),
-                reversal_pairs=[list(p) for p in pairs], reversal_classes=sorted(i for p in pairs for i in p),
-                seconds=round(time.perf_counter() - start, 2))
-    write_synthetic_meta(meta_path, meta)
-    return meta
+    lists = {kind: ListSet.from_dict(value) for kind, value in rep["lists"].items()}
+    main = lists[primary]
+    assert main.train and main.val and main.test
+    meta = SyntheticMeta(
+        layout=layout, root=str(root), params=params, seed=params["seed"], num_train=params["num_train"],
+        num_val=params["num_val"], num_test=params["num_test"], counts=dict(rep["counts"]),
+        flip_ok=not any(c.flip_sensitive for c in classes), kind=primary, train_list=main.train,
+        val_list=main.val, test_list=main.test, data_prefix=main.data_prefix, filename_tmpl=main.filename_tmpl,
+        start_index=main.start_index, lists=lists, class_names=names, num_classes=len(names),
+        reversal_pairs=pairs, reversal_classes=sorted(i for p in pairs for i in p),
+        seconds=round(time.perf_counter() - start, 2))
+    meta.write(meta_path)
+    return meta.to_dict()
 
 
-def write_synthetic_meta(path: str | os.PathLike, meta: dict[str, Any]) -> None:
+def write_synthetic_meta(path: str | os.PathLike, meta: dict[str, Any] | SyntheticMeta) -> None:
     """Store the summary of a written synthetic dataset (see :func:`write_synthetic`) at ``path``."""
-    atomic_write_json(path, meta)
+    (meta if isinstance(meta, SyntheticMeta) else SyntheticMeta.from_dict(meta, path)).write(path)
 
 
 def _write_official_annotations(root: Path, layout: str, classes: list[SynthClass], entries, results) -> None:
-    """The release's own annotation files for the samples written (what prepare reads)."""
+    """The release's own annotation files for the samples written (what prepare reads); the test
+    split's in the same format under its own name (:meth:`Synthetic.split_file`)."""
     if layout == "sthv1":
         assert STHV1.labels_file is not None
         atomic_write_text(root / STHV1.labels_file, "".join(f"{c.name}\n" for c in classes))
-        for split in SPLITS:
+        for split in SYNTHETIC.splits:
             lines = [f"{vid};{cls.name}\n" for s, vid, cls, _ in entries if s == split]
-            atomic_write_text(root / STHV1.split_file(split), "".join(lines))
+            atomic_write_text(root / SYNTHETIC.split_file(layout, split), "".join(lines))
     elif layout == "sthv2":
         assert STHV2.labels_file is not None
         atomic_write_json(root / STHV2.labels_file, {c.name: str(i) for i, c in enumerate(classes)})
-        for split in SPLITS:
+        for split in SYNTHETIC.splits:
             items = []
             for (s, vid, cls, _), res in zip(entries, results):
                 if s != split:
@@ -524,17 +602,17 @@ def _write_official_annotations(root: Path, layout: str, classes: list[SynthClas
                 items.append(dict(id=vid, label=cls.template.replace("[something]", thing)
                                   .replace("[several things]", "several things"),
                                   template=cls.template, placeholders=[thing]))
-            atomic_write_json(root / STHV2.split_file(split), items)
+            atomic_write_json(root / SYNTHETIC.split_file(layout, split), items)
     else:
         # class-index file as MMAction2 ships it (names in index order), so that small splits
         # without some class keep the full class list
         assert K400.shipped_label_map is not None
         ordered = sorted(classes, key=lambda c: c.k400_name)
         atomic_write_text(root / K400.shipped_label_map, "".join(f"{c.k400}\n" for c in ordered))
-        for split in SPLITS:
+        for split in SYNTHETIC.splits:
             lines = ["label,youtube_id,time_start,time_end,split\n"]
             for s, vid, cls, begin in entries:
                 if s == split:
                     label = f'"{cls.k400}"' if "," in cls.k400 or "(" in cls.k400 else cls.k400
                     lines.append(f"{label},{vid[:11]},{begin},{begin + 10},{split}\n")
-            atomic_write_text(root / K400.split_file(split), "".join(lines))
+            atomic_write_text(root / SYNTHETIC.split_file(layout, split), "".join(lines))

@@ -61,9 +61,12 @@ def data_overrides(cfg, data_root: str | os.PathLike | None) -> dict[str, Any]:
             lst = lists[kind]
             rel = functools.partial(_relative_to, Path(data_root))
             val_prefix = rel(lst.get("val_data_prefix") or lst["data_prefix"])
+            # a held-out test split (the synthetic data) is tested on; the releases test on val
+            test_prefix = rel(lst["test_data_prefix"]) if lst.get("test_data_prefix") else val_prefix
             wanted.update({"data.kind": kind, "data.train_ann": rel(lst["train"]), "data.val_ann": rel(lst["val"]),
-                           "data.test_ann": rel(lst["val"]), "data.train_prefix": rel(lst["data_prefix"]),
-                           "data.val_prefix": val_prefix, "data.test_prefix": val_prefix})
+                           "data.test_ann": rel(lst.get("test") or lst["val"]),
+                           "data.train_prefix": rel(lst["data_prefix"]), "data.val_prefix": val_prefix,
+                           "data.test_prefix": test_prefix})
             if lst.get("filename_tmpl"):
                 wanted["data.filename_tmpl"] = lst["filename_tmpl"]
             default_start = 1 if kind == "rawframes" else 0

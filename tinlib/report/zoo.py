@@ -24,6 +24,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ BENIGN_KEYS = ("name", "description", "work_dir", "results_dir", "data.root", "d
                "train.log_interval", "train.checkpoint_interval", "train.keep_epoch_checkpoints",
                "train.val_interval", "train.save_best", "model.interlace_backend", "zoo")
 DEMO_TARGETS = {"tin_top1": 90.0, "tsn_pair_window": 10.0}
+# the split in an annotation list's name: sthv1_test_list_rawframes.txt -> test
+LIST_SPLIT = re.compile(r"_(train|val|test)_list_[a-z]+\.txt$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,6 +165,16 @@ class RunRecord:
         cfg = self.run_config or {}
         ann = cfg.get("data", {}).get(f"{split}_ann") if isinstance(cfg.get("data"), dict) else None
         return Path(ann).name if ann else split
+
+    def evaluated_split(self) -> str | None:
+        """The data split the metrics are on, from the list's name (``<prefix>_<split>_list_<kind>.txt``:
+        the model-zoo configs test on ``val``, the demo on its held-out ``test``), else the split
+        the evaluation was asked for; None when the run was not evaluated."""
+        where = self.evaluated_on()
+        if where is None or self.metrics is None:
+            return None
+        found = LIST_SPLIT.search(where)
+        return found.group(1) if found else self.metrics.split
 
     def gpus(self) -> str | None:
         """The ``gpus`` cell: ``nodes x GPUs per node`` as launched (``8``, ``2x4``), ``cpu`` /
@@ -443,7 +456,7 @@ def demo_runs(runs: dict[str, RunRecord]) -> list[RunRecord]:
 
 def demo_section(runs: list[RunRecord], base: Path) -> str:
     """The synthetic demo table: accuracies, reversal-pair direction accuracy, CPU latency, parameters."""
-    columns = ("config", "arch", "frames", "gpus", "epochs", "evaluated on", "top1 acc", "top5 acc",
+    columns = ("config", "arch", "frames", "gpus", "epochs", "split", "evaluated on", "top1 acc", "top5 acc",
                "mean class acc", "reversal pairs: direction acc (%)", "cpu latency (ms/video)", "params", "log",
                "json")
     body = []
@@ -454,7 +467,7 @@ def demo_section(runs: list[RunRecord], base: Path) -> str:
         params = run.latency.params if run.latency is not None else None
         body.append([
             run.config + ("" if run.metrics else " (trained, not evaluated)"), run.arch or MISSING, frames,
-            run.gpus() or MISSING, t.get("epochs", MISSING), _evaluated_cell(run),
+            run.gpus() or MISSING, t.get("epochs", MISSING), run.evaluated_split() or MISSING, _evaluated_cell(run),
             fmt(run.metric("top1_acc")), fmt(run.metric("top5_acc")),
             fmt(run.metric("mean_class_accuracy")), reversal_cell(run), fmt(run.latency_ms("cpu"), 1),
             f"{params / 1e6:.2f} M" if params else MISSING,
@@ -554,7 +567,9 @@ def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLik
     if demo:
         parts += ["## Synthetic demo (CPU, `make demo`)", "",
                   ("ResNet-18 models trained from scratch on the embedded synthetic dataset (Something-Something V1 "
-                   "layout); accuracies on the annotation list named under *evaluated on*. *Direction acc* is "
+                   "layout); accuracies on the annotation list named under *evaluated on*, of the *split* named "
+                   "(`test`: the held-out test split, which neither training nor the choice of checkpoint saw; "
+                   "validation during training used `val`). *Direction acc* is "
                    "measured on the videos of the "
                    "time-reversal pairs (classes that are each other played backwards): the better scored of the "
                    "two classes of the video's pair; 50 % is chance."), "",
