@@ -211,7 +211,7 @@ class Record(Fields):
     def _from_mapping(cls, data: Any, where: str = "") -> Self:
         if isinstance(data, dict) and "schema" not in data:
             data = {"schema": 1, **data}
-        return super()._from_mapping(data, where)  # type: ignore[misc]
+        return super()._from_mapping(data, where)
 
     @classmethod
     def read(cls, path: PathLike) -> Self:

@@ -65,6 +65,7 @@ def build_backbone(kind: str, depth: int = 50, num_segments: int = 8, shift_div:
             if index % every:
                 continue
             conv = block.conv1
+            temporal: nn.Module
             if kind == "tin":
                 temporal = TemporalInterlace(conv.in_channels, num_segments, shift_div,
                                              grad=interlace_grad, backend=interlace_backend)

@@ -44,7 +44,8 @@ class WeightNet(nn.Module):
 
     def __init__(self, in_channels: int):
         super().__init__()
-        self.conv = nn.Conv1d(in_channels, DEFORM_GROUPS, kernel_size=3, padding=1)
+        self.conv = nn.Conv1d(in_channels, DEFORM_GROUPS, kernel_size=3, padding=1, bias=True)
+        assert self.conv.bias is not None
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:

@@ -104,8 +104,14 @@ def collect(model: nn.Module, clips: torch.Tensor, labels: Sequence[int] | None 
     try:
         with recording(model):
             scores = model(clips)
-            offsets = torch.stack([m.last_offsets for _, m in modules], dim=1)  # [N, L, 2]
-            weights = torch.stack([m.last_weights for _, m in modules], dim=1)  # [N, L, T, 2]
+            recorded_offsets, recorded_weights = [], []
+            for name, m in modules:
+                if m.last_offsets is None or m.last_weights is None:
+                    raise RuntimeError(f"{name} recorded nothing in the forward pass (the model skipped it)")
+                recorded_offsets.append(m.last_offsets)
+                recorded_weights.append(m.last_weights)
+            offsets = torch.stack(recorded_offsets, dim=1)  # [N, L, 2]
+            weights = torch.stack(recorded_weights, dim=1)  # [N, L, T, 2]
     finally:
         model.train(was_training)
     return InterlaceTrace([short_name(n) for n, _ in modules], [stage_of(n) for n, _ in modules],
@@ -133,11 +139,11 @@ def collect_dataset(model: nn.Module, dataset, indices: Sequence[int], batch_siz
 
 def pick_per_class(labels: Sequence[int], per_class: int, seed: int = 0) -> list[int]:
     """Up to ``per_class`` dataset indices of every class (first ones after a seeded shuffle)."""
-    labels = np.asarray(labels)
+    label_array = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    out = []
-    for c in np.unique(labels):
-        idx = np.where(labels == c)[0]
+    out: list[int] = []
+    for c in np.unique(label_array):
+        idx = np.where(label_array == c)[0]
         rng.shuffle(idx)
         out += sorted(int(i) for i in idx[:per_class])
     return sorted(out)

@@ -434,14 +434,13 @@ def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1,
     plt = _plt()
     indices = pick_per_class(dataset.labels, per_class, seed)
     indices = sorted(indices, key=lambda i: (dataset.labels[i], i))
-    t = None
-    fig = None
+    if not indices:
+        raise ValueError("the dataset has no videos to show")
+    t = len(dataset[indices[0]][0])
+    fig, axes = plt.subplots(len(indices), t, figsize=(1.1 * t + 2.2, 1.1 * len(indices)), squeeze=False)
     for row, i in enumerate(indices):
         clip, label = dataset[i]
         frames = denormalize(clip)
-        if fig is None:
-            t = len(frames)
-            fig, axes = plt.subplots(len(indices), t, figsize=(1.1 * t + 2.2, 1.1 * len(indices)), squeeze=False)
         for j in range(t):
             ax = axes[row, j]
             ax.imshow(frames[j])
