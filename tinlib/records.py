@@ -720,7 +720,7 @@ class PrepareRecord(Record):
     """``tinlib_prepare.json``: what the prepare step built for a dataset: ``lists`` per format,
     the class names, videos per split (``counts``), those left out and those whose frame extraction
     failed, the data root and the seconds it took. For the synthetic dataset it also carries the
-    :class:`SyntheticMeta` keys (``reversal_pairs``, ...)."""
+    :class:`SyntheticMeta` keys (``kind``, the primary list format; ``reversal_pairs``, ...)."""
 
     KIND: ClassVar[str] = "prepare summary"
     FILENAME: ClassVar[str] = "tinlib_prepare.json"
@@ -732,6 +732,7 @@ class PrepareRecord(Record):
     left_out: list[Any] = field(default_factory=list)
     failed: dict[str, str] | None = field(default=None, metadata=OMIT_NONE)
     lists: dict[str, ListSet]
+    kind: str | None = field(default=None, metadata=OMIT_NONE)
     reversal_pairs: list[list[int]] | None = field(default=None, metadata=OMIT_NONE)
     data_root: str | None = None
     num_classes: int | None = None

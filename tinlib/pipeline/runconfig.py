@@ -19,7 +19,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tinlib.report.workflow import read_prepare_summary
+from tinlib.records import RecordError
+from tinlib.report.workflow import read_data_description
 
 log = logging.getLogger(__name__)
 
@@ -47,31 +48,37 @@ def data_overrides(cfg, data_root: str | os.PathLike | None) -> dict[str, Any]:
         data_root: the dataset folder; its ``tinlib_prepare.json`` (or ``synthetic_meta.json``)
             gives the lists, folders, file-name template and class count (None: no overrides).
 
+    Raises:
+        RecordError: that file is damaged or its lists are incomplete (the message names it).
+
     Returns:
         ``{"dotted.key": value}``, only the keys whose value changes.
     """
     if not data_root:
         return {}
-    summary = read_prepare_summary(data_root)
+    description = read_data_description(data_root)
     wanted: dict[str, Any] = {"data.root": str(data_root)}
-    if summary:
-        lists = summary.get("lists") or {}
-        kind = cfg.data.kind if cfg.data.kind in lists else summary.get("kind") or next(iter(lists), None)
+    if description is not None:
+        lists = description.lists
+        kind = cfg.data.kind if cfg.data.kind in lists else description.kind or next(iter(lists), None)
         if kind:
             lst = lists[kind]
+            if lst.train is None or lst.val is None or lst.data_prefix is None:
+                raise RecordError(f"{Path(data_root) / description.FILENAME}: its {kind!r} lists lack the train or "
+                                  f"val list or the data prefix; rerun {description.WRITER}")
             rel = functools.partial(_relative_to, Path(data_root))
-            val_prefix = rel(lst.get("val_data_prefix") or lst["data_prefix"])
-            wanted.update({"data.kind": kind, "data.train_ann": rel(lst["train"]), "data.val_ann": rel(lst["val"]),
-                           "data.test_ann": rel(lst["val"]), "data.train_prefix": rel(lst["data_prefix"]),
+            val_prefix = rel(lst.val_data_prefix or lst.data_prefix)
+            wanted.update({"data.kind": kind, "data.train_ann": rel(lst.train), "data.val_ann": rel(lst.val),
+                           "data.test_ann": rel(lst.val), "data.train_prefix": rel(lst.data_prefix),
                            "data.val_prefix": val_prefix, "data.test_prefix": val_prefix})
-            if lst.get("filename_tmpl"):
-                wanted["data.filename_tmpl"] = lst["filename_tmpl"]
+            if lst.filename_tmpl:
+                wanted["data.filename_tmpl"] = lst.filename_tmpl
             default_start = 1 if kind == "rawframes" else 0
             current_start = cfg.data.start_index if cfg.data.start_index is not None else default_start
-            if lst.get("start_index") is not None and lst["start_index"] != current_start:
-                wanted["data.start_index"] = lst["start_index"]
-        if summary.get("num_classes") and summary["num_classes"] != cfg.model.num_classes:
-            wanted["model.num_classes"] = int(summary["num_classes"])
+            if lst.start_index is not None and lst.start_index != current_start:
+                wanted["data.start_index"] = lst.start_index
+        if description.num_classes and description.num_classes != cfg.model.num_classes:
+            wanted["model.num_classes"] = int(description.num_classes)
     current = cfg.to_dict()
     out = {}
     for key, value in wanted.items():

@@ -225,19 +225,18 @@ def plot_latency(result: Mapping[str, Any] | LatencyRecord, device: str = "cpu")
     """Mean inference time per video (± std, error bars) and parameters (bar labels) of each
     architecture of a ``tinlib latency`` result (its dict or the ``latency.json`` record) on
     ``device`` (``cpu`` or ``cuda``); architectures not timed there are left out."""
-    if isinstance(result, LatencyRecord):
-        result = result.to_dict()
+    record = result if isinstance(result, LatencyRecord) else LatencyRecord.from_dict(result)
     plt = _plt()
-    models = result["models"]
-    names = [a for a in models if device in models[a]["latency"]]
-    ms = [models[a]["latency"][device]["mean_ms"] for a in names]
-    sd = [models[a]["latency"][device]["std_ms"] for a in names]
+    timed = {arch: (m, m.latency[device]) for arch, m in record.models.items() if device in m.latency}
+    names = list(timed)
+    ms = [lat.mean_ms for _, lat in timed.values()]
+    sd = [lat.std_ms or 0.0 for _, lat in timed.values()]
     fig, ax = plt.subplots(figsize=(5.5, 3))
     bars = ax.bar(names, ms, yerr=sd, color=[color_for(a) for a in names], capsize=3)
-    for bar, v, a in zip(bars, ms, names):
-        ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.1f} ms\n{models[a]['params'] / 1e6:.1f} M params",
+    for bar, v, (m, _) in zip(bars, ms, timed.values()):
+        ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.1f} ms\n{m.params / 1e6:.1f} M params",
                 ha="center", va="bottom", fontsize=7)
-    shape = result.get("setting", {}).get("input_shape")
+    shape = record.setting.input_shape
     ax.set_ylabel(f"ms per video ({device})")
     ax.set_title(f"inference latency, batch 1, input {shape}", fontsize=9)
     ax.set_ylim(0, max(ms + [1]) * 1.35)
