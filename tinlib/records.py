@@ -32,7 +32,7 @@ import json
 import os
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Union
@@ -486,10 +486,10 @@ class LogWriter:
         if self.path is not None:  # kept open for the whole run (a line per logged interval) until close()
             self.handle = open(self.path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
-    def write(self, line: LogLine) -> None:
+    def write(self, line: LogLine | Mapping[str, Any]) -> None:
         """Append ``line`` (a dict is accepted too and checked as a log line first)."""
-        if isinstance(line, dict):
-            line = parse_log_line(line)
+        if not isinstance(line, (LogHeader, LogEntry)):
+            line = parse_log_line(dict(line))
         if self.handle is not None:
             self.handle.write(json.dumps(line.to_dict()) + "\n")
             self.handle.flush()

@@ -96,6 +96,7 @@ class TemporalInterlace(nn.Module):
         return torch.cat([y.reshape(nt, f, h, w), x[:, f:]], dim=1)
 
     def extra_repr(self) -> str:
+        """The settings shown by ``print(model)``."""
         return f"in_channels={self.in_channels}, num_segments={self.num_segments}, fold={self.fold}, grad={self.grad!r}"
 
 
@@ -120,6 +121,7 @@ class TemporalShift(nn.Module):
         return torch.cat([from_next, from_prev, v[:, :, 2 * f:]], dim=2).reshape(nt, c, h, w)
 
     def extra_repr(self) -> str:
+        """The settings shown by ``print(model)``."""
         return f"num_segments={self.num_segments}, shift_div={self.shift_div}"
 
 
@@ -132,6 +134,7 @@ class TemporalConv(nn.Module):
         self.conv = conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N*T, C, H, W] -> conv(temporal(x)), [N*T, C', H', W']."""
         return self.conv(self.temporal(x))
 
 

@@ -148,7 +148,8 @@ def torchrun_command(config: str, *, gpus: int, nodes: int = 1, node_rank: int =
 
 def stream_command(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None, env: dict | None = None,
                    refresh_s: float = 20.0, out=None) -> int:
-    """Run ``cmd``, printing its output (stdout and stderr) line by line to ``out`` as it comes.
+    """Run ``cmd`` in ``cwd`` with environment ``env`` (None: this process's), printing its output
+    (stdout and stderr) line by line to ``out`` (default stdout) as it comes.
 
     Progress lines that end in a carriage return are shown at most every ``refresh_s`` seconds
     (and the last one at the end). Returns the exit status.

@@ -17,15 +17,21 @@ import functools
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tinlib.records import RecordError
 from tinlib.report.workflow import read_data_description
 
+if TYPE_CHECKING:  # the engine (and torch) load on first use, not on import
+    from torch import nn
+    from torch.utils.data import Dataset
+
+    from tinlib.engine.config import Config
+
 log = logging.getLogger(__name__)
 
 
-def load_config(config: str):
+def load_config(config: str) -> Config:
     """The validated config ``config`` (a name or a path) without overrides."""
     from tinlib.engine.config import load_config as engine_load_config
 
@@ -40,7 +46,7 @@ def _relative_to(root: Path, path: str) -> str:
         return str(Path(path).resolve())
 
 
-def data_overrides(cfg, data_root: str | os.PathLike | None) -> dict[str, Any]:
+def data_overrides(cfg: Config, data_root: str | os.PathLike | None) -> dict[str, Any]:
     """The overrides that point ``cfg`` at ``data_root``.
 
     Args:
@@ -91,7 +97,7 @@ def data_overrides(cfg, data_root: str | os.PathLike | None) -> dict[str, Any]:
 
 
 def resolve(config: str, *, data_root: str | os.PathLike | None = None, overrides: dict | None = None,
-            results_dir: str | os.PathLike | None = None, quiet: bool = False):
+            results_dir: str | os.PathLike | None = None, quiet: bool = False) -> Config:
     """The validated config with the data's and the user's overrides applied (the user's win).
 
     Args:
@@ -115,13 +121,13 @@ def resolve(config: str, *, data_root: str | os.PathLike | None = None, override
     return apply_overrides(cfg, merged)
 
 
-def default_work_dir(cfg, work_dir: str | os.PathLike | None = None) -> Path:
-    """``work_dir`` when given, else the config's (``work_dirs/<config name>``)."""
+def default_work_dir(cfg: Config, work_dir: str | os.PathLike | None = None) -> Path:
+    """``work_dir`` when given, else the work dir of config ``cfg`` (``work_dirs/<config name>``)."""
     return Path(work_dir) if work_dir else cfg.resolved_work_dir()
 
 
-def run_folder(cfg, run: str | None = None) -> Path:
-    """Where the records of run ``run`` (default: the config's name) go: ``<results_dir>/<run>``."""
+def run_folder(cfg: Config, run: str | None = None) -> Path:
+    """Where the records of run ``run`` (default: the name of config ``cfg``) go: ``<results_dir>/<run>``."""
     return Path(cfg.results_dir) / (run or cfg.name)
 
 
@@ -150,7 +156,7 @@ def find_checkpoint(work_dir: str | os.PathLike, which: str = "latest") -> Path:
 
 def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
                  work_dir: str | os.PathLike | None = None, checkpoint: str = "latest", overrides: dict | None = None,
-                 split: str = "val"):
+                 split: str = "val") -> tuple[Config, nn.Module, Dataset]:
     """The trained model of ``config`` and one of its splits, for inspection.
 
     Args:

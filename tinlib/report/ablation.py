@@ -37,7 +37,8 @@ class AblationRun:
 
 
 def plan(seeds: Sequence[int], grads: Sequence[str] = GRADS) -> list[AblationRun]:
-    """Every (gradient, seed) pair, seeds outermost so a partial ablation is still paired.
+    """Every (gradient in ``grads``, seed in ``seeds``) pair, seeds outermost so a partial ablation is
+    still paired.
 
     Raises:
         ValueError: an unknown gradient, or no seed.
@@ -182,7 +183,7 @@ def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str,
 
 
 def summary_markdown(summary: AblationSummary) -> str:
-    """The :func:`summarize` result as Markdown: per-run table, per-gradient means, the verdicts."""
+    """The :func:`summarize` record ``summary`` as Markdown: per-run table, per-gradient means, the verdicts."""
     lines = [f"# Interlace gradient ablation: {summary.config}", "",
              "The same config trained with the true gradient of the temporal shift (`adjoint`) and with "
              "mmcv's backward (`mmcv`), one run per seed, tested on the synthetic test split.", "",
@@ -209,7 +210,9 @@ def summary_markdown(summary: AblationSummary) -> str:
 
 
 def curves(folder: str | os.PathLike, runs: Sequence[AblationRun]):
-    """``(train, val)`` frames of every run with ``grad`` and ``seed`` columns, for plotting."""
+    """``(train, val)`` frames of every run of ``runs`` under the ablation's ``folder`` (their
+    ``log.json``, see :func:`tinlib.report.analysis.read_log`) with ``grad`` and ``seed`` columns,
+    for plotting; runs without a log are left out."""
     import pandas as pd
 
     from tinlib.report.analysis import read_log

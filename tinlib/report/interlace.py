@@ -95,7 +95,16 @@ class InterlaceTrace:
 @torch.no_grad()
 def collect(model: nn.Module, clips: torch.Tensor, labels: Sequence[int] | None = None,
             indices: Sequence[int] | None = None) -> InterlaceTrace:
-    """One eval-mode forward pass of ``clips`` ``[N, T, 3, H, W]`` (one view) with recording on."""
+    """One eval-mode forward pass of ``clips`` with recording on.
+
+    Args:
+        model: a TIN recognizer (the training mode is restored afterwards).
+        clips: ``[N, T, 3, H, W]`` normalized frames, one view per video.
+        labels: the N labels, if known; indices: the N dataset indices, if any.
+
+    Returns:
+        offsets ``[N, L, 2]``, weights ``[N, L, T, 2]`` and scores ``[N, K]`` of the L interlace modules.
+    """
     modules = interlace_modules(model)
     if not modules:
         raise ValueError(f"{type(model).__name__} has no TemporalInterlace modules (is it a TIN model?)")
@@ -123,7 +132,7 @@ def collect(model: nn.Module, clips: torch.Tensor, labels: Sequence[int] | None 
 def collect_dataset(model: nn.Module, dataset, indices: Sequence[int], batch_size: int = 8,
                     device: str | torch.device = "cpu") -> InterlaceTrace:
     """:func:`collect` over ``dataset[i]`` for ``i`` in ``indices`` (items ``(clip [T, 3, H, W], label)``
-    with one view), batched."""
+    with one view), ``batch_size`` clips at a time on ``device`` (the model is moved there)."""
     model.to(device)
     parts = []
     for start in range(0, len(indices), batch_size):

@@ -63,7 +63,13 @@ def show(fig, path: str | os.PathLike | None = None, fmt: str = "png", dpi: int 
 # Training
 # --------------------------------------------------------------------------------------------
 def plot_training(train, val, title: str = ""):
-    """Loss and learning rate (left), training-batch and validation top-1 (right), per epoch."""
+    """Loss and learning rate (left), training-batch and validation top-1 (right), per epoch.
+
+    Args:
+        train, val: the frames of :func:`tinlib.report.analysis.read_log` (``train`` with
+            ``epoch_f``, ``loss_cls``, ``lr``, ``top1_acc``; ``val`` with ``epoch``, ``top1_acc``).
+        title: the figure's title.
+    """
     plt = _plt()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.4))
     if not train.empty:
@@ -168,7 +174,14 @@ def plot_model_comparison(summary, chance_top1: float | None = None, chance_pair
 
 
 def plot_confusion(matrix, class_names: Sequence[str] | None = None, title: str = "", normalize: bool = True):
-    """Confusion matrix (rows: true class, columns: predicted), row-normalized to % by default."""
+    """Confusion matrix (rows: true class, columns: predicted), row-normalized to % by default.
+
+    Args:
+        matrix: ``[K, K]`` counts (``metrics.json``'s ``confusion_matrix``).
+        class_names: the K names for the axes (default: the indices).
+        title: the figure's title.
+        normalize: show each row as percentages of its videos, else the counts.
+    """
     plt = _plt()
     m = np.asarray(matrix, dtype=float)
     if normalize:
@@ -286,7 +299,14 @@ def plot_frames(frames: np.ndarray, title: str = "", ax_row=None):
 
 def plot_video_interlace(trace, v: int, frames: np.ndarray | None = None, title: str = ""):
     """One video: its frames, the offsets each interlace module chose (the fold's four quarters
-    move by +o0, +o1, -o0, -o1 segments) and the per-segment weights, layer by layer."""
+    move by +o0, +o1, -o0, -o1 segments) and the per-segment weights, layer by layer.
+
+    Args:
+        trace: an :class:`~tinlib.report.interlace.InterlaceTrace`.
+        v: the video's row in ``trace``.
+        frames: its frames ``[T, H, W, 3]`` uint8 (see :func:`~tinlib.report.interlace.denormalize`), or None.
+        title: the figure's title.
+    """
     plt = _plt()
     layers, t = trace.layers, trace.num_segments
     fig = plt.figure(figsize=(11, 6.2 if frames is not None else 4.2))
@@ -427,7 +447,9 @@ __all__ = [
 
 
 def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1, seed: int = 0):
-    """One row of T frames per class (``per_class`` videos each) from a single-view ``dataset``."""
+    """One row of T frames per class (``per_class`` videos each) from a single-view ``dataset``
+    (items ``(clip [T, 3, H, W], label)``), picked with ``seed``; rows are labelled with
+    ``class_names[label]``."""
     from tinlib.report.interlace import denormalize, pick_per_class
 
     plt = _plt()
