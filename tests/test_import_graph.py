@@ -279,7 +279,7 @@ def test_layers_import_only_downwards():
 
 @pytest.mark.parametrize("source,target,rule", [
     ("tinlib.ops.dispatch", "tinlib.models.temporal", "ops/ must not import models/"),
-    ("tinlib.data.loader", "tinlib.engine.seeding", "data/ must not import engine/"),
+    ("tinlib.data.loader", "tinlib.engine.dist", "data/ must not import engine/"),
     ("tinlib.report.zoo", "tinlib.pipeline.launch", "report/ must not import pipeline/"),
     ("tinlib.report.plots", "tinlib.engine.train", "report/ may use only"),
     ("tinlib.pipeline.recipes", "tinlib.commands.train", "only tinlib.cli imports tinlib.commands"),
