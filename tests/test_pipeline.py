@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tinlib.data.releases import PREPARE_SUMMARY
+from tinlib.data.releases import PREPARE_SUMMARY, SYNTHETIC
 from tinlib.engine.config import load_config
 from tinlib.pipeline import launch, recipes, runconfig
 from tinlib.pipeline.checks import DataMissing, check_data, detect_gpus
 from tinlib.pipeline.steps import Step, freshness
+from tinlib.records import LaunchRecord, PrepareRecord, RecordError, SyntheticMeta, TrainRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -137,22 +138,53 @@ def test_detect_gpus_reads_cuda_visible_devices(monkeypatch):
 def test_data_overrides_from_a_prepare_summary(tmp_path):
     root = tmp_path / "sthv1"
     (root / "20bn-something-something-v1").mkdir(parents=True)
-    summary = {"lists": {"rawframes": {"train": str(root / "sthv1_train_list_rawframes.txt"),
+    summary = {"dataset": "sthv1",
+               "lists": {"rawframes": {"train": str(root / "sthv1_train_list_rawframes.txt"),
                                        "val": str(root / "sthv1_val_list_rawframes.txt"),
                                        "data_prefix": str(root / "20bn-something-something-v1"),
                                        "filename_tmpl": "{:05}.jpg", "start_index": 1}},
                "num_classes": 174, "class_names": ["x"] * 174}
-    (root / PREPARE_SUMMARY).write_text(json.dumps(summary))
+    assert launch.write_prepare_summary(root, summary) == root / PREPARE_SUMMARY
     cfg = load_config(ZOO_ROWS[0])
     ov = runconfig.data_overrides(cfg, root)
     assert ov == {"data.root": str(root), "data.train_prefix": "20bn-something-something-v1",
                   "data.val_prefix": "20bn-something-something-v1", "data.test_prefix": "20bn-something-something-v1"}
     summary["num_classes"] = 11
-    (root / PREPARE_SUMMARY).write_text(json.dumps(summary))
+    launch.write_prepare_summary(root, summary)
     cfg2 = runconfig.resolve(ZOO_ROWS[0], data_root=root, overrides={"train.epochs": 2}, results_dir=tmp_path / "r",
                              quiet=True)
     assert (cfg2.model.num_classes, cfg2.train.epochs, cfg2.results_dir) == (11, 2, str(tmp_path / "r"))
     assert runconfig.data_overrides(cfg, None) == {}
+
+
+def test_a_damaged_prepare_summary_is_named_not_ignored(tmp_path):
+    """A truncated tinlib_prepare.json would otherwise leave the config on its own lists silently."""
+    (tmp_path / PREPARE_SUMMARY).write_text('{"dataset": "sthv1", "lists": {"rawfr')
+    with pytest.raises(RecordError, match=f"{tmp_path / PREPARE_SUMMARY}.*not valid JSON.*prepare step"):
+        runconfig.data_overrides(load_config(ZOO_ROWS[0]), tmp_path)
+    (tmp_path / PREPARE_SUMMARY).write_text(json.dumps({"dataset": "sthv1", "class_names": ["a"],
+                                                        "lists": {"rawframes": {"train": "t.txt"}}}))
+    with pytest.raises(RecordError, match="'rawframes' lists lack the train or val list"):
+        runconfig.data_overrides(load_config(ZOO_ROWS[0]), tmp_path)
+    with pytest.raises(RecordError, match="missing 'lists'"):
+        launch.write_prepare_summary(tmp_path / "out", {"dataset": "sthv1", "class_names": ["a"]})
+    assert not (tmp_path / "out" / PREPARE_SUMMARY).exists()
+
+
+def test_record_file_names_agree_with_the_release_layouts():
+    assert PREPARE_SUMMARY == PrepareRecord.FILENAME
+    assert SYNTHETIC.meta_file == SyntheticMeta.FILENAME
+
+
+def test_launch_record_is_read_back_as_written(tmp_path):
+    path = launch.write_launch_record(tmp_path, config="demo_tin_r18_synthetic", nodes=2, gpus_per_node=4,
+                                      device="cuda", work_dir=tmp_path / "w", wall_s=12.345)
+    record = LaunchRecord.read(path)
+    assert path == tmp_path / "launch.json"
+    assert (record.world_size, record.torchrun, record.wall_s, record.work_dir) == (8, True, 12.3, str(tmp_path / "w"))
+    single = LaunchRecord.read(launch.write_launch_record(tmp_path, config="c", nodes=1, gpus_per_node=1,
+                                                          device="cpu", work_dir="w", wall_s=1.0))
+    assert (single.world_size, single.torchrun) == (1, False)
 
 
 def test_torchrun_command_round_trips_overrides():
@@ -191,3 +223,25 @@ def test_find_checkpoint(tmp_path):
     (tmp_path / "best.pth").write_bytes(b"x")
     assert runconfig.find_checkpoint(tmp_path, "best").name == "best.pth"
     assert runconfig.find_checkpoint(tmp_path, str(tmp_path / "best.pth")).name == "best.pth"
+
+
+def test_launch_training_returns_the_record_rank_0_wrote_and_records_the_launch(tmp_path, monkeypatch):
+    """In process, the summary is the train.json the run wrote (not what the engine returned), and
+    launch.json says where it ran; the engine is replaced by a stub that writes the run's records."""
+    def stub_train(cfg, *, work_dir, run, **_):
+        work_dir.mkdir(parents=True)
+        (work_dir / "log.json").write_text('{"seed": 0}\n')
+        TrainRecord(config_name=cfg.name, config={}, device={"device": "cuda:0"},
+                    elapsed_s_this_session=3.5).write(Path(cfg.results_dir) / run / "train.json")
+        return {"not": "the record"}
+
+    monkeypatch.setattr("tinlib.engine.train.train", stub_train)
+    summary = launch.launch_training("demo_tin_r18_synthetic", work_dir=tmp_path / "w", results_dir=tmp_path / "r",
+                                     run="x", progress=False)
+    assert summary["config_name"] == "demo_tin_r18_synthetic" and summary["elapsed_s_this_session"] == 3.5
+    folder = tmp_path / "r" / "x"
+    assert (folder / "log.json").read_text() == '{"seed": 0}\n'
+    record = LaunchRecord.read(folder / "launch.json")
+    assert (record.config, record.device, record.world_size, record.torchrun) == ("demo_tin_r18_synthetic", "cuda",
+                                                                                   1, False)
+    assert record.work_dir == str(tmp_path / "w")

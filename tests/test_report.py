@@ -29,10 +29,13 @@ from tinlib.records import (  # noqa: E402
     LogEntry,
     LogWriter,
     MetricsRecord,
+    PrepareRecord,
+    RecordError,
     ReversalRecord,
+    SyntheticMeta,
     TrainRecord,
 )
-from tinlib.report import analysis, html, interlace, plots, zoo  # noqa: E402
+from tinlib.report import analysis, html, interlace, plots, workflow, zoo  # noqa: E402
 
 ZOO_ROWS = ("tin_r50_1x1x8_40e_sthv1_rgb", "tin_r50_1x1x8_40e_sthv2_rgb",
             "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb")
@@ -501,6 +504,39 @@ def test_latency_plot_from_a_record_and_from_its_dict():
         assert [t.get_text() for t in ax.texts] == ["3.0 ms\n2.0 M params", "2.0 ms\n1.5 M params"]
     cuda = plots.plot_latency(record, "cuda").axes[0]
     assert bar_sizes(cuda) == [[0.5]]  # only the arch timed on that device
+
+
+def test_latency_frame_from_a_record_and_from_its_dict():
+    record = LatencyRecord.from_dict({
+        "setting": {"config": "c"},
+        "models": {"tin_r18": {"arch": "tin_r18", "params": 2_500_000, "flops_mmcv": 3_000_000_000,
+                               "latency": {"cpu": {"mean_ms": 3.0, "std_ms": 0.1}}, "train_gpu_mem_mib": 900},
+                   "tsn_r18": {"arch": "tsn_r18", "params": 1_500_000, "latency": {}}}})
+    for result in (record, record.to_dict()):
+        frame = workflow.latency_frame(result)
+        assert list(frame["arch"]) == ["tin_r18", "tsn_r18"]
+        assert list(frame["params (M)"]) == [2.5, 1.5] and list(frame["GFLOPs (mmcv)"]) == [3.0, 0.0]
+        assert frame.loc[0, "cpu ms/video"] == 3.0 and np.isnan(frame.loc[1, "cpu ms/video"])
+        assert frame.loc[0, "train gpu_mem(M)"] == 900
+    with pytest.raises(RecordError, match="latency record: models.tin_r18: missing 'models.tin_r18.params'$"):
+        workflow.latency_frame({"setting": {"config": "c"}, "models": {"tin_r18": {"arch": "tin_r18"}}})
+
+
+def test_data_description_prefers_the_prepare_summary_and_names_a_damaged_file(tmp_path):
+    assert workflow.read_data_description(tmp_path) is None and workflow.read_prepare_summary(None) is None
+    meta = {"layout": "sthv1", "root": str(tmp_path), "params": {}, "kind": "rawframes", "train_list": "t",
+            "val_list": "v", "class_names": ["a", "b"], "reversal_pairs": [[0, 1]]}
+    (tmp_path / "synthetic_meta.json").write_text(json.dumps(meta))
+    assert isinstance(workflow.read_data_description(tmp_path), SyntheticMeta)
+    assert workflow.read_prepare_summary(tmp_path)["reversal_pairs"] == [[0, 1]]
+    assert analysis.synthetic_meta(tmp_path)["class_names"] == ["a", "b"]
+    (tmp_path / "tinlib_prepare.json").write_text(json.dumps({"dataset": "synthetic-sthv1", "class_names": ["a"],
+                                                              "lists": {}, "kind": "rawframes"}))
+    description = workflow.read_data_description(tmp_path)
+    assert isinstance(description, PrepareRecord) and description.kind == "rawframes"
+    (tmp_path / "tinlib_prepare.json").write_text("{")
+    with pytest.raises(RecordError, match="tinlib_prepare.json: .*not valid JSON"):
+        workflow.read_prepare_summary(tmp_path)
 
 
 # --------------------------------------------------------------------------------------------

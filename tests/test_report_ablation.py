@@ -1,10 +1,21 @@
-"""The gradient ablation's bookkeeping: the run plan, the paired statistics and the verdict (in
-tinlib.report.ablation), and the command lines of its runs (tinlib.pipeline.ablation)."""
+"""The gradient ablation's bookkeeping: the run plan, the paired statistics and the verdict, the
+summary read from the runs' records (in tinlib.report.ablation), and the command lines of its runs
+(tinlib.pipeline.ablation)."""
 import math
 
 import pytest
 
 from tinlib.pipeline.ablation import ablation_commands
+from tinlib.records import (
+    AblationSummary,
+    LogEntry,
+    LogHeader,
+    LogWriter,
+    MetricsRecord,
+    RecordError,
+    ReversalRecord,
+    TrainRecord,
+)
 from tinlib.report import ablation
 
 
@@ -56,3 +67,45 @@ def test_lower_is_better_metrics_and_the_seed_tally():
     loss["wins"] = 3
     text = ablation.verdict(loss, "final training loss", unit="", lower_is_better=True)
     assert "adjoint is better" in text and "adjoint ahead in 3 of 3 seeds" in text and "points" not in text
+
+
+def _write_run(folder, run, top1, direction, losses, seconds):
+    """The records a finished ablation run leaves: metrics.json, reversal.json, log.json, train.json."""
+    out = folder / run.name
+    MetricsRecord(config_name="c", config={}, metrics={"top1_acc": top1, "top5_acc": 1.0, "mean_class_accuracy": top1},
+                  metrics_percent={}).write(out / "metrics.json")
+    ReversalRecord(chance=50.0, n=4, direction_acc=direction).write(out / "reversal.json")
+    writer = LogWriter(out / "log.json")
+    writer.write(LogHeader(seed=run.seed, iters_per_epoch=2))
+    for epoch, (a, b) in enumerate(losses, start=1):
+        writer.write(LogEntry(mode="train", epoch=epoch, iter=1, loss_cls=a))
+        writer.write(LogEntry(mode="train", epoch=epoch, iter=2, loss_cls=b))
+    writer.close()
+    TrainRecord(config_name="c", config={}, elapsed_s_this_session=seconds).write(out / "train.json")
+
+
+def test_summarize_reads_every_record_of_the_runs(tmp_path):
+    runs = ablation.plan([0, 1])
+    _write_run(tmp_path, runs[0], 0.90, 100.0, [(2.0, 1.0), (0.5, 0.3)], 10.0)   # adjoint, seed 0
+    _write_run(tmp_path, runs[1], 0.80, 50.0, [(2.0, 1.0), (0.9, 0.7)], 11.0)    # mmcv, seed 0
+    _write_run(tmp_path, runs[2], 0.95, 90.0, [(2.0, 1.0), (0.2, 0.2)], 12.0)    # adjoint, seed 1
+    _write_run(tmp_path, runs[3], 0.85, 60.0, [(2.0, 1.0), (0.6, 0.6)], 13.0)    # mmcv, seed 1
+    summary = ablation.summarize(tmp_path, runs, config="c", overrides={"train.epochs": 2})
+    first = summary.runs[0]
+    assert first["grad"] == "adjoint" and first["seed"] == 0
+    assert first["top1_acc"] == pytest.approx(90.0) and first["direction_acc"] == 100.0
+    assert first["final_train_loss"] == pytest.approx(0.4) and first["train_s"] == 10.0  # mean of the last epoch
+    assert summary.per_grad["mmcv"]["top1_acc"]["mean"] == pytest.approx(82.5)
+    top1 = summary.comparisons["top1_acc"]  # adjoint - mmcv per seed: 10 and 10 points
+    assert (top1["n"], top1["wins"]) == (2, 2) and top1["mean"] == pytest.approx(10.0)
+    assert top1["sd"] == pytest.approx(0.0, abs=1e-9)
+    assert summary.comparisons["final_train_loss"]["wins"] == 2  # lower is better: 0.4 < 0.8, 0.2 < 0.6
+    path = summary.write(tmp_path / "summary.json")
+    assert AblationSummary.read(path).to_dict() == summary.to_dict()
+    text = ablation.summary_markdown(summary)
+    assert "# Interlace gradient ablation: c" in text and "| mmcv | 1 | 85.00 | 100.00 | 60.00 | 0.600 |" in text
+
+
+def test_a_run_without_metrics_is_named(tmp_path):
+    with pytest.raises(RecordError, match=r"adjoint_seed0/metrics\.json: .*no such file"):
+        ablation.run_row(tmp_path, ablation.AblationRun("adjoint", 0))

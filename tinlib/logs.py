@@ -63,7 +63,7 @@ class _StderrHandler(logging.StreamHandler):
         super().__init__()
         self.fixed_stream = None
 
-    @property  # type: ignore[override]
+    @property
     def stream(self):
         return self.fixed_stream if self.fixed_stream is not None else sys.stderr
 

@@ -32,7 +32,7 @@ import json
 import os
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Union
@@ -211,7 +211,7 @@ class Record(Fields):
     def _from_mapping(cls, data: Any, where: str = "") -> Self:
         if isinstance(data, dict) and "schema" not in data:
             data = {"schema": 1, **data}
-        return super()._from_mapping(data, where)  # type: ignore[misc]
+        return super()._from_mapping(data, where)
 
     @classmethod
     def read(cls, path: PathLike) -> Self:
@@ -486,10 +486,10 @@ class LogWriter:
         if self.path is not None:  # kept open for the whole run (a line per logged interval) until close()
             self.handle = open(self.path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
-    def write(self, line: LogLine) -> None:
+    def write(self, line: LogLine | Mapping[str, Any]) -> None:
         """Append ``line`` (a dict is accepted too and checked as a log line first)."""
-        if isinstance(line, dict):
-            line = parse_log_line(line)
+        if not isinstance(line, (LogHeader, LogEntry)):
+            line = parse_log_line(dict(line))
         if self.handle is not None:
             self.handle.write(json.dumps(line.to_dict()) + "\n")
             self.handle.flush()
@@ -723,7 +723,7 @@ class PrepareRecord(Record):
     """``tinlib_prepare.json``: what the prepare step built for a dataset: ``lists`` per format,
     the class names, videos per split (``counts``), those left out and those whose frame extraction
     failed, the data root and the seconds it took. For the synthetic dataset it also carries the
-    :class:`SyntheticMeta` keys (``reversal_pairs``, ...)."""
+    :class:`SyntheticMeta` keys (``kind``, the primary list format; ``reversal_pairs``, ...)."""
 
     KIND: ClassVar[str] = "prepare summary"
     FILENAME: ClassVar[str] = "tinlib_prepare.json"
@@ -735,6 +735,7 @@ class PrepareRecord(Record):
     left_out: list[Any] = field(default_factory=list)
     failed: dict[str, str] | None = field(default=None, metadata=OMIT_NONE)
     lists: dict[str, ListSet]
+    kind: str | None = field(default=None, metadata=OMIT_NONE)
     reversal_pairs: list[list[int]] | None = field(default=None, metadata=OMIT_NONE)
     data_root: str | None = None
     num_classes: int | None = None

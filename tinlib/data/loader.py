@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from tinlib.engine.seeding import derive_seed
+from tinlib.seeding import derive_seed
 
 __all__ = ["ClipLoader", "ShardSampler", "SkipSampler", "build_loader", "seed_worker"]
 

@@ -35,6 +35,7 @@ class Check:
             raise ValueError(f"check {self.name!r}: result must be one of {RESULTS}, got {self.result!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The check as a JSON-ready dict (``name``, ``result``, ``detail``, ``data``, ...)."""
         return asdict(self)
 
 

@@ -59,6 +59,7 @@ TOLERANCE: dict[torch.dtype, tuple[float, float]] = {
 
 
 def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float16`` -> ``"float16"``."""
     return str(dtype).replace("torch.", "")
 
 

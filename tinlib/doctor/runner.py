@@ -33,6 +33,7 @@ class DoctorReport:
 
     @property
     def failed(self) -> list[Check]:
+        """The checks that failed, in the order they ran."""
         return [check for check in self.checks if check.result == FAIL]
 
     @property
@@ -41,9 +42,11 @@ class DoctorReport:
         return 1 if self.failed else 0
 
     def counts(self) -> dict[str, int]:
+        """How many checks ended in each result (pass, fail, skipped)."""
         return {result: sum(check.result == result for check in self.checks) for result in RESULTS}
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data: environment, tolerances, every check and the summary."""
         return {"device": self.device, "quick": self.quick, "versions": self.versions, "cpu": self.cpu,
                 "gpus": self.gpus, "tolerances": tolerances_dict(), "checks": [c.to_dict() for c in self.checks],
                 "summary": self.counts(), "seconds": round(self.seconds, 2), "exit_status": self.exit_status}

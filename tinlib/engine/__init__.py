@@ -5,7 +5,6 @@ Modules (one concern each; importing this package imports none of them):
 - ``config``: the config schema, ``load_config(name_or_path, overrides)``, ``--set`` overrides,
   the linear scaling rule (``scaled_lr``).
 - ``errors``: ``RunError`` and ``NonFiniteLossError`` (``tinlib.errors.UserError`` subclasses).
-- ``seeding``: ``derive_seed`` (every seed of a run), ``seed_everything``, RNG state for checkpoints.
 - ``torch_settings``: ``torch_settings(threads=, deterministic=, cudnn_benchmark=)`` for the
   duration of a run, ``autocast(device, amp)``.
 - ``environment``: git commit, package versions, device, time, as the run records store them.
@@ -19,5 +18,7 @@ Modules (one concern each; importing this package imports none of them):
 - ``train``: ``train(cfg, ...)``, ``train_step``; ``evaluate``: ``evaluate(cfg, checkpoint, ...)``;
   ``latency``: ``benchmark(cfg, archs)``. Their command lines are in ``tinlib.commands``.
 
-The data loaders (one stack for training, validation and testing) are ``tinlib.data.loader``.
+The data loaders (one stack for training, validation and testing) are ``tinlib.data.loader``; the
+seeds of a run (``derive_seed``, ``seed_everything``, RNG state for checkpoints) are ``tinlib.seeding``,
+which the loaders use too.
 """

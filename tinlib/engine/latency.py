@@ -36,9 +36,9 @@ from tinlib.engine.build import build_model
 from tinlib.engine.config import Config, apply_overrides, load_config
 from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
 from tinlib.engine.errors import RunError
-from tinlib.engine.seeding import seed_everything
 from tinlib.engine.torch_settings import autocast
 from tinlib.records import LatencyRecord
+from tinlib.seeding import seed_everything
 
 if TYPE_CHECKING:
     from tinlib.models import Recognizer

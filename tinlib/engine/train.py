@@ -46,11 +46,11 @@ from tinlib.engine.evaluate import run_inference
 from tinlib.engine.metrics import evaluate_scores, top_k_accuracy
 from tinlib.engine.optim import build_optimizer, clip_gradients
 from tinlib.engine.schedule import LrSchedule
-from tinlib.engine.seeding import derive_seed, random_seed, rng_state, seed_everything, set_rng_state
 from tinlib.engine.splits import build_split_dataset, check_class_count, check_data_paths
 from tinlib.engine.torch_settings import autocast, torch_settings
 from tinlib.engine.workdir import check_work_dir, resolve_resume, truncate_log
 from tinlib.records import LogWriter, RecordError, RunState, TrainRecord
+from tinlib.seeding import derive_seed, random_seed, rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
 

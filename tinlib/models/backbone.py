@@ -39,10 +39,12 @@ class ResNetBackbone(tv_resnet.ResNet):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def blocks(self) -> list[nn.Module]:
+        """The residual blocks of ``layer1`` .. ``layer4``, in forward order."""
         return [block for layer in (self.layer1, self.layer2, self.layer3, self.layer4) for block in layer]
 
     @property
     def out_channels(self) -> int:
+        """C_out, the channels of the last feature map (512 for ResNet18/34, 2048 for 50/101)."""
         return 512 * self.layer4[-1].expansion
 
 
@@ -52,6 +54,13 @@ def build_backbone(kind: str, depth: int = 50, num_segments: int = 8, shift_div:
 
     Like MMAction2, TIN goes into every block of every stage; TSM too, except that for
     nets with 23 or more blocks in layer3 it uses every second block there.
+
+    Args:
+        kind: "tin", "tsm" or "tsn".
+        depth: 18, 34, 50 or 101.
+        num_segments: T; the backbone's input is [N*T, 3, H, W], the frames of N clips in order.
+        shift_div: 1/fraction of channels the temporal module moves (default 4 for TIN, 8 for TSM).
+        interlace_grad, interlace_backend: TIN's gradient and kernel (see :class:`TemporalInterlace`).
     """
     if kind not in TEMPORAL_KINDS:
         raise ValueError(f"temporal kind must be one of {TEMPORAL_KINDS}, got {kind!r}")
@@ -65,6 +74,7 @@ def build_backbone(kind: str, depth: int = 50, num_segments: int = 8, shift_div:
             if index % every:
                 continue
             conv = block.conv1
+            temporal: nn.Module
             if kind == "tin":
                 temporal = TemporalInterlace(conv.in_channels, num_segments, shift_div,
                                              grad=interlace_grad, backend=interlace_backend)

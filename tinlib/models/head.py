@@ -23,5 +23,7 @@ class TSMHead(nn.Module):
         nn.init.zeros_(self.fc_cls.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features: [B*V*T, C, h, w] -> scores [B*V, K]: pooled, dropout, linear, then the mean
+        over each run of ``num_segments`` frames."""
         logits = self.fc_cls(self.dropout(self.pool(features).flatten(1)))
         return logits.view(-1, self.num_segments, self.num_classes).mean(dim=1)

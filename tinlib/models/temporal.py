@@ -44,7 +44,8 @@ class WeightNet(nn.Module):
 
     def __init__(self, in_channels: int):
         super().__init__()
-        self.conv = nn.Conv1d(in_channels, DEFORM_GROUPS, kernel_size=3, padding=1)
+        self.conv = nn.Conv1d(in_channels, DEFORM_GROUPS, kernel_size=3, padding=1, bias=True)
+        assert self.conv.bias is not None
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -95,6 +96,7 @@ class TemporalInterlace(nn.Module):
         return torch.cat([y.reshape(nt, f, h, w), x[:, f:]], dim=1)
 
     def extra_repr(self) -> str:
+        """The settings shown by ``print(model)``."""
         return f"in_channels={self.in_channels}, num_segments={self.num_segments}, fold={self.fold}, grad={self.grad!r}"
 
 
@@ -119,6 +121,7 @@ class TemporalShift(nn.Module):
         return torch.cat([from_next, from_prev, v[:, :, 2 * f:]], dim=2).reshape(nt, c, h, w)
 
     def extra_repr(self) -> str:
+        """The settings shown by ``print(model)``."""
         return f"num_segments={self.num_segments}, shift_div={self.shift_div}"
 
 
@@ -131,6 +134,7 @@ class TemporalConv(nn.Module):
         self.conv = conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N*T, C, H, W] -> conv(temporal(x)), [N*T, C', H', W']."""
         return self.conv(self.temporal(x))
 
 

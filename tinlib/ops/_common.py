@@ -21,7 +21,8 @@ def group_rows(x: torch.Tensor, groups: int) -> torch.Tensor:
 def split_offsets(offset: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype, steps: int):
     """offset: [N, G] real, weight: [N, T, G] -> k [N, G] int64, f [N, G], w [N, T, G] (dtype).
 
-    k = floor(offset), f = offset - k in [0, 1). Offsets are first clamped to [-T-1, T+1]: any
+    k = floor(offset), f = offset - k in [0, 1), computed in ``dtype``; ``steps`` is T, the
+    segments. Offsets are first clamped to [-T-1, T+1]: any
     offset at or beyond that range reads only zeros, so the result (and the finite-difference
     offset gradient, which is then zero) is unchanged, while k stays a small integer.
     """

@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tinlib.io import atomic_write_json, atomic_write_text
+from tinlib.io import atomic_write_text
 from tinlib.pipeline.launch import set_arguments
 from tinlib.pipeline.runconfig import data_overrides, load_config
+from tinlib.records import AblationSummary, MetricsRecord, SyntheticMeta
 from tinlib.report.ablation import DEFAULT_NAME, GRADS, AblationRun, plan, summarize, summary_markdown
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def ablation_commands(config: str, run: AblationRun, work: Path, folder: Path,
 
 
 def _execute(config: str, run: AblationRun, work_root: Path, folder: Path, overrides: dict[str, Any],
-             meta: dict | None) -> str:
+             meta: SyntheticMeta | None) -> str:
     from tinlib.report.analysis import write_reversal
 
     work = work_root / run.name
@@ -68,7 +69,7 @@ def _execute(config: str, run: AblationRun, work_root: Path, folder: Path, overr
                                    + "\n".join(tail))
     if (work / "log.json").is_file():
         shutil.copyfile(work / "log.json", out / "log.json")
-    if meta and meta.get("reversal_pairs"):
+    if meta is not None and meta.reversal_pairs:
         write_reversal(out, meta)
     return run.name
 
@@ -94,11 +95,12 @@ def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int]
         progress: a progress bar over the runs.
 
     Returns:
-        the summary (also written to ``summary.json`` and ``summary.md``).
+        the summary: the keys of ``summary.json`` (:class:`~tinlib.records.AblationSummary`), also
+        written as ``summary.md``.
     """
     from tqdm.auto import tqdm
 
-    from tinlib.report.analysis import synthetic_meta
+    from tinlib.report.analysis import read_synthetic_meta
 
     runs = plan(seeds, grads)
     cfg = load_config(config)
@@ -107,8 +109,8 @@ def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int]
     if parallel > 1:  # runs side by side share the cores: one torch thread each
         applied.setdefault("train.num_threads", 1)
     folder, work_root = Path(results_dir) / name, Path(work_root)
-    meta = synthetic_meta(data_root or cfg.data.root)
-    todo = [r for r in runs if force or not (folder / r.name / "metrics.json").is_file()]
+    meta = read_synthetic_meta(data_root or cfg.data.root)
+    todo = [r for r in runs if force or not (folder / r.name / MetricsRecord.FILENAME).is_file()]
     if len(todo) < len(runs):
         log.info(f"{len(runs) - len(todo)} of {len(runs)} runs already done in {folder}; "
                  f"running the other {len(todo)}")
@@ -125,9 +127,9 @@ def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int]
     if errors:
         raise RuntimeError("\n\n".join(errors))
     summary = summarize(folder, runs, config=config, overrides=applied)
-    atomic_write_json(folder / "summary.json", summary)
+    summary.write(folder / AblationSummary.FILENAME)
     atomic_write_text(folder / "summary.md", summary_markdown(summary))
-    return summary
+    return summary.to_dict()
 
 
 __all__ = ["ablation_commands", "run_ablation"]

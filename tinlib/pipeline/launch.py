@@ -9,18 +9,16 @@ those of :mod:`tinlib.pipeline.runconfig`.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tinlib.data.releases import DATASETS, PREPARE_SUMMARY
-from tinlib.io import atomic_write_json
+from tinlib.data.releases import DATASETS
 from tinlib.pipeline.runconfig import (
     data_overrides,
     default_work_dir,
@@ -29,6 +27,7 @@ from tinlib.pipeline.runconfig import (
     resolve,
     run_folder,
 )
+from tinlib.records import Fields, LatencyRecord, LaunchRecord, PrepareRecord, TrainRecord
 
 
 # --------------------------------------------------------------------------------------------
@@ -51,7 +50,9 @@ def prepare_data(dataset: str, data_root: str | os.PathLike, *, lists_dir: str |
         workers: processes for writing / frame extraction (default: a few).
 
     Returns:
-        the summary, also written to ``<lists_dir>/tinlib_prepare.json``.
+        the summary as written to ``<lists_dir>/tinlib_prepare.json`` (the keys of a
+        :class:`~tinlib.records.PrepareRecord`; for the synthetic dataset also those of its
+        :class:`~tinlib.records.SyntheticMeta`).
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
@@ -61,23 +62,42 @@ def prepare_data(dataset: str, data_root: str | os.PathLike, *, lists_dir: str |
     if dataset == "synthetic":
         from tinlib.data.synthetic import write_synthetic
 
-        summary = write_synthetic(root, layout, num_train=num_train, num_val=num_val, seed=seed, size=size,
+        written = write_synthetic(root, layout, num_train=num_train, num_val=num_val, seed=seed, size=size,
                                   height=height, frames=(frames[0], frames[1]) if frames else None,
                                   workers=workers, progress=False)
-        summary = dict(summary, dataset=f"synthetic-{layout}")
+        summary = dict(_plain(written), dataset=f"synthetic-{layout}")
     else:
         from tinlib.data.prepare import prepare_release
 
-        summary = prepare_release(dataset, root, out, extract=extract, workers=workers)
-    summary = dict(summary, data_root=str(root), num_classes=len(summary["class_names"]),
-                   prepared_s=round(time.time() - t0, 2))
-    write_prepare_summary(out, summary)
-    return summary
+        summary = _plain(prepare_release(dataset, root, out, extract=extract, workers=workers))
+    summary.update(data_root=str(root), num_classes=len(summary["class_names"]), prepared_s=round(time.time() - t0, 2))
+    record = PrepareRecord.from_dict(summary)
+    write_prepare_summary(out, record)
+    return record.to_dict()
 
 
-def write_prepare_summary(lists_dir: str | os.PathLike, summary: dict[str, Any]) -> Path:
-    """Store the preparation's summary as ``<lists_dir>/tinlib_prepare.json``; returns the file."""
-    return atomic_write_json(Path(lists_dir) / PREPARE_SUMMARY, summary)
+def _plain(summary: Fields | Mapping[str, Any]) -> dict[str, Any]:
+    """A preparation's summary (a record or its dict) as a dict of its keys, without the schema
+    version of the record it came from."""
+    data = summary.to_dict() if isinstance(summary, Fields) else dict(summary)
+    data.pop("schema", None)
+    return data
+
+
+def write_prepare_summary(lists_dir: str | os.PathLike, summary: PrepareRecord | Mapping[str, Any]) -> Path:
+    """Store the preparation's summary as ``<lists_dir>/tinlib_prepare.json``; returns the file.
+
+    Args:
+        lists_dir: the folder of the annotation lists.
+        summary: the :class:`~tinlib.records.PrepareRecord`, or its keys (checked as that record).
+
+    Raises:
+        RecordError: ``summary`` lacks a key the record needs (``dataset``, ``class_names``, ``lists``).
+    """
+    path = Path(lists_dir) / PrepareRecord.FILENAME
+    if not isinstance(summary, PrepareRecord):
+        summary = PrepareRecord.from_dict(summary)
+    return summary.write(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,7 +148,8 @@ def torchrun_command(config: str, *, gpus: int, nodes: int = 1, node_rank: int =
 
 def stream_command(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None, env: dict | None = None,
                    refresh_s: float = 20.0, out=None) -> int:
-    """Run ``cmd``, printing its output (stdout and stderr) line by line to ``out`` as it comes.
+    """Run ``cmd`` in ``cwd`` with environment ``env`` (None: this process's), printing its output
+    (stdout and stderr) line by line to ``out`` (default stdout) as it comes.
 
     Progress lines that end in a carriage return are shown at most every ``refresh_s`` seconds
     (and the last one at the end). Returns the exit status.
@@ -190,7 +211,8 @@ def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
         progress: a progress bar (single process only).
 
     Returns:
-        the training summary (``train.json``; empty on nodes other than rank 0).
+        the training summary: the keys of ``train.json`` (:class:`~tinlib.records.TrainRecord`);
+        empty on nodes other than rank 0.
     """
     cfg = resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir)
     work = default_work_dir(cfg, work_dir)
@@ -209,21 +231,20 @@ def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
         code = stream_command(cmd)
         if code != 0:
             raise RuntimeError(f"torchrun exited with status {code}; see the output above and {work / 'log.json'}")
-        summary = json.loads((folder / "train.json").read_text()) if node_rank == 0 else {}
     else:
         from tinlib.engine.train import train as engine_train
 
-        summary = engine_train(cfg, work_dir=work, resume=resume, seed=seed, device=device, run=run or cfg.name,
-                               progress=progress)
-    if node_rank == 0:
-        folder.mkdir(parents=True, exist_ok=True)
-        if (work / "log.json").is_file():
-            shutil.copyfile(work / "log.json", folder / "log.json")
-        device_kind = (summary.get("device") or {}).get("device", "cpu") if summary else "cpu"
-        write_launch_record(folder, config=cfg.name, nodes=int(nodes), gpus_per_node=int(gpus),
-                            device="cpu" if str(device_kind).startswith("cpu") else "cuda", work_dir=work,
-                            wall_s=time.time() - t0)
-    return summary
+        engine_train(cfg, work_dir=work, resume=resume, seed=seed, device=device, run=run or cfg.name,
+                     progress=progress)
+    if node_rank != 0:
+        return {}
+    record = TrainRecord.read(folder / TrainRecord.FILENAME)  # what rank 0 wrote, whichever way it ran
+    if (work / "log.json").is_file():
+        shutil.copyfile(work / "log.json", folder / "log.json")
+    write_launch_record(folder, config=cfg.name, nodes=int(nodes), gpus_per_node=int(gpus),
+                        device="cuda" if record.device_name.startswith("cuda") else "cpu", work_dir=work,
+                        wall_s=time.time() - t0)
+    return record.to_dict()
 
 
 def write_launch_record(folder: str | os.PathLike, *, config: str, nodes: int, gpus_per_node: int, device: str,
@@ -239,9 +260,9 @@ def write_launch_record(folder: str | os.PathLike, *, config: str, nodes: int, g
         wall_s: seconds from launch to the end of training.
     """
     world = int(nodes) * int(gpus_per_node)
-    return atomic_write_json(Path(folder) / "launch.json", {
-        "config": config, "nodes": int(nodes), "gpus_per_node": int(gpus_per_node), "world_size": world,
-        "device": device, "torchrun": world > 1, "work_dir": str(work_dir), "wall_s": round(wall_s, 1)})
+    record = LaunchRecord(config=config, nodes=int(nodes), gpus_per_node=int(gpus_per_node), world_size=world,
+                          device=device, torchrun=world > 1, work_dir=str(work_dir), wall_s=round(wall_s, 1))
+    return record.write(Path(folder) / LaunchRecord.FILENAME)
 
 
 def launch_evaluation(config: str, *, data_root: str | os.PathLike | None = None,
@@ -266,14 +287,14 @@ def launch_evaluation(config: str, *, data_root: str | os.PathLike | None = None
         the evaluation report (``metrics.json``'s content, plus ``reversal`` on the synthetic data).
     """
     from tinlib.engine.evaluate import evaluate as engine_evaluate
-    from tinlib.report.analysis import synthetic_meta, write_reversal
+    from tinlib.report.analysis import read_synthetic_meta, write_reversal
 
     cfg = resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir, quiet=True)
     ckpt = find_checkpoint(default_work_dir(cfg, work_dir), checkpoint)
     report = engine_evaluate(cfg, ckpt, split="test", run=run or cfg.name, device=device, batch_size=batch_size,
                              num_workers=num_workers, overwrite=True, progress=progress)
-    meta = synthetic_meta(data_root or cfg.data.root)
-    if meta and meta.get("reversal_pairs"):
+    meta = read_synthetic_meta(data_root or cfg.data.root)
+    if meta is not None and meta.reversal_pairs:
         report["reversal"] = write_reversal(run_folder(cfg, run), meta)
     return report
 
@@ -307,7 +328,7 @@ def measure_latency(config: str, archs: Sequence[str] | None = None, *, override
         torch.set_num_threads(int(threads))
     result = benchmark(cfg, list(archs), devices=tuple(devices), warmup=warmup, iters_cpu=iters or 20,
                        iters_cuda=iters or 200, train_memory=train_memory, progress=True)
-    write_latency(result, run_folder(cfg) / "latency.json")
+    write_latency(result, run_folder(cfg) / LatencyRecord.FILENAME)
     return result
 
 

@@ -17,14 +17,21 @@ import functools
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tinlib.report.workflow import read_prepare_summary
+from tinlib.records import RecordError
+from tinlib.report.workflow import read_data_description
+
+if TYPE_CHECKING:  # the engine (and torch) load on first use, not on import
+    from torch import nn
+    from torch.utils.data import Dataset
+
+    from tinlib.engine.config import Config
 
 log = logging.getLogger(__name__)
 
 
-def load_config(config: str):
+def load_config(config: str) -> Config:
     """The validated config ``config`` (a name or a path) without overrides."""
     from tinlib.engine.config import load_config as engine_load_config
 
@@ -39,7 +46,7 @@ def _relative_to(root: Path, path: str) -> str:
         return str(Path(path).resolve())
 
 
-def data_overrides(cfg, data_root: str | os.PathLike | None) -> dict[str, Any]:
+def data_overrides(cfg: Config, data_root: str | os.PathLike | None) -> dict[str, Any]:
     """The overrides that point ``cfg`` at ``data_root``.
 
     Args:
@@ -47,34 +54,39 @@ def data_overrides(cfg, data_root: str | os.PathLike | None) -> dict[str, Any]:
         data_root: the dataset folder; its ``tinlib_prepare.json`` (or ``synthetic_meta.json``)
             gives the lists, folders, file-name template and class count (None: no overrides).
 
+    Raises:
+        RecordError: that file is damaged or its lists are incomplete (the message names it).
+
     Returns:
         ``{"dotted.key": value}``, only the keys whose value changes.
     """
     if not data_root:
         return {}
-    summary = read_prepare_summary(data_root)
+    description = read_data_description(data_root)
     wanted: dict[str, Any] = {"data.root": str(data_root)}
-    if summary:
-        lists = summary.get("lists") or {}
-        kind = cfg.data.kind if cfg.data.kind in lists else summary.get("kind") or next(iter(lists), None)
+    if description is not None:
+        lists = description.lists
+        kind = cfg.data.kind if cfg.data.kind in lists else description.kind or next(iter(lists), None)
         if kind:
             lst = lists[kind]
+            if lst.train is None or lst.val is None or lst.data_prefix is None:
+                raise RecordError(f"{Path(data_root) / description.FILENAME}: its {kind!r} lists lack the train or "
+                                  f"val list or the data prefix; rerun {description.WRITER}")
             rel = functools.partial(_relative_to, Path(data_root))
-            val_prefix = rel(lst.get("val_data_prefix") or lst["data_prefix"])
+            val_prefix = rel(lst.val_data_prefix or lst.data_prefix)
             # a held-out test split (the synthetic data) is tested on; the releases test on val
-            test_prefix = rel(lst["test_data_prefix"]) if lst.get("test_data_prefix") else val_prefix
-            wanted.update({"data.kind": kind, "data.train_ann": rel(lst["train"]), "data.val_ann": rel(lst["val"]),
-                           "data.test_ann": rel(lst.get("test") or lst["val"]),
-                           "data.train_prefix": rel(lst["data_prefix"]), "data.val_prefix": val_prefix,
-                           "data.test_prefix": test_prefix})
-            if lst.get("filename_tmpl"):
-                wanted["data.filename_tmpl"] = lst["filename_tmpl"]
+            test_prefix = rel(lst.test_data_prefix) if lst.test_data_prefix else val_prefix
+            wanted.update({"data.kind": kind, "data.train_ann": rel(lst.train), "data.val_ann": rel(lst.val),
+                           "data.test_ann": rel(lst.test or lst.val), "data.train_prefix": rel(lst.data_prefix),
+                           "data.val_prefix": val_prefix, "data.test_prefix": test_prefix})
+            if lst.filename_tmpl:
+                wanted["data.filename_tmpl"] = lst.filename_tmpl
             default_start = 1 if kind == "rawframes" else 0
             current_start = cfg.data.start_index if cfg.data.start_index is not None else default_start
-            if lst.get("start_index") is not None and lst["start_index"] != current_start:
-                wanted["data.start_index"] = lst["start_index"]
-        if summary.get("num_classes") and summary["num_classes"] != cfg.model.num_classes:
-            wanted["model.num_classes"] = int(summary["num_classes"])
+            if lst.start_index is not None and lst.start_index != current_start:
+                wanted["data.start_index"] = lst.start_index
+        if description.num_classes and description.num_classes != cfg.model.num_classes:
+            wanted["model.num_classes"] = int(description.num_classes)
     current = cfg.to_dict()
     out = {}
     for key, value in wanted.items():
@@ -87,7 +99,7 @@ def data_overrides(cfg, data_root: str | os.PathLike | None) -> dict[str, Any]:
 
 
 def resolve(config: str, *, data_root: str | os.PathLike | None = None, overrides: dict | None = None,
-            results_dir: str | os.PathLike | None = None, quiet: bool = False):
+            results_dir: str | os.PathLike | None = None, quiet: bool = False) -> Config:
     """The validated config with the data's and the user's overrides applied (the user's win).
 
     Args:
@@ -111,13 +123,13 @@ def resolve(config: str, *, data_root: str | os.PathLike | None = None, override
     return apply_overrides(cfg, merged)
 
 
-def default_work_dir(cfg, work_dir: str | os.PathLike | None = None) -> Path:
-    """``work_dir`` when given, else the config's (``work_dirs/<config name>``)."""
+def default_work_dir(cfg: Config, work_dir: str | os.PathLike | None = None) -> Path:
+    """``work_dir`` when given, else the work dir of config ``cfg`` (``work_dirs/<config name>``)."""
     return Path(work_dir) if work_dir else cfg.resolved_work_dir()
 
 
-def run_folder(cfg, run: str | None = None) -> Path:
-    """Where the records of run ``run`` (default: the config's name) go: ``<results_dir>/<run>``."""
+def run_folder(cfg: Config, run: str | None = None) -> Path:
+    """Where the records of run ``run`` (default: the name of config ``cfg``) go: ``<results_dir>/<run>``."""
     return Path(cfg.results_dir) / (run or cfg.name)
 
 
@@ -146,7 +158,7 @@ def find_checkpoint(work_dir: str | os.PathLike, which: str = "latest") -> Path:
 
 def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
                  work_dir: str | os.PathLike | None = None, checkpoint: str = "latest", overrides: dict | None = None,
-                 split: str = "val"):
+                 split: str = "val") -> tuple[Config, nn.Module, Dataset]:
     """The trained model of ``config`` and one of its splits, for inspection.
 
     Args:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tinlib.records import AblationSummary, MetricsRecord, ReversalRecord, TrainRecord
+
 GRADS = ("adjoint", "mmcv")
 DEFAULT_NAME = "ablation_interlace_grad"
 # two-sided 95 % quantiles of Student's t for 1..10 degrees of freedom (beyond: the normal 1.96)
@@ -35,7 +37,8 @@ class AblationRun:
 
 
 def plan(seeds: Sequence[int], grads: Sequence[str] = GRADS) -> list[AblationRun]:
-    """Every (gradient, seed) pair, seeds outermost so a partial ablation is still paired.
+    """Every (gradient in ``grads``, seed in ``seeds``) pair, seeds outermost so a partial ablation is
+    still paired.
 
     Raises:
         ValueError: an unknown gradient, or no seed.
@@ -53,28 +56,30 @@ def plan(seeds: Sequence[int], grads: Sequence[str] = GRADS) -> list[AblationRun
 # --------------------------------------------------------------------------------------------
 def run_row(folder: Path, run: AblationRun) -> dict[str, Any]:
     """The numbers of one finished run under ``folder``: top-1/top-5/mean class accuracy and, where
-    recorded, direction accuracy on the reversal pairs (percentages), final training loss and
-    training seconds."""
-    import json
+    recorded, direction accuracy on the reversal pairs (percentages), final training loss (the mean
+    ``loss_cls`` of the last epoch's log entries) and training seconds.
 
+    Raises:
+        RecordError: the run's ``metrics.json`` is missing or damaged (or another of its records
+            is damaged); the message names the file.
+    """
     from tinlib.report.analysis import read_log
 
     out = folder / run.name
-    metrics = json.loads((out / "metrics.json").read_text())
-    m = metrics.get("metrics", metrics)
-    row = dict(grad=run.grad, seed=run.seed, top1_acc=100 * m["top1_acc"], top5_acc=100 * m["top5_acc"],
-               mean_class_accuracy=100 * m["mean_class_accuracy"])
-    reversal = out / "reversal.json"
-    if reversal.is_file():
-        row["direction_acc"] = json.loads(reversal.read_text())["direction_acc"]
+    m = MetricsRecord.read(out / MetricsRecord.FILENAME).metrics
+    row: dict[str, Any] = dict(grad=run.grad, seed=run.seed, top1_acc=100 * m["top1_acc"],
+                               top5_acc=100 * m["top5_acc"], mean_class_accuracy=100 * m["mean_class_accuracy"])
+    reversal = ReversalRecord.read_optional(out / ReversalRecord.FILENAME)
+    if reversal is not None:
+        row["direction_acc"] = reversal.direction_acc
     if (out / "log.json").is_file():
         train, _ = read_log(out / "log.json")
         if not train.empty:
             last = train[train["epoch"] == train["epoch"].max()]
             row["final_train_loss"] = float(last["loss_cls"].mean())
-    summary = out / "train.json"
-    if summary.is_file():
-        row["train_s"] = json.loads(summary.read_text()).get("elapsed_s_this_session")
+    summary = TrainRecord.read_optional(out / TrainRecord.FILENAME)
+    if summary is not None:
+        row["train_s"] = summary.elapsed_s_this_session
     return row
 
 
@@ -135,7 +140,8 @@ METRICS = (("top1_acc", "top-1", " points", False), ("direction_acc", "direction
            ("final_train_loss", "final training loss", "", True))
 
 
-def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str, overrides: dict | None = None) -> dict:
+def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str,
+              overrides: dict[str, Any] | None = None) -> AblationSummary:
     """The ablation's summary from the records of ``runs`` under ``folder``.
 
     Args:
@@ -144,9 +150,9 @@ def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str, overrid
         config: the config's name; overrides: the settings every run used (both stored as they are).
 
     Returns:
-        ``config``, ``overrides``, ``grads``, ``seeds``, ``runs`` (one :func:`run_row` each),
-        ``per_grad`` (mean, sd, n per metric) and, with two gradients, ``comparisons`` (per metric
-        a :func:`paired_difference` with ``wins`` and ``verdict``).
+        the ``summary.json`` record: ``config``, ``overrides``, ``grads``, ``seeds``, ``runs`` (one
+        :func:`run_row` each), ``per_grad`` (mean, sd, n per metric) and, with two gradients,
+        ``comparisons`` (per metric a :func:`paired_difference` with ``wins`` and ``verdict``).
     """
     rows = [run_row(folder, r) for r in runs]
     grads = list(dict.fromkeys(r.grad for r in runs))
@@ -172,13 +178,13 @@ def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str, overrid
                 diff["wins"] = sum((x < y) if lower else (x > y) for x, y in pairs)
                 diff["verdict"] = verdict(diff, label, a, b, unit, lower)
                 comparisons[key] = diff
-    return dict(config=config, overrides=overrides or {}, grads=grads, seeds=sorted({r.seed for r in runs}),
-                runs=rows, per_grad=per_grad, comparisons=comparisons)
+    return AblationSummary(config=config, overrides=dict(overrides or {}), grads=grads,
+                           seeds=sorted({r.seed for r in runs}), runs=rows, per_grad=per_grad, comparisons=comparisons)
 
 
-def summary_markdown(summary: dict) -> str:
-    """The :func:`summarize` result as Markdown: per-run table, per-gradient means, the verdicts."""
-    lines = [f"# Interlace gradient ablation: {summary['config']}", "",
+def summary_markdown(summary: AblationSummary) -> str:
+    """The :func:`summarize` record ``summary`` as Markdown: per-run table, per-gradient means, the verdicts."""
+    lines = [f"# Interlace gradient ablation: {summary.config}", "",
              "The same config trained with the true gradient of the temporal shift (`adjoint`) and with "
              "mmcv's backward (`mmcv`), one run per seed, tested on the synthetic test split.", "",
              "| gradient | seed | top-1 % | top-5 % | direction % (reversal pairs) | final train loss |",
@@ -187,24 +193,26 @@ def summary_markdown(summary: dict) -> str:
     def fmt(v: float | None, d: int = 2) -> str:
         return "-" if v is None else f"{v:.{d}f}"
 
-    for r in summary["runs"]:
+    for r in summary.runs:
         lines.append(f"| {r['grad']} | {r['seed']} | {fmt(r['top1_acc'])} | {fmt(r['top5_acc'])} | "
                      f"{fmt(r.get('direction_acc'))} | {fmt(r.get('final_train_loss'), 3)} |")
     lines += ["", "| gradient | top-1 % mean ± sd | direction % mean ± sd |", "|---|---|---|"]
-    for g, stats in summary["per_grad"].items():
+    for g, stats in summary.per_grad.items():
         cells = []
         for key in ("top1_acc", "direction_acc"):
             s = stats.get(key)
             cells.append("-" if not s else f"{s['mean']:.2f}" + ("" if s["sd"] is None else f" ± {s['sd']:.2f}"))
         lines.append(f"| {g} | {cells[0]} | {cells[1]} |")
-    if summary["comparisons"]:
+    if summary.comparisons:
         lines += ["", "What the data shows (paired by seed):", ""]
-        lines += [f"- {c['verdict']}" for c in summary["comparisons"].values()]
+        lines += [f"- {c['verdict']}" for c in summary.comparisons.values()]
     return "\n".join(lines) + "\n"
 
 
 def curves(folder: str | os.PathLike, runs: Sequence[AblationRun]):
-    """``(train, val)`` frames of every run with ``grad`` and ``seed`` columns, for plotting."""
+    """``(train, val)`` frames of every run of ``runs`` under the ablation's ``folder`` (their
+    ``log.json``, see :func:`tinlib.report.analysis.read_log`) with ``grad`` and ``seed`` columns,
+    for plotting; runs without a log are left out."""
     import pandas as pd
 
     from tinlib.report.analysis import read_log

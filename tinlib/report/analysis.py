@@ -28,13 +28,18 @@ def load_scores(run_folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         return data["scores"].astype(np.float64), data["labels"].astype(np.int64)
 
 
-def synthetic_meta(data_root: str | os.PathLike | None) -> dict | None:
-    """The ``synthetic_meta.json`` of a synthetic dataset (class names, reversal pairs, lists) as a
-    dict, or None when ``data_root`` holds none. A damaged file raises
+def read_synthetic_meta(data_root: str | os.PathLike | None) -> SyntheticMeta | None:
+    """The ``synthetic_meta.json`` of a synthetic dataset (class names, reversal pairs, lists), or
+    None when ``data_root`` holds none. A damaged file raises
     :class:`~tinlib.records.RecordError` naming it."""
     if not data_root:
         return None
-    meta = SyntheticMeta.read_optional(Path(data_root) / SyntheticMeta.FILENAME)
+    return SyntheticMeta.read_optional(Path(data_root) / SyntheticMeta.FILENAME)
+
+
+def synthetic_meta(data_root: str | os.PathLike | None) -> dict[str, Any] | None:
+    """:func:`read_synthetic_meta` as a plain dict (the file's keys), for the notebooks."""
+    meta = read_synthetic_meta(data_root)
     return None if meta is None else meta.to_dict()
 
 
@@ -147,6 +152,7 @@ __all__ = [
     "load_scores",
     "per_class_frame",
     "read_log",
+    "read_synthetic_meta",
     "reversal_metrics",
     "synthetic_meta",
     "write_reversal",

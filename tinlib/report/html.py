@@ -72,8 +72,9 @@ def parameters_markdown(nb) -> str | None:
 
 
 def notebook_cells(nb, *, heading: str | None = None, max_lines: int = MAX_STREAM_LINES) -> list:
-    """The cells of an executed notebook as they go into a report: cleaned outputs, the
-    parameters as a table, cells tagged ``remove`` dropped."""
+    """The cells of notebook ``nb`` as they go into a report: outputs cleaned (streams cut to
+    their last ``max_lines`` lines), the parameters as a table, cells tagged ``remove`` dropped,
+    and a ``heading`` cell first when given."""
     cells = []
     if heading:
         cells.append(nbformat.v4.new_markdown_cell(f"## {heading}"))
@@ -98,7 +99,8 @@ def notebook_cells(nb, *, heading: str | None = None, max_lines: int = MAX_STREA
 
 
 def export_html(nb, out: str | os.PathLike, *, title: str = "", exclude_input: bool = True) -> Path:
-    """Write notebook ``nb`` as one HTML page at ``out`` (nbconvert's lab template, code hidden by default)."""
+    """Write notebook ``nb`` as one HTML page at ``out`` (nbconvert's lab template) titled
+    ``title``; the code cells' source is hidden when ``exclude_input``."""
     from nbconvert import HTMLExporter
 
     from tinlib.io import atomic_write_text
@@ -141,7 +143,20 @@ def summary_markdown(results_dir: str | os.PathLike) -> str | None:
 def build_run_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, title: str,
                      order: Sequence[str] | None = None, titles: Mapping[str, str] | None = None,
                      results_dir: str | os.PathLike | None = None, exclude_input: bool = True) -> Path | None:
-    """Join the executed notebooks of ``run_dir`` into one HTML page at ``out``."""
+    """Join the executed notebooks of ``run_dir`` into one HTML page at ``out``.
+
+    Args:
+        run_dir: the folder of the executed notebooks (``*.ipynb``).
+        out: the HTML file to write.
+        title: the page's title and first heading.
+        order: notebook names (stems) to put first, in that order; the others follow by name.
+        titles: section headings by notebook name (default: the name).
+        results_dir: where the run records are, for the headline numbers (None: none).
+        exclude_input: hide the code cells' source.
+
+    Returns:
+        ``out``, or None when ``run_dir`` holds no notebook.
+    """
     import datetime
 
     run_dir = Path(run_dir)

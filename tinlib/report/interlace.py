@@ -95,7 +95,16 @@ class InterlaceTrace:
 @torch.no_grad()
 def collect(model: nn.Module, clips: torch.Tensor, labels: Sequence[int] | None = None,
             indices: Sequence[int] | None = None) -> InterlaceTrace:
-    """One eval-mode forward pass of ``clips`` ``[N, T, 3, H, W]`` (one view) with recording on."""
+    """One eval-mode forward pass of ``clips`` with recording on.
+
+    Args:
+        model: a TIN recognizer (the training mode is restored afterwards).
+        clips: ``[N, T, 3, H, W]`` normalized frames, one view per video.
+        labels: the N labels, if known; indices: the N dataset indices, if any.
+
+    Returns:
+        offsets ``[N, L, 2]``, weights ``[N, L, T, 2]`` and scores ``[N, K]`` of the L interlace modules.
+    """
     modules = interlace_modules(model)
     if not modules:
         raise ValueError(f"{type(model).__name__} has no TemporalInterlace modules (is it a TIN model?)")
@@ -104,8 +113,14 @@ def collect(model: nn.Module, clips: torch.Tensor, labels: Sequence[int] | None 
     try:
         with recording(model):
             scores = model(clips)
-            offsets = torch.stack([m.last_offsets for _, m in modules], dim=1)  # [N, L, 2]
-            weights = torch.stack([m.last_weights for _, m in modules], dim=1)  # [N, L, T, 2]
+            recorded_offsets, recorded_weights = [], []
+            for name, m in modules:
+                if m.last_offsets is None or m.last_weights is None:
+                    raise RuntimeError(f"{name} recorded nothing in the forward pass (the model skipped it)")
+                recorded_offsets.append(m.last_offsets)
+                recorded_weights.append(m.last_weights)
+            offsets = torch.stack(recorded_offsets, dim=1)  # [N, L, 2]
+            weights = torch.stack(recorded_weights, dim=1)  # [N, L, T, 2]
     finally:
         model.train(was_training)
     return InterlaceTrace([short_name(n) for n, _ in modules], [stage_of(n) for n, _ in modules],
@@ -117,7 +132,7 @@ def collect(model: nn.Module, clips: torch.Tensor, labels: Sequence[int] | None 
 def collect_dataset(model: nn.Module, dataset, indices: Sequence[int], batch_size: int = 8,
                     device: str | torch.device = "cpu") -> InterlaceTrace:
     """:func:`collect` over ``dataset[i]`` for ``i`` in ``indices`` (items ``(clip [T, 3, H, W], label)``
-    with one view), batched."""
+    with one view), ``batch_size`` clips at a time on ``device`` (the model is moved there)."""
     model.to(device)
     parts = []
     for start in range(0, len(indices), batch_size):
@@ -133,11 +148,11 @@ def collect_dataset(model: nn.Module, dataset, indices: Sequence[int], batch_siz
 
 def pick_per_class(labels: Sequence[int], per_class: int, seed: int = 0) -> list[int]:
     """Up to ``per_class`` dataset indices of every class (first ones after a seeded shuffle)."""
-    labels = np.asarray(labels)
+    label_array = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    out = []
-    for c in np.unique(labels):
-        idx = np.where(labels == c)[0]
+    out: list[int] = []
+    for c in np.unique(label_array):
+        idx = np.where(label_array == c)[0]
         rng.shuffle(idx)
         out += sorted(int(i) for i in idx[:per_class])
     return sorted(out)

@@ -63,7 +63,13 @@ def show(fig, path: str | os.PathLike | None = None, fmt: str = "png", dpi: int 
 # Training
 # --------------------------------------------------------------------------------------------
 def plot_training(train, val, title: str = ""):
-    """Loss and learning rate (left), training-batch and validation top-1 (right), per epoch."""
+    """Loss and learning rate (left), training-batch and validation top-1 (right), per epoch.
+
+    Args:
+        train, val: the frames of :func:`tinlib.report.analysis.read_log` (``train`` with
+            ``epoch_f``, ``loss_cls``, ``lr``, ``top1_acc``; ``val`` with ``epoch``, ``top1_acc``).
+        title: the figure's title.
+    """
     plt = _plt()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.4))
     if not train.empty:
@@ -168,7 +174,14 @@ def plot_model_comparison(summary, chance_top1: float | None = None, chance_pair
 
 
 def plot_confusion(matrix, class_names: Sequence[str] | None = None, title: str = "", normalize: bool = True):
-    """Confusion matrix (rows: true class, columns: predicted), row-normalized to % by default."""
+    """Confusion matrix (rows: true class, columns: predicted), row-normalized to % by default.
+
+    Args:
+        matrix: ``[K, K]`` counts (``metrics.json``'s ``confusion_matrix``).
+        class_names: the K names for the axes (default: the indices).
+        title: the figure's title.
+        normalize: show each row as percentages of its videos, else the counts.
+    """
     plt = _plt()
     m = np.asarray(matrix, dtype=float)
     if normalize:
@@ -225,19 +238,18 @@ def plot_latency(result: Mapping[str, Any] | LatencyRecord, device: str = "cpu")
     """Mean inference time per video (± std, error bars) and parameters (bar labels) of each
     architecture of a ``tinlib latency`` result (its dict or the ``latency.json`` record) on
     ``device`` (``cpu`` or ``cuda``); architectures not timed there are left out."""
-    if isinstance(result, LatencyRecord):
-        result = result.to_dict()
+    record = result if isinstance(result, LatencyRecord) else LatencyRecord.from_dict(result)
     plt = _plt()
-    models = result["models"]
-    names = [a for a in models if device in models[a]["latency"]]
-    ms = [models[a]["latency"][device]["mean_ms"] for a in names]
-    sd = [models[a]["latency"][device]["std_ms"] for a in names]
+    timed = {arch: (m, m.latency[device]) for arch, m in record.models.items() if device in m.latency}
+    names = list(timed)
+    ms = [lat.mean_ms for _, lat in timed.values()]
+    sd = [lat.std_ms or 0.0 for _, lat in timed.values()]
     fig, ax = plt.subplots(figsize=(5.5, 3))
     bars = ax.bar(names, ms, yerr=sd, color=[color_for(a) for a in names], capsize=3)
-    for bar, v, a in zip(bars, ms, names):
-        ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.1f} ms\n{models[a]['params'] / 1e6:.1f} M params",
+    for bar, v, (m, _) in zip(bars, ms, timed.values()):
+        ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.1f} ms\n{m.params / 1e6:.1f} M params",
                 ha="center", va="bottom", fontsize=7)
-    shape = result.get("setting", {}).get("input_shape")
+    shape = record.setting.input_shape
     ax.set_ylabel(f"ms per video ({device})")
     ax.set_title(f"inference latency, batch 1, input {shape}", fontsize=9)
     ax.set_ylim(0, max(ms + [1]) * 1.35)
@@ -287,7 +299,14 @@ def plot_frames(frames: np.ndarray, title: str = "", ax_row=None):
 
 def plot_video_interlace(trace, v: int, frames: np.ndarray | None = None, title: str = ""):
     """One video: its frames, the offsets each interlace module chose (the fold's four quarters
-    move by +o0, +o1, -o0, -o1 segments) and the per-segment weights, layer by layer."""
+    move by +o0, +o1, -o0, -o1 segments) and the per-segment weights, layer by layer.
+
+    Args:
+        trace: an :class:`~tinlib.report.interlace.InterlaceTrace`.
+        v: the video's row in ``trace``.
+        frames: its frames ``[T, H, W, 3]`` uint8 (see :func:`~tinlib.report.interlace.denormalize`), or None.
+        title: the figure's title.
+    """
     plt = _plt()
     layers, t = trace.layers, trace.num_segments
     fig = plt.figure(figsize=(11, 6.2 if frames is not None else 4.2))
@@ -428,20 +447,21 @@ __all__ = [
 
 
 def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1, seed: int = 0):
-    """One row of T frames per class (``per_class`` videos each) from a single-view ``dataset``."""
+    """One row of T frames per class (``per_class`` videos each) from a single-view ``dataset``
+    (items ``(clip [T, 3, H, W], label)``), picked with ``seed``; rows are labelled with
+    ``class_names[label]``."""
     from tinlib.report.interlace import denormalize, pick_per_class
 
     plt = _plt()
     indices = pick_per_class(dataset.labels, per_class, seed)
     indices = sorted(indices, key=lambda i: (dataset.labels[i], i))
-    t = None
-    fig = None
+    if not indices:
+        raise ValueError("the dataset has no videos to show")
+    t = len(dataset[indices[0]][0])
+    fig, axes = plt.subplots(len(indices), t, figsize=(1.1 * t + 2.2, 1.1 * len(indices)), squeeze=False)
     for row, i in enumerate(indices):
         clip, label = dataset[i]
         frames = denormalize(clip)
-        if fig is None:
-            t = len(frames)
-            fig, axes = plt.subplots(len(indices), t, figsize=(1.1 * t + 2.2, 1.1 * len(indices)), squeeze=False)
         for j in range(t):
             ax = axes[row, j]
             ax.imshow(frames[j])

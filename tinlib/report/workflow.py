@@ -6,34 +6,39 @@ config resolution and run places are :mod:`tinlib.pipeline.runconfig`'s.
 """
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tinlib.data.releases import PREPARE_SUMMARY, SYNTHETIC
+from tinlib.records import LatencyRecord, PrepareRecord, SyntheticMeta
 
 
-def read_prepare_summary(data_root: str | os.PathLike | None) -> dict | None:
-    """The summary the preparation left in ``data_root``.
+def read_data_description(data_root: str | os.PathLike | None) -> PrepareRecord | SyntheticMeta | None:
+    """The record the preparation left in ``data_root``.
 
     Args:
-        data_root: a dataset folder (None: no summary).
+        data_root: a dataset folder (None: no record).
 
     Returns:
-        ``tinlib_prepare.json`` (or, for synthetic data written without it, ``synthetic_meta.json``)
-        as a dict; None when neither is there or it is not valid JSON.
+        its ``tinlib_prepare.json`` (:class:`~tinlib.records.PrepareRecord`) or, for synthetic data
+        written without the prepare step, its ``synthetic_meta.json``
+        (:class:`~tinlib.records.SyntheticMeta`); None when neither is there.
+
+    Raises:
+        RecordError: the file is there but damaged or not that record (the message names it).
     """
     if not data_root:
         return None
-    for name in (PREPARE_SUMMARY, SYNTHETIC.meta_file):
-        path = Path(data_root) / name
-        if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except ValueError:
-                return None
-    return None
+    return (PrepareRecord.read_optional(Path(data_root) / PrepareRecord.FILENAME)
+            or SyntheticMeta.read_optional(Path(data_root) / SyntheticMeta.FILENAME))
+
+
+def read_prepare_summary(data_root: str | os.PathLike | None) -> dict[str, Any] | None:
+    """:func:`read_data_description` as a plain dict (the file's keys), for the notebooks' tables;
+    None when ``data_root`` holds neither file."""
+    record = read_data_description(data_root)
+    return None if record is None else record.to_dict()
 
 
 def config_summary(cfg, world_size: int = 1) -> dict[str, Any]:
@@ -51,22 +56,27 @@ def config_summary(cfg, world_size: int = 1) -> dict[str, Any]:
             "pretrained": m.pretrained or "none (from scratch)", "load_from": m.load_from or "-"}
 
 
-def latency_frame(result: dict[str, Any]):
-    """A latency result (``latency.json``) as a frame: one row per architecture with parameters,
-    FLOPs and mean/std milliseconds per video on each device."""
+def latency_frame(result: Mapping[str, Any] | LatencyRecord):
+    """A latency result as a frame: one row per architecture with parameters, FLOPs and mean/std
+    milliseconds per video on each device.
+
+    Args:
+        result: the ``latency.json`` record, or its dict (what ``measure_latency`` returns).
+    """
     import pandas as pd
 
+    record = result if isinstance(result, LatencyRecord) else LatencyRecord.from_dict(result)
     rows = []
-    for arch, e in result["models"].items():
-        row = {"arch": arch, "params (M)": e["params"] / 1e6, "GFLOPs (mmcv)": e.get("flops_mmcv", 0) / 1e9,
-               "GFLOPs (torch)": e.get("flops_torch", 0) / 1e9}
-        for dev, lat in e.get("latency", {}).items():
-            row[f"{dev} ms/video"] = lat["mean_ms"]
-            row[f"{dev} ± ms"] = lat["std_ms"]
-        if e.get("train_gpu_mem_mib"):
-            row["train gpu_mem(M)"] = e["train_gpu_mem_mib"]
+    for arch, e in record.models.items():
+        row: dict[str, Any] = {"arch": arch, "params (M)": e.params / 1e6,
+                               "GFLOPs (mmcv)": (e.flops_mmcv or 0) / 1e9, "GFLOPs (torch)": (e.flops_torch or 0) / 1e9}
+        for dev, lat in e.latency.items():
+            row[f"{dev} ms/video"] = lat.mean_ms
+            row[f"{dev} ± ms"] = lat.std_ms
+        if e.train_gpu_mem_mib:
+            row["train gpu_mem(M)"] = e.train_gpu_mem_mib
         rows.append(row)
     return pd.DataFrame(rows).round(3)
 
 
-__all__ = ["read_prepare_summary", "config_summary", "latency_frame"]
+__all__ = ["config_summary", "latency_frame", "read_data_description", "read_prepare_summary"]

@@ -3,6 +3,9 @@
 A run has one integer seed. Everything random derives its seed from it with :func:`derive_seed`
 and the position it applies to (epoch, rank, iteration, worker), so a run is reproducible and
 every position can be recomputed after a resume without replaying what came before.
+
+It sits below ``tinlib.data`` and ``tinlib.engine``: the data loaders seed their workers with it,
+the engine the model, the iterations and the checkpoints' RNG state.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ def random_seed() -> int:
 def rng_state() -> dict:
     """The global RNG states (python, numpy, torch, CUDA when initialized) as tensors and plain
     containers, so that ``torch.save`` can store them without pickling numpy objects."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
+    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
     state = {"python": random.getstate(),
              "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)), "pos": int(pos),
                        "has_gauss": int(has_gauss), "gauss": float(gauss)},
