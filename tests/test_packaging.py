@@ -3,10 +3,10 @@ file pins every dependency at a version inside those ranges, and `make setup PY=
 given environment instead of creating .venv."""
 import re
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version

@@ -76,8 +76,13 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config,
         ``(checkpoint, report)``: the file's contents and ``load_checkpoint``'s report (``layout``,
         ``loaded``, ...).
     """
-    from tinlib.checkpoint import (ArchMismatchError, CheckpointError, extract_state_dict, load_checkpoint,
-                                   read_checkpoint)
+    from tinlib.checkpoint import (
+        ArchMismatchError,
+        CheckpointError,
+        extract_state_dict,
+        load_checkpoint,
+        read_checkpoint,
+    )
     from tinlib.hub import is_remote, resolve_checkpoint
 
     path = resolve_checkpoint(str(path)) if is_remote(str(path)) else Path(path)  # downloads once
