@@ -135,3 +135,26 @@ def test_top_k_on_the_device_counts_as_the_metrics_do():
     tie = torch.tensor([[0.0, 2.0, 2.0, 1.0]])
     assert top_k_correct(tie, torch.tensor([1]), (1, 2)).tolist() == [0.0, 1.0]
     assert top_k_correct(tie, torch.tensor([2]), (1, 2)).tolist() == [1.0, 1.0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_the_only_synchronisations_are_the_read_backs(tmp_path):
+    """CUDA's own sync detector: after a warm-up epoch (first-call kernel checks), an epoch of
+    8 iterations with log_interval=4 synchronises exactly twice."""
+    import warnings
+
+    cfg = tiny_cfg(train=dict(epochs=2, val_interval=0, log_interval=4))
+    trainer = Trainer(cfg, work_dir=tmp_path / "wd", datasets={"train": Clips(32)}, seed=0, progress=False,
+                      device="cuda")
+    trainer.setup()
+    trainer.train_epoch(0)
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            trainer.train_epoch(1)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) == 2, [f"{w.filename}:{w.lineno}" for w in syncs]

@@ -182,7 +182,10 @@ class IntervalTally:
         """Start a new interval."""
         self.sums = torch.zeros(len(self.KEYS) - 2, dtype=self.dtype, device=self.device)
         self.nonfinite = torch.zeros((), dtype=self.dtype, device=self.device)
-        self.first_bad = torch.tensor([math.inf, 0.0, 0.0], dtype=self.dtype, device=self.device)
+        # [iteration, loss, grad norm] of the first non-finite step; filled in place (a tensor built
+        # from a list would be copied from the host, which waits for the device)
+        self.first_bad = torch.zeros(3, dtype=self.dtype, device=self.device)
+        self.first_bad[0] = math.inf
         self.count = 0
         self.data_time = 0.0
         self.first_iter: int | None = None
