@@ -232,3 +232,62 @@ def test_training_order_is_one_permutation_per_epoch_sharded_over_processes():
         assert [int(y) for _, labels in resumed for y in labels] == order[3:]
         orders.append(order)
     assert orders[0] != orders[1]  # reshuffled every epoch
+
+
+# --------------------------------------------------------------------------------------------
+# train.channels_last, train.compile
+# --------------------------------------------------------------------------------------------
+def losses_of(tmp_path, name, **train_section):
+    cfg = tiny_cfg(train=dict(epochs=1, val_interval=0, log_interval=1, **train_section))
+    summary = train(cfg, work_dir=tmp_path / name, datasets={"train": Clips(16)}, seed=0, deterministic=True,
+                    progress=False, run=name)
+    return [e["loss_cls"] for e in read_log(tmp_path / name / "log.json") if e.get("mode") == "train"], summary
+
+
+def test_channels_last_layout():
+    from tinlib.engine.train import clips_channels_last
+
+    clips = torch.randn(2, 4, 3, 8, 10)
+    laid_out = clips_channels_last(clips)
+    assert torch.equal(laid_out, clips)
+    # the model flattens [B, T] into its batch: that batch is channels-last
+    assert laid_out.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+    assert not clips.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+    trainer = Trainer(tiny_cfg(train=dict(channels_last=True)), work_dir="wd", datasets={"train": Clips(8)},
+                      validate=False)
+    trainer.setup()
+    assert trainer.model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_channels_last_trains_like_the_default_layout(tmp_path):
+    eager, _ = losses_of(tmp_path, "eager")
+    losses, summary = losses_of(tmp_path, "channels_last", channels_last=True)
+    assert len(losses) == len(eager) == 4
+    assert losses == pytest.approx(eager, rel=1e-4, abs=1e-5)
+    assert summary["config"]["train"]["channels_last"] is True  # recorded in train.json
+
+
+def test_compile_and_channels_last_are_checked_with_the_config(monkeypatch):
+    from tinlib.engine import config as config_module
+    from tinlib.engine.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.compile: expected bool"):
+        tiny_cfg(train=dict(compile="yes"))
+    with pytest.raises(ConfigError, match="train.channels_last: expected bool"):
+        tiny_cfg(train=dict(channels_last=1))
+    monkeypatch.setattr(config_module, "_compile_unavailable", lambda: "no compiler here")
+    with pytest.raises(ConfigError, match="train.compile=True: no compiler here; set train.compile=False"):
+        tiny_cfg(train=dict(compile=True))
+    assert tiny_cfg(train=dict(compile=False)).train.compile is False
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_eager(tmp_path):
+    """torch.compile (inductor, C++ on the CPU) of TIN-R18: about a minute of compiling on 2 cores."""
+    eager, _ = losses_of(tmp_path, "eager", max_iters_per_epoch=3)
+    losses, summary = losses_of(tmp_path, "compiled", compile=True, max_iters_per_epoch=3)
+    assert len(losses) == len(eager) == 3
+    assert losses == pytest.approx(eager, rel=1e-3, abs=1e-4)
+    assert summary["config"]["train"]["compile"] is True
+    # the checkpoint holds the plain module's names (no torch.compile prefix)
+    assert not [k for k in final_weights(tmp_path / "compiled" / "latest.pth") if "_orig_mod" in k]

@@ -20,6 +20,7 @@ import importlib
 import json
 import math
 import runpy
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -138,6 +139,8 @@ class TrainConfig:
     cudnn_benchmark: bool = False
     max_iters_per_epoch: int | None = None  # cap on iterations per epoch (demos)
     num_threads: int | None = None          # torch CPU threads per process (None: torch default)
+    compile: bool = False                      # torch.compile the model for the training steps
+    channels_last: bool = False                # model weights and input frames in channels_last memory format
 
 
 @dataclass
@@ -244,6 +247,21 @@ def _choices() -> dict[str, tuple]:
     return {"model.interlace_grad": tuple(GRAD_MODES), "model.interlace_backend": tuple(BACKENDS), **CHOICES}
 
 
+def _compile_unavailable() -> str | None:
+    """Why ``torch.compile`` cannot run here (None when it can)."""
+    import torch
+
+    if not hasattr(torch, "compile"):
+        return f"torch {torch.__version__} has no torch.compile"
+    try:
+        from torch._dynamo import is_dynamo_supported
+    except ImportError:  # pragma: no cover - the private helper moved
+        return None
+    if not is_dynamo_supported():
+        return f"torch.compile does not support this Python ({sys.version.split()[0]}) with torch {torch.__version__}"
+    return None
+
+
 def _check_values(cfg: Config) -> None:
     from tinlib.models import parse_arch
 
@@ -282,6 +300,10 @@ def _check_values(cfg: Config) -> None:
     if t.average_clips is None and (t.num_clips > 1 or t.crop != "center" or t.twice_sample):
         errors.append("test.average_clips=None returns raw scores of a single view; with several clips or crops "
                       "use 'prob' or 'score'")
+    if cfg.train.compile:
+        problem = _compile_unavailable()
+        if problem:
+            errors.append(f"train.compile=True: {problem}; set train.compile=False")
     if cfg.model.partial_bn and cfg.model.norm_eval:
         errors.append("model.partial_bn and model.norm_eval are alternatives; set at most one")
     if len(errors) == 1:

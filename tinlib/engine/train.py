@@ -5,9 +5,12 @@ What a run writes (rank 0 only) in its work dir (default ``work_dirs/<config nam
 - ``log.json``: JSON lines. A header line per session (seed, world size, lr scaling, versions),
   then MMAction2's fields every ``train.log_interval`` iterations (``mode``, ``epoch``, ``iter``
   (1-based within the epoch), ``lr`` (first parameter group), ``loss_cls``, ``loss``, ``top1_acc``,
-  ``top5_acc`` (on the training batches), ``grad_norm``, ``time``, ``data_time``, ``memory``
-  (peak CUDA MiB, max over processes; 0 on the CPU)), averaged over the interval and the
-  processes, and a ``mode: "val"`` line after each validation.
+  ``top5_acc`` (on the training batches), ``grad_norm``, ``data_time`` (averaged over the interval
+  and the processes), ``time`` (wall seconds per iteration over the interval), ``memory`` (peak
+  CUDA MiB, max over processes; 0 on the CPU)), and a ``mode: "val"`` line after each validation.
+- The console (logging, rank 0): the same interval as one line (epoch, iteration, loss, lr,
+  top-1, s/iter, data time, ETA of the run), a line per epoch (mean loss and top-1, time,
+  validation metrics, ETA), with or without the progress bar.
 - ``latest.pth`` every ``train.checkpoint_interval`` epochs and ``best.pth`` on a new best
   validation score, written atomically, with model, optimizer, scheduler, grad-scaler and RNG
   states and the config; ``run.json`` (what the folder holds, for the checks below).
@@ -21,18 +24,24 @@ iteration depends only on the weights and optimizer state before it, not on how 
 ``train.checkpoint_interval_iters``, inside epochs too (the resumed epoch skips the batches already
 done). In ``--deterministic`` mode on the CPU a run killed at any point and resumed ends with the
 same weights as an uninterrupted run.
+The steps do not wait for the device: loss, accuracy and the finite-loss check stay there and are
+read back once per ``train.log_interval`` (and before each checkpoint), so a NaN/inf loss stops the
+run within one interval, naming the iteration, and no checkpoint is written after it.
 The sampler shards one global permutation across processes, so N processes x B videos see the
 same batches as 1 process x N*B videos (identical results up to float rounding when BN statistics
 are synchronized with ``train.sync_bn`` and dropout is off).
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -43,13 +52,13 @@ from tinlib.engine.config import Config, LrScaling, scaled_lr
 from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
 from tinlib.engine.errors import NonFiniteLossError, RunError
 from tinlib.engine.evaluate import run_inference
-from tinlib.engine.metrics import evaluate_scores, top_k_accuracy
+from tinlib.engine.metrics import evaluate_scores
 from tinlib.engine.optim import build_optimizer, clip_gradients
 from tinlib.engine.schedule import LrSchedule
 from tinlib.engine.splits import build_split_dataset, check_class_count, check_data_paths
 from tinlib.engine.torch_settings import autocast, torch_settings
 from tinlib.engine.workdir import check_work_dir, resolve_resume, truncate_log
-from tinlib.records import LogWriter, RecordError, RunState, TrainRecord
+from tinlib.records import LogWriter, RecordError, RunState, TrainRecord, parse_log_line
 from tinlib.seeding import derive_seed, random_seed, rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -59,47 +68,65 @@ log = logging.getLogger(__name__)
 ITER_SLEEP_ENV = "TINLIB_DEBUG_ITER_SLEEP"
 
 
+def format_duration(seconds: float) -> str:
+    """``seconds`` as ``H:MM:SS`` (``"?"`` when not finite)."""
+    if not math.isfinite(seconds):
+        return "?"
+    return str(datetime.timedelta(seconds=round(max(seconds, 0.0))))
+
+
 # --------------------------------------------------------------------------------------------
 # One step
 # --------------------------------------------------------------------------------------------
 @dataclass
 class StepResult:
-    """What one training step produced: the loss (a 0-d tensor), the scores ``[B, K]`` (detached)
-    and the gradient norm before clipping (None without clipping)."""
+    """What one training step produced, all on the device (nothing is read back to the host):
+    the loss (0-d), the scores ``[B, K]`` and labels ``[B]`` (detached), the gradient norm before
+    clipping (0-d; None without clipping) and ``finite`` (0-d bool: the loss and, without a grad
+    scaler, the gradient norm are finite)."""
 
     loss: torch.Tensor
     scores: torch.Tensor
+    labels: torch.Tensor
     grad_norm: torch.Tensor | None
+    finite: torch.Tensor
+
+
+def clips_channels_last(clips: torch.Tensor) -> torch.Tensor:
+    """``clips [B, T, 3, H, W]`` with the same shape and values, laid out in memory as
+    ``[B, T, H, W, 3]``: flattened to ``[B*T, 3, H, W]`` by the model it is a channels_last batch."""
+    return clips.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
 def train_step(model: torch.nn.Module, batch: tuple[torch.Tensor, Any], optimizer: torch.optim.Optimizer, *,
                device: torch.device, amp: str = "none", scaler: torch.amp.GradScaler | None = None,
-               grad_clip: float | None = None, where: str = "") -> StepResult:
-    """One SGD step on ``batch``: forward, cross-entropy, backward, gradient clipping, update.
+               grad_clip: float | None = None, channels_last: bool = False) -> StepResult:
+    """One SGD step on ``batch``: forward, cross-entropy, backward, gradient clipping, update,
+    without waiting for the device (no value is read back; the caller checks ``finite`` later).
 
     Args:
-        model: the recognizer, or its DDP wrapper under torchrun; ``model(clips) -> [B, K]``.
+        model: the recognizer (or its DDP / compiled wrapper); ``model(clips) -> [B, K]``.
         batch: ``(clips [B, T, 3, H, W], labels [B])``, moved to ``device`` here.
         optimizer: the run's optimizer (its learning rates already set for this iteration).
         device: where the model is.
         amp: ``"none"``, ``"bf16"`` or ``"fp16"`` autocast for the forward pass; ``scaler`` is the
-            grad scaler that fp16 needs (None otherwise).
+            grad scaler that fp16 needs (None otherwise; it skips steps with inf gradients itself).
         grad_clip: max global L2 norm of the gradients (None: no clipping).
-        where: the position for error messages, e.g. ``"at epoch 2, iteration 1"``.
-    Raises:
-        NonFiniteLossError: the loss is NaN/inf on any process (checked before the backward pass,
-            so the weights stay as they were), or without a scaler the gradient norm is.
+        channels_last: lay the clips out channels-last (for a model converted to channels_last).
+
+    A non-finite loss is not caught here: its update makes the weights non-finite, so the caller
+    must check ``finite`` before it writes a checkpoint (the training loop does, see
+    :meth:`Trainer.train_epoch`).
     """
     clips, labels = batch
     clips = clips.to(device, non_blocking=True)
+    if channels_last:
+        clips = clips_channels_last(clips)
     labels = torch.as_tensor(labels).to(device, non_blocking=True)
     with autocast(device, amp):
         scores = model(clips)
     loss = F.cross_entropy(scores.float(), labels)
-    finite = torch.tensor([1.0 if torch.isfinite(loss).item() else 0.0])
-    dist.all_reduce(finite, "min")
-    if finite.item() < 1:
-        raise NonFiniteLossError(f"loss is {loss.item()} {where}".rstrip())
+    finite = torch.isfinite(loss)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -110,10 +137,94 @@ def train_step(model: torch.nn.Module, batch: tuple[torch.Tensor, Any], optimize
     else:
         loss.backward()
         grad_norm = clip_gradients(model.parameters(), grad_clip)
-        if grad_norm is not None and not torch.isfinite(grad_norm):
-            raise NonFiniteLossError(f"gradient norm is {grad_norm.item()} {where}".rstrip())
+        if grad_norm is not None:
+            finite = finite & torch.isfinite(grad_norm)
         optimizer.step()
-    return StepResult(loss.detach(), scores.detach(), grad_norm)
+    return StepResult(loss.detach(), scores.detach(), labels, grad_norm, finite)
+
+
+def top_k_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> torch.Tensor:
+    """How many samples have their label among the top k classes, for each k, computed where the
+    scores are (no read-back). Ties rank the higher class index first, as
+    :func:`tinlib.engine.metrics.top_k_accuracy` does.
+
+    Args:
+        scores: ``[B, K]``; labels: ``[B]`` class indices.
+    Returns:
+        ``[len(ks)]`` float64 counts (float32 where the device has no float64).
+    """
+    scores = scores.float()
+    target = scores.gather(1, labels.view(-1, 1))
+    classes = torch.arange(scores.shape[1], device=scores.device)
+    ahead = (scores > target) | ((scores == target) & (classes > labels.view(-1, 1)))
+    rank = ahead.sum(dim=1)
+    return torch.stack([(rank < k).sum() for k in ks]).to(_tally_dtype(scores.device))
+
+
+def _tally_dtype(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+class IntervalTally:
+    """The training statistics of the iterations since the last read-back, summed on the device
+    (``loss_cls``, ``top1_acc``, ``top5_acc``, ``grad_norm`` and the count of non-finite steps),
+    plus the first non-finite iteration and its loss / gradient norm; host-side counts and data
+    times. :meth:`read` copies them to the host: one read-back per call."""
+
+    KEYS = ("loss_cls", "top1_acc", "top5_acc", "grad_norm", "nonfinite", "data_time")
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.dtype = _tally_dtype(device)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new interval."""
+        self.sums = torch.zeros(len(self.KEYS) - 2, dtype=self.dtype, device=self.device)
+        self.nonfinite = torch.zeros((), dtype=self.dtype, device=self.device)
+        # [iteration, loss, grad norm] of the first non-finite step; filled in place (a tensor built
+        # from a list would be copied from the host, which waits for the device)
+        self.first_bad = torch.zeros(3, dtype=self.dtype, device=self.device)
+        self.first_bad[0] = math.inf
+        self.count = 0
+        self.data_time = 0.0
+        self.first_iter: int | None = None
+        self.has_grad_norm = False
+        self.t0 = time.perf_counter()
+
+    def add(self, step: StepResult, iteration: int, data_time: float) -> None:
+        """Add one step's statistics (``iteration`` is 0-based within the epoch); no read-back."""
+        hits = top_k_correct(step.scores, step.labels) / step.labels.numel()
+        loss = step.loss.to(self.dtype)
+        grad = step.grad_norm.to(self.dtype) if step.grad_norm is not None else torch.zeros_like(loss)
+        self.sums += torch.cat([loss.view(1), hits, grad.view(1)])
+        bad = ~step.finite
+        self.nonfinite += bad.to(self.dtype)
+        candidate = torch.stack([torch.where(bad, float(iteration), math.inf).to(self.dtype), loss, grad])
+        self.first_bad = torch.where(candidate[0] < self.first_bad[0], candidate, self.first_bad)
+        self.has_grad_norm |= step.grad_norm is not None
+        self.count += 1
+        self.data_time += data_time
+        if self.first_iter is None:
+            self.first_iter = iteration
+
+    def read(self) -> dict[str, float]:
+        """The sums over this interval and over the processes (one all-reduce, one read-back):
+        ``{key: sum}`` for :attr:`KEYS`, ``count`` (iterations x processes)."""
+        host = torch.tensor([self.data_time, float(self.count)], dtype=self.dtype).to(self.device, non_blocking=True)
+        vec = torch.cat([self.sums, self.nonfinite.view(1), host])
+        dist.all_reduce(vec, "sum")  # also the finite-loss check of every process, once per read
+        values = vec.tolist()
+        return {**dict(zip(self.KEYS, values[:-1])), "count": values[-1]}
+
+    def first_non_finite(self) -> tuple[int, float, float, bool]:
+        """``(iteration, loss, grad_norm, here)`` of the earliest non-finite step over the processes
+        (``here``: this process saw it, so the values are its own); call only when :meth:`read`
+        counted one (it is a collective)."""
+        earliest = self.first_bad[:1].clone()
+        dist.all_reduce(earliest, "min")
+        it, own = earliest.item(), self.first_bad.tolist()
+        return int(it), own[1], own[2], own[0] == it
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,6 +279,8 @@ class Trainer:
 
             model = convert_sync_batchnorm(model, ctx.device)
         self.model = model.to(ctx.device)
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.scaling: LrScaling = scaled_lr(cfg, ctx.world_size)
         o = cfg.optim
         self.optimizer = build_optimizer(self.model, self.scaling.lr, o.momentum, o.weight_decay, o.fc_lr5, o.nesterov,
@@ -192,9 +305,13 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             device_ids = [ctx.device] if ctx.device.type == "cuda" else None
-            self.ddp = DistributedDataParallel(self.model, device_ids=device_ids)
+            self.ddp: torch.nn.Module = DistributedDataParallel(self.model, device_ids=device_ids)
         else:
             self.ddp = self.model
+        if cfg.train.compile:
+            # only the training forward/backward is compiled; checkpoints and validation use the
+            # plain module (its parameter names carry no wrapper prefix)
+            self.ddp = cast(torch.nn.Module, torch.compile(self.ddp))
 
         self.json_log = LogWriter(None)
         if ctx.is_main:
@@ -206,6 +323,8 @@ class Trainer:
                 log_path.unlink()  # a fresh start in a folder whose earlier attempt never checkpointed
             self.json_log = LogWriter(self.work_dir / "log.json")
             self._write_run_record("running")
+        self.session_t0, self.session_iters = time.perf_counter(), 0  # the pace behind the ETA
+        self.last_loss = math.nan
         dist.barrier()
 
     def _loader(self, skip_batches: int = 0):
@@ -320,25 +439,85 @@ class Trainer:
                                scaler=self.scaler.state_dict() if self.scaler is not None else None, rng=rngs)
 
     # ---- one epoch ----------------------------------------------------------------------
-    def _reduce_log(self, sums: dict, count: int) -> dict:
-        keys = ["loss_cls", "top1_acc", "top5_acc", "grad_norm", "time", "data_time"]
-        vec = torch.tensor([sums.get(k, 0.0) / max(count, 1) for k in keys], dtype=torch.float64)
-        dist.all_reduce(vec, "mean")
-        out = dict(zip(keys, vec.tolist()))
-        out["loss"] = out["loss_cls"]
-        if "grad_norm" not in sums:
-            del out["grad_norm"]
-        mem = 0
-        if self.ctx.device.type == "cuda":
-            peak = torch.tensor([torch.cuda.max_memory_allocated(self.ctx.device) / 2 ** 20], device=self.ctx.device)
-            dist.all_reduce(peak, "max")
-            mem = int(peak.item())
-        out["memory"] = mem
-        return out
+    def _memory_mib(self) -> int:
+        """Peak CUDA memory in MiB, the max over the processes (0 on the CPU)."""
+        if self.ctx.device.type != "cuda":
+            return 0
+        peak = torch.cuda.max_memory_allocated(self.ctx.device) / 2 ** 20
+        if self.ctx.world_size > 1:
+            box = torch.tensor([peak], device=self.ctx.device)
+            dist.all_reduce(box, "max")
+            peak = box.item()
+        return int(peak)
 
-    def train_epoch(self, epoch: int, skip: int = 0) -> None:
-        """Train one epoch (0-based), starting after its first ``skip`` iterations when resuming."""
+    def _read_tally(self, tally: IntervalTally, epoch: int, upto: int) -> dict[str, float]:
+        """Read back ``tally`` (iterations ``tally.first_iter`` .. ``upto``, 0-based, of ``epoch``);
+        raises :class:`NonFiniteLossError` naming the first non-finite iteration and the range
+        checked. The only place the training loop waits for the device."""
+        sums = tally.read()
+        if sums["nonfinite"] > 0:
+            it, loss, grad, here = tally.first_non_finite()
+            first = tally.first_iter if tally.first_iter is not None else upto
+            span = f"iterations {first + 1}-{upto + 1}" if upto > first else f"iteration {upto + 1}"
+            what = (f"loss is {loss}" if not math.isfinite(loss) else f"gradient norm is {grad}") if here \
+                else "loss or gradient norm is not finite (on another process)"
+            raise NonFiniteLossError(f"{what} at epoch {epoch + 1}, iteration {it + 1} "
+                                     f"(checked after {span} of epoch {epoch + 1}); no checkpoint was written "
+                                     "after it")
+        return sums
+
+    def _log_interval(self, tally: IntervalTally, epoch: int, inner: int, lr: float,
+                      epoch_sums: dict[str, float]) -> None:
+        """Read back the interval that ends with iteration ``inner`` (0-based), write its log.json
+        line and its console line, add it to ``epoch_sums`` and start the next interval."""
+        sums = self._read_tally(tally, epoch, inner)
+        seconds = time.perf_counter() - tally.t0  # after the read-back: the device has finished
+        count = max(sums["count"], 1.0)
+        values = {k: sums[k] / count for k in ("loss_cls", "top1_acc", "top5_acc", "grad_norm", "data_time")}
+        values["time"] = seconds / max(tally.count, 1)
+        values["loss"] = values["loss_cls"]
+        if not tally.has_grad_norm:
+            del values["grad_norm"]
+        values["memory"] = self._memory_mib()
+        self._log_train_line(epoch, inner, lr, values)
+        self.last_loss = values["loss_cls"]
+        for key in ("loss_cls", "top1_acc"):
+            epoch_sums[key] = epoch_sums.get(key, 0.0) + sums[key]
+        epoch_sums["count"] = epoch_sums.get("count", 0.0) + sums["count"]
+        epoch_sums["iters"] = epoch_sums.get("iters", 0.0) + tally.count
+        self.session_iters += tally.count
+        if self.ctx.is_main:
+            n, epochs = self.iters_per_epoch, self.cfg.train.epochs
+            mem = f"  mem {values['memory']} MiB" if values["memory"] else ""
+            log.info(f"epoch {epoch + 1}/{epochs}  iter {inner + 1}/{n}  loss {values['loss_cls']:.4f}  "
+                     f"lr {lr:.4g}  top1 {100 * values['top1_acc']:.1f}%  {values['time']:.3f} s/iter  "
+                     f"data {values['data_time']:.3f} s{mem}  ETA {self._eta(epoch * n + inner + 1)}")
+        tally.reset()
+
+    def _eta(self, global_done: int) -> str:
+        """The time left for the run as ``H:MM:SS``, from this session's pace so far (validations
+        included) and the iterations left after ``global_done``."""
+        done = self.session_iters
+        if done <= 0:
+            return "?"
+        pace = (time.perf_counter() - self.session_t0) / done
+        left = max(self.cfg.train.epochs * self.iters_per_epoch - global_done, 0)
+        return format_duration(pace * left)
+
+    def train_epoch(self, epoch: int, skip: int = 0) -> dict[str, float]:
+        """Train one epoch (0-based), starting after its first ``skip`` iterations when resuming.
+
+        The steps run without waiting for the device: their loss, accuracy and finiteness are summed
+        there and read back once per ``train.log_interval`` iterations, at the epoch's end and
+        before a mid-epoch checkpoint. A non-finite step stops the run at that read-back, before any
+        checkpoint holds its weights.
+
+        Returns:
+            ``{"loss_cls", "top1_acc"}`` means over the epoch's iterations run in this session,
+            ``iters`` and ``seconds``.
+        """
         from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
         cfg, ctx = self.cfg, self.ctx
         seed_everything(derive_seed(self.seed, epoch, ctx.rank))
@@ -349,59 +528,63 @@ class Trainer:
         set_train_mode(self.ddp, cfg)
         sleep = float(os.environ.get(ITER_SLEEP_ENV, "0") or 0)
         n = self.iters_per_epoch
-        bar = tqdm(total=n, initial=skip, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-                   disable=not (self.progress and ctx.is_main), dynamic_ncols=True, leave=False)
-        sums: dict[str, float] = {}
-        count = 0
+        show_bar = self.progress and ctx.is_main
+        bar = tqdm(total=n, initial=skip, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not show_bar,
+                   dynamic_ncols=True, leave=True)
+        # log lines go above the bar instead of through it
+        redirect = logging_redirect_tqdm([logging.getLogger("tinlib")]) if show_bar else contextlib.nullcontext()
+        tally = IntervalTally(ctx.device)
+        epoch_sums: dict[str, float] = {}
         every = cfg.train.checkpoint_interval_iters
+        t_epoch = time.perf_counter()
         end = time.perf_counter()
-        for inner, (clips, labels) in enumerate(loader, start=skip):
-            if inner >= n:
-                break
-            data_time = time.perf_counter() - end
-            torch.manual_seed(derive_seed(self.seed, epoch, inner, ctx.rank, 3))
-            lr = self.schedule.step(self.optimizer, epoch, inner)
-            step = train_step(self.ddp, (clips, labels), self.optimizer, device=ctx.device, amp=self.amp,
-                              scaler=self.scaler, grad_clip=cfg.optim.grad_clip,
-                              where=f"at epoch {epoch + 1}, iteration {inner + 1}")
-            loss, scores, grad_norm = step.loss, step.scores, step.grad_norm
-            top1, top5 = top_k_accuracy(scores.float().cpu().numpy(), torch.as_tensor(labels).numpy(), (1, 5))
-            if sleep:
-                time.sleep(sleep)
-            if ctx.device.type == "cuda":
-                torch.cuda.synchronize(ctx.device)
-            step_time = time.perf_counter() - end
-            for key, value in (("loss_cls", loss.item()), ("top1_acc", top1), ("top5_acc", top5),
-                               ("time", step_time), ("data_time", data_time)):
-                sums[key] = sums.get(key, 0.0) + value
-            if grad_norm is not None:
-                sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
-            count += 1
-            if (inner + 1) % cfg.train.log_interval == 0 or inner + 1 == n:
-                values = self._reduce_log(sums, count)
-                self._log_train_line(epoch, inner, lr, values)
-                bar.set_postfix(loss=f"{values['loss_cls']:.4f}", lr=f"{lr:.3g}")
-                sums, count = {}, 0
-            if every and (inner + 1) % every == 0 and inner + 1 < n:
-                rngs = dist.all_gather_object(rng_state())
-                if ctx.is_main:
-                    self._save("latest.pth", epoch, epoch * n + inner + 1, rngs, inner_iter=inner + 1)
-                    self._write_run_record("running", inner_iter=inner + 1)
-            bar.update(1)
-            end = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        with redirect:
+            for inner, (clips, labels) in enumerate(loader, start=skip):
+                if inner >= n:
+                    break
+                data_time = time.perf_counter() - end
+                torch.manual_seed(derive_seed(self.seed, epoch, inner, ctx.rank, 3))
+                lr = self.schedule.step(self.optimizer, epoch, inner)
+                step = train_step(self.ddp, (clips, labels), self.optimizer, device=ctx.device, amp=self.amp,
+                                  scaler=self.scaler, grad_clip=cfg.optim.grad_clip,
+                                  channels_last=cfg.train.channels_last)
+                tally.add(step, inner, data_time)
+                if sleep:
+                    time.sleep(sleep)
+                if (inner + 1) % cfg.train.log_interval == 0 or inner + 1 == n:
+                    self._log_interval(tally, epoch, inner, lr, epoch_sums)
+                    bar.set_postfix(loss=f"{self.last_loss:.4f}", lr=f"{lr:.3g}")
+                if every and (inner + 1) % every == 0 and inner + 1 < n:
+                    if tally.count:  # the steps since the last read-back must be finite before their weights are saved
+                        self._read_tally(tally, epoch, inner)
+                    rngs = dist.all_gather_object(rng_state())
+                    if ctx.is_main:
+                        self._save("latest.pth", epoch, epoch * n + inner + 1, rngs, inner_iter=inner + 1)
+                        self._write_run_record("running", inner_iter=inner + 1)
+                bar.update(1)
+                end = time.perf_counter()
+            if tally.count:  # the loader ran out before n iterations
+                self._log_interval(tally, epoch, inner, lr, epoch_sums)
         bar.close()
+        count = max(epoch_sums.get("count", 0.0), 1.0)
+        return {"loss_cls": epoch_sums.get("loss_cls", math.nan) / count,
+                "top1_acc": epoch_sums.get("top1_acc", math.nan) / count,
+                "iters": epoch_sums.get("iters", 0.0), "seconds": time.perf_counter() - t_epoch}
 
     def validate(self, epoch: int) -> dict:
         """Score the validation set after epoch ``epoch`` (0-based); logs and returns the metrics
         (``top1_acc``, ``top5_acc``, ``mean_class_accuracy`` as fractions)."""
         cfg, ctx = self.cfg, self.ctx
+        if ctx.is_main:
+            assert self.val_set is not None
+            log.info(f"epoch {epoch + 1}/{cfg.train.epochs}: validating on {len(self.val_set)} videos")
         scores, labels = run_inference(self.model, self.val_set, batch_size=cfg.data.val_videos_per_gpu,
                                        num_workers=cfg.data.workers_per_gpu, device=ctx.device,
                                        average_clips=cfg.test.average_clips, amp=self.amp, ctx=ctx,
                                        progress=self.progress, desc=f"val {epoch + 1}")
         metrics = evaluate_scores(scores, labels)
         self._log_val_line(epoch, len(labels), metrics)
-        log.info("epoch %d val: %s", epoch + 1, "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items()))
         return metrics
 
     # ---- the run ------------------------------------------------------------------------
@@ -415,14 +598,15 @@ class Trainer:
         log.info(self.scaling.message())
         log.info("%s: %d training videos, %d iterations/epoch x %d epochs, %d process(es) on %s, seed %d", cfg.name,
                  len(self.train_set), self.iters_per_epoch, cfg.train.epochs, ctx.world_size, ctx.device, self.seed)
-        self.json_log.write(self._log_header())
+        self.json_log.write(parse_log_line(self._log_header()))
+        self.session_t0, self.session_iters = time.perf_counter(), 0  # the pace behind the ETA
         last_val = None
         self.epoch_done = self.start_epoch
         if self.start_epoch >= cfg.train.epochs:
             log.info("%s: already trained for %d epochs", self.work_dir, self.start_epoch)
         try:
             for epoch in range(self.start_epoch, cfg.train.epochs):
-                self.train_epoch(epoch, self.start_inner if epoch == self.start_epoch else 0)
+                epoch_stats = self.train_epoch(epoch, self.start_inner if epoch == self.start_epoch else 0)
                 self.epoch_done = epoch + 1
                 global_iter = (epoch + 1) * self.iters_per_epoch
                 val_due = (self.val_set is not None and cfg.train.val_interval > 0
@@ -434,6 +618,7 @@ class Trainer:
                     if key and (self.best is None or last_val[key] > self.best["value"]):
                         self.best = {"metric": key, "value": last_val[key], "epoch": epoch + 1}
                         new_best = True
+                self._log_epoch_summary(epoch, epoch_stats, last_val if val_due else None)
                 rngs = dist.all_gather_object(rng_state())
                 if ctx.is_main:
                     save_due = ((epoch + 1) % cfg.train.checkpoint_interval == 0 or epoch + 1 == cfg.train.epochs)
@@ -459,6 +644,22 @@ class Trainer:
         dist.barrier()
         return summary
 
+    def _log_epoch_summary(self, epoch: int, stats: dict[str, float], val: dict | None) -> None:
+        """The console line after epoch ``epoch`` (0-based): its mean training loss and top-1, its
+        time, the validation metrics when it was validated, and the time left for the run."""
+        if not self.ctx.is_main:
+            return
+        cfg = self.cfg
+        iters = int(stats["iters"])
+        text = (f"epoch {epoch + 1}/{cfg.train.epochs} done  loss {stats['loss_cls']:.4f}  "
+                f"top1 {100 * stats['top1_acc']:.1f}%  {iters} iters in {format_duration(stats['seconds'])} "
+                f"({stats['seconds'] / max(iters, 1):.3f} s/iter)")
+        if val:
+            text += "  val " + " ".join(f"{k} {100 * v:.2f}%" for k, v in val.items())
+        if epoch + 1 < cfg.train.epochs:
+            text += f"  ETA {self._eta((epoch + 1) * self.iters_per_epoch)}"
+        log.info(text)
+
     def _log_header(self) -> dict:
         """The first log.json line of a session: environment, seed, world size, lr scaling."""
         cfg, ctx = self.cfg, self.ctx
@@ -472,12 +673,13 @@ class Trainer:
     def _log_train_line(self, epoch: int, inner: int, lr: float, values: dict) -> None:
         """A ``mode: "train"`` log.json line after iteration ``inner`` (0-based) of ``epoch`` (0-based):
         MMAction2's fields, ``values`` averaged over the interval and the processes."""
-        self.json_log.write({"mode": "train", "epoch": epoch + 1, "iter": inner + 1, "lr": lr, **values})
+        self.json_log.write(parse_log_line({"mode": "train", "epoch": epoch + 1, "iter": inner + 1, "lr": lr,
+                                            **values}))
 
     def _log_val_line(self, epoch: int, num_videos: int, metrics: dict) -> None:
         """The ``mode: "val"`` log.json line after validating ``epoch`` (0-based) on ``num_videos`` videos."""
-        self.json_log.write({"mode": "val", "epoch": epoch + 1, "iter": num_videos,
-                             "lr": self.optimizer.param_groups[0]["lr"], **metrics})
+        self.json_log.write(parse_log_line({"mode": "val", "epoch": epoch + 1, "iter": num_videos,
+                                            "lr": self.optimizer.param_groups[0]["lr"], **metrics}))
 
     def _write_train_record(self, record: dict) -> Path:
         """Write ``<results_dir>/<run>/train.json`` (rank 0); returns its path."""
@@ -515,4 +717,5 @@ def train(cfg: Config, **kwargs: Any) -> dict:
         return trainer.fit()
 
 
-__all__ = ["ITER_SLEEP_ENV", "NonFiniteLossError", "StepResult", "Trainer", "train", "train_step"]
+__all__ = ["ITER_SLEEP_ENV", "IntervalTally", "NonFiniteLossError", "StepResult", "Trainer", "clips_channels_last",
+           "format_duration", "top_k_correct", "train", "train_step"]

@@ -9,14 +9,17 @@ those of :mod:`tinlib.pipeline.runconfig`.
 """
 from __future__ import annotations
 
+import codecs
+import math
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tinlib.data.releases import DATASETS
 from tinlib.pipeline.runconfig import (
@@ -146,42 +149,85 @@ def torchrun_command(config: str, *, gpus: int, nodes: int = 1, node_rank: int =
     return cmd + list(extra)
 
 
+class ConsoleEcho:
+    """A text sink (``write`` / ``flush``) that prints what it is given to the console line by line
+    as it comes: each complete line at once (after ``prefix``), and progress lines that end in a
+    carriage return (progress bars) at most every ``refresh_s`` seconds, the last one when
+    :meth:`close` is called. Blank lines are dropped. Safe to share the console between threads
+    (steps that run side by side print whole lines).
+
+    Args:
+        out: where lines go (default: ``sys.stdout`` at the time of each line).
+        prefix: put before every line, e.g. the step's name.
+        refresh_s: the shortest interval between two progress lines.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(self, out: TextIO | None = None, *, prefix: str = "", refresh_s: float = 20.0):
+        self.out, self.prefix, self.refresh_s = out, prefix, refresh_s
+        self.buffer = ""
+        self.pending: str | None = None  # the latest progress line not shown yet
+        self.last_progress = -math.inf
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # bytes may split a character
+
+    def write(self, text: str | bytes) -> int:
+        """Take more output (str, or bytes decoded as UTF-8); prints the lines it completes."""
+        size = len(text)
+        if isinstance(text, bytes):
+            text = self.decoder.decode(text)
+        self.buffer += text
+        while True:
+            cuts = [i for i in (self.buffer.find("\n"), self.buffer.find("\r")) if i >= 0]
+            if not cuts:
+                break
+            cut = min(cuts)
+            line, sep, self.buffer = self.buffer[:cut], self.buffer[cut], self.buffer[cut + 1:]
+            if sep == "\n":
+                if line.strip():
+                    self._print(line)
+                self.pending = None
+            elif line.strip():
+                self.pending = line
+                if time.monotonic() - self.last_progress >= self.refresh_s:
+                    self._print(line)
+                    self.last_progress, self.pending = time.monotonic(), None
+        return size
+
+    def flush(self) -> None:
+        """Nothing to do: complete lines are printed as they come."""
+
+    def close(self) -> None:
+        """Print what is left: an unfinished line, else the last progress line not shown."""
+        if self.buffer.strip():
+            self._print(self.buffer)
+        elif self.pending:
+            self._print(self.pending)
+        self.buffer, self.pending = "", None
+
+    def _print(self, line: str) -> None:
+        with self._lock:
+            print(self.prefix + line.rstrip(), file=self.out or sys.stdout, flush=True)
+
+
 def stream_command(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None, env: dict | None = None,
-                   refresh_s: float = 20.0, out=None) -> int:
+                   refresh_s: float = 20.0, out: TextIO | None = None) -> int:
     """Run ``cmd`` in ``cwd`` with environment ``env`` (None: this process's), printing its output
-    (stdout and stderr) line by line to ``out`` (default stdout) as it comes.
+    (stdout and stderr) line by line to ``out`` (default ``sys.stdout``) as it comes.
 
     Progress lines that end in a carriage return are shown at most every ``refresh_s`` seconds
     (and the last one at the end). Returns the exit status.
     """
-    out = out or sys.stdout
+    echo = ConsoleEcho(out, refresh_s=refresh_s)
     proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
     assert proc.stdout is not None
-    buf, pending, last = b"", None, 0.0
     try:
         while True:
             chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
             if not chunk:
                 break
-            buf += chunk
-            while True:
-                cut = min((i for i in (buf.find(b"\n"), buf.find(b"\r")) if i >= 0), default=-1)
-                if cut < 0:
-                    break
-                line, sep, buf = buf[:cut].decode(errors="replace"), buf[cut:cut + 1], buf[cut + 1:]
-                if sep == b"\n":
-                    if line.strip():
-                        print(line, file=out, flush=True)
-                    pending = None
-                elif line.strip():
-                    pending = line
-                    if time.time() - last >= refresh_s:
-                        print(line, file=out, flush=True)
-                        last, pending = time.time(), None
-        if buf.strip():
-            print(buf.decode(errors="replace"), file=out, flush=True)
-        elif pending:
-            print(pending, file=out, flush=True)
+            echo.write(chunk)
+        echo.close()
     finally:
         code = proc.wait()
     return code
@@ -227,8 +273,9 @@ def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
         cmd = torchrun_command(config, gpus=gpus, nodes=nodes, node_rank=node_rank, master_addr=master_addr,
                                master_port=master_port, work_dir=work, run=run or cfg.name, overrides=applied,
                                resume=resume, device=device, seed=seed)
-        print("$ " + " ".join(cmd), flush=True)
-        code = stream_command(cmd)
+        # to stderr, like a run in this process logs: the make pipeline echoes the notebooks' stderr
+        print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+        code = stream_command(cmd, out=sys.stderr)
         if code != 0:
             raise RuntimeError(f"torchrun exited with status {code}; see the output above and {work / 'log.json'}")
     else:
@@ -333,4 +380,5 @@ def measure_latency(config: str, archs: Sequence[str] | None = None, *, override
 
 
 __all__ = ["prepare_data", "write_prepare_summary", "override_literal", "set_arguments", "torchrun_command",
-           "stream_command", "launch_training", "write_launch_record", "launch_evaluation", "measure_latency"]
+           "ConsoleEcho", "stream_command", "launch_training", "write_launch_record", "launch_evaluation",
+           "measure_latency"]

@@ -114,23 +114,30 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, 
         output: where the executed notebook goes (its folder is created).
         parameters: injected after the ``parameters`` cell.
         cwd: the kernel's working directory (default: this process's).
-        log_output: echo the notebook's output while it runs.
+        log_output: echo the notebook's output while it runs; otherwise only its stderr (tinlib's
+            log lines: training progress, warnings) is echoed, a line at a time, after the step's name.
 
     Raises:
         StepFailed: a cell failed; the message names the executed notebook with the traceback.
     """
     import papermill as pm
 
+    from tinlib.pipeline.launch import ConsoleEcho
+
     output.parent.mkdir(parents=True, exist_ok=True)
+    echo = None if log_output else ConsoleEcho(prefix=f"{output.stem}: ")
     try:
         pm.execute_notebook(str(source), str(output), parameters=parameters, kernel_name=kernel_name(),
                             cwd=str(cwd or Path.cwd()), progress_bar=False, log_output=log_output,
-                            request_save_on_cell_execute=True,
+                            stderr_file=echo, request_save_on_cell_execute=True,
                             # keep the kernel's start-up warnings out of the make output
                             extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except pm.PapermillExecutionError as err:
         raise StepFailed(f"{Path(source).name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
                          f"  the executed notebook with the traceback: {show_path(output)}") from None
+    finally:
+        if echo is not None:
+            echo.close()
 
 
 def _run_one(step: Step, label: str, run_dir: Path, force: bool, log_output: bool, cwd: Path | None) -> dict:
