@@ -28,7 +28,8 @@ MASTER_ADDR ?= 127.0.0.1
 MASTER_PORT ?= 29500
 # full: the configs as they are; smoke: tiny settings that only check the plumbing (tests)
 PROFILE ?= full
-# FORCE=1 reruns steps whose outputs are up to date; VERBOSE=1 echoes the notebooks' output
+# FORCE=1 reruns steps whose outputs are up to date; VERBOSE=1 echoes all of the notebooks' output
+# (by default only their stderr: tinlib's progress lines and warnings)
 FORCE ?=
 VERBOSE ?=
 # latency: which config's test setting, which archs (default: the config's and its TSM/TSN twins)
