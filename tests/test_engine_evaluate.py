@@ -219,3 +219,31 @@ def test_tinlib_test_without_skip_stops_with_one_line(frame_lists, tmp_path, cap
     assert line.endswith("or skip such samples with --set data.skip_bad_samples=true")
     assert "Traceback" not in err
     assert not (tmp_path / "strict" / "demo_tin_r18_synthetic" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_under_torchrun_the_skips_of_every_process_are_gathered(frame_lists, tmp_path):
+    """2 gloo processes: process r scores list positions r, r + 2, ...; the broken video (position 2)
+    falls to process 0 and a missing folder (position 7) to process 1, and rank 0 records both."""
+    import subprocess
+    import sys
+
+    root, ckpt = frame_lists
+    (root / "all.txt").write_text((root / "all.txt").read_text() + "v0 8 0\ngone 8 4\n")
+    common = ["demo_tin_r18_synthetic", str(ckpt), "--no-progress", "--device", "cpu", "--set", f"data.root={root}",
+              "data.test_ann=all.txt", "data.test_prefix=frames", "data.test_videos_per_gpu=1",
+              "data.skip_bad_samples=true", "train.num_threads=1"]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "tinlib", "test", *common, "--results-dir", str(tmp_path / "two")],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert tinlib_test_main([*common, "--results-dir", str(tmp_path / "one")]) == 0
+    two = json.loads((tmp_path / "two" / "demo_tin_r18_synthetic" / "metrics.json").read_text())
+    one = json.loads((tmp_path / "one" / "demo_tin_r18_synthetic" / "metrics.json").read_text())
+    assert two["world_size"] == 2 and (two["num_samples"], two["num_listed"], two["num_skipped"]) == (6, 8, 2)
+    assert [(s["index"], s["path"]) for s in two["skipped_samples"]] == [(2, "broken"), (7, "gone")]
+    assert two["skipped_samples"] == one["skipped_samples"]
+    a = np.load(tmp_path / "two" / "demo_tin_r18_synthetic" / "scores.npz")
+    b = np.load(tmp_path / "one" / "demo_tin_r18_synthetic" / "scores.npz")
+    assert a["index"].tolist() == b["index"].tolist() == [0, 1, 3, 4, 5, 6]
+    assert np.allclose(a["scores"], b["scores"], atol=1e-6)
