@@ -1,5 +1,6 @@
 """Datasets and loaders: shapes per view setting, which frames arrive in which order, bad samples."""
 import logging
+import pickle
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ from tinlib.data import (
     write_rawframe_list,
     write_video_list,
 )
+from tinlib.data.datasets import SkippedSample, skipped_samples_of
 from tinlib.data.synthetic import video_codec, write_video
 from tinlib.data.transforms import MEAN, STD
 
@@ -151,19 +153,40 @@ def test_bad_input_errors_name_file_and_sample(rawframes):
         build_dataset(rawframes / "list.txt", rawframes / "nope")
 
 
-def test_skip_bad_samples_counts_and_logs(rawframes, caplog):
-    (rawframes / "frames" / "b" / "img_00022.jpg").write_bytes(b"broken")
+def test_skip_bad_samples_in_training_replaces_counts_and_logs(rawframes, caplog):
+    for frame in (rawframes / "frames" / "b").iterdir():  # whichever frames training samples, they are broken
+        frame.write_bytes(b"broken")
     write_rawframe_list(rawframes / "list.txt", [("a", 37, 0), ("b", 48, 1), ("missing", 10, 2), ("c", 3, 2)])
     strict = make(rawframes, test_mode=True)
-    with pytest.raises(DecodeError, match="cannot decode image .*img_00022.jpg"):
+    with pytest.raises(DecodeError, match=r"cannot decode image .*b/img_000\d\d.jpg.*, or skip such samples with "
+                                          r"--set data.skip_bad_samples=true$"):
         strict[1]
-    ds = make(rawframes, test_mode=True, skip_bad_samples=True)
+    ds = make(rawframes, skip_bad_samples=True)
     with caplog.at_level(logging.WARNING, logger="tinlib.data.datasets"):
-        clip, label = ds[1]  # b broken, "missing" missing -> c
-    assert label == 2 and frame_numbers(clip) == [1, 1, 1, 2, 2, 3, 3, 3]
+        clip, label = ds[1]  # b broken, "missing" missing -> c (3 frames: every frame of it is one of 1, 2, 3)
+    assert label == 2 and set(frame_numbers(clip)) <= {1, 2, 3}
     assert ds.skipped == 2
-    assert "skipping bad sample (skip #1" in caplog.text and "img_00022.jpg" in caplog.text
-    assert "skip #2" in caplog.text and "frame folder not found" in caplog.text
+    warnings = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("skipping bad sample 1 (") and "list.txt:2 ('b')" in warnings[0]
+    assert "cannot decode image" in warnings[0]
+    assert "list.txt:3 ('missing')" in warnings[1] and "frame folder not found" in warnings[1]
+    ds[1]  # met again (next epoch, say): counted again, listed once
+    assert ds.skipped == 4
+    listed = ds.skipped_samples()
+    assert [(e["index"], e["line"], e["path"], e["times"]) for e in listed] == [(1, 2, "b", 2), (2, 3, "missing", 2)]
+    assert "cannot decode image" in listed[0]["reason"] and "frame folder not found" in listed[1]["reason"]
+
+
+def test_skip_bad_samples_in_test_mode_leaves_the_sample_out(rawframes):
+    write_rawframe_list(rawframes / "list.txt", [("a", 37, 0), ("missing", 10, 1), ("c", 3, 2)])
+    ds = make(rawframes, test_mode=True, skip_bad_samples=True)
+    left_out = ds[1]
+    assert isinstance(left_out, SkippedSample)  # not sample 2 in its place: that one would be scored twice
+    assert (left_out.index, left_out.line, left_out.path) == (1, 2, "missing")
+    assert "frame folder not found" in left_out.reason
+    assert ds[2][1] == 2 and ds.skipped == 1
+    assert [e["index"] for e in ds.skipped_samples()] == [1]
 
 
 def test_loader_shapes_and_skips_counted_across_workers(rawframes):
@@ -174,6 +197,23 @@ def test_loader_shapes_and_skips_counted_across_workers(rawframes):
     assert [b[0].shape for b in batches] == [(2, 8, 3, 40, 40)] * 2
     assert batches[0][1].dtype == torch.int64
     assert ds.skipped == 1  # the skip happened in a worker process
+    assert [(e["index"], e["path"]) for e in ds.skipped_samples()] == [(1, "missing")]
+    assert skipped_samples_of(torch.utils.data.Subset(ds, [0, 1])) == ds.skipped_samples()
+    copy = pickle.loads(pickle.dumps(ds))  # a plain copy keeps the skips so far and counts its own
+    copy[1]
+    assert (copy.skipped, ds.skipped) == (2, 1)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_bad_sample_in_a_worker_is_the_same_one_line_error(rawframes, workers):
+    write_rawframe_list(rawframes / "list.txt", [("a", 37, 0), ("missing", 10, 1)])
+    loader = build_loader(make(rawframes, test_mode=True), 1, num_workers=workers, shuffle=False)
+    with pytest.raises(DecodeError) as info:
+        list(loader)
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message and "DataLoader worker" not in message
+    assert message.startswith("sample 1 (") and "list.txt:2 ('missing')" in message
+    assert message.endswith("or skip such samples with --set data.skip_bad_samples=true")
 
 
 def test_loader_reproducible_whatever_the_workers(rawframes):

@@ -14,7 +14,7 @@ from tinlib.data.releases import PREPARE_SUMMARY, SYNTHETIC
 from tinlib.engine.config import load_config
 from tinlib.pipeline import launch, recipes, runconfig
 from tinlib.pipeline.checks import DataMissing, check_data, detect_gpus
-from tinlib.pipeline.steps import Step, freshness
+from tinlib.pipeline.steps import Step, freshness, mark_finished
 from tinlib.records import LaunchRecord, PrepareRecord, RecordError, SyntheticMeta, TrainRecord
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +39,8 @@ def test_freshness_follows_modification_times(tmp_path):
     for path in (notebook, src):
         os.utime(path, (now - 100, now - 100))
     os.utime(out, (now + 100, now + 100))
+    assert freshness(step) == (False, "its last run did not finish")  # outputs alone are not a finished step
+    mark_finished(step)
     assert freshness(step)[0]
     os.utime(src, (now + 200, now + 200))
     fresh, why = freshness(step)

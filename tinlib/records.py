@@ -272,12 +272,29 @@ class CheckpointPaths(Fields):
 
 
 @dataclass(kw_only=True)
+class SkippedSampleEntry(Fields):
+    """A sample that could not be read (``data.skip_bad_samples``): left out of an evaluation, or
+    replaced by the next readable one in training. ``index`` in the dataset (0-based), ``line`` of
+    the annotation list (1-based), ``path`` as the list gives it, ``reason`` (the decoder's
+    message); ``times``: how often a training run met it (every epoch, every process)."""
+
+    KIND: ClassVar[str] = "skipped sample"
+    index: int
+    line: int | None = None
+    path: str | None = None
+    reason: str | None = None
+    times: int | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(kw_only=True)
 class TrainRecord(Record):
     """``train.json``: the summary of a training run, written by rank 0 when training ends.
 
     ``last_val`` holds the last validation metrics as fractions (``top1_acc``, ...); ``lr_scaling``
     the learning rate after the linear scaling rule; ``git``, ``versions`` and ``device`` record
     the code and machine; ``config`` is the whole config the run used (``Config.to_dict()``).
+    ``skipped_samples``: the training samples that could not be read and were replaced
+    (``data.skip_bad_samples``), ``num_skipped`` how often that happened in this session.
     """
 
     KIND: ClassVar[str] = "training summary"
@@ -300,6 +317,8 @@ class TrainRecord(Record):
     best: BestScore | None = None
     resumed_from_epoch: int | None = None
     checkpoints: CheckpointPaths = field(default_factory=CheckpointPaths)
+    num_skipped: int | None = field(default=None, metadata=OMIT_NONE)
+    skipped_samples: list[SkippedSampleEntry] | None = field(default=None, metadata=OMIT_NONE)
     elapsed_s_this_session: float | None = None
     git: dict[str, Any] | None = None
     versions: dict[str, Any] | None = None
@@ -524,7 +543,9 @@ class MetricsRecord(Record):
     definitions); ``metrics_percent`` the same in percent, rounded to 2 decimals;
     ``per_class_accuracy`` ``[K]`` (None for a class without videos), ``class_counts`` ``[K]`` and
     ``confusion_matrix`` ``[K, K]`` (rows: true class); ``test_setting`` the views and crops;
-    ``scores_file`` the raw scores beside it (``scores.npz``).
+    ``scores_file`` the raw scores beside it (``scores.npz``). ``num_samples`` videos were scored of
+    the ``num_listed`` in the list; the ``num_skipped`` unreadable ones (``data.skip_bad_samples``)
+    are named in ``skipped_samples``.
     """
 
     KIND: ClassVar[str] = "test-metrics record"
@@ -535,6 +556,8 @@ class MetricsRecord(Record):
     config_name: str
     split: str = "test"
     num_samples: int | None = None
+    num_listed: int | None = field(default=None, metadata=OMIT_NONE)
+    num_skipped: int | None = field(default=None, metadata=OMIT_NONE)
     num_classes: int | None = None
     metrics: dict[str, float]
     metrics_percent: dict[str, float]
@@ -545,7 +568,7 @@ class MetricsRecord(Record):
     checkpoint: CheckpointInfo = field(default_factory=CheckpointInfo)
     seed: int | None = None
     eval_seed: int | None = None
-    skipped_samples: list[Any] = field(default_factory=list)
+    skipped_samples: list[SkippedSampleEntry] = field(default_factory=list)
     git: dict[str, Any] | None = None
     versions: dict[str, Any] | None = None
     device: dict[str, Any] | None = None
@@ -839,6 +862,7 @@ __all__ = [
     "RecordError",
     "ReversalRecord",
     "RunState",
+    "SkippedSampleEntry",
     "SyntheticMeta",
     "TrainRecord",
     "TrainingLog",

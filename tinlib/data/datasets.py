@@ -4,12 +4,22 @@ An item is ``(clip, label)``: ``clip`` float32 ``[V * T, 3, H, W]`` normalized, 
 consecutive and in temporal order (what TIN/TSM's ``view(N, T, ...)`` relies on), views ordered
 crop-major then clip; ``label`` an int. ``V = 1`` in training and
 ``num_clips * (2 if twice_sample) * crops`` in testing (crops: center 1, three 3, ten 10).
+
+Bad samples (a video or frame that cannot be read): by default the item raises ``DataError``
+naming the sample, its list line and file. With ``skip_bad_samples`` a training item is replaced by
+the next readable sample (batches keep their size), and a test-mode item is left out: it comes back
+as a :class:`SkippedSample` that the evaluation drops, so no video is scored twice. Either way the
+skip is logged and recorded (``dataset.skipped_samples()``, all loader workers together).
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
-import multiprocessing
 import os
+import tempfile
+import weakref
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -21,10 +31,100 @@ from .decoding import VIDEO_BACKENDS, decode_rawframes, open_video
 from .sampling import sample_views
 from .transforms import TEST_CROPS, normalize, test_transform, train_transform
 
-__all__ = ["ClipDataset", "RawframeDataset", "VideoDataset", "build_dataset"]
+__all__ = ["ClipDataset", "RawframeDataset", "SkippedSample", "VideoDataset", "build_dataset", "merge_skipped",
+           "skipped_samples_of"]
 
 log = logging.getLogger(__name__)
 MAX_SKIP_TRIES = 20
+SKIP_HINT = "or skip such samples with --set data.skip_bad_samples=true"
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedSample:
+    """A sample that could not be read: its dataset ``index`` (0-based), the 1-based ``line`` of the
+    annotation list, its ``path`` as the list gives it and the ``reason`` (the decoder's message).
+
+    A test-mode dataset with ``skip_bad_samples`` returns one in place of ``(clip, label)``."""
+
+    index: int
+    line: int
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"index", "line", "path", "reason"}`` (what metrics.json and train.json record)."""
+        return dataclasses.asdict(self)
+
+
+class _Journal:
+    """The skips of one dataset as JSON lines in a small file, appended by whichever process met
+    them (DataLoader workers included, whatever their start method) and read back by the parent."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def append(self, entry: dict[str, Any]) -> None:
+        # one small write in append mode: lines of concurrent workers do not interleave
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+    def entries(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass  # a line cut short by a killed worker
+        return out
+
+
+class _OwnJournal(_Journal):
+    """A journal in a new temporary file (holding ``entries``), removed when this object goes away
+    in the process that made it (a worker's handle is a plain :class:`_Journal`)."""
+
+    def __init__(self, entries: Iterable[dict[str, Any]] = ()):
+        fd, path = tempfile.mkstemp(prefix="tinlib-skipped-", suffix=".jsonl")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(e) + "\n" for e in entries)
+        super().__init__(path)
+        weakref.finalize(self, _remove_owned, path, os.getpid())
+
+
+def _remove_owned(path: str, owner: int) -> None:
+    if os.getpid() == owner:  # not in a forked worker that inherited the object
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def merge_skipped(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per sample, in dataset order: ``{"index", "line", "path", "reason", "times"}``,
+    ``times`` counting how often it was met (a training sample is met every epoch, and by several
+    processes under torchrun); entries may already carry ``times``."""
+    merged: dict[int, dict[str, Any]] = {}
+    for e in entries:
+        index = int(e["index"])
+        if index in merged:
+            merged[index]["times"] += int(e.get("times", 1))
+        else:
+            merged[index] = {"index": index, "line": e.get("line"), "path": e.get("path"),
+                             "reason": e.get("reason"), "times": int(e.get("times", 1))}
+    return [merged[i] for i in sorted(merged)]
+
+
+def skipped_samples_of(dataset: Any) -> list[dict[str, Any]]:
+    """The samples ``dataset`` (a tinlib dataset, possibly inside a ``Subset``) skipped so far in
+    this process and its loader workers (see :func:`merge_skipped`); [] for other datasets."""
+    while not hasattr(dataset, "skipped_samples") and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    getter = getattr(dataset, "skipped_samples", None)
+    return getter() if callable(getter) else []
 
 
 class ClipDataset(Dataset):
@@ -64,16 +164,21 @@ class ClipDataset(Dataset):
         self.labels: list[int] = [r.label for r in self.records]
         self.seed: int | None = None
         self.epoch = 0
-        # shared with DataLoader workers (they inherit it), so the parent sees every worker's skips
-        self._skipped = multiprocessing.Value("l", 0)
+        # shared with the DataLoader workers, so the parent sees every worker's skips
+        self._journal: _Journal = _OwnJournal()
         self._local_rng: np.random.Generator | None = None
         self._warned_short: set[int] = set()
 
     # ------------------------------------------------------------------ info
     @property
     def skipped(self) -> int:
-        """Number of bad samples skipped so far (all workers together)."""
-        return int(self._skipped.value)
+        """How many times a bad sample was skipped so far (all workers together)."""
+        return len(self._journal.entries())
+
+    def skipped_samples(self) -> list[dict[str, Any]]:
+        """The bad samples skipped so far, one per sample in dataset order (all workers together):
+        ``{"index", "line", "path", "reason", "times"}``."""
+        return merge_skipped(self._journal.entries())
 
     @property
     def views(self) -> int:
@@ -104,12 +209,15 @@ class ClipDataset(Dataset):
 
     def load(self, idx: int) -> tuple[torch.Tensor, int]:
         """Item ``idx`` without bad-sample skipping; raises ``DataError`` naming the sample."""
+        try:
+            return self._load(idx)
+        except DataError as err:
+            raise type(err)(f"sample {idx} ({self.records[idx].where()}): {err}") from None
+
+    def _load(self, idx: int) -> tuple[torch.Tensor, int]:
         record = self.records[idx]
         rng = self._rng(idx)
-        try:
-            frames = self._decode(record, rng)
-        except DataError as err:
-            raise type(err)(f"sample {idx} ({record.where()}): {err}") from None
+        frames = self._decode(record, rng)
         if self.test_mode:
             frames = test_transform(frames, scale_size=self.scale_size, input_size=self.input_size,
                                     test_crop=self.test_crop)
@@ -118,20 +226,37 @@ class ClipDataset(Dataset):
                                      flip=self.flip, multi_scale_crop=self.multi_scale_crop)
         return normalize(frames), record.label
 
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int] | SkippedSample:
+        """``(clip [V*T, 3, H, W], label)``; for a bad sample see the module doc (raise, replace or
+        return a :class:`SkippedSample`)."""
         if not self.skip_bad_samples:
-            return self.load(idx)
+            try:
+                return self.load(idx)
+            except DataError as err:
+                raise type(err)(f"{err}, {SKIP_HINT}") from None
+        if self.test_mode:  # left out, never replaced: a replacement would be scored twice
+            try:
+                return self._load(idx)
+            except DataError as err:
+                skipped = self._skip(idx, err)
+                log.debug("left out sample %d (%s): %s", idx, self.records[idx].where(), err)
+                return skipped
         for attempt in range(MAX_SKIP_TRIES):
             cur = (idx + attempt) % len(self)
             try:
-                return self.load(cur)
+                return self._load(cur)
             except DataError as err:
-                with self._skipped.get_lock():
-                    self._skipped.value += 1
-                    total = self._skipped.value
-                log.warning("skipping bad sample (skip #%d of this run): %s", total, err)
+                self._skip(cur, err)
+                log.warning("skipping bad sample %d (%s): %s; the next readable sample takes its place in "
+                            "this epoch", cur, self.records[cur].where(), err)
         raise DataError(f"{MAX_SKIP_TRIES} consecutive bad samples from index {idx} in {self.ann_file}; "
                         "the data is broken beyond skipping: check data_prefix and rebuild the list")
+
+    def _skip(self, idx: int, err: DataError) -> SkippedSample:
+        record = self.records[idx]
+        skipped = SkippedSample(index=idx, line=record.line, path=record.path, reason=str(err))
+        self._journal.append(dict(skipped.to_dict(), epoch=int(self.epoch)))
+        return skipped
 
     def _indices(self, total_frames: int, rng: np.random.Generator, record: Record) -> np.ndarray:
         """0-based frame indices ``[views_t * T]`` (temporal views after each other)."""
@@ -146,13 +271,15 @@ class ClipDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_local_rng"] = None
-        if not _spawning():
-            state["_skipped"] = int(self._skipped.value)  # a plain copy (pickle, deepcopy): own counter
+        if _spawning():  # a loader worker being started: it appends to this dataset's journal
+            state["_journal"] = ("shared", self._journal.path)
+        else:  # a plain copy (pickle, deepcopy): its own journal, starting with the skips so far
+            state["_journal"] = ("copy", self._journal.entries())
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if isinstance(state.get("_skipped"), int):
-            state["_skipped"] = multiprocessing.Value("l", state["_skipped"])
+        how, value = state["_journal"]
+        state["_journal"] = _Journal(value) if how == "shared" else _OwnJournal(value)
         self.__dict__.update(state)
 
 
@@ -174,8 +301,10 @@ class RawframeDataset(ClipDataset):
         self.filename_tmpl = filename_tmpl
 
     def _decode(self, record: Record, rng: np.random.Generator) -> np.ndarray:
+        if record.total_frames is None:  # load_annotations gives every rawframe line its count
+            raise DataError(f"{record.where()} has no frame count; rebuild the list")
         inds = self._indices(record.total_frames, rng, record)
-        return decode_rawframes(os.path.join(self.data_prefix, record.path), inds, self.filename_tmpl,
+        return decode_rawframes(os.path.join(self.data_prefix, record.path), inds.tolist(), self.filename_tmpl,
                                 self.start_index)
 
 
@@ -208,8 +337,9 @@ def build_dataset(ann_file: str | os.PathLike, data_prefix: str | os.PathLike, *
 
     Items: ``(clip float32 [V * T, 3, H, W], label int)``. ``start_index`` None means 1 for
     rawframes, 0 for videos. In train mode ``num_clips``, ``twice_sample`` and ``test_crop`` are
-    not used (one view). ``skip_bad_samples`` replaces an unreadable sample by the next readable
-    one, counting (``dataset.skipped``) and logging each skip; otherwise the error is raised.
+    not used (one view). ``skip_bad_samples``: an unreadable sample is replaced by the next
+    readable one in training and left out in test mode (the item is a :class:`SkippedSample`);
+    each skip is logged and recorded (``dataset.skipped_samples()``); otherwise ``DataError`` is raised.
     """
     common = dict(num_segments=num_segments, test_mode=test_mode, start_index=start_index, num_clips=num_clips,
                   twice_sample=twice_sample, test_crop=test_crop, scale_size=scale_size, input_size=input_size,

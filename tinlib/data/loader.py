@@ -16,12 +16,17 @@ Reproducibility, given ``seed``:
 
 ``loader.set_epoch(e)`` selects the epoch (as with ``DistributedSampler``); without it, each new
 pass over the loader moves to the next epoch.
+
+A :class:`tinlib.errors.UserError` raised in a worker process (a ``DecodeError`` naming the bad
+sample, say) comes out of the loader as the same error with the worker's one-line message; torch
+would put the worker's traceback into the message (it stays reachable as ``__cause__``).
 """
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from tinlib.seeding import derive_seed
 
-__all__ = ["ClipLoader", "ShardSampler", "SkipSampler", "build_loader", "seed_worker"]
+__all__ = ["ClipLoader", "ShardSampler", "SkipSampler", "build_loader", "seed_worker", "worker_message"]
 
 # the last key of derive_seed for the loader's generator (the engine uses 1 for the model's
 # initialisation and 3 for the per-iteration torch seed)
@@ -115,12 +120,53 @@ class ClipLoader(DataLoader):
         assert self.generator is not None
         self.generator.manual_seed(derive_seed(self.seed, epoch, self.rank, _WORKER_STREAM))
         self._next_epoch = epoch + 1
-        return super().__iter__()
+        return _WorkerErrors(super().__iter__())
+
+
+class _WorkerErrors:
+    """Iterates ``inner`` (a DataLoader iterator), turning a UserError that torch re-raised from a
+    worker (its message: "Caught X in DataLoader worker process N. Original Traceback ...") back
+    into the worker's error with the worker's message."""
+
+    def __init__(self, inner: Iterator):
+        self._inner = inner
+
+    def __iter__(self) -> _WorkerErrors:
+        return self
+
+    def __len__(self) -> int:
+        return len(self._inner)  # type: ignore[arg-type]
+
+    def __next__(self) -> Any:
+        from tinlib.errors import UserError
+
+        try:
+            return next(self._inner)
+        except UserError as err:
+            original = worker_message(err)
+            if original is None:
+                raise
+            raise type(err)(original) from err
+
+
+def worker_message(err: BaseException) -> str | None:
+    """The message ``err`` had in the DataLoader worker that raised it, when torch re-raised it in
+    this process with the worker's traceback as its message; None for any other error."""
+    text = str(err)
+    if not (text.startswith("Caught ") and " in DataLoader worker process " in text.split("\n", 1)[0]):
+        return None
+    cls = type(err)
+    marker = f"\n{cls.__module__}.{cls.__qualname__}: "
+    pos = text.rfind(marker)
+    if pos < 0:
+        return None
+    return text[pos + len(marker):].rstrip("\n")
 
 
 def build_loader(dataset: Dataset, batch_size: int, *, num_workers: int = 2, shuffle: bool, seed: int = 0,
                  distributed: bool = False, num_replicas: int | None = None, rank: int | None = None,
-                 drop_last: bool = False, pin_memory: bool | None = None, skip: int = 0) -> ClipLoader:
+                 drop_last: bool = False, pin_memory: bool | None = None, skip: int = 0,
+                 collate_fn: Callable[[list], Any] | None = None) -> ClipLoader:
     """A :class:`ClipLoader` over ``dataset``; batches are ``(clips [B, V*T, 3, H, W], labels [B])``.
 
     Args:
@@ -137,6 +183,7 @@ def build_loader(dataset: Dataset, batch_size: int, *, num_workers: int = 2, shu
         pin_memory: None pins only when CUDA is available.
         skip: leave out the first ``skip`` samples of this process's order in every epoch (the
             rest of an epoch after a resume).
+        collate_fn: makes a batch of a list of items (default: torch's ``default_collate``).
     """
     if num_replicas is None or rank is None:
         if distributed:
@@ -161,4 +208,5 @@ def build_loader(dataset: Dataset, batch_size: int, *, num_workers: int = 2, shu
         pin_memory = torch.cuda.is_available()
     return ClipLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, drop_last=drop_last, seed=seed, rank=rank,
-                      persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None)
+                      persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None,
+                      collate_fn=collate_fn)

@@ -4,17 +4,26 @@ Writes ``<results_dir>/<run>/metrics.json`` (metrics, per-class accuracy, confus
 config, git commit, package versions, seed, the checkpoint's sha256) and ``scores.npz`` beside it
 (the raw ``[M, K]`` scores, labels and sample indices, for later analysis). Under torchrun every
 process scores a shard of the videos; rank 0 gathers them in dataset order and writes.
+
+With ``data.skip_bad_samples`` a video that cannot be read is left out (never replaced by another,
+which would count that one twice): it is named in a warning and in metrics.json
+(``skipped_samples``), and the metrics say over how many videos they were computed
+(``num_samples`` of ``num_listed``). Without it, the first unreadable video stops the evaluation
+with one line naming it.
 """
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from tinlib.data.annotations import DataError
+from tinlib.data.datasets import SkippedSample
 from tinlib.engine import dist
 from tinlib.engine.build import build_model, check_checkpoint_fits
 from tinlib.engine.config import Config
@@ -24,7 +33,7 @@ from tinlib.engine.metrics import confusion_matrix, evaluate_scores, per_class_a
 from tinlib.engine.splits import build_split_dataset, check_data_paths
 from tinlib.engine.torch_settings import autocast, torch_settings
 from tinlib.io import atomic_write
-from tinlib.records import CheckpointInfo, MetricsRecord, RecordError
+from tinlib.records import CheckpointInfo, MetricsRecord, RecordError, SkippedSampleEntry
 
 if TYPE_CHECKING:
     from tinlib.models import Recognizer
@@ -32,16 +41,71 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Scored:
+    """What an inference pass over a dataset gives: ``scores [M, K]`` float32 and ``labels [M]``
+    int64 of the ``M`` scored samples, ``indices [M]`` (their dataset indices, ascending),
+    ``num_listed`` (the dataset's length) and ``skipped`` (the samples left out because they could
+    not be read, ``{"index", "line", "path", "reason"}`` in dataset order); ``M + len(skipped) ==
+    num_listed``."""
+
+    scores: np.ndarray
+    labels: np.ndarray
+    indices: np.ndarray
+    num_listed: int
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def num_samples(self) -> int:
+        """How many samples were scored."""
+        return int(len(self.labels))
+
+
+class _Numbered(torch.utils.data.Dataset):
+    """``dataset``'s items with their index: ``(index, clip, label)``, or the dataset's
+    :class:`~tinlib.data.datasets.SkippedSample` for a sample it left out."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset  # (build_loader finds the tinlib dataset below, for its seed and epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        item = self.dataset[index]
+        if isinstance(item, SkippedSample):
+            return item
+        clip, label = item
+        return index, clip, label
+
+
+def _collate_numbered(items: list) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, list]:
+    """``(clips [B, V*T, 3, H, W], labels [B], indices [B], skipped)`` of a list of :class:`_Numbered`
+    items: ``B`` readable ones (clips and labels None when there is none) and the skipped ones."""
+    from torch.utils.data import default_collate
+
+    skipped = [it for it in items if isinstance(it, SkippedSample)]
+    good = [it for it in items if not isinstance(it, SkippedSample)]
+    if not good:
+        return None, None, torch.zeros(0, dtype=torch.int64), skipped
+    indices, clips, labels = default_collate(good)
+    return clips, labels, torch.as_tensor(indices, dtype=torch.int64), skipped
+
+
 @torch.no_grad()
-def run_inference(model: Recognizer, dataset, *, batch_size: int, num_workers: int, device: torch.device,
+def score_dataset(model: Recognizer, dataset, *, batch_size: int, num_workers: int, device: torch.device,
                   average_clips: str | None, amp: str = "none", ctx: dist.DistContext | None = None,
-                  progress: bool = False, desc: str = "test", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of every sample of ``dataset``, in dataset order, gathered from all processes.
+                  progress: bool = False, desc: str = "test", seed: int = 0) -> Scored:
+    """Scores of the readable samples of ``dataset``, in dataset order, gathered from all processes.
+
+    A sample the dataset leaves out (a test-mode tinlib dataset with ``skip_bad_samples``) is not
+    scored; it is listed in ``Scored.skipped`` and logged as a warning (one line per sample, then
+    a count), on rank 0 for the samples of every process.
 
     Args:
         model: the plain recognizer (not the DDP wrapper); it is put in eval mode.
             ``model.predict(clips [B, V*T, 3, H, W], average_clips) -> [B, K]``.
-        dataset: items ``(clip [V*T, 3, H, W], label)``.
+        dataset: items ``(clip [V*T, 3, H, W], label)`` (or a ``SkippedSample``).
         batch_size, num_workers: per process.
         device: where the model runs.
         average_clips: how the V views are combined (``"prob"``, ``"score"`` or None for one view).
@@ -51,7 +115,7 @@ def run_inference(model: Recognizer, dataset, *, batch_size: int, num_workers: i
         progress, desc: a progress bar on rank 0 and its label.
         seed: seeds the loader (worker seeds; test-mode sampling draws nothing random).
     Returns:
-        ``(scores [M, K] float32, labels [M] int64)`` on every process.
+        a :class:`Scored`, the same on every process.
     """
     from tqdm import tqdm
 
@@ -59,30 +123,51 @@ def run_inference(model: Recognizer, dataset, *, batch_size: int, num_workers: i
 
     ctx = ctx or dist.DistContext(device=device)
     model.eval()
-    loader = build_loader(dataset, batch_size, num_workers=num_workers, shuffle=False, seed=seed,
-                          num_replicas=ctx.world_size, rank=ctx.rank, pin_memory=device.type == "cuda")
-    scores, labels = [], []
+    loader = build_loader(_Numbered(dataset), batch_size, num_workers=num_workers, shuffle=False, seed=seed,
+                          num_replicas=ctx.world_size, rank=ctx.rank, pin_memory=device.type == "cuda",
+                          collate_fn=_collate_numbered)
+    scores, labels, indices, skipped = [], [], [], []
     bar = tqdm(loader, desc=desc, disable=not (progress and ctx.is_main), leave=False, dynamic_ncols=True)
-    for clips, target in bar:
+    for clips, target, index, bad in bar:
+        skipped += [b.to_dict() for b in bad]
+        if clips is None:
+            continue
         clips = clips.to(device, non_blocking=True)
         with autocast(device, amp):
             out = model.predict(clips, average_clips=average_clips)
         scores.append(out.float().cpu().numpy())
         labels.append(np.asarray(target).reshape(-1))
+        indices.append(index.numpy())
     bar.close()
     k = getattr(model, "num_classes", None) or (scores[0].shape[1] if scores else 0)
-    local_scores = np.concatenate(scores) if scores else np.zeros((0, k), np.float32)
-    local_labels = np.concatenate(labels).astype(np.int64) if labels else np.zeros((0,), np.int64)
-    if ctx.world_size == 1:
-        return local_scores, local_labels
-    shards = dist.all_gather_object((local_scores, local_labels))
-    total = len(dataset)
-    all_scores = np.zeros((total, local_scores.shape[1]), np.float32)
-    all_labels = np.zeros((total,), np.int64)
-    for rank, (s, lab) in enumerate(shards):
-        all_scores[rank::ctx.world_size] = s
-        all_labels[rank::ctx.world_size] = lab
-    return all_scores, all_labels
+    local = (np.concatenate(scores) if scores else np.zeros((0, k), np.float32),
+             np.concatenate(labels).astype(np.int64) if labels else np.zeros((0,), np.int64),
+             np.concatenate(indices).astype(np.int64) if indices else np.zeros((0,), np.int64),
+             skipped)
+    shards = dist.all_gather_object(local) if ctx.world_size > 1 else [local]
+    all_indices = np.concatenate([shard[2] for shard in shards])
+    order = np.argsort(all_indices, kind="stable")
+    result = Scored(scores=np.concatenate([shard[0] for shard in shards])[order].astype(np.float32),
+                    labels=np.concatenate([shard[1] for shard in shards])[order],
+                    indices=all_indices[order], num_listed=len(dataset),
+                    skipped=sorted((s for shard in shards for s in shard[3]), key=lambda s: s["index"]))
+    if result.skipped and ctx.is_main:
+        for s in result.skipped:
+            log.warning("left out sample %d (%s:%d, %s): %s", s["index"], getattr(dataset, "ann_file", "list"),
+                        s["line"], s["path"], s["reason"])
+        log.warning("%s: left out %d unreadable of %d videos (data.skip_bad_samples); scored %d", desc,
+                    len(result.skipped), result.num_listed, result.num_samples)
+    return result
+
+
+def run_inference(model: Recognizer, dataset, *, batch_size: int, num_workers: int, device: torch.device,
+                  average_clips: str | None, amp: str = "none", ctx: dist.DistContext | None = None,
+                  progress: bool = False, desc: str = "test", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores [M, K] float32, labels [M] int64)`` of :func:`score_dataset` (same arguments):
+    the scored samples in dataset order, without the ones left out as unreadable."""
+    scored = score_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, device=device,
+                           average_clips=average_clips, amp=amp, ctx=ctx, progress=progress, desc=desc, seed=seed)
+    return scored.scores, scored.labels
 
 
 def metrics_report(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
@@ -188,29 +273,34 @@ def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, datas
 
     dataset, model, layout, ckpt_meta = dist.collective_check(load_inputs, RunError)
     model.to(ctx.device)
-    scores, labels = run_inference(
+    scored = score_dataset(
         model, dataset,
         batch_size=batch_size or cfg.data.test_videos_per_gpu,
         num_workers=cfg.data.workers_per_gpu if num_workers is None else num_workers,
         device=ctx.device, average_clips=cfg.test.average_clips, amp=amp or "none", ctx=ctx, progress=progress,
         desc=f"test {cfg.name}", seed=seed)
-    record = _metrics_record(cfg, scores, labels, split=split, run=run, checkpoint=checkpoint, sha=sha,
-                             layout=layout, ckpt_meta=ckpt_meta, dataset=dataset, ctx=ctx, seed=seed,
-                             elapsed=time.time() - t0)
+    if scored.num_samples == 0:
+        raise DataError(f"config {cfg.name}, {split} split: none of the {scored.num_listed} videos could be read "
+                        f"(e.g. {scored.skipped[0]['path']}: {scored.skipped[0]['reason']}); check data.root and "
+                        "the list")
+    record = _metrics_record(cfg, scored, split=split, run=run, checkpoint=checkpoint, sha=sha,
+                             layout=layout, ckpt_meta=ckpt_meta, ctx=ctx, seed=seed, elapsed=time.time() - t0)
     if write and ctx.is_main:
-        write_metrics(out_dir, record, scores, labels)
+        write_metrics(out_dir, record, scored.scores, scored.labels, scored.indices)
     m = record["metrics_percent"]
-    log.info("%s [%s, %d videos]: top1 %.2f  top5 %.2f  mean class %.2f", cfg.name, split, len(labels),
-             m["top1_acc"], m["top5_acc"], m["mean_class_accuracy"])
+    log.info("%s [%s, %d of %d videos]: top1 %.2f  top5 %.2f  mean class %.2f", cfg.name, split, scored.num_samples,
+             scored.num_listed, m["top1_acc"], m["top5_acc"], m["mean_class_accuracy"])
     dist.barrier()
     return record
 
 
-def _metrics_record(cfg: Config, scores: np.ndarray, labels: np.ndarray, *, split: str, run: str, checkpoint,
-                    sha: str | None, layout: str | None, ckpt_meta: dict, dataset, ctx: dist.DistContext,
-                    seed: int, elapsed: float) -> dict[str, Any]:
-    """The metrics.json record: metrics of ``scores [M, K]`` / ``labels [M]``, the test setting,
-    the checkpoint (path, sha256, layout, training meta), the environment and the config."""
+def _metrics_record(cfg: Config, scored: Scored, *, split: str, run: str, checkpoint, sha: str | None,
+                    layout: str | None, ckpt_meta: dict, ctx: dist.DistContext, seed: int,
+                    elapsed: float) -> dict[str, Any]:
+    """The metrics.json record: metrics of the scored samples (``num_samples`` of the
+    ``num_listed`` in the list; the ``num_skipped`` left out are named in ``skipped_samples``),
+    the test setting, the checkpoint (path, sha256, layout, training meta), the environment and
+    the config."""
     t = cfg.test
     train_meta = {k: ckpt_meta.get(k) for k in ("epoch", "iter", "seed", "world_size", "lr", "config_name", "time")
                   if isinstance(ckpt_meta, dict) and k in ckpt_meta}
@@ -218,9 +308,11 @@ def _metrics_record(cfg: Config, scores: np.ndarray, labels: np.ndarray, *, spli
         run=run,
         config_name=cfg.name,
         split=split,
-        num_samples=int(len(labels)),
+        num_samples=scored.num_samples,
+        num_listed=scored.num_listed,
+        num_skipped=len(scored.skipped),
         num_classes=cfg.model.num_classes,
-        **metrics_report(scores, labels, cfg.model.num_classes),
+        **metrics_report(scored.scores, scored.labels, cfg.model.num_classes),
         test_setting={"num_segments": cfg.model.num_segments, "num_clips": t.num_clips, "crop": t.crop,
                       "twice_sample": t.twice_sample, "average_clips": t.average_clips,
                       "input_size": cfg.data.input_size, "scale_size": cfg.data.scale_size},
@@ -228,7 +320,7 @@ def _metrics_record(cfg: Config, scores: np.ndarray, labels: np.ndarray, *, spli
                                   layout=layout, train_meta=train_meta),
         seed=train_meta.get("seed"),
         eval_seed=seed,
-        skipped_samples=list(getattr(dataset, "skipped", []) or []),
+        skipped_samples=[SkippedSampleEntry.from_dict(s) for s in scored.skipped],
         git=git_info(),
         versions=package_versions(),
         device=device_info(ctx.device),
@@ -241,12 +333,15 @@ def _metrics_record(cfg: Config, scores: np.ndarray, labels: np.ndarray, *, spli
     return record.to_dict()
 
 
-def write_metrics(out_dir: Path, record: dict, scores: np.ndarray, labels: np.ndarray) -> Path:
-    """Write ``scores.npz`` (``scores [M, K]`` float32, ``labels [M]``, ``index [M]``) and then
-    ``metrics.json`` (``record``) into ``out_dir``, each atomically; returns the metrics.json path."""
+def write_metrics(out_dir: Path, record: dict, scores: np.ndarray, labels: np.ndarray,
+                  indices: np.ndarray | None = None) -> Path:
+    """Write ``scores.npz`` (``scores [M, K]`` float32, ``labels [M]``, ``index [M]``: the samples'
+    dataset indices, default ``0..M-1``) and then ``metrics.json`` (``record``) into ``out_dir``,
+    each atomically; returns the metrics.json path."""
+    index = np.arange(len(labels), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+
     def _save(handle):
-        np.savez(handle, scores=scores.astype(np.float32), labels=labels,
-                 index=np.arange(len(labels), dtype=np.int64))
+        np.savez(handle, scores=scores.astype(np.float32), labels=labels, index=index)
 
     atomic_write(out_dir / "scores.npz", _save)
     path = MetricsRecord.from_dict(record).write(out_dir / MetricsRecord.FILENAME)
@@ -254,4 +349,5 @@ def write_metrics(out_dir: Path, record: dict, scores: np.ndarray, labels: np.nd
     return path
 
 
-__all__ = ["check_results_dir", "evaluate", "metrics_report", "run_inference", "write_metrics"]
+__all__ = ["Scored", "check_results_dir", "evaluate", "metrics_report", "run_inference", "score_dataset",
+           "write_metrics"]

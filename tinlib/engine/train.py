@@ -687,8 +687,17 @@ class Trainer:
 
     def _train_record(self, last_val: dict | None, elapsed: float) -> dict:
         """The train.json record: the run's setting, last and best validation, checkpoints,
-        environment and config."""
+        environment and config (called on every process: it gathers the skipped samples)."""
+        from tinlib.data.datasets import merge_skipped, skipped_samples_of
+
         cfg = self.cfg
+        # training samples that could not be read and were replaced (data.skip_bad_samples), all processes
+        shards = dist.all_gather_object(skipped_samples_of(self.train_set))
+        skipped = merge_skipped(e for shard in shards for e in shard)
+        if skipped and self.ctx.is_main:
+            log.warning("%d unreadable training sample(s) were replaced by the next readable one %d time(s) in all "
+                        "(data.skip_bad_samples); train.json lists them", len(skipped),
+                        sum(e["times"] for e in skipped))
         return {"run": self.run_name, "config_name": cfg.name, "work_dir": str(self.work_dir),
                 "epochs": cfg.train.epochs, "iters_per_epoch": self.iters_per_epoch,
                 "world_size": self.ctx.world_size, "videos_per_gpu": cfg.data.videos_per_gpu,
@@ -697,6 +706,7 @@ class Trainer:
                 "resumed_from_epoch": self.start_epoch if self.resume_from else None,
                 "checkpoints": {"latest": str(self.work_dir / "latest.pth"),
                                 "best": str(self.work_dir / "best.pth") if self.best else None},
+                "num_skipped": sum(e["times"] for e in skipped), "skipped_samples": skipped,
                 "elapsed_s_this_session": round(elapsed, 2), "git": git_info(), "versions": package_versions(),
                 "device": device_info(self.ctx.device), "time": now_iso(), "config": cfg.to_dict()}
 

@@ -2,21 +2,28 @@
 
 A :class:`Step` declares the files it reads (``inputs``) and the files it writes (``outputs``).
 It is skipped when all its outputs exist and are newer than every input and the notebook itself,
-like a make rule. The executed notebook goes to ``<run_dir>/<step name>.ipynb``, with the
-traceback when a cell fails (papermill saves the notebook as it goes).
+like a make rule, and its last run finished: a notebook that failed (or was killed) after writing
+some outputs has not done its step. The proof is a stamp, ``.<step name>.done.json`` beside the
+first output, written only after the notebook ran to its end and removed when the step starts
+again. (Runs from before the stamps count as finished when their executed notebook says so.) The
+executed notebook goes to ``<run_dir>/<step name>.ipynb``, with the traceback when a cell fails
+(papermill saves the notebook as it goes).
 
 Standard library only at import time (papermill is imported when a notebook runs).
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from tinlib.errors import UserError
+from tinlib.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +83,57 @@ def show_path(path: str | Path) -> str:
         return str(path)
 
 
-def freshness(step: Step) -> tuple[bool, str]:
-    """Whether ``step`` is up to date, and why: ``(True, ...)`` when all its outputs exist and none
-    is older than its notebook or any of its inputs."""
+def finished_marker(step: Step) -> Path | None:
+    """The stamp that says ``step``'s last run finished: ``.<step name>.done.json`` beside its first
+    output (so runs that share a step, the demo's and the ablation's data, share it); None for a
+    step without outputs."""
+    if not step.outputs:
+        return None
+    first = Path(step.outputs[0])
+    return first.parent / f".{step.name}.done.json"
+
+
+def mark_finished(step: Step, executed: Path | None = None) -> Path | None:
+    """Write ``step``'s stamp (after its notebook ran to its end); returns its path (None without outputs)."""
+    marker = finished_marker(step)
+    if marker is not None:
+        atomic_write_json(marker, {"step": step.name, "notebook": str(step.source),
+                                   "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                   "executed": str(executed) if executed else None,
+                                   "outputs": [str(p) for p in step.outputs]})
+    return marker
+
+
+def clear_finished(step: Step) -> None:
+    """Remove ``step``'s stamp: done when the step starts, so an interrupted run leaves none."""
+    marker = finished_marker(step)
+    if marker is not None:
+        marker.unlink(missing_ok=True)
+
+
+def notebook_finished(executed: Path) -> bool:
+    """Whether the executed notebook ``executed`` ran to its end without an exception (papermill
+    records ``end_time`` and ``exception`` in the notebook's metadata when it finishes)."""
+    try:
+        meta = json.loads(executed.read_text(encoding="utf-8")).get("metadata", {}).get("papermill", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(meta.get("end_time")) and not meta.get("exception")
+
+
+def step_finished(step: Step, run_dir: Path | None = None) -> bool:
+    """Whether ``step``'s last run finished: its stamp exists, or (a run from before the stamps) its
+    executed notebook ``<run_dir>/<step name>.ipynb`` says it ran to its end without an exception."""
+    marker = finished_marker(step)
+    if marker is not None and marker.is_file():
+        return True
+    return run_dir is not None and notebook_finished(Path(run_dir) / f"{step.name}.ipynb")
+
+
+def freshness(step: Step, run_dir: Path | None = None) -> tuple[bool, str]:
+    """Whether ``step`` is up to date, and why: ``(True, ...)`` when all its outputs exist, none is
+    older than its notebook or any of its inputs, and its last run finished (see
+    :func:`step_finished`; ``run_dir`` holds the executed notebooks)."""
     if step.always:
         return False, "always runs"
     if not step.outputs:
@@ -91,6 +146,8 @@ def freshness(step: Step) -> tuple[bool, str]:
     newer = [p for p in [Path(step.source), *step.inputs] if (_mtime(p) or 0) > oldest_out]
     if newer:
         return False, f"{show_path(newer[0])} is newer than its outputs"
+    if not step_finished(step, run_dir):
+        return False, "its last run did not finish"
     return True, "outputs are newer than the inputs"
 
 
@@ -141,17 +198,21 @@ def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, 
 
 
 def _run_one(step: Step, label: str, run_dir: Path, force: bool, log_output: bool, cwd: Path | None) -> dict:
-    fresh, why = freshness(step)
+    fresh, why = freshness(step, run_dir)
     if fresh and not force:
         log.info(f"{label}: up to date, skipped ({why})")
         return {"step": step.name, "skipped": True, "seconds": 0.0}
     log.info(f"{label}: running {show_path(step.source)} ({why})")
     t0 = time.time()
     executed = run_dir / f"{step.name}.ipynb"
+    # from here until the notebook has finished, the step counts as not done (killed, failed, ...)
+    clear_finished(step)
+    executed.unlink(missing_ok=True)
     execute_notebook(Path(step.source), executed, step.parameters, cwd=cwd, log_output=log_output)
     missing = [p for p in step.outputs if not p.exists()]
     if missing:
         raise StepFailed(f"{step.name}: the notebook ran but did not write {', '.join(map(show_path, missing))}")
+    mark_finished(step, executed)
     seconds = time.time() - t0
     log.info(f"{label}: done in {seconds:.0f} s -> {show_path(executed)}")
     return {"step": step.name, "skipped": False, "seconds": round(seconds, 1)}
@@ -227,5 +288,5 @@ def build_report(results: Path, run: str, steps: Sequence[Step] | None = None,
                             results_dir=results)
 
 
-__all__ = ["Step", "StepFailed", "freshness", "execute_notebook", "run_steps", "build_report", "kernel_name",
-           "show_path", "KERNEL"]
+__all__ = ["Step", "StepFailed", "freshness", "step_finished", "finished_marker", "mark_finished", "clear_finished",
+           "notebook_finished", "execute_notebook", "run_steps", "build_report", "kernel_name", "show_path", "KERNEL"]

@@ -1,0 +1,202 @@
+"""The cheap rows of docs/bad-inputs.md, run as a user runs them (``python -m tinlib ...`` in a
+subprocess): each bad input gives one error line naming the file or sample and what to do, a
+non-zero exit and no traceback; with ``data.skip_bad_samples`` an unreadable video is a counted,
+recorded skip instead. The lines quoted in the table are the ones asserted here.
+
+(The faults of that table, kill -9 mid-write and a full disk, are in test_faults.py.)"""
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tinlib.checkpoint import save_checkpoint
+from tinlib.data import write_rawframe_list, write_video_list
+from tinlib.engine.build import build_model
+from tinlib.engine.config import load_config
+
+CONFIG = "demo_tin_r18_synthetic"  # a TIN ResNet-18 over frame folders named {:05}.jpg
+FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A data root with three readable frame folders, one of garbage bytes, a video of garbage
+    bytes and lists with each kind of bad line; a TIN and a TSM checkpoint of the config's shapes
+    and damaged copies of the TIN one. The commands run in this folder (relative paths)."""
+    base = tmp_path_factory.mktemp("bad_inputs")
+    data = base / "data"
+    rng = np.random.default_rng(0)
+    for name in ("v0", "v1", "v2"):
+        folder = data / "frames" / name
+        folder.mkdir(parents=True)
+        for k in range(1, FRAMES + 1):
+            cv2.imwrite(str(folder / f"{k:05}.jpg"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    broken = data / "frames" / "broken"
+    broken.mkdir()
+    for k in range(1, FRAMES + 1):
+        (broken / f"{k:05}.jpg").write_bytes(rng.integers(0, 255, 300, dtype=np.uint8).tobytes())
+    write_rawframe_list(data / "good.txt", [("v0", 8, 0), ("v1", 8, 1), ("v2", 8, 2)])
+    write_rawframe_list(data / "corrupt.txt", [("v0", 8, 0), ("broken", 8, 1), ("v2", 8, 2)])
+    write_rawframe_list(data / "missing_frames.txt", [("v0", 8, 0), ("v1", 12, 1)])
+    write_rawframe_list(data / "missing_folder.txt", [("v0", 8, 0), ("gone", 8, 1)])
+    (data / "bad_fields.txt").write_text("v0 8 0\nv1 8\n")
+    (data / "bad_label.txt").write_text("v0 8 0\nv1 8 one\n")
+    (data / "videos").mkdir()
+    (data / "videos" / "garbage.mp4").write_bytes(rng.integers(0, 255, 5000, dtype=np.uint8).tobytes())
+    write_video_list(data / "videos.txt", [("garbage.mp4", 0)])
+
+    torch.manual_seed(0)
+    save_checkpoint(base / "tin.pth", build_model(load_config(CONFIG), pretrained=False, load_from=False))
+    save_checkpoint(base / "tsm.pth", build_model(load_config("demo_tsm_r18_synthetic"), pretrained=False,
+                                                  load_from=False))
+    whole = (base / "tin.pth").read_bytes()
+    (base / "truncated.pth").write_bytes(whole[: len(whole) // 2])
+    (base / "empty.pth").write_bytes(b"")
+    (base / "random.pth").write_bytes(rng.integers(0, 255, 4096, dtype=np.uint8).tobytes())
+    return base
+
+
+def tinlib(cwd, *args):
+    return subprocess.run([sys.executable, "-m", "tinlib", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "TINLIB_DEBUG": ""}, timeout=300)
+
+
+def eval_args(ann, *extra):
+    """``tinlib test`` of the TIN checkpoint on list ``ann`` of the test data root."""
+    return ["test", CONFIG, "tin.pth", "--no-progress", "--device", "cpu", "--results-dir", "results",
+            "--set", "data.root=data", f"data.test_ann={ann}", "data.test_prefix=frames", *extra]
+
+
+def ckpt_args(ckpt, *extra):
+    """``tinlib test`` of checkpoint ``ckpt`` on the readable list."""
+    return ["test", CONFIG, ckpt, "--no-progress", "--device", "cpu", "--results-dir", "results", *extra,
+            "--set", "data.root=data", "data.test_ann=good.txt", "data.test_prefix=frames"]
+
+
+
+
+@dataclass
+class Case:
+    args: list
+    exit_code: int
+    says: tuple  # the error line holds each of these, in this order
+    multiline: bool = False  # the message lists several problems, one per line
+
+
+SKIP_HINT = "or skip such samples with --set data.skip_bad_samples=true"
+CASES = {
+    "undecodable frame": Case(eval_args("corrupt.txt"), 1, (
+        "tinlib test: error: sample 1 (data/corrupt.txt:2 ('broken')): cannot decode image "
+        "data/frames/broken/00001.jpg (300 bytes): not a valid JPEG/PNG; re-extract the frames of this video, "
+        + SKIP_HINT,)),
+    "undecodable frame, in a loader worker": Case(eval_args("corrupt.txt", "data.workers_per_gpu=1"), 1, (
+        "tinlib test: error: sample 1 (data/corrupt.txt:2 ('broken')): cannot decode image", SKIP_HINT)),
+    "missing frame": Case(eval_args("missing_frames.txt"), 1, (
+        "tinlib test: error: sample 1 (data/missing_frames.txt:2 ('v1')): frame file not found: "
+        "data/frames/v1/00009.jpg (the folder holds 8 entries); the list's frame count or the filename template "
+        "'{:05}.jpg' / start_index 1 does not match the folder: rebuild the list with `tinlib prepare ...` or fix "
+        "the config, " + SKIP_HINT,)),
+    "missing frame folder": Case(eval_args("missing_folder.txt"), 1, (
+        "tinlib test: error: sample 1 (data/missing_folder.txt:2 ('gone')): frame folder not found: "
+        "data/frames/gone; extract the frames (`tinlib prepare ...`) or fix data_prefix / the list, " + SKIP_HINT,)),
+    "undecodable video": Case(eval_args("videos.txt", "data.kind=videos", "data.test_prefix=videos"), 1, (
+        "tinlib test: error: sample 0 (data/videos.txt:1 ('garbage.mp4')): cannot decode video "
+        "data/videos/garbage.mp4 (", "the file is corrupt or truncated: re-download it or drop it from the list, "
+        + SKIP_HINT)),
+    "list line with a missing field": Case(eval_args("bad_fields.txt"), 2, (
+        "tinlib test: error: config demo_tin_r18_synthetic, test split: data/bad_fields.txt:2: expected 3 fields "
+        "(frame_dir total_frames label) for a rawframes list, got 2 in line 'v1 8' (is this a video list? use "
+        "kind='videos')",)),
+    "list line with a bad label": Case(eval_args("bad_label.txt"), 2, (
+        "tinlib test: error: config demo_tin_r18_synthetic, test split: data/bad_label.txt:2: label must be an "
+        "integer, got 'one' in line 'v1 8 one'",)),
+    "missing data root": Case(["test", CONFIG, "tin.pth", "--set", "data.root=nowhere"], 2, (
+        "tinlib test: error: config demo_tin_r18_synthetic: data for synthetic-sthv1 is missing:",
+        "data root nowhere does not exist", "--set data.root=DIR"), multiline=True),
+    "truncated checkpoint": Case(ckpt_args("truncated.pth"), 2, (
+        "tinlib test: error: truncated.pth: is truncated: a PyTorch (zip) checkpoint whose end is missing",
+        "download or save it again")),
+    "empty checkpoint": Case(ckpt_args("empty.pth"), 2, (
+        "tinlib test: error: empty.pth: is empty (0 bytes): it was never written or downloaded completely; "
+        "download or save it again",)),
+    "random bytes as checkpoint": Case(ckpt_args("random.pth"), 2, (
+        "tinlib test: error: random.pth: is not a PyTorch checkpoint (neither a zip archive nor a pickle;",
+        "check the path (is it the file you meant?)")),
+    "random bytes, --trust-checkpoint": Case(ckpt_args("random.pth", "--trust-checkpoint"), 2, (
+        "tinlib test: error: random.pth: is not a PyTorch checkpoint",)),
+    "checkpoint of another architecture": Case(ckpt_args("tsm.pth"), 2, (
+        "tinlib test: error: tsm.pth: the checkpoint holds a tsm_r18 model (recorded in its meta 'arch') but the "
+        "model to load it into is tin_r18;", "--allow-arch-mismatch")),
+    "missing checkpoint": Case(ckpt_args("nothere.pth"), 2, ("tinlib test: error: checkpoint not found: "
+                                                                  "nothere.pth",)),
+    "override of an unknown key": Case(["test", CONFIG, "tin.pth", "--set", "optim.lrr=1"], 2, (
+        "tinlib test: error: bad override: unknown key 'optim.lrr' (did you mean 'lr'?); valid keys of section "
+        "'optim': ",)),
+    "override with a bad value": Case(["test", CONFIG, "tin.pth", "--set", "train.epochs=abc"], 2, (
+        "tinlib test: error: bad override: train.epochs: expected int, got 'abc'",)),
+    "override without a value": Case(["test", CONFIG, "tin.pth", "--set", "train.epochs"], 2, (
+        "tinlib test: error: override 'train.epochs': expected KEY=VALUE, e.g. optim.lr=0.01",)),
+    "unknown config": Case(["test", "no_such_config", "tin.pth"], 2, (
+        "tinlib test: error: unknown config 'no_such_config'. Available: demo_tin_r18_synthetic,",)),
+}
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_bad_input_gives_one_line_and_a_non_zero_exit(inputs, kind):
+    case = CASES[kind]
+    proc = tinlib(inputs, *case.args)
+    assert proc.returncode == case.exit_code, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    errors = [i for i, line in enumerate(lines) if line.startswith("tinlib test: error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    message = "\n".join(lines[errors[0]:])
+    if not case.multiline:
+        assert errors[0] == len(lines) - 1, "the error line should be the last one: " + proc.stderr[-3000:]
+    position = 0
+    for part in case.says:
+        found = message.find(part, position)
+        assert found >= 0, f"{part!r} not in {message!r}"
+        position = found + len(part)
+    assert not (inputs / "results" / CONFIG / "metrics.json").exists()
+
+
+def test_unreadable_video_skipped_in_evaluation_is_counted_and_recorded(inputs, tmp_path):
+    proc = tinlib(inputs, *eval_args("corrupt.txt", "data.skip_bad_samples=true"), "--results-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert ("warning: left out sample 1 (data/corrupt.txt:2, broken): cannot decode image "
+            "data/frames/broken/00001.jpg (300 bytes): not a valid JPEG/PNG; re-extract the frames of this video"
+            in lines)
+    assert ("warning: test demo_tin_r18_synthetic: left out 1 unreadable of 3 videos (data.skip_bad_samples); "
+            "scored 2" in lines)
+    assert any(line.startswith("demo_tin_r18_synthetic [test, 2 of 3 videos]: top1 ") for line in lines)
+    metrics = json.loads((tmp_path / CONFIG / "metrics.json").read_text())
+    assert (metrics["num_samples"], metrics["num_listed"], metrics["num_skipped"]) == (2, 3, 1)
+    assert [(s["index"], s["line"], s["path"]) for s in metrics["skipped_samples"]] == [(1, 2, "broken")]
+
+
+def test_unreadable_video_skipped_in_training_is_counted_and_recorded(inputs, tmp_path):
+    """In training the bad sample is replaced by the next readable one (batches keep their size),
+    and the run's train.json says which sample and how often."""
+    proc = tinlib(inputs, "train", CONFIG, "--work-dir", str(tmp_path / "wd"), "--seed", "0", "--no-progress",
+                  "--set", "data.root=data", "data.train_ann=corrupt.txt", "data.train_prefix=frames",
+                  "data.val_ann=good.txt", "data.val_prefix=frames", "data.skip_bad_samples=true",
+                  "data.videos_per_gpu=3", "data.workers_per_gpu=0", "model.num_segments=4", "train.epochs=2",
+                  "train.val_interval=0", "train.num_threads=1", "optim.type=sgd", f"results_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    skips = [line for line in proc.stderr.splitlines() if line.startswith("warning: skipping bad sample 1 (")]
+    assert len(skips) == 2 and "data/corrupt.txt:2 ('broken')" in skips[0]  # once per epoch
+    assert ("warning: 1 unreadable training sample(s) were replaced by the next readable one 2 time(s) in all "
+            "(data.skip_bad_samples); train.json lists them" in proc.stderr.splitlines())
+    summary = json.loads((tmp_path / CONFIG / "train.json").read_text())
+    assert summary["num_skipped"] == 2
+    (skipped,) = summary["skipped_samples"]
+    assert (skipped["index"], skipped["line"], skipped["path"], skipped["times"]) == (1, 2, "broken", 2)
+    assert "cannot decode image" in skipped["reason"]
