@@ -85,7 +85,7 @@ lint: $(STAMP)  ## ruff (lint + import order) and mypy (tinlib/)
 doctor: $(STAMP)  ## does this machine run the kit? versions, devices, op/AMP/decoder checks (exit 1 on a failure)
 	$(PY) -m tinlib doctor
 
-test: $(STAMP)  ## run the test suite on the CPU (Triton kernels in interpreter mode)
+test: $(STAMP) lint  ## ruff + mypy, then the test suite on the CPU (Triton kernels in interpreter mode)
 	$(PY) -m pytest
 
 test-fast: $(STAMP)  ## the test suite without the slow end-to-end tests
