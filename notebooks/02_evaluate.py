@@ -60,7 +60,7 @@ results_dir = "results"
 device = "auto"
 batch_size = None                  # None: the config's data.test_videos_per_gpu
 num_workers = None
-gpus = 1                           # checkpoint="published": processes per node (more than one: torchrun)
+gpus = 1                           # published checkpoint: processes per node (more than one: torchrun)
 nodes = 1
 node_rank = 0
 master_addr = "127.0.0.1"

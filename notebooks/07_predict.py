@@ -52,8 +52,8 @@ pd.set_option("display.precision", 3)
 config = "demo_tin_r18_synthetic"
 checkpoint = "work_dirs/demo_tin_r18_synthetic/latest.pth"  # local file, http(s) URL or published:<config>
 video = None                       # video file or frame folder; None: test_video, else a video of synthetic classes
-data_root = None                   # with test_video: the dataset folder (its tinlib_prepare.json / synthetic_meta.json)
-test_video = None                  # None, or the number of a video in the config's test list (0: the first)
+test_video = None                  # None, or the number of a video in the config's test list under data_root
+data_root = "data/synthetic/sthv1"  # with test_video: the dataset folder (its lists and class names)
 topk = 5
 window = 16                        # frames per window for the timeline; None: whole video only
 stride = 4                         # frames between window starts
@@ -64,7 +64,7 @@ video_dir = None                   # where the generated video goes; None: a tem
 figures_dir = None                 # also save the top-k figure there (predict_topk.png)
 
 # %%
-if data_root:  # the lists, folders and class names found there
+if test_video is not None and data_root:  # the lists, folders and class names found there
     cfg = resolve(config, data_root=data_root, overrides=overrides, quiet=True)
 else:
     cfg = load_config(config, overrides)
