@@ -106,7 +106,7 @@ if published_curves != "none":
 if published_log is not None:
     curves["published"] = analysis.epoch_curves(*analysis.read_log(published_log))
 if "published" in curves and ("this run" in curves or checkpoint == "published"):
-    fig = plots.plot_curves_vs_published(curves.get("this run"), curves["published"], own_label=f"{config} (here)",
+    fig = plots.plot_curves_vs_published(curves.get("this run"), curves["published"], own_label=f"{config} (trained here)",
                                          title=f"{config}: training curves")
     plt.show()
 else:

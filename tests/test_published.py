@@ -341,6 +341,7 @@ def test_evaluate_published_end_to_end(tmp_path, release_server, sthv1_release):
     assert "[^1]" in line  # the smoke settings are footnoted
     text = "\n".join(lines)
     assert "[^1]: tin_r50_1x1x8_40e_sthv1_rgb, published checkpoint: evaluated with" in text
+    assert "[^2]" not in text
     assert "data.input_size=32" in text
 
     # the executed notebook shows the checkpoint's URL and the published curves (there is no run of ours)

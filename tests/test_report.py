@@ -238,6 +238,7 @@ def test_zoo_says_when_another_checkpoint_or_setting_was_evaluated(tmp_path):
     assert "(checkpoint tin_r50_1x1x8_40e_sthv1_rgb_2099-12345678.pth) [^1]" in line and f"[ckpt]({other})" in line
     note = next(line for line in text.splitlines() if line.startswith("[^1]:"))
     assert "published checkpoint" in note and "data.input_size=32" in note and "published.checkpoint" not in note
+    assert "[^2]" not in text  # one footnote for the one line
 
 
 def reversal(direction, chance=50.0):

@@ -480,9 +480,12 @@ def plot_curves_vs_published(own, published, *, own_label: str = "this run",
         top1 = curves["val_top1"].dropna()
         if not top1.empty:
             ax_val.plot(top1.index, top1.values, marker="o", label=label, **style)
+    from matplotlib.ticker import MaxNLocator
+
     ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
     ax_val.set(xlabel="epoch", ylabel="validation top-1 (%)")
     for ax in (ax_loss, ax_val):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.suptitle(title)

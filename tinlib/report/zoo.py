@@ -436,7 +436,8 @@ def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path
         body.append([cells[c] for c in columns])
         evaluation = (published or {}).get(r.config)
         if evaluation is not None:
-            body.append([published_cells(r, evaluation, base, notes).get(c, "") for c in columns])
+            published_line = published_cells(r, evaluation, base, notes)
+            body.append([published_line.get(c, "") for c in columns])
     return md_table(columns, body)
 
 
