@@ -106,8 +106,8 @@ if published_curves != "none":
 if published_log is not None:
     curves["published"] = analysis.epoch_curves(*analysis.read_log(published_log))
 if "published" in curves and ("this run" in curves or checkpoint == "published"):
-    fig = plots.plot_curves_vs_published(curves.get("this run"), curves["published"], own_label=f"{config} (trained here)",
-                                         title=f"{config}: training curves")
+    fig = plots.plot_curves_vs_published(curves.get("this run"), curves["published"],
+                                         own_label=f"{config} (trained here)", title=f"{config}: training curves")
     plt.show()
 else:
     print(f"no curves to compare ({', '.join(curves) or 'neither log'} at hand; the published log.json is there "
