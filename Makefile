@@ -37,6 +37,8 @@ CONFIG ?= tin_r50_1x1x8_40e_sthv1_rgb
 ARCHS ?=
 # ablation: seeds per gradient
 SEEDS ?= 0,1,2
+# evaluate-published-*: SET="key=value ..." passes config overrides to the test (e.g. data.workers_per_gpu=8)
+SET ?=
 
 NOTEBOOKS := notebooks
 PIPELINE = $(PY) -m tinlib.pipeline --notebooks-dir $(NOTEBOOKS) --results-dir $(RESULTS) --work-root $(WORK) \
@@ -46,7 +48,8 @@ REPRO_OPTS = $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)") $(if $(GPUS),--gpus $
 
 # (the check-data-% pattern rule is not listed: make skips pattern rules for phony targets)
 .PHONY: help setup lock lint gpu-check test test-fast demo ablation doctor lab clean zoo report latency reproduce-all \
-	reproduce-sthv1 reproduce-sthv2 reproduce-k400 check-data-all
+	reproduce-sthv1 reproduce-sthv2 reproduce-k400 check-data-all evaluate-published-sthv1 \
+	evaluate-published-sthv2 evaluate-published-k400
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -102,6 +105,15 @@ ablation: $(STAMP)  ## [SEEDS=0,1,2] the demo's TIN trained with the true and wi
 # missing dataset is reported within seconds.
 check-data-%:
 	@$(PYTHON) -m tinlib.pipeline check-data $* --data-root "$(DATA_ROOT)" $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)")
+
+evaluate-published-sthv1: check-data-sthv1 $(STAMP)  ## DATA_ROOT=... [GPUS=8]: MMAction2's published checkpoint of the row, tested on your data
+	$(PIPELINE) evaluate-published sthv1 --data-root "$(DATA_ROOT)" $(REPRO_OPTS) $(if $(SET),--set $(SET))
+
+evaluate-published-sthv2: check-data-sthv2 $(STAMP)  ## the same for the Something-Something V2 row
+	$(PIPELINE) evaluate-published sthv2 --data-root "$(DATA_ROOT)" $(REPRO_OPTS) $(if $(SET),--set $(SET))
+
+evaluate-published-k400: check-data-k400 $(STAMP)  ## the same for the Kinetics-400 row
+	$(PIPELINE) evaluate-published k400 --data-root "$(DATA_ROOT)" $(REPRO_OPTS) $(if $(SET),--set $(SET))
 
 reproduce-sthv1: check-data-sthv1 $(STAMP) gpu-check  ## DATA_ROOT=... [GPUS=8 NODES=1]: prepare, train, evaluate, latency, zoo
 	$(PIPELINE) reproduce sthv1 --data-root "$(DATA_ROOT)" $(REPRO_OPTS)

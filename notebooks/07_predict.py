@@ -21,8 +21,10 @@
 # sample), the top-k classes with their probabilities, a per-window timeline of a long video scored
 # as a stream, and the interlace offsets TIN chose for this video. Nothing is written to `results/`.
 #
-# Without a `video` the notebook writes one: classes of the synthetic dataset played one after the
-# other, so the timeline has something to follow.
+# Without a `video` the notebook takes video number `test_video` of the config's test list under
+# `data_root` (and shows its true class; the demo runs it so on a synthetic test video), or, without
+# those either, writes one: classes of the synthetic dataset played one after the other, so the
+# timeline has something to follow.
 
 # %%
 import os
@@ -34,8 +36,10 @@ import pandas as pd
 from IPython.display import Markdown, display
 from tqdm import TqdmWarning
 
+from tinlib.data.annotations import load_annotations
 from tinlib.engine import predict
 from tinlib.engine.config import load_config
+from tinlib.pipeline.runconfig import resolve
 from tinlib.report import interlace, plots
 
 warnings.simplefilter("ignore", TqdmWarning)  # no ipywidgets needed for progress bars
@@ -47,7 +51,9 @@ pd.set_option("display.precision", 3)
 # %% tags=["parameters"]
 config = "demo_tin_r18_synthetic"
 checkpoint = "work_dirs/demo_tin_r18_synthetic/latest.pth"  # local file, http(s) URL or published:<config>
-video = None                       # video file or frame folder; None: write a video of synthetic classes
+video = None                       # video file or frame folder; None: test_video, else a video of synthetic classes
+test_video = None                  # None, or the number of a video in the config's test list under data_root
+data_root = "data/synthetic/sthv1"  # with test_video: the dataset folder (its lists and class names)
 topk = 5
 window = 16                        # frames per window for the timeline; None: whole video only
 stride = 4                         # frames between window starts
@@ -55,12 +61,20 @@ labels = None                      # class-name file (or sthv1 / sthv2 / k400); 
 overrides = {}
 device = "auto"
 video_dir = None                   # where the generated video goes; None: a temporary folder
+figures_dir = None                 # also save the top-k figure there (predict_topk.png)
 
 # %%
-cfg = load_config(config, overrides)
+if test_video is not None and data_root:  # the lists, folders and class names found there
+    cfg = resolve(config, data_root=data_root, overrides=overrides, quiet=True)
+else:
+    cfg = load_config(config, overrides)
 predictor = predict.Predictor.from_checkpoint(cfg, checkpoint, device=device, labels=labels)
 names = predictor.class_names
 spans = []
+true_class = None
+if video is None and test_video is not None:
+    entry = load_annotations(cfg.data_path(cfg.data.test_ann), cfg.data.kind)[test_video]
+    video, true_class = str(cfg.data_path(cfg.data.test_prefix) / entry.path), entry.label
 if video is None:
     folder = Path(video_dir) if video_dir else Path(tempfile.mkdtemp(prefix="tinlib_predict_"))
     video = str(folder / "synthetic_classes.mp4")
@@ -71,7 +85,9 @@ pipe = predictor.pipeline
 display(Markdown(f"**{source.path}**: {source.num_frames} frames ({source.kind}"
                  + (f", {source.fps:g} fps" if source.fps else "") + f"); {cfg.name} tests {pipe.views} view(s) of "
                  f"{pipe.num_segments} segments, crop `{pipe.crop}`, average_clips `{pipe.average_clips}`; "
-                 f"class names: {predictor.class_names_source}"))
+                 f"class names: {predictor.class_names_source}"
+                 + (f"; true class: **{predict.class_name(true_class, names)}** (line {entry.line} of "
+                    f"`{Path(entry.ann_file).name}`)" if true_class is not None else "")))
 
 # %% [markdown]
 # ## What the model sees
@@ -95,7 +111,8 @@ plots.show(plots.plot_frames(frames, title=f"frames {indices}"), fmt="jpeg")
 result = predictor.predict(source)
 top = result.top(topk, names)
 display(pd.DataFrame(top).set_index("rank"))
-plots.show(predict.plot_topk(top, title=Path(source.path).name))
+plots.show(predict.plot_topk(top, title=Path(source.path).name),
+           path=Path(figures_dir) / "predict_topk" if figures_dir else None)
 
 # %% [markdown]
 # ## Timeline

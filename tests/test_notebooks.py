@@ -125,8 +125,8 @@ def demo_run(tmp_path_factory):
 def test_every_notebook_runs_under_papermill(demo_run):
     executed = {p.stem for p in demo_run["run_dir"].glob("*.ipynb")}
     used = {s.notebook for s in demo_run["steps"]}
-    # 06: test_gradient_ablation_notebook; 07 (not part of the demo): tests/test_predict.py
-    assert used | {"06_gradient_ablation", "07_predict"} == {p.stem for p in NOTEBOOKS}
+    # 06: test_gradient_ablation_notebook
+    assert used | {"06_gradient_ablation"} == {p.stem for p in NOTEBOOKS}
     assert executed == {s.name for s in demo_run["steps"]}
     for name in executed:
         assert _errors(demo_run["run_dir"] / f"{name}.ipynb") == [], name
@@ -144,14 +144,19 @@ def test_demo_outputs(demo_run):
     assert set(latency["models"]) == {"tin_r18", "tsm_r18", "tsn_r18"}
     figures = results / "runs" / "demo" / "figures"
     assert {p.name for p in figures.iterdir()} >= {"interlace_by_class.png", "interlace_one_video.jpg",
-                                                   "interlace_weights_by_class.png", "interlace_distribution.png"}
+                                                   "interlace_weights_by_class.png", "interlace_distribution.png",
+                                                   "predict_topk.png"}
     text = (results / "model_zoo.md").read_text()
     assert "## Synthetic demo" in text and "| demo_tin_r18_synthetic |" in text
     demo_row = next(ln for ln in text.splitlines() if ln.startswith("| demo_tin_r18_synthetic |"))
     assert "| test | sthv1_test_list_rawframes.txt (11 videos) |" in demo_row  # the split the row reports
     assert "tin_r50_1x1x8_40e_sthv1_rgb (not run)" in text
+    # the prediction on a test video never enters the table: the demo rows are the two trained models
+    assert [ln.split(" | ")[0] for ln in text.splitlines() if ln.startswith("| demo_")] == [
+        "| demo_tin_r18_synthetic", "| demo_tsn_r18_synthetic"]
     html = demo_run["report"].read_text()
     assert "Results at a glance" in html and "What the interlace learned" in html
+    assert "Prediction on one test video" in html
     assert "<img" in html or "image/png" in html
 
 
@@ -198,6 +203,11 @@ def test_executed_notebooks_show_the_results(demo_run):
     assert all(arch in latency for arch in ("tin_r18", "tsm_r18", "tsn_r18"))
     assert "| demo_tin_r18_synthetic |" in _text_outputs(run_dir / "04_model_zoo.ipynb")
 
+    # 07: the first video of the test list, its true class (from the list's first line) and the top-k
+    folder, _, label = (data / "sthv1_val_list_rawframes.txt").read_text().splitlines()[0].split()
+    shown = _text_outputs(run_dir / "07_predict.ipynb")
+    assert f"/{folder}**" in shown and f"true class: **{names[int(label)]}**" in shown
+
 
 def _ran(done: list[dict]) -> set[str]:
     return {d["step"] for d in done if not d["skipped"]}
@@ -226,13 +236,13 @@ def test_a_second_run_skips_what_is_up_to_date(demo_run):
         os.utime(config, ns=(before.st_atime_ns, before.st_mtime_ns))  # a file of the repository
     assert _ran(done) == {"01_train_demo_tsn_r18_synthetic", "04_model_zoo"}
 
-    # a newer TIN checkpoint reruns the steps that read it: evaluation and the interlace notebook
+    # a newer TIN checkpoint reruns the steps that read it: evaluation, the interlace and the prediction
     checkpoint = demo_run["work"] / "demo_tin_r18_synthetic" / "latest.pth"
     stamp = _newer_than_every_output(steps)
     os.utime(checkpoint, (stamp, stamp))
     started = time.time()
     done = run_steps(steps, run_dir, cwd=ROOT)
-    assert _ran(done) == {"02_evaluate", "05_explore_interlace", "04_model_zoo"}
+    assert _ran(done) == {"02_evaluate", "05_explore_interlace", "07_predict", "04_model_zoo"}
     assert (demo_run["results"] / "demo_tin_r18_synthetic" / "metrics.json").stat().st_mtime >= started
 
 

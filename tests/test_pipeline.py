@@ -104,7 +104,7 @@ def test_reproduce_without_data_stops_at_once(tmp_path):
 def test_demo_and_reproduce_steps_are_wired(tmp_path):
     steps = recipes.demo_steps(notebooks_dir=NOTEBOOK_DIR, results=tmp_path / "r", work_root=tmp_path / "w")
     assert [s.notebook for s in steps] == ["00_prepare_data", "01_train", "01_train", "01_train", "02_evaluate",
-                                           "03_latency", "05_explore_interlace", "04_model_zoo"]
+                                           "03_latency", "05_explore_interlace", "07_predict", "04_model_zoo"]
     assert all(s.source.is_file() for s in steps)
     train = steps[1]
     assert train.parameters["config"] == "demo_tin_r18_synthetic"

@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 
 from tinlib.engine.config import load_config  # noqa: E402
 from tinlib.records import (  # noqa: E402
+    CheckpointInfo,
     CheckpointPaths,
     LatencyRecord,
     LogEntry,
@@ -196,6 +197,65 @@ def test_zoo_prefers_the_configs_own_folder_over_newer_ablation_runs(tmp_path):
 def test_zoo_ignores_executed_notebook_folder(tmp_path):
     write_run(tmp_path / "runs", ZOO_ROWS[0], top1=1.0, top5=2.0, mean=1.0)
     assert zoo.collect_runs(tmp_path) == {}
+
+
+# The sthv1 row's files as MMAction2's TIN README links them.
+STHV1_RELEASE = "https://download.openmmlab.com/mmaction/recognition/tin/tin_r50_1x1x8_40e_sthv1_rgb/"
+STHV1_CKPT = STHV1_RELEASE + "tin_r50_1x1x8_40e_sthv1_rgb_20200729-4a33db86.pth"
+STHV1_LOG = STHV1_RELEASE + "20200729_034132.log"
+
+
+def write_published_evaluation(results: Path, config: str, *, top1: float, top5: float, url: str, world_size=1,
+                               device="cuda:0", overrides=None, time_="2026-03-01T00:00:00+00:00"):
+    """The metrics.json ``make evaluate-published-*`` leaves in ``<results>/<config>_published/``."""
+    cfg = load_config(config, overrides or {}).to_dict()
+    percent = {"top1_acc": top1, "top5_acc": top5, "mean_class_accuracy": top1 - 1}
+    run = f"{config}_published"
+    MetricsRecord(run=run, config_name=config, metrics={k: v / 100 for k, v in percent.items()},
+                  metrics_percent=percent, checkpoint=CheckpointInfo(path="/cache/x.pth", url=url, sha256="4a33db86"),
+                  world_size=world_size, device={"device": device}, time=time_, config=cfg
+                  ).write(results / run / "metrics.json")
+
+
+def test_zoo_shows_the_published_checkpoint_evaluated_here_under_its_row(tmp_path):
+    write_run(tmp_path, ZOO_ROWS[0], top1=43.5, top5=72.25, mean=40.0, world_size=8, device="cuda:0")
+    write_published_evaluation(tmp_path, ZOO_ROWS[0], top1=44.1, top5=73.8, url=STHV1_CKPT, world_size=8)
+    lines = zoo.render_zoo(tmp_path).splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith(f"| {ZOO_ROWS[0]}"))
+    assert "| 43.50 / 44.25 | 72.25 / 73.94 |" in lines[i]  # the row is the user's own run
+    assert lines[i + 1] == (
+        "| ↳ published checkpoint, evaluated here |  | 8 |  |  | 44.10 / 44.25 | 73.80 / 73.94 |  |  |  | "
+        f"[ckpt]({STHV1_CKPT}) | [log]({STHV1_LOG}) | [json]({ZOO_ROWS[0]}_published/metrics.json) |")
+    assert not lines[i + 2].startswith("|")  # one extra line, for this row only
+    assert sum(line.startswith("| ↳") for line in lines) == 1
+    legend = next(line for line in lines if line.startswith("*↳ published checkpoint, evaluated here*"))
+    assert "make evaluate-published-<dataset>" in legend and "measured here / published" in legend
+    assert zoo.collect_runs(tmp_path)[ZOO_ROWS[0]].folder == tmp_path / ZOO_ROWS[0]
+
+
+def test_a_published_evaluation_alone_is_not_the_users_run(tmp_path):
+    write_published_evaluation(tmp_path, ZOO_ROWS[1], top1=56.0, top5=83.0, device="cpu",
+                               url=load_config(ZOO_ROWS[1]).published.checkpoint)
+    assert zoo.collect_runs(tmp_path) == {}
+    text = zoo.render_zoo(tmp_path)
+    lines = text.splitlines()
+    i = lines.index(next(line for line in lines if line.startswith(f"| {ZOO_ROWS[1]}")))
+    assert "(not run)" in lines[i] and "| – / 56.70 | – / 83.62 |" in lines[i]
+    assert lines[i + 1].startswith("| ↳ published checkpoint, evaluated here |  | cpu |")
+    assert "| 56.00 / 56.70 | 83.00 / 83.62 |" in lines[i + 1] and "[^" not in lines[i + 1]
+    assert "## Other runs" not in text
+
+
+def test_zoo_says_when_another_checkpoint_or_setting_was_evaluated(tmp_path):
+    other = "https://download.openmmlab.com/mmaction/recognition/tin/x/tin_r50_1x1x8_40e_sthv1_rgb_2099-12345678.pth"
+    write_published_evaluation(tmp_path, ZOO_ROWS[0], top1=1.0, top5=5.0, url=other,
+                               overrides={"published.checkpoint": other, "data.input_size": 32})
+    text = zoo.render_zoo(tmp_path)
+    line = next(line for line in text.splitlines() if line.startswith("| ↳"))
+    assert "(checkpoint tin_r50_1x1x8_40e_sthv1_rgb_2099-12345678.pth) [^1]" in line and f"[ckpt]({other})" in line
+    note = next(line for line in text.splitlines() if line.startswith("[^1]:"))
+    assert "published checkpoint" in note and "data.input_size=32" in note and "published.checkpoint" not in note
+    assert "[^2]" not in text  # one footnote for the one line
 
 
 def reversal(direction, chance=50.0):

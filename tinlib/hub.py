@@ -1,6 +1,8 @@
 """Published artifacts (model-zoo checkpoints and training logs) and downloading them.
 
-:data:`PUBLISHED` maps a config name to the URLs of what MMAction2 0.x published for it.
+:data:`PUBLISHED` maps a config name to the URLs of what MMAction2 0.x published for it: the
+``published`` section of each zoo config (``tinlib/configs/<row>.py``), plus the TSM Kinetics-400
+checkpoint the Kinetics-400 row starts from, which is no config of this kit (:data:`EXTRA_PUBLISHED`).
 :func:`resolve_checkpoint` turns a local path, an ``http(s)://`` URL or ``published:<config>``
 into a local file, downloading into torch's hub cache (``torch.hub.get_dir()/checkpoints``, i.e.
 ``$TORCH_HOME/hub/checkpoints``, where ``torch.hub.load_state_dict_from_url`` puts files too).
@@ -36,7 +38,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 OPENMMLAB_URL = "https://download.openmmlab.com"
 MIRROR_ENV = "TINLIB_DOWNLOAD_MIRROR"
 PUBLISHED_SCHEME = "published:"
+PUBLISHED_RUN_SUFFIX = "_published"
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60.0
@@ -87,28 +90,64 @@ class PublishedArtifacts:
 ARTIFACT_KINDS = ("ckpt", "log", "json")
 
 
-def _zoo(family: str, config: str, checkpoint: str, log_name: str | None = None) -> PublishedArtifacts:
-    folder = f"{OPENMMLAB_URL}/mmaction/recognition/{family}/{config}/"
-    return PublishedArtifacts(checkpoint=folder + checkpoint,
-                              log=folder + log_name if log_name else None,
-                              log_json=folder + log_name + ".json" if log_name else None)
-
-
-# MMAction2 0.x model zoo (TIN README); the TSM Kinetics-400 entry is the TIN fine-tune's load_from.
-PUBLISHED: dict[str, PublishedArtifacts] = {
-    "tin_r50_1x1x8_40e_sthv1_rgb": _zoo(
-        "tin", "tin_r50_1x1x8_40e_sthv1_rgb",
-        "tin_r50_1x1x8_40e_sthv1_rgb_20200729-4a33db86.pth", "20200729_034132.log"),
-    "tin_r50_1x1x8_40e_sthv2_rgb": _zoo(
-        "tin", "tin_r50_1x1x8_40e_sthv2_rgb",
-        "tin_r50_1x1x8_40e_sthv2_rgb_20200912-b27a7337.pth", "20200912_225451.log"),
-    "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb": _zoo(
-        "tin", "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb",
-        "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb_20200810-4a146a70.pth", "20200809_142447.log"),
-    "tsm_r50_1x1x8_50e_kinetics400_rgb": _zoo(
-        "tsm", "tsm_r50_1x1x8_50e_kinetics400_rgb",
-        "tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth"),
+# Published files that belong to no config of this kit: MMAction2's TSM Kinetics-400 model, which
+# the Kinetics-400 row fine-tunes from (its ``model.load_from``).
+_TSM_K400 = f"{OPENMMLAB_URL}/mmaction/recognition/tsm/tsm_r50_1x1x8_50e_kinetics400_rgb/"
+EXTRA_PUBLISHED: dict[str, PublishedArtifacts] = {
+    "tsm_r50_1x1x8_50e_kinetics400_rgb": PublishedArtifacts(
+        checkpoint=_TSM_K400 + "tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth"),
 }
+
+
+def published_of_configs() -> dict[str, PublishedArtifacts]:
+    """``{config name: its published files}`` for every config in ``tinlib/configs`` whose
+    ``published`` section names a checkpoint (the model-zoo rows). Reads the config modules'
+    ``CONFIG`` dicts without building or validating them (no torch import)."""
+    import importlib
+
+    from tinlib.engine.config import CONFIG_PACKAGE, available_configs
+
+    out = {}
+    for name in available_configs():
+        values = getattr(importlib.import_module(f"{CONFIG_PACKAGE}.{name}"), "CONFIG", None)
+        section = values.get("published") if isinstance(values, dict) else None
+        if isinstance(section, dict) and section.get("checkpoint"):
+            out[name] = PublishedArtifacts(checkpoint=section["checkpoint"], log=section.get("log") or None,
+                                           log_json=section.get("log_json") or None)
+    return out
+
+
+class PublishedRegistry(MutableMapping[str, PublishedArtifacts]):
+    """``{name: PublishedArtifacts}``: the configs' ``published`` sections (one source: the config
+    files) plus :data:`EXTRA_PUBLISHED`, read on first use. A mapping like a dict, so that tests
+    and tools can add an entry."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, PublishedArtifacts] | None = None
+
+    def _all(self) -> dict[str, PublishedArtifacts]:
+        if self._entries is None:
+            self._entries = {**published_of_configs(), **EXTRA_PUBLISHED}
+        return self._entries
+
+    def __getitem__(self, name: str) -> PublishedArtifacts:
+        return self._all()[name]
+
+    def __setitem__(self, name: str, artifacts: PublishedArtifacts) -> None:
+        self._all()[name] = artifacts
+
+    def __delitem__(self, name: str) -> None:
+        del self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+# MMAction2 0.x model zoo (the TIN rows, from their configs) and the TSM-K400 init.
+PUBLISHED: MutableMapping[str, PublishedArtifacts] = PublishedRegistry()
 
 
 def published_url(config: str, what: str = "ckpt") -> str:
@@ -174,8 +213,34 @@ def fetch_published(config: str, what: str = "ckpt", dest_dir: str | os.PathLike
     ``<config>_<published name>`` so that the cache says what they are.
     """
     url = published_url(config, what)
+    return download_url(url, dest_dir, verify=verify, file_name=published_file_name(config, what, url))
+
+
+def published_file_name(config: str, what: str, url: str) -> str:
+    """The cache name of a published file: a checkpoint's own name, ``<config>_<name>`` for a log."""
     name = file_name_of(url)
-    return download_url(url, dest_dir, verify=verify, file_name=name if what == "ckpt" else f"{config}_{name}")
+    return name if what == "ckpt" else f"{config}_{name}"
+
+
+def cached_published(config: str, what: str = "json", dest_dir: str | os.PathLike | None = None, *,
+                     url: str | None = None) -> Path | None:
+    """The published file of ``config`` when it is already in the cache (``tinlib fetch`` or an
+    earlier download put it there), else None; never downloads. ``url``: the file's URL when it
+    is not the registry's (a config loaded with overrides). Unknown configs and kinds that were
+    not published give None as well."""
+    if url is None:
+        artifacts = PUBLISHED.get(config)
+        url = artifacts.url(what) if artifacts is not None and what in ARTIFACT_KINDS else None
+    if not url:
+        return None
+    path = (Path(dest_dir) if dest_dir is not None else hub_checkpoint_dir()) / published_file_name(config, what, url)
+    return path if path.is_file() else None
+
+
+def published_run(config: str) -> str:
+    """The results folder name of ``config``'s published checkpoint evaluated here
+    (``make evaluate-published-*``): ``<config>_published``, beside the user's own ``<config>``."""
+    return f"{config}{PUBLISHED_RUN_SUFFIX}"
 
 
 def hub_checkpoint_dir() -> Path:
@@ -451,16 +516,23 @@ def _user_agent() -> str:
 
 
 __all__ = [
+    "EXTRA_PUBLISHED",
     "MIRROR_ENV",
     "OPENMMLAB_URL",
     "PUBLISHED",
+    "PUBLISHED_RUN_SUFFIX",
     "DownloadError",
     "PublishedArtifacts",
+    "PublishedRegistry",
+    "cached_published",
     "download_url",
     "fetch_published",
     "hub_checkpoint_dir",
     "is_remote",
     "mirrored",
+    "published_file_name",
+    "published_of_configs",
+    "published_run",
     "published_url",
     "resolve_checkpoint",
 ]

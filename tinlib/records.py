@@ -526,10 +526,12 @@ class LogWriter:
 @dataclass(kw_only=True)
 class CheckpointInfo(Fields):
     """The checkpoint a test scored: its path, sha256, layout (``tinlib``, ``mmaction2``...) and the
-    training metadata stored in it (epoch, seed, ...)."""
+    training metadata stored in it (epoch, seed, ...); ``url`` where it was downloaded from (a
+    published checkpoint)."""
 
     KIND: ClassVar[str] = "checkpoint description"
     path: str | None = None
+    url: str | None = field(default=None, metadata=OMIT_NONE)
     sha256: str | None = None
     layout: str | None = None
     train_meta: dict[str, Any] = field(default_factory=dict)

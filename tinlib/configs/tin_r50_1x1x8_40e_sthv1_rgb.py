@@ -3,7 +3,11 @@
 Recipe (MMAction2 0.x config of this name): ImageNet init; SGD lr 0.02 for 8 GPUs x 6 videos, momentum 0.9, wd 5e-4,
 fc_lr5 groups, clip 20; cosine by epoch down to 0.5 x base (min_lr_ratio) with a one-epoch linear
 warmup from 0.1; validation every 5 epochs; frames '{:05}.jpg'; no flip; dropout 0.8.
+
+``published``: the files MMAction2 0.x released for this row (checkpoint, training log, log.json).
 """
+
+_RELEASE = "https://download.openmmlab.com/mmaction/recognition/tin/tin_r50_1x1x8_40e_sthv1_rgb/"
 
 CONFIG = dict(
     description="TIN R50 1x1x8, 40 epochs, Something-Something V1, ImageNet init (MMAction2 0.x recipe)",
@@ -78,6 +82,10 @@ CONFIG = dict(
         gpu_mem=6181,
         flops=32962097536,
         params=23895566,
-        checkpoint="tin_r50_1x1x8_40e_sthv1_rgb_20200729-4a33db86.pth",
+    ),
+    published=dict(
+        checkpoint=_RELEASE + "tin_r50_1x1x8_40e_sthv1_rgb_20200729-4a33db86.pth",
+        log=_RELEASE + "20200729_034132.log",
+        log_json=_RELEASE + "20200729_034132.log.json",
     ),
 )

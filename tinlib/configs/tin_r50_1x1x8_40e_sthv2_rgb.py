@@ -6,6 +6,8 @@ after the one-epoch linear warmup; validation every 2 epochs.
 from tinlib.configs.tin_r50_1x1x8_40e_sthv1_rgb import CONFIG as _STHV1
 from tinlib.engine.config import merge
 
+_RELEASE = "https://download.openmmlab.com/mmaction/recognition/tin/tin_r50_1x1x8_40e_sthv2_rgb/"
+
 CONFIG = merge(_STHV1, dict(
     description="TIN R50 1x1x8, 40 epochs, Something-Something V2, ImageNet init (MMAction2 0.x recipe)",
     data=dict(
@@ -34,6 +36,10 @@ CONFIG = merge(_STHV1, dict(
         ref_top1=56.48,
         ref_top5=83.45,
         gpu_mem=6185,
-        checkpoint="tin_r50_1x1x8_40e_sthv2_rgb_20200912-b27a7337.pth",
+    ),
+    published=dict(
+        checkpoint=_RELEASE + "tin_r50_1x1x8_40e_sthv2_rgb_20200912-b27a7337.pth",
+        log=_RELEASE + "20200912_225451.log",
+        log_json=_RELEASE + "20200912_225451.log.json",
     ),
 ))

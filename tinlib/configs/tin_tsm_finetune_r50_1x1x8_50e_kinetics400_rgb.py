@@ -11,6 +11,8 @@ says where to put the file).
 from tinlib.configs.tin_r50_1x1x8_40e_sthv1_rgb import CONFIG as _STHV1
 from tinlib.engine.config import merge
 
+_RELEASE = "https://download.openmmlab.com/mmaction/recognition/tin/tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb/"
+
 CONFIG = merge(_STHV1, dict(
     description="TIN R50 1x1x8, 50 epochs, Kinetics-400, fine-tuned from TSM-K400 (MMAction2 0.x recipe)",
     model=dict(
@@ -55,6 +57,10 @@ CONFIG = merge(_STHV1, dict(
         gpu_mem=6187,
         flops=32965800320,
         params=24358640,
-        checkpoint="tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb_20200810-4a146a70.pth",
+    ),
+    published=dict(
+        checkpoint=_RELEASE + "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb_20200810-4a146a70.pth",
+        log=_RELEASE + "20200809_142447.log",
+        log_json=_RELEASE + "20200809_142447.log.json",
     ),
 ))

@@ -7,6 +7,6 @@ from tinlib.engine.config import merge
 CONFIG = merge(_TIN, dict(
     description="TSM R50 1x1x8, 40 epochs, Something-Something V2, ImageNet init, TIN's recipe (baseline)",
     model=dict(arch="tsm_r50", shift_div=None),
-    zoo=dict(top1=None, top5=None, ref_top1=None, ref_top5=None, gpu_mem=None, flops=32961859584, params=23864558,
-             checkpoint=""),
+    zoo=dict(top1=None, top5=None, ref_top1=None, ref_top5=None, gpu_mem=None, flops=32961859584, params=23864558),
+    published=dict(checkpoint="", log="", log_json=""),  # nothing published for this baseline
 ))

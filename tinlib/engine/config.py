@@ -1,11 +1,11 @@
 """Run configurations: a typed schema, loading by name or path, validated overrides, LR scaling.
 
 A config file is a Python module that defines ``CONFIG``, a nested dict whose sections are the
-dataclasses below (``model``, ``data``, ``optim``, ``schedule``, ``train``, ``test``, ``zoo``).
-Loading turns the dict into a :class:`Config`; any key the schema does not know is an error that
-names the valid keys, and so is a value of the wrong type or outside its allowed set. Overrides
-(``--set optim.lr=0.01`` on the command line, or a dict from a notebook's parameters cell) go
-through the same checks.
+dataclasses below (``model``, ``data``, ``optim``, ``schedule``, ``train``, ``test``, ``zoo``,
+``published``). Loading turns the dict into a :class:`Config`; any key the schema does not know is
+an error that names the valid keys, and so is a value of the wrong type or outside its allowed
+set. Overrides (``--set optim.lr=0.01`` on the command line, or a dict from a notebook's
+parameters cell) go through the same checks.
 
 Config names are the file names in ``tinlib/configs/`` (the model-zoo rows are named exactly as in
 MMAction2's table); a path to any ``.py`` or ``.json`` file works as well.
@@ -169,7 +169,17 @@ class ZooConfig:
     gpu_mem: int | None = None
     flops: int | None = None
     params: int | None = None
+
+
+@dataclass
+class PublishedConfig:
+    """What MMAction2 published for this config, by URL (``""`` where nothing was published): the
+    checkpoint (``published:<config>``, ``make evaluate-published-*``), the training log and its
+    JSON-lines twin (the published curves the reports draw beside a run's own)."""
+
     checkpoint: str = ""
+    log: str = ""
+    log_json: str = ""
 
 
 @dataclass
@@ -187,6 +197,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)
+    published: PublishedConfig = field(default_factory=PublishedConfig)
 
     # ---- conveniences -------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -595,6 +606,6 @@ def scaled_lr(cfg: Config, world_size: int) -> LrScaling:
     return LrScaling(cfg.optim.lr, lr, total, ref, world_size, cfg.data.videos_per_gpu, applied)
 
 
-__all__ = ["Config", "ConfigError", "DataConfig", "LrScaling", "ModelConfig", "OptimConfig", "ScheduleConfig",
-           "TestConfig", "TrainConfig", "ZooConfig", "apply_overrides", "available_configs", "config_from_dict",
-           "diff_configs", "load_config", "merge", "parse_override", "scaled_lr"]
+__all__ = ["Config", "ConfigError", "DataConfig", "LrScaling", "ModelConfig", "OptimConfig", "PublishedConfig",
+           "ScheduleConfig", "TestConfig", "TrainConfig", "ZooConfig", "apply_overrides", "available_configs",
+           "config_from_dict", "diff_configs", "load_config", "merge", "parse_override", "scaled_lr"]

@@ -1,5 +1,5 @@
-"""``python -m tinlib.pipeline demo|ablation|reproduce|latency|report|check-data ...``: what the make
-targets run (see ``--help``). Paths come from the options: ``--notebooks-dir``, ``--results-dir``,
+"""``python -m tinlib.pipeline demo|ablation|reproduce|evaluate-published|latency|report|check-data ...``:
+what the make targets run (see ``--help``). Paths come from the options: ``--notebooks-dir``, ``--results-dir``,
 ``--work-root`` (the Makefile passes them, relative to the checkout it runs in).
 
 ``check-data`` imports only the standard library and :mod:`tinlib.data.releases`: make runs it with
@@ -49,6 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--master-addr", default="127.0.0.1")
     r.add_argument("--master-port", type=int, default=29500)
     r.add_argument("--profile", choices=sorted(recipes.PROFILES), default="full")
+    e = sub.add_parser("evaluate-published", help="prepare -> evaluate the row's published checkpoint -> zoo")
+    e.add_argument("dataset", choices=sorted(recipes.ZOO_CONFIGS))
+    e.add_argument("--data-root", default=os.environ.get("DATA_ROOT"))
+    e.add_argument("--lists-dir", help="where lists go (default DATA_ROOT; use it when DATA_ROOT is read-only)")
+    e.add_argument("--gpus", type=int, help="processes (GPUs) per node (default: the visible GPUs)")
+    e.add_argument("--nodes", type=int, default=1)
+    e.add_argument("--node-rank", type=int, default=0)
+    e.add_argument("--master-addr", default="127.0.0.1")
+    e.add_argument("--master-port", type=int, default=29500)
+    e.add_argument("--profile", choices=sorted(recipes.PROFILES), default="full")
+    e.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="config overrides for the test, e.g. --set data.workers_per_gpu=8 (published.checkpoint=URL "
+                        "tests another published file the same way)")
     a = sub.add_parser("ablation", help="the interlace-gradient ablation on the synthetic data (notebook 06)")
     a.add_argument("--profile", choices=sorted(recipes.PROFILES), default="full")
     a.add_argument("--data-root", default=recipes.DEMO_DATA_ROOT)
@@ -106,6 +119,19 @@ def run(args: argparse.Namespace) -> int:
                                         master_port=args.master_port, profile=args.profile,
                                         lists_dir=args.lists_dir)
         name = args.dataset
+    elif args.command == "evaluate-published":
+        from tinlib.engine.config import apply_overrides, load_config, parse_override
+        from tinlib.pipeline.checks import check_data, detect_gpus
+
+        overrides = dict(parse_override(o) for o in args.overrides)
+        apply_overrides(load_config(recipes.ZOO_CONFIGS[args.dataset]), overrides)  # a bad key stops here, at once
+        check_data(args.dataset, args.data_root, args.lists_dir)
+        steps = recipes.evaluate_published_steps(args.dataset, args.data_root, notebooks_dir=notebooks,
+                                                 results=results, gpus=args.gpus or detect_gpus(), nodes=args.nodes,
+                                                 node_rank=args.node_rank, master_addr=args.master_addr,
+                                                 master_port=args.master_port, profile=args.profile,
+                                                 lists_dir=args.lists_dir, overrides=overrides)
+        name = f"{args.dataset}_published"
     else:  # latency
         archs = [a.strip() for a in args.archs.split(",")] if args.archs else None
         steps = recipes.latency_steps(args.config, notebooks_dir=notebooks, results=results, archs=archs,

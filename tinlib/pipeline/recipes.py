@@ -1,5 +1,6 @@
-"""The step lists behind the make targets: the demo, the gradient ablation, the model-zoo rows and
-the latency run, with the profiles (settings applied on top of a config for a whole run).
+"""The step lists behind the make targets: the demo, the gradient ablation, the model-zoo rows (trained
+here, or their published checkpoints evaluated here) and the latency run, with the profiles
+(settings applied on top of a config for a whole run).
 
 Every recipe takes ``notebooks_dir`` (where ``00_prepare_data.ipynb`` ... live), ``results`` and
 ``work_root``; nothing here assumes the current directory is a checkout. Standard library only.
@@ -114,9 +115,21 @@ def demo_steps(*, notebooks_dir: Path, results: Path, work_root: Path, data_root
                            figures_dir=str(figures)),
                       inputs=[ckpts[main]], outputs=[figures / "interlace_by_class.png"],
                       title="What the interlace learned"))
+    steps.append(predict_step(notebooks_dir, main, ckpts[main], data_root, overrides, figures))
     steps.append(Step("04_model_zoo", _notebook(notebooks_dir, "04_model_zoo"), {"results_dir": str(results)},
                       always=True, outputs=[results / "model_zoo.md"], title="Model zoo"))
     return steps
+
+
+def predict_step(notebooks_dir: Path, config: str, checkpoint: Path, data_root: str, overrides: dict[str, Any],
+                 figures: Path, test_video: int = 0) -> Step:
+    """Notebook 07 on one video of ``config``'s test list (number ``test_video``) with ``checkpoint``,
+    as ``tinlib predict`` runs it; its top-k figure goes to ``figures`` (nothing to ``results/``)."""
+    return Step("07_predict", _notebook(notebooks_dir, "07_predict"),
+                {"config": config, "checkpoint": str(checkpoint), "data_root": str(data_root),
+                 "test_video": test_video, "video": None, "overrides": dict(overrides), "device": "cpu",
+                 "window": 8, "stride": 2, "figures_dir": str(figures)},  # a short test video: 8-frame windows
+                inputs=[checkpoint], outputs=[figures / "predict_topk.png"], title="Prediction on one test video")
 
 
 def ablation_steps(*, notebooks_dir: Path, results: Path, work_root: Path, data_root: str = DEMO_DATA_ROOT,
@@ -141,6 +154,19 @@ def ablation_steps(*, notebooks_dir: Path, results: Path, work_root: Path, data_
                  title="Interlace gradient ablation")]
 
 
+def prepare_step(dataset: str, data_root: str, *, notebooks_dir: Path, lists_dir: str | None = None) -> Step:
+    """Notebook 00 on the release of ``dataset`` in ``data_root``: the lists (and frames) and
+    ``tinlib_prepare.json`` in ``lists_dir`` (default ``data_root``); up to date while they are
+    newer than the release's annotation files."""
+    lists_root = Path(lists_dir or data_root)
+    lists = [lists_root / n for n in release(dataset).list_names]
+    release_files = release(dataset).annotation_paths(data_root)
+    return Step("00_prepare_data", _notebook(notebooks_dir, "00_prepare_data"),
+                {"dataset": dataset, "data_root": str(data_root), "lists_dir": str(lists_root)},
+                inputs=[p for p in release_files if p.is_file()], outputs=[lists_root / PREPARE_SUMMARY, *lists],
+                title=f"Data: {dataset}")
+
+
 def reproduce_steps(dataset: str, data_root: str, *, notebooks_dir: Path, results: Path, work_root: Path, gpus: int,
                     nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 29500,
                     profile: str = "full", lists_dir: str | None = None) -> list[Step]:
@@ -158,14 +184,10 @@ def reproduce_steps(dataset: str, data_root: str, *, notebooks_dir: Path, result
     overrides = dict(PROFILES[profile])
     lists_root = Path(lists_dir or data_root)
     lists = [lists_root / n for n in release(dataset).list_names]
-    summary = lists_root / PREPARE_SUMMARY
     wd = work_root / config
     ckpt = wd / "latest.pth"
-    release_files = release(dataset).annotation_paths(data_root)
     return [
-        Step("00_prepare_data", _notebook(notebooks_dir, "00_prepare_data"),
-             {"dataset": dataset, "data_root": str(data_root), "lists_dir": str(lists_root)},
-             inputs=[p for p in release_files if p.is_file()], outputs=[summary, *lists], title=f"Data: {dataset}"),
+        prepare_step(dataset, data_root, notebooks_dir=notebooks_dir, lists_dir=lists_dir),
         Step("01_train", _notebook(notebooks_dir, "01_train"),
              dict(_common(config, str(lists_root), results, wd, overrides), gpus=gpus, nodes=nodes,
                   node_rank=node_rank, master_addr=master_addr, master_port=master_port, progress=False),
@@ -179,6 +201,42 @@ def reproduce_steps(dataset: str, data_root: str, *, notebooks_dir: Path, result
               "iters": LATENCY_ITERS[profile] or 200,
               "devices": ["cpu", "cuda"] if profile != "smoke" else ["cpu"]},
              inputs=[config_file(config)], outputs=[results / config / "latency.json"], title="Latency"),
+        Step("04_model_zoo", _notebook(notebooks_dir, "04_model_zoo"), {"results_dir": str(results)}, always=True,
+             outputs=[results / "model_zoo.md"], title="Model zoo"),
+    ]
+
+
+def evaluate_published_steps(dataset: str, data_root: str, *, notebooks_dir: Path, results: Path, gpus: int,
+                             nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1",
+                             master_port: int = 29500, profile: str = "full", lists_dir: str | None = None,
+                             overrides: dict[str, Any] | None = None) -> list[Step]:
+    """prepare -> evaluate the published checkpoint -> zoo for the model-zoo row of ``dataset``.
+
+    The row's published checkpoint (its config's ``published.checkpoint``) is downloaded and
+    tested with the config's test setting on its test list (the validation split); the records go
+    to ``results/<config>_published/`` and the table shows them under the row.
+
+    Args:
+        dataset, data_root, notebooks_dir, results, profile, lists_dir: as for :func:`reproduce_steps`.
+        gpus, nodes, node_rank, master_addr, master_port: the torchrun layout of the test (one
+            process in all: in the notebook's process).
+        overrides: ``{"dotted.key": value}`` on top of the profile's (``published.checkpoint`` to
+            test another file the same way).
+    """
+    from tinlib.hub import published_run
+
+    config = ZOO_CONFIGS[dataset]
+    settings = dict(PROFILES[profile], **(overrides or {}))
+    prepare = prepare_step(dataset, data_root, notebooks_dir=notebooks_dir, lists_dir=lists_dir)
+    return [
+        prepare,
+        Step("02_evaluate", _notebook(notebooks_dir, "02_evaluate"),
+             {"config": config, "data_root": str(Path(lists_dir or data_root)), "overrides": settings,
+              "results_dir": str(results), "compare": [], "checkpoint": "published", "gpus": gpus, "nodes": nodes,
+              "node_rank": node_rank, "master_addr": master_addr, "master_port": master_port},
+             inputs=[config_file(config), *prepare.outputs],
+             outputs=[results / published_run(config) / "metrics.json"],
+             title=f"The published checkpoint of {config}, evaluated here"),
         Step("04_model_zoo", _notebook(notebooks_dir, "04_model_zoo"), {"results_dir": str(results)}, always=True,
              outputs=[results / "model_zoo.md"], title="Model zoo"),
     ]
@@ -202,4 +260,5 @@ def latency_steps(config: str, *, notebooks_dir: Path, results: Path, archs: Seq
 
 __all__ = ["PROFILES", "SMOKE_OVERRIDES", "LATENCY_ITERS", "DEMO_DATA_ROOT", "DEMO_CONFIGS", "DEMO_DATA",
            "DEMO_SMOKE_DATA", "ZOO_CONFIGS", "config_file", "synthetic_overrides", "synthetic_data_step",
-           "demo_steps", "ablation_steps", "reproduce_steps", "latency_steps"]
+           "demo_steps", "predict_step", "ablation_steps", "prepare_step", "reproduce_steps",
+           "evaluate_published_steps", "latency_steps"]

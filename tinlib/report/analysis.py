@@ -115,14 +115,16 @@ def write_reversal(run_folder: str | os.PathLike, meta: Mapping[str, Any] | Synt
     return record.to_dict()
 
 
-def read_log(path: str | os.PathLike):
+def read_log(path: str | os.PathLike | records.TrainingLog):
     """A run's ``log.json`` as two pandas frames ``(train, val)``, one row per logged entry with
     the file's keys as columns; ``train`` gets a fractional ``epoch_f`` column (epoch - 1 + iter /
-    iterations per epoch, from the session header) for plotting. A last line cut off by a kill
-    is skipped; a damaged log raises :class:`~tinlib.records.RecordError` naming the file and line."""
+    iterations per epoch, from the session header, else the largest logged ``iter``) for plotting.
+    ``path`` may also be an already parsed log (:func:`read_published_log` gives one for
+    MMAction2's published logs). A last line cut off by a kill is skipped; a damaged log raises
+    :class:`~tinlib.records.RecordError` naming the file and line."""
     import pandas as pd
 
-    log = records.read_log(path)
+    log = path if isinstance(path, records.TrainingLog) else records.read_log(path)
     frame = pd.DataFrame([entry.to_dict() for entry in log.entries])
     if frame.empty:
         return frame, frame
@@ -132,6 +134,114 @@ def read_log(path: str | os.PathLike):
     if not train.empty:
         train["epoch_f"] = train["epoch"] - 1 + train["iter"] / ipe
     return train.reset_index(drop=True), val.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Published training logs (MMAction2 0.x log.json)
+# --------------------------------------------------------------------------------------------
+def env_info_dict(text: str) -> dict[str, str]:
+    """MMAction2's ``env_info`` text (``"key: value"`` lines; indented lines continue the value
+    above, as PyTorch's build details do) as a dict."""
+    out: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if key is not None and (line[:1].isspace() or ":" not in line):
+            out[key] += "\n" + line.strip()
+            continue
+        key, _, value = line.partition(":")
+        key = key.strip()
+        out[key] = value.strip()
+    return out
+
+
+_HEADER_TYPES: dict[str, tuple[type, ...]] = {"seed": (int,), "config_name": (str,), "work_dir": (str,)}
+
+
+def published_log_line(data: Mapping[str, Any]) -> dict[str, Any]:
+    """One line of an MMAction2 0.x ``log.json`` as a line of the kit's log (a dict that
+    :func:`tinlib.records.parse_log_line` reads).
+
+    MMAction2 writes the run's meta first (``env_info`` as text, ``seed``, ``config`` text, ...),
+    then ``{"mode": "train"|"val", "epoch", "iter", "lr", ...}`` entries whose keys the kit's
+    :class:`~tinlib.records.LogEntry` shares (``loss_cls``, ``loss``, ``top1_acc``, ``top5_acc``,
+    ``mean_class_accuracy``, ``grad_norm``, ``memory``, ``time``, ``data_time``). Entries pass as
+    they are; in the meta line ``env_info`` becomes a dict and values of another type than the
+    kit's header fields are kept under ``mmaction2_<key>``.
+    """
+    if "mode" in data:
+        return dict(data)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "env_info" and isinstance(value, str):
+            out[key] = env_info_dict(value)
+        elif key in _HEADER_TYPES and value is not None and (
+                isinstance(value, bool) or not isinstance(value, _HEADER_TYPES[key])):
+            out[f"mmaction2_{key}"] = value
+        else:
+            out[key] = value
+    return out
+
+
+def read_published_log(path: str | os.PathLike) -> records.TrainingLog:
+    """A published MMAction2 0.x ``log.json`` (JSON lines; ``tinlib fetch CONFIG --what json``
+    downloads it) in the kit's log record shape: a :class:`~tinlib.records.LogHeader` per session
+    (its meta line) and a :class:`~tinlib.records.LogEntry` per ``train`` / ``val`` line, so
+    :func:`read_log` and the plots take it like the kit's own ``log.json``. A last line cut off
+    is skipped; any other line that is not JSON or not a log line raises
+    :class:`~tinlib.records.RecordError` naming the file and line."""
+    import json
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise records.RecordError(f"{path}: cannot read the published training log "
+                                  f"({getattr(err, 'strerror', None) or err})") from None
+    numbered = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    lines: list[records.LogLine] = []
+    skipped = 0
+    for pos, (number, line) in enumerate(numbered):
+        try:
+            data = json.loads(line)
+        except ValueError:
+            if pos == len(numbered) - 1:
+                skipped += 1
+                continue
+            raise records.RecordError(f"{path}:{number}: not JSON; the published log is damaged: delete it and "
+                                      "fetch it again (tinlib fetch CONFIG --what json)") from None
+        if not isinstance(data, dict):
+            raise records.RecordError(f"{path}:{number}: expected a JSON object per line, found {type(data).__name__}"
+                                      "; is this an MMAction2 log.json?")
+        try:
+            lines.append(records.parse_log_line(published_log_line(data), f"{path}:{number}"))
+        except records.RecordError as err:
+            problem = str(err).split(": not a usable ", 1)[-1].split(". Rerun", 1)[0]
+            raise records.RecordError(f"{path}:{number}: not an MMAction2 log.json line ({problem})") from None
+    return records.TrainingLog(path, lines, skipped)
+
+
+def epoch_curves(train, val):
+    """Per-epoch curves of a log's ``(train, val)`` frames (:func:`read_log`): a pandas frame
+    indexed by ``epoch`` with ``loss`` (mean ``loss_cls`` of the epoch's logged training
+    entries, else of ``loss``) and ``val_top1`` (validation top-1 in %, the epoch's last
+    validation; NaN for epochs without one)."""
+    import pandas as pd
+
+    parts = {}
+    if train is not None and not train.empty:
+        column = "loss_cls" if "loss_cls" in train and train["loss_cls"].notna().any() else "loss"
+        if column in train:
+            parts["loss"] = train.groupby("epoch")[column].mean()
+    if val is not None and not val.empty and "top1_acc" in val:
+        parts["val_top1"] = 100 * val.groupby("epoch")["top1_acc"].last()
+    frame = pd.DataFrame(parts)
+    for column in ("loss", "val_top1"):
+        if column not in frame:
+            frame[column] = float("nan")
+    frame.index.name = "epoch"
+    return frame.sort_index()[["loss", "val_top1"]]
 
 
 def per_class_frame(metrics: Mapping[str, Any] | MetricsRecord, class_names: Sequence[str] | None = None):
@@ -149,9 +259,13 @@ def per_class_frame(metrics: Mapping[str, Any] | MetricsRecord, class_names: Seq
 
 __all__ = [
     "CHANCE_WITHIN_PAIR",
+    "env_info_dict",
+    "epoch_curves",
     "load_scores",
     "per_class_frame",
+    "published_log_line",
     "read_log",
+    "read_published_log",
     "read_synthetic_meta",
     "reversal_metrics",
     "synthetic_meta",

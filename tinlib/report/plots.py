@@ -472,3 +472,42 @@ def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1,
         axes[row, 0].set_ylabel(_short(class_names[label], 30), rotation=0, ha="right", va="center", fontsize=7)
     fig.tight_layout(w_pad=0.1, h_pad=0.1)
     return fig
+
+
+PUBLISHED_COLOR = "#7f7f7f"
+
+
+def plot_curves_vs_published(own, published, *, own_label: str = "this run",
+                             published_label: str = "published (MMAction2)", title: str = ""):
+    """Training loss (left) and validation top-1 (right) per epoch of a run drawn over the curves
+    of the published training log.
+
+    Args:
+        own: the run's per-epoch curves (``tinlib.report.analysis.epoch_curves``: index ``epoch``,
+            columns ``loss`` and ``val_top1`` in %), or None when there is no run yet.
+        published: the same for the published ``log.json``, or None.
+        own_label, published_label: the legend entries; title: the figure's title.
+    """
+    plt = _plt()
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for curves, label, style in ((published, published_label, dict(color=PUBLISHED_COLOR, ls="--", ms=3)),
+                                 (own, own_label, dict(color=KIND_COLORS["tin"], ls="-", ms=4))):
+        if curves is None or curves.empty:
+            continue
+        loss = curves["loss"].dropna()
+        if not loss.empty:
+            ax_loss.plot(loss.index, loss.values, marker=".", label=label, **style)
+        top1 = curves["val_top1"].dropna()
+        if not top1.empty:
+            ax_val.plot(top1.index, top1.values, marker="o", label=label, **style)
+    from matplotlib.ticker import MaxNLocator
+
+    ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
+    ax_val.set(xlabel="epoch", ylabel="validation top-1 (%)")
+    for ax in (ax_loss, ax_val):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

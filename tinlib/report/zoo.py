@@ -9,7 +9,9 @@ evaluation and latency write below ``results/``, read through :mod:`tinlib.recor
   peak GPU memory per iteration (the ``gpu_mem(M)`` column);
 - ``<run>/launch.json`` (train notebook): nodes x GPUs per node;
 - ``<run>/reversal.json`` (evaluation on the synthetic data): time-reversal pair accuracy;
-- ``**/latency.json`` (``tinlib latency``): inference time, FLOPs, parameters per architecture.
+- ``**/latency.json`` (``tinlib latency``): inference time, FLOPs, parameters per architecture;
+- ``<config>_published/metrics.json`` (``make evaluate-published-*``): the row's published
+  checkpoint tested here, shown on a second line under its row (never mixed with the user's run).
 
 The tables keep the seed's three sections and columns. A cell with two values reads
 *measured / published*; a row that has not been run is marked ``(not run)`` and its ``gpus`` cell
@@ -57,7 +59,8 @@ BENIGN_KEYS = ("name", "description", "work_dir", "results_dir", "data.root", "d
                "data.test_ann", "data.train_prefix", "data.val_prefix", "data.test_prefix", "data.workers_per_gpu",
                "data.val_videos_per_gpu", "data.test_videos_per_gpu", "data.video_backend", "train.num_threads",
                "train.log_interval", "train.checkpoint_interval", "train.keep_epoch_checkpoints",
-               "train.val_interval", "train.save_best", "model.interlace_backend", "zoo")
+               "train.val_interval", "train.save_best", "model.interlace_backend", "zoo",
+               "published")
 DEMO_TARGETS = {"tin_top1": 90.0, "tsn_pair_window": 10.0}
 # the split in an annotation list's name: sthv1_test_list_rawframes.txt -> test
 LIST_SPLIT = re.compile(r"_(train|val|test)_list_[a-z]+\.txt$")
@@ -82,8 +85,9 @@ class PublishedRow:
     gpu_mem: int | None
     flops: int | None
     params: int | None
-    checkpoint: str
+    checkpoint: str      # URL of the published checkpoint ("" when none)
     eval_list: str = ""  # the annotation list the config tests on (file name)
+    log: str = ""        # URL of the published training log ("" when none)
 
 
 def published_rows() -> list[PublishedRow]:
@@ -97,8 +101,8 @@ def published_rows() -> list[PublishedRow]:
         if z.top1 is None or not z.dataset:
             continue
         rows.append(PublishedRow(name, z.dataset, z.resolution, z.gpus, z.backbone, z.pretrain, z.top1, z.top5,
-                                 z.ref_top1, z.ref_top5, z.gpu_mem, z.flops, z.params, z.checkpoint,
-                                 Path(cfg.data.test_ann).name))
+                                 z.ref_top1, z.ref_top5, z.gpu_mem, z.flops, z.params, cfg.published.checkpoint,
+                                 Path(cfg.data.test_ann).name, log=cfg.published.log))
     order = {s: i for i, s in enumerate(SECTIONS)}
     rows.sort(key=lambda r: (order.get(r.dataset, len(order)), r.dataset, r.config))
     return rows
@@ -260,7 +264,7 @@ def collect_runs(results_dir: str | os.PathLike = "results") -> dict[str, RunRec
     for cls, attr in kinds:
         for path in _iter_records(results_dir, cls.FILENAME):
             record = _read_or_warn(cls, path)
-            if record is None or not record.config_name:
+            if record is None or not record.config_name or is_published_evaluation(path.parent, record):
                 continue
             rec = folders.setdefault(path.parent, RunRecord(record.config_name, path.parent))
             if rec.config != record.config_name:
@@ -281,6 +285,32 @@ def collect_runs(results_dir: str | os.PathLike = "results") -> dict[str, RunRec
         if found is not None:
             rec.latency_path, rec.latency = found
     return runs
+
+
+def is_published_evaluation(folder: Path, record: Record) -> bool:
+    """Whether a run folder holds a published checkpoint evaluated here: it is named
+    ``<config>_published`` (``make evaluate-published-*``), or its record says so."""
+    from tinlib.hub import published_run
+
+    config = getattr(record, "config_name", None)
+    if not config:
+        return False
+    return folder.name == published_run(config) or getattr(record, "run", None) == published_run(config)
+
+
+def collect_published(results_dir: str | os.PathLike = "results") -> dict[str, RunRecord]:
+    """The published checkpoints evaluated here (``<results_dir>/<config>_published/metrics.json``),
+    keyed by config name; the newest when there are several."""
+    out: dict[str, RunRecord] = {}
+    for path in _iter_records(Path(results_dir), MetricsRecord.FILENAME):
+        record = _read_or_warn(MetricsRecord, path)
+        if record is None or not is_published_evaluation(path.parent, record):
+            continue
+        rec = RunRecord(record.config_name, path.parent, metrics=record)
+        old = out.get(rec.config)
+        if old is None or rec.time > old.time:
+            out[rec.config] = rec
+    return out
 
 
 def _preference(rec: RunRecord, results_dir: Path) -> tuple:
@@ -378,8 +408,9 @@ def _ckpt_cell(run: RunRecord, base: Path) -> str:
 # Tables
 # --------------------------------------------------------------------------------------------
 def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path,
-                notes: list[str]) -> str:
-    """The table of one model-zoo section: each published row beside its run (``measured / published``);
+                notes: list[str], published: dict[str, RunRecord] | None = None) -> str:
+    """The table of one model-zoo section: each published row beside its run (``measured / published``),
+    and under it, when ``published`` holds one for the row, the published checkpoint evaluated here;
     appends a footnote to ``notes`` for every run that changed a setting of its config."""
     has_ref = any(r.ref_top1 is not None for r in rows)
     columns = [c for c in COLUMNS if has_ref or not c.startswith("reference")]
@@ -416,7 +447,62 @@ def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path
             "json": rel_link(run.folder / "metrics.json", base, "json") if run is not None and evaluated else MISSING,
         }
         body.append([cells[c] for c in columns])
+        evaluation = (published or {}).get(r.config)
+        if evaluation is not None:
+            published_line = published_cells(r, evaluation, base, notes)
+            body.append([published_line.get(c, "") for c in columns])
     return md_table(columns, body)
+
+
+PUBLISHED_LINE = "↳ published checkpoint, evaluated here"
+
+
+def published_cells(row: PublishedRow, evaluation: RunRecord, base: Path, notes: list[str]) -> dict[str, str]:
+    """The cells of the line under ``row`` for its published checkpoint tested here: accuracies
+    ``measured / published``, how it ran, links to the checkpoint's URL, the published log and the
+    ``metrics.json``; the cells that describe the row itself stay empty."""
+    metrics = evaluation.metrics
+    name = PUBLISHED_LINE
+    evaluated_on = evaluation.evaluated_on()
+    if evaluated_on and row.eval_list and evaluated_on != row.eval_list:
+        name += f" (evaluated on {evaluated_on})"
+    url = metrics.checkpoint.url if metrics is not None else None
+    if url and row.checkpoint and url != row.checkpoint:
+        name += f" (checkpoint {Path(url).name})"
+    section = (evaluation.run_config or {}).get("published")
+    log_url = (section.get("log") if isinstance(section, dict) else None) or row.log  # the evaluated file's log
+    changed = evaluation.changed_settings()
+    if changed:
+        notes.append(f"{row.config}, published checkpoint: evaluated with {', '.join(changed)}")
+        name += f" [^{len(notes)}]"
+    return {
+        "config": name,
+        "gpus": _evaluation_gpus(metrics) or MISSING,
+        "top1 acc": pair(evaluation.metric("top1_acc"), row.top1),
+        "top5 acc": pair(evaluation.metric("top5_acc"), row.top5),
+        "ckpt": f"[ckpt]({url or row.checkpoint})" if (url or row.checkpoint) else MISSING,
+        "log": f"[log]({log_url})" if log_url else MISSING,
+        "json": rel_link(evaluation.folder / "metrics.json", base, "json"),
+    }
+
+
+def _evaluation_gpus(metrics: MetricsRecord | None) -> str | None:
+    """How an evaluation ran: processes on GPUs (``8``), ``cpu`` or ``cpu xN``; None when unknown."""
+    if metrics is None:
+        return None
+    world = metrics.world_size or 1
+    device = str((metrics.device or {}).get("device", "")) if isinstance(metrics.device, dict) else ""
+    if device.startswith("cpu"):
+        return "cpu" if world == 1 else f"cpu x{world}"
+    return str(world) if device else None
+
+
+def published_legend() -> str:
+    """The line under a table that has published checkpoints evaluated here."""
+    return (f"*{PUBLISHED_LINE}*: the checkpoint MMAction2 published for the row (the *ckpt* link; *log*: its "
+            "training log), downloaded and tested here on the same list with the row's own test setting "
+            "(`make evaluate-published-<dataset>`); its cells read *measured here / published*, and *json* links "
+            "the `metrics.json` of that test.")
 
 
 def _gpus_cell(run: RunRecord | None, row: PublishedRow) -> str:
@@ -545,6 +631,7 @@ def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLik
     base = out.parent
     rows = published_rows()
     runs = collect_runs(results_dir)
+    published = collect_published(results_dir)
     notes: list[str] = []
     parts = ["# TIN model zoo: measured here vs published",
              "",
@@ -555,10 +642,16 @@ def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLik
               "(`-sthv2`, `-k400`) on the real data. *gpus*: measured as launched (nodes x GPUs per node, or one "
               "number on one node; `cpu` for a CPU run) / published, where MMAction2's `8x4` means 32 GPUs in all "
               "(its metafile says 32); a row that was not run shows the published setting alone."),
+             "",
+             ("`make evaluate-published-sthv1` (`-sthv2`, `-k400`) tests the checkpoint MMAction2 published for a "
+              f"row on your copy of the data; it then shows on a line of its own under the row, *{PUBLISHED_LINE}*."),
              ""]
     for section in dict.fromkeys(r.dataset for r in rows):
         section_rows = [r for r in rows if r.dataset == section]
-        parts += [f"## {section}", "", zoo_section(section_rows, runs, base, notes), "", zoo_legend(section_rows), ""]
+        parts += [f"## {section}", "", zoo_section(section_rows, runs, base, notes, published), "",
+                  zoo_legend(section_rows), ""]
+        if any(r.config in published for r in section_rows):
+            parts += [published_legend(), ""]
     if any(r.dataset == "Kinetics-400" for r in rows):
         parts += [("The Kinetics-400 row fine-tunes TIN from a TSM model trained on Kinetics-400 (the published "
                    "`pretrain` column)."), ""]
@@ -611,16 +704,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
+    "PUBLISHED_LINE",
     "PublishedRow",
     "RunRecord",
     "checks_markdown",
     "collect_latency",
+    "collect_published",
     "collect_runs",
     "demo_checks",
     "demo_runs",
     "find_latency",
+    "is_published_evaluation",
     "main",
     "md_table",
+    "published_cells",
+    "published_legend",
     "published_rows",
     "render_zoo",
     "write_zoo",

@@ -1,0 +1,165 @@
+"""The published checkpoint of a model-zoo row, evaluated here (``make evaluate-published-*``).
+
+:func:`evaluate_published` downloads the checkpoint the config's ``published`` section names
+(into torch's hub cache, hash-checked: :mod:`tinlib.hub`), tests it with the config's own test
+setting (the ``test`` section and the ``data.test_ann`` list, the validation split) in this process
+or under ``torchrun``, and writes ``<results_dir>/<config>_published/`` (``metrics.json`` with the
+checkpoint's URL and sha256, ``scores.npz``), beside the user's own run in ``<results_dir>/<config>/``.
+:func:`published_log` finds (or downloads) the published training log and parses it into the
+kit's log record shape for the curves.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tinlib.errors import UserError
+from tinlib.pipeline.runconfig import data_overrides, load_config, resolve, run_folder
+
+log = logging.getLogger(__name__)
+
+
+def published_checkpoint_url(cfg) -> str:
+    """The URL of ``cfg``'s published checkpoint; :class:`UserError` naming the configs that have one
+    when its ``published.checkpoint`` is empty."""
+    url = cfg.published.checkpoint
+    if not url:
+        from tinlib.hub import published_of_configs
+
+        raise UserError(f"{cfg.name} has no published checkpoint (its published.checkpoint is empty); configs with "
+                        f"one: {', '.join(sorted(published_of_configs()))}")
+    return url
+
+
+def torchrun_test_command(config: str, checkpoint: str | os.PathLike, *, gpus: int, nodes: int = 1,
+                          node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 29500,
+                          run: str, overrides: dict | None = None, device: str = "auto") -> list[str]:
+    """The ``torchrun`` command line of ``tinlib test config checkpoint`` on ``nodes`` x ``gpus`` processes.
+
+    Args:
+        config: config name or path.
+        checkpoint: a local checkpoint file.
+        gpus: processes per node; nodes: nodes (more than one: ``node_rank``, ``master_addr`` and
+            ``master_port`` say where this node is, else ``--standalone``).
+        run: the results folder name.
+        overrides: ``{"dotted.key": value}`` for ``--set``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+    """
+    from tinlib.pipeline.launch import set_arguments
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={gpus}", f"--nnodes={nodes}"]
+    if nodes > 1:
+        cmd += [f"--node-rank={node_rank}", f"--master-addr={master_addr}", f"--master-port={master_port}"]
+    else:
+        cmd += ["--standalone"]
+    cmd += ["-m", "tinlib", "test", str(config), str(checkpoint), "--run", run, "--overwrite", "--no-progress",
+            "--device", device]
+    if overrides:
+        cmd += ["--set", *set_arguments(overrides)]
+    return cmd
+
+
+def evaluate_published(config: str, *, data_root: str | os.PathLike | None = None, overrides: dict | None = None,
+                       results_dir: str | os.PathLike = "results", device: str = "auto", gpus: int = 1,
+                       nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 29500,
+                       batch_size: int | None = None, num_workers: int | None = None, progress: bool = True,
+                       fetch_log: bool = True) -> dict[str, Any]:
+    """Download ``config``'s published checkpoint and test it with the config's test setting.
+
+    Writes ``metrics.json`` (the checkpoint's URL, local path and sha256 under ``checkpoint``) and
+    ``scores.npz`` to ``<results_dir>/<config>_published/``; a second call reuses the cached file.
+
+    Args:
+        config, data_root, overrides, results_dir: see :mod:`tinlib.pipeline.runconfig`
+            (``--set published.checkpoint=URL`` evaluates another published file the same way).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        gpus, nodes: processes per node and nodes; more than one in total runs ``tinlib test``
+            under torchrun (each node downloads into its own cache); node_rank, master_addr,
+            master_port: this node's place when ``nodes > 1``.
+        batch_size, num_workers: single process only (default: the config's test setting).
+        progress: a progress bar (single process).
+        fetch_log: also download the published ``log.json`` (for the curves; a failure only warns).
+
+    Returns:
+        the ``metrics.json`` record as a dict (empty on nodes other than rank 0).
+    """
+    from tinlib.hub import DownloadError, published_run, resolve_checkpoint
+    from tinlib.pipeline.launch import stream_command
+
+    cfg = resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir, quiet=True)
+    url = published_checkpoint_url(cfg)
+    checkpoint = resolve_checkpoint(url)
+    run = published_run(cfg.name)
+    if fetch_log and cfg.published.log_json:
+        try:
+            published_log_file(cfg, fetch=True)
+        except DownloadError as err:
+            log.warning("the published training log is not available (%s); the curves will lack it", err)
+    world = int(gpus) * int(nodes)
+    if world > 1:
+        applied = dict(data_overrides(load_config(config), data_root))
+        applied.update(overrides or {})
+        applied["results_dir"] = str(results_dir)
+        cmd = torchrun_test_command(config, checkpoint, gpus=gpus, nodes=nodes, node_rank=node_rank,
+                                    master_addr=master_addr, master_port=master_port, run=run, overrides=applied,
+                                    device=device)
+        print("$ " + " ".join(cmd), flush=True)
+        code = stream_command(cmd)
+        if code != 0:
+            raise RuntimeError(f"torchrun exited with status {code}; see the output above")
+        if node_rank != 0:
+            return {}
+    else:
+        from tinlib.engine.evaluate import evaluate
+
+        evaluate(cfg, checkpoint, split="test", run=run, device=device, batch_size=batch_size,
+                 num_workers=num_workers, overwrite=True, progress=progress)
+    return stamp_url(run_folder(cfg, run) / "metrics.json", url)
+
+
+def stamp_url(metrics_file: str | os.PathLike, url: str) -> dict[str, Any]:
+    """Record where the evaluated checkpoint came from (``checkpoint.url``) in ``metrics_file``;
+    returns the record as a dict."""
+    from tinlib.records import MetricsRecord
+
+    record = MetricsRecord.read(metrics_file)
+    record.checkpoint.url = url
+    record.write(metrics_file)
+    return record.to_dict()
+
+
+def published_log_file(cfg, *, fetch: bool = False) -> Path | None:
+    """The local copy of ``cfg``'s published ``log.json``: from the cache, or downloaded when
+    ``fetch``; None when the config has none or (without ``fetch``) it is not cached yet."""
+    from tinlib.hub import cached_published, download_url, published_file_name
+
+    url = cfg.published.log_json
+    if not url:
+        return None
+    if not fetch:
+        return cached_published(cfg.name, "json", url=url)
+    return download_url(url, file_name=published_file_name(cfg.name, "json", url))
+
+
+def published_log(config: str, *, overrides: dict | None = None, fetch: bool = False):
+    """The published training log of ``config`` in the kit's log record shape
+    (:class:`tinlib.records.TrainingLog`), or None when there is none: the config has no published
+    log, or it is not in the cache (``tinlib fetch CONFIG --what json`` and ``make
+    evaluate-published-*`` put it there; ``fetch`` downloads it, a failed download only warns)."""
+    from tinlib.engine.config import load_config as load_with_overrides
+    from tinlib.hub import DownloadError
+    from tinlib.report.analysis import read_published_log
+
+    try:
+        path = published_log_file(load_with_overrides(config, overrides), fetch=fetch)
+    except DownloadError as err:
+        log.warning("the published training log is not available: %s", err)
+        return None
+    return read_published_log(path) if path is not None else None
+
+
+__all__ = ["evaluate_published", "published_checkpoint_url", "published_log", "published_log_file", "stamp_url",
+           "torchrun_test_command"]
