@@ -486,6 +486,9 @@ def check_arch(model: nn.Module, checkpoint: Any, state: dict[str, torch.Tensor]
 # --------------------------------------------------------------------------------------------
 @dataclass
 class LoadReport:
+    """What :func:`load_checkpoint` did: the layout found and the tensor names loaded, missing from the
+    checkpoint, unexpected, of another shape, skipped on purpose or left at initialization."""
+
     path: str
     layout: str
     loaded: list[str] = field(default_factory=list)
@@ -630,6 +633,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict | None = None
 
 
 def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of the file at ``path``, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

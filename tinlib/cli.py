@@ -34,7 +34,7 @@ COMMANDS = {
 
 
 def debug_requested(args: argparse.Namespace | None = None) -> bool:
-    """True when ``--debug`` was given or ``TINLIB_DEBUG`` is set to a non-empty value other than 0."""
+    """True when ``args`` has ``--debug`` set or ``TINLIB_DEBUG`` is a non-empty value other than 0."""
     if args is not None and getattr(args, "debug", False):
         return True
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
@@ -81,6 +81,15 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``tinlib COMMAND ...``: dispatch to the command's module and return its exit status.
+
+    Args:
+        argv: the command name and its arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The command's exit status; 0 after printing the usage for no arguments or ``--help``,
+        2 for an unknown command name.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())

@@ -273,6 +273,7 @@ def expected_hash_prefix(name: str) -> str | None:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of the file at ``path``, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):

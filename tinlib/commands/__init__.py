@@ -9,8 +9,13 @@ ARCH_MISMATCH_KEY = "model.allow_arch_mismatch"
 
 def add_override_arguments(parser: argparse.ArgumentParser, example: str = "test.num_clips=2",
                            checkpoint: bool = False) -> None:
-    """``--set KEY=VALUE ...`` (any number, after one flag or several), and for commands that load a
-    checkpoint ``--trust-checkpoint`` and ``--allow-arch-mismatch``."""
+    """Add ``--set KEY=VALUE ...`` (any number, after one flag or several) to ``parser``.
+
+    Args:
+        parser: the command's parser, changed in place.
+        example: an override shown in the ``--set`` help text.
+        checkpoint: also add ``--trust-checkpoint`` and ``--allow-arch-mismatch`` (commands that load one).
+    """
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help=f"override config values, e.g. --set {example}")
     if checkpoint:

@@ -15,6 +15,7 @@ DEVICE_CHOICES = ("cpu", "cuda", "all")  # tinlib.doctor.DEVICE_CHOICES, without
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options of ``tinlib doctor``."""
     parser = argparse.ArgumentParser(
         prog="tinlib doctor",
         description="Check this machine before a long run: package versions and devices; the interlace op "
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the checks chosen by ``args`` and print the report; returns 0 when none failed, else 1."""
     from tinlib.doctor import run_doctor
     from tinlib.doctor.report import format_json, format_text
 
@@ -42,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tinlib doctor`` with ``argv`` (default: the process's arguments); returns the exit status."""
     return run_command("tinlib doctor", build_parser(), run, argv)
 
 

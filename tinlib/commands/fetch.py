@@ -16,6 +16,7 @@ WHAT_CHOICES = ("ckpt", "log", "json", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options of ``tinlib fetch``."""
     from tinlib.hub import MIRROR_ENV, OPENMMLAB_URL
 
     parser = argparse.ArgumentParser(
@@ -59,6 +60,11 @@ def _targets(source: str, what: str | None) -> list[tuple[str | None, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """List the published configs, or download what ``args.source`` names and print each local path.
+
+    Returns 0. Raises :class:`~tinlib.errors.UserError` when no source is given or it names an unknown
+    config or kind, and :class:`~tinlib.hub.DownloadError` when a download fails.
+    """
     from tinlib.errors import UserError
     from tinlib.hub import PUBLISHED, download_url, fetch_published
 
@@ -79,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tinlib fetch`` with ``argv`` (default: the process's arguments); returns the exit status."""
     return run_command("tinlib fetch", build_parser(), run, argv)
 
 

@@ -23,6 +23,7 @@ from tinlib.commands import add_override_arguments, overrides_of
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options of ``tinlib predict``."""
     from tinlib.engine.config import available_configs
 
     p = argparse.ArgumentParser(
@@ -61,7 +62,14 @@ def _fmt_frames(start: int, end: int, fps: float | None) -> str:
 
 
 def print_prediction(result, k: int, names, stream=None) -> None:
-    """The text report of one :class:`~tinlib.engine.predict.VideoPrediction`."""
+    """Print the text report of one :class:`~tinlib.engine.predict.VideoPrediction`.
+
+    Args:
+        result: the prediction; its window table is printed too when ``result.windows`` is set.
+        k: number of classes to list.
+        names: class names indexed by class id, or None to show indices.
+        stream: where to print (default: stdout).
+    """
     out = stream or sys.stdout
     views = f"{result.views} view{'s' if result.views > 1 else ''} of {result.frame_indices.shape[1]} segments"
     print(f"{result.video}: {result.num_frames} frames, {views}, {1000 * result.seconds:.0f} ms on {result.device}",
@@ -84,6 +92,10 @@ def print_prediction(result, k: int, names, stream=None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Classify each video of ``args`` and print (or with ``--out`` also write) its top-k classes.
+
+    Returns 0. Raises :class:`~tinlib.errors.UserError` for a bad option, config, video or checkpoint.
+    """
     import torch
 
     from tinlib.engine.config import ConfigError, load_config
@@ -129,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tinlib predict`` with ``argv`` (default: the process's arguments); returns the exit status."""
     return run_command("tinlib predict", build_parser(), run, argv)
 
 

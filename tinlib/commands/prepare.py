@@ -95,7 +95,7 @@ def _synthetic(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the parsed ``tinlib prepare`` sub-command; returns the exit status (1 when frames failed)."""
+    """Run the ``tinlib prepare`` sub-command parsed into ``args``; returns the exit status (1 when frames failed)."""
     if args.dataset == "synthetic":
         return _synthetic(args)
     from tinlib.data import prepare

@@ -48,6 +48,7 @@ class Record:
     ann_file: str
 
     def where(self) -> str:
+        """``"<ann_file>:<line> (<path>)"``, to name this sample in error messages."""
         return f"{self.ann_file}:{self.line} ({self.path!r})"
 
 
@@ -114,12 +115,12 @@ def _check_path(path: str) -> str:
 
 
 def write_rawframe_list(path: str | os.PathLike, entries: Iterable[tuple[str, int, int]]) -> Path:
-    """Write ``(frame_dir, total_frames, label)`` lines atomically."""
+    """Write ``(frame_dir, total_frames, label)`` ``entries`` to ``path`` atomically; returns ``path``."""
     lines = [f"{_check_path(d)} {int(n)} {int(label)}\n" for d, n, label in entries]
     return atomic_write_text(path, "".join(lines))
 
 
 def write_video_list(path: str | os.PathLike, entries: Iterable[tuple[str, int]]) -> Path:
-    """Write ``(relative_video_path, label)`` lines atomically."""
+    """Write ``(relative_video_path, label)`` ``entries`` to ``path`` atomically; returns ``path``."""
     lines = [f"{_check_path(p)} {int(label)}\n" for p, label in entries]
     return atomic_write_text(path, "".join(lines))

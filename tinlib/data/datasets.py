@@ -182,6 +182,7 @@ class ClipDataset(Dataset):
 
     @property
     def views(self) -> int:
+        """Views per item: 1 in training; clips x (2 with twice_sample) x crops (1, 3 or 10) in test mode."""
         if not self.test_mode:
             return 1
         crops = {"center": 1, "three": 3, "ten": 10}[self.test_crop]
@@ -340,6 +341,15 @@ def build_dataset(ann_file: str | os.PathLike, data_prefix: str | os.PathLike, *
     not used (one view). ``skip_bad_samples``: an unreadable sample is replaced by the next
     readable one in training and left out in test mode (the item is a :class:`SkippedSample`);
     each skip is logged and recorded (``dataset.skipped_samples()``); otherwise ``DataError`` is raised.
+
+    Args:
+        ann_file, data_prefix: the list file and the folder its paths are relative to.
+        kind: ``rawframes`` (folders of ``filename_tmpl`` images) or ``videos`` (read with ``video_backend``);
+            anything else is a ValueError.
+        num_segments: frames T sampled per view; test_mode: deterministic sampling and test crops.
+        scale_size, input_size: short side after resizing, and the crop side H = W.
+        flip: random horizontal flips in training; multi_scale_crop: MultiScaleCrop (else a random crop).
+        num_classes: labels must be below it (checked while reading the list), None to skip the check.
     """
     common = dict(num_segments=num_segments, test_mode=test_mode, start_index=start_index, num_clips=num_clips,
                   twice_sample=twice_sample, test_crop=test_crop, scale_size=scale_size, input_size=input_size,

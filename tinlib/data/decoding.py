@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - depends on the platform
 
 
 def have_decord() -> bool:
+    """True when the decord video reader could be imported."""
     return _decord is not None
 
 
@@ -191,11 +192,12 @@ def _short(err: BaseException) -> str:
 
 
 def open_video(path: str | os.PathLike, backend: str = "decord") -> VideoClip:
+    """Open the video at ``path`` with ``backend`` (decord or pyav) for random frame access."""
     return VideoClip(path, backend)
 
 
 def decode_video(path: str | os.PathLike, indices: Sequence[int], backend: str = "decord") -> np.ndarray:
-    """Open ``path`` and return the frames at 0-based ``indices``: ``[N, H, W, 3]`` RGB uint8."""
+    """Open ``path`` with ``backend`` and return the frames at 0-based ``indices``: ``[N, H, W, 3]`` RGB uint8."""
     return open_video(path, backend).get(indices)
 
 

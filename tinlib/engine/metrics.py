@@ -59,8 +59,8 @@ def predictions(scores) -> np.ndarray:
 
 
 def confusion_matrix(pred, labels, num_classes: int | None = None) -> np.ndarray:
-    """``[K, K]`` counts, rows = true class, columns = predicted class (K = num_classes or
-    1 + the largest index seen)."""
+    """``[K, K]`` counts of ``pred [M]`` against ``labels [M]`` (int class indices), rows = true class,
+    columns = predicted class (K = num_classes or 1 + the largest index seen)."""
     pred = np.asarray(pred).astype(np.int64).reshape(-1)
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
     k = num_classes if num_classes is not None else int(max(pred.max(), labels.max())) + 1
@@ -70,7 +70,9 @@ def confusion_matrix(pred, labels, num_classes: int | None = None) -> np.ndarray
 
 
 def per_class_accuracy(scores, labels, num_classes: int | None = None) -> np.ndarray:
-    """Recall per class ``[K]`` of ``scores [M, K]`` against ``labels [M]``: NaN where a class has no sample."""
+    """Recall per class ``[K]`` of ``scores [M, K]`` against ``labels [M]``: NaN where a class has no sample.
+
+    K is ``num_classes`` when given, else the score width."""
     scores, labels = _as_arrays(scores, labels)
     k = num_classes or scores.shape[1]
     matrix = confusion_matrix(predictions(scores), labels, k)
@@ -92,7 +94,8 @@ def mean_class_accuracy(scores, labels) -> float:
 
 
 def evaluate_scores(scores, labels, topk: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """``{"top1_acc", "top5_acc", "mean_class_accuracy"}`` as fractions (MMAction2 log keys)."""
+    """``{"top<k>_acc" for k in topk, "mean_class_accuracy"}`` of ``scores [M, K]`` against ``labels [M]``,
+    as fractions (MMAction2 log keys)."""
     scores, labels = _as_arrays(scores, labels)
     # k larger than the class count takes every class (accuracy 1.0), as upstream slicing does.
     out = {f"top{k}_acc": acc for k, acc in zip(topk, top_k_accuracy(scores, labels, topk))}

@@ -70,10 +70,12 @@ class VideoSource:
 
     @property
     def name(self) -> str:
+        """Short name for reports: the folder name of frames, the file stem of a video."""
         p = Path(self.path)
         return p.name if self.kind == "frames" else p.stem
 
     def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Decode the frames at 0-based ``indices [N]``: RGB uint8 ``[N, H, W, 3]``."""
         from tinlib.data.decoding import decode_rawframes
 
         inds = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -170,12 +172,14 @@ class InferencePipeline:
 
     @classmethod
     def from_config(cls, cfg: Config) -> InferencePipeline:
+        """The test pipeline of ``cfg`` (segments, clips, crop, sizes, clip averaging)."""
         t, d = cfg.test, cfg.data
         return cls(cfg.model.num_segments, t.num_clips, t.twice_sample, t.crop, d.scale_size, d.input_size,
                    t.average_clips)
 
     @property
     def crops(self) -> int:
+        """Spatial crops per view: 1 (center), 3 (three) or 10 (ten)."""
         return {"center": 1, "three": 3, "ten": 10}[self.crop]
 
     @property
@@ -184,14 +188,14 @@ class InferencePipeline:
         return self.num_clips * (2 if self.twice_sample else 1) * self.crops
 
     def frame_indices(self, num_frames: int) -> np.ndarray:
-        """0-based frame indices ``[clips * (2 if twice), num_segments]`` of a video (test mode)."""
+        """0-based frame indices ``[clips * (2 if twice), num_segments]`` of a ``num_frames`` video (test mode)."""
         from tinlib.data.sampling import sample_views
 
         return sample_views(num_frames, self.num_segments, num_clips=self.num_clips, test_mode=True,
                             twice_sample=self.twice_sample)
 
     def transform(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 ``[M, H, W, 3]`` (temporal views after each other) -> float32 ``[crops * M, 3, S, S]``."""
+        """``frames`` uint8 ``[M, H, W, 3]`` (temporal views after each other) -> float32 ``[crops * M, 3, S, S]``."""
         from tinlib.data.transforms import normalize, test_transform
 
         return normalize(test_transform(frames, scale_size=self.scale_size, input_size=self.input_size,
@@ -216,7 +220,7 @@ class SingleVideoDataset(torch.utils.data.Dataset):
 
 
 def model_input(source: VideoSource, pipeline: InferencePipeline) -> torch.Tensor:
-    """The clip of the whole video: float32 ``[V * T, 3, H, W]``."""
+    """The clip of the whole video ``source`` through ``pipeline``: float32 ``[V * T, 3, H, W]``."""
     inds = pipeline.frame_indices(source.num_frames)
     return pipeline.transform(source.get(inds.reshape(-1)))
 
@@ -245,13 +249,15 @@ def probabilities(scores: np.ndarray, average_clips: str | None) -> np.ndarray:
 
 
 def class_name(index: int, names: Sequence[str] | None) -> str:
+    """``names[index]``, or ``"class <index>"`` when the names are unknown (None)."""
     return names[index] if names is not None else f"class {index}"
 
 
 def top_k(probs: np.ndarray, k: int, names: Sequence[str] | None = None,
           scores: np.ndarray | None = None) -> list[dict[str, Any]]:
     """The ``k`` most probable classes of ``probs [K]``, most probable first (ties: lower index first):
-    ``[{"rank", "index", "name", "prob"(, "score")}]``."""
+    ``[{"rank", "index", "name", "prob"(, "score")}]``; ``names`` as in :func:`class_name`, ``score``
+    taken from ``scores [K]`` when given."""
     probs = np.asarray(probs)
     order = np.argsort(-probs, kind="stable")[:max(0, k)]
     out = []
@@ -348,6 +354,7 @@ class WindowTimeline:
         return rows
 
     def to_dict(self, k: int, names: Sequence[str] | None = None) -> dict[str, Any]:
+        """A JSON-ready summary: window settings, mean/median times and each window's top-``k`` classes."""
         return {
             "window": self.window, "stride": self.stride, "count": len(self), "fps": self.fps, "device": self.device,
             "model_ms_mean": float(np.mean(self.model_ms)) if len(self) else None,
@@ -380,9 +387,11 @@ class VideoPrediction:
     windows: WindowTimeline | None = None
 
     def top(self, k: int, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The ``k`` most probable classes of this video (see :func:`top_k`)."""
         return top_k(self.probs, k, names, self.scores)
 
     def to_dict(self, k: int, names: Sequence[str] | None = None) -> dict[str, Any]:
+        """A JSON-ready summary of the prediction with its top-``k`` classes (and windows, when scored)."""
         out: dict[str, Any] = {
             "video": self.video, "kind": self.kind, "num_frames": self.num_frames, "fps": self.fps,
             "views": self.views, "frame_indices": self.frame_indices.tolist(), "average_clips": self.average_clips,
@@ -469,6 +478,7 @@ class Predictor:
 
     # ------------------------------------------------------------------ inputs
     def open(self, path: str | os.PathLike) -> VideoSource:
+        """Open a video file or frame folder for this predictor's config (UserError when unreadable)."""
         return open_source(path, self.cfg)
 
     def _source(self, video: VideoSource | str | os.PathLike) -> VideoSource:

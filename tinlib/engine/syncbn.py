@@ -38,6 +38,7 @@ class GroupBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics cover the batches of all processes."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize ``x [N, C, H, W]``; in training with several processes the statistics are all-reduced."""
         synced = self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         if not synced:
             return super().forward(x)
