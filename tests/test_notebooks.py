@@ -204,7 +204,7 @@ def test_executed_notebooks_show_the_results(demo_run):
     assert "| demo_tin_r18_synthetic |" in _text_outputs(run_dir / "04_model_zoo.ipynb")
 
     # 07: the first video of the test list, its true class (from the list's first line) and the top-k
-    folder, _, label = (data / "sthv1_val_list_rawframes.txt").read_text().splitlines()[0].split()
+    folder, _, label = (data / "sthv1_test_list_rawframes.txt").read_text().splitlines()[0].split()
     shown = _text_outputs(run_dir / "07_predict.ipynb")
     assert f"/{folder}**" in shown and f"true class: **{names[int(label)]}**" in shown
 
