@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tinlib import ops
+from tinlib.ops import tin_block
 
 # fc2's bias starts at ln(5/3): sigmoid = 0.625, so offsets start near +0.5 (as in MMAction2's OffsetNet init).
 OFFSET_BIAS_INIT = 0.5108
@@ -79,20 +80,45 @@ class TemporalInterlace(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N*T, C, H, W] -> [N*T, C, H, W]."""
         nt, c, h, w = x.shape
-        n, t, f = nt // self.num_segments, self.num_segments, self.fold
+        t = self.num_segments
         if nt % t or c != self.in_channels:
             raise ValueError(f"TemporalInterlace expects [N*{t}, {self.in_channels}, H, W], got {list(x.shape)}")
+        params = self._block_params(x)
+        if params is not None:
+            y, offsets, weights = tin_block.temporal_interlace_block(x, params, t, self.shift_div, self.grad)
+        else:
+            y, offsets, weights = self._composed(x)
+        if self.record:
+            self.last_offsets, self.last_weights = offsets.detach(), weights.detach()
+        return y
+
+    def _block_params(self, x: torch.Tensor) -> tin_block.NetParams | None:
+        """The nets' parameters when the whole module can run as one op (tinlib.ops.tin_block):
+        the stock nets, the eager backend, no autocast and no export (which wants standard
+        operators); else None."""
+        if (type(self.offset_net) is not OffsetNet or type(self.weight_net) is not WeightNet
+                or torch.compiler.is_exporting() or torch.is_autocast_enabled(x.device.type)):
+            return None
+        if ops.resolve_backend(self.backend, x) != "reference":
+            return None
+        off, wgt = self.offset_net, self.weight_net
+        params = tin_block.NetParams(off.conv.weight, off.conv.bias, off.fc1.weight, off.fc1.bias, off.fc2.weight,
+                                     off.fc2.bias, wgt.conv.weight, wgt.conv.bias)
+        return params if tin_block.supports(x, params, self.num_segments, self.shift_div) else None
+
+    def _composed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The module as separate autograd steps: x [N*T, C, H, W] -> (y, offsets [N, 2], weights [N, T, 2])."""
+        nt, c, h, w = x.shape
+        n, t, f = nt // self.num_segments, self.num_segments, self.fold
         fold = x[:, :f].reshape(n, t, f, h, w)
         pooled = _pooled_descriptor(fold)
         offsets = self.offset_net(pooled)  # [N, 2]
         weights = self.weight_net(pooled)  # [N, T, 2]
-        if self.record:
-            self.last_offsets, self.last_weights = offsets.detach(), weights.detach()
         group_offsets = torch.cat([offsets, -offsets], dim=1)  # [N, 4]: +o0 +o1 -o0 -o1
         group_weights = torch.cat([weights, weights], dim=2)  # [N, T, 4]: w0 w1 w0 w1
         y = ops.interlace(fold.reshape(n, t, f, h * w), group_offsets.to(x.dtype), group_weights.to(x.dtype),
                           grad=self.grad, backend=self.backend)
-        return torch.cat([y.reshape(nt, f, h, w), x[:, f:]], dim=1)
+        return torch.cat([y.reshape(nt, f, h, w), x[:, f:]], dim=1), offsets, weights
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, num_segments={self.num_segments}, fold={self.fold}, grad={self.grad!r}"
