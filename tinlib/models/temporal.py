@@ -5,6 +5,9 @@ of one video consecutive and in temporal order, and return the same shape.
 """
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -15,6 +18,7 @@ from tinlib.ops import tin_block
 OFFSET_BIAS_INIT = 0.5108
 # TIN shares one offset and one weight between two of the four channel quarters.
 DEFORM_GROUPS = 2
+_BLOCK_DTYPES = (torch.float32, torch.float64)
 
 
 def _pooled_descriptor(fold: torch.Tensor) -> torch.Tensor:
@@ -73,6 +77,8 @@ class TemporalInterlace(nn.Module):
         self.grad, self.backend = grad, backend
         self.offset_net = OffsetNet(fold, num_segments)
         self.weight_net = WeightNet(fold)
+        # the one-op path views each frame as rows of (fold // 4) channels: C must be a multiple
+        self._rows_fit = in_channels % (fold // tin_block.GROUPS) == 0
         self.record = False  # when True, the last offsets/weights are kept for inspection
         self.last_offsets: torch.Tensor | None = None
         self.last_weights: torch.Tensor | None = None
@@ -94,17 +100,34 @@ class TemporalInterlace(nn.Module):
 
     def _block_params(self, x: torch.Tensor) -> tin_block.NetParams | None:
         """The nets' parameters when the whole module can run as one op (tinlib.ops.tin_block):
-        the stock nets, the eager backend, no autocast and no export (which wants standard
-        operators); else None."""
-        if (type(self.offset_net) is not OffsetNet or type(self.weight_net) is not WeightNet
-                or torch.compiler.is_exporting() or torch.is_autocast_enabled(x.device.type)):
+        the stock nets, x float32/float64 and contiguous like the nets' parameters, the eager
+        backend, no autocast and no export (which wants standard operators); else None.
+
+        Written for speed (plain dict lookups instead of nn.Module attribute access, the common
+        CPU case of the backend choice first): at the late stages the module's tensors are small
+        and this check was a visible share of its time."""
+        modules: dict[str, Any] = self._modules
+        offset_net, weight_net = modules["offset_net"], modules["weight_net"]
+        if type(offset_net) is not OffsetNet or type(weight_net) is not WeightNet or not self._rows_fit:
             return None
-        if ops.resolve_backend(self.backend, x) != "reference":
+        offset_layers: dict[str, Any] = offset_net._modules
+        weight_layers: dict[str, Any] = weight_net._modules
+        conv, fc1, fc2 = (offset_layers[name]._parameters for name in ("conv", "fc1", "fc2"))
+        weight_conv = weight_layers["conv"]._parameters
+        first = conv["weight"]
+        if (x.dtype is not first.dtype or x.dtype not in _BLOCK_DTYPES or x.get_device() != first.get_device()
+                or not x.is_contiguous() or x.numel() == 0):
             return None
-        off, wgt = self.offset_net, self.weight_net
-        params = tin_block.NetParams(off.conv.weight, off.conv.bias, off.fc1.weight, off.fc1.bias, off.fc2.weight,
-                                     off.fc2.bias, wgt.conv.weight, wgt.conv.bias)
-        return params if tin_block.supports(x, params, self.num_segments, self.shift_div) else None
+        device_type = "cpu" if x.is_cpu else x.device.type
+        if torch.is_autocast_enabled(device_type) or torch.compiler.is_exporting():
+            return None
+        # "auto" means the eager backend on the CPU unless the variable names another
+        backend = self.backend
+        if not (backend == "reference" or (backend == "auto" and x.is_cpu and not os.environ.get(ops.BACKEND_ENV))
+                or ops.resolve_backend(backend, x) == "reference"):
+            return None
+        return tin_block.NetParams(first, conv["bias"], fc1["weight"], fc1["bias"], fc2["weight"], fc2["bias"],
+                                   weight_conv["weight"], weight_conv["bias"])
 
     def _composed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The module as separate autograd steps: x [N*T, C, H, W] -> (y, offsets [N, 2], weights [N, T, 2])."""

@@ -1,26 +1,27 @@
 """TIN's whole temporal module (pooling, offset/weight nets, interlace, pass-through) as one op.
 
 `tinlib.models.TemporalInterlace` computes, for the block input ``x: [N*T, C, H, W]`` with fold
-``F = C // shift_div`` (four channel quarters, groups g = 0..3):
+``F = C // shift_div`` (four channel quarters q = 0..3):
 
-    pooled  = mean over H, W of x[:, :F]                      [N, T, F]
-    z       = conv1d(pooled, cat(Wo, Ww), cat(bo, bw), k=3, pad=1)   [N, T, 3] (one offset + two weight channels)
-    offsets = 4 (sigmoid(fc2(relu(fc1(z[..., 0])))) - 0.5)   [N, 2]
-    weights = 2 sigmoid(z[..., 1:])                           [N, T, 2]
-    y       = cat(interlace(x[:, :F], [+o0, +o1, -o0, -o1], [w0, w1, w0, w1]), x[:, F:])
+    pooled  = mean over H, W of x[:, :F]                                   [N, T, F]
+    offsets = 4 (sigmoid(fc2(relu(fc1(conv1d_o(pooled))))) - 1/2)          [N, 2]   (OffsetNet)
+    weights = 2 sigmoid(conv1d_w(pooled))                                  [N, T, 2] (WeightNet)
+    y       = cat(interlace(x[:, :F], [o0, o1, -o0, -o1], [w0, w1, w0, w1]), x[:, F:])
 
-Written as separate autograd steps this moves the whole tensor several times (the concatenation,
-zero-filled slice gradients, a second full-size gradient from the pooling that autograd then adds).
+(conv1d over T with kernel 3 and zero padding 1; interlace as in tinlib.ops.interlace.) Written
+as separate autograd steps this moves the whole tensor several times: the concatenation, zero-
+filled slice gradients, a second full-size gradient from the pooling that autograd then adds.
 Here the forward is one pass: x, viewed as a table of rows of D = (F // 4) * H * W contiguous
-values (Q = C * H * W / D rows per frame, the first four of them the fold quarters), goes through
-one `embedding_bag`: fold rows are the two-tap temporal filter of the interlace, every other row a
-bag of one entry with weight 1 (an exact copy). The backward writes grad_x in one pass the same
-way, computes the offset/weight gradients as per-row dot products, runs the nets' backward by hand
-(a few [N, T]-sized matmuls) and adds the pooling's gradient to the fold channels in place.
+values (C // (F // 4) rows per frame, the first four the fold quarters), goes through one
+`embedding_bag` in which a fold row is the two-tap temporal filter of the interlace and every
+other row a bag of one entry with weight 1 (an exact copy). The backward writes grad_x in one
+pass the same way, computes the offset/weight gradients as per-row dot products (one more pass
+over the fold), runs the nets' backward by hand (a few [N, T]-sized matmuls) and adds the
+pooling's gradient to the fold channels in place.
 
-It needs x contiguous (NCHW), float32 or float64, with the nets' parameters in the same dtype, and
-C divisible by F // 4; `TemporalInterlace` checks this (`supports`) and otherwise runs the steps
-separately. The function is the same; the results agree to rounding (tests/test_models.py).
+`TemporalInterlace` uses it for contiguous (NCHW) float32/float64 input with the stock nets (in
+the same dtype), C a multiple of F // 4, on the eager backend, and otherwise runs the steps
+separately; the function is the same (tests/test_models.py).
 """
 from __future__ import annotations
 
@@ -29,8 +30,6 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-
-from .eager import _taps
 
 GROUPS = 4  # channel quarters of the fold: offsets +o0, +o1, -o0, -o1 and weights w0, w1, w0, w1
 _HAS_FUSED_DOTS = hasattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward")
@@ -49,252 +48,290 @@ class NetParams(NamedTuple):
     weight_conv_bias: torch.Tensor  # [2]
 
 
-def supports(x: torch.Tensor, params: NetParams, num_segments: int, shift_div: int) -> bool:
-    """Whether `temporal_interlace_block` takes x: [N*T, C, H, W] (else compose the steps)."""
-    if x.dim() != 4 or x.dtype not in (torch.float32, torch.float64) or not x.is_contiguous():
-        return False
-    if any(p.dtype != x.dtype or p.device != x.device for p in params):
-        return False
-    nt, c, h, w = x.shape
-    fold = c // shift_div
-    return (nt > 0 and h * w > 0 and nt % num_segments == 0 and fold > 0 and fold % GROUPS == 0
-            and c % (fold // GROUPS) == 0)
+class _Saved(NamedTuple):
+    """What the forward keeps for the backward (besides x, the parameters, offsets and weights)."""
+
+    windows: torch.Tensor  # [N*T, F*3]: the convs' input, column f*3 + j = pooled[n, t + j - 1, f] (or 0)
+    z_offset: torch.Tensor  # [N, T]: OffsetNet's conv output
+    hidden: torch.Tensor  # [N, T]: relu(fc1)
+    frac: torch.Tensor  # [N, 1, 4, 2]: (1 - f, f), f = offset - floor(offset) of each quarter
+    weights4: torch.Tensor  # [N, T, 4]: each quarter's weights
+    tap_rows: torch.Tensor  # [N*T, 8] int64: table rows the forward taps read (see _taps)
+    valid: torch.Tensor  # [N, T, 4, 2] bool: whether that frame is inside [0, T)
+    grad_rows: torch.Tensor  # [N*T, 8] int64: the data gradient's taps ...
+    grad_coefs: torch.Tensor  # [N*T, 8]: ... and their coefficients
+
+
+class _Constants(NamedTuple):
+    both_frames: torch.Tensor  # [2, 1, T, 1, 2] int64: t - j, t + j (forward and adjoint taps, see _taps) ...
+    both_signs: torch.Tensor  # [2, 1, 1, 1, 1] int64: ... read frames t - j - k and t + j + k
+    forward_frames: torch.Tensor  # [1, T, 1, 2] int64: t - j
+    base: torch.Tensor  # [N, 1, 4, 1] int64: table row of (n, frame 0, quarter q)
+    frac_base: torch.Tensor  # [2]: (1, 0) ...
+    frac_slope: torch.Tensor  # [2]: ... + f (-1, 1) = (1 - f, f)
+    pair_sign: torch.Tensor  # [1, 2, 1]: quarters 0-1 have offset +o, quarters 2-3 -o
+    bag_offsets: torch.Tensor  # [N*T*rows]: start of each bag (two entries for fold rows, one elsewhere)
+    copies: torch.Tensor  # [N*T, rows - 4] int64: the copied rows
+    ones: torch.Tensor  # [N*T, rows - 4]: their weights
+    entry_rows: torch.Tensor  # [N*T*4*2] int64: the fold row each tap belongs to
+    pair_offsets: torch.Tensor  # [N*T*4]: start of each pair of taps
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(n: int, steps: int, rows: int, dtype: torch.dtype, device: torch.device) -> _Constants:
+    """Index bookkeeping for N videos of T frames, `rows` table rows per frame of which the first
+    GROUPS are the fold quarters; built once per shape."""
+    frames = n * steps
+    t, j = torch.arange(steps).view(1, steps, 1, 1), torch.arange(2)
+    frame = torch.arange(frames).view(frames, 1)
+    bag_starts = torch.cat([torch.arange(0, 2 * GROUPS, 2), torch.arange(2 * GROUPS, rows + GROUPS)])
+    fold_rows = (frame * rows + torch.arange(GROUPS)).view(-1)
+    copies = frame * rows + torch.arange(GROUPS, rows)
+
+    def ints(values: torch.Tensor) -> torch.Tensor:
+        return values.to(device)
+
+    def floats(values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype, device=device)
+
+    return _Constants(
+        both_frames=ints(torch.stack([t - j, t + j])), both_signs=ints(torch.tensor([-1, 1]).view(2, 1, 1, 1, 1)),
+        forward_frames=ints(t - j),
+        base=ints((torch.arange(n) * steps * rows).view(n, 1, 1, 1) + torch.arange(GROUPS).view(1, 1, GROUPS, 1)),
+        frac_base=floats([1.0, 0.0]), frac_slope=floats([-1.0, 1.0]), pair_sign=floats([1.0, -1.0]).view(1, 2, 1),
+        bag_offsets=ints((frame * (rows + GROUPS) + bag_starts).view(-1)), copies=ints(copies),
+        ones=torch.ones(copies.shape, dtype=dtype, device=device), entry_rows=ints(fold_rows.repeat_interleave(2)),
+        pair_offsets=ints(torch.arange(0, 2 * fold_rows.numel(), 2)))
 
 
 # ---------------------------------------------------------------------------------------------
-# the nets, forward and backward, on [N, T, F]-sized tensors (few ops: at the late stages the
-# data passes are short and the count of small ops is what costs)
-
-def _conv_inputs(pooled: torch.Tensor) -> torch.Tensor:
-    """The three-frame windows of pooled [N, T, F] (zero padded) as [N*T, F*3], column f*3 + j =
-    pooled[n, t + j - 1, f]: a conv1d(k=3, padding 1) over T is then one matmul."""
-    n, steps, fold = pooled.shape
-    return F.pad(pooled, (0, 0, 1, 1)).unfold(1, 3, 1).reshape(n * steps, fold * 3)
-
-
-def _conv_weight(params: NetParams) -> torch.Tensor:
-    """Both nets' conv weights as [3, F*3]: output 0 = OffsetNet's, 1-2 = WeightNet's."""
-    w = torch.cat([params.offset_conv_weight, params.weight_conv_weight])
-    return w.view(3, -1)
-
+# the nets, forward and backward, on [N, T, F]-sized tensors. At the late stages the data passes
+# are short and the number of small ops is what costs, hence the terse formulation.
 
 def _nets(pooled: torch.Tensor, params: NetParams):
-    """pooled [N, T, F] -> (offsets [N, 2], weights [N, T, 2], aux [N, T, 4]: the conv outputs z
-    (offset channel, two weight channels) and fc1's output before the relu, for the backward)."""
-    n, steps, _ = pooled.shape
-    bias = torch.cat([params.offset_conv_bias, params.weight_conv_bias])
-    z = torch.addmm(bias, _conv_inputs(pooled), _conv_weight(params).t())  # [N*T, 3]
-    pre = torch.addmm(params.fc1_bias, z[:, 0].view(n, steps), params.fc1_weight.t())
-    offsets = torch.sigmoid(torch.addmm(params.fc2_bias, pre.relu(), params.fc2_weight.t())).sub_(0.5).mul_(4.0)
-    weights = torch.sigmoid(z[:, 1:]).mul_(2.0).view(n, steps, 2)
-    return offsets, weights, torch.cat([z.view(n, steps, 3), pre.unsqueeze(-1)], -1)
-
-
-def _nets_backward(pooled: torch.Tensor, aux: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor,
-                   params: NetParams, grad_offsets: torch.Tensor, grad_weights: torch.Tensor):
-    """Gradients of `_nets` for grad_offsets [N, 2] and grad_weights [N, T, 2]: (grad_pooled
-    [N, T, F], NetParams of parameter gradients). aux, offsets, weights: `_nets`' outputs."""
+    """pooled [N, T, F] -> (offsets [N, 2], weights [N, T, 2], windows, z_offset, hidden: see _Saved)."""
     n, steps, fold = pooled.shape
-    z_offset, pre = aux[..., 0], aux[..., 3]
-    offset_sigmoid, weight_sigmoid = offsets * 0.25 + 0.5, weights * 0.5  # the sigmoids' outputs
-    g_fc2 = grad_offsets * (4.0 * offset_sigmoid * (1 - offset_sigmoid))  # [N, 2]
-    g_pre = (g_fc2 @ params.fc2_weight).mul_(pre > 0)  # [N, T]
-    g_z = torch.cat([(g_pre @ params.fc1_weight).unsqueeze(-1),
-                     grad_weights * (2.0 * weight_sigmoid * (1 - weight_sigmoid))], -1).view(n * steps, 3)
-    windows = _conv_inputs(pooled)
-    g_windows = (g_z @ _conv_weight(params)).view(n, steps, fold, 3)  # [n, t, f, j] -> pooled[n, t + j - 1, f]
-    g_pooled = g_windows[..., 1].clone()
+    # conv1d(k=3, padding 1) over T as one matmul over the zero-padded three-frame windows
+    windows = F.pad(pooled, (0, 0, 1, 1)).unfold(1, 3, 1).reshape(n * steps, fold * 3)
+    z_offset = F.linear(windows, params.offset_conv_weight.view(1, -1), params.offset_conv_bias).view(n, steps)
+    z_weight = F.linear(windows, params.weight_conv_weight.view(2, -1), params.weight_conv_bias)
+    hidden = F.linear(z_offset, params.fc1_weight, params.fc1_bias).relu_()
+    offsets = torch.sigmoid(F.linear(hidden, params.fc2_weight, params.fc2_bias)).sub_(0.5).mul_(4.0)
+    weights = torch.sigmoid(z_weight).mul_(2.0).view(n, steps, 2)
+    return offsets, weights, windows, z_offset, hidden
+
+
+def _nets_backward(saved: _Saved, offsets: torch.Tensor, weights: torch.Tensor, params: NetParams,
+                   grad_offsets: torch.Tensor, grad_weights: torch.Tensor):
+    """Gradients of `_nets` for grad_offsets [N, 2] and grad_weights [N, T, 2]: (grad_pooled
+    [N, T, F], NetParams of parameter gradients)."""
+    n, steps = weights.shape[:2]
+    offset_conv, weight_conv = params.offset_conv_weight.view(1, -1), params.weight_conv_weight.view(2, -1)
+    hidden = saved.hidden
+    # d offsets / d fc2 = 4 s (1 - s) = 1 - offsets^2 / 4; d weights / d z = 2 s (1 - s) = w - w^2 / 2
+    g_fc2 = torch.addcmul(grad_offsets, grad_offsets * offsets, offsets, value=-0.25)  # [N, 2]
+    g_fc1 = (g_fc2 @ params.fc2_weight).mul_(hidden > 0)  # [N, T]
+    g_z_offset = (g_fc1 @ params.fc1_weight).view(n * steps, 1)
+    g_z_weight = torch.addcmul(weights, weights, weights, value=-0.5).mul_(grad_weights).view(n * steps, 2)
+    g_windows = torch.addmm(g_z_weight @ weight_conv, g_z_offset, offset_conv).view(n, steps, -1, 3)
+    g_pooled = g_windows[..., 1].clone()  # window [n, t, f, j] holds pooled[n, t + j - 1, f]
     g_pooled[:, :-1] += g_windows[:, 1:, :, 0]
     g_pooled[:, 1:] += g_windows[:, :-1, :, 2]
-    grads = NetParams((g_z[:, :1].t() @ windows).view(params.offset_conv_weight.shape), g_z[:, 0].sum(0, True),
-                      g_pre.t() @ z_offset, g_pre.sum(0), g_fc2.t() @ pre.relu(), g_fc2.sum(0),
-                      (g_z[:, 1:].t() @ windows).view(params.weight_conv_weight.shape), g_z[:, 1:].sum(0))
+    grads = NetParams((g_z_offset.t() @ saved.windows).view(params.offset_conv_weight.shape), g_z_offset.sum(0),
+                      g_fc1.t() @ saved.z_offset, g_fc1.sum(0), g_fc2.t() @ hidden, g_fc2.sum(0),
+                      (g_z_weight.t() @ saved.windows).view(params.weight_conv_weight.shape), g_z_weight.sum(0))
     return g_pooled, grads
 
 
 # ---------------------------------------------------------------------------------------------
 # the data passes
 
-@functools.lru_cache(maxsize=64)
-def _layout(frames: int, rows: int, dtype: torch.dtype, device: torch.device):
-    """embedding_bag bookkeeping for `rows` table rows per frame, the first GROUPS of them with
-    two entries (the filter taps), the others one (a copy). Returns (bag offsets [frames * rows],
-    copy entries [frames, rows - GROUPS] (their table rows), their weights (ones, dtype), and for
-    the dot products the bag (table row) of each fold entry [frames * GROUPS * 2] and the offsets
-    of pairs [frames * GROUPS])."""
-    per_frame = rows + GROUPS
-    starts = torch.cat([torch.arange(0, 2 * GROUPS, 2), torch.arange(2 * GROUPS, per_frame)])
-    frame = torch.arange(frames).view(frames, 1)
-    bag_offsets = (frame * per_frame + starts).view(-1)
-    copies = frame * rows + torch.arange(GROUPS, rows)
-    fold_rows = (frame * rows + torch.arange(GROUPS)).view(-1)
-    pair_offsets = torch.arange(0, 2 * fold_rows.numel(), 2)
-    return (bag_offsets.to(device), copies.to(device), torch.ones(copies.shape, dtype=dtype, device=device),
-            fold_rows.repeat_interleave(2).to(device), pair_offsets.to(device))
+def _taps(k: torch.Tensor, frac: torch.Tensor, weights4: torch.Tensor, consts: _Constants, rows: int,
+          grad: str | None):
+    """Table rows and coefficients of the two taps of every fold output row (n, t, q), for the
+    forward and, unless grad is None, for the data gradient.
+
+    k: [N, 1, 4, 1] int64 floor of the quarters' offsets; frac: [N, 1, 4, 2] = (1 - f, f);
+    weights4: [N, T, 4]. Forward tap j reads frame s = t - k - j with coefficient (1 - f, f)[j] w[t];
+    the adjoint's s = t + k + j, mmcv's backward s = t - k - j, both with (1 - f, f)[j] w[s]; the
+    coefficient is 0 where s is outside [0, T) (s is clamped into range for the row). Rows and
+    coefficients are [N*T, 8], entry q*2 + j of a frame being tap j of quarter q. Returns
+    (rows, coefficients, valid [N, T, 4, 2] of the forward; rows, coefficients of the gradient
+    or None, None)."""
+    n, steps = weights4.shape[:2]
+    both = grad == "adjoint"  # forward and adjoint taps differ: compute both in one go
+    source = (torch.addcmul(consts.both_frames, k, consts.both_signs) if both
+              else torch.sub(consts.forward_frames, k))
+    inside = source.clamp(0, steps - 1)
+    valid = inside == source
+    tap_rows = torch.add(consts.base, inside, alpha=rows).view(-1, n * steps, 2 * GROUPS)
+    frac_valid = frac * valid
+    w = weights4.unsqueeze(-1)
+    if grad is None:
+        return tap_rows[0], (w * frac_valid).view(n * steps, -1), valid, None, None
+    grad_inside, grad_frac_valid = (inside[1], frac_valid[1]) if both else (inside, frac_valid)
+    grad_coefs = (w.expand(n, steps, GROUPS, 2).gather(1, grad_inside) * grad_frac_valid).view(n * steps, -1)
+    forward_frac_valid = frac_valid[0] if both else frac_valid
+    return (tap_rows[0], (w * forward_frac_valid).view(n * steps, -1), valid[0] if both else valid, tap_rows[-1],
+            grad_coefs)
 
 
-def _filter_with_copies(table: torch.Tensor, frames: int, rows: int, tap_rows: torch.Tensor,
+def _filter_with_copies(table: torch.Tensor, consts: _Constants, tap_rows: torch.Tensor,
                         tap_coefs: torch.Tensor) -> torch.Tensor:
-    """out row (frame, q) = sum_j tap_coefs[., j] table[tap_rows[., j]] for q < GROUPS, else the
-    same row of the table. table: [frames * rows, D]; tap_rows/tap_coefs: [frames * GROUPS, 2]."""
-    bag_offsets, copies, ones, _, _ = _layout(frames, rows, table.dtype, table.device)
-    indices = torch.cat([tap_rows.view(frames, 2 * GROUPS), copies], 1).view(-1)
-    coefs = torch.cat([tap_coefs.view(frames, 2 * GROUPS), ones], 1).view(-1)
-    return F.embedding_bag(indices, table, bag_offsets, mode="sum", per_sample_weights=coefs)
+    """out row (frame, q) = sum_j tap_coefs[frame, q*2 + j] table[tap_rows[frame, q*2 + j]] for
+    q < 4, else the same row of the table. table: [N*T*rows, D]; tap_rows/tap_coefs: [N*T, 8]
+    -> [N*T*rows, D]."""
+    indices = torch.cat([tap_rows, consts.copies], 1).view(-1)
+    coefs = torch.cat([tap_coefs, consts.ones], 1).view(-1)
+    # torch.embedding_bag is F.embedding_bag without its Python-side argument checks (ours are fine)
+    return torch.embedding_bag(table, indices, consts.bag_offsets, False, 0, False, coefs)[0]
 
 
-def _tap_dots(grad_table: torch.Tensor, table: torch.Tensor, frames: int, rows: int,
-              tap_rows: torch.Tensor) -> torch.Tensor:
-    """[frames * GROUPS, 2]: entry (fold row r, j) = <grad_table[r], table[tap_rows[r, j]]>."""
-    _, _, _, entry_rows, pair_offsets = _layout(frames, rows, table.dtype, table.device)
+def _tap_dots(grad_table: torch.Tensor, table: torch.Tensor, consts: _Constants, tap_rows: torch.Tensor):
+    """tap_rows [N*T, 8] -> the dot products <grad_table[fold row of the entry], table[tap_rows[entry]]>,
+    N*T*8 values in the same order."""
     if _HAS_FUSED_DOTS:
-        try:
-            dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-                grad_table, table, tap_rows.view(-1), pair_offsets, entry_rows, 0, -1)
-            return dots.view(tap_rows.shape)
+        try:  # the gradient of embedding_bag's per-sample weights: one pass, a private aten op
+            return torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                grad_table, table, tap_rows.view(-1), consts.pair_offsets, consts.entry_rows, 0, -1)
         except NotImplementedError:  # no kernel for this device
             pass
-    sources = table.index_select(0, tap_rows.view(-1)).view(*tap_rows.shape, table.shape[1])
-    grads = grad_table.index_select(0, entry_rows[::2])
-    return torch.bmm(sources, grads.unsqueeze(-1)).squeeze(-1)
+    sources = table.index_select(0, tap_rows.view(-1)).view(-1, 2, table.shape[1])
+    grads = grad_table.index_select(0, consts.entry_rows[::2])
+    return torch.bmm(sources, grads.unsqueeze(-1))
 
 
-def _quarters(offsets: torch.Tensor, weights: torch.Tensor, steps: int):
-    """The four quarters' k = floor(offset) [N, 4] int64, f = offset - k [N, 4] and weights
-    [N, T, 4] from the nets' offsets [N, 2] and weights [N, T, 2]. Offsets are clamped to
-    [-T-1, T+1] first, as in tinlib.ops: beyond that only zeros are read either way."""
-    quarter_offsets = torch.cat([offsets, -offsets], 1).clamp_(-(steps + 1), steps + 1)
-    k = quarter_offsets.floor()
-    return k.long(), quarter_offsets.sub_(k), weights.repeat(1, 1, 2)
-
-
-def _shape(x: torch.Tensor, num_segments: int, shift_div: int):
+def _forward(x: torch.Tensor, params: NetParams, num_segments: int, shift_div: int, grad: str | None):
+    """-> (y [N*T, C, H, W], offsets [N, 2], weights [N, T, 2], _Saved, or None when grad is None
+    (no backward to come))."""
     nt, c, h, w = x.shape
-    fold = c // shift_div
-    rows = c // (fold // GROUPS)
-    return nt, nt // num_segments, c, h * w, fold, rows
-
-
-def _forward(x: torch.Tensor, params: NetParams, num_segments: int, shift_div: int):
-    """-> (y, offsets, weights, and for the backward: pooled [N, T, F], aux [N, T, 4], the forward
-    taps' table rows [N*T*4, 2] int64 and validity [N, T, 4, 2] bool)."""
-    nt, n, c, hw, fold, rows = _shape(x, num_segments, shift_div)
+    n, fold = nt // num_segments, c // shift_div
+    rows = c // (fold // GROUPS)  # table rows per frame
+    consts = _constants(n, num_segments, rows, x.dtype, x.device)
     pooled = x[:, :fold].mean((2, 3)).view(n, num_segments, fold)
-    offsets, weights, aux = _nets(pooled, params)
-    k, f, w = _quarters(offsets, weights, num_segments)
-    tap_rows, tap_coefs, valid = _taps(k, f, w, num_segments * rows, rows, -1, weight_at_source=False)
+    offsets, weights, windows, z_offset, hidden = _nets(pooled, params)
+    # the quarters' offsets +o0 +o1 -o0 -o1 lie in (-2, 2) (4 (sigmoid - 1/2)): k is a small integer
+    quarter_offsets = (offsets.unsqueeze(1) * consts.pair_sign).view(n, 1, GROUPS, 1)
+    k = quarter_offsets.floor()
+    frac = torch.addcmul(consts.frac_base, quarter_offsets - k, consts.frac_slope)
+    weights4 = torch.cat([weights, weights], 2)
+    tap_rows, tap_coefs, valid, grad_rows, grad_coefs = _taps(k.long(), frac, weights4, consts, rows, grad)
     # detached: a table that requires grad sends embedding_bag down its much slower training path
-    out = _filter_with_copies(x.detach().view(nt * rows, -1), nt, rows, tap_rows, tap_coefs)
-    return out.view(x.shape), offsets, weights, pooled, aux, tap_rows, valid
+    out = _filter_with_copies(x.detach().view(nt * rows, -1), consts, tap_rows, tap_coefs)
+    saved = None
+    if grad is not None:
+        saved = _Saved(windows, z_offset, hidden, frac, weights4, tap_rows, valid, grad_rows, grad_coefs)
+    return out.view(x.shape), offsets, weights, saved
 
 
-def _backward(grad_y: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor,
-              pooled: torch.Tensor, aux: torch.Tensor, tap_rows: torch.Tensor, valid: torch.Tensor,
-              params: NetParams, num_segments: int, shift_div: int, grad: str, need_x: bool):
-    nt, n, c, hw, fold, rows = _shape(x, num_segments, shift_div)
-    grad_table = grad_y.detach().contiguous().view(nt * rows, -1)
-    k, f, w = _quarters(offsets, weights, num_segments)
-    # offset/weight gradients of the four quarters (see _common.param_grads), folded onto the nets' two
-    dots = torch.where(valid, _tap_dots(grad_table, x.detach().view(nt * rows, -1), nt, rows, tap_rows)
-                       .view(valid.shape), 0)
-    dot0, dot1 = dots.unbind(-1)
-    step = dot1 - dot0
-    g_quarter_weights = torch.addcmul(dot0, f.unsqueeze(1), step)  # (1 - f) dot0 + f dot1
-    g_quarter_offsets = (w * step).sum(1)
-    g_offsets = g_quarter_offsets[:, :2] - g_quarter_offsets[:, 2:]  # quarters 2, 3 have offset -o
-    g_weights = g_quarter_weights[..., :2] + g_quarter_weights[..., 2:]
-    g_pooled, g_params = _nets_backward(pooled, aux, offsets, weights, params, g_offsets, g_weights)
-    if not need_x:
+def _backward(grad_y: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor, saved: _Saved,
+              params: NetParams, num_segments: int, shift_div: int, need_x: bool):
+    """-> (grad_x [N*T, C, H, W] or None when not need_x, NetParams of the parameters' gradients)."""
+    nt, c, h, w = x.shape
+    n, fold = nt // num_segments, c // shift_div
+    rows = c // (fold // GROUPS)
+    consts = _constants(n, num_segments, rows, x.dtype, x.device)
+    grad_table = grad_y.contiguous().view(nt * rows, -1)
+    # grad_x: the adjoint (or mmcv's) filter on the fold rows, a copy elsewhere (first: the dot
+    # products below then find grad_y's fold rows in cache), then the pooling's share
+    grad_x = None
+    if need_x:
+        grad_x = _filter_with_copies(grad_table, consts, saved.grad_rows, saved.grad_coefs).view(nt, c, h * w)
+    # d y[t] / d w[t] = (1 - f) X(t-k) + f X(t-k-1) and d y[t] / d offset = w[t] (X(t-k-1) - X(t-k))
+    # (k held constant, as in tinlib.ops): per-row dot products with grad_y, zero outside [0, T)
+    dots = _tap_dots(grad_table, x.view(nt * rows, -1), consts, saved.tap_rows).view(saved.valid.shape) * saved.valid
+    g_weights = (dots * saved.frac).sum(-1).view(n, num_segments, 2, 2).sum(2)  # quarters q and q + 2 share w
+    step = (dots * consts.frac_slope).sum(-1)  # X(t-k-1) - X(t-k) terms
+    g_offsets = ((step * saved.weights4).sum(1).view(n, 2, 2) * consts.pair_sign).sum(1)
+    g_pooled, g_params = _nets_backward(saved, offsets, weights, params, g_offsets, g_weights)
+    if grad_x is None:
         return None, g_params
-    # grad_x: the adjoint (or mmcv's) filter on the fold rows, a copy elsewhere, then the pooling's share
-    direction = 1 if grad == "adjoint" else -1
-    tap_rows, tap_coefs, _ = _taps(k, f, w, num_segments * rows, rows, direction, weight_at_source=True)
-    grad_x = _filter_with_copies(grad_table, nt, rows, tap_rows, tap_coefs).view(nt, c, hw)
-    grad_x[:, :fold] += g_pooled.view(nt, fold, 1).div_(hw)
+    grad_x[:, :fold] += g_pooled.view(nt, fold, 1).div_(h * w)
     return grad_x.view(x.shape), g_params
 
 
 # ---------------------------------------------------------------------------------------------
-# torch.library ops (traced by torch.compile without graph breaks, like tinlib::interlace)
+# As an autograd.Function in eager mode (the least Python around each call, which shows at the
+# late stages), and as torch.library ops under torch.compile (traced without graph breaks, like
+# tinlib::interlace); both run _forward and _backward.
+
+class _BlockFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, *args):
+        *params, num_segments, shift_div, grad = args  # grad: None when no backward will follow
+        y, offsets, weights, saved = _forward(x, NetParams(*params), num_segments, shift_div, grad)
+        ctx.num_segments, ctx.shift_div = num_segments, shift_div
+        ctx.mark_non_differentiable(offsets, weights)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, *params)
+        ctx.saved, ctx.offsets, ctx.weights = saved, offsets.detach(), weights.detach()
+        return y, offsets, weights
+
+    @staticmethod
+    def backward(ctx, grad_y, *_):
+        if grad_y is None:
+            return (None,) * 12
+        x, *params = ctx.saved_tensors
+        grad_x, g_params = _backward(grad_y, x, ctx.offsets, ctx.weights, ctx.saved, NetParams(*params),
+                                     ctx.num_segments, ctx.shift_div, ctx.needs_input_grad[0])
+        return (grad_x, *g_params, None, None, None)
+
 
 @torch.library.custom_op("tinlib::tin_block", mutates_args=())
 def _block_op(x: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, p3: torch.Tensor,
               p4: torch.Tensor, p5: torch.Tensor, p6: torch.Tensor, p7: torch.Tensor, num_segments: int,
-              shift_div: int, grad: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                                  torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _forward(x, NetParams(p0, p1, p2, p3, p4, p5, p6, p7), num_segments, shift_div)
+              shift_div: int, grad: str) -> list[torch.Tensor]:
+    y, offsets, weights, saved = _forward(x, NetParams(p0, p1, p2, p3, p4, p5, p6, p7), num_segments, shift_div,
+                                          grad)
+    assert saved is not None
+    # outputs may not alias each other, and are contiguous like the fake ones below
+    return [y, offsets, weights, *(t.clone(memory_format=torch.contiguous_format) for t in saved)]
 
 
 @_block_op.register_fake
 def _(x, p0, p1, p2, p3, p4, p5, p6, p7, num_segments, shift_div, grad):
     n, fold = x.shape[0] // num_segments, x.shape[1] // shift_div
-    return (x.new_empty(x.shape), x.new_empty(n, 2), x.new_empty(n, num_segments, 2),
-            x.new_empty(n, num_segments, fold), x.new_empty(n, num_segments, 4),
-            x.new_empty(n * num_segments * GROUPS, 2, dtype=torch.int64),
-            x.new_empty(n, num_segments, GROUPS, 2, dtype=torch.bool))
+    frames, int64 = n * num_segments, torch.int64
+    return [x.new_empty(x.shape), x.new_empty(n, 2), x.new_empty(n, num_segments, 2),
+            # _Saved
+            x.new_empty(frames, fold * 3), x.new_empty(n, num_segments), x.new_empty(n, num_segments),
+            x.new_empty(n, 1, GROUPS, 2), x.new_empty(n, num_segments, GROUPS),
+            x.new_empty(frames, 2 * GROUPS, dtype=int64), x.new_empty(n, num_segments, GROUPS, 2, dtype=torch.bool),
+            x.new_empty(frames, 2 * GROUPS, dtype=int64), x.new_empty(frames, 2 * GROUPS)]
 
 
 @torch.library.custom_op("tinlib::tin_block_backward", mutates_args=())
-def _block_backward_op(grad_y: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor,
-                       pooled: torch.Tensor, aux: torch.Tensor, tap_rows: torch.Tensor, valid: torch.Tensor,
-                       p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, p3: torch.Tensor, p4: torch.Tensor,
-                       p5: torch.Tensor, p6: torch.Tensor, p7: torch.Tensor, num_segments: int, shift_div: int,
-                       grad: str, need_x: bool) -> list[torch.Tensor]:
-    grad_x, g_params = _backward(grad_y, x, offsets, weights, pooled, aux, tap_rows, valid,
-                                 NetParams(p0, p1, p2, p3, p4, p5, p6, p7), num_segments, shift_div, grad, need_x)
-    # a custom op cannot return None: an unneeded grad_x is an empty tensor
-    return [grad_x if grad_x is not None else x.new_empty(0), *g_params]
+def _block_backward_op(grad_y: torch.Tensor, x: torch.Tensor, params: list[torch.Tensor],
+                       state: list[torch.Tensor], num_segments: int, shift_div: int,
+                       need_x: bool) -> list[torch.Tensor]:
+    offsets, weights, *saved = state
+    grad_x, g_params = _backward(grad_y, x, offsets, weights, _Saved(*saved), NetParams(*params), num_segments,
+                                 shift_div, need_x)
+    # a custom op cannot return None (an unneeded grad_x is an empty tensor), nor aliases
+    return [grad_x if grad_x is not None else x.new_empty(0), *(g.clone() for g in g_params)]
 
 
 @_block_backward_op.register_fake
-def _(grad_y, x, offsets, weights, pooled, aux, tap_rows, valid, p0, p1, p2, p3, p4, p5, p6, p7,
-      num_segments, shift_div, grad, need_x):
-    return [x.new_empty(x.shape) if need_x else x.new_empty(0),
-            *(p.new_empty(p.shape) for p in (p0, p1, p2, p3, p4, p5, p6, p7))]
+def _(grad_y, x, params, state, num_segments, shift_div, need_x):
+    return [x.new_empty(x.shape) if need_x else x.new_empty(0), *(p.new_empty(p.shape) for p in params)]
 
 
 def _setup_context(ctx, inputs, output):
     x, *params = inputs[:9]
-    ctx.num_segments, ctx.shift_div, ctx.grad = inputs[9:]
-    # offsets and weights are returned for inspection only (TemporalInterlace.record)
+    ctx.num_segments, ctx.shift_div = inputs[9:11]
     ctx.mark_non_differentiable(*output[1:])
-    ctx.save_for_backward(x, *output[1:], *params)
+    ctx.save_for_backward(x, *params, *output[1:])
 
 
-def _backward_formula(ctx, grad_y, *_):
-    x, offsets, weights, pooled, aux, tap_rows, valid, *params = ctx.saved_tensors
-    grads = _block_backward_op(grad_y, x, offsets, weights, pooled, aux, tap_rows, valid, *params,
-                               ctx.num_segments, ctx.shift_div, ctx.grad, ctx.needs_input_grad[0])
-    grad_x = grads[0] if ctx.needs_input_grad[0] else None
-    return (grad_x, *(g if need else None for g, need in zip(grads[1:], ctx.needs_input_grad[1:9])),
-            None, None, None)
+def _backward_formula(ctx, grads):
+    x, *rest = ctx.saved_tensors
+    grads = _block_backward_op(grads[0], x, rest[:8], rest[8:], ctx.num_segments, ctx.shift_div,
+                               ctx.needs_input_grad[0])
+    return (grads[0] if ctx.needs_input_grad[0] else None,
+            *(g if need else None for g, need in zip(grads[1:], ctx.needs_input_grad[1:9])), None, None, None)
 
 
 _block_op.register_autograd(_backward_formula, setup_context=_setup_context)
-
-
-class _BlockFunction(torch.autograd.Function):
-    """The same op for eager mode: an autograd.Function dispatches with less Python around each
-    call than a torch.library op, which shows at the late stages' small tensors."""
-
-    @staticmethod
-    def forward(ctx, x, *args):  # type: ignore[override]
-        *params, num_segments, shift_div, grad = args
-        outputs = _forward(x, NetParams(*params), num_segments, shift_div)
-        ctx.num_segments, ctx.shift_div, ctx.grad = num_segments, shift_div, grad
-        ctx.mark_non_differentiable(*outputs[1:])
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(x, *outputs[1:], *params)
-        return outputs
-
-    @staticmethod
-    def backward(ctx, grad_y, *_):  # type: ignore[override]
-        x, offsets, weights, pooled, aux, tap_rows, valid, *params = ctx.saved_tensors
-        if grad_y is None:
-            return (None,) * 12
-        grad_x, g_params = _backward(grad_y, x, offsets, weights, pooled, aux, tap_rows, valid, NetParams(*params),
-                                     ctx.num_segments, ctx.shift_div, ctx.grad, ctx.needs_input_grad[0])
-        return (grad_x, *g_params, None, None, None)
 
 
 def temporal_interlace_block(x: torch.Tensor, params: NetParams, num_segments: int, shift_div: int,
@@ -311,6 +348,10 @@ def temporal_interlace_block(x: torch.Tensor, params: NetParams, num_segments: i
         (y [N*T, C, H, W], offsets [N, 2], weights [N, T, 2]); y is differentiable in x and the
         parameters, offsets and weights (what the nets predicted) are not. Check `supports` first.
     """
-    op = _block_op if torch.compiler.is_compiling() else _BlockFunction.apply
-    y, offsets, weights = op(x, *params, num_segments, shift_div, grad)[:3]
+    if torch.compiler.is_compiling():
+        y, offsets, weights = _block_op(x, *params, num_segments, shift_div, grad)[:3]
+    else:
+        # the gradient's taps are prepared in the forward only when a backward can follow
+        backward = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
+        y, offsets, weights = _BlockFunction.apply(x, *params, num_segments, shift_div, grad if backward else None)
     return y, offsets, weights
