@@ -70,6 +70,7 @@ class _Constants(NamedTuple):
     frac_base: torch.Tensor  # [2]: (1, 0) ...
     frac_slope: torch.Tensor  # [2]: ... + f (-1, 1) = (1 - f, f)
     pair_sign: torch.Tensor  # [1, 2, 1]: quarters 0-1 have offset +o, quarters 2-3 -o
+    overlap: torch.Tensor  # [T, T*3]: 1 at (s, t*3 + j) if t + j - 1 = s (the conv windows' entries of frame s)
     bag_offsets: torch.Tensor  # [N*T*rows]: start of each bag (two entries for fold rows, one elsewhere)
     copies: torch.Tensor  # [N*T, rows - 4] int64: the copied rows
     ones: torch.Tensor  # [N*T, rows - 4]: their weights
@@ -99,6 +100,7 @@ def _constants(n: int, steps: int, rows: int, dtype: torch.dtype, device: torch.
         forward_frames=ints(t - j),
         base=ints((torch.arange(n) * steps * rows).view(n, 1, 1, 1) + torch.arange(GROUPS).view(1, 1, GROUPS, 1)),
         frac_base=floats([1.0, 0.0]), frac_slope=floats([-1.0, 1.0]), pair_sign=floats([1.0, -1.0]).view(1, 2, 1),
+        overlap=(t.view(1, steps, 1) + torch.arange(3) - 1 == t.view(steps, 1, 1)).view(steps, -1).to(device, dtype),
         bag_offsets=ints((frame * (rows + GROUPS) + bag_starts).view(-1)), copies=ints(copies),
         ones=torch.ones(copies.shape, dtype=dtype, device=device), entry_rows=ints(fold_rows.repeat_interleave(2)),
         pair_offsets=ints(torch.arange(0, 2 * fold_rows.numel(), 2)))
@@ -122,7 +124,7 @@ def _nets(pooled: torch.Tensor, params: NetParams):
 
 
 def _nets_backward(saved: _Saved, offsets: torch.Tensor, weights: torch.Tensor, params: NetParams,
-                   grad_offsets: torch.Tensor, grad_weights: torch.Tensor):
+                   consts: _Constants, grad_offsets: torch.Tensor, grad_weights: torch.Tensor):
     """Gradients of `_nets` for grad_offsets [N, 2] and grad_weights [N, T, 2]: (grad_pooled
     [N, T, F], NetParams of parameter gradients)."""
     n, steps = weights.shape[:2]
@@ -133,10 +135,9 @@ def _nets_backward(saved: _Saved, offsets: torch.Tensor, weights: torch.Tensor, 
     g_fc1 = (g_fc2 @ params.fc2_weight).mul_(hidden > 0)  # [N, T]
     g_z_offset = (g_fc1 @ params.fc1_weight).view(n * steps, 1)
     g_z_weight = torch.addcmul(weights, weights, weights, value=-0.5).mul_(grad_weights).view(n * steps, 2)
-    g_windows = torch.addmm(g_z_weight @ weight_conv, g_z_offset, offset_conv).view(n, steps, -1, 3)
-    g_pooled = g_windows[..., 1].clone()  # window [n, t, f, j] holds pooled[n, t + j - 1, f]
-    g_pooled[:, :-1] += g_windows[:, 1:, :, 0]
-    g_pooled[:, 1:] += g_windows[:, :-1, :, 2]
+    g_windows = torch.addmm(g_z_weight @ weight_conv, g_z_offset, offset_conv)  # [N*T, F*3], column f*3 + j
+    # window entry (t, f, j) holds pooled[t + j - 1, f]: each frame's gradient sums its (up to) three entries
+    g_pooled = consts.overlap @ g_windows.view(n, steps, -1, 3).transpose(2, 3).reshape(n, steps * 3, -1)
     grads = NetParams((g_z_offset.t() @ saved.windows).view(params.offset_conv_weight.shape), g_z_offset.sum(0),
                       g_fc1.t() @ saved.z_offset, g_fc1.sum(0), g_fc2.t() @ hidden, g_fc2.sum(0),
                       (g_z_weight.t() @ saved.windows).view(params.weight_conv_weight.shape), g_z_weight.sum(0))
@@ -243,7 +244,7 @@ def _backward(grad_y: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, weig
     g_weights = (dots * saved.frac).sum(-1).view(n, num_segments, 2, 2).sum(2)  # quarters q and q + 2 share w
     step = (dots * consts.frac_slope).sum(-1)  # X(t-k-1) - X(t-k) terms
     g_offsets = ((step * saved.weights4).sum(1).view(n, 2, 2) * consts.pair_sign).sum(1)
-    g_pooled, g_params = _nets_backward(saved, offsets, weights, params, g_offsets, g_weights)
+    g_pooled, g_params = _nets_backward(saved, offsets, weights, params, consts, g_offsets, g_weights)
     if grad_x is None:
         return None, g_params
     grad_x[:, :fold] += g_pooled.view(nt, fold, 1).div_(h * w)
