@@ -112,7 +112,8 @@ def main(argv=None) -> int:
                   f"(target <= {TARGET}: {verdict(train_ratio <= TARGET)}); TIN inference / TSN inference = "
                   f"{infer_ratio:.3f} (target <= {TARGET}: {verdict(infer_ratio <= TARGET)})"]
     lines += ["", f"Load average (1 min) {load_before:.1f} before and {load_after:.1f} after, on {os.cpu_count()} "
-                  "cores."]
+                  "cores.", "",
+              f"Command: `python benchmarks/bench_model.py {' '.join(sys.argv[1:] if argv is None else argv)}`"]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

@@ -148,6 +148,8 @@ def main(argv=None) -> int:
               f"{max(r['difference'] for r in rows):.1e}",
               "", f"Load average (1 min) {load_before:.1f} before and {load_after:.1f} after the run, "
                   f"on {os.cpu_count()} cores.", "",
+              f"Command: `python benchmarks/bench_temporal.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+              "",
               ("The baseline is **our re-implementation** of the computation of MMAction2 0.x's "
                "`TemporalInterlace` in plain PyTorch (benchmarks/mmaction2_tin.py), not MMAction2's code: "
                "MMAction2's TIN needs mmcv's compiled `tin_shift`, which cannot be installed here (and has "

@@ -71,6 +71,8 @@ class _Constants(NamedTuple):
     frac_slope: torch.Tensor  # [2]: ... + f (-1, 1) = (1 - f, f)
     pair_sign: torch.Tensor  # [1, 2, 1]: quarters 0-1 have offset +o, quarters 2-3 -o
     overlap: torch.Tensor  # [T, T*3]: 1 at (s, t*3 + j) if t + j - 1 = s (the conv windows' entries of frame s)
+    minus_two: torch.Tensor  # [1]: -2.0
+    four: torch.Tensor  # [1]: 4.0
     bag_offsets: torch.Tensor  # [N*T*rows]: start of each bag (two entries for fold rows, one elsewhere)
     copies: torch.Tensor  # [N*T, rows - 4] int64: the copied rows
     ones: torch.Tensor  # [N*T, rows - 4]: their weights
@@ -101,6 +103,7 @@ def _constants(n: int, steps: int, rows: int, dtype: torch.dtype, device: torch.
         base=ints((torch.arange(n) * steps * rows).view(n, 1, 1, 1) + torch.arange(GROUPS).view(1, 1, GROUPS, 1)),
         frac_base=floats([1.0, 0.0]), frac_slope=floats([-1.0, 1.0]), pair_sign=floats([1.0, -1.0]).view(1, 2, 1),
         overlap=(t.view(1, steps, 1) + torch.arange(3) - 1 == t.view(steps, 1, 1)).view(steps, -1).to(device, dtype),
+        minus_two=floats([-2.0]), four=floats([4.0]),
         bag_offsets=ints((frame * (rows + GROUPS) + bag_starts).view(-1)), copies=ints(copies),
         ones=torch.ones(copies.shape, dtype=dtype, device=device), entry_rows=ints(fold_rows.repeat_interleave(2)),
         pair_offsets=ints(torch.arange(0, 2 * fold_rows.numel(), 2)))
@@ -110,16 +113,18 @@ def _constants(n: int, steps: int, rows: int, dtype: torch.dtype, device: torch.
 # the nets, forward and backward, on [N, T, F]-sized tensors. At the late stages the data passes
 # are short and the number of small ops is what costs, hence the terse formulation.
 
-def _nets(pooled: torch.Tensor, params: NetParams):
+def _nets(pooled: torch.Tensor, params: NetParams, consts: _Constants):
     """pooled [N, T, F] -> (offsets [N, 2], weights [N, T, 2], windows, z_offset, hidden: see _Saved)."""
     n, steps, fold = pooled.shape
     # conv1d(k=3, padding 1) over T as one matmul over the zero-padded three-frame windows
     windows = F.pad(pooled, (0, 0, 1, 1)).unfold(1, 3, 1).reshape(n * steps, fold * 3)
     z_offset = F.linear(windows, params.offset_conv_weight.view(1, -1), params.offset_conv_bias).view(n, steps)
     z_weight = F.linear(windows, params.weight_conv_weight.view(2, -1), params.weight_conv_bias)
-    hidden = F.linear(z_offset, params.fc1_weight, params.fc1_bias).relu_()
-    offsets = torch.sigmoid(F.linear(hidden, params.fc2_weight, params.fc2_bias)).sub_(0.5).mul_(4.0)
-    weights = torch.sigmoid(z_weight).mul_(2.0).view(n, steps, 2)
+    hidden = F.linear(z_offset, params.fc1_weight, params.fc1_bias).relu()
+    # 4 (s - 1/2) as -2 + 4 s: the same value (scaling by 4 is exact), one op
+    offsets = torch.addcmul(consts.minus_two, torch.sigmoid(F.linear(hidden, params.fc2_weight, params.fc2_bias)),
+                            consts.four)
+    weights = (torch.sigmoid(z_weight) * 2.0).view(n, steps, 2)
     return offsets, weights, windows, z_offset, hidden
 
 
@@ -132,9 +137,9 @@ def _nets_backward(saved: _Saved, offsets: torch.Tensor, weights: torch.Tensor, 
     hidden = saved.hidden
     # d offsets / d fc2 = 4 s (1 - s) = 1 - offsets^2 / 4; d weights / d z = 2 s (1 - s) = w - w^2 / 2
     g_fc2 = torch.addcmul(grad_offsets, grad_offsets * offsets, offsets, value=-0.25)  # [N, 2]
-    g_fc1 = (g_fc2 @ params.fc2_weight).mul_(hidden > 0)  # [N, T]
+    g_fc1 = (g_fc2 @ params.fc2_weight) * (hidden > 0)  # [N, T]
     g_z_offset = (g_fc1 @ params.fc1_weight).view(n * steps, 1)
-    g_z_weight = torch.addcmul(weights, weights, weights, value=-0.5).mul_(grad_weights).view(n * steps, 2)
+    g_z_weight = (torch.addcmul(weights, weights, weights, value=-0.5) * grad_weights).view(n * steps, 2)
     g_windows = torch.addmm(g_z_weight @ weight_conv, g_z_offset, offset_conv)  # [N*T, F*3], column f*3 + j
     # window entry (t, f, j) holds pooled[t + j - 1, f]: each frame's gradient sums its (up to) three entries
     g_pooled = consts.overlap @ g_windows.view(n, steps, -1, 3).transpose(2, 3).reshape(n, steps * 3, -1)
@@ -162,12 +167,12 @@ def _taps(k: torch.Tensor, frac: torch.Tensor, weights4: torch.Tensor, consts: _
     n, steps = weights4.shape[:2]
     both = grad == "adjoint"  # forward and adjoint taps differ: compute both in one go
     source = (torch.addcmul(consts.both_frames, k, consts.both_signs) if both
-              else torch.sub(consts.forward_frames, k))
+              else torch.addcmul(consts.forward_frames, k, consts.both_signs[0]))
     inside = source.clamp(0, steps - 1)
     valid = inside == source
     tap_rows = torch.add(consts.base, inside, alpha=rows).view(-1, n * steps, 2 * GROUPS)
     frac_valid = frac * valid
-    w = weights4.unsqueeze(-1)
+    w = weights4.view(n, steps, GROUPS, 1)
     if grad is None:
         return tap_rows[0], (w * frac_valid).view(n * steps, -1), valid, None, None
     grad_inside, grad_frac_valid = (inside[1], frac_valid[1]) if both else (inside, frac_valid)
@@ -210,9 +215,9 @@ def _forward(x: torch.Tensor, params: NetParams, num_segments: int, shift_div: i
     rows = c // (fold // GROUPS)  # table rows per frame
     consts = _constants(n, num_segments, rows, x.dtype, x.device)
     pooled = x[:, :fold].mean((2, 3)).view(n, num_segments, fold)
-    offsets, weights, windows, z_offset, hidden = _nets(pooled, params)
+    offsets, weights, windows, z_offset, hidden = _nets(pooled, params, consts)
     # the quarters' offsets +o0 +o1 -o0 -o1 lie in (-2, 2) (4 (sigmoid - 1/2)): k is a small integer
-    quarter_offsets = (offsets.unsqueeze(1) * consts.pair_sign).view(n, 1, GROUPS, 1)
+    quarter_offsets = (offsets.view(n, 1, 2) * consts.pair_sign).view(n, 1, GROUPS, 1)
     k = quarter_offsets.floor()
     frac = torch.addcmul(consts.frac_base, quarter_offsets - k, consts.frac_slope)
     weights4 = torch.cat([weights, weights], 2)
@@ -247,7 +252,7 @@ def _backward(grad_y: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, weig
     g_pooled, g_params = _nets_backward(saved, offsets, weights, params, consts, g_offsets, g_weights)
     if grad_x is None:
         return None, g_params
-    grad_x[:, :fold] += g_pooled.view(nt, fold, 1).div_(h * w)
+    grad_x[:, :fold] += g_pooled.view(nt, fold, 1) * (1.0 / (h * w))
     return grad_x.view(x.shape), g_params
 
 
@@ -265,7 +270,7 @@ class _BlockFunction(torch.autograd.Function):
         ctx.mark_non_differentiable(offsets, weights)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, *params)
-        ctx.saved, ctx.offsets, ctx.weights = saved, offsets.detach(), weights.detach()
+        ctx.saved, ctx.offsets, ctx.weights = saved, offsets, weights  # no grad_fn: no reference cycle
         return y, offsets, weights
 
     @staticmethod
