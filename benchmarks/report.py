@@ -18,8 +18,8 @@ from tinlib.io import atomic_write_text  # noqa: E402
 REPORT = ROOT / "results" / "benchmarks.md"
 HEADER = (
     "# Benchmarks\n\n"
-    "Ratios from single runs on a shared machine; rerun `make bench` to refresh. Each section\n"
-    "names the machine and package versions it was measured with.\n"
+    "Ratios from single runs on a shared machine. Each section names the machine, package versions\n"
+    "and load it was measured with, and the command that rewrites it (scripts in benchmarks/).\n"
 )
 
 

@@ -178,3 +178,151 @@ def test_bad_arch_and_bad_input_have_clear_errors():
         model(torch.randn(4, 3, 32, 32))
     with pytest.raises(ValueError, match="positive multiple of 4"):
         TemporalInterlace(8, shift_div=4)
+
+
+# --- the TIN module as one op (tinlib.ops.tin_block) -------------------------------------------
+# Contiguous float32/float64 input on the eager backend runs the whole module (pooling, nets,
+# interlace, pass-through channels) as one op; anything else composes the steps. Both must compute
+# the same function, with the same gradients in both grad modes.
+
+def _spread_tin(channels: int, t: int, grad: str) -> TemporalInterlace:
+    """A float64 TIN module whose offsets spread over (-2, 2) and weights over (0, 2)."""
+    tin = TemporalInterlace(channels, t, 4, grad=grad).double()
+    with torch.no_grad():
+        tin.offset_net.fc1.bias.normal_(0, 1.0)
+        tin.offset_net.fc2.weight.normal_(0, 3.0)
+        tin.weight_net.conv.weight.normal_(0, 0.5)
+    return tin
+
+
+def _run(tin: nn.Module, x: torch.Tensor, grad_y: torch.Tensor, x_grad: bool = True, param_grads: bool = True,
+         call=None):
+    """Output, x's gradient and the gradients of tin's parameters of one forward (tin, or `call`
+    computing with tin's parameters) + backward."""
+    tin.zero_grad(set_to_none=True)
+    for p in tin.parameters():
+        p.requires_grad_(param_grads)
+    leaf = x.detach().clone().requires_grad_(x_grad)
+    y = (tin if call is None else call)(leaf)
+    y.backward(grad_y)
+    return [y.detach(), leaf.grad] + [p.grad for p in tin.parameters()]
+
+
+@pytest.fixture
+def one_op_calls(monkeypatch):
+    """Counts the forwards that ran as one op."""
+    from tinlib.ops import tin_block
+
+    calls = []
+    forward = tin_block._forward
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(tin_block, "_forward", counted)
+    return calls
+
+
+@pytest.mark.parametrize("grad", ["adjoint", "mmcv"])
+@pytest.mark.parametrize("n, t, c, h, w", [(2, 8, 64, 5, 3), (3, 4, 32, 2, 2), (2, 1, 16, 3, 2)])
+def test_tin_as_one_op_equals_the_composed_steps(one_op_calls, grad, n, t, c, h, w):
+    torch.manual_seed(0)
+    tin = _spread_tin(c, t, grad)
+    x = torch.randn(n * t, c, h, w, dtype=torch.float64)
+    grad_y = torch.randn_like(x)
+    tin.record = True
+    fused = _run(tin, x, grad_y)
+    fused_record = (tin.last_offsets, tin.last_weights)
+    assert len(one_op_calls) == 1
+    # channels-last input is not NCHW-contiguous: the steps are composed (same values, other strides)
+    composed = _run(tin, x.contiguous(memory_format=torch.channels_last), grad_y)
+    assert len(one_op_calls) == 1
+    for got, want in zip(fused, composed):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(fused_record, (tin.last_offsets, tin.last_weights), rtol=1e-12, atol=1e-12)
+    assert tin.last_offsets.abs().max() > 0.8  # the offsets spread over several integer shifts
+    # only some gradients asked for
+    for x_grad, param_grads in ((True, False), (False, True)):
+        partial = _run(tin, x, grad_y, x_grad, param_grads)
+        expected = [g if (i == 1 and x_grad) or (i > 1 and param_grads) or i == 0 else None
+                    for i, g in enumerate(fused)]
+        for got, want in zip(partial, expected):
+            assert (got is None) == (want is None)
+            if want is not None:
+                torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_tin_as_one_op_has_the_true_gradient_of_the_module():
+    """Adjoint mode: the gradients are autograd's through the module written with standard ops
+    (functional nets on the module's parameters, tinlib.ops.interlace_composite, cat)."""
+    from tinlib.ops import interlace_composite
+
+    torch.manual_seed(1)
+    n, t, c, h, w = 2, 8, 32, 3, 4
+    tin = _spread_tin(c, t, "adjoint")
+    off, wgt, fold = tin.offset_net, tin.weight_net, c // 4
+
+    def reference(x):
+        pooled = x[:, :fold].reshape(n, t, fold, h, w).mean((3, 4)).transpose(1, 2)  # [N, F, T]
+        z = nn.functional.conv1d(pooled, off.conv.weight, off.conv.bias, padding=1).flatten(1)
+        z = nn.functional.linear(torch.relu(nn.functional.linear(z, off.fc1.weight, off.fc1.bias)),
+                                 off.fc2.weight, off.fc2.bias)
+        offsets = 4 * (torch.sigmoid(z) - 0.5)
+        weights = 2 * torch.sigmoid(nn.functional.conv1d(pooled, wgt.conv.weight, wgt.conv.bias, padding=1))
+        weights = weights.transpose(1, 2)
+        y = interlace_composite(x[:, :fold].reshape(n, t, fold, h * w), torch.cat([offsets, -offsets], 1),
+                                torch.cat([weights, weights], 2))
+        return torch.cat([y.reshape(n * t, fold, h, w), x[:, fold:]], 1)
+
+    x = torch.randn(n * t, c, h, w, dtype=torch.float64)
+    grad_y = torch.randn_like(x)
+    for got, want in zip(_run(tin, x, grad_y), _run(tin, x, grad_y, call=reference)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_tin_as_one_op_copies_the_other_channels_exactly_and_infers_like_it_trains(one_op_calls):
+    torch.manual_seed(2)
+    tin = TemporalInterlace(64, 8, 4)
+    x = torch.randn(16, 64, 7, 7) * 1e3
+    y = tin(x)
+    assert torch.equal(y[:, 16:], x[:, 16:])
+    with torch.no_grad():  # no backward to come: the gradient's bookkeeping is skipped
+        assert torch.equal(tin(x), y)
+    assert len(one_op_calls) == 2
+
+
+def test_tin_composes_the_steps_where_one_op_does_not_apply(one_op_calls):
+    torch.manual_seed(3)
+    tin = TemporalInterlace(32, 4, 4)
+    x = torch.randn(8, 32, 4, 4)
+    expected = tin(x)
+    assert len(one_op_calls) == 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast keeps its own dtype rules
+        tin(x)
+    tin(x[:, :, :, :3])  # a non-contiguous slice
+    torch.testing.assert_close(tin(x.contiguous(memory_format=torch.channels_last)), expected)
+    assert len(one_op_calls) == 1
+
+
+@pytest.mark.parametrize("grad", ["adjoint", "mmcv"])
+def test_tin_as_one_op_under_torch_compile(grad):
+    """torch.compile traces the module without graph breaks (the op is a torch.library op there)."""
+    from tinlib.ops import tin_block
+
+    torch._dynamo.reset()
+    torch.manual_seed(4)
+    tin = _spread_tin(32, 4, grad)
+    x = torch.randn(8, 32, 3, 5, dtype=torch.float64)
+    grad_y = torch.randn_like(x)
+    expected = _run(tin, x, grad_y)
+    compiled = torch.compile(tin, backend="aot_eager", fullgraph=True)
+    for got, want in zip(_run(tin, x, grad_y, call=compiled), expected):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    # the op's fake (meta) implementation, autograd registration and schema
+    params = tin._block_params(x)
+    assert params is not None and list(params) == list(tin.parameters())  # NetParams is the modules' order
+    torch.library.opcheck(torch.ops.tinlib.tin_block.default,
+                          (x.clone().requires_grad_(), *[p.detach().clone().requires_grad_() for p in params], 4, 4,
+                           grad))
+    assert tin_block.NetParams._fields[0] == "offset_conv_weight"

@@ -5,15 +5,20 @@ of one video consecutive and in temporal order, and return the same shape.
 """
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import torch
 from torch import nn
 
 from tinlib import ops
+from tinlib.ops import tin_block
 
 # fc2's bias starts at ln(5/3): sigmoid = 0.625, so offsets start near +0.5 (as in MMAction2's OffsetNet init).
 OFFSET_BIAS_INIT = 0.5108
 # TIN shares one offset and one weight between two of the four channel quarters.
 DEFORM_GROUPS = 2
+_BLOCK_DTYPES = (torch.float32, torch.float64)
 
 
 def _pooled_descriptor(fold: torch.Tensor) -> torch.Tensor:
@@ -73,6 +78,8 @@ class TemporalInterlace(nn.Module):
         self.grad, self.backend = grad, backend
         self.offset_net = OffsetNet(fold, num_segments)
         self.weight_net = WeightNet(fold)
+        # the one-op path views each frame as rows of (fold // 4) channels: C must be a multiple
+        self._rows_fit = in_channels % (fold // tin_block.GROUPS) == 0
         self.record = False  # when True, the last offsets/weights are kept for inspection
         self.last_offsets: torch.Tensor | None = None
         self.last_weights: torch.Tensor | None = None
@@ -80,20 +87,62 @@ class TemporalInterlace(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N*T, C, H, W] -> [N*T, C, H, W]."""
         nt, c, h, w = x.shape
-        n, t, f = nt // self.num_segments, self.num_segments, self.fold
+        t = self.num_segments
         if nt % t or c != self.in_channels:
             raise ValueError(f"TemporalInterlace expects [N*{t}, {self.in_channels}, H, W], got {list(x.shape)}")
+        params = self._block_params(x)
+        if params is not None:
+            y, offsets, weights = tin_block.temporal_interlace_block(x, params, t, self.shift_div, self.grad)
+        else:
+            y, offsets, weights = self._composed(x)
+        if self.record:
+            self.last_offsets, self.last_weights = offsets.detach(), weights.detach()
+        return y
+
+    def _block_params(self, x: torch.Tensor) -> tin_block.NetParams | None:
+        """The nets' parameters when the whole module can run as one op (tinlib.ops.tin_block):
+        the stock nets, x float32/float64 and contiguous like the nets' parameters, the eager
+        backend, no autocast and no export (which wants standard operators); else None.
+
+        Written for speed (plain dict lookups instead of nn.Module attribute access, the common
+        CPU case of the backend choice first): at the late stages the module's tensors are small
+        and this check was a visible share of its time."""
+        modules: dict[str, Any] = self._modules
+        offset_net, weight_net = modules["offset_net"], modules["weight_net"]
+        if type(offset_net) is not OffsetNet or type(weight_net) is not WeightNet or not self._rows_fit:
+            return None
+        offset_layers: dict[str, Any] = offset_net._modules
+        weight_layers: dict[str, Any] = weight_net._modules
+        conv, fc1, fc2 = (offset_layers[name]._parameters for name in ("conv", "fc1", "fc2"))
+        weight_conv = weight_layers["conv"]._parameters
+        first = conv["weight"]
+        if (x.dtype is not first.dtype or x.dtype not in _BLOCK_DTYPES or x.get_device() != first.get_device()
+                or not x.is_contiguous() or x.numel() == 0):
+            return None
+        device_type = "cpu" if x.is_cpu else x.device.type
+        if torch.is_autocast_enabled(device_type) or torch.compiler.is_exporting():
+            return None
+        # "auto" means the eager backend on the CPU unless the variable names another
+        backend = self.backend
+        if not (backend == "reference" or (backend == "auto" and x.is_cpu and not os.environ.get(ops.BACKEND_ENV))
+                or ops.resolve_backend(backend, x) == "reference"):
+            return None
+        return tin_block.NetParams(first, conv["bias"], fc1["weight"], fc1["bias"], fc2["weight"], fc2["bias"],
+                                   weight_conv["weight"], weight_conv["bias"])
+
+    def _composed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The module as separate autograd steps: x [N*T, C, H, W] -> (y, offsets [N, 2], weights [N, T, 2])."""
+        nt, c, h, w = x.shape
+        n, t, f = nt // self.num_segments, self.num_segments, self.fold
         fold = x[:, :f].reshape(n, t, f, h, w)
         pooled = _pooled_descriptor(fold)
         offsets = self.offset_net(pooled)  # [N, 2]
         weights = self.weight_net(pooled)  # [N, T, 2]
-        if self.record:
-            self.last_offsets, self.last_weights = offsets.detach(), weights.detach()
         group_offsets = torch.cat([offsets, -offsets], dim=1)  # [N, 4]: +o0 +o1 -o0 -o1
         group_weights = torch.cat([weights, weights], dim=2)  # [N, T, 4]: w0 w1 w0 w1
         y = ops.interlace(fold.reshape(n, t, f, h * w), group_offsets.to(x.dtype), group_weights.to(x.dtype),
                           grad=self.grad, backend=self.backend)
-        return torch.cat([y.reshape(nt, f, h, w), x[:, f:]], dim=1)
+        return torch.cat([y.reshape(nt, f, h, w), x[:, f:]], dim=1), offsets, weights
 
     def extra_repr(self) -> str:
         """The settings shown by ``print(model)``."""

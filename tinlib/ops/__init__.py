@@ -9,7 +9,9 @@
 
 Modules: ``composite`` (the definition), ``eager`` (pure-PyTorch kernel for any device, backend
 "reference"), ``triton_kernels`` (backend "triton": CUDA, or CPU under TRITON_INTERPRET=1),
-``dispatch`` (argument checks, backend choice, torch.library registration).
+``dispatch`` (argument checks, backend choice, torch.library registration), ``tin_block`` (TIN's
+whole temporal module -- pooling, offset/weight nets, interlace, pass-through channels -- as one op
+on the eager backend, used by tinlib.models.TemporalInterlace).
 ``GRAD_MODES`` and ``BACKENDS`` are the accepted values of ``grad`` and ``backend``.
 """
 from .composite import interlace_composite
