@@ -24,6 +24,19 @@ PROG = "python -m tinlib.pipeline"
 log = logging.getLogger(__name__)
 
 
+def _add_row_options(p: argparse.ArgumentParser) -> None:
+    """The options of a model-zoo row's run: dataset, data and lists folders, torchrun layout, profile."""
+    p.add_argument("dataset", choices=sorted(recipes.ZOO_CONFIGS))
+    p.add_argument("--data-root", default=os.environ.get("DATA_ROOT"))
+    p.add_argument("--lists-dir", help="where lists go (default DATA_ROOT; use it when DATA_ROOT is read-only)")
+    p.add_argument("--gpus", type=int, help="processes (GPUs) per node (default: the visible GPUs)")
+    p.add_argument("--nodes", type=int, default=1)
+    p.add_argument("--node-rank", type=int, default=0)
+    p.add_argument("--master-addr", default="127.0.0.1")
+    p.add_argument("--master-port", type=int, default=29500)
+    p.add_argument("--profile", choices=sorted(recipes.PROFILES), default="full")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m tinlib.pipeline`` and its sub-commands."""
     p = argparse.ArgumentParser(prog=PROG, description="The make targets' engine: notebook steps run with "
@@ -39,26 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the synthetic demo: data, TIN/TSM/TSN training, evaluation, latency, zoo, report")
     d.add_argument("--profile", choices=sorted(recipes.PROFILES), default="full")
     d.add_argument("--data-root", default=recipes.DEMO_DATA_ROOT)
-    r = sub.add_parser("reproduce", help="prepare -> train -> evaluate -> latency -> zoo for a model-zoo row")
-    r.add_argument("dataset", choices=sorted(recipes.ZOO_CONFIGS))
-    r.add_argument("--data-root", default=os.environ.get("DATA_ROOT"))
-    r.add_argument("--lists-dir", help="where lists go (default DATA_ROOT; use it when DATA_ROOT is read-only)")
-    r.add_argument("--gpus", type=int, help="processes (GPUs) per node (default: the visible GPUs)")
-    r.add_argument("--nodes", type=int, default=1)
-    r.add_argument("--node-rank", type=int, default=0)
-    r.add_argument("--master-addr", default="127.0.0.1")
-    r.add_argument("--master-port", type=int, default=29500)
-    r.add_argument("--profile", choices=sorted(recipes.PROFILES), default="full")
+    _add_row_options(sub.add_parser("reproduce", help="prepare -> train -> evaluate -> latency -> zoo for a "
+                                                      "model-zoo row"))
     e = sub.add_parser("evaluate-published", help="prepare -> evaluate the row's published checkpoint -> zoo")
-    e.add_argument("dataset", choices=sorted(recipes.ZOO_CONFIGS))
-    e.add_argument("--data-root", default=os.environ.get("DATA_ROOT"))
-    e.add_argument("--lists-dir", help="where lists go (default DATA_ROOT; use it when DATA_ROOT is read-only)")
-    e.add_argument("--gpus", type=int, help="processes (GPUs) per node (default: the visible GPUs)")
-    e.add_argument("--nodes", type=int, default=1)
-    e.add_argument("--node-rank", type=int, default=0)
-    e.add_argument("--master-addr", default="127.0.0.1")
-    e.add_argument("--master-port", type=int, default=29500)
-    e.add_argument("--profile", choices=sorted(recipes.PROFILES), default="full")
+    _add_row_options(e)
     e.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides for the test, e.g. --set data.workers_per_gpu=8 (published.checkpoint=URL "
                         "tests another published file the same way)")
