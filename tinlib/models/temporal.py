@@ -113,8 +113,9 @@ class TemporalInterlace(nn.Module):
     def _block_params(self, x: torch.Tensor) -> tin_block.NetParams | None:
         """The nets' parameters when the whole module can run as one op (tinlib.ops.tin_block):
         the stock nets without hooks (the op does not call them), x float32/float64, contiguous,
-        on the CPU or a GPU, like the nets' parameters, the eager backend, no autocast, no export
-        (which wants standard operators); else None (compose the steps).
+        on the CPU like the nets' parameters, the eager backend, no autocast, no export (which
+        wants standard operators); else None (compose the steps). GPUs keep the composed steps,
+        whose op has the Triton kernels; the one op has been measured and tested on the CPU only.
 
         Written for speed (plain dict lookups instead of nn.Module attribute access, the common
         CPU case of the backend choice first): at the late stages the module's tensors are small
@@ -130,14 +131,14 @@ class TemporalInterlace(nn.Module):
             return None
         conv, fc1, fc2, weight_conv = (layer._parameters for layer in layers)
         first = conv["weight"]
-        if (x.dtype is not first.dtype or x.dtype not in _BLOCK_DTYPES or not (x.is_cpu or x.is_cuda)
-                or x.get_device() != first.get_device() or not x.is_contiguous() or x.numel() == 0):
+        if (x.dtype is not first.dtype or x.dtype not in _BLOCK_DTYPES or not x.is_cpu or not first.is_cpu
+                or not x.is_contiguous() or x.numel() == 0):
             return None
-        if torch.is_autocast_enabled("cpu" if x.is_cpu else "cuda") or torch.compiler.is_exporting():
+        if torch.is_autocast_enabled("cpu") or torch.compiler.is_exporting():
             return None
         # "auto" means the eager backend on the CPU unless the variable names another
         backend = self.backend
-        if not (backend == "reference" or (backend == "auto" and x.is_cpu and not os.environ.get(ops.BACKEND_ENV))
+        if not (backend == "reference" or (backend == "auto" and not os.environ.get(ops.BACKEND_ENV))
                 or ops.resolve_backend(backend, x) == "reference"):
             return None
         return tin_block.NetParams(first, conv["bias"], fc1["weight"], fc1["bias"], fc2["weight"], fc2["bias"],
