@@ -5,7 +5,7 @@ new activation of that size is mapped afresh and page-faults on first touch; on 
 here that costs ~20 ms for a 51 MB tensor (ResNet-50 stage 1 at batch 2 x 8), more than the work
 done on it. `keep_freed_memory()` makes malloc keep freed memory for reuse, as a caching allocator
 would; the same is available without code through the environment variables
-MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967296.
+MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824.
 """
 from __future__ import annotations
 
@@ -20,4 +20,5 @@ def keep_freed_memory() -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    return bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 32)) and bool(libc.mallopt(_M_MMAP_MAX, 0))
+    # (mallopt takes a C int: the trim threshold is 1 GiB, more than these benchmarks free at once)
+    return bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)) and bool(libc.mallopt(_M_MMAP_MAX, 0))

@@ -302,7 +302,22 @@ def test_tin_composes_the_steps_where_one_op_does_not_apply(one_op_calls):
         tin(x)
     tin(x[:, :, :, :3])  # a non-contiguous slice
     torch.testing.assert_close(tin(x.contiguous(memory_format=torch.channels_last)), expected)
+    with torch.device("meta"):  # shape inference
+        assert TemporalInterlace(32, 4, 4)(torch.empty(8, 32, 4, 4)).shape == (8, 32, 4, 4)
     assert len(one_op_calls) == 1
+    # hooks on the nets or their layers must run: the one op does not call them
+    seen = []
+    for layer in (tin.offset_net, tin.weight_net.conv, tin.offset_net.fc1):
+        handle = layer.register_forward_hook(lambda module, args, out: seen.append(out))
+        torch.testing.assert_close(tin(x), expected)
+        handle.remove()
+    handle = nn.modules.module.register_module_forward_hook(lambda module, args, out: seen.append(out))
+    tin(x)
+    handle.remove()
+    # the global hook saw the module and its seven sub-modules (two nets; conv, fc1, relu, fc2; conv)
+    assert len(seen) == 3 + 8 and len(one_op_calls) == 1
+    tin(x)
+    assert len(one_op_calls) == 2
 
 
 @pytest.mark.parametrize("grad", ["adjoint", "mmcv"])

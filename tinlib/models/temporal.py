@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules import module as module_hooks
 
 from tinlib import ops
 from tinlib.ops import tin_block
@@ -58,6 +59,17 @@ class WeightNet(nn.Module):
         return 2.0 * torch.sigmoid(self.conv(pooled)).transpose(1, 2)
 
 
+# nn.Module's registries of global hooks (dicts, filled in place by register_module_*_hook)
+_GLOBAL_HOOKS = tuple(getattr(module_hooks, f"_global_{kind}", {}) for kind in (
+    "forward_hooks", "forward_pre_hooks", "backward_hooks", "backward_pre_hooks"))
+
+
+def _hooked(*modules: nn.Module) -> bool:
+    """Whether calling these modules would run hooks (theirs or global module hooks)."""
+    return any(_GLOBAL_HOOKS) or any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+                                     or m._backward_pre_hooks for m in modules)
+
+
 class TemporalInterlace(nn.Module):
     """TIN's interlace: the first C // shift_div channels are resampled in time at learned
     fractional offsets (+o0, +o1, -o0, -o1 for the four quarters of the fold) and reweighted
@@ -101,8 +113,10 @@ class TemporalInterlace(nn.Module):
 
     def _block_params(self, x: torch.Tensor) -> tin_block.NetParams | None:
         """The nets' parameters when the whole module can run as one op (tinlib.ops.tin_block):
-        the stock nets, x float32/float64 and contiguous like the nets' parameters, the eager
-        backend, no autocast and no export (which wants standard operators); else None.
+        the stock nets without hooks (the op does not call them), x float32/float64, contiguous,
+        on the CPU like the nets' parameters, the eager backend, no autocast, no export (which
+        wants standard operators); else None (compose the steps). GPUs keep the composed steps,
+        whose op has the Triton kernels; the one op has been measured and tested on the CPU only.
 
         Written for speed (plain dict lookups instead of nn.Module attribute access, the common
         CPU case of the backend choice first): at the late stages the module's tensors are small
@@ -113,18 +127,19 @@ class TemporalInterlace(nn.Module):
             return None
         offset_layers: dict[str, Any] = offset_net._modules
         weight_layers: dict[str, Any] = weight_net._modules
-        conv, fc1, fc2 = (offset_layers[name]._parameters for name in ("conv", "fc1", "fc2"))
-        weight_conv = weight_layers["conv"]._parameters
+        layers = (offset_layers["conv"], offset_layers["fc1"], offset_layers["fc2"], weight_layers["conv"])
+        if _hooked(offset_net, weight_net, *layers):
+            return None
+        conv, fc1, fc2, weight_conv = (layer._parameters for layer in layers)
         first = conv["weight"]
-        if (x.dtype is not first.dtype or x.dtype not in _BLOCK_DTYPES or x.get_device() != first.get_device()
+        if (x.dtype is not first.dtype or x.dtype not in _BLOCK_DTYPES or not x.is_cpu or not first.is_cpu
                 or not x.is_contiguous() or x.numel() == 0):
             return None
-        device_type = "cpu" if x.is_cpu else x.device.type
-        if torch.is_autocast_enabled(device_type) or torch.compiler.is_exporting():
+        if torch.is_autocast_enabled("cpu") or torch.compiler.is_exporting():
             return None
         # "auto" means the eager backend on the CPU unless the variable names another
         backend = self.backend
-        if not (backend == "reference" or (backend == "auto" and x.is_cpu and not os.environ.get(ops.BACKEND_ENV))
+        if not (backend == "reference" or (backend == "auto" and not os.environ.get(ops.BACKEND_ENV))
                 or ops.resolve_backend(backend, x) == "reference"):
             return None
         return tin_block.NetParams(first, conv["bias"], fc1["weight"], fc1["bias"], fc2["weight"], fc2["bias"],

@@ -19,9 +19,10 @@ pass the same way, computes the offset/weight gradients as per-row dot products 
 over the fold), runs the nets' backward by hand (a few [N, T]-sized matmuls) and adds the
 pooling's gradient to the fold channels in place.
 
-`TemporalInterlace` uses it for contiguous (NCHW) float32/float64 input with the stock nets (in
-the same dtype), C a multiple of F // 4, on the eager backend, and otherwise runs the steps
-separately; the function is the same (tests/test_models.py).
+`TemporalInterlace` uses it for contiguous (NCHW) float32/float64 CPU input with the stock nets
+(in the same dtype, without hooks), C a multiple of F // 4, on the eager backend, and otherwise
+runs the steps separately; the function is the same (tests/test_models.py). The code uses only
+device-generic PyTorch ops, but has been run on the CPU only.
 """
 from __future__ import annotations
 
