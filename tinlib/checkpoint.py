@@ -548,6 +548,17 @@ def map_state_dict(model: nn.Module, state: dict[str, torch.Tensor], layout: str
     return mapped, report
 
 
+# A URL or ``published:<config>`` names a file to download first: tinlib.hub.resolve_checkpoint does
+# that (the engine calls it for model.pretrained, model.load_from and the checkpoint arguments).
+_REMOTE = re.compile(r"^(https?://|published:)")
+
+
+def _refuse_remote(spec: str) -> None:
+    if _REMOTE.match(spec):
+        raise CheckpointError(f"{spec}: a remote checkpoint; download it first with "
+                              "tinlib.hub.resolve_checkpoint(spec) (or `tinlib fetch`) and load the local file")
+
+
 def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True, allow_missing: Iterable[str] = (),
                     tsm_conv1: str = "transfer", trusted: bool = False, verbose: bool = True,
                     allow_arch_mismatch: bool = False) -> LoadReport:
@@ -562,10 +573,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True, 
     allow_arch_mismatch: load a checkpoint whose recorded (or implied) architecture differs from
     the model's (e.g. TSM weights to fine-tune a TIN); without it that is a :class:`CheckpointError`.
     """
-    from tinlib.hub import is_remote, resolve_checkpoint
-
-    if is_remote(str(path)):
-        path = resolve_checkpoint(str(path))  # a URL or published:<config> is downloaded (once) first
+    _refuse_remote(str(path))
     checkpoint = read_checkpoint(path, trusted=trusted)
     state = extract_state_dict(checkpoint, path)
     layout = detect_layout(checkpoint, state, path)
@@ -606,9 +614,7 @@ def load_pretrained_backbone(model: nn.Module, spec: str, trusted: bool = False)
             raise CheckpointError(f"torchvision weights do not fit the backbone:\n{report}")
         model.load_state_dict(mapped, strict=False)
         return report
-    from tinlib.hub import is_remote
-
-    if "://" in spec and not is_remote(spec):
+    if "://" in spec and not _REMOTE.match(spec):
         raise CheckpointError(f"unknown pretrained source {spec!r}: use a local file, an http(s) URL or "
                               "torchvision://resnet50")
     # only the backbone's weights are taken, so the temporal kind of the source does not matter

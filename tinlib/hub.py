@@ -104,12 +104,13 @@ def published_of_configs() -> dict[str, PublishedArtifacts]:
     ``published`` section names a checkpoint (the model-zoo rows). Reads the config modules'
     ``CONFIG`` dicts without building or validating them (no torch import)."""
     import importlib
+    import pkgutil
 
-    from tinlib.engine.config import CONFIG_PACKAGE, available_configs
-
+    package = "tinlib.configs"  # the config files; read here by name so hub stays below the engine
+    names = sorted(m.name for m in pkgutil.iter_modules(importlib.import_module(package).__path__))
     out = {}
-    for name in available_configs():
-        values = getattr(importlib.import_module(f"{CONFIG_PACKAGE}.{name}"), "CONFIG", None)
+    for name in names:
+        values = getattr(importlib.import_module(f"{package}.{name}"), "CONFIG", None)
         section = values.get("published") if isinstance(values, dict) else None
         if isinstance(section, dict) and section.get("checkpoint"):
             out[name] = PublishedArtifacts(checkpoint=section["checkpoint"], log=section.get("log") or None,

@@ -28,12 +28,13 @@ def build_model(cfg: Config, *, pretrained: bool = True, load_from: bool = True,
     m = cfg.model
     model = build_recognizer(m.arch, m.num_classes, m.num_segments, dropout=m.dropout, shift_div=m.shift_div,
                              interlace_grad=m.interlace_grad, interlace_backend=m.interlace_backend,
-                             pretrained=m.pretrained if pretrained else None, init_std=m.init_std)
+                             pretrained=_local(m.pretrained) if pretrained and m.pretrained else None,
+                             init_std=m.init_std)
     if load_from and m.load_from:
         from tinlib.checkpoint import CheckpointError, load_checkpoint
 
         try:
-            load_checkpoint(model, m.load_from, strict=m.load_strict, tsm_conv1=m.tsm_conv1, verbose=verbose,
+            load_checkpoint(model, _local(m.load_from), strict=m.load_strict, tsm_conv1=m.tsm_conv1, verbose=verbose,
                             allow_arch_mismatch=m.allow_arch_mismatch)
         except CheckpointError as err:
             raise RunError(f"model.load_from: {err}") from None
@@ -42,6 +43,13 @@ def build_model(cfg: Config, *, pretrained: bool = True, load_from: bool = True,
             for p in bn.parameters(recurse=False):
                 p.requires_grad_(False)
     return model
+
+
+def _local(spec: str) -> str:
+    """``spec`` itself, or for a URL / ``published:<config>`` the local file it was downloaded to."""
+    from tinlib.hub import is_remote, resolve_checkpoint
+
+    return str(resolve_checkpoint(spec)) if is_remote(spec) else spec
 
 
 def _norm_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
