@@ -118,6 +118,17 @@ def set_arguments(overrides: dict[str, Any]) -> list[str]:
     return [f"{k}={override_literal(v)}" for k, v in overrides.items()]
 
 
+def torchrun_prefix(*, gpus: int, nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1",
+                    master_port: int = 29500) -> list[str]:
+    """``python -m torch.distributed.run`` with its layout options, before the module to run:
+    ``gpus`` processes per node on ``nodes`` nodes (more than one: ``node_rank``, ``master_addr``
+    and ``master_port`` say where this node is, else ``--standalone``)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={gpus}", f"--nnodes={nodes}"]
+    if nodes > 1:
+        return cmd + [f"--node-rank={node_rank}", f"--master-addr={master_addr}", f"--master-port={master_port}"]
+    return cmd + ["--standalone"]
+
+
 def torchrun_command(config: str, *, gpus: int, nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1",
                      master_port: int = 29500, work_dir: str | os.PathLike, run: str | None = None,
                      overrides: dict | None = None, resume: str | None = "auto", device: str = "auto",
@@ -132,11 +143,8 @@ def torchrun_command(config: str, *, gpus: int, nodes: int = 1, node_rank: int =
         overrides: ``{"dotted.key": value}`` for ``--set``.
         extra: appended as they are.
     """
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={gpus}", f"--nnodes={nodes}"]
-    if nodes > 1:
-        cmd += [f"--node-rank={node_rank}", f"--master-addr={master_addr}", f"--master-port={master_port}"]
-    else:
-        cmd += ["--standalone"]
+    cmd = torchrun_prefix(gpus=gpus, nodes=nodes, node_rank=node_rank, master_addr=master_addr,
+                          master_port=master_port)
     cmd += ["-m", "tinlib", "train", str(config), "--work-dir", str(work_dir), "--no-progress", "--device", device]
     if run:
         cmd += ["--run", run]
@@ -379,6 +387,6 @@ def measure_latency(config: str, archs: Sequence[str] | None = None, *, override
     return result
 
 
-__all__ = ["prepare_data", "write_prepare_summary", "override_literal", "set_arguments", "torchrun_command",
-           "ConsoleEcho", "stream_command", "launch_training", "write_launch_record", "launch_evaluation",
-           "measure_latency"]
+__all__ = ["prepare_data", "write_prepare_summary", "override_literal", "set_arguments", "torchrun_prefix",
+           "torchrun_command", "ConsoleEcho", "stream_command", "launch_training", "write_launch_record",
+           "launch_evaluation", "measure_latency"]

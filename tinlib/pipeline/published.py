@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +47,10 @@ def torchrun_test_command(config: str, checkpoint: str | os.PathLike, *, gpus: i
         overrides: ``{"dotted.key": value}`` for ``--set``.
         device: ``auto``, ``cpu`` or ``cuda``.
     """
-    from tinlib.pipeline.launch import set_arguments
+    from tinlib.pipeline.launch import set_arguments, torchrun_prefix
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={gpus}", f"--nnodes={nodes}"]
-    if nodes > 1:
-        cmd += [f"--node-rank={node_rank}", f"--master-addr={master_addr}", f"--master-port={master_port}"]
-    else:
-        cmd += ["--standalone"]
+    cmd = torchrun_prefix(gpus=gpus, nodes=nodes, node_rank=node_rank, master_addr=master_addr,
+                          master_port=master_port)
     cmd += ["-m", "tinlib", "test", str(config), str(checkpoint), "--run", run, "--overwrite", "--no-progress",
             "--device", device]
     if overrides:
