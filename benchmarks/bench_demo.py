@@ -35,8 +35,12 @@ from tinlib.engine.config import load_config, parse_override  # noqa: E402
 from tinlib.engine.optim import build_optimizer  # noqa: E402
 from tinlib.engine.train import train_step  # noqa: E402
 
-# the demo config as it was (32x32 crops of frames resized to 40, 8 videos per batch) and as it is
-DEFAULT_VARIANTS = ("32px-b8:data.input_size=32,data.scale_size=40,data.videos_per_gpu=8",
+# The demo config as it was (standard-width ResNet-18, 32x32 crops of frames resized to 40, 8
+# videos per batch, per-tensor AdamW), as it was before the narrow backbone, and as it is.
+# ``bench.fused_adamw=false`` is not a config key: it makes the step use PyTorch's per-tensor AdamW.
+DEFAULT_VARIANTS = ("first:model.base_channels=64,data.input_size=32,data.scale_size=40,data.videos_per_gpu=8,"
+                    "bench.fused_adamw=false",
+                    "24px-b16:model.base_channels=64,bench.fused_adamw=false",
                     "config:")
 
 
@@ -50,6 +54,8 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 def step_fn(config: str, overrides: dict[str, Any]):
     """A closure that runs one training step of ``config`` with ``overrides`` on random clips, and
     the videos per step."""
+    overrides = dict(overrides)
+    fused = overrides.pop("bench.fused_adamw", True)
     cfg = load_config(config, overrides)
     model = build_model(cfg, pretrained=False, load_from=False, verbose=False)
     model.train()
@@ -58,6 +64,9 @@ def step_fn(config: str, overrides: dict[str, Any]):
         model = model.to(memory_format=torch.channels_last)
     o = cfg.optim
     optimizer = build_optimizer(model, o.lr, o.momentum, o.weight_decay, o.fc_lr5, o.nesterov, kind=o.type)
+    if not fused:
+        for group in optimizer.param_groups:
+            group["fused"] = False
     d = cfg.data
     clips = torch.randn(d.videos_per_gpu, cfg.model.num_segments, 3, d.input_size, d.input_size)
     labels = torch.randint(0, cfg.model.num_classes, (d.videos_per_gpu,))

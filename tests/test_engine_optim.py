@@ -94,3 +94,27 @@ def test_adamw_keeps_the_groups_and_config_checks_the_type():
     assert load_config("demo_tin_r18_synthetic", {"optim.type": "adamw"}).optim.type == "adamw"
     with pytest.raises(ConfigError, match="optim.type"):
         load_config("demo_tin_r18_synthetic", {"optim.type": "adam"})
+
+
+def test_adamw_runs_fused_on_the_cpu_and_steps_like_the_per_tensor_loop():
+    """The fused kernel is an implementation choice: a step must move the weights as PyTorch's
+    plain (for-loop) AdamW does with the same groups. One step: Adam divides by the root of the
+    squared gradients, so rounding differences of later steps grow where gradients are tiny."""
+    import copy
+
+    from tinlib.models import build_recognizer
+
+    torch.manual_seed(0)
+    model = build_recognizer("tin_r18", 3, num_segments=4, dropout=0.0, base_channels=16)
+    twin, initial = copy.deepcopy(model), copy.deepcopy(model.state_dict())
+    fused = build_optimizer(model, lr=1e-2, weight_decay=0.05, fc_lr5=True, kind="adamw")
+    assert fused.defaults["fused"] is True
+    plain = torch.optim.AdamW(build_param_groups(twin, 1e-2, 0.05, fc_lr5=True), lr=1e-2, weight_decay=0.05,
+                              fused=False, foreach=False)
+    clips = torch.randn(2, 4, 3, 32, 32)
+    for net, opt in ((model, fused), (twin, plain)):
+        net(clips).logsumexp(dim=1).sum().backward()
+        opt.step()
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-6), name
+    assert not torch.equal(model.cls_head.fc_cls.weight, initial["cls_head.fc_cls.weight"])

@@ -29,7 +29,7 @@ def build_model(cfg: Config, *, pretrained: bool = True, load_from: bool = True,
     model = build_recognizer(m.arch, m.num_classes, m.num_segments, dropout=m.dropout, shift_div=m.shift_div,
                              interlace_grad=m.interlace_grad, interlace_backend=m.interlace_backend,
                              pretrained=_local(m.pretrained) if pretrained and m.pretrained else None,
-                             init_std=m.init_std)
+                             init_std=m.init_std, base_channels=m.base_channels, num_stages=m.num_stages)
     if load_from and m.load_from:
         from tinlib.checkpoint import CheckpointError, load_checkpoint
 

@@ -50,6 +50,8 @@ class ModelConfig:
     dropout: float = 0.8                       # before fc_cls
     shift_div: int | None = None            # None: 4 for TIN, 8 for TSM
     init_std: float = 0.001                    # fc_cls weight ~ N(0, init_std^2)
+    base_channels: int = 64                    # backbone width: stages of 1, 2, 4, 8 x this (64: standard ResNet)
+    num_stages: int = 4                        # ResNet stages kept (4: standard; fewer for small CPU models)
     interlace_grad: str = "adjoint"            # tinlib.ops.GRAD_MODES: adjoint | mmcv (data gradient of the shift)
     interlace_backend: str = "auto"            # tinlib.ops.BACKENDS: auto | reference | triton
     pretrained: str | None = None           # None | local file | "torchvision://resnet50"
@@ -234,10 +236,10 @@ CHOICES = {
     "test.crop": ("center", "three", "ten"),
     "test.average_clips": (None, "prob", "score"),
 }
-POSITIVE = ("model.num_classes", "model.num_segments", "data.videos_per_gpu", "data.val_videos_per_gpu",
-            "data.test_videos_per_gpu", "data.scale_size", "data.input_size", "optim.ref_gpus",
-            "optim.ref_videos_per_gpu", "train.epochs", "train.log_interval", "train.checkpoint_interval",
-            "test.num_clips")
+POSITIVE = ("model.num_classes", "model.num_segments", "model.base_channels", "data.videos_per_gpu",
+            "data.val_videos_per_gpu", "data.test_videos_per_gpu", "data.scale_size", "data.input_size",
+            "optim.ref_gpus", "optim.ref_videos_per_gpu", "train.epochs", "train.log_interval",
+            "train.checkpoint_interval", "test.num_clips")
 NON_NEGATIVE = ("data.workers_per_gpu", "train.checkpoint_interval_iters", "optim.lr", "optim.momentum",
                 "optim.weight_decay", "train.val_interval",
                 "schedule.warmup_epochs", "schedule.warmup_iters")
@@ -291,6 +293,8 @@ def _check_values(cfg: Config) -> None:
     for key in NON_NEGATIVE:
         if _get(cfg, key) < 0:
             errors.append(f"{key}={_get(cfg, key)!r}: must be >= 0")
+    if cfg.model.num_stages not in (1, 2, 3, 4):
+        errors.append(f"model.num_stages={cfg.model.num_stages!r}: must be 1, 2, 3 or 4")
     if not 0 <= cfg.model.dropout < 1:
         errors.append(f"model.dropout={cfg.model.dropout!r}: must be in [0, 1)")
     if cfg.optim.grad_clip is not None and cfg.optim.grad_clip <= 0:

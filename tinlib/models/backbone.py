@@ -23,33 +23,69 @@ class ResNetBackbone(tv_resnet.ResNet):
     Parameter names are torchvision's (``conv1``, ``bn1``, ``layerL.B.convK``, ``downsample.0``),
     except that a block's ``conv1`` becomes ``conv1.conv`` (+ ``conv1.temporal`` for TIN) when a
     temporal module is inserted.
+
+    Args:
+        depth: 18, 34, 50 or 101.
+        base_channels: the stem's and first stage's width; the stages have base_channels x
+            (1, 2, 4, 8) (times 4 at a Bottleneck's output). 64 is the standard ResNet; smaller
+            widths make small models for CPU demos (a state dict then fits only the same width).
+        num_stages: how many of the four stages to keep (MMAction2's ``num_stages``); the features
+            then come from the last kept stage, at 1/4, 1/8 or 1/16 of the input size.
     """
 
-    def __init__(self, depth: int = 50):
+    def __init__(self, depth: int = 50, base_channels: int = 64, num_stages: int = 4):
         if depth not in DEPTHS:
             raise ValueError(f"ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
+        if not 1 <= num_stages <= 4:
+            raise ValueError(f"num_stages must be 1, 2, 3 or 4, got {num_stages}")
+        if base_channels < 1:
+            raise ValueError(f"base_channels must be positive, got {base_channels}")
         block, layers = DEPTHS[depth]
+        self.base_channels = base_channels
         super().__init__(block, layers)
-        self.depth = depth
+        self.depth, self.num_stages = depth, num_stages
         del self.avgpool, self.fc
+        if base_channels != 64:
+            # torchvision's stem is 64 wide whatever the stages are; rebuild it with its own init
+            self.conv1 = nn.Conv2d(3, base_channels, kernel_size=7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(base_channels)
+            nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+        for index in range(num_stages + 1, 5):
+            delattr(self, f"layer{index}")
+
+    def _make_layer(self, block: type[tv_resnet.BasicBlock | tv_resnet.Bottleneck], planes: int, blocks: int,
+                    stride: int = 1, dilate: bool = False) -> nn.Sequential:
+        # torchvision calls this with planes 64, 128, 256, 512 after setting the stem width to 64
+        if planes == 64:
+            self.inplanes = self.base_channels
+        return super()._make_layer(block, planes * self.base_channels // 64, blocks, stride, dilate)
+
+    def stages(self) -> list[nn.Sequential]:
+        """``layer1`` .. ``layer{num_stages}``, in forward order."""
+        return [getattr(self, f"layer{index}") for index in range(1, self.num_stages + 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [N*T, 3, H, W] -> features [N*T, C_out, H/32, W/32]."""
+        """x: [N*T, 3, H, W] -> features [N*T, C_out, H/s, W/s] (s = 32 with four stages)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        for stage in self.stages():
+            x = stage(x)
+        return x
 
     def blocks(self) -> list[nn.Module]:
-        """The residual blocks of ``layer1`` .. ``layer4``, in forward order."""
-        return [block for layer in (self.layer1, self.layer2, self.layer3, self.layer4) for block in layer]
+        """The residual blocks of the stages, in forward order."""
+        return [block for stage in self.stages() for block in stage]
 
     @property
     def out_channels(self) -> int:
-        """C_out, the channels of the last feature map (512 for ResNet18/34, 2048 for 50/101)."""
-        return 512 * self.layer4[-1].expansion
+        """C_out, the channels of the last feature map (512 for ResNet18/34, 2048 for 50/101 at the
+        standard width with four stages)."""
+        last = self.stages()[-1][-1]
+        return last.bn3.num_features if isinstance(last, tv_resnet.Bottleneck) else last.bn2.num_features
 
 
 def build_backbone(kind: str, depth: int = 50, num_segments: int = 8, shift_div: int | None = None,
-                   interlace_grad: str = "adjoint", interlace_backend: str = "auto") -> ResNetBackbone:
+                   interlace_grad: str = "adjoint", interlace_backend: str = "auto", *, base_channels: int = 64,
+                   num_stages: int = 4) -> ResNetBackbone:
     """A ResNet of ``depth`` with TIN ("tin"), TSM ("tsm") or no ("tsn") temporal modules.
 
     Like MMAction2, TIN goes into every block of every stage; TSM too, except that for
@@ -61,14 +97,15 @@ def build_backbone(kind: str, depth: int = 50, num_segments: int = 8, shift_div:
         num_segments: T; the backbone's input is [N*T, 3, H, W], the frames of N clips in order.
         shift_div: 1/fraction of channels the temporal module moves (default 4 for TIN, 8 for TSM).
         interlace_grad, interlace_backend: TIN's gradient and kernel (see :class:`TemporalInterlace`).
+        base_channels, num_stages: the width and stage count (see :class:`ResNetBackbone`).
     """
     if kind not in TEMPORAL_KINDS:
         raise ValueError(f"temporal kind must be one of {TEMPORAL_KINDS}, got {kind!r}")
-    backbone = ResNetBackbone(depth)
+    backbone = ResNetBackbone(depth, base_channels, num_stages)
     if kind == "tsn":
         return backbone
     shift_div = shift_div or DEFAULT_SHIFT_DIV[kind]
-    for layer in (backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4):
+    for layer in backbone.stages():
         every = 2 if kind == "tsm" and len(layer) >= 23 else 1
         for index, block in enumerate(layer):
             if index % every:

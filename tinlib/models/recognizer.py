@@ -76,7 +76,7 @@ def parse_arch(arch: str) -> tuple[str, int]:
 def build_recognizer(arch: str, num_classes: int, num_segments: int = 8, *, dropout: float = 0.5,
                      shift_div: int | None = None, interlace_grad: str = "adjoint",
                      interlace_backend: str = "auto", pretrained: str | None = None,
-                     init_std: float = 0.001) -> Recognizer:
+                     init_std: float = 0.001, base_channels: int = 64, num_stages: int = 4) -> Recognizer:
     """Build ``tin_rD``, ``tsm_rD`` or ``tsn_rD`` (D in 18, 34, 50, 101) for ``num_classes``.
 
     Args:
@@ -92,6 +92,8 @@ def build_recognizer(arch: str, num_classes: int, num_segments: int = 8, *, drop
             ImageNet V1 weights (needs internet). Temporal modules and the head keep their own
             initialization.
         init_std: the standard deviation of the classifier's initial weights.
+        base_channels: the backbone's first-stage width (64: the standard ResNet).
+        num_stages: how many of the ResNet's four stages to keep.
 
     Returns:
         the :class:`Recognizer`; ``model(x)`` maps [B, V*T, 3, H, W] to [B, K].
@@ -99,7 +101,8 @@ def build_recognizer(arch: str, num_classes: int, num_segments: int = 8, *, drop
     kind, depth = parse_arch(arch)
     if num_classes < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
-    backbone = build_backbone(kind, depth, num_segments, shift_div, interlace_grad, interlace_backend)
+    backbone = build_backbone(kind, depth, num_segments, shift_div, interlace_grad, interlace_backend,
+                              base_channels=base_channels, num_stages=num_stages)
     head = TSMHead(num_classes, backbone.out_channels, num_segments, dropout, init_std)
     model = Recognizer(backbone, head, arch)
     if pretrained:
