@@ -1,6 +1,8 @@
 """torchvision ResNets with a temporal module in front of every residual block's first conv."""
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torchvision.models import resnet as tv_resnet
@@ -80,7 +82,8 @@ class ResNetBackbone(tv_resnet.ResNet):
         """C_out, the channels of the last feature map (512 for ResNet18/34, 2048 for 50/101 at the
         standard width with four stages)."""
         last = self.stages()[-1][-1]
-        return last.bn3.num_features if isinstance(last, tv_resnet.Bottleneck) else last.bn2.num_features
+        norm = last.bn3 if isinstance(last, tv_resnet.Bottleneck) else last.bn2
+        return cast(nn.BatchNorm2d, norm).num_features
 
 
 def build_backbone(kind: str, depth: int = 50, num_segments: int = 8, shift_div: int | None = None,
@@ -110,7 +113,7 @@ def build_backbone(kind: str, depth: int = 50, num_segments: int = 8, shift_div:
         for index, block in enumerate(layer):
             if index % every:
                 continue
-            conv = block.conv1
+            conv = cast(nn.Conv2d, block.conv1)
             temporal: nn.Module
             if kind == "tin":
                 temporal = TemporalInterlace(conv.in_channels, num_segments, shift_div,
