@@ -334,13 +334,17 @@ class TrainRecord(Record):
 
 @dataclass(kw_only=True)
 class RunState(Record):
-    """``run.json`` in a work dir: which config's run it holds and how far it got (``status``:
-    ``running``, ``finished`` or ``failed`` with ``error``), checked before a new run may use the
-    folder. ``inner_iter`` is set for a checkpoint written inside an epoch."""
+    """``run.json`` in a work dir: which config's run it holds and how far it got, checked before a
+    new run may use the folder. ``status`` is one of :attr:`STATUSES`: ``running`` (also what a
+    run killed by a signal leaves behind), ``finished``, ``failed`` (an error stopped it; ``error``
+    holds the one-line reason) or ``interrupted`` (Ctrl-C; ``error`` says so). ``inner_iter`` is
+    set for a checkpoint written inside an epoch. Files of older versions (without
+    ``interrupted``) read unchanged: the field set is the same."""
 
     KIND: ClassVar[str] = "work-dir record"
     FILENAME: ClassVar[str] = "run.json"
     WRITER: ClassVar[str] = "the training (`tinlib train`)"
+    STATUSES: ClassVar[tuple[str, ...]] = ("running", "finished", "failed", "interrupted")
 
     config_name: str
     status: str
