@@ -16,7 +16,7 @@ import numpy as np
 from .annotations import DataError
 
 __all__ = ["DecodeError", "imread_rgb", "decode_rawframes", "VideoClip", "open_video", "decode_video",
-           "iter_video_frames", "have_decord", "VIDEO_BACKENDS"]
+           "iter_video_frames", "have_decord", "quiet_native_video_logs", "VIDEO_BACKENDS"]
 
 log = logging.getLogger(__name__)
 VIDEO_BACKENDS = ("decord", "pyav")
@@ -34,6 +34,33 @@ except ImportError:  # pragma: no cover - depends on the platform
 def have_decord() -> bool:
     """True when the decord video reader could be imported."""
     return _decord is not None
+
+
+_native_logs_quiet: bool | None = None  # None: not set yet in this process
+
+
+def quiet_native_video_logs() -> bool:
+    """Silence the FFmpeg log lines of decord's bundled FFmpeg, once per process.
+
+    A file decord cannot read otherwise prints FFmpeg's own notes (``moov atom not found``) on
+    stderr before the one line of :class:`DecodeError`. The level is set once (a process-wide
+    setting of the library), not around each decode. With the ``tinlib`` logger at debug level
+    (``--debug``) FFmpeg keeps its default level, so its notes are there for diagnosis. PyAV needs
+    nothing: its FFmpeg logging is off unless ``av.logging.set_level`` turns it on.
+
+    Not silenced: decord's own C++ log line for a file it cannot open (``[hh:mm:ss]
+    .../video_reader.cc:83: ERROR opening: PATH, Invalid data found when processing input``); it
+    is written straight to stderr and has no level to set.
+
+    Returns:
+        True when the FFmpeg log level of decord was lowered to quiet (False: debug mode, or no decord).
+    """
+    global _native_logs_quiet
+    if _native_logs_quiet is None:
+        _native_logs_quiet = _decord is not None and not log.isEnabledFor(logging.DEBUG)
+        if _native_logs_quiet:
+            _decord.logging.set_level(_decord.logging.QUIET)
+    return _native_logs_quiet
 
 
 class DecodeError(DataError):
@@ -126,6 +153,7 @@ class VideoClip:
         self._frames: list | None = None
         self.decord_error: str | None = None
         if backend == "decord" and _decord is not None:
+            quiet_native_video_logs()
             try:
                 self._reader = _decord.VideoReader(self.path, num_threads=1)
                 self._len = len(self._reader)
