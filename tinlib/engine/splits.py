@@ -16,8 +16,18 @@ log = logging.getLogger(__name__)
 
 
 def split_paths(cfg: Config, split: str) -> tuple[Path, Path]:
-    """``(annotation file, data prefix)`` of ``split`` (one of :data:`SPLITS`), under ``data.root``
-    unless the config gives absolute paths."""
+    """The annotation list and data folder of one split.
+
+    Args:
+        cfg: the run's config.
+        split: one of :data:`SPLITS`.
+
+    Returns:
+        ``(annotation file, data prefix)``, under ``data.root`` unless the config gives absolute paths.
+
+    Raises:
+        ValueError: ``split`` is not one of :data:`SPLITS`.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     d = cfg.data
@@ -94,6 +104,17 @@ def build_split_dataset(cfg: Config, split: str):
     ``train``: training sampling and augmentation (V = 1); ``val``: single-view test sampling
     with a centre crop (as MMAction2's validation); ``test``: the config's test views
     (``test.num_clips`` x crops, twice sampling). Labels are checked against ``model.num_classes``.
+
+    Args:
+        cfg: the run's config (data, model and test sections).
+        split: one of :data:`SPLITS`.
+
+    Returns:
+        The dataset (T = ``model.num_segments``, S = ``data.input_size``).
+
+    Raises:
+        RunError: the list cannot be read or parsed, the split has no samples, or its labels do not
+            fit ``model.num_classes``; one line naming the config and split.
     """
     from tinlib.data import DataError, build_dataset
 
@@ -118,8 +139,18 @@ def build_split_dataset(cfg: Config, split: str):
 
 
 def check_class_count(cfg: Config, dataset, split: str) -> None:
-    """A dataset with ``labels`` (a sequence of ints) must have samples, and labels within
-    ``[0, model.num_classes)``; a dataset that declares ``num_classes`` must agree with the config."""
+    """Check a dataset's labels against ``model.num_classes``.
+
+    Args:
+        cfg: the run's config.
+        dataset: a dataset; checked when it has ``labels`` (a sequence of ints) or declares
+            ``num_classes`` (an int), passed otherwise.
+        split: the split's name, for the message.
+
+    Raises:
+        RunError: no samples, a label outside ``[0, model.num_classes)``, or a declared class count
+            that differs from the config's.
+    """
     labels = getattr(dataset, "labels", None)
     if labels is None or len(labels) == 0:
         if labels is not None:
