@@ -47,6 +47,7 @@ def inputs(tmp_path_factory):
     write_rawframe_list(data / "missing_folder.txt", [("v0", 8, 0), ("gone", 8, 1)])
     (data / "bad_fields.txt").write_text("v0 8 0\nv1 8\n")
     (data / "bad_label.txt").write_text("v0 8 0\nv1 8 one\n")
+    (base / "empty").mkdir()  # a data root without the config's lists and folders
     (data / "videos").mkdir()
     (data / "videos" / "garbage.mp4").write_bytes(rng.integers(0, 255, 5000, dtype=np.uint8).tobytes())
     write_video_list(data / "videos.txt", [("garbage.mp4", 0)])
@@ -86,7 +87,6 @@ class Case:
     args: list
     exit_code: int
     says: tuple  # the error line holds each of these, in this order
-    multiline: bool = False  # the message lists several problems, one per line
 
 
 SKIP_HINT = "or skip such samples with --set data.skip_bad_samples=true"
@@ -117,8 +117,18 @@ CASES = {
         "tinlib test: error: config demo_tin_r18_synthetic, test split: data/bad_label.txt:2: label must be an "
         "integer, got 'one' in line 'v1 8 one'",)),
     "missing data root": Case(["test", CONFIG, "tin.pth", "--set", "data.root=nowhere"], 2, (
-        "tinlib test: error: config demo_tin_r18_synthetic: data for synthetic-sthv1 is missing:",
-        "data root nowhere does not exist", "--set data.root=DIR"), multiline=True),
+        "tinlib test: error: config demo_tin_r18_synthetic: data root nowhere does not exist; prepare the "
+        "synthetic-sthv1 data there with `tinlib prepare synthetic --out nowhere`, or point the config at it with "
+        "--set data.root=DIR",)),
+    "missing data root, in training": Case(["train", CONFIG, "--work-dir", "wd_nowhere", "--set", "data.root=nowhere"],
+                                           2, ("tinlib train: error: config demo_tin_r18_synthetic: data root nowhere "
+                                               "does not exist; prepare the synthetic-sthv1 data there with `tinlib "
+                                               "prepare synthetic --out nowhere`, or point the config at it with "
+                                               "--set data.root=DIR",)),
+    "data root without the lists and folders": Case(["test", CONFIG, "tin.pth", "--set", "data.root=empty"], 2, (
+        "tinlib test: error: config demo_tin_r18_synthetic: data for synthetic-sthv1 is missing: test annotation "
+        "list empty/sthv1_test_list_rawframes.txt not found (and 1 other path); prepare it with `tinlib prepare "
+        "synthetic --out empty`, or point the config at it with --set data.root=DIR",)),
     "truncated checkpoint": Case(ckpt_args("truncated.pth"), 2, (
         "tinlib test: error: truncated.pth: is truncated: a PyTorch (zip) checkpoint whose end is missing",
         "download or save it again")),
@@ -154,11 +164,11 @@ def test_bad_input_gives_one_line_and_a_non_zero_exit(inputs, kind):
     assert proc.returncode == case.exit_code, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     lines = proc.stderr.splitlines()
-    errors = [i for i, line in enumerate(lines) if line.startswith("tinlib test: error:")]
+    prefix = f"tinlib {case.args[0]}: error:"
+    errors = [i for i, line in enumerate(lines) if line.startswith(prefix)]
     assert len(errors) == 1, proc.stderr[-3000:]
-    message = "\n".join(lines[errors[0]:])
-    if not case.multiline:
-        assert errors[0] == len(lines) - 1, "the error line should be the last one: " + proc.stderr[-3000:]
+    assert errors[0] == len(lines) - 1, "the error line should be the last one: " + proc.stderr[-3000:]
+    message = lines[errors[0]]
     position = 0
     for part in case.says:
         found = message.find(part, position)
@@ -200,3 +210,24 @@ def test_unreadable_video_skipped_in_training_is_counted_and_recorded(inputs, tm
     (skipped,) = summary["skipped_samples"]
     assert (skipped["index"], skipped["line"], skipped["path"], skipped["times"]) == (1, 2, "broken", 2)
     assert "cannot decode image" in skipped["reason"]
+
+
+def test_unreadable_video_stops_training_with_one_line_and_a_failed_run_record(inputs, tmp_path):
+    """Without data.skip_bad_samples an unreadable frame stops training: one error line, exit 1,
+    and run.json says the run failed and why (not "running")."""
+    wd = tmp_path / "wd"
+    proc = tinlib(inputs, "train", CONFIG, "--work-dir", str(wd), "--seed", "0", "--no-progress",
+                  "--set", "data.root=data", "data.train_ann=corrupt.txt", "data.train_prefix=frames",
+                  "data.videos_per_gpu=3", "data.workers_per_gpu=0", "model.num_segments=4", "train.epochs=1",
+                  "train.val_interval=0", "train.num_threads=1", "optim.type=sgd", f"results_dir={tmp_path}")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    expected = ("tinlib train: error: sample 1 (data/corrupt.txt:2 ('broken')): cannot decode image "
+                "data/frames/broken/0000")
+    assert lines[-1].startswith(expected) and SKIP_HINT in lines[-1], proc.stderr[-3000:]
+    assert [line for line in lines if "error:" in line] == [lines[-1]]
+    record = json.loads((wd / "run.json").read_text())
+    assert (record["status"], record["epoch"]) == ("failed", 0)
+    assert record["error"] == lines[-1].removeprefix("tinlib train: error: ")
+    assert not (tmp_path / CONFIG / "train.json").exists()

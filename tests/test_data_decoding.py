@@ -123,6 +123,42 @@ def test_bad_videos_name_the_file(tmp_path):
         list(iter_video_frames(tmp_path / "garbage.webm"))
 
 
+DECODE_GARBAGE = """
+import logging, sys
+if sys.argv[2] == "debug":
+    logging.getLogger("tinlib").setLevel(logging.DEBUG)
+from tinlib.data.decoding import DecodeError, open_video
+try:
+    open_video(sys.argv[1], "decord")
+except DecodeError as err:
+    print("ours:", err, file=sys.stderr)
+"""
+
+
+@pytest.mark.skipif(not decoding.have_decord(), reason="decord not installed")
+def test_ffmpeg_notes_are_silenced_unless_debugging(tmp_path):
+    """An undecodable file: without debug logging the only stderr line besides ours is decord's own
+    "ERROR opening" (it has no level to set); FFmpeg's notes (e.g. "moov atom not found") are gone.
+    With the tinlib logger at debug level FFmpeg keeps its notes."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "garbage.mp4"
+    path.write_bytes(np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8).tobytes())
+
+    def foreign_lines(mode):
+        proc = subprocess.run([sys.executable, "-c", DECODE_GARBAGE, str(path), mode], capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "TINLIB_DEBUG": ""})
+        lines = proc.stderr.splitlines()
+        assert sum(line.startswith("ours: cannot decode video") for line in lines) == 1, proc.stderr
+        return [line for line in lines if not line.startswith("ours:")]
+
+    quiet = foreign_lines("quiet")
+    assert len(quiet) <= 1 and all("ERROR opening" in line for line in quiet), quiet
+    assert [line for line in foreign_lines("debug") if "ERROR opening" not in line], "FFmpeg's notes in debug mode"
+
+
 def test_tinlib_data_exports_its_public_names():
     import tinlib.data
     from tinlib.data import transforms

@@ -8,23 +8,25 @@ import pytest
 import torch
 
 from tinlib.checkpoint import read_checkpoint
+from tinlib.data import DataError
 from tinlib.engine.config import config_from_dict
 from tinlib.engine.errors import RunError
-from tinlib.engine.train import NonFiniteLossError, Trainer, train
+from tinlib.engine.train import NonFiniteLossError, Trainer, stop_reason, train
 
 LOG_FIELDS = {"mode", "epoch", "iter", "lr", "loss_cls", "top1_acc", "top5_acc", "time", "data_time", "memory"}
 
 
 class Clips(torch.utils.data.Dataset):
     """n clips [T, 3, 32, 32] whose mean encodes the label; ``poison_after`` items served, the
-    clips turn NaN; ``fail_after`` items served, loading raises (a crash)."""
+    clips turn NaN; ``fail_after`` items served, loading raises (a crash: Ctrl-C);
+    ``bad_after`` items served, loading raises a DataError (an unreadable video)."""
 
-    def __init__(self, n, t=4, k=3, seed=0, poison_after=None, fail_after=None):
+    def __init__(self, n, t=4, k=3, seed=0, poison_after=None, fail_after=None, bad_after=None):
         g = torch.Generator().manual_seed(seed)
         self.y = torch.arange(n) % k
         self.x = torch.randn(n, t, 3, 32, 32, generator=g) + 0.5 * self.y.view(-1, 1, 1, 1, 1).float()
         self.labels = self.y.tolist()
-        self.served, self.poison_after, self.fail_after = 0, poison_after, fail_after
+        self.served, self.poison_after, self.fail_after, self.bad_after = 0, poison_after, fail_after, bad_after
 
     def __len__(self):
         return len(self.y)
@@ -33,6 +35,8 @@ class Clips(torch.utils.data.Dataset):
         self.served += 1
         if self.fail_after is not None and self.served > self.fail_after:
             raise KeyboardInterrupt("simulated crash")
+        if self.bad_after is not None and self.served > self.bad_after:
+            raise DataError(f"sample {i} (list.txt:{i + 1} ('v{i}')): cannot decode image\n  frames/v{i}/00001.jpg")
         x = self.x[i]
         if self.poison_after is not None and self.served > self.poison_after:
             x = torch.full_like(x, float("nan"))
@@ -118,7 +122,12 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
               **kwargs)
     meta = read_checkpoint(run_dir / "latest.pth")["meta"]
     assert (meta["epoch"], meta["inner_iter"]) == (1, 2)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert (record["status"], record["epoch"], record["inner_iter"]) == ("interrupted", 1, 2)
+    assert record["error"] == "interrupted (KeyboardInterrupt: simulated crash)"
     train(cfg, work_dir=run_dir, resume="auto", datasets={"train": Clips(16), "val": Clips(8, seed=1)}, **kwargs)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert (record["status"], record["epoch"]) == ("finished", 3) and "error" not in record
     ref, got = final_weights(ref_dir / "latest.pth"), final_weights(run_dir / "latest.pth")
     assert ref.keys() == got.keys()
     assert all(torch.equal(ref[k], got[k]) for k in ref)
@@ -139,6 +148,35 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
     record = json.loads((wd / "run.json").read_text())
     assert record["status"] == "failed" and "nan" in record["error"]
+
+
+def test_data_error_ends_the_run_record_as_failed_and_keeps_the_checkpoint(tmp_path):
+    cfg = tiny_cfg(arch="tsn_r18", train=dict(epochs=3, val_interval=0))
+    wd = tmp_path / "wd"
+    # epoch 1 (16 items) is read and checkpointed; the 5th item of epoch 2 cannot be read
+    with pytest.raises(DataError, match="cannot decode image"):
+        train(cfg, work_dir=wd, datasets={"train": Clips(16, bad_after=16 + 4)}, seed=0, progress=False)
+    record = json.loads((wd / "run.json").read_text())
+    assert (record["status"], record["epoch"]) == ("failed", 1)
+    assert record["error"].startswith("sample ") and "cannot decode image frames/v" in record["error"]
+    assert "\n" not in record["error"]
+    assert read_checkpoint(wd / "latest.pth")["meta"]["epoch"] == 1
+    assert not (tmp_path / "results" / "tiny_tin" / "train.json").exists()
+    # the record still reads as a RunState, and the folder takes --resume auto
+    from tinlib.records import RunState
+    assert RunState.read(wd / "run.json").status == "failed"
+    summary = train(cfg, work_dir=wd, resume="auto", datasets={"train": Clips(16)}, seed=0, progress=False)
+    assert summary["resumed_from_epoch"] == 1
+    assert json.loads((wd / "run.json").read_text())["status"] == "finished"
+
+
+def test_stop_reason_is_one_line():
+    reason = stop_reason(RunError("cannot write\n  wd/latest.pth:   disk full"))
+    assert reason == "cannot write wd/latest.pth: disk full"
+    assert stop_reason(KeyboardInterrupt()) == "interrupted (KeyboardInterrupt)"
+    assert stop_reason(ValueError("bad\nvalue")) == "ValueError: bad value"
+    assert stop_reason(MemoryError()) == "MemoryError"
+    assert len(stop_reason(RuntimeError("x" * 2000))) == 500
 
 
 def test_nan_message_from_the_command_line(tmp_path, monkeypatch, capsys):
@@ -176,8 +214,9 @@ def test_work_dir_with_another_run_is_refused_before_training(tmp_path):
 
 def test_missing_data_and_bad_inputs_fail_fast(tmp_path):
     cfg = tiny_cfg(data=dict(root=str(tmp_path / "nowhere")))
-    with pytest.raises(RunError, match=r"data root .*nowhere does not exist(.|\n)*--set data.root"):
+    with pytest.raises(RunError, match=r"data root .*nowhere does not exist; prepare .*--set data.root") as err:
         Trainer(cfg, work_dir=tmp_path / "wd").setup()
+    assert "\n" not in str(err.value) and not (tmp_path / "wd").exists()
     with pytest.raises(RunError, match="labels up to 4 but model.num_classes=3"):
         Trainer(tiny_cfg(), work_dir=tmp_path / "wd2", datasets={"train": Clips(8, k=5)}, validate=False).setup()
     with pytest.raises(RunError, match="load_from: checkpoint .* not found"):

@@ -162,6 +162,20 @@ def test_new_record_round_trip_and_schema_first(tmp_path):
     assert ReversalRecord.read(path) == record
 
 
+def test_run_state_of_a_stopped_run_keeps_its_status_and_reason(tmp_path):
+    # an interrupted run (Ctrl-C) records why; the schema is still version 1: no field was added
+    data = dict(V1_FILES[records.RunState], status="interrupted", error="interrupted (KeyboardInterrupt)",
+                inner_iter=2)
+    path = records.RunState.from_dict(data).write(tmp_path / "run.json")
+    state = records.RunState.read(path)
+    assert (state.status, state.error, state.inner_iter, state.schema) == (
+        "interrupted", "interrupted (KeyboardInterrupt)", 2, 1)
+    assert {"running", "finished", "failed", "interrupted"} == set(records.RunState.STATUSES)
+    # a running record leaves out the fields it does not have
+    running = {k: v for k, v in V1_FILES[records.RunState].items() if k != "error"} | {"status": "running"}
+    assert "error" not in records.RunState.from_dict(running).to_dict()
+
+
 def test_a_newer_file_loads_and_keeps_what_it_does_not_know(tmp_path):
     newer = dict(V1_FILES[records.LaunchRecord], schema=7, scheduler="slurm")
     newer["nodes"] = 2

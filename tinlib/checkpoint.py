@@ -82,13 +82,24 @@ def _safe_globals() -> list:
 
 
 def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
-    """Load a checkpoint file on the CPU with ``weights_only=True`` (tensors, plain containers,
-    numpy scalars and a few upstream bookkeeping types only). A file that needs anything else
-    is refused unless ``trusted=True``, which unpickles it fully: only for files you made.
+    """Load a checkpoint file on the CPU, safely unless ``trusted``.
 
-    Raises :class:`CheckpointError` (one line: the file, what is wrong, what to do) for a missing,
-    empty, truncated or damaged file, a file that is not a PyTorch checkpoint, and a readable
-    checkpoint holding objects the safe loader refuses (only then is ``--trust-checkpoint`` advised).
+    The safe loader (``weights_only=True``) accepts tensors, plain containers, numpy scalars and a
+    few upstream bookkeeping types only; ``trusted=True`` unpickles the file fully, which can run
+    code: only for files you made.
+
+    Args:
+        path: the ``.pth`` file.
+        trusted: unpickle everything the file holds (``--trust-checkpoint``).
+
+    Returns:
+        The object stored in the file (a dict for every checkpoint tinlib reads), tensors on the CPU.
+
+    Raises:
+        CheckpointError: one line (the file, what is wrong, what to do) for a missing, empty,
+            truncated or damaged file, a file that is not a PyTorch checkpoint, and a readable
+            checkpoint holding objects the safe loader refuses (only then is ``--trust-checkpoint``
+            advised).
     """
     path = Path(path)
     if not path.exists():
@@ -224,7 +235,19 @@ def _describe_head(head: bytes) -> str:
 
 
 def extract_state_dict(obj: Any, path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:
-    """The tensor dict inside a checkpoint object (``state_dict``/``model`` entry or the object itself)."""
+    """The tensor dict inside a checkpoint object.
+
+    Args:
+        obj: what :func:`read_checkpoint` returned; its ``state_dict`` or ``model`` entry is used
+            when it has one, else the object itself.
+        path: the file it came from, for the error message.
+
+    Returns:
+        A new dict ``{name: tensor}`` (the tensors are not copied).
+
+    Raises:
+        CheckpointError: no non-empty dict of tensors was found.
+    """
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -238,8 +261,20 @@ def extract_state_dict(obj: Any, path: str | Path = "<checkpoint>") -> dict[str,
 # Layouts -> neutral names
 # --------------------------------------------------------------------------------------------
 def detect_layout(checkpoint: Any, state: dict[str, torch.Tensor], path: str | Path = "<checkpoint>") -> str:
-    """The layout of ``state`` (the state dict of ``checkpoint``): ``tinlib``, ``mmaction2-0.x``,
-    ``mmaction2-1.x``, ``tin-original`` or ``torchvision``."""
+    """The naming layout of a checkpoint's tensors.
+
+    Args:
+        checkpoint: the whole checkpoint object (its ``meta`` and MMAction2 1.x's ``message_hub``
+            tell layouts apart).
+        state: its state dict (see :func:`extract_state_dict`).
+        path: the file it came from, for the error message.
+
+    Returns:
+        ``"tinlib"``, ``"mmaction2-0.x"``, ``"mmaction2-1.x"``, ``"tin-original"`` or ``"torchvision"``.
+
+    Raises:
+        CheckpointError: the tensor names match none of these layouts (the message shows the first ones).
+    """
     keys = state.keys()
     meta = checkpoint.get("meta", {}) if isinstance(checkpoint, dict) else {}
     if isinstance(meta, dict) and meta.get("format") == "tinlib":
@@ -333,13 +368,29 @@ class ArchInfo:
         return f"{self.kind}_r{self.depth}" if self.depth else self.kind
 
     def describe(self, options: bool = False) -> str:
-        """:attr:`name`, with ``options`` also its shift_div; temporal_pool always (tinlib has none)."""
+        """:attr:`name`, followed by the options that tell it apart.
+
+        Args:
+            options: also name ``shift_div`` (when known); ``temporal_pool=True`` is named always,
+                since no tinlib model has it.
+
+        Returns:
+            E.g. ``"tsm_r50"`` or ``"tsm_r50 with shift_div=8"``.
+        """
         extra = ([f"shift_div={self.shift_div}"] if options and self.shift_div else []) + (
             ["temporal_pool=True"] if self.temporal_pool else [])
         return self.name + (f" with {', '.join(extra)}" if extra else "")
 
     def differs_from(self, other: ArchInfo) -> bool:
-        """True when the two cannot be the same architecture (unknown fields are not compared)."""
+        """Whether this and ``other`` cannot be the same architecture.
+
+        Args:
+            other: the architecture to compare with; a field unknown (None) on either side is not
+                compared, and TSN's ``shift_div`` never is.
+
+        Returns:
+            True when the kind, ``temporal_pool``, the depth or the shift_div differ.
+        """
         if self.kind != other.kind or self.temporal_pool != other.temporal_pool:
             return True
         if self.depth and other.depth and self.depth != other.depth:
@@ -355,8 +406,15 @@ _MMACTION_BACKBONES = {"ResNetTIN": "tin", "ResNetTSM": "tsm", "ResNet": "tsn"}
 
 
 def model_arch(model: nn.Module) -> ArchInfo | None:
-    """The architecture of a tinlib model: from its ``arch`` (``tin_r50``) and temporal modules,
-    else from its parameter names; None when neither says."""
+    """The architecture of a tinlib model.
+
+    Args:
+        model: a recognizer; its ``arch`` attribute (``tin_r50``) and temporal modules are read,
+            else the names of its parameters.
+
+    Returns:
+        The :class:`ArchInfo`, or None when neither says.
+    """
     shift_div: int | None = None
     for module in model.modules():
         value = getattr(module, "shift_div", None)
@@ -371,10 +429,20 @@ def model_arch(model: nn.Module) -> ArchInfo | None:
 
 
 def checkpoint_arch(checkpoint: Any, state: dict[str, torch.Tensor], layout: str) -> ArchInfo | None:
-    """The architecture a checkpoint was saved from: what its meta records (tinlib's ``arch``;
-    MMAction2's config text ``config`` (0.x) / ``cfg`` (1.x), else its config or experiment
-    name), else what its tensor names imply (TIN's offset/weight nets; the wrapped or plain block
-    conv1 of TSM and TSN); None when nothing says."""
+    """The architecture a checkpoint was saved from.
+
+    What its meta records is used first (tinlib's ``arch``; MMAction2's config text ``config``
+    (0.x) / ``cfg`` (1.x), else its config or experiment name), else what its tensor names imply
+    (TIN's offset/weight nets; the wrapped or plain block conv1 of TSM and TSN).
+
+    Args:
+        checkpoint: the whole checkpoint object (for its ``meta``).
+        state: its state dict.
+        layout: its layout (see :func:`detect_layout`), which decides how tensor names are read.
+
+    Returns:
+        The :class:`ArchInfo` (its ``source`` says where it was read), or None when nothing says.
+    """
     meta = checkpoint.get("meta") if isinstance(checkpoint, dict) else None
     if isinstance(meta, dict):
         recorded = _arch_from_meta(meta)
@@ -462,10 +530,26 @@ def _kind_from_keys(keys: Iterable[str], layout: str) -> str | None:
 
 def check_arch(model: nn.Module, checkpoint: Any, state: dict[str, torch.Tensor], layout: str,
                path: str | Path = "<checkpoint>", *, allow_arch_mismatch: bool = False) -> str | None:
-    """Refuse a checkpoint of another architecture than ``model`` (TSM weights into TSN run
-    without their shift although every tensor fits). Raises :class:`CheckpointError` (one line
-    naming both) unless ``allow_arch_mismatch``; returns a note on the mismatch that was allowed,
-    else None. Checkpoints that record no architecture and whose names imply none pass."""
+    """Refuse a checkpoint of another architecture than ``model``.
+
+    TSM weights in a TSN model run without their shift although every tensor fits, so a
+    mismatch is an error unless it is allowed. Checkpoints that record no architecture and whose
+    tensor names imply none pass.
+
+    Args:
+        model: the model to load into.
+        checkpoint: the whole checkpoint object.
+        state: its state dict.
+        layout: its layout (see :func:`detect_layout`).
+        path: the file it came from, for the message.
+        allow_arch_mismatch: load anyway and return a note instead of raising.
+
+    Returns:
+        A note on the mismatch that was allowed, else None.
+
+    Raises:
+        ArchMismatchError: one line naming both architectures and how to load anyway.
+    """
     ours, theirs = model_arch(model), checkpoint_arch(checkpoint, state, layout)
     if ours is None or theirs is None or not theirs.differs_from(ours):
         return None
@@ -519,7 +603,24 @@ def _is_temporal_or_head(key: str) -> bool:
 def map_state_dict(model: nn.Module, state: dict[str, torch.Tensor], layout: str,
                    tsm_conv1: str = "transfer", path: str = "<checkpoint>"
                    ) -> tuple[dict[str, torch.Tensor], LoadReport]:
-    """Rename ``state`` (of ``layout``) to ``model``'s names; returns (mapped state, report so far)."""
+    """Rename the tensors of ``state`` (in ``layout``) to ``model``'s parameter and buffer names.
+
+    Args:
+        model: the model whose names and shapes the tensors must fit.
+        state: the checkpoint's state dict.
+        layout: its layout (see :func:`detect_layout`).
+        tsm_conv1: ``"transfer"`` moves a TSM checkpoint's block conv1 weights into a TIN model;
+            ``"skip"`` leaves them out (as MMAction2's non-strict TSM->TIN fine-tune did).
+        path: the file it came from, recorded in the report.
+
+    Returns:
+        ``(mapped, report)``: the tensors that fit, under the model's names, and a :class:`LoadReport`
+        with the loaded, skipped, unexpected and shape-mismatched names (``missing`` is filled by
+        :func:`load_checkpoint`).
+
+    Raises:
+        ValueError: ``tsm_conv1`` is neither ``"transfer"`` nor ``"skip"``.
+    """
     if tsm_conv1 not in ("transfer", "skip"):
         raise ValueError(f"tsm_conv1 must be 'transfer' or 'skip', got {tsm_conv1!r}")
     target = model.state_dict()
@@ -564,14 +665,30 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True, 
                     allow_arch_mismatch: bool = False) -> LoadReport:
     """Load any supported checkpoint into ``model`` and report what happened.
 
-    strict: every checkpoint tensor must land and every model tensor must be filled, except
-    those matching a regex in ``allow_missing``; backbone-only layouts (torchvision) never fill
-    the head or the temporal modules, so those are not required from them. With strict=False,
-    what fits is loaded and the rest is listed in the report (MMAction2's behaviour).
-    tsm_conv1: "transfer" moves a TSM checkpoint's block conv1 weights into a TIN model;
-    "skip" leaves them out, as MMAction2's non-strict TSM->TIN fine-tune effectively did.
-    allow_arch_mismatch: load a checkpoint whose recorded (or implied) architecture differs from
-    the model's (e.g. TSM weights to fine-tune a TIN); without it that is a :class:`CheckpointError`.
+    Args:
+        model: the recognizer to load into (changed in place).
+        path: a local ``.pth`` file; a URL or ``published:<config>`` must be resolved first with
+            :func:`tinlib.hub.resolve_checkpoint`.
+        strict: every checkpoint tensor must land and every model tensor must be filled, except
+            those matching a regex in ``allow_missing``; backbone-only layouts (torchvision) never
+            fill the head or the temporal modules, so those are not required from them. With
+            ``strict=False`` what fits is loaded and the rest is listed in the report (MMAction2's
+            behaviour).
+        allow_missing: regexes of model tensor names that may stay at their initialization.
+        tsm_conv1: ``"transfer"`` moves a TSM checkpoint's block conv1 weights into a TIN model;
+            ``"skip"`` leaves them out, as MMAction2's non-strict TSM->TIN fine-tune effectively did.
+        trusted: unpickle the file fully (see :func:`read_checkpoint`).
+        verbose: print the report.
+        allow_arch_mismatch: load a checkpoint whose recorded (or implied) architecture differs from
+            the model's (e.g. TSM weights to fine-tune a TIN).
+
+    Returns:
+        The :class:`LoadReport`.
+
+    Raises:
+        CheckpointError: a remote spec, an unreadable file or unknown layout, an architecture
+            mismatch that was not allowed (:class:`ArchMismatchError`), or, with ``strict``,
+            tensors that do not fit.
     """
     _refuse_remote(str(path))
     checkpoint = read_checkpoint(path, trusted=trusted)
@@ -601,8 +718,20 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True, 
 
 
 def load_pretrained_backbone(model: nn.Module, spec: str, trusted: bool = False) -> LoadReport:
-    """ImageNet initialisation of a recognizer's backbone from a local file or ``torchvision://resnetD``
-    (downloaded through torchvision, so it needs internet; the V1 weights, as mmcv uses)."""
+    """ImageNet initialisation of a recognizer's backbone (the head and temporal modules keep theirs).
+
+    Args:
+        model: the recognizer (changed in place).
+        spec: a local checkpoint file, or ``torchvision://resnetD`` (downloaded through torchvision,
+            so it needs internet; the V1 weights, as mmcv uses).
+        trusted: unpickle a local file fully (see :func:`read_checkpoint`).
+
+    Returns:
+        The :class:`LoadReport`.
+
+    Raises:
+        CheckpointError: an unknown source, or weights that do not fit the backbone.
+    """
     match = TORCHVISION_URL.match(spec)
     if match:
         from torchvision.models import get_model_weights
@@ -626,7 +755,18 @@ def load_pretrained_backbone(model: nn.Module, spec: str, trusted: bool = False)
 # Saving and publishing
 # --------------------------------------------------------------------------------------------
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict | None = None, **extra: Any) -> Path:
-    """Write ``{"state_dict", "meta", **extra}`` atomically; ``meta`` records tinlib's layout."""
+    """Write a checkpoint of ``model`` atomically (a temporary file renamed over ``path``).
+
+    Args:
+        path: the ``.pth`` file to write.
+        model: the recognizer; its state dict is saved on the CPU.
+        meta: entries added to the ``meta`` dict, which records tinlib's layout (``format``,
+            ``tinlib_version``, ``arch``, ``shift_div``, ``num_classes``, ``num_segments``).
+        **extra: further top-level entries (``optimizer``, ``scheduler``, ``rng``, ...).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
     from tinlib import __version__
 
     arch = model_arch(model)
@@ -639,7 +779,14 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict | None = None
 
 
 def sha256_of(path: str | Path) -> str:
-    """Hex sha256 of the file at ``path``, read in 1 MiB chunks."""
+    """Hex sha256 of a file, read in 1 MiB chunks.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The 64 lowercase hex digits.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -648,8 +795,22 @@ def sha256_of(path: str | Path) -> str:
 
 
 def publish_checkpoint(src: str | Path, out_dir: str | Path, name: str) -> Path:
-    """Release a training checkpoint as ``<name>-<first 8 hex of sha256>.pth``: only weights and
-    meta are kept (no optimizer/scheduler state), as MMAction2's model-zoo files are named."""
+    """Release a training checkpoint as ``<name>-<first 8 hex of sha256>.pth``.
+
+    Only weights and meta are kept (no optimizer or scheduler state); the name follows MMAction2's
+    model-zoo files.
+
+    Args:
+        src: the training checkpoint.
+        out_dir: the folder the released file goes to.
+        name: the file name before the hash.
+
+    Returns:
+        The path of the released file.
+
+    Raises:
+        CheckpointError: ``src`` cannot be read or holds no state dict.
+    """
     checkpoint = read_checkpoint(src)
     slim = {"state_dict": extract_state_dict(checkpoint, src), "meta": checkpoint.get("meta", {})}
     out_dir = Path(out_dir)
@@ -660,7 +821,17 @@ def publish_checkpoint(src: str | Path, out_dir: str | Path, name: str) -> Path:
 
 
 def verify_published(path: str | Path) -> bool:
-    """True when a ``<name>-<hash8>.pth`` file's sha256 starts with its suffix."""
+    """Check a released ``<name>-<hash8>.pth`` file against the hash in its name.
+
+    Args:
+        path: the released file.
+
+    Returns:
+        True when the file's sha256 starts with the 8 hex digits of its name.
+
+    Raises:
+        CheckpointError: the name has no ``-<8 hex digits>.pth`` suffix.
+    """
     match = re.search(r"-([0-9a-f]{8})\.pth$", str(path))
     if not match:
         raise CheckpointError(f"{path}: name has no '-<8 hex digits>.pth' suffix to verify")

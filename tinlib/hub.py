@@ -83,7 +83,18 @@ class PublishedArtifacts:
     log_json: str | None = None
 
     def url(self, what: str) -> str | None:
-        """The URL for ``what`` in ``ckpt`` | ``log`` | ``json``."""
+        """The URL of one of the published files.
+
+        Args:
+            what: ``"ckpt"`` (the checkpoint), ``"log"`` (the text training log) or ``"json"`` (the
+                JSON training log).
+
+        Returns:
+            The URL, or None when that file was not published.
+
+        Raises:
+            KeyError: ``what`` is none of the three.
+        """
         return {"ckpt": self.checkpoint, "log": self.log, "json": self.log_json}[what]
 
 
@@ -152,7 +163,19 @@ PUBLISHED: MutableMapping[str, PublishedArtifacts] = PublishedRegistry()
 
 
 def published_url(config: str, what: str = "ckpt") -> str:
-    """The canonical URL of a published file; ``what`` in ``ckpt`` | ``log`` | ``json``."""
+    """The canonical URL of a published file of ``config``.
+
+    Args:
+        config: a name in :data:`PUBLISHED` (a zoo config, or the TSM-K400 init).
+        what: ``"ckpt"``, ``"log"`` or ``"json"``.
+
+    Returns:
+        The ``https://download.openmmlab.com/...`` URL (before any mirror is applied).
+
+    Raises:
+        UserError: an unknown config or kind, or a kind that was not published for it (the message
+            lists what there is).
+    """
     if config not in PUBLISHED:
         raise UserError(f"no published artifacts for config {config!r}; known: {', '.join(sorted(PUBLISHED))}")
     if what not in ARTIFACT_KINDS:
@@ -168,12 +191,26 @@ def published_url(config: str, what: str = "ckpt") -> str:
 # Resolving a spec to a local file
 # --------------------------------------------------------------------------------------------
 def is_remote(spec: str) -> bool:
-    """True for specs that :func:`resolve_checkpoint` downloads (URLs and ``published:``)."""
+    """Whether :func:`resolve_checkpoint` downloads ``spec``.
+
+    Args:
+        spec: a checkpoint argument as given (path, URL or ``published:<config>``).
+
+    Returns:
+        True for ``http(s)://`` URLs and ``published:`` specs.
+    """
     return spec.startswith(PUBLISHED_SCHEME) or bool(re.match(r"^https?://", spec))
 
 
 def parse_published(spec: str) -> tuple[str, str]:
-    """``published:<config>[:ckpt|log|json]`` -> ``(config, what)``."""
+    """Split a ``published:<config>[:ckpt|log|json]`` spec.
+
+    Args:
+        spec: the spec, starting with ``published:``.
+
+    Returns:
+        ``(config, what)``, ``what`` defaulting to ``"ckpt"`` (not checked here; see :func:`published_url`).
+    """
     body = spec[len(PUBLISHED_SCHEME):]
     config, _, what = body.partition(":")
     return config, what or "ckpt"
@@ -183,11 +220,21 @@ def resolve_checkpoint(spec: str | os.PathLike, *, dest_dir: str | os.PathLike |
                        verify: bool = False) -> Path:
     """The local file for ``spec``, downloading it first when needed.
 
-    spec: a local path (returned unchanged; :class:`UserError` when it does not exist), an
-    ``http(s)://`` URL, or ``published:<config>`` (its checkpoint; ``published:<config>:log`` or
-    ``:json`` for the training log). URLs are downloaded into ``dest_dir`` (default: torch's hub
-    cache) as described in this module's docstring; ``verify`` re-hashes a cached file.
-    Other schemes (e.g. ``torchvision://``) are not files and are refused here.
+    Args:
+        spec: a local path (returned unchanged), an ``http(s)://`` URL, or ``published:<config>``
+            (its checkpoint; ``published:<config>:log`` or ``:json`` for the training log). Other
+            schemes (e.g. ``torchvision://``) are not files and are refused here.
+        dest_dir: where URLs are downloaded to (default: torch's hub cache), as described in this
+            module's docstring.
+        verify: re-hash a file already in the cache against the hash in its name.
+
+    Returns:
+        The path of the local file.
+
+    Raises:
+        UserError: a local path that is not a file, an unknown scheme, or an unknown published
+            config or kind.
+        DownloadError: a download that could not finish or whose hash does not match.
     """
     text = os.fspath(spec)
     if text.startswith(PUBLISHED_SCHEME):
@@ -207,28 +254,63 @@ def resolve_checkpoint(spec: str | os.PathLike, *, dest_dir: str | os.PathLike |
 
 def fetch_published(config: str, what: str = "ckpt", dest_dir: str | os.PathLike | None = None, *,
                     verify: bool = False) -> Path:
-    """Download (or find in the cache) a published file of ``config``; ``what`` in ``ckpt`` | ``log`` | ``json``.
+    """Download (or find in the cache) a published file of ``config``.
 
     Checkpoints keep their published name (unique thanks to its hash suffix, and the name
     torch.hub would give them); logs, published under bare timestamps, are cached as
     ``<config>_<published name>`` so that the cache says what they are.
+
+    Args:
+        config: a name in :data:`PUBLISHED`.
+        what: ``"ckpt"``, ``"log"`` or ``"json"``.
+        dest_dir: the cache folder (default: torch's hub cache).
+        verify: re-hash a cached file against the hash in its name.
+
+    Returns:
+        The path of the local file.
+
+    Raises:
+        UserError: an unknown config or kind, or one that was not published.
+        DownloadError: the download could not finish or its hash does not match.
     """
     url = published_url(config, what)
     return download_url(url, dest_dir, verify=verify, file_name=published_file_name(config, what, url))
 
 
 def published_file_name(config: str, what: str, url: str) -> str:
-    """The cache name of a published file: a checkpoint's own name, ``<config>_<name>`` for a log."""
+    """The cache name of a published file.
+
+    Args:
+        config: the config it was published for.
+        what: ``"ckpt"``, ``"log"`` or ``"json"``.
+        url: its URL.
+
+    Returns:
+        A checkpoint's own file name; ``<config>_<file name>`` for a log.
+
+    Raises:
+        UserError: the URL does not end in a file name.
+    """
     name = file_name_of(url)
     return name if what == "ckpt" else f"{config}_{name}"
 
 
 def cached_published(config: str, what: str = "json", dest_dir: str | os.PathLike | None = None, *,
                      url: str | None = None) -> Path | None:
-    """The published file of ``config`` when it is already in the cache (``tinlib fetch`` or an
-    earlier download put it there), else None; never downloads. ``url``: the file's URL when it
-    is not the registry's (a config loaded with overrides). Unknown configs and kinds that were
-    not published give None as well."""
+    """The published file of ``config`` when it is already in the cache, else None; never downloads.
+
+    ``tinlib fetch`` or an earlier download puts files there. Unknown configs and kinds that were
+    not published give None as well.
+
+    Args:
+        config: a name in :data:`PUBLISHED` (or any name when ``url`` is given).
+        what: ``"ckpt"``, ``"log"`` or ``"json"``.
+        dest_dir: the cache folder (default: torch's hub cache).
+        url: the file's URL when it is not the registry's (a config loaded with overrides).
+
+    Returns:
+        The cached file's path, or None.
+    """
     if url is None:
         artifacts = PUBLISHED.get(config)
         url = artifacts.url(what) if artifacts is not None and what in ARTIFACT_KINDS else None
@@ -239,8 +321,14 @@ def cached_published(config: str, what: str = "json", dest_dir: str | os.PathLik
 
 
 def published_run(config: str) -> str:
-    """The results folder name of ``config``'s published checkpoint evaluated here
-    (``make evaluate-published-*``): ``<config>_published``, beside the user's own ``<config>``."""
+    """The results folder name of ``config``'s published checkpoint evaluated here.
+
+    Args:
+        config: the zoo config (``make evaluate-published-*``).
+
+    Returns:
+        ``<config>_published``, beside the user's own ``<config>``.
+    """
     return f"{config}{PUBLISHED_RUN_SUFFIX}"
 
 
@@ -252,7 +340,15 @@ def hub_checkpoint_dir() -> Path:
 
 
 def mirrored(url: str) -> str:
-    """``url`` with the ``https://download.openmmlab.com`` prefix replaced by ``$TINLIB_DOWNLOAD_MIRROR``."""
+    """``url`` with the ``https://download.openmmlab.com`` prefix replaced by ``$TINLIB_DOWNLOAD_MIRROR``.
+
+    Args:
+        url: a download URL.
+
+    Returns:
+        The mirrored URL, or ``url`` unchanged when the variable is unset or the URL is not under
+        that prefix.
+    """
     mirror = os.environ.get(MIRROR_ENV, "").strip().rstrip("/")
     if mirror and (url == OPENMMLAB_URL or url.startswith(OPENMMLAB_URL + "/")):
         return mirror + url[len(OPENMMLAB_URL):]
@@ -260,7 +356,17 @@ def mirrored(url: str) -> str:
 
 
 def file_name_of(url: str) -> str:
-    """The cache file name for ``url``: the last component of its path."""
+    """The cache file name for ``url``: the last component of its path, percent-decoded.
+
+    Args:
+        url: a download URL.
+
+    Returns:
+        The file name.
+
+    Raises:
+        UserError: the URL's path does not end in a file name.
+    """
     name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
     if not name or name in {".", ".."}:
         raise UserError(f"{url}: the URL does not end in a file name")
@@ -268,13 +374,27 @@ def file_name_of(url: str) -> str:
 
 
 def expected_hash_prefix(name: str) -> str | None:
-    """The sha256 prefix a ``<stem>-<hex>.<ext>`` name promises, or None when it has none."""
+    """The sha256 prefix a ``<stem>-<hex>.<ext>`` file name promises.
+
+    Args:
+        name: a file name (model-zoo names end in 8 or more hex digits of the file's sha256).
+
+    Returns:
+        The lowercase hex digits, or None when the name has no such suffix.
+    """
     match = _HASH_SUFFIX.search(name)
     return match.group(1) if match else None
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of the file at ``path``, read in chunks."""
+    """Hex sha256 of a file, read in chunks of :data:`CHUNK_BYTES`.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The 64 lowercase hex digits.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
@@ -284,13 +404,28 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def download_url(url: str, dest_dir: str | os.PathLike | None = None, *, file_name: str | None = None,
                  verify: bool = False, attempts: int = DEFAULT_ATTEMPTS, retry_wait_s: float = RETRY_WAIT_S) -> Path:
-    """Download ``url`` to ``dest_dir/<file name>`` (default: torch's hub cache) unless it is there.
+    """Download ``url`` to ``dest_dir/<file name>`` unless it is there.
 
-    file_name: the cached file's name (default: the URL's last path component, whose hash
-    suffix, if any, is checked either way). The mirror variable applies; an interrupted
-    transfer is retried up to ``attempts`` times in all, each resuming from the partial file.
-    Returns the final path. Raises :class:`DownloadError` (one line naming the URL and what to
-    do) when it cannot finish.
+    The mirror variable applies; bytes arrive in ``<name>.partial``, and an interrupted transfer is
+    retried, each attempt resuming from the partial file; the file is renamed into place only
+    after its hash (if its name has one) matches.
+
+    Args:
+        url: the file's URL.
+        dest_dir: the cache folder (default: torch's hub cache).
+        file_name: the cached file's name (default: the URL's last path component, whose hash
+            suffix, if any, is checked either way).
+        verify: re-hash a file already in the cache.
+        attempts: transfers tried in all before giving up.
+        retry_wait_s: seconds to wait before each retry.
+
+    Returns:
+        The final path.
+
+    Raises:
+        DownloadError: one line naming the URL and what to do, when the download cannot finish or
+            the hash does not match.
+        UserError: the URL does not end in a file name.
     """
     expected = expected_hash_prefix(file_name_of(url))
     name = file_name or file_name_of(url)
@@ -479,7 +614,18 @@ def _progress(name: str, offset: int, total: int | None):
 
 
 def progress_line(name: str, done: int, total: int | None, offset: int, elapsed_s: float) -> str:
-    """``name: 42% (12.0 of 28.6 MB, 3.1 MB/s)``; the rate counts this session's bytes only."""
+    """One progress line of a download, e.g. ``name: 42% (12.0 of 28.6 MB, 3.1 MB/s)``.
+
+    Args:
+        name: the file being downloaded.
+        done: bytes in the partial file so far.
+        total: the file's size in bytes (None or 0 when the server did not say).
+        offset: bytes that were already there when this session started (left out of the rate).
+        elapsed_s: seconds since this session started.
+
+    Returns:
+        The line; without a total, ``name: 12.0 MB (3.1 MB/s)``.
+    """
     rate = (done - offset) / max(elapsed_s, 1e-9) / 1e6
     if total:
         return f"{name}: {100 * done / total:.0f}% ({_mb(done)} of {_mb(total)} MB, {rate:.1f} MB/s)"

@@ -170,8 +170,19 @@ class Fields:
 
     @classmethod
     def from_dict(cls, data: Any, source: PathLike | None = None) -> Self:
-        """An instance from a parsed JSON object; :class:`RecordError` naming ``source`` (a file,
-        or a description) when ``data`` is not this record."""
+        """An instance from a parsed JSON object.
+
+        Args:
+            data: the object (keys this class does not know are kept in ``extra``).
+            source: the file it came from, or a description, for the error message.
+
+        Returns:
+            The record.
+
+        Raises:
+            RecordError: naming ``source``, when ``data`` is not this record (a missing key, or a
+                value of the wrong type, named by its key path).
+        """
         try:
             return cls._from_mapping(data)
         except _Mismatch as err:
@@ -215,8 +226,18 @@ class Record(Fields):
 
     @classmethod
     def read(cls, path: PathLike) -> Self:
-        """The record stored at ``path``. Raises :class:`RecordError` naming the file when it is
-        missing, unreadable, not JSON (a truncated write, say) or not this record."""
+        """The record stored in a JSON file.
+
+        Args:
+            path: the file.
+
+        Returns:
+            The record (``schema`` 1 when the file carries none).
+
+        Raises:
+            RecordError: naming the file, when it is missing, unreadable, not JSON (a truncated write,
+                say) or not this record.
+        """
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -233,11 +254,28 @@ class Record(Fields):
 
     @classmethod
     def read_optional(cls, path: PathLike) -> Self | None:
-        """:meth:`read`, or None when there is no file at ``path`` (any other problem still raises)."""
+        """:meth:`read`, or None when there is no file.
+
+        Args:
+            path: the file.
+
+        Returns:
+            The record, or None when ``path`` is not a file.
+
+        Raises:
+            RecordError: any other problem with the file (see :meth:`read`).
+        """
         return cls.read(path) if Path(path).is_file() else None
 
     def write(self, path: PathLike) -> Path:
-        """Write the record to ``path`` atomically (a crash never leaves half a file); returns the path."""
+        """Write the record atomically (a crash never leaves half a file).
+
+        Args:
+            path: the file to write (replaced when it exists).
+
+        Returns:
+            ``path`` as a :class:`~pathlib.Path`.
+        """
         return atomic_write_json(path, self.to_dict())
 
 
@@ -334,13 +372,17 @@ class TrainRecord(Record):
 
 @dataclass(kw_only=True)
 class RunState(Record):
-    """``run.json`` in a work dir: which config's run it holds and how far it got (``status``:
-    ``running``, ``finished`` or ``failed`` with ``error``), checked before a new run may use the
-    folder. ``inner_iter`` is set for a checkpoint written inside an epoch."""
+    """``run.json`` in a work dir: which config's run it holds and how far it got, checked before a
+    new run may use the folder. ``status`` is one of :attr:`STATUSES`: ``running`` (also what a
+    run killed by a signal leaves behind), ``finished``, ``failed`` (an error stopped it; ``error``
+    holds the one-line reason) or ``interrupted`` (Ctrl-C; ``error`` says so). ``inner_iter`` is
+    set for a checkpoint written inside an epoch. Files of older versions (without
+    ``interrupted``) read unchanged: the field set is the same."""
 
     KIND: ClassVar[str] = "work-dir record"
     FILENAME: ClassVar[str] = "run.json"
     WRITER: ClassVar[str] = "the training (`tinlib train`)"
+    STATUSES: ClassVar[tuple[str, ...]] = ("running", "finished", "failed", "interrupted")
 
     config_name: str
     status: str
@@ -415,7 +457,18 @@ LogLine = LogHeader | LogEntry
 
 
 def parse_log_line(data: Any, source: PathLike | None = None) -> LogLine:
-    """A parsed ``log.json`` line as a :class:`LogEntry` (it has ``mode``) or a :class:`LogHeader`."""
+    """One parsed ``log.json`` line as its record.
+
+    Args:
+        data: the line's JSON object.
+        source: ``file:line``, for the error message.
+
+    Returns:
+        A :class:`LogEntry` when it has ``mode``, else a :class:`LogHeader`.
+
+    Raises:
+        RecordError: the object is not a log line.
+    """
     if isinstance(data, dict) and "mode" in data:
         return LogEntry.from_dict(data, source)
     return LogHeader.from_dict(data, source)
@@ -441,7 +494,14 @@ class TrainingLog:
         return [x for x in self.lines if isinstance(x, LogEntry)]
 
     def mode(self, mode: str) -> list[LogEntry]:
-        """The entries of one ``mode`` (``train`` or ``val``), in file order."""
+        """The entries of one mode, in file order.
+
+        Args:
+            mode: ``"train"`` or ``"val"``.
+
+        Returns:
+            The :class:`LogEntry` lines with that ``mode``.
+        """
         return [e for e in self.entries if e.mode == mode]
 
     @property
@@ -458,8 +518,19 @@ class TrainingLog:
 
 
 def iter_log(path: PathLike) -> Iterator[tuple[int, LogLine | None]]:
-    """``(line number, parsed line)`` for every non-empty line of a ``log.json``; the parsed line
-    is None for a last line that is not JSON (a write cut off by a kill)."""
+    """The lines of a ``log.json``, parsed one at a time.
+
+    Args:
+        path: the training log.
+
+    Yields:
+        ``(line number, parsed line)`` for every non-empty line; the parsed line is None for a last
+        line that is not JSON (a write cut off by a kill).
+
+    Raises:
+        RecordError: naming the file (and line), when it is missing or unreadable, or a line other
+            than the last is not a log line.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -481,9 +552,18 @@ def iter_log(path: PathLike) -> Iterator[tuple[int, LogLine | None]]:
 
 
 def read_log(path: PathLike) -> TrainingLog:
-    """Every line of the training log at ``path``. A last line that is not JSON (cut off by a
-    kill) is skipped and counted; any other line that is not a log line raises :class:`RecordError`
-    naming the file and line."""
+    """Every line of a training log.
+
+    Args:
+        path: the training log (``log.json``).
+
+    Returns:
+        The :class:`TrainingLog`; a last line that is not JSON (cut off by a kill) is skipped and
+        counted in ``skipped``.
+
+    Raises:
+        RecordError: naming the file and line, when any other line is not a log line.
+    """
     lines: list[LogLine] = []
     skipped = 0
     for _, line in iter_log(path):
@@ -506,7 +586,14 @@ class LogWriter:
             self.handle = open(self.path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
     def write(self, line: LogLine | Mapping[str, Any]) -> None:
-        """Append ``line`` (a dict is accepted too and checked as a log line first)."""
+        """Append one line to the log and flush it (nothing is written when the writer has no path).
+
+        Args:
+            line: a :class:`LogHeader` / :class:`LogEntry`, or a dict, checked as a log line first.
+
+        Raises:
+            RecordError: a dict that is not a log line.
+        """
         if not isinstance(line, (LogHeader, LogEntry)):
             line = parse_log_line(dict(line))
         if self.handle is not None:
@@ -581,7 +668,14 @@ class MetricsRecord(Record):
     config: dict[str, Any]
 
     def percent(self, key: str) -> float | None:
-        """``metrics_percent[key]`` (``top1_acc``, ``top5_acc``, ``mean_class_accuracy``) or None."""
+        """One metric in percent.
+
+        Args:
+            key: ``"top1_acc"``, ``"top5_acc"`` or ``"mean_class_accuracy"``.
+
+        Returns:
+            ``metrics_percent[key]`` as a float, or None when it is not recorded.
+        """
         value = self.metrics_percent.get(key)
         return None if value is None else float(value)
 
@@ -664,7 +758,14 @@ class LatencyModel(Fields):
     zoo: dict[str, Any] | None = None
 
     def mean_ms(self, device: str = "cuda") -> float | None:
-        """Mean milliseconds per video on ``device`` (``cpu`` or ``cuda``), None if not timed there."""
+        """Mean milliseconds per video on one device.
+
+        Args:
+            device: ``"cpu"`` or ``"cuda"``.
+
+        Returns:
+            The mean, or None when the model was not timed there.
+        """
         timing = self.latency.get(device)
         return None if timing is None else float(timing.mean_ms)
 

@@ -16,7 +16,7 @@ import numpy as np
 from .annotations import DataError
 
 __all__ = ["DecodeError", "imread_rgb", "decode_rawframes", "VideoClip", "open_video", "decode_video",
-           "iter_video_frames", "have_decord", "VIDEO_BACKENDS"]
+           "iter_video_frames", "have_decord", "quiet_native_video_logs", "VIDEO_BACKENDS"]
 
 log = logging.getLogger(__name__)
 VIDEO_BACKENDS = ("decord", "pyav")
@@ -36,13 +36,50 @@ def have_decord() -> bool:
     return _decord is not None
 
 
+_native_logs_quiet: bool | None = None  # None: not set yet in this process
+
+
+def quiet_native_video_logs() -> bool:
+    """Silence the FFmpeg log lines of decord's bundled FFmpeg, once per process.
+
+    A file decord cannot read otherwise prints FFmpeg's own notes (``moov atom not found``) on
+    stderr before the one line of :class:`DecodeError`. The level is set once (a process-wide
+    setting of the library), not around each decode. With the ``tinlib`` logger at debug level
+    (``--debug``) FFmpeg keeps its default level, so its notes are there for diagnosis. PyAV needs
+    nothing: its FFmpeg logging is off unless ``av.logging.set_level`` turns it on.
+
+    Not silenced: decord's own C++ log line for a file it cannot open (``[hh:mm:ss]
+    .../video_reader.cc:83: ERROR opening: PATH, Invalid data found when processing input``); it
+    is written straight to stderr and has no level to set.
+
+    Returns:
+        True when the FFmpeg log level of decord was lowered to quiet (False: debug mode, or no decord).
+    """
+    global _native_logs_quiet
+    if _native_logs_quiet is None:
+        _native_logs_quiet = _decord is not None and not log.isEnabledFor(logging.DEBUG)
+        if _native_logs_quiet:
+            _decord.logging.set_level(_decord.logging.QUIET)
+    return _native_logs_quiet
+
+
 class DecodeError(DataError):
     """A frame or video file that is missing, empty or cannot be decoded."""
 
 
 # --------------------------------------------------------------------------------------- images
 def imread_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read one image file as RGB uint8 ``[H, W, 3]`` (OpenCV decode, as mmcv's cv2 backend)."""
+    """Read one image file as RGB (OpenCV decode, as mmcv's cv2 backend).
+
+    Args:
+        path: a JPEG or PNG file.
+
+    Returns:
+        ``[H, W, 3]`` uint8, RGB.
+
+    Raises:
+        DecodeError: the file is missing, unreadable, empty or not a decodable image.
+    """
     path = os.fspath(path)
     try:
         buf = np.fromfile(path, dtype=np.uint8)
@@ -63,8 +100,17 @@ def decode_rawframes(frame_dir: str | os.PathLike, indices: Sequence[int], filen
                      start_index: int = 1) -> np.ndarray:
     """Frames ``frame_dir/filename_tmpl.format(i + start_index)`` for 0-based ``indices``.
 
-    Returns ``[len(indices), H, W, 3]`` RGB uint8; repeated indices are decoded once. Raises
-    ``DecodeError`` for a missing folder, a missing/unreadable file or frames of different sizes.
+    Args:
+        frame_dir: the video's frame folder.
+        indices: 0-based frame indices; repeated indices are decoded once.
+        filename_tmpl: the frame file name template (e.g. ``"img_{:05}.jpg"``).
+        start_index: the number of the first frame file.
+
+    Returns:
+        ``[len(indices), H, W, 3]`` RGB uint8.
+
+    Raises:
+        DecodeError: a missing folder, a missing or unreadable file, or frames of different sizes.
     """
     frame_dir = os.fspath(frame_dir)
     if not os.path.isdir(frame_dir):
@@ -126,6 +172,7 @@ class VideoClip:
         self._frames: list | None = None
         self.decord_error: str | None = None
         if backend == "decord" and _decord is not None:
+            quiet_native_video_logs()
             try:
                 self._reader = _decord.VideoReader(self.path, num_threads=1)
                 self._len = len(self._reader)
@@ -161,7 +208,18 @@ class VideoClip:
         return self._len
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames at 0-based ``indices`` (each ``< len(self)``) as ``[N, H, W, 3]`` RGB uint8."""
+        """The frames at 0-based ``indices``.
+
+        Args:
+            indices: frame indices, each ``< len(self)``; repeats are decoded once.
+
+        Returns:
+            ``[len(indices), H, W, 3]`` RGB uint8.
+
+        Raises:
+            IndexError: an index out of range.
+            DecodeError: neither decord nor PyAV can decode the frames.
+        """
         indices = [int(i) for i in indices]
         bad = [i for i in indices if not 0 <= i < self._len]
         if bad:
@@ -192,20 +250,54 @@ def _short(err: BaseException) -> str:
 
 
 def open_video(path: str | os.PathLike, backend: str = "decord") -> VideoClip:
-    """Open the video at ``path`` with ``backend`` (decord or pyav) for random frame access."""
+    """Open a video for random frame access.
+
+    Args:
+        path: the video file.
+        backend: ``"decord"`` (PyAV as the fallback) or ``"pyav"``.
+
+    Returns:
+        The opened :class:`VideoClip`.
+
+    Raises:
+        DecodeError: the file is missing, empty or cannot be decoded (the message gives each
+            backend's reason).
+        ValueError: an unknown ``backend``.
+    """
     return VideoClip(path, backend)
 
 
 def decode_video(path: str | os.PathLike, indices: Sequence[int], backend: str = "decord") -> np.ndarray:
-    """Open ``path`` with ``backend`` and return the frames at 0-based ``indices``: ``[N, H, W, 3]`` RGB uint8."""
+    """Open a video and return the frames at 0-based ``indices``.
+
+    Args:
+        path: the video file.
+        indices: frame indices, each below the video's frame count.
+        backend: ``"decord"`` (PyAV as the fallback) or ``"pyav"``.
+
+    Returns:
+        ``[len(indices), H, W, 3]`` RGB uint8.
+
+    Raises:
+        DecodeError: the file is missing, empty or cannot be decoded.
+        IndexError: an index out of range.
+    """
     return open_video(path, backend).get(indices)
 
 
 def iter_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Every frame of ``path`` in order as RGB uint8 ``[H, W, 3]``, decoded sequentially with PyAV.
+    """Every frame of a video in order, decoded sequentially with PyAV.
 
-    Sequential decoding avoids seeking (unreliable for webm/VP9), which is what frame extraction
-    needs. Raises ``DecodeError`` naming the file when it cannot be opened or decoded.
+    Sequential decoding avoids seeking (unreliable for webm/VP9), which is what frame extraction needs.
+
+    Args:
+        path: the video file.
+
+    Yields:
+        ``[H, W, 3]`` RGB uint8, one frame at a time.
+
+    Raises:
+        DecodeError: naming the file, when it is missing or empty, or cannot be opened or decoded.
     """
     import av
 

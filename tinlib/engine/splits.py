@@ -2,6 +2,7 @@
 the model, and the dataset of each split with its sampling (training or test views)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,22 @@ from tinlib.engine.config import Config
 from tinlib.engine.errors import RunError
 
 SPLITS = ("train", "val", "test")
+log = logging.getLogger(__name__)
 
 
 def split_paths(cfg: Config, split: str) -> tuple[Path, Path]:
-    """``(annotation file, data prefix)`` of ``split`` (one of :data:`SPLITS`), under ``data.root``
-    unless the config gives absolute paths."""
+    """The annotation list and data folder of one split.
+
+    Args:
+        cfg: the run's config.
+        split: one of :data:`SPLITS`.
+
+    Returns:
+        ``(annotation file, data prefix)``, under ``data.root`` unless the config gives absolute paths.
+
+    Raises:
+        ValueError: ``split`` is not one of :data:`SPLITS`.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     d = cfg.data
@@ -24,23 +36,66 @@ def split_paths(cfg: Config, split: str) -> tuple[Path, Path]:
     return cfg.data_path(ann), cfg.data_path(prefix)
 
 
+# The `tinlib prepare` sub-command that writes each dataset (config ``data.dataset`` -> sub-command).
+_PREPARE_COMMANDS = {"sthv1": "sthv1", "sthv2": "sthv2", "kinetics400": "k400", "k400": "k400"}
+_SYNTHETIC_LAYOUTS = ("sthv1", "sthv2", "k400")
+
+
+def prepare_hint(cfg: Config) -> str:
+    """The ``tinlib prepare`` command line that writes the data of ``cfg`` into ``data.root``.
+
+    Args:
+        cfg: the run's config; ``data.dataset`` picks the sub-command (a name starting with
+            ``synthetic`` is the embedded synthetic dataset, its suffix the layout).
+
+    Returns:
+        The command in backquotes, e.g. ``"`tinlib prepare synthetic --out data/synthetic/sthv1`"``;
+        ``"`tinlib prepare ...`"`` for a dataset without its own sub-command.
+    """
+    name, root = cfg.data.dataset, cfg.data.root
+    if name.startswith("synthetic"):
+        layout = name.split("-", 1)[1] if "-" in name else "sthv1"
+        layout_arg = f" --layout {layout}" if layout in _SYNTHETIC_LAYOUTS and layout != "sthv1" else ""
+        return f"`tinlib prepare synthetic{layout_arg} --out {root}`"
+    sub = _PREPARE_COMMANDS.get(name)
+    return f"`tinlib prepare {sub} --root RELEASE_DIR --out {root}`" if sub else "`tinlib prepare ...`"
+
+
 def check_data_paths(cfg: Config, splits: tuple[str, ...]) -> None:
-    """The data root, the annotation lists and the frame/video folders of ``splits`` must exist;
-    raises one :class:`RunError` listing everything that is missing and how to fix it."""
+    """Check that the data root and the annotation lists and frame/video folders of ``splits`` exist.
+
+    Every missing path is logged at debug level; the error is one line.
+
+    Args:
+        cfg: the run's config (``data.root`` and the splits' ``*_ann`` / ``*_prefix``).
+        splits: the splits the command reads, each one of :data:`SPLITS`.
+
+    Raises:
+        RunError: one line naming the missing data root (or, when the root exists, the first
+            missing path and how many others are missing) and how to prepare the data or point
+            ``data.root`` at it.
+    """
     root = Path(cfg.data.root)
-    problems = []
-    if not root.is_dir():
-        problems.append(f"data root {root} does not exist")
+    missing: list[str] = []
     for split in splits:
         ann, prefix = split_paths(cfg, split)
         if not ann.is_file():
-            problems.append(f"{split} annotation list {ann} not found")
+            missing.append(f"{split} annotation list {ann}")
         if not prefix.is_dir():
-            problems.append(f"{split} data folder {prefix} not found")
-    if problems:
-        raise RunError(f"config {cfg.name}: data for {cfg.data.dataset} is missing:\n  " + "\n  ".join(problems) +
-                       "\nPrepare it with `tinlib prepare`, or point the config at it with --set data.root=DIR "
-                       "(annotation lists and folders are relative to data.root).")
+            missing.append(f"{split} data folder {prefix}")
+    root_missing = not root.is_dir()
+    if not missing and not root_missing:
+        return
+    for what in missing:
+        log.debug("config %s: %s not found", cfg.name, what)
+    point = ("or point the config at it with --set data.root=DIR (annotation lists and folders are relative to "
+             "data.root)")
+    if root_missing:
+        raise RunError(f"config {cfg.name}: data root {root} does not exist; prepare the {cfg.data.dataset} data "
+                       f"there with {prepare_hint(cfg)}, {point}")
+    others = f" (and {len(missing) - 1} other path{'s' if len(missing) > 2 else ''})" if len(missing) > 1 else ""
+    raise RunError(f"config {cfg.name}: data for {cfg.data.dataset} is missing: {missing[0]} not found{others}; "
+                   f"prepare it with {prepare_hint(cfg)}, {point}")
 
 
 def build_split_dataset(cfg: Config, split: str):
@@ -49,6 +104,17 @@ def build_split_dataset(cfg: Config, split: str):
     ``train``: training sampling and augmentation (V = 1); ``val``: single-view test sampling
     with a centre crop (as MMAction2's validation); ``test``: the config's test views
     (``test.num_clips`` x crops, twice sampling). Labels are checked against ``model.num_classes``.
+
+    Args:
+        cfg: the run's config (data, model and test sections).
+        split: one of :data:`SPLITS`.
+
+    Returns:
+        The dataset (T = ``model.num_segments``, S = ``data.input_size``).
+
+    Raises:
+        RunError: the list cannot be read or parsed, the split has no samples, or its labels do not
+            fit ``model.num_classes``; one line naming the config and split.
     """
     from tinlib.data import DataError, build_dataset
 
@@ -73,8 +139,18 @@ def build_split_dataset(cfg: Config, split: str):
 
 
 def check_class_count(cfg: Config, dataset, split: str) -> None:
-    """A dataset with ``labels`` (a sequence of ints) must have samples, and labels within
-    ``[0, model.num_classes)``; a dataset that declares ``num_classes`` must agree with the config."""
+    """Check a dataset's labels against ``model.num_classes``.
+
+    Args:
+        cfg: the run's config.
+        dataset: a dataset; checked when it has ``labels`` (a sequence of ints) or declares
+            ``num_classes`` (an int), passed otherwise.
+        split: the split's name, for the message.
+
+    Raises:
+        RunError: no samples, a label outside ``[0, model.num_classes)``, or a declared class count
+            that differs from the config's.
+    """
     labels = getattr(dataset, "labels", None)
     if labels is None or len(labels) == 0:
         if labels is not None:
@@ -90,4 +166,4 @@ def check_class_count(cfg: Config, dataset, split: str) -> None:
                        f"{cfg.model.num_classes}")
 
 
-__all__ = ["SPLITS", "build_split_dataset", "check_class_count", "check_data_paths", "split_paths"]
+__all__ = ["SPLITS", "build_split_dataset", "check_class_count", "check_data_paths", "prepare_hint", "split_paths"]

@@ -58,6 +58,7 @@ from tinlib.engine.schedule import LrSchedule
 from tinlib.engine.splits import build_split_dataset, check_class_count, check_data_paths
 from tinlib.engine.torch_settings import autocast, torch_settings
 from tinlib.engine.workdir import check_work_dir, resolve_resume, truncate_log
+from tinlib.errors import UserError
 from tinlib.records import LogWriter, RecordError, RunState, TrainRecord, parse_log_line
 from tinlib.seeding import derive_seed, random_seed, rng_state, seed_everything, set_rng_state
 
@@ -73,6 +74,28 @@ def format_duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
     return str(datetime.timedelta(seconds=round(max(seconds, 0.0))))
+
+
+def stop_reason(err: BaseException) -> str:
+    """The one-line reason recorded in ``run.json`` for the exception that stopped a run.
+
+    Args:
+        err: the exception; a :class:`~tinlib.errors.UserError` (bad data, a full disk, a
+            non-finite loss) gives its message, Ctrl-C ``"interrupted (KeyboardInterrupt)"``, any
+            other exception its type and message.
+
+    Returns:
+        The reason on one line (whitespace runs, newlines included, become one space), at most
+        500 characters.
+    """
+    if isinstance(err, KeyboardInterrupt):
+        text = "interrupted (KeyboardInterrupt" + (f": {err})" if str(err) else ")")
+    elif isinstance(err, UserError):
+        text = str(err)
+    else:
+        text = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,7 +345,8 @@ class Trainer:
             elif log_path.exists():
                 log_path.unlink()  # a fresh start in a folder whose earlier attempt never checkpointed
             self.json_log = LogWriter(self.work_dir / "log.json")
-            self._write_run_record("running")
+            # a run resumed from a mid-epoch checkpoint starts at that iteration
+            self._write_run_record("running", **({"inner_iter": self.start_inner} if self.start_inner else {}))
         self.session_t0, self.session_iters = time.perf_counter(), 0  # the pace behind the ETA
         self.last_loss = math.nan
         dist.barrier()
@@ -422,14 +446,40 @@ class Trainer:
                 "time": now_iso(), "git": git_info(), "best": self.best, "work_dir": str(self.work_dir)}
 
     def _write_run_record(self, status: str, **extra: Any) -> None:
-        """Write ``work_dir/run.json`` (rank 0): the run's status (running, finished, failed), the
-        epochs done, seed, world size, lr and best score, and the config (for the work-dir checks)."""
+        """Write ``work_dir/run.json`` (rank 0): the run's status (one of :data:`RunState.STATUSES`),
+        the epochs done, seed, world size, lr and best score, and the config (for the work-dir checks).
+
+        Args:
+            status: ``running``, ``finished``, ``failed`` or ``interrupted``.
+            **extra: further :class:`RunState` fields: ``inner_iter`` (the iterations of the next
+                epoch in the mid-epoch checkpoint just written), ``error`` (why the run stopped).
+        """
         record = {"config_name": self.cfg.name, "status": status,
                   "epoch": getattr(self, "epoch_done", self.start_epoch), "epochs": self.cfg.train.epochs,
                   "seed": self.seed, "world_size": self.ctx.world_size,
                   "lr": self.scaling.to_dict(), "best": self.best, "time": now_iso(), **extra,
                   "config": self.cfg.to_dict()}
         RunState.from_dict(record).write(self.work_dir / RunState.FILENAME)
+        self.recorded_inner_iter = extra.get("inner_iter")
+
+    def _write_stop_record(self, err: BaseException) -> None:
+        """Write ``run.json`` after ``err`` stopped the run (rank 0): ``interrupted`` for Ctrl-C
+        (:class:`KeyboardInterrupt`), ``failed`` for any other exception, with the one-line reason in
+        ``error``; the position stays that of the last record (so a mid-epoch checkpoint keeps its
+        ``inner_iter``). A failure to write it (a full disk) is logged at debug level and not
+        raised: the error that stopped the run is the one the user must see.
+
+        Args:
+            err: the exception that is leaving :meth:`fit`.
+        """
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        extra: dict[str, Any] = {"error": stop_reason(err)}
+        if getattr(self, "recorded_inner_iter", None):
+            extra["inner_iter"] = self.recorded_inner_iter
+        try:
+            self._write_run_record(status, **extra)
+        except Exception as write_err:
+            log.debug("could not record the %s run in %s: %s", status, self.work_dir / RunState.FILENAME, write_err)
 
     def _save(self, name: str, epoch: int, global_iter: int, rngs: list, inner_iter: int = 0) -> Path:
         from tinlib.checkpoint import save_checkpoint
@@ -589,7 +639,12 @@ class Trainer:
 
     # ---- the run ------------------------------------------------------------------------
     def fit(self) -> dict:
-        """Run the remaining epochs (validation, checkpoints, records); returns the train.json record."""
+        """Run the remaining epochs (validation, checkpoints, records); returns the train.json record.
+
+        ``run.json`` ends as ``finished`` (after train.json is written), or, when an exception
+        leaves this method, as ``failed`` with the one-line reason in ``error`` (``interrupted`` for
+        Ctrl-C); the exception is raised again and the checkpoints already written stay as they are.
+        """
         cfg, ctx = self.cfg, self.ctx
         t0 = time.time()
         if ctx.is_main:  # the warnings are the same on every process
@@ -598,13 +653,13 @@ class Trainer:
         log.info(self.scaling.message())
         log.info("%s: %d training videos, %d iterations/epoch x %d epochs, %d process(es) on %s, seed %d", cfg.name,
                  len(self.train_set), self.iters_per_epoch, cfg.train.epochs, ctx.world_size, ctx.device, self.seed)
-        self.json_log.write(parse_log_line(self._log_header()))
         self.session_t0, self.session_iters = time.perf_counter(), 0  # the pace behind the ETA
         last_val = None
         self.epoch_done = self.start_epoch
         if self.start_epoch >= cfg.train.epochs:
             log.info("%s: already trained for %d epochs", self.work_dir, self.start_epoch)
         try:
+            self.json_log.write(parse_log_line(self._log_header()))
             for epoch in range(self.start_epoch, cfg.train.epochs):
                 epoch_stats = self.train_epoch(epoch, self.start_inner if epoch == self.start_epoch else 0)
                 self.epoch_done = epoch + 1
@@ -630,16 +685,17 @@ class Trainer:
                         self._save("best.pth", epoch + 1, global_iter, rngs)
                     self._write_run_record("running")
                 dist.barrier()
-        except NonFiniteLossError as err:
+            summary = self._train_record(last_val, time.time() - t0)
             if ctx.is_main:
-                self._write_run_record("failed", error=str(err))
+                # train.json first: "finished" means that the summary the reports read is there
+                out = self._write_train_record(summary)
+                self._write_run_record("finished")
+                log.info("done: %s; summary %s", self.work_dir / "latest.pth", out)
+        except BaseException as err:  # Ctrl-C too: run.json must not say "running" for a run that stopped
+            if ctx.is_main:
+                self._write_stop_record(err)
             self.json_log.close()
             raise
-        summary = self._train_record(last_val, time.time() - t0)
-        if ctx.is_main:
-            self._write_run_record("finished")
-            out = self._write_train_record(summary)
-            log.info("done: %s; summary %s", self.work_dir / "latest.pth", out)
         self.json_log.close()
         dist.barrier()
         return summary
@@ -728,4 +784,4 @@ def train(cfg: Config, **kwargs: Any) -> dict:
 
 
 __all__ = ["ITER_SLEEP_ENV", "IntervalTally", "NonFiniteLossError", "StepResult", "Trainer", "clips_channels_last",
-           "format_duration", "top_k_correct", "train", "train_step"]
+           "format_duration", "stop_reason", "top_k_correct", "train", "train_step"]
