@@ -208,5 +208,5 @@ def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
     return cfg, model.eval(), build_split_dataset(cfg, split)
 
 
-__all__ = ["load_config", "data_overrides", "require_train_split", "resolve", "default_work_dir", "run_folder", "find_checkpoint",
-           "load_trained"]
+__all__ = ["load_config", "data_overrides", "require_train_split", "resolve", "default_work_dir", "run_folder",
+           "find_checkpoint", "load_trained"]
