@@ -49,14 +49,16 @@ data_root = "data/synthetic/sthv1"  # the release files (written here for synthe
 lists_dir = None                   # where the lists go (default: data_root)
 synthetic = {"layout": "sthv1", "size": "demo", "height": 40, "num_train": None, "num_val": None}
 workers = None                     # processes for writing / frame extraction (default: a few)
+splits = None                      # a release's splits to prepare (default all; ["val"]: what testing reads)
 show_examples = True
 
 # %%
-options = dict(synthetic) if dataset == "synthetic" else {}
+options = dict(synthetic) if dataset == "synthetic" else {"splits": splits}
 summary = launch.prepare_data(dataset, data_root, lists_dir=lists_dir, workers=workers, **options)
 display(tables.prepare_table(summary))
+shown = [split for split in ("train", "val") if any(lst.get(split) for lst in summary["lists"].values())]
 for kind, lst in summary["lists"].items():
-    print(f"{kind}: {lst['train']}\n{' ' * len(kind)}  {lst['val']}")
+    print(f"{kind}: " + f"\n{' ' * len(kind)}  ".join(lst[split] for split in shown))
 
 # %% [markdown]
 # Videos per class in each split (the first classes when there are many):
@@ -64,7 +66,7 @@ for kind, lst in summary["lists"].items():
 # %%
 kind = summary.get("kind") or next(iter(summary["lists"]))
 lst = summary["lists"][kind]
-labels = {split: [r.label for r in load_annotations(lst[split], kind)] for split in ("train", "val")}
+labels = {split: [r.label for r in load_annotations(lst[split], kind)] for split in shown}
 tables.class_counts(labels, summary["class_names"], summary.get("reversal_pairs") or []).head(20)
 
 # %% [markdown]

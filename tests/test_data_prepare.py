@@ -4,6 +4,7 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -313,3 +314,89 @@ def test_preparation_does_not_import_the_synthetic_writer():
     code = "import sys, tinlib.data.prepare; print('tinlib.data.synthetic' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------ one split only
+def mtimes(folder):
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_sthv2_val_split_only_then_all_splits(sthv2, tmp_path):
+    out = tmp_path / "out"
+    rep = prepare_sthv2(sthv2, out, workers=1, splits=["val"], quiet=True)
+    assert rep["splits"] == ["val"] and rep["counts"] == {"val": 1}
+    assert sorted(p.name for p in out.iterdir()) == ["rawframes", "sthv2_val_list_rawframes.txt",
+                                                     "sthv2_val_list_videos.txt"]
+    assert sorted(os.listdir(out / "rawframes")) == ["9"]  # no training video decoded
+    assert "train" not in rep["lists"]["rawframes"] and "data_prefix" not in rep["lists"]["rawframes"]
+    assert rep["lists"]["rawframes"]["val_data_prefix"] == str(out / "rawframes")
+    val_frames = mtimes(out / "rawframes" / "9")
+    rep = prepare_sthv2(sthv2, out, workers=1, quiet=True)  # the full preparation afterwards
+    assert rep["splits"] == ["train", "val"] and rep["counts"] == {"train": 2, "val": 1}
+    assert (out / "sthv2_train_list_rawframes.txt").read_text() == "5 10 1\n6 4 0\n"
+    assert (out / "sthv2_val_list_rawframes.txt").read_text() == "9 6 0\n"
+    assert sorted(os.listdir(out / "rawframes")) == ["5", "6", "9"]
+    assert mtimes(out / "rawframes" / "9") == val_frames  # the val video was not decoded again
+
+
+def test_k400_val_split_needs_no_training_clips(k400, tmp_path):
+    (k400 / "videos_train").rename(tmp_path / "elsewhere")  # not downloaded yet: only the train CSV is read
+    out = tmp_path / "out"
+    rep = prepare_kinetics400(k400, out, short_side=16, workers=1, splits="val", quiet=True)
+    # classes from the train CSV all the same: abseiling, air_drumming, petting_animal_(not_cat)
+    assert rep["class_names"] == ["abseiling", "air_drumming", "petting_animal_(not_cat)"]
+    assert (out / "kinetics400_val_list_rawframes.txt").read_text() == "eeeeeeeeeee_000005_000015 7 1\n"
+    assert not (out / "kinetics400_train_list_rawframes.txt").exists()
+    assert not (out / "kinetics400_train_list_videos.txt").exists() and not (out / "rawframes_train").exists()
+    val_frames = mtimes(out / "rawframes_val")
+    (tmp_path / "elsewhere").rename(k400 / "videos_train")
+    rep = prepare_kinetics400(k400, out, short_side=16, workers=1, quiet=True)
+    assert rep["counts"] == {"train": 3, "val": 1} and (out / "rawframes_train" / "abseiling").is_dir()
+    assert mtimes(out / "rawframes_val") == val_frames
+
+
+def test_unknown_split_names_the_choices(sthv1, tmp_path, capsys):
+    with pytest.raises(PrepareError, match=r"^unknown split 'tain'; choose from train, val"):
+        prepare_sthv1(sthv1, tmp_path / "l", splits=["tain"], quiet=True)
+    with pytest.raises(PrepareError, match="unknown split 'val '|no split given"):
+        prepare_sthv1(sthv1, tmp_path / "l", splits=" , ", quiet=True)
+    code = cli.main(["prepare", "sthv1", "--root", str(sthv1), "--splits", "val,tests", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("tinlib prepare: error: --splits: unknown split 'tests'; choose from")
+    assert len(err.strip().splitlines()) == 1 and not (sthv1 / "sthv1_val_list_rawframes.txt").exists()
+    assert cli.main(["prepare", "sthv1", "--root", str(sthv1), "--out", str(tmp_path / "l"), "--splits", "val",
+                     "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "l").iterdir()) == ["sthv1_val_list_rawframes.txt"]
+
+
+def test_prepare_record_names_its_splits_and_keeps_the_others(sthv1, tmp_path):
+    from tinlib.errors import UserError
+    from tinlib.pipeline import launch, runconfig
+    from tinlib.records import PrepareRecord
+
+    out = tmp_path / "lists"
+    train_list, val_list = out / "sthv1_train_list_rawframes.txt", out / "sthv1_val_list_rawframes.txt"
+    summary = launch.prepare_data("sthv1", sthv1, lists_dir=out, splits=["val"])
+    assert summary["splits"] == ["val"] and summary["counts"] == {"val": 1} and not train_list.exists()
+    record = PrepareRecord.read(out / PrepareRecord.FILENAME)
+    assert record.lists["rawframes"].train is None and record.lists["rawframes"].val == str(val_list)
+    # testing reads the val list; training stops with one line saying how to add the train split
+    overrides = runconfig.data_overrides(runconfig.load_config("tin_r50_1x1x8_40e_sthv1_rgb"), out)
+    frames = str((sthv1 / "20bn-something-something-v1").resolve())  # outside the lists folder: absolute
+    assert overrides["data.test_prefix"] == overrides["data.val_prefix"] == frames
+    assert "data.train_prefix" not in overrides and "data.train_ann" not in overrides
+    cfg = runconfig.resolve("tin_r50_1x1x8_40e_sthv1_rgb", data_root=out, quiet=True)
+    assert (Path(cfg.data.root) / cfg.data.test_ann) == val_list
+    with pytest.raises(UserError, match=f"lists only the val split .*tinlib prepare sthv1 --root {sthv1} --out {out}"):
+        runconfig.require_train_split(out)
+    summary = launch.prepare_data("sthv1", sthv1, lists_dir=out)  # all splits: the train list is added
+    assert summary["splits"] == ["train", "val"] and summary["counts"] == {"train": 2, "val": 1}
+    assert train_list.read_text() == "101 12 1\n102 5 0\n"
+    runconfig.require_train_split(out)
+    # preparing the val split again keeps the train list of the full preparation in the record
+    summary = launch.prepare_data("sthv1", sthv1, lists_dir=out, splits="val")
+    assert summary["splits"] == ["train", "val"] and summary["counts"] == {"train": 2, "val": 1}
+    assert PrepareRecord.read(out / PrepareRecord.FILENAME).lists["rawframes"].train == str(train_list)
+    train_list.unlink()  # a list no longer on disk is not carried over
+    summary = launch.prepare_data("sthv1", sthv1, lists_dir=out, splits="val")
+    assert summary["splits"] == ["val"] and summary["lists"]["rawframes"]["train"] is None

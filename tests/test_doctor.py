@@ -14,7 +14,7 @@ import torch
 
 from tinlib import ops
 from tinlib.commands import doctor as doctor_command
-from tinlib.doctor import FAIL, PASS, RESULTS, SKIPPED, decoders, opcheck, train_step
+from tinlib.doctor import FAIL, PASS, RESULTS, SKIPPED, blockcheck, decoders, opcheck, train_step
 from tinlib.doctor.bandwidth import peak_bandwidth
 
 HAS_CUDA = torch.cuda.is_available()
@@ -53,6 +53,9 @@ def test_doctor_passes_on_this_machine(capsys):
             result, detail = rows[(f"interlace {direction} [reference]", "cpu", dtype)]
             assert result == PASS, detail
             assert "<= tol" in detail
+    for direction in ("forward", "backward"):
+        result, detail = rows[(f"TIN module {direction} [fused]", "cpu", "float32")]
+        assert result == PASS and "<= tol" in detail and "grad adjoint/mmcv" in detail
     assert rows[("train step [fp32]", "cpu", "float32")][0] == PASS
     amp_result, amp_detail = rows[("train step [amp]", "cpu", "bfloat16")]
     assert amp_result == PASS or (amp_result == SKIPPED and "bfloat16" in amp_detail)
@@ -66,8 +69,8 @@ def test_doctor_passes_on_this_machine(capsys):
         assert all(result == SKIPPED and "no CUDA device" in detail for result, detail in cuda_rows.values())
     assert "summary: " in out and " 0 fail" in out
     # a progress line per group of checks, on stderr
-    for group in ("versions and devices", "interlace op on cpu", "train step [fp32] on cpu", "train step [amp] on cpu",
-                  "data decoders"):
+    for group in ("versions and devices", "interlace op on cpu", "TIN module as one op on cpu",
+                  "train step [fp32] on cpu", "train step [amp] on cpu", "data decoders"):
         assert group in err
 
 
@@ -84,7 +87,15 @@ def test_json_lists_every_check_with_a_result(capsys):
         assert check["detail"]
     cpu_ops = [c for c in checks if c["group"] == "op" and c["device"] == "cpu"]
     assert {(c["name"], c["dtype"]) for c in cpu_ops} == {
-        (f"interlace {direction} [reference]", dtype) for direction in ("forward", "backward") for dtype in DTYPES}
+        (f"interlace {direction} [reference]", dtype) for direction in ("forward", "backward") for dtype in DTYPES} | {
+        (f"TIN module {direction} [fused]", "float32") for direction in ("forward", "backward")}
+    fused = {c["name"]: c for c in cpu_ops if "[fused]" in c["name"]}
+    assert "grad adjoint," in fused["TIN module backward [fused]"]["detail"]  # --quick: the configs' mode only
+    assert set(fused["TIN module backward [fused]"]["data"]["errors"]) == {
+        f"{stage} [adjoint] {what}" for stage in ("stage1", "stage2", "stage3", "stage4")
+        for what in ("grad_x", "grad offset_conv_weight", "grad offset_conv_bias", "grad fc1_weight", "grad fc1_bias",
+                     "grad fc2_weight", "grad fc2_bias", "grad weight_conv_weight", "grad weight_conv_bias")}
+    assert report["block_tolerances"] == {"float32": {"values": 3e-5, "params": 1e-4}}
     for check in cpu_ops:  # the numbers behind the verdict are there for scripts
         assert check["result"] == PASS
         assert 0 <= check["data"]["max_rel_error"] <= check["data"]["tolerance"]
@@ -245,3 +256,97 @@ def test_bandwidth_counts_the_bytes_the_op_must_move(monkeypatch):
     assert f"{check.data['forward_gb_per_s'] / 10:.0f}%" in check.detail  # % of the 1000 GB/s peak
     (unknown,) = bandwidth.check_bandwidth(torch.device("cpu"), "reference", torch.float16, gpu_name="GPU 9000")
     assert "%" not in unknown.detail and "not known" in unknown.detail
+
+
+# --- TIN's temporal module as one fused op (tinlib.ops.tin_block), on the CPU -------------------
+def test_a_wrong_fused_module_output_fails_its_row_and_the_exit_status(capsys, monkeypatch):
+    from tinlib.ops import tin_block
+
+    real_block = tin_block.temporal_interlace_block
+
+    def off_by_a_thousandth(x, params, *args, **kwargs):  # wrong values, the gradients left alone
+        y, offsets, weights = real_block(x, params, *args, **kwargs)
+        return y + 1e-3 * y.detach(), offsets, weights
+
+    monkeypatch.setattr(tin_block, "temporal_interlace_block", off_by_a_thousandth)
+    status = doctor_command.main(["--quick", "--device", "cpu"])
+    out, _ = capsys.readouterr()
+    assert status == 1
+    rows = table_rows(out)
+    result, detail = rows[("TIN module forward [fused]", "cpu", "float32")]
+    assert result == FAIL and "stage1 y: rel. err 1.0e-03 > tol 3.0e-05 vs the float64 composed steps" in detail
+    assert rows[("TIN module backward [fused]", "cpu", "float32")][0] == PASS
+    assert rows[("interlace forward [reference]", "cpu", "float32")][0] == PASS  # the interlace op is fine
+    assert "FAILED: TIN module forward [fused] on cpu float32:" in out
+    assert "fused TIN module tolerances" in out
+
+
+class _GradTimes(torch.autograd.Function):
+    """Identity whose backward multiplies the gradient by ``factor``."""
+
+    @staticmethod
+    def forward(ctx, tensor, factor):
+        ctx.factor = factor
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.factor, None
+
+
+@pytest.mark.parametrize("param, factor", [("weight_conv_bias", 1.01), ("fc1_weight", 0.999)])
+def test_a_wrong_parameter_gradient_of_the_fused_module_fails_the_backward_row(monkeypatch, param, factor):
+    from tinlib.ops import tin_block
+
+    real_block = tin_block.temporal_interlace_block
+
+    def wrong_gradient(x, params, *args, **kwargs):
+        params = params._replace(**{param: _GradTimes.apply(getattr(params, param), factor)})
+        return real_block(x, params, *args, **kwargs)
+
+    monkeypatch.setattr(tin_block, "temporal_interlace_block", wrong_gradient)
+    forward, backward = blockcheck.check_tin_block(("adjoint",))
+    assert forward.result == PASS
+    assert backward.result == FAIL and f"[adjoint] grad {param}: rel. err" in backward.detail
+    assert backward.data["errors"][f"stage1 [adjoint] grad {param}"] == pytest.approx(abs(factor - 1), rel=1e-2)
+
+
+def test_a_wrong_data_gradient_in_the_mmcv_mode_fails_the_full_check(monkeypatch):
+    from tinlib.ops import tin_block
+
+    real_block = tin_block.temporal_interlace_block
+
+    def adjoint_for_mmcv(x, params, num_segments, shift_div, grad="adjoint"):
+        return real_block(x, params, num_segments, shift_div, "adjoint")  # ignores the mode asked for
+
+    monkeypatch.setattr(tin_block, "temporal_interlace_block", adjoint_for_mmcv)
+    quick = blockcheck.check_tin_block(blockcheck.GRAD_MODES_QUICK)
+    assert [c.result for c in quick] == [PASS, PASS]
+    forward, backward = blockcheck.check_tin_block(blockcheck.GRAD_MODES_FULL)
+    assert forward.result == PASS
+    assert backward.result == FAIL and "[mmcv] grad_x" in backward.detail
+
+
+def test_the_fused_check_sees_the_block_inputs_tin_r50_gives_the_module(monkeypatch):
+    """TIN-R50 at 224 px on the meta device: the [N*T, C, H, W] its TemporalInterlace modules get."""
+    from tinlib.models import TemporalInterlace, build_recognizer
+
+    calls: collections.Counter = collections.Counter()
+    real_forward = TemporalInterlace.forward
+
+    def recording_forward(self, x):
+        calls[tuple(x.shape)] += 1
+        return real_forward(self, x)
+
+    monkeypatch.setattr(TemporalInterlace, "forward", recording_forward)
+    with torch.device("meta"):
+        build_recognizer("tin_r50", 174, num_segments=8)(torch.empty(1, 8, 3, 224, 224))
+    checked = set(blockcheck.BLOCK_SHAPES.values())
+    assert len(checked) == 4 and checked <= set(calls)
+    assert set(calls) - checked == {(8, 64, 56, 56)}  # the first block's 64 stem channels: stage 1 in small
+    # the checked modules' offsets: both signs, more than one whole frame, mostly between whole frames
+    offsets = torch.cat([blockcheck.fused_run(blockcheck.spread_module(shape[1]), *blockcheck.block_inputs(shape),
+                                              "adjoint")[2].flatten() for shape in checked])
+    fractions = offsets - offsets.floor()
+    assert offsets.min() < -1 and offsets.max() > 1
+    assert ((fractions > 0.1) & (fractions < 0.9)).sum() >= len(offsets) // 2

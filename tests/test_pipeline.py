@@ -72,6 +72,29 @@ def test_check_data_says_what_to_download(tmp_path):
         check_data("sthv2", str(tmp_path))
 
 
+def test_check_data_of_the_val_split_needs_no_training_clips(tmp_path):
+    (tmp_path / "kinetics_val.csv").write_text("")
+    (tmp_path / "videos_val").mkdir()
+    with pytest.raises(DataMissing) as err:
+        check_data("k400", str(tmp_path), splits=("val",))
+    # the classes come from the train CSV, so it is needed all the same; the train clips are not
+    listing = str(err.value).split("Download")[0]
+    assert listing.count("missing: ") == 1 and f"missing: {tmp_path / 'kinetics_train.csv'}" in listing
+    (tmp_path / "kinetics_train.csv").write_text("")
+    check_data("k400", str(tmp_path), splits="val")
+    with pytest.raises(DataMissing, match=f"missing: {tmp_path / 'videos_train'}"):
+        check_data("k400", str(tmp_path))
+    with pytest.raises(DataMissing, match="unknown split 'validation'; choose from train, val"):
+        check_data("k400", str(tmp_path), splits="validation")
+    # lists of the val split prepared before (release files gone) are enough for it, not for all splits
+    (tmp_path / "kinetics_train.csv").unlink()
+    (tmp_path / "kinetics400_val_list_rawframes.txt").write_text("")
+    (tmp_path / PREPARE_SUMMARY).write_text("{}")
+    check_data("k400", str(tmp_path), splits="val")
+    with pytest.raises(DataMissing):
+        check_data("k400", str(tmp_path))
+
+
 def test_check_data_command_reports_a_complete_root_on_stdout(tmp_path):
     for name in ("labels", "train", "validation"):
         (tmp_path / f"something-something-v1-{name}.csv").write_text("")
@@ -117,6 +140,10 @@ def test_demo_and_reproduce_steps_are_wired(tmp_path):
     assert [s.notebook for s in rep] == ["00_prepare_data", "01_train", "02_evaluate", "03_latency", "04_model_zoo"]
     assert rep[1].parameters["gpus"] == 8 and rep[1].parameters["nodes"] == 2
     assert rep[1].parameters["config"] == ZOO_ROWS[0] and rep[1].parameters["overrides"]["train.epochs"] == 1
+    # reproduce prepares both splits: stale until the train list exists (after evaluate-published's val only)
+    assert rep[0].parameters["splits"] == ["train", "val"]
+    assert {p.name for p in rep[0].outputs} == {PREPARE_SUMMARY, "sthv1_train_list_rawframes.txt",
+                                                "sthv1_val_list_rawframes.txt"}
     # every parameter a step passes exists in its notebook's parameters cell
     import nbformat
 

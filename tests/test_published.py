@@ -203,6 +203,13 @@ def test_evaluate_published_steps_are_wired(tmp_path):
     assert evaluate.parameters["overrides"]["published.checkpoint"] == "https://example.org/x-12345678.pth"
     assert evaluate.outputs == [tmp_path / "r" / f"{ROW}_published" / "metrics.json"]
     assert set(steps[0].outputs) <= set(evaluate.inputs)  # new lists make the evaluation stale
+    # only what the test reads is prepared: the val split (no train list, no train frames)
+    prepare = steps[0]
+    assert prepare.parameters["splits"] == ["val"]
+    assert prepare.outputs == [tmp_path / "d" / "tinlib_prepare.json", tmp_path / "d" / "sthv1_val_list_rawframes.txt"]
+    k400 = recipes.evaluate_published_steps("k400", str(tmp_path / "k"), notebooks_dir=ROOT / "notebooks",
+                                            results=tmp_path / "r", gpus=1)[0]
+    assert [p.name for p in k400.outputs] == ["tinlib_prepare.json", "kinetics400_val_list_rawframes.txt"]
     demo_predict = next(s for s in recipes.demo_steps(notebooks_dir=ROOT / "notebooks", results=tmp_path / "r",
                                                       work_root=tmp_path / "w") if s.notebook == "07_predict")
     assert demo_predict.parameters["checkpoint"] == str(tmp_path / "w" / "demo_tin_r18_synthetic" / "latest.pth")
@@ -278,6 +285,7 @@ def test_evaluate_published_end_to_end(tmp_path, release_server, sthv1_release):
     import torch
     from mmaction_layout import mmaction_state_dict, mmaction_tin_r50_forward
 
+    from tinlib.data import load_annotations
     from tinlib.engine.config import config_from_dict
     from tinlib.engine.splits import build_split_dataset
 
@@ -352,3 +360,16 @@ def test_evaluate_published_end_to_end(tmp_path, release_server, sthv1_release):
     curves_cell = next(c for c in nb.cells if c.cell_type == "code" and "plot_curves_vs_published" in c.source)
     assert any("image/png" in o.get("data", {}) for o in curves_cell.outputs)
     assert (results / "reports" / "sthv1_published.html").is_file()
+
+    # only the val split was prepared (the test list); a full preparation afterwards adds the train split
+    from tinlib.pipeline.launch import prepare_data
+    from tinlib.records import PrepareRecord
+
+    record = PrepareRecord.read(sthv1_release / PrepareRecord.FILENAME)
+    assert record.extra["splits"] == ["val"] and set(record.counts) == {"val"}
+    assert not (sthv1_release / "sthv1_train_list_rawframes.txt").exists()
+    assert record.lists["rawframes"].train is None
+    summary = prepare_data("sthv1", sthv1_release)
+    assert summary["splits"] == ["train", "val"] and summary["counts"]["val"] == record.counts["val"]
+    assert len(load_annotations(sthv1_release / "sthv1_train_list_rawframes.txt", "rawframes")) == \
+        summary["counts"]["train"] > 0

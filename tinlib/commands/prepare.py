@@ -7,7 +7,8 @@ import argparse
 from collections.abc import Sequence
 
 from tinlib.cli import run_command
-from tinlib.data.releases import K400, RAWFRAME_TEMPLATE, STHV1, STHV2, SYNTHETIC
+from tinlib.data.releases import K400, RAWFRAME_TEMPLATE, SPLITS, STHV1, STHV2, SYNTHETIC, choose_splits
+from tinlib.errors import UserError
 
 PROG = "tinlib prepare"
 
@@ -15,6 +16,10 @@ PROG = "tinlib prepare"
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", required=True, help="folder holding the official release files")
     p.add_argument("--out", help="where lists (and frames) go (default: --root)")
+    p.add_argument("--splits", default=",".join(SPLITS),
+                   help="the splits to prepare, comma-separated (default: all); --splits val writes only the val "
+                        "lists and frames, what testing reads; a later run with all splits adds the train split "
+                        "and keeps the val frames extracted")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -100,15 +105,21 @@ def run(args: argparse.Namespace) -> int:
         return _synthetic(args)
     from tinlib.data import prepare
 
+    if args.dataset in ("sthv1", "sthv2", "k400"):
+        try:
+            splits = choose_splits(args.splits)
+        except ValueError as err:
+            raise UserError(f"--splits: {err}") from None
     if args.dataset == "sthv1":
-        prepare.prepare_sthv1(args.root, args.out, frames_dir=args.frames_dir, quiet=args.quiet)
+        prepare.prepare_sthv1(args.root, args.out, frames_dir=args.frames_dir, splits=splits, quiet=args.quiet)
     elif args.dataset == "sthv2":
         prepare.prepare_sthv2(args.root, args.out, videos_dir=args.videos_dir, extract=not args.no_extract,
-                              short_side=args.short_side, height=args.height, workers=args.workers, quiet=args.quiet)
+                              short_side=args.short_side, height=args.height, workers=args.workers, splits=splits,
+                              quiet=args.quiet)
     elif args.dataset == "k400":
         prepare.prepare_kinetics400(args.root, args.out, extract=not args.no_extract, short_side=args.short_side,
                                     workers=args.workers, label_map=args.label_map,
-                                    rename_class_folders=args.rename_class_folders, quiet=args.quiet)
+                                    rename_class_folders=args.rename_class_folders, splits=splits, quiet=args.quiet)
     else:
         report = prepare.extract_frames(args.videos, args.out, short_side=args.short_side, height=args.height,
                                         workers=args.workers, filename_tmpl=args.filename_tmpl)

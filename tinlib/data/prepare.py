@@ -23,6 +23,10 @@ of the lists and reported, never silently. Long scans and extractions report pro
 The ``annotations`` argument of the ``prepare_*`` functions names the annotation file of each
 split; the default is the release's train and val files. The synthetic dataset passes a third,
 labelled ``test`` split (written like the others, e.g. ``sthv1_test_list_rawframes.txt``).
+``splits`` limits the work to some of them: ``splits=("val",)`` writes only the val lists and
+extracts only the val videos (what testing a published checkpoint reads); a later call with all
+splits adds the others and keeps the val frames already extracted (see :func:`extract_frames`).
+The summary each returns names the splits it prepared (``splits``).
 """
 from __future__ import annotations
 
@@ -46,7 +50,17 @@ from tinlib.records import ExtractionMarker, RecordError
 
 from .annotations import AnnotationError, DataError, write_rawframe_list, write_video_list
 from .decoding import iter_video_frames
-from .releases import K400, RAWFRAME_TEMPLATE, SPLITS, STHV1, STHV2, VIDEO_EXTS, normalize_k400_label, sthv2_label_name
+from .releases import (
+    K400,
+    RAWFRAME_TEMPLATE,
+    SPLITS,
+    STHV1,
+    STHV2,
+    VIDEO_EXTS,
+    choose_splits,
+    normalize_k400_label,
+    sthv2_label_name,
+)
 from .transforms import rescale_size
 
 __all__ = ["PrepareError", "ExtractReport", "Progress", "prepare_sthv1", "prepare_sthv2", "prepare_kinetics400",
@@ -319,17 +333,28 @@ def extract_frames(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     return report
 
 
+def _chosen_splits(splits: str | Sequence[str] | None,
+                   annotations: Mapping[str, str | os.PathLike] | None) -> tuple[str, ...]:
+    """The splits to prepare: ``splits`` among those there are (the keys of ``annotations``, else
+    train and val); all of them when None. PrepareError naming the choices for an unknown one."""
+    try:
+        return choose_splits(splits, tuple(annotations) if annotations is not None else SPLITS)
+    except ValueError as err:
+        raise PrepareError(str(err)) from None
+
+
 def _split_files(root: Path, annotations: Mapping[str, str | os.PathLike] | None,
-                 official: Mapping[str, Sequence[str]], what: Callable[[str], str], how: str) -> dict[str, Path]:
-    """The annotation file of each split: ``annotations`` when given, else the first of the
-    release's ``official`` names found under ``root`` (train and val). PrepareError naming the
-    file (``what(split)`` describes it) and ``how`` to get it when one is missing."""
+                 official: Mapping[str, Sequence[str]], what: Callable[[str], str], how: str,
+                 splits: Sequence[str] = SPLITS) -> dict[str, Path]:
+    """The annotation file of each of ``splits``: from ``annotations`` when given, else the first
+    of the release's ``official`` names found under ``root``. PrepareError naming the file
+    (``what(split)`` describes it) and ``how`` to get it when one is missing."""
     if annotations is not None:
         if "train" not in annotations:
             raise ValueError(f"annotations must name the train split's file, got {sorted(annotations)}")
-        return {split: _require(Path(path), what(split), how) for split, path in annotations.items()}
+        return {split: _require(Path(annotations[split]), what(split), how) for split in splits}
     found = {}
-    for split in SPLITS:
+    for split in splits:
         cands = [root / name for name in official[split]]
         hit = next((c for c in cands if c.is_file()), None)
         if hit is None:
@@ -369,13 +394,15 @@ def _read_sthv1_split(csv_path: Path, index: Mapping[str, int], labels_csv: Path
 
 def prepare_sthv1(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                   frames_dir: str | os.PathLike | None = None, rgb_prefix: str = "0",
-                  annotations: Mapping[str, str | os.PathLike] | None = None, quiet: bool = False) -> dict[str, Any]:
+                  annotations: Mapping[str, str | os.PathLike] | None = None,
+                  splits: str | Sequence[str] | None = None, quiet: bool = False) -> dict[str, Any]:
     """Something-Something V1: frame folders + ``;``-separated CSVs -> rawframe lists.
 
     ``root`` holds ``something-something-v1-{labels,train,validation}.csv`` and the frames in
     ``20bn-something-something-v1/<id>/00001.jpg`` (or ``rawframes/``; ``frames_dir`` overrides).
-    ``annotations`` (split -> ``id;class name`` CSV) replaces the train/validation CSVs. Every
-    listed frame folder is checked (counted, numbered without gaps), with :class:`Progress`.
+    ``annotations`` (split -> ``id;class name`` CSV) replaces the train/validation CSVs; ``splits``
+    (default: all) names the splits prepared. Every listed frame folder of those splits is checked
+    (counted, numbered without gaps), with :class:`Progress`.
     Writes ``out_dir/sthv1_<split>_list_rawframes.txt``; returns a summary dict.
     """
     root = Path(root)
@@ -383,7 +410,9 @@ def prepare_sthv1(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
     how = f"download the Something-Something V1 annotation CSVs from {STHV1.source} and put them in {root}"
     assert STHV1.labels_file is not None
     labels_csv = _require(root / STHV1.labels_file, "SthV1 class list", how)
-    split_csv = _split_files(root, annotations, STHV1.split_files, lambda s: f"SthV1 {_split_word(s)} split", how)
+    chosen = _chosen_splits(splits, annotations)
+    split_csv = _split_files(root, annotations, STHV1.split_files, lambda s: f"SthV1 {_split_word(s)} split", how,
+                             chosen)
     frames = Path(frames_dir) if frames_dir else _pick_dir(
         root, STHV1.media_dirs[0], "SthV1 frame folders",
         f"download the {STHV1.archive_parts} archive parts from {STHV1.source} and run "
@@ -415,7 +444,8 @@ def prepare_sthv1(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
     lists.update(_prefixes({split: frames for split in lists}), filename_tmpl=STHV1.frame_template, start_index=1)
     _report_missing(quiet, "SthV1 videos left out of the lists", problems)
     _info(quiet, f"sthv1: {_counts_text(counts)} videos, {len(names)} classes -> {out_dir}")
-    return dict(dataset="sthv1", class_names=names, counts=counts, left_out=problems, lists={"rawframes": lists})
+    return dict(dataset="sthv1", class_names=names, counts=counts, left_out=problems, lists={"rawframes": lists},
+                splits=list(chosen))
 
 
 # ------------------------------------------------------------------------------------ sthv2
@@ -448,21 +478,25 @@ def _read_sthv2_split(path: Path, index: Mapping[str, int], labels_path: Path) -
 def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                   videos_dir: str | os.PathLike | None = None, extract: bool = True, short_side: int | None = None,
                   height: int | None = None, workers: int | None = None,
-                  annotations: Mapping[str, str | os.PathLike] | None = None, quiet: bool = False) -> dict[str, Any]:
+                  annotations: Mapping[str, str | os.PathLike] | None = None,
+                  splits: str | Sequence[str] | None = None, quiet: bool = False) -> dict[str, Any]:
     """Something-Something V2: webm videos + JSON files -> video lists (+ frames and rawframe lists).
 
     ``root`` holds ``something-something-v2-{labels,train,validation}.json`` and the videos in
     ``20bn-something-something-v2/<id>.webm`` (or ``videos/``; ``videos_dir`` overrides). With
     ``extract`` (default, recommended) frames go to ``out_dir/rawframes/<id>/img_00001.jpg`` at
     native size (or ``short_side``/``height``) and rawframe lists are written too.
-    ``annotations`` (split -> JSON list in the train file's format) replaces the train/validation files.
+    ``annotations`` (split -> JSON list in the train file's format) replaces the train/validation files;
+    ``splits`` (default: all) names the splits whose lists are written and whose videos are extracted.
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir else root
     how = f"download the Something-Something V2 label files from {STHV2.source} and put them in {root}"
     assert STHV2.labels_file is not None
     labels_path = _require(root / STHV2.labels_file, "SthV2 class map", how)
-    split_json = _split_files(root, annotations, STHV2.split_files, lambda s: f"SthV2 {_split_word(s)} split", how)
+    chosen = _chosen_splits(splits, annotations)
+    split_json = _split_files(root, annotations, STHV2.split_files, lambda s: f"SthV2 {_split_word(s)} split", how,
+                              chosen)
     vdir = Path(videos_dir) if videos_dir else _pick_dir(
         root, STHV2.media_dirs[0], "SthV2 videos",
         f"download the {STHV2.archive_parts} archive parts from {STHV2.source} and run "
@@ -523,7 +557,8 @@ def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
                                   filename_tmpl=STHV2.frame_template)
     _info(quiet, f"sthv2: {_counts_text(counts)} videos, {len(names)} classes -> {out_dir}"
           + ("" if extract else " (videos only; extracting frames is recommended for training)"))
-    return dict(dataset="sthv2", class_names=names, counts=counts, left_out=missing, failed=failed, lists=lists)
+    return dict(dataset="sthv2", class_names=names, counts=counts, left_out=missing, failed=failed, lists=lists,
+                splits=list(chosen))
 
 
 # ---------------------------------------------------------------------------------- kinetics
@@ -576,7 +611,7 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
                         short_side: int | None = K400.extract_short_side, workers: int | None = None,
                         label_map: str | os.PathLike | None = None, rename_class_folders: bool = False,
                         annotations: Mapping[str, str | os.PathLike] | None = None,
-                        quiet: bool = False) -> dict[str, Any]:
+                        splits: str | Sequence[str] | None = None, quiet: bool = False) -> dict[str, Any]:
     """Kinetics-400: CSVs + trimmed clips -> video lists (+ frames with short side 256 and rawframe lists).
 
     ``root`` holds ``kinetics_{train,val}.csv`` (``label,youtube_id,time_start,time_end,split``)
@@ -585,13 +620,19 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
     sorted normalized class names of the train CSV, or the line order of ``label_map``; written
     to ``out_dir/kinetics400_label_map.txt``. Clips missing on disk are reported and left out.
     ``annotations`` (split -> CSV) replaces the train/val CSVs; a further split's clips are under
-    ``videos_<split>/``.
+    ``videos_<split>/``. ``splits`` (default: all) names the splits whose clips are listed and
+    extracted; the train CSV is read for the class names all the same (unless ``label_map``).
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir else root
     how = (f"get the Kinetics-400 annotation CSVs ({K400.source}), rename them {K400.split_file('train')} / "
            f"{K400.split_file('val')} and put them in {root}")
-    split_csv = _split_files(root, annotations, K400.split_files, lambda s: f"Kinetics-400 {s} CSV", how)
+    chosen = _chosen_splits(splits, annotations)
+
+    def what(split: str) -> str:
+        return f"Kinetics-400 {split} CSV"
+
+    split_csv = _split_files(root, annotations, K400.split_files, what, how, chosen)
     vdirs = {split: _require(root / K400.media_dir(split), f"Kinetics-400 {split} videos",
                              f"download the clips ({K400.source}) into {root}/{K400.media_dir(split)}/<class>/"
                              "<youtube_id>_<start:06d>_<end:06d>.mp4") for split in split_csv}
@@ -600,9 +641,15 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
         lines = Path(_require(Path(label_map), "class index file", "pass the file with one class name per line"))
         names = [normalize_k400_label(x.strip()) for x in lines.read_text(encoding="utf-8").splitlines() if x.strip()]
     else:
-        names = sorted({normalize_k400_label(label) for label, _, _ in rows["train"]})
+        # the classes are those of the train CSV, also when only other splits are prepared
+        train_csv = split_csv["train"] if "train" in split_csv else _split_files(
+            root, annotations, K400.split_files, what, how, ("train",))["train"]
+        train_rows = rows["train"] if "train" in rows else _read_k400_csv(train_csv)
+        names = sorted({normalize_k400_label(label) for label, _, _ in train_rows})
+        if not names:
+            raise PrepareError(f"{train_csv} has no rows; re-download it")
     if not names:
-        raise PrepareError(f"{split_csv['train']} has no rows; re-download it")
+        raise PrepareError(f"{label_map} lists no class; pass the file with one class name per line")
     index = {n: i for i, n in enumerate(names)}
     assert K400.label_map_file is not None
     atomic_write_text(out_dir / K400.label_map_file, "".join(f"{n}\n" for n in names))
@@ -646,12 +693,14 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
             frame_roots[split] = frames_root
         lists["rawframes"].update(_prefixes(frame_roots), start_index=1, filename_tmpl=K400.frame_template)
     _info(quiet, f"kinetics400: {_counts_text(counts)} clips, {len(names)} classes -> {out_dir}")
-    return dict(dataset="k400", class_names=names, counts=counts, left_out=missing, failed=failed, lists=lists)
+    return dict(dataset="k400", class_names=names, counts=counts, left_out=missing, failed=failed, lists=lists,
+                splits=list(chosen))
 
 
 # ------------------------------------------------------------------------------------ any
 def prepare_release(dataset: str, root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
-                    extract: bool = True, workers: int | None = None, quiet: bool = False) -> dict[str, Any]:
+                    extract: bool = True, workers: int | None = None, splits: str | Sequence[str] | None = None,
+                    quiet: bool = False) -> dict[str, Any]:
     """Lists (and frames where the release ships videos) for ``dataset`` with each one's defaults.
 
     Args:
@@ -660,15 +709,20 @@ def prepare_release(dataset: str, root: str | os.PathLike, out_dir: str | os.Pat
         out_dir: where lists and frames go (default ``root``).
         extract: extract frames from the videos (SthV2, Kinetics-400; SthV1 ships frames).
         workers: processes for frame extraction (default: a few).
+        splits: the splits prepared (``train``, ``val``; a comma-separated string or a sequence;
+            default: both). ``("val",)`` is what testing on the validation split reads.
         quiet: no messages.
 
     Returns:
         the summary of :func:`prepare_sthv1` / :func:`prepare_sthv2` / :func:`prepare_kinetics400`.
+
+    Raises:
+        PrepareError: a release file is missing, or ``splits`` names an unknown split.
     """
     if dataset == "sthv1":
-        return prepare_sthv1(root, out_dir, quiet=quiet)
+        return prepare_sthv1(root, out_dir, splits=splits, quiet=quiet)
     if dataset == "sthv2":
-        return prepare_sthv2(root, out_dir, extract=extract, workers=workers, quiet=quiet)
+        return prepare_sthv2(root, out_dir, extract=extract, workers=workers, splits=splits, quiet=quiet)
     if dataset == "k400":
-        return prepare_kinetics400(root, out_dir, extract=extract, workers=workers, quiet=quiet)
+        return prepare_kinetics400(root, out_dir, extract=extract, workers=workers, splits=splits, quiet=quiet)
     raise ValueError(f"dataset must be one of sthv1, sthv2, k400, got {dataset!r}")

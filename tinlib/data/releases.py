@@ -11,13 +11,13 @@ before anything is installed.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["Release", "Synthetic", "STHV1", "STHV2", "K400", "SYNTHETIC", "RELEASES", "DATASETS", "SPLITS",
-           "PREPARE_SUMMARY", "RAWFRAME_TEMPLATE", "VIDEO_EXTS", "release", "normalize_k400_label",
-           "sthv2_label_name"]
+           "PREPARE_SUMMARY", "RAWFRAME_TEMPLATE", "VIDEO_EXTS", "release", "choose_splits",
+           "normalize_k400_label", "sthv2_label_name"]
 
 SPLITS = ("train", "val")
 # the summary the preparation writes beside the lists; the other steps read it to find the data
@@ -105,11 +105,25 @@ class Release:
         """The train and val rawframe lists, what training reads after the preparation."""
         return self.list_name("train"), self.list_name("val")
 
-    def annotation_paths(self, root: str | Path) -> list[Path]:
-        """The official annotation files under ``root`` (class list first when there is one)."""
+    def lists_of(self, splits: Sequence[str] = SPLITS) -> tuple[str, ...]:
+        """The rawframe lists the preparation of ``splits`` writes (``("val",)``: what testing reads)."""
+        return tuple(self.list_name(s) for s in splits)
+
+    def annotation_paths(self, root: str | Path, splits: Sequence[str] = SPLITS) -> list[Path]:
+        """The official annotation files under ``root`` that preparing ``splits`` reads: the class
+        list first when there is one, else the train split's file (the classes come from it), then
+        the files of ``splits``."""
         root = Path(root)
-        names = ([self.labels_file] if self.labels_file else []) + [self.split_file(s) for s in SPLITS]
+        wanted = list(splits) if self.labels_file else ["train", *(s for s in splits if s != "train")]
+        names = ([self.labels_file] if self.labels_file else []) + [self.split_file(s) for s in wanted]
         return [root / name for name in names]
+
+    def media_dirs_of(self, splits: Sequence[str] = SPLITS) -> tuple[tuple[str, ...], ...]:
+        """The entries of :attr:`media_dirs` that preparing ``splits`` needs: the one folder of a
+        release that keeps every split together, else the folders of those splits."""
+        if len(self.media_dirs) == 1:
+            return self.media_dirs
+        return tuple(self.media_dirs[SPLITS.index(s)] for s in splits if s in SPLITS)
 
     def download_help(self) -> str:
         """What to download and how to lay it out, several lines, for a missing-data message."""
@@ -202,6 +216,27 @@ def release(key: str) -> Release:
         return RELEASES[key]
     except KeyError:
         raise ValueError(f"dataset must be one of {sorted(RELEASES)}, got {key!r}") from None
+
+
+def choose_splits(splits: str | Sequence[str] | None, available: Sequence[str] = SPLITS) -> tuple[str, ...]:
+    """The splits to prepare, in the order of ``available``.
+
+    Args:
+        splits: split names (a sequence, or one comma-separated string such as ``"val"`` or
+            ``"train,val"``); None: all of ``available``.
+        available: the splits there are (the releases' train and val by default).
+
+    Raises:
+        ValueError: a name is not among ``available``, or none is given (one line naming the choices).
+    """
+    if splits is None:
+        return tuple(available)
+    names = [s.strip() for s in (splits.split(",") if isinstance(splits, str) else splits) if s.strip()]
+    unknown = [s for s in names if s not in available]
+    if unknown or not names:
+        what = f"unknown split {', '.join(map(repr, unknown))}" if unknown else "no split given"
+        raise ValueError(f"{what}; choose from {', '.join(available)} (comma-separated, e.g. --splits val)")
+    return tuple(s for s in available if s in names)
 
 
 def sthv2_label_name(template: str) -> str:

@@ -5,6 +5,7 @@ import json
 import math
 from typing import Any
 
+from tinlib.doctor import blockcheck
 from tinlib.doctor.bandwidth import peak_bandwidth
 from tinlib.doctor.checks import FAIL, PASS, SKIPPED, Check
 from tinlib.doctor.runner import DoctorReport, tolerances_dict
@@ -58,8 +59,12 @@ def format_text(report: DoctorReport) -> str:
              f"cpu: {_cpu_text(report.cpu)}"]
     lines += [f"{gpu['device']}: {_gpu_text(gpu)}" for gpu in report.gpus] or ["gpu: none visible"]
     tolerance = ", ".join(f"{name} {t['values']:.1e} / {t['sums']:.1e}" for name, t in tolerances_dict().items())
+    values, params = blockcheck.TOLERANCE
     lines += ["", ("op tolerances, max |op - float64 composite| / max |composite| (values: out, grad_x / sums: "
-                   f"grad_offset, grad_weight): {tolerance}"), "", format_table(report.checks), ""]
+                   f"grad_offset, grad_weight): {tolerance}"),
+              ("fused TIN module tolerances, max |fused - float64 composed steps| / max |composed| (values: y, "
+               f"grad_x / params: the nets' parameter gradients): float32 {values:.1e} / {params:.1e}"),
+              "", format_table(report.checks), ""]
     counts = report.counts()
     lines.append(f"summary: {counts[PASS]} pass, {counts[FAIL]} fail, {counts[SKIPPED]} skipped in "
                  f"{report.seconds:.1f} s")

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from tinlib.doctor import bandwidth, decoders, environment, opcheck, train_step
+from tinlib.doctor import bandwidth, blockcheck, decoders, environment, opcheck, train_step
 from tinlib.doctor.checks import FAIL, NOT_APPLICABLE, PASS, RESULTS, SKIPPED, Check, describe_error, guarded
 
 logger = logging.getLogger(__name__)
@@ -47,9 +47,11 @@ class DoctorReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data: environment, tolerances, every check and the summary."""
+        block_tolerances = {opcheck.dtype_name(blockcheck.DTYPE): dict(zip(("values", "params"), blockcheck.TOLERANCE))}
         return {"device": self.device, "quick": self.quick, "versions": self.versions, "cpu": self.cpu,
-                "gpus": self.gpus, "tolerances": tolerances_dict(), "checks": [c.to_dict() for c in self.checks],
-                "summary": self.counts(), "seconds": round(self.seconds, 2), "exit_status": self.exit_status}
+                "gpus": self.gpus, "tolerances": tolerances_dict(), "block_tolerances": block_tolerances,
+                "checks": [c.to_dict() for c in self.checks], "summary": self.counts(),
+                "seconds": round(self.seconds, 2), "exit_status": self.exit_status}
 
 
 def tolerances_dict() -> dict[str, dict[str, float]]:
@@ -74,6 +76,14 @@ def _op_checks(device: torch.device, progress: Callable[[str], None]) -> list[Ch
             checks += guarded("op", f"interlace forward/backward [{backend}]", str(device), opcheck.dtype_name(dtype),
                               functools.partial(opcheck.check_interlace, device, backend, dtype, videos, skip))
     return checks
+
+
+def _block_checks(quick: bool, progress: Callable[[str], None]) -> list[Check]:
+    modes = blockcheck.GRAD_MODES_QUICK if quick else blockcheck.GRAD_MODES_FULL
+    progress(f"TIN module as one op on cpu [fused]: float32, {len(blockcheck.BLOCK_SHAPES)} stage inputs, grad "
+             f"{'/'.join(modes)}, forward and backward vs the composed steps in float64")
+    return guarded("op", "TIN module forward/backward [fused]", "cpu", opcheck.dtype_name(blockcheck.DTYPE),
+                   functools.partial(blockcheck.check_tin_block, modes))
 
 
 def _bandwidth_checks(device: torch.device, gpu: dict[str, Any], progress: Callable[[str], None]) -> list[Check]:
@@ -113,9 +123,11 @@ def run_doctor(device: str = "all", quick: bool = False,
     """Check the devices selected by ``device`` ("cpu", "cuda": every visible GPU, "all": both).
 
     Full run: the interlace op (each backend, float32/float16/bfloat16, forward and backward,
-    at TIN-R50's stage shapes) on each device, its memory bandwidth on each GPU, TIN-R50
-    training steps in float32 and with AMP, and the data decoders (with "cpu" or "all").
-    ``quick`` (what runs before training): the op checks and one AMP training step.
+    at TIN-R50's stage shapes) on each device, TIN's temporal module as one fused op on the CPU
+    (float32, both data-gradient modes), the op's memory bandwidth on each GPU, TIN-R50 training
+    steps in float32 and with AMP, and the data decoders (with "cpu" or "all").
+    ``quick`` (what runs before training): the op checks (the fused module in the adjoint mode
+    only) and one AMP training step.
     ``progress(line)`` is called before each group of checks (default: log at INFO).
     Returns the report; ``report.exit_status`` is 1 when any check failed.
     """
@@ -143,6 +155,8 @@ def run_doctor(device: str = "all", quick: bool = False,
     for target, gpu in targets:
         with _device_context(target):
             report.checks += _op_checks(target, say)
+            if target.type == "cpu":  # the fused module runs on the CPU only
+                report.checks += _block_checks(quick, say)
             if gpu is not None and not quick:
                 report.checks += _bandwidth_checks(target, gpu, say)
             report.checks += _train_checks(target, quick, say)

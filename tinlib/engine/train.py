@@ -70,7 +70,14 @@ ITER_SLEEP_ENV = "TINLIB_DEBUG_ITER_SLEEP"
 
 
 def format_duration(seconds: float) -> str:
-    """``seconds`` as ``H:MM:SS`` (``"?"`` when not finite)."""
+    """A duration for the log lines.
+
+    Args:
+        seconds: the duration (negative counts as 0).
+
+    Returns:
+        ``H:MM:SS`` rounded to the second (``"?"`` when ``seconds`` is not finite).
+    """
     if not math.isfinite(seconds):
         return "?"
     return str(datetime.timedelta(seconds=round(max(seconds, 0.0))))
@@ -116,8 +123,15 @@ class StepResult:
 
 
 def clips_channels_last(clips: torch.Tensor) -> torch.Tensor:
-    """``clips [B, T, 3, H, W]`` with the same shape and values, laid out in memory as
-    ``[B, T, H, W, 3]``: flattened to ``[B*T, 3, H, W]`` by the model it is a channels_last batch."""
+    """The clips laid out for a channels_last model.
+
+    Args:
+        clips: ``[B, T, 3, H, W]``.
+
+    Returns:
+        The same shape and values, laid out in memory as ``[B, T, H, W, 3]``: flattened to
+        ``[B*T, 3, H, W]`` by the model it is a channels_last batch.
+    """
     return clips.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
@@ -136,6 +150,10 @@ def train_step(model: torch.nn.Module, batch: tuple[torch.Tensor, Any], optimize
             grad scaler that fp16 needs (None otherwise; it skips steps with inf gradients itself).
         grad_clip: max global L2 norm of the gradients (None: no clipping).
         channels_last: lay the clips out channels-last (for a model converted to channels_last).
+
+    Returns:
+        The step's :class:`StepResult` (loss, detached scores and labels, gradient norm, finiteness),
+        all still on the device.
 
     A non-finite loss is not caught here: its update makes the weights non-finite, so the caller
     must check ``finite`` before it writes a checkpoint (the training loop does, see
@@ -172,7 +190,10 @@ def top_k_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...
     :func:`tinlib.engine.metrics.top_k_accuracy` does.
 
     Args:
-        scores: ``[B, K]``; labels: ``[B]`` class indices.
+        scores: ``[B, K]``.
+        labels: ``[B]`` class indices.
+        ks: the k of each count.
+
     Returns:
         ``[len(ks)]`` float64 counts (float32 where the device has no float64).
     """
@@ -216,7 +237,13 @@ class IntervalTally:
         self.t0 = time.perf_counter()
 
     def add(self, step: StepResult, iteration: int, data_time: float) -> None:
-        """Add one step's statistics (``iteration`` is 0-based within the epoch); no read-back."""
+        """Add one step's statistics to the device-side sums; no read-back.
+
+        Args:
+            step: what :func:`train_step` returned.
+            iteration: the step's iteration, 0-based within the epoch.
+            data_time: seconds spent waiting for the step's batch.
+        """
         hits = top_k_correct(step.scores, step.labels) / step.labels.numel()
         loss = step.loss.to(self.dtype)
         grad = step.grad_norm.to(self.dtype) if step.grad_norm is not None else torch.zeros_like(loss)
@@ -256,8 +283,24 @@ class IntervalTally:
 class Trainer:
     """One training run: :meth:`setup` checks everything and builds the model, optimizer, loader
     and schedule; :meth:`fit` runs the epochs and writes the records. :func:`train` is the entry
-    point (it also applies the run's torch settings); the arguments are described there and in
-    ``tinlib train --help``."""
+    point (it also applies the run's torch settings); see also ``tinlib train --help``.
+
+    Args:
+        cfg: the validated config.
+        work_dir: checkpoints and ``log.json`` (default: the config's work dir).
+        resume: ``"auto"`` (continue from ``latest.pth`` when there is one), a checkpoint path, or
+            None (start afresh).
+        seed: None takes ``train.seed``.
+        deterministic: None takes ``train.deterministic``.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        amp: ``"none"``, ``"bf16"`` or ``"fp16"``; None takes ``train.amp``.
+        sync_bn: None takes ``train.sync_bn``.
+        validate: False skips the validation after epochs.
+        datasets: ``{"train": ..., "val": ...}`` replacing the config's data (items
+            ``(clip [T, 3, H, W], label)``), e.g. tensors in tests.
+        run: the records' folder name under ``results_dir`` (default: the config's name).
+        progress: show progress bars (on the main process).
+    """
 
     def __init__(self, cfg: Config, *, work_dir: str | Path | None = None, resume: str | None = None,
                  seed: int | None = None, deterministic: bool | None = None, device: str = "auto",
@@ -555,12 +598,16 @@ class Trainer:
         return format_duration(pace * left)
 
     def train_epoch(self, epoch: int, skip: int = 0) -> dict[str, float]:
-        """Train one epoch (0-based), starting after its first ``skip`` iterations when resuming.
+        """Train one epoch.
 
         The steps run without waiting for the device: their loss, accuracy and finiteness are summed
         there and read back once per ``train.log_interval`` iterations, at the epoch's end and
         before a mid-epoch checkpoint. A non-finite step stops the run at that read-back, before any
         checkpoint holds its weights.
+
+        Args:
+            epoch: the epoch, 0-based.
+            skip: iterations of this epoch already done (when resuming mid-epoch); it starts after them.
 
         Returns:
             ``{"loss_cls", "top1_acc"}`` means over the epoch's iterations run in this session,
@@ -623,8 +670,14 @@ class Trainer:
                 "iters": epoch_sums.get("iters", 0.0), "seconds": time.perf_counter() - t_epoch}
 
     def validate(self, epoch: int) -> dict:
-        """Score the validation set after epoch ``epoch`` (0-based); logs and returns the metrics
-        (``top1_acc``, ``top5_acc``, ``mean_class_accuracy`` as fractions)."""
+        """Score the validation set and log the metrics.
+
+        Args:
+            epoch: the epoch just trained, 0-based.
+
+        Returns:
+            ``{"top1_acc", "top5_acc", "mean_class_accuracy"}`` as fractions.
+        """
         cfg, ctx = self.cfg, self.ctx
         if ctx.is_main:
             assert self.val_set is not None
@@ -639,7 +692,10 @@ class Trainer:
 
     # ---- the run ------------------------------------------------------------------------
     def fit(self) -> dict:
-        """Run the remaining epochs (validation, checkpoints, records); returns the train.json record.
+        """Run the remaining epochs (validation, checkpoints, records).
+
+        Returns:
+            The ``train.json`` record as a dict.
 
         ``run.json`` ends as ``finished`` (after train.json is written), or, when an exception
         leaves this method, as ``failed`` with the one-line reason in ``error`` (``interrupted`` for
@@ -768,13 +824,18 @@ class Trainer:
 
 
 def train(cfg: Config, **kwargs: Any) -> dict:
-    """Train ``cfg`` and return the summary written to ``<results_dir>/<run>/train.json``.
+    """Train ``cfg``. The torch settings of the run (``train.num_threads``, determinism, cuDNN
+    autotuning) apply to this call only.
 
-    Keyword arguments are those of :class:`Trainer` (``work_dir``, ``resume``, ``seed``,
-    ``deterministic``, ``device``, ``amp``, ``sync_bn``, ``validate``, ``datasets``, ``run``,
-    ``progress``); ``datasets={"train": ..., "val": ...}`` replaces the config's data, e.g. with
-    tensors in tests (items ``(clip [T, 3, H, W], label)``). The torch settings of the run
-    (``train.num_threads``, determinism, cuDNN autotuning) apply to this call only.
+    Args:
+        cfg: the validated config.
+        **kwargs: those of :class:`Trainer`: ``work_dir``, ``resume``, ``seed``, ``deterministic``,
+            ``device``, ``amp``, ``sync_bn``, ``validate``, ``datasets`` (``{"train": ..., "val": ...}``
+            replacing the config's data, e.g. tensors in tests: items ``(clip [T, 3, H, W], label)``),
+            ``run``, ``progress``.
+
+    Returns:
+        The summary written to ``<results_dir>/<run>/train.json``.
     """
     trainer = Trainer(cfg, **kwargs)
     with torch_settings(threads=cfg.train.num_threads, deterministic=trainer.deterministic,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
-from tinlib.data.releases import PREPARE_SUMMARY, release
+from tinlib.data.releases import PREPARE_SUMMARY, SPLITS, choose_splits, release
 from tinlib.errors import UserError
 
 
@@ -23,7 +24,8 @@ def _instructions(dataset: str) -> str:
     return f"{rel.download_help()}\n  then: make reproduce-{rel.key} DATA_ROOT=/path/to/{rel.folder}"
 
 
-def check_data(dataset: str, data_root: str | os.PathLike | None, lists_dir: str | os.PathLike | None = None) -> None:
+def check_data(dataset: str, data_root: str | os.PathLike | None, lists_dir: str | os.PathLike | None = None,
+               splits: str | Sequence[str] = SPLITS) -> None:
     """Check that ``data_root`` holds the release files of ``dataset`` (or lists prepared before).
 
     Reads only directory entries.
@@ -32,10 +34,17 @@ def check_data(dataset: str, data_root: str | os.PathLike | None, lists_dir: str
         dataset: ``sthv1``, ``sthv2`` or ``k400``.
         data_root: the dataset folder (None or empty: not set).
         lists_dir: where prepared lists would be (default ``data_root``).
+        splits: the splits needed (``("val",)`` to test a published checkpoint: the Kinetics-400
+            train clips may be absent then); a comma-separated string or a sequence.
 
     Raises:
-        DataMissing: saying what is missing, what to download and where to put it.
+        DataMissing: saying what is missing, what to download and where to put it, or naming
+            an unknown split.
     """
+    try:
+        splits = choose_splits(splits)
+    except ValueError as err:
+        raise DataMissing(str(err)) from None
     rel = release(dataset)
     how = _instructions(dataset)
     if not data_root:
@@ -44,10 +53,10 @@ def check_data(dataset: str, data_root: str | os.PathLike | None, lists_dir: str
     if not root.is_dir():
         raise DataMissing(f"DATA_ROOT={root} does not exist. Download {how}")
     lists_root = Path(lists_dir) if lists_dir else root
-    if all((lists_root / n).is_file() for n in rel.list_names) and (lists_root / PREPARE_SUMMARY).is_file():
+    if all((lists_root / n).is_file() for n in rel.lists_of(splits)) and (lists_root / PREPARE_SUMMARY).is_file():
         return  # prepared before
-    missing = [p for p in rel.annotation_paths(root) if not p.is_file()]
-    for alternatives in rel.media_dirs:
+    missing = [p for p in rel.annotation_paths(root, splits) if not p.is_file()]
+    for alternatives in rel.media_dirs_of(splits):
         if not any((root / name).is_dir() for name in alternatives):
             missing.append(root / alternatives[0])
     if missing:

@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-root", default=recipes.DEMO_DATA_ROOT)
     _add_row_options(sub.add_parser("reproduce", help="prepare -> train -> evaluate -> latency -> zoo for a "
                                                       "model-zoo row"))
-    e = sub.add_parser("evaluate-published", help="prepare -> evaluate the row's published checkpoint -> zoo")
+    e = sub.add_parser("evaluate-published", help="prepare the val split -> evaluate the row's published checkpoint "
+                                                  "-> zoo")
     _add_row_options(e)
     e.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides for the test, e.g. --set data.workers_per_gpu=8 (published.checkpoint=URL "
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dataset", choices=sorted(recipes.ZOO_CONFIGS))
     c.add_argument("--data-root", default=os.environ.get("DATA_ROOT"))
     c.add_argument("--lists-dir")
+    c.add_argument("--splits", default="train,val",
+                   help="the splits needed, comma-separated (default train,val; val: what evaluate-published reads)")
     lat = sub.add_parser("latency", help="run the latency notebook (03) for a config")
     lat.add_argument("--config", default=recipes.ZOO_CONFIGS["sthv1"])
     lat.add_argument("--archs", help="comma-separated (default: the config's arch and its TSM/TSN twins)")
@@ -83,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "check-data":
         from tinlib.pipeline.checks import check_data
 
-        check_data(args.dataset, args.data_root, args.lists_dir)
-        log.info(f"{args.dataset}: {args.data_root} looks complete")
+        check_data(args.dataset, args.data_root, args.lists_dir, splits=args.splits)
+        needed = "" if args.splits.replace(" ", "") == "train,val" else f" for the {args.splits} split"
+        log.info(f"{args.dataset}: {args.data_root} looks complete{needed}")
         return 0
 
     from tinlib.pipeline.steps import build_report, run_steps, show_path
@@ -122,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
         overrides = dict(parse_override(o) for o in args.overrides)
         apply_overrides(load_config(recipes.ZOO_CONFIGS[args.dataset]), overrides)  # a bad key stops here, at once
-        check_data(args.dataset, args.data_root, args.lists_dir)
+        check_data(args.dataset, args.data_root, args.lists_dir, splits=recipes.EVAL_SPLITS)
         steps = recipes.evaluate_published_steps(args.dataset, args.data_root, notebooks_dir=notebooks,
                                                  results=results, gpus=args.gpus or detect_gpus(), nodes=args.nodes,
                                                  node_rank=args.node_rank, master_addr=args.master_addr,

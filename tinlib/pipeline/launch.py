@@ -27,10 +27,11 @@ from tinlib.pipeline.runconfig import (
     default_work_dir,
     find_checkpoint,
     load_config,
+    require_train_split,
     resolve,
     run_folder,
 )
-from tinlib.records import Fields, LatencyRecord, LaunchRecord, PrepareRecord, TrainRecord
+from tinlib.records import Fields, LatencyRecord, LaunchRecord, PrepareRecord, RecordError, TrainRecord
 
 
 # --------------------------------------------------------------------------------------------
@@ -39,7 +40,8 @@ from tinlib.records import Fields, LatencyRecord, LaunchRecord, PrepareRecord, T
 def prepare_data(dataset: str, data_root: str | os.PathLike, *, lists_dir: str | os.PathLike | None = None,
                  layout: str = "sthv1", size: str = "demo", num_train: int | None = None,
                  num_val: int | None = None, height: int | None = None, frames: Sequence[int] | None = None,
-                 seed: int = 0, extract: bool = True, workers: int | None = None) -> dict[str, Any]:
+                 seed: int = 0, extract: bool = True, workers: int | None = None,
+                 splits: str | Sequence[str] | None = None) -> dict[str, Any]:
     """Build the annotation lists (and frames where the release has none) for ``dataset``.
 
     Args:
@@ -51,11 +53,19 @@ def prepare_data(dataset: str, data_root: str | os.PathLike, *, lists_dir: str |
             (see :func:`tinlib.data.synthetic.write_synthetic`).
         extract: extract frames from videos (SthV2, Kinetics-400).
         workers: processes for writing / frame extraction (default: a few).
+        splits: the release's splits to prepare (``train``, ``val``; default both; the synthetic
+            dataset is always written whole). ``["val"]`` is what testing reads: ``make
+            evaluate-published-*`` prepares only that. The lists of other splits that an earlier
+            run left in ``lists_dir`` stay in the record (``splits`` in it names them all); a later
+            run with all splits adds the missing ones and reuses the frames already extracted.
 
     Returns:
         the summary as written to ``<lists_dir>/tinlib_prepare.json`` (the keys of a
-        :class:`~tinlib.records.PrepareRecord`; for the synthetic dataset also those of its
-        :class:`~tinlib.records.SyntheticMeta`).
+        :class:`~tinlib.records.PrepareRecord`, with ``splits``: the splits its lists cover; for
+        the synthetic dataset also those of its :class:`~tinlib.records.SyntheticMeta`).
+
+    Raises:
+        PrepareError: a release file is missing, or ``splits`` names an unknown split.
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
@@ -72,11 +82,44 @@ def prepare_data(dataset: str, data_root: str | os.PathLike, *, lists_dir: str |
     else:
         from tinlib.data.prepare import prepare_release
 
-        summary = _plain(prepare_release(dataset, root, out, extract=extract, workers=workers))
+        summary = _plain(prepare_release(dataset, root, out, extract=extract, workers=workers, splits=splits))
+        summary = _keep_other_splits(summary, out)
     summary.update(data_root=str(root), num_classes=len(summary["class_names"]), prepared_s=round(time.time() - t0, 2))
     record = PrepareRecord.from_dict(summary)
     write_prepare_summary(out, record)
     return record.to_dict()
+
+
+def _keep_other_splits(summary: dict[str, Any], lists_dir: Path) -> dict[str, Any]:
+    """``summary`` of some splits, completed with the lists of the other splits that the record
+    already in ``lists_dir`` names (same dataset and classes, list file still there): preparing
+    the val split after a full preparation must not hide the train lists from training."""
+    try:
+        old = PrepareRecord.read_optional(lists_dir / PrepareRecord.FILENAME)
+    except RecordError:
+        return summary  # damaged: rewritten from this run alone
+    done = list(summary.get("splits") or [])
+    if old is None or old.dataset != summary["dataset"] or old.class_names != summary["class_names"]:
+        return summary
+    kept = []
+    for kind, new_lists in summary["lists"].items():
+        old_lists = old.lists.get(kind)
+        if old_lists is None:
+            continue
+        for split in ("train", "val"):
+            path = getattr(old_lists, split)
+            if split in done or split in new_lists or not path or not Path(path).is_file():
+                continue
+            prefix_key = "data_prefix" if split == "train" else f"{split}_data_prefix"
+            new_lists[split] = path
+            new_lists[prefix_key] = getattr(old_lists, prefix_key)
+            kept.append(split)
+    counts = dict(summary["counts"])
+    counts.update({split: old.counts[split] for split in kept if split in old.counts})
+    summary["counts"] = {s: counts[s] for s in ("train", "val") if s in counts}
+    ordered = [s for s in ("train", "val") if s in done or s in kept]
+    summary["splits"] = ordered + [s for s in done if s not in ordered]
+    return summary
 
 
 def _plain(summary: Fields | Mapping[str, Any]) -> dict[str, Any]:
@@ -268,6 +311,7 @@ def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
         the training summary: the keys of ``train.json`` (:class:`~tinlib.records.TrainRecord`);
         empty on nodes other than rank 0.
     """
+    require_train_split(data_root)
     cfg = resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir)
     work = default_work_dir(cfg, work_dir)
     folder = run_folder(cfg, run)

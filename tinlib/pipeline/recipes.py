@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tinlib.data.releases import PREPARE_SUMMARY, STHV1, SYNTHETIC, release
+from tinlib.data.releases import PREPARE_SUMMARY, SPLITS, STHV1, SYNTHETIC, release
 from tinlib.pipeline.steps import Step
 
 # smoke: the make/notebook tests on tiny synthetic data (seconds per step, numbers meaningless)
@@ -30,6 +30,9 @@ DEMO_DATA_ROOT = "data/synthetic/sthv1"
 DEMO_CONFIGS = ("demo_tin_r18_synthetic", "demo_tsm_r18_synthetic", "demo_tsn_r18_synthetic")
 DEMO_DATA = {"layout": "sthv1", "size": "demo", "height": 40, "num_train": None, "num_val": None}
 DEMO_SMOKE_DATA = {"layout": "sthv1", "size": "tiny", "height": 48, "num_train": None, "num_val": None}
+
+# what testing a published checkpoint reads of a release (its test list is the val split)
+EVAL_SPLITS = ("val",)
 
 # the model-zoo row each `make reproduce-<dataset>` reproduces
 ZOO_CONFIGS = {"sthv1": "tin_r50_1x1x8_40e_sthv1_rgb", "sthv2": "tin_r50_1x1x8_40e_sthv2_rgb",
@@ -154,17 +157,22 @@ def ablation_steps(*, notebooks_dir: Path, results: Path, work_root: Path, data_
                  title="Interlace gradient ablation")]
 
 
-def prepare_step(dataset: str, data_root: str, *, notebooks_dir: Path, lists_dir: str | None = None) -> Step:
-    """Notebook 00 on the release of ``dataset`` in ``data_root``: the lists (and frames) and
-    ``tinlib_prepare.json`` in ``lists_dir`` (default ``data_root``); up to date while they are
-    newer than the release's annotation files."""
+def prepare_step(dataset: str, data_root: str, *, notebooks_dir: Path, lists_dir: str | None = None,
+                 splits: Sequence[str] = SPLITS) -> Step:
+    """Notebook 00 on the release of ``dataset`` in ``data_root``: the lists (and frames) of
+    ``splits`` and ``tinlib_prepare.json`` in ``lists_dir`` (default ``data_root``); up to date
+    while they are newer than the release's annotation files those splits read.
+
+    ``splits=("val",)`` prepares what testing reads and nothing more (no train frames are
+    extracted); a later step with all splits is stale until the train lists exist, and adds them."""
     lists_root = Path(lists_dir or data_root)
-    lists = [lists_root / n for n in release(dataset).list_names]
-    release_files = release(dataset).annotation_paths(data_root)
+    lists = [lists_root / n for n in release(dataset).lists_of(splits)]
+    release_files = release(dataset).annotation_paths(data_root, splits)
     return Step("00_prepare_data", _notebook(notebooks_dir, "00_prepare_data"),
-                {"dataset": dataset, "data_root": str(data_root), "lists_dir": str(lists_root)},
+                {"dataset": dataset, "data_root": str(data_root), "lists_dir": str(lists_root),
+                 "splits": list(splits)},
                 inputs=[p for p in release_files if p.is_file()], outputs=[lists_root / PREPARE_SUMMARY, *lists],
-                title=f"Data: {dataset}")
+                title=f"Data: {dataset}" + ("" if tuple(splits) == SPLITS else f" ({', '.join(splits)} split only)"))
 
 
 def reproduce_steps(dataset: str, data_root: str, *, notebooks_dir: Path, results: Path, work_root: Path, gpus: int,
@@ -210,11 +218,13 @@ def evaluate_published_steps(dataset: str, data_root: str, *, notebooks_dir: Pat
                              nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1",
                              master_port: int = 29500, profile: str = "full", lists_dir: str | None = None,
                              overrides: dict[str, Any] | None = None) -> list[Step]:
-    """prepare -> evaluate the published checkpoint -> zoo for the model-zoo row of ``dataset``.
+    """prepare the val split -> evaluate the published checkpoint -> zoo for the model-zoo row of ``dataset``.
 
     The row's published checkpoint (its config's ``published.checkpoint``) is downloaded and
     tested with the config's test setting on its test list (the validation split); the records go
-    to ``results/<config>_published/`` and the table shows them under the row.
+    to ``results/<config>_published/`` and the table shows them under the row. Only the val split
+    is prepared (its list, and its frames where the release ships videos): the train split is not
+    read, and :func:`reproduce_steps` adds it later.
 
     Args:
         dataset, data_root, notebooks_dir, results, profile, lists_dir: as for :func:`reproduce_steps`.
@@ -227,7 +237,7 @@ def evaluate_published_steps(dataset: str, data_root: str, *, notebooks_dir: Pat
 
     config = ZOO_CONFIGS[dataset]
     settings = dict(PROFILES[profile], **(overrides or {}))
-    prepare = prepare_step(dataset, data_root, notebooks_dir=notebooks_dir, lists_dir=lists_dir)
+    prepare = prepare_step(dataset, data_root, notebooks_dir=notebooks_dir, lists_dir=lists_dir, splits=EVAL_SPLITS)
     return [
         prepare,
         Step("02_evaluate", _notebook(notebooks_dir, "02_evaluate"),
@@ -259,6 +269,6 @@ def latency_steps(config: str, *, notebooks_dir: Path, results: Path, archs: Seq
 
 
 __all__ = ["PROFILES", "SMOKE_OVERRIDES", "LATENCY_ITERS", "DEMO_DATA_ROOT", "DEMO_CONFIGS", "DEMO_DATA",
-           "DEMO_SMOKE_DATA", "ZOO_CONFIGS", "config_file", "synthetic_overrides", "synthetic_data_step",
+           "DEMO_SMOKE_DATA", "EVAL_SPLITS", "ZOO_CONFIGS", "config_file", "synthetic_overrides", "synthetic_data_step",
            "demo_steps", "predict_step", "ablation_steps", "prepare_step", "reproduce_steps",
            "evaluate_published_steps", "latency_steps"]

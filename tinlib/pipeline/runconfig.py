@@ -69,16 +69,20 @@ def data_overrides(cfg: Config, data_root: str | os.PathLike | None) -> dict[str
         kind = cfg.data.kind if cfg.data.kind in lists else description.kind or next(iter(lists), None)
         if kind:
             lst = lists[kind]
-            if lst.train is None or lst.val is None or lst.data_prefix is None:
+            val_prefix_of = lst.val_data_prefix or lst.data_prefix
+            train_ok = lst.train is not None and lst.data_prefix is not None
+            if lst.val is None or val_prefix_of is None or (lst.train is not None and not train_ok):
                 raise RecordError(f"{Path(data_root) / description.FILENAME}: its {kind!r} lists lack the train or "
                                   f"val list or the data prefix; rerun {description.WRITER}")
             rel = functools.partial(_relative_to, Path(data_root))
-            val_prefix = rel(lst.val_data_prefix or lst.data_prefix)
+            val_prefix = rel(val_prefix_of)
             # a held-out test split (the synthetic data) is tested on; the releases test on val
             test_prefix = rel(lst.test_data_prefix) if lst.test_data_prefix else val_prefix
-            wanted.update({"data.kind": kind, "data.train_ann": rel(lst.train), "data.val_ann": rel(lst.val),
-                           "data.test_ann": rel(lst.test or lst.val), "data.train_prefix": rel(lst.data_prefix),
+            wanted.update({"data.kind": kind, "data.val_ann": rel(lst.val), "data.test_ann": rel(lst.test or lst.val),
                            "data.val_prefix": val_prefix, "data.test_prefix": test_prefix})
+            if train_ok:  # absent when only the val split was prepared (to test a published checkpoint)
+                assert lst.train is not None and lst.data_prefix is not None
+                wanted.update({"data.train_ann": rel(lst.train), "data.train_prefix": rel(lst.data_prefix)})
             if lst.filename_tmpl:
                 wanted["data.filename_tmpl"] = lst.filename_tmpl
             default_start = 1 if kind == "rawframes" else 0
@@ -96,6 +100,29 @@ def data_overrides(cfg: Config, data_root: str | os.PathLike | None) -> dict[str
         if node != value:
             out[key] = value
     return out
+
+
+def require_train_split(data_root: str | os.PathLike | None) -> None:
+    """Stop before a training when ``data_root``'s ``tinlib_prepare.json`` has no train lists
+    (only the val split was prepared, as ``make evaluate-published-*`` does).
+
+    Raises:
+        UserError: one line saying how to prepare the train split.
+    """
+    from tinlib.errors import UserError
+    from tinlib.records import PrepareRecord
+
+    description = read_data_description(data_root)
+    if not isinstance(description, PrepareRecord) or not description.lists:
+        return
+    if all(lst.train is None for lst in description.lists.values()):
+        splits = ", ".join(description.counts) or "val"
+        release_root = description.data_root or str(data_root)
+        out = "" if Path(release_root) == Path(str(data_root)) else f" --out {data_root}"
+        raise UserError(f"{Path(str(data_root)) / description.FILENAME} lists only the {splits} split (prepared to "
+                        f"test a published checkpoint); training needs the train split: run `tinlib prepare "
+                        f"{description.dataset} --root {release_root}{out}` (all splits; the extracted val frames "
+                        f"are kept) or make reproduce-{description.dataset}")
 
 
 def resolve(config: str, *, data_root: str | os.PathLike | None = None, overrides: dict | None = None,
@@ -181,5 +208,5 @@ def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
     return cfg, model.eval(), build_split_dataset(cfg, split)
 
 
-__all__ = ["load_config", "data_overrides", "resolve", "default_work_dir", "run_folder", "find_checkpoint",
-           "load_trained"]
+__all__ = ["load_config", "data_overrides", "require_train_split", "resolve", "default_work_dir", "run_folder",
+           "find_checkpoint", "load_trained"]
