@@ -46,7 +46,7 @@ PIPELINE = $(PY) -m tinlib.pipeline --notebooks-dir $(NOTEBOOKS) --results-dir $
 REPRO_OPTS = $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)") $(if $(GPUS),--gpus $(GPUS)) --nodes $(NODES) \
 	--node-rank $(NODE_RANK) --master-addr $(MASTER_ADDR) --master-port $(MASTER_PORT) --profile $(PROFILE)
 
-# (the check-data-% pattern rule is not listed: make skips pattern rules for phony targets)
+# (the check-data-% and check-val-data-% pattern rules are not listed: make skips pattern rules for phony targets)
 .PHONY: help setup lock lint gpu-check test test-fast demo ablation doctor lab clean zoo report latency reproduce-all \
 	reproduce-sthv1 reproduce-sthv2 reproduce-k400 check-data-all evaluate-published-sthv1 \
 	evaluate-published-sthv2 evaluate-published-k400
@@ -106,13 +106,17 @@ ablation: $(STAMP)  ## [SEEDS=0,1,2] the demo's TIN trained with the true and wi
 check-data-%:
 	@$(PYTHON) -m tinlib.pipeline check-data $* --data-root "$(DATA_ROOT)" $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)")
 
-evaluate-published-sthv1: check-data-sthv1 $(STAMP)  ## DATA_ROOT=... [GPUS=8]: MMAction2's published checkpoint of the row, tested on your data
+# evaluate-published-* tests on the val split only, so only its list and videos must be there
+check-val-data-%:
+	@$(PYTHON) -m tinlib.pipeline check-data $* --splits val --data-root "$(DATA_ROOT)" $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)")
+
+evaluate-published-sthv1: check-val-data-sthv1 $(STAMP)  ## DATA_ROOT=... [GPUS=8]: MMAction2's published checkpoint of the row, tested on your data
 	$(PIPELINE) evaluate-published sthv1 --data-root "$(DATA_ROOT)" $(REPRO_OPTS) $(if $(SET),--set $(SET))
 
-evaluate-published-sthv2: check-data-sthv2 $(STAMP)  ## the same for the Something-Something V2 row
+evaluate-published-sthv2: check-val-data-sthv2 $(STAMP)  ## the same for the Something-Something V2 row
 	$(PIPELINE) evaluate-published sthv2 --data-root "$(DATA_ROOT)" $(REPRO_OPTS) $(if $(SET),--set $(SET))
 
-evaluate-published-k400: check-data-k400 $(STAMP)  ## the same for the Kinetics-400 row
+evaluate-published-k400: check-val-data-k400 $(STAMP)  ## the same for the Kinetics-400 row
 	$(PIPELINE) evaluate-published k400 --data-root "$(DATA_ROOT)" $(REPRO_OPTS) $(if $(SET),--set $(SET))
 
 reproduce-sthv1: check-data-sthv1 $(STAMP) gpu-check  ## DATA_ROOT=... [GPUS=8 NODES=1]: prepare, train, evaluate, latency, zoo

@@ -42,6 +42,19 @@ def test_reproduce_with_a_missing_data_root_says_where(tmp_path):
     assert "sthv1" in proc.stderr and time.time() - t0 < 30
 
 
+def test_evaluate_published_checks_only_the_val_split(tmp_path):
+    """Scoring a published checkpoint reads the val split only: an incomplete Kinetics-400 root is
+    reported with its val files, never with the 240k training clips (videos_train)."""
+    root = tmp_path / "k400"
+    root.mkdir()
+    proc = make("evaluate-published-k400", f"DATA_ROOT={root}")
+    assert proc.returncode != 0
+    assert f"missing: {root / 'videos_val'}" in proc.stderr
+    assert f"missing: {root / 'videos_train'}" not in proc.stderr
+    proc = make("reproduce-k400", f"DATA_ROOT={root}")
+    assert proc.returncode != 0 and f"missing: {root / 'videos_train'}" in proc.stderr
+
+
 def test_make_help_lists_the_targets():
     proc = make("help")
     assert proc.returncode == 0, proc.stderr
