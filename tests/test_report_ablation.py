@@ -109,3 +109,36 @@ def test_summarize_reads_every_record_of_the_runs(tmp_path):
 def test_a_run_without_metrics_is_named(tmp_path):
     with pytest.raises(RecordError, match=r"adjoint_seed0/metrics\.json: .*no such file"):
         ablation.run_row(tmp_path, ablation.AblationRun("adjoint", 0))
+
+
+def test_kept_runs_are_reused_only_with_the_config_they_were_trained_with(tmp_path, monkeypatch):
+    """An interrupted ablation continues (finished runs are kept), but after a change of the config
+    or the overrides every run is trained again, instead of mixing old and new runs in one table."""
+    from tinlib.pipeline import ablation as pipeline_ablation
+
+    trained = []
+
+    def fake_execute(config, run, work_root, folder, overrides, meta):
+        trained.append(run.name)
+        _write_run(folder, run, 0.9, 100.0, [(2.0, 1.0)], 1.0)
+        return run.name
+
+    monkeypatch.setattr(pipeline_ablation, "_execute", fake_execute)
+    options = dict(seeds=[0], data_root=tmp_path / "data", results_dir=tmp_path, work_root=tmp_path / "w",
+                   parallel=1, progress=False)
+    pipeline_ablation.run_ablation(overrides={"train.epochs": 3}, **options)
+    assert sorted(trained) == ["adjoint_seed0", "mmcv_seed0"]
+    summary = AblationSummary.read(tmp_path / "ablation_interlace_grad" / "summary.json")
+    assert summary.config_digest and len(summary.runs) == 2
+
+    trained.clear()  # same config: nothing to train, the summary is rebuilt from the kept runs
+    pipeline_ablation.run_ablation(overrides={"train.epochs": 3}, **options)
+    assert trained == []
+
+    (tmp_path / "ablation_interlace_grad" / "mmcv_seed0" / "metrics.json").unlink()  # as after a kill
+    pipeline_ablation.run_ablation(overrides={"train.epochs": 3}, **options)
+    assert trained == ["mmcv_seed0"]
+
+    trained.clear()  # another config: both runs again
+    pipeline_ablation.run_ablation(overrides={"train.epochs": 4}, **options)
+    assert sorted(trained) == ["adjoint_seed0", "mmcv_seed0"]

@@ -933,6 +933,8 @@ class AblationSummary(Record):
     runs: list[dict[str, Any]]
     per_grad: dict[str, Any] = field(default_factory=dict)
     comparisons: dict[str, Any] = field(default_factory=dict)
+    # sha256 of the runs' resolved config (absent in summaries written before it was recorded)
+    config_digest: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 RECORD_TYPES: tuple[type[Record], ...] = (TrainRecord, RunState, MetricsRecord, ReversalRecord, LatencyRecord,

@@ -3,7 +3,9 @@ gradient of the temporal shift and with mmcv's backward under the same seeds, th
 
 Each (gradient, seed) run is a ``tinlib train`` + ``tinlib test`` pair in a subprocess, so
 ``parallel`` of them share a small CPU side by side (one torch thread each). A run whose
-``metrics.json`` exists is not redone, so an interrupted ablation continues where it stopped.
+``metrics.json`` exists is not redone, so an interrupted ablation continues where it stopped, as
+long as ``summary.json`` records the same resolved config (its ``config_digest``); after a change
+of the config or the overrides every run is trained again.
 The statistics and tables are :mod:`tinlib.report.ablation`'s.
 
 Outputs under ``<results_dir>/<name>/``: one folder per run (``train.json``, ``log.json``,
@@ -11,6 +13,8 @@ Outputs under ``<results_dir>/<name>/``: one folder per run (``train.json``, ``l
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -74,6 +78,31 @@ def _execute(config: str, run: AblationRun, work_root: Path, folder: Path, overr
     return run.name
 
 
+def config_digest(config: str, overrides: dict[str, Any]) -> str:
+    """sha256 of the config every run trains with (``config`` resolved with ``overrides``; the
+    gradient and seed, which differ per run, are not part of it)."""
+    from tinlib.engine.config import load_config as load_with_overrides
+
+    resolved = load_with_overrides(config, overrides).to_dict()
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stale_reason(folder: Path, digest: str) -> str | None:
+    """Why the runs kept in ``folder`` cannot be reused with the config of ``digest`` (None: they can,
+    or there are none). Runs are kept only when the summary recorded the same config."""
+    path = folder / AblationSummary.FILENAME
+    if not any(folder.glob(f"*/{MetricsRecord.FILENAME}")):
+        return None
+    if not path.is_file():
+        return "the kept runs have no summary.json that records their config"
+    previous = AblationSummary.read(path)
+    if previous.config_digest is None:
+        return "the kept runs do not record their config (written by an older tin-kit)"
+    if previous.config_digest != digest:
+        return "the kept runs were trained with another config (the config file or the overrides changed)"
+    return None
+
+
 def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int] = (0, 1, 2),
                  grads: Sequence[str] = GRADS, data_root: str | os.PathLike | None = None,
                  overrides: dict[str, Any] | None = None, results_dir: str | os.PathLike = "results",
@@ -110,7 +139,18 @@ def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int]
         applied.setdefault("train.num_threads", 1)
     folder, work_root = Path(results_dir) / name, Path(work_root)
     meta = read_synthetic_meta(data_root or cfg.data.root)
-    todo = [r for r in runs if force or not (folder / r.name / MetricsRecord.FILENAME).is_file()]
+    digest = config_digest(config, applied)
+    stale = _stale_reason(folder, digest)
+    if stale or force:
+        if stale:
+            log.info(f"{folder}: {stale}; every run is trained again")
+        for old in folder.glob(f"*/{MetricsRecord.FILENAME}"):
+            old.unlink()  # superseded: a run counts as done only with a metrics.json of this config
+    # the digest goes on record before any run, so that runs finished before an interruption are kept
+    if stale or force or not (folder / AblationSummary.FILENAME).is_file():
+        AblationSummary(config=config, overrides=applied, grads=list(grads), seeds=list(seeds), runs=[],
+                        config_digest=digest).write(folder / AblationSummary.FILENAME)
+    todo = [r for r in runs if not (folder / r.name / MetricsRecord.FILENAME).is_file()]
     if len(todo) < len(runs):
         log.info(f"{len(runs) - len(todo)} of {len(runs)} runs already done in {folder}; "
                  f"running the other {len(todo)}")
@@ -127,6 +167,7 @@ def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int]
     if errors:
         raise RuntimeError("\n\n".join(errors))
     summary = summarize(folder, runs, config=config, overrides=applied)
+    summary.config_digest = digest
     summary.write(folder / AblationSummary.FILENAME)
     atomic_write_text(folder / "summary.md", summary_markdown(summary))
     return summary.to_dict()
