@@ -341,3 +341,14 @@ def test_tin_as_one_op_under_torch_compile(grad):
                           (x.clone().requires_grad_(), *[p.detach().clone().requires_grad_() for p in params], 4, 4,
                            grad))
     assert tin_block.NetParams._fields[0] == "offset_conv_weight"
+
+
+def test_tin_infers_like_it_trains_under_inference_mode(one_op_calls):
+    """The one op without a backward to come (no gradient taps) gives the grad-enabled forward's values."""
+    torch.manual_seed(5)
+    tin = _spread_tin(32, 4, "adjoint")
+    x = torch.randn(8, 32, 3, 5, dtype=torch.float64, requires_grad=True)
+    y = tin(x)
+    with torch.inference_mode():
+        inferred = tin(x.detach())
+    assert len(one_op_calls) == 2 and torch.equal(inferred, y.detach())
