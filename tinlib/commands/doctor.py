@@ -20,14 +20,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tinlib doctor",
         description="Check this machine before a long run: package versions and devices; the interlace op "
                     "(each backend, float32/float16/bfloat16, forward and backward at TIN-R50's shapes) against "
-                    "its float64 definition; its memory bandwidth on GPUs; TIN-R50 training steps in float32 and "
-                    "mixed precision; the video and frame decoders.",
+                    "its float64 definition; its memory bandwidth on GPUs; TIN's temporal module as one fused op "
+                    "on the CPU (what CPU training runs) against its composed steps in float64; TIN-R50 training "
+                    "steps in float32 and mixed precision; the video and frame decoders.",
         epilog="Exit status: 0 all checks passed or were skipped, 1 a check failed, 2 bad usage.")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="all",
                         help="check the CPU, every visible GPU, or both (default: all; GPU checks are skipped "
                              "when there is no GPU, except with --device cuda, where that is a failure)")
     parser.add_argument("--quick", action="store_true",
-                        help="only the op checks and one mixed-precision training step (what runs before training)")
+                        help="only the op and fused-module checks and one mixed-precision training step (with --device "
+                             "cuda: what make reproduce-* runs before training)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON (a list of checks and the "
                                                             "environment) instead of the table")
     return parser

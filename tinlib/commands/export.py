@@ -13,14 +13,16 @@ PROG = "tinlib export"
 
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``tinlib export``."""
+    from tinlib.export import DEFAULT_OPSET
+
     parser = argparse.ArgumentParser(prog=PROG, description="Export a trained recognizer to ONNX.")
     parser.add_argument("config", help="config name (tinlib/configs) or path")
     parser.add_argument("checkpoint", help="trained checkpoint (any layout tinlib.checkpoint reads)")
     parser.add_argument("out", help="output .onnx file")
     add_override_arguments(parser, "model.num_segments=16", checkpoint=True)
     parser.add_argument("--input-size", type=int, default=None, help="frame side (default: the config's)")
-    parser.add_argument("--views", type=int, default=1, help="views (clips x crops) per sample")
-    parser.add_argument("--opset", type=int, help="ONNX opset (default: tinlib.export.DEFAULT_OPSET)")
+    parser.add_argument("--views", type=int, default=1, help="views (clips x crops) per sample (default 1)")
+    parser.add_argument("--opset", type=int, help=f"ONNX opset (default {DEFAULT_OPSET})")
     parser.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
     parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
     return parser

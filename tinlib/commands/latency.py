@@ -20,13 +20,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"config for the test setting (default {DEFAULT_CONFIG})")
     p.add_argument("--archs", default=DEFAULT_ARCHS, help=f"comma-separated archs (default {DEFAULT_ARCHS})")
     add_override_arguments(p, "data.input_size=256", checkpoint=False)
-    p.add_argument("--devices", default="cpu,cuda", help="where to time (cuda is skipped when absent)")
-    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--devices", default="cpu,cuda",
+                   help="where to time, comma-separated (default cpu,cuda; cuda is skipped when absent)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed iterations before timing (default 5)")
     p.add_argument("--iters", type=int, help="timed iterations on every device (default: 20 on CPU, 200 on CUDA)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-train-memory", action="store_true", help="skip the CUDA training-memory measurement")
-    p.add_argument("--out", default="results/latency.json")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", default="results/latency.json",
+                   help="the latency record to write (default results/latency.json; make latency writes "
+                        "results/<config>/latency.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
 
@@ -36,9 +39,18 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.engine.config import load_config
     from tinlib.engine.latency import benchmark, check_archs, format_table, parse_devices, write_latency
     from tinlib.engine.torch_settings import torch_settings
+    from tinlib.errors import UserError
+    from tinlib.models import parse_arch
 
-    cfg = load_config(args.config, overrides_of(args))
     archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    if not archs:
+        raise UserError(f"--archs: name at least one arch, e.g. --archs {DEFAULT_ARCHS}")
+    for arch in archs:
+        try:
+            parse_arch(arch)
+        except ValueError as err:
+            raise UserError(f"--archs: {err}") from None
+    cfg = load_config(args.config, overrides_of(args))
     check_archs(cfg, archs)  # before any work
     devices = parse_devices(args.devices)
     with torch_settings(threads=args.threads):

@@ -20,7 +20,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="the splits to prepare, comma-separated (default: all); --splits val writes only the val "
                         "lists and frames, what testing reads; a later run with all splits adds the train split "
                         "and keeps the val frames extracted")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _add_debug(p: argparse.ArgumentParser) -> None:
+    # also accepted after the sub-command's options (``tinlib prepare sthv1 --root R --debug``);
+    # SUPPRESS keeps the top-level value when the flag is given before the sub-command
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the full traceback of an error (or set TINLIB_DEBUG=1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,10 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=PROG, description="Dataset preparation from the official release files: "
                                                         "MMAction2 lists and frame extraction.")
     sub = ap.add_subparsers(dest="dataset", required=True, metavar="{sthv1,sthv2,k400,extract,synthetic}")
-    p1 = sub.add_parser("sthv1", help="Something-Something V1 frame folders + CSVs -> rawframe lists")
+    p1 = sub.add_parser("sthv1", help="Something-Something V1 frame folders + CSVs -> rawframe lists",
+                        description="Something-Something V1: check the frame folders and write MMAction2 rawframe "
+                                    "lists (sthv1_<split>_list_rawframes.txt) from the release's CSVs.")
     _add_common(p1)
     p1.add_argument("--frames-dir", help=f"folder of <id>/00001.jpg folders (default: ROOT/{STHV1.media_dirs[0][0]})")
-    p2 = sub.add_parser("sthv2", help="Something-Something V2 webm + JSON -> lists; extracts frames by default")
+    p2 = sub.add_parser("sthv2", help="Something-Something V2 webm + JSON -> lists; extracts frames by default",
+                        description="Something-Something V2: extract JPEG frames from the webm videos (resumable) "
+                                    "and write MMAction2 lists from the release's JSON files.")
     _add_common(p2)
     p2.add_argument("--videos-dir", help=f"folder of <id>.webm (default: ROOT/{STHV2.media_dirs[0][0]})")
     p2.add_argument("--no-extract", action="store_true",
@@ -42,27 +53,36 @@ def build_parser() -> argparse.ArgumentParser:
     g = p2.add_mutually_exclusive_group()
     g.add_argument("--short-side", type=int, help="resize frames to this short side (default: native size)")
     g.add_argument("--height", type=int, help="resize frames to this height")
-    p2.add_argument("--workers", type=int)
+    p2.add_argument("--workers", type=int, help="frame-extraction processes (default: CPU cores, at most 8)")
     p3 = sub.add_parser("k400", help=f"Kinetics-400 CSVs + clips -> lists; extracts frames (short side "
-                                     f"{K400.extract_short_side})")
+                                     f"{K400.extract_short_side})",
+                        description="Kinetics-400: extract JPEG frames from the clips (resumable) and write "
+                                    "MMAction2 lists from the annotation CSVs.")
     _add_common(p3)
-    p3.add_argument("--no-extract", action="store_true")
-    p3.add_argument("--short-side", type=int, default=K400.extract_short_side)
-    p3.add_argument("--workers", type=int)
+    p3.add_argument("--no-extract", action="store_true", help="write video lists only, extract no frames")
+    p3.add_argument("--short-side", type=int, default=K400.extract_short_side,
+                    help=f"resize frames to this short side (default {K400.extract_short_side})")
+    p3.add_argument("--workers", type=int, help="frame-extraction processes (default: CPU cores, at most 8)")
     p3.add_argument("--label-map", help="class names one per line, in index order (default: sorted train classes)")
     p3.add_argument("--rename-class-folders", action="store_true",
                     help="rename class folders with spaces to use '_' (MMAction2's rename_classnames.sh)")
-    p4 = sub.add_parser("extract", help="extract JPEG frames from every video below a folder (resumable)")
+    p4 = sub.add_parser("extract", help="extract JPEG frames from every video below a folder (resumable)",
+                        description="Extract JPEG frames from every video below a folder, one folder of frames "
+                                    "per video (same relative path, without the extension); resumable.")
     p4.add_argument("--videos", required=True, help="folder of videos (searched recursively)")
-    p4.add_argument("--out", required=True)
+    p4.add_argument("--out", required=True, help="where the frame folders go")
     g = p4.add_mutually_exclusive_group()
-    g.add_argument("--short-side", type=int)
-    g.add_argument("--height", type=int)
-    p4.add_argument("--workers", type=int)
-    p4.add_argument("--filename-tmpl", default=RAWFRAME_TEMPLATE)
+    g.add_argument("--short-side", type=int, help="resize frames to this short side (default: native size)")
+    g.add_argument("--height", type=int, help="resize frames to this height")
+    p4.add_argument("--workers", type=int, help="extraction processes (default: CPU cores, at most 8)")
+    p4.add_argument("--filename-tmpl", default=RAWFRAME_TEMPLATE,
+                    help=f"frame file names, a str.format template of the 1-based index "
+                         f"(default {RAWFRAME_TEMPLATE})")
     p5 = sub.add_parser("synthetic", help="write the embedded synthetic temporal dataset in an official layout",
                         description="Write the embedded synthetic temporal dataset in an official layout.")
-    p5.add_argument("--layout", choices=SYNTHETIC.layouts, default="sthv1")
+    p5.add_argument("--layout", choices=SYNTHETIC.layouts, default="sthv1",
+                    help="which release's layout to imitate: sthv1 frame folders (default, what the demo "
+                         "reads), sthv2 webm videos, k400 mp4 clips")
     p5.add_argument("--out", required=True, help="output folder (created; reused if written with the same options)")
     p5.add_argument("--size", choices=sorted(PRESETS), default="demo",
                     help="videos per class and split, frames per video and frame height (default demo: "
@@ -72,13 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     p5.add_argument("--num-val", type=int, help="validation videos, checked during training (default: from --size)")
     p5.add_argument("--num-test", type=int, help="held-out test videos, what the demo evaluates on "
                                                  "(default: from --size)")
-    p5.add_argument("--seed", type=int, default=0)
-    p5.add_argument("--height", type=int)
-    p5.add_argument("--workers", type=int)
+    p5.add_argument("--seed", type=int, default=0, help="random seed of the videos (default 0)")
+    p5.add_argument("--height", type=int, help="frame height in pixels, even (default: from --size)")
+    p5.add_argument("--workers", type=int, help="writer processes (default: CPU cores, at most 4)")
     p5.add_argument("--extract-frames", action="store_true", help="video layouts: also extract JPEG frames")
     p5.add_argument("--overwrite", action="store_true",
                     help="write into a folder that holds other files (deleting them) or rewrite the dataset")
     p5.add_argument("--quiet", action="store_true", help="no progress lines")
+    for sub_parser in sub.choices.values():
+        _add_debug(sub_parser)
     return ap
 
 

@@ -20,15 +20,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="config name (see tinlib/configs) or path to a .py/.json config")
     p.add_argument("checkpoint", help="checkpoint file (tinlib, MMAction2 0.x/1.x or original TIN layout)")
     add_override_arguments(p, "test.num_clips=2 test.average_clips=prob", checkpoint=True)
-    p.add_argument("--split", choices=("val", "test"), default="test")
+    p.add_argument("--split", choices=("val", "test"), default="test",
+                   help="which annotation list to evaluate on: data.test_ann (default) or data.val_ann")
     p.add_argument("--run", help="results sub-folder name (default: the config name)")
     p.add_argument("--results-dir", help="results root (default: the config's results_dir, 'results')")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to run: auto (a GPU when there is one, else the CPU), cpu or cuda (default auto)")
     p.add_argument("--batch-size", type=int, help="videos per process (default data.test_videos_per_gpu)")
     p.add_argument("--workers", type=int, help="loader workers per process (default data.workers_per_gpu)")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="autocast dtype for inference")
     p.add_argument("--overwrite", action="store_true", help="replace results of another run in the output folder")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
