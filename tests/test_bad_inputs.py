@@ -152,6 +152,10 @@ CASES = {
         "tinlib test: error: bad override: train.epochs: expected int, got 'abc'",)),
     "override without a value": Case(["test", CONFIG, "tin.pth", "--set", "train.epochs"], 2, (
         "tinlib test: error: override 'train.epochs': expected KEY=VALUE, e.g. optim.lr=0.01",)),
+    "prepare with a missing data root": Case(["prepare", "sthv1", "--root", "nowhere"], 1, (
+        "tinlib prepare: error: missing SthV1 class list: nowhere/something-something-v1-labels.csv (the folder "
+        "nowhere does not exist); download the Something-Something V1 annotation CSVs from ",
+        " and put them in nowhere")),
     "unknown config": Case(["test", "no_such_config", "tin.pth"], 2, (
         "tinlib test: error: unknown config 'no_such_config'. Available: demo_tin_r18_synthetic,",)),
 }

@@ -135,11 +135,11 @@ def test_progress_bar_on_a_terminal_and_nothing_when_disabled(messages, capsys):
 def test_sthv1_missing_inputs_say_what_to_download(sthv1):
     (sthv1 / "something-something-v1-validation.csv").unlink()
     with pytest.raises(PrepareError, match=r"missing SthV1 validation split: .*something-something-v1-validation\.csv"
-                                           r"\n  download the Something-Something V1 annotation CSVs"):
+                                           r"; download the Something-Something V1 annotation CSVs"):
         prepare_sthv1(sthv1)
     (sthv1 / "something-something-v1-validation.csv").write_text("201;Holding something\n")
     (sthv1 / "20bn-something-something-v1").rename(sthv1 / "elsewhere")
-    with pytest.raises(PrepareError, match=r"missing SthV1 frame folders: .*\n  download the "
+    with pytest.raises(PrepareError, match=r"missing SthV1 frame folders: .*; download the "
                                            r"20bn-something-something-v1-\?\? archive parts"):
         prepare_sthv1(sthv1)
     rep = prepare_sthv1(sthv1, frames_dir=sthv1 / "elsewhere", quiet=True)
@@ -249,7 +249,7 @@ def test_k400_class_folders_with_spaces(k400):
 
 def test_k400_missing_csv_and_bad_rows(k400):
     (k400 / "kinetics_val.csv").unlink()
-    with pytest.raises(PrepareError, match=r"missing Kinetics-400 val CSV: none of .*kinetics_val\.csv.*\n  get the "
+    with pytest.raises(PrepareError, match=r"missing Kinetics-400 val CSV: none of .*kinetics_val\.csv.*; get the "
                                            "Kinetics-400 annotation CSVs"):
         prepare_kinetics400(k400, extract=False)
     (k400 / "kinetics_val.csv").write_text("label,youtube_id\nabseiling,xxxxxxxxxxx\n")
@@ -400,3 +400,17 @@ def test_prepare_record_names_its_splits_and_keeps_the_others(sthv1, tmp_path):
     train_list.unlink()  # a list no longer on disk is not carried over
     summary = launch.prepare_data("sthv1", sthv1, lists_dir=out, splits="val")
     assert summary["splits"] == ["val"] and summary["lists"]["rawframes"]["train"] is None
+
+
+def test_missing_release_file_is_one_line_naming_a_missing_root(tmp_path):
+    root = tmp_path / "not_there"
+    with pytest.raises(PrepareError) as err:
+        prepare_sthv1(root)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"missing SthV1 class list: {root / 'something-something-v1-labels.csv'} "
+                              f"(the folder {root} does not exist); download ")
+    (tmp_path / "here").mkdir()
+    with pytest.raises(PrepareError) as err:
+        prepare_sthv1(tmp_path / "here")
+    assert "does not exist" not in str(err.value) and "\n" not in str(err.value)

@@ -83,8 +83,10 @@ class PrepareError(DataError):
 
 
 def _require(path: Path, what: str, how: str) -> Path:
+    """``path`` when it exists, else PrepareError in one line: what is missing, where, and ``how`` to get it."""
     if not path.exists():
-        raise PrepareError(f"missing {what}: {path}\n  {how}")
+        gone = "" if path.parent.is_dir() else f" (the folder {path.parent} does not exist)"
+        raise PrepareError(f"missing {what}: {path}{gone}; {how}")
     return path
 
 
@@ -103,7 +105,7 @@ def _pick_dir(root: Path, names: Sequence[str], what: str, how: str) -> Path:
         if (root / name).is_dir():
             return root / name
     tried = ", ".join(str(root / n) for n in names)
-    raise PrepareError(f"missing {what}: none of {tried} exists\n  {how}")
+    raise PrepareError(f"missing {what}: none of {tried} exists; {how}")
 
 
 class Progress:
@@ -359,7 +361,7 @@ def _split_files(root: Path, annotations: Mapping[str, str | os.PathLike] | None
         hit = next((c for c in cands if c.is_file()), None)
         if hit is None:
             tried = str(cands[0]) if len(cands) == 1 else f"none of {', '.join(map(str, cands))}"
-            raise PrepareError(f"missing {what(split)}: {tried}\n  {how}")
+            raise PrepareError(f"missing {what(split)}: {tried}; {how}")
         found[split] = hit
     return found
 
