@@ -298,12 +298,19 @@ def is_published_evaluation(folder: Path, record: Record) -> bool:
     return folder.name == published_run(config) or getattr(record, "run", None) == published_run(config)
 
 
-def collect_published(results_dir: str | os.PathLike = "results") -> dict[str, RunRecord]:
+def collect_published(results_dir: str | os.PathLike = "results", warn: bool = True) -> dict[str, RunRecord]:
     """The published checkpoints evaluated here (``<results_dir>/<config>_published/metrics.json``),
-    keyed by config name; the newest when there are several."""
+    keyed by config name; the newest when there are several. ``warn=False`` leaves out damaged
+    records silently (for a caller that has warned about them through :func:`collect_runs`)."""
     out: dict[str, RunRecord] = {}
     for path in _iter_records(Path(results_dir), MetricsRecord.FILENAME):
-        record = _read_or_warn(MetricsRecord, path)
+        if warn:
+            record = _read_or_warn(MetricsRecord, path)
+        else:
+            try:
+                record = MetricsRecord.read(path)
+            except RecordError:
+                continue
         if record is None or not is_published_evaluation(path.parent, record):
             continue
         rec = RunRecord(record.config_name, path.parent, metrics=record)
@@ -631,7 +638,7 @@ def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLik
     base = out.parent
     rows = published_rows()
     runs = collect_runs(results_dir)
-    published = collect_published(results_dir)
+    published = collect_published(results_dir, warn=False)  # collect_runs warned about damaged records
     notes: list[str] = []
     parts = ["# TIN model zoo: measured here vs published",
              "",
@@ -693,14 +700,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``tinlib zoo``: rewrite the table; returns the exit status."""
-    args = build_parser().parse_args(argv)
+def _run(args: argparse.Namespace) -> int:
+    from tinlib.errors import UserError
+
+    if not Path(args.results_dir).is_dir():
+        raise UserError(f"results folder {args.results_dir} does not exist; give the folder the runs wrote to "
+                        f"with --results-dir (default results)")
     out = write_zoo(args.results_dir, args.out)
     if args.print:
         print(out.read_text())
     print(f"wrote {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tinlib zoo``: rewrite the table; returns the exit status (2 when the results folder is missing)."""
+    from tinlib.cli import run_command
+
+    return run_command("tinlib zoo", build_parser(), _run, argv)
 
 
 __all__ = [
