@@ -274,3 +274,15 @@ def test_launch_training_returns_the_record_rank_0_wrote_and_records_the_launch(
     assert (record.config, record.device, record.world_size, record.torchrun) == ("demo_tin_r18_synthetic", "cuda",
                                                                                    1, False)
     assert record.work_dir == str(tmp_path / "w")
+
+
+def test_check_data_names_the_make_target_that_checked(tmp_path):
+    # evaluate-published-* checks the val split only and should send the user back to itself
+    with pytest.raises(DataMissing) as err:
+        check_data("sthv1", str(tmp_path / "nope"), splits="val")
+    assert "then: make evaluate-published-sthv1 DATA_ROOT=/path/to/sthv1" in str(err.value)
+    assert "reproduce" not in str(err.value)
+    with pytest.raises(DataMissing) as err:
+        check_data("k400", None)
+    assert "then: make reproduce-k400 DATA_ROOT=/path/to/kinetics400" in str(err.value)
+    assert "in the repository root" not in str(err.value)  # the TSM-K400 checkpoint is downloaded on first use

@@ -168,8 +168,9 @@ K400 = Release(
   - the trimmed clips in DATA_ROOT/videos_train/<class>/<youtube_id>_<start>_<end>.mp4 and
     DATA_ROOT/videos_val/<class>/...
   - the annotation CSVs renamed kinetics_train.csv and kinetics_val.csv in DATA_ROOT
-  - the TSM-K400 checkpoint the row fine-tunes from (see the config's model.load_from):
-    tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth, in the repository root
+  - for training, the TSM-K400 checkpoint the row fine-tunes from (the config's model.load_from) is
+    downloaded into torch's hub cache on first use; offline, `tinlib fetch
+    tsm_r50_1x1x8_50e_kinetics400_rgb` says where to put the file
   frames are extracted with short side 256 on the first run""")
 
 RELEASES: dict[str, Release] = {r.key: r for r in (STHV1, STHV2, K400)}

@@ -19,9 +19,12 @@ class DataMissing(UserError):
     """``DATA_ROOT`` is unset or does not hold the release; the message says what to download."""
 
 
-def _instructions(dataset: str) -> str:
+def _instructions(dataset: str, splits: Sequence[str] = SPLITS) -> str:
+    """What to download and the make target to run then: ``evaluate-published-*`` when only the val
+    split is needed (what that target checks), else ``reproduce-*``."""
     rel = release(dataset)
-    return f"{rel.download_help()}\n  then: make reproduce-{rel.key} DATA_ROOT=/path/to/{rel.folder}"
+    target = "evaluate-published" if tuple(splits) == ("val",) else "reproduce"
+    return f"{rel.download_help()}\n  then: make {target}-{rel.key} DATA_ROOT=/path/to/{rel.folder}"
 
 
 def check_data(dataset: str, data_root: str | os.PathLike | None, lists_dir: str | os.PathLike | None = None,
@@ -46,7 +49,7 @@ def check_data(dataset: str, data_root: str | os.PathLike | None, lists_dir: str
     except ValueError as err:
         raise DataMissing(str(err)) from None
     rel = release(dataset)
-    how = _instructions(dataset)
+    how = _instructions(dataset, splits)
     if not data_root:
         raise DataMissing(f"DATA_ROOT is not set. Download {how}")
     root = Path(data_root)
