@@ -159,7 +159,7 @@ latency: $(STAMP)  ## [CONFIG=... ARCHS=tin_r50,tsm_r50,tsn_r50]: latency, FLOPs
 	$(PIPELINE) latency --config $(CONFIG) $(if $(ARCHS),--archs $(ARCHS))
 
 lab: $(STAMP)  ## open JupyterLab on the project kernel, in notebooks/
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
+	$(PY) -m jupyterlab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:  ## remove caches, the virtual environment and the demo's scratch data (never results/)

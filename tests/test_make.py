@@ -55,6 +55,14 @@ def test_evaluate_published_checks_only_the_val_split(tmp_path):
     assert proc.returncode != 0 and f"missing: {root / 'videos_train'}" in proc.stderr
 
 
+def test_make_lab_runs_jupyterlab_of_the_chosen_interpreter():
+    # with PY=... (an existing environment) there is no .venv/bin/jupyter to run
+    proc = make("-n", "lab", f"PY={sys.executable}")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{sys.executable} -m jupyterlab --ServerApp.root_dir={ROOT}" in proc.stdout
+    assert ".venv/bin/jupyter" not in proc.stdout
+
+
 def test_make_help_lists_the_targets():
     proc = make("help")
     assert proc.returncode == 0, proc.stderr
