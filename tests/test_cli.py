@@ -1,5 +1,6 @@
 import argparse
 import importlib
+import os
 import subprocess
 import sys
 
@@ -77,3 +78,26 @@ def test_latency_names_a_bad_arch_as_an_option_error(capsys):
     assert latency.main(["--archs", "tin_r50,tim_r50"]) == 2
     assert capsys.readouterr().err.strip() == ("tinlib latency: error: --archs: unknown arch 'tim_r50': use "
                                                 "tin_/tsm_/tsn_ followed by one of r18, r34, r50, r101 (e.g. tin_r50)")
+
+
+def test_a_closed_stdout_pipe_ends_the_command_without_a_traceback(tmp_path):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line (`tinlib ... | head -0`)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tinlib", "prepare", "synthetic", "--out", str(tmp_path / "s"),
+                               "--size", "tiny", "--quiet"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == cli.BROKEN_PIPE_STATUS == 141
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+
+
+def test_prepare_synthetic_says_when_it_reused_the_data(tmp_path, capsys):
+    from tinlib.commands import prepare
+
+    args = ["synthetic", "--out", str(tmp_path / "s"), "--size", "tiny", "--quiet"]
+    assert prepare.main(args) == 0
+    assert "), written in " in capsys.readouterr().out.splitlines()[0]
+    assert prepare.main(args) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("), already there with these options: reused")

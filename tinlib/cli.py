@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 DEBUG_ENV = "TINLIB_DEBUG"
+BROKEN_PIPE_STATUS = 141  # what a shell reports for a program ended by SIGPIPE (128 + 13)
 
 # command -> (module, one-line help); the module has main(argv) -> int
 COMMANDS = {
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns:
         The command's exit status; 0 after printing the usage for no arguments or ``--help``,
-        2 for an unknown command name.
+        2 for an unknown command name, 141 when the reader of stdout went away (a closed pipe).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
@@ -100,7 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, _ = COMMANDS[name]
     module = importlib.import_module(module_name)
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except BrokenPipeError:
+        # stdout went to a reader that stopped early (`tinlib fetch --list | head -1`): no traceback;
+        # later writes, including the interpreter's last flush, go nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
 
 
 if __name__ == "__main__":

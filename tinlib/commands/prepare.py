@@ -105,15 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _synthetic(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from tinlib.data.synthetic import write_synthetic
 
+    meta_path = Path(args.out) / SYNTHETIC.meta_file
+    written_before = meta_path.stat().st_mtime_ns if meta_path.is_file() else None
     meta = write_synthetic(args.out, args.layout, num_train=args.num_train, num_val=args.num_val,
                            num_test=args.num_test, seed=args.seed, size=args.size, height=args.height,
                            workers=args.workers, extract_frames=args.extract_frames, overwrite=args.overwrite,
                            progress=not args.quiet)
+    reused = written_before is not None and meta_path.stat().st_mtime_ns == written_before
+    timing = "already there with these options: reused" if reused else f"written in {meta['seconds']} s"
     print(f"synthetic {meta['layout']} dataset in {meta['root']}: {meta['num_train']} train / {meta['num_val']} val "
           f"/ {meta['num_test']} test videos, {meta['num_classes']} classes ({len(meta['reversal_pairs'])} "
-          f"time-reversal pairs), {meta['seconds']} s")
+          f"time-reversal pairs), {timing}")
     print(f"  kind={meta['kind']} train_list={meta['train_list']} val_list={meta['val_list']} "
           f"test_list={meta['test_list']}")
     print(f"  data_prefix={meta['data_prefix']} filename_tmpl={meta['filename_tmpl']} "
