@@ -666,8 +666,9 @@ def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLik
     demo = demo_runs(runs)
     if demo:
         parts += ["## Synthetic demo (CPU, `make demo`)", "",
-                  ("ResNet-18 models trained from scratch on the embedded synthetic dataset (Something-Something V1 "
-                   "layout); accuracies on the annotation list named under *evaluated on*, of the *split* named "
+                  ("Small ResNet-18 models (each config's `model.base_channels` sets the width; *params* counts "
+                   "them) trained from scratch on the embedded synthetic dataset (Something-Something V1 layout); "
+                   "accuracies on the annotation list named under *evaluated on*, of the *split* named "
                    "(`test`: the held-out test split, which neither training nor the choice of checkpoint saw; "
                    "validation during training used `val`). *Direction acc* is "
                    "measured on the videos of the "
