@@ -51,11 +51,12 @@ overrides = {}
 results_dir = "results"
 work_root = "work_dirs/ablation"
 parallel = 2                       # runs side by side (one torch thread each when > 1)
+force = False                      # retrain the runs already in results_dir (make ablation FORCE=1)
 figures_dir = None                 # also save the figures there as PNG
 
 # %%
 summary = run_ablation(config, seeds=seeds, grads=grads, data_root=data_root, overrides=overrides,
-                       results_dir=results_dir, work_root=work_root, parallel=parallel)
+                       results_dir=results_dir, work_root=work_root, parallel=parallel, force=force)
 runs = tables.ablation_runs(summary)
 display(runs)
 

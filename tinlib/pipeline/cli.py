@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "ablation":
         seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
         steps = recipes.ablation_steps(notebooks_dir=notebooks, results=results, work_root=work_root / "ablation",
-                                       data_root=args.data_root, profile=args.profile, seeds=seeds)
+                                       data_root=args.data_root, profile=args.profile, seeds=seeds,
+                                       force=args.force)
         name = "ablation"
     elif args.command == "reproduce":
         from tinlib.pipeline.checks import check_data, detect_gpus

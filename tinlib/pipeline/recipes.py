@@ -137,13 +137,14 @@ def predict_step(notebooks_dir: Path, config: str, checkpoint: Path, data_root: 
 
 def ablation_steps(*, notebooks_dir: Path, results: Path, work_root: Path, data_root: str = DEMO_DATA_ROOT,
                    profile: str = "full", seeds: Sequence[int] = (0, 1, 2),
-                   config: str = DEMO_CONFIGS[0]) -> list[Step]:
+                   config: str = DEMO_CONFIGS[0], force: bool = False) -> list[Step]:
     """synthetic data (shared with the demo) -> the interlace-gradient ablation (notebook 06).
 
     Args:
         notebooks_dir, results, work_root, data_root, profile: as for :func:`demo_steps`.
         seeds: one run per gradient and seed.
         config: the TIN config trained with each gradient.
+        force: retrain the runs whose records are already in ``results`` (the committed ones too).
     """
     prepare, lists = synthetic_data_step(notebooks_dir, data_root, profile)
     summary = results / "ablation_interlace_grad" / "summary.json"
@@ -151,7 +152,8 @@ def ablation_steps(*, notebooks_dir: Path, results: Path, work_root: Path, data_
             Step("06_gradient_ablation", _notebook(notebooks_dir, "06_gradient_ablation"),
                  {"config": config, "data_root": str(data_root), "seeds": list(seeds),
                   "overrides": synthetic_overrides(profile), "results_dir": str(results),
-                  "work_root": str(work_root), "figures_dir": str(results / "runs" / "ablation" / "figures")},
+                  "work_root": str(work_root), "figures_dir": str(results / "runs" / "ablation" / "figures"),
+                  "force": force},
                  # always: the notebook itself skips finished runs, and new seeds must not look up to date
                  inputs=[config_file(config), *lists], outputs=[summary], always=True,
                  title="Interlace gradient ablation")]

@@ -5,8 +5,9 @@ It is skipped when all its outputs exist and are newer than every input and the 
 like a make rule, and its last run finished: a notebook that failed (or was killed) after writing
 some outputs has not done its step. The proof is a stamp, ``.<step name>.done.json`` beside the
 first output, written only after the notebook ran to its end and removed when the step starts
-again. (Runs from before the stamps count as finished when their executed notebook says so.) The
-executed notebook goes to ``<run_dir>/<step name>.ipynb``, with the traceback when a cell fails
+again. Stamps are not committed, so in a fresh clone every step runs once on the new machine
+(the committed results, latency included, were measured elsewhere). The executed notebook goes
+to ``<run_dir>/<step name>.ipynb``, with the traceback when a cell fails
 (papermill saves the notebook as it goes).
 
 Standard library only at import time (papermill is imported when a notebook runs).
@@ -121,19 +122,16 @@ def notebook_finished(executed: Path) -> bool:
     return bool(meta.get("end_time")) and not meta.get("exception")
 
 
-def step_finished(step: Step, run_dir: Path | None = None) -> bool:
-    """Whether ``step``'s last run finished: its stamp exists, or (a run from before the stamps) its
-    executed notebook ``<run_dir>/<step name>.ipynb`` says it ran to its end without an exception."""
+def step_finished(step: Step) -> bool:
+    """Whether ``step``'s last run on this machine finished: its stamp exists."""
     marker = finished_marker(step)
-    if marker is not None and marker.is_file():
-        return True
-    return run_dir is not None and notebook_finished(Path(run_dir) / f"{step.name}.ipynb")
+    return marker is not None and marker.is_file()
 
 
 def freshness(step: Step, run_dir: Path | None = None) -> tuple[bool, str]:
     """Whether ``step`` is up to date, and why: ``(True, ...)`` when all its outputs exist, none is
-    older than its notebook or any of its inputs, and its last run finished (see
-    :func:`step_finished`; ``run_dir`` holds the executed notebooks)."""
+    older than its notebook or any of its inputs, and its last run finished here (see
+    :func:`step_finished`; ``run_dir`` holds the executed notebooks, which only explain why not)."""
     if step.always:
         return False, "always runs"
     if not step.outputs:
@@ -146,7 +144,9 @@ def freshness(step: Step, run_dir: Path | None = None) -> tuple[bool, str]:
     newer = [p for p in [Path(step.source), *step.inputs] if (_mtime(p) or 0) > oldest_out]
     if newer:
         return False, f"{show_path(newer[0])} is newer than its outputs"
-    if not step_finished(step, run_dir):
+    if not step_finished(step):
+        if run_dir is not None and notebook_finished(Path(run_dir) / f"{step.name}.ipynb"):
+            return False, "no finished run on this machine (the outputs came with the repository or an older tin-kit)"
         return False, "its last run did not finish"
     return True, "outputs are newer than the inputs"
 
