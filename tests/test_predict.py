@@ -239,6 +239,7 @@ def test_short_video_gives_one_window(tmp_path, capsys, checkpoint):
     timeline = doc["videos"][0]["windows"]
     assert timeline["count"] == 1 and timeline["items"][0]["start"] == 0 and timeline["items"][0]["end"] == 9
     assert timeline["stride"] == 16
+    assert timeline["window"] == 9  # the window holds the whole 9-frame video, not the 16 asked for
 
 
 # ------------------------------------------------------------------------------- errors
@@ -279,6 +280,16 @@ def test_frame_folder_numbering(tmp_path, capsys, checkpoint):
     code, _, err = run_predict(capsys, tiny_config(tmp_path), checkpoint, gap)
     assert code != 0
     one_error_line(err, gap, "img_00005.jpg is missing")
+
+
+def test_missing_label_file_fails_before_the_checkpoint_is_read(tmp_path, capsys):
+    video = tmp_path / "v.mp4"
+    write_video(video, render(10), video_codec("mp4"))
+    missing = tmp_path / "labels.txt"
+    # the checkpoint does not exist either: the label file must be the error reported
+    code, out, err = run_predict(capsys, tiny_config(tmp_path), tmp_path / "none.pth", video, "--labels", missing)
+    assert code != 0 and out == ""
+    one_error_line(err, missing)
 
 
 def test_stride_needs_a_window(tmp_path, capsys, checkpoint):

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from tinlib.engine.config import ConfigError, load_config
-    from tinlib.engine.predict import LABELS_HINT, Predictor, open_source, write_outputs
+    from tinlib.engine.predict import LABELS_HINT, Predictor, class_names_for, open_source, write_outputs
     from tinlib.errors import UserError
 
     if args.topk < 1:
@@ -111,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides_of(args))
     except ConfigError as err:
         raise UserError(str(err)) from None
-    # every video is opened before the model is loaded: a missing or unreadable one fails fast
+    # every video and the label file are opened before the model is loaded: a bad one fails fast
     sources = [open_source(video, cfg) for video in args.videos]
+    if args.labels is not None:
+        class_names_for(cfg, args.labels)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     predictor = Predictor.from_checkpoint(cfg, args.checkpoint, device=args.device, labels=args.labels,

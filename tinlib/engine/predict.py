@@ -554,7 +554,8 @@ class Predictor:
             raise UserError(str(err)) from None
         scores_arr = np.stack(scores)
         starts_arr = np.asarray(starts, np.int64)
-        return WindowTimeline(window, stride, starts_arr, starts_arr + length, np.stack(inds_all), scores_arr,
+        # a video shorter than the window gives one window of the whole video: report its real length
+        return WindowTimeline(length, stride, starts_arr, starts_arr + length, np.stack(inds_all), scores_arr,
                               probabilities(scores_arr, average), np.asarray(decode_ms), np.asarray(model_ms),
                               source.fps, str(self.device))
 
