@@ -80,6 +80,26 @@ def test_latency_names_a_bad_arch_as_an_option_error(capsys):
                                                 "tin_/tsm_/tsn_ followed by one of r18, r34, r50, r101 (e.g. tin_r50)")
 
 
+def test_latency_compares_the_three_models_at_the_configs_depth(monkeypatch):
+    """Without --archs the demo config (a ResNet-18) is timed as TIN, TSM and TSN ResNet-18s."""
+    from tinlib.commands import latency
+    from tinlib.engine import latency as engine_latency
+
+    asked = []
+
+    def stop(cfg, archs, **kwargs):
+        asked.append(archs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(engine_latency, "benchmark", stop)
+    for argv, expected in ((["demo_tin_r18_synthetic"], ["tin_r18", "tsm_r18", "tsn_r18"]),
+                           ([], ["tin_r50", "tsm_r50", "tsn_r50"]),
+                           (["demo_tin_r18_synthetic", "--archs", "tsn_r34"], ["tsn_r34"])):
+        with pytest.raises(SystemExit):
+            latency.main([*argv, "--devices", "cpu"])
+        assert asked.pop() == expected
+
+
 def test_a_closed_stdout_pipe_ends_the_command_without_a_traceback(tmp_path):
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first line (`tinlib ... | head -0`)

@@ -9,7 +9,7 @@ from tinlib.commands import add_override_arguments, overrides_of
 
 PROG = "tinlib latency"
 DEFAULT_CONFIG = "tin_r50_1x1x8_40e_sthv1_rgb"
-DEFAULT_ARCHS = "tin_r50,tsm_r50,tsn_r50"
+DEFAULT_ARCHS = "tin_r50,tsm_r50,tsn_r50"  # an example; without --archs the config's depth is used
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "method), FLOPs, parameters and training GPU memory of TIN, TSM and TSN side by side.")
     p.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
                    help=f"config for the test setting (default {DEFAULT_CONFIG})")
-    p.add_argument("--archs", default=DEFAULT_ARCHS, help=f"comma-separated archs (default {DEFAULT_ARCHS})")
+    p.add_argument("--archs", help="comma-separated archs (default: TIN, TSM and TSN at the config's depth, "
+                                   "e.g. tin_r50,tsm_r50,tsn_r50)")
     add_override_arguments(p, "data.input_size=256", checkpoint=False)
     p.add_argument("--devices", default="cpu,cuda",
                    help="where to time, comma-separated (default cpu,cuda; cuda is skipped when absent)")
@@ -42,7 +43,12 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.errors import UserError
     from tinlib.models import parse_arch
 
-    archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    cfg = load_config(args.config, overrides_of(args))
+    if args.archs is None:
+        _, depth = parse_arch(cfg.model.arch)
+        archs = [f"{kind}_r{depth}" for kind in ("tin", "tsm", "tsn")]
+    else:
+        archs = [a.strip() for a in args.archs.split(",") if a.strip()]
     if not archs:
         raise UserError(f"--archs: name at least one arch, e.g. --archs {DEFAULT_ARCHS}")
     for arch in archs:
@@ -50,7 +56,6 @@ def _run(args: argparse.Namespace) -> int:
             parse_arch(arch)
         except ValueError as err:
             raise UserError(f"--archs: {err}") from None
-    cfg = load_config(args.config, overrides_of(args))
     check_archs(cfg, archs)  # before any work
     devices = parse_devices(args.devices)
     with torch_settings(threads=args.threads):
