@@ -20,6 +20,8 @@ from tinlib.logs import setup_logging
 from tinlib.pipeline import recipes
 
 PROG = "python -m tinlib.pipeline"
+# errors are read by people who typed a make target, not this module's name
+ERROR_PREFIX = "tin-kit"
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tinlib.pipeline ...``: parse ``argv`` (default ``sys.argv[1:]``) and run; returns the exit status."""
-    return run_command(PROG, build_parser(), run, argv)
+    return run_command(ERROR_PREFIX, build_parser(), run, argv)
 
 
 __all__ = ["build_parser", "run", "main"]
