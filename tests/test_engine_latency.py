@@ -79,7 +79,7 @@ def test_latency_statistics_drop_the_warmup_and_follow_mmaction2(monkeypatch):
 
 def test_bad_arch_is_refused_before_work(tmp_path, capsys):
     assert main(["--archs", "tin_r51", "--out", str(tmp_path / "x.json")]) == 2
-    assert "model.arch='tin_r51'" in capsys.readouterr().err
+    assert "--archs: unknown arch 'tin_r51'" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
 
