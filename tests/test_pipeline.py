@@ -124,7 +124,8 @@ def test_reproduce_without_data_stops_at_once(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_demo_and_reproduce_steps_are_wired(tmp_path):
+def test_demo_and_reproduce_steps_are_wired(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipes, "threads_per_run", lambda runs: 1)  # as on a 2-core machine
     steps = recipes.demo_steps(notebooks_dir=NOTEBOOK_DIR, results=tmp_path / "r", work_root=tmp_path / "w")
     assert [s.notebook for s in steps] == ["00_prepare_data", "01_train", "01_train", "01_train", "02_evaluate",
                                            "03_latency", "05_explore_interlace", "07_predict", "04_model_zoo"]
@@ -286,3 +287,10 @@ def test_check_data_names_the_make_target_that_checked(tmp_path):
         check_data("k400", None)
     assert "then: make reproduce-k400 DATA_ROOT=/path/to/kinetics400" in str(err.value)
     assert "in the repository root" not in str(err.value)  # the TSM-K400 checkpoint is downloaded on first use
+
+
+@pytest.mark.parametrize("cores,expected", [(1, 1), (2, 1), (4, 1), (6, 2), (9, 3), (12, 4), (64, 4)])
+def test_side_by_side_trainings_split_the_cores(monkeypatch, cores, expected):
+    """Three demo trainings on a machine of ``cores``: each gets its share, at least 1 and at most 4."""
+    monkeypatch.setattr(recipes.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert recipes.threads_per_run(3) == expected

@@ -7,7 +7,7 @@ evaluates on the held-out test split, videos that neither training nor checkpoin
 (20 per class each with the ``demo`` size).
 
 Sized for ``make demo`` on two CPU cores (the three demo models train side by side, one torch
-thread each): a ResNet-18 at half width (stages of 32, 64, 128, 256 channels, 2.8M parameters
+thread each there; on more cores each takes its share, up to 4): a ResNet-18 at half width (stages of 32, 64, 128, 256 channels, 2.8M parameters
 instead of 11.2M), frames 40 pixels high resized to 30, random 24x24 crops (no scale jitter), 8
 segments, 16 videos per batch, 16 epochs, validation after epochs 8 and 16. At this input the last
 stage runs 3x3 convolutions on 1x1 maps, whose backward pass is slow on CPUs without AVX-512;

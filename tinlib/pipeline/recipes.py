@@ -7,6 +7,7 @@ Every recipe takes ``notebooks_dir`` (where ``00_prepare_data.ipynb`` ... live),
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -63,6 +64,15 @@ def synthetic_overrides(profile: str) -> dict[str, Any]:
     return overrides
 
 
+def threads_per_run(runs: int, max_threads: int = 4) -> int:
+    """Torch threads for each of ``runs`` trainings that share this machine's cores side by side:
+    the cores this process may use, split evenly, at least 1 and at most ``max_threads`` (the demo's
+    small convolutions gain little from more: 2 threads made a step 1.3x faster than 1 on a 2-core
+    machine)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(max_threads, cores // max(1, runs)))
+
+
 def synthetic_data_step(notebooks_dir: Path, data_root: str, profile: str) -> tuple[Step, list[Path]]:
     """The step that writes the demo's synthetic data (tiny in the smoke profile), and its lists."""
     root = Path(data_root)
@@ -91,9 +101,9 @@ def demo_steps(*, notebooks_dir: Path, results: Path, work_root: Path, data_root
     prepare, lists = synthetic_data_step(notebooks_dir, data_root, profile)
     steps = [prepare]
     ckpts = {}
-    # the models train side by side, one thread each: on a small CPU that beats training them one
-    # after the other with all threads (small convolutions scale poorly across threads)
-    train_overrides = dict(overrides, **{"train.num_threads": 1})
+    # the models train side by side, the cores split between them (one thread each on a small CPU):
+    # that beats training them one after the other with all threads (small convolutions scale poorly)
+    train_overrides = dict(overrides, **{"train.num_threads": threads_per_run(len(configs))})
     for cfg in configs:
         wd = work_root / cfg
         ckpts[cfg] = wd / "latest.pth"
