@@ -26,7 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory import keep_freed_memory  # noqa: E402
+from memory import keep_freed_memory, malloc_setting  # noqa: E402
+from report import load_and_command  # noqa: E402
 
 from tinlib.models import build_recognizer  # noqa: E402
 
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     verdict = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     lines = [f"ResNet-50 recognizers, {device.type}, batch {args.batch} x 8 x 3 x {args.size} x {args.size}, "
              f"{torch.get_num_threads()} torch threads, "
-             f"{'freed memory kept by malloc' if kept else 'default malloc (large buffers page-fault afresh)'}, "
+             f"{malloc_setting(kept)}, "
              f"fastest of {args.repeats} interleaved rounds, seconds.", "",
              "| model | train step s | inference s |" + (" train step CPU s | inference CPU s |" if show_cpu else ""),
              "|---|---|---|" + ("---|---|" if show_cpu else ""), rows, ""]
@@ -111,9 +112,7 @@ def main(argv=None) -> int:
         lines += [f"- {clock}: TIN train step / TSM train step = {train_ratio:.3f} "
                   f"(target <= {TARGET}: {verdict(train_ratio <= TARGET)}); TIN inference / TSN inference = "
                   f"{infer_ratio:.3f} (target <= {TARGET}: {verdict(infer_ratio <= TARGET)})"]
-    lines += ["", f"Load average (1 min) {load_before:.1f} before and {load_after:.1f} after, on {os.cpu_count()} "
-                  "cores.", "",
-              f"Command: `python benchmarks/bench_model.py {' '.join(sys.argv[1:] if argv is None else argv)}`"]
+    lines += ["", *load_and_command("bench_model.py", argv, load_before, load_after)]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

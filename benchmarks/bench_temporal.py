@@ -33,8 +33,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory import keep_freed_memory  # noqa: E402
+from memory import keep_freed_memory, malloc_setting  # noqa: E402
 from mmaction2_tin import TemporalInterlaceMMAction2  # noqa: E402
+from report import load_and_command  # noqa: E402
 
 from tinlib.models.temporal import TemporalInterlace, TemporalShift  # noqa: E402
 
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
     lines = [(f"TIN's temporal module (pooling, offset/weight nets, interlace, pass-through channels) at the "
               f"ResNet-50 block inputs, CPU, {args.videos} videos x {T} segments, float32, "
               f"{torch.get_num_threads()} torch threads, "
-              f"{'freed memory kept by malloc' if kept else 'default malloc (large buffers page-fault afresh)'}; "
+              f"{malloc_setting(kept)}; "
               f"fastest of {args.repeats} interleaved rounds, ms. fwd+bwd = forward, then backward to x and the "
               "nets' parameters; fwd = inference (no_grad). Ratios by wall clock (CPU time in brackets)."), "",
              ("| block input | tinlib fwd+bwd | baseline fwd+bwd | TSM shift fwd+bwd | baseline / tinlib "
@@ -146,9 +147,7 @@ def main(argv=None) -> int:
               f"CPU time {verdict[met['tsm_cpu']]}",
               f"- largest relative difference of output/gradients, tinlib vs baseline: "
               f"{max(r['difference'] for r in rows):.1e}",
-              "", f"Load average (1 min) {load_before:.1f} before and {load_after:.1f} after the run, "
-                  f"on {os.cpu_count()} cores.", "",
-              f"Command: `python benchmarks/bench_temporal.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+              "", *load_and_command("bench_temporal.py", argv, load_before, load_after),
               "",
               ("The baseline is **our re-implementation** of the computation of MMAction2 0.x's "
                "`TemporalInterlace` in plain PyTorch (benchmarks/mmaction2_tin.py), not MMAction2's code: "

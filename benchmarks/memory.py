@@ -22,3 +22,8 @@ def keep_freed_memory() -> bool:
         return False
     # (mallopt takes a C int: the trim threshold is 1 GiB, more than these benchmarks free at once)
     return bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)) and bool(libc.mallopt(_M_MMAP_MAX, 0))
+
+
+def malloc_setting(kept: bool) -> str:
+    """How a benchmark's table was measured, for its caption."""
+    return "freed memory kept by malloc" if kept else "default malloc (large buffers page-fault afresh)"

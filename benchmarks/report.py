@@ -40,6 +40,16 @@ def machine_line() -> str:
             f"Python {platform.python_version()}, torch {torch.__version__}._")
 
 
+def load_and_command(script: str, argv: list[str] | None, load_before: float, load_after: float) -> list[str]:
+    """The closing lines of a section: the load average around the run and the command that
+    rewrites the section (``argv``: the script's arguments, None for ``sys.argv``)."""
+    import os
+
+    args = " ".join(sys.argv[1:] if argv is None else argv)
+    return [f"Load average (1 min) {load_before:.1f} before and {load_after:.1f} after the run, on "
+            f"{os.cpu_count()} cores.", "", f"Command: `python benchmarks/{script} {args}`"]
+
+
 def write_section(name: str, markdown: str) -> Path:
     """Replace (or append) section ``name`` of results/benchmarks.md with ``markdown``."""
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
