@@ -81,9 +81,7 @@ def _execute(config: str, run: AblationRun, work_root: Path, folder: Path, overr
 def config_digest(config: str, overrides: dict[str, Any]) -> str:
     """sha256 of the config every run trains with (``config`` resolved with ``overrides``; the
     gradient and seed, which differ per run, are not part of it)."""
-    from tinlib.engine.config import load_config as load_with_overrides
-
-    resolved = load_with_overrides(config, overrides).to_dict()
+    resolved = load_config(config, overrides).to_dict()
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()
 
 

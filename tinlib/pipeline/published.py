@@ -145,12 +145,11 @@ def published_log(config: str, *, overrides: dict | None = None, fetch: bool = F
     (:class:`tinlib.records.TrainingLog`), or None when there is none: the config has no published
     log, or it is not in the cache (``tinlib fetch CONFIG --what json`` and ``make
     evaluate-published-*`` put it there; ``fetch`` downloads it, a failed download only warns)."""
-    from tinlib.engine.config import load_config as load_with_overrides
     from tinlib.hub import DownloadError
     from tinlib.report.analysis import read_published_log
 
     try:
-        path = published_log_file(load_with_overrides(config, overrides), fetch=fetch)
+        path = published_log_file(load_config(config, overrides), fetch=fetch)
     except DownloadError as err:
         log.warning("the published training log is not available: %s", err)
         return None

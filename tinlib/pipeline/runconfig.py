@@ -31,11 +31,11 @@ if TYPE_CHECKING:  # the engine (and torch) load on first use, not on import
 log = logging.getLogger(__name__)
 
 
-def load_config(config: str) -> Config:
-    """The validated config ``config`` (a name or a path) without overrides."""
+def load_config(config: str, overrides: dict[str, Any] | None = None) -> Config:
+    """The validated config ``config`` (a name or a path), with ``{"dotted.key": value}`` overrides."""
     from tinlib.engine.config import load_config as engine_load_config
 
-    return engine_load_config(config)
+    return engine_load_config(config, overrides)
 
 
 def _relative_to(root: Path, path: str) -> str:
