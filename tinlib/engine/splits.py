@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from tinlib.data.releases import RELEASES, SYNTHETIC
 from tinlib.engine.config import Config
 from tinlib.engine.errors import RunError
 
@@ -36,9 +37,8 @@ def split_paths(cfg: Config, split: str) -> tuple[Path, Path]:
     return cfg.data_path(ann), cfg.data_path(prefix)
 
 
-# The `tinlib prepare` sub-command that writes each dataset (config ``data.dataset`` -> sub-command).
-_PREPARE_COMMANDS = {"sthv1": "sthv1", "sthv2": "sthv2", "kinetics400": "k400", "k400": "k400"}
-_SYNTHETIC_LAYOUTS = ("sthv1", "sthv2", "k400")
+# config ``data.dataset`` names that differ from the release's `tinlib prepare` sub-command
+_DATASET_ALIASES = {"kinetics400": "k400"}
 
 
 def prepare_hint(cfg: Config) -> str:
@@ -55,10 +55,10 @@ def prepare_hint(cfg: Config) -> str:
     name, root = cfg.data.dataset, cfg.data.root
     if name.startswith("synthetic"):
         layout = name.split("-", 1)[1] if "-" in name else "sthv1"
-        layout_arg = f" --layout {layout}" if layout in _SYNTHETIC_LAYOUTS and layout != "sthv1" else ""
+        layout_arg = f" --layout {layout}" if layout in SYNTHETIC.layouts and layout != "sthv1" else ""
         return f"`tinlib prepare synthetic{layout_arg} --out {root}`"
-    sub = _PREPARE_COMMANDS.get(name)
-    return f"`tinlib prepare {sub} --root RELEASE_DIR --out {root}`" if sub else "`tinlib prepare ...`"
+    sub = _DATASET_ALIASES.get(name, name)
+    return f"`tinlib prepare {sub} --root RELEASE_DIR --out {root}`" if sub in RELEASES else "`tinlib prepare ...`"
 
 
 def check_data_paths(cfg: Config, splits: tuple[str, ...]) -> None:
