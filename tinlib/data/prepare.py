@@ -59,6 +59,7 @@ from .releases import (
     VIDEO_EXTS,
     choose_splits,
     normalize_k400_label,
+    prefix_key,
     sthv2_label_name,
 )
 from .transforms import rescale_size
@@ -368,8 +369,7 @@ def _split_files(root: Path, annotations: Mapping[str, str | os.PathLike] | None
 
 def _prefixes(folders: Mapping[str, Path]) -> dict[str, str]:
     """The list-set keys of each split's media folder: ``data_prefix`` (train), ``<split>_data_prefix``."""
-    return {"data_prefix" if split == "train" else f"{split}_data_prefix": str(folder)
-            for split, folder in folders.items()}
+    return {prefix_key(split): str(folder) for split, folder in folders.items()}
 
 
 def _counts_text(counts: Mapping[str, int]) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["Release", "Synthetic", "STHV1", "STHV2", "K400", "SYNTHETIC", "RELEASES", "DATASETS", "SPLITS",
-           "PREPARE_SUMMARY", "RAWFRAME_TEMPLATE", "VIDEO_EXTS", "release", "choose_splits",
+           "PREPARE_SUMMARY", "RAWFRAME_TEMPLATE", "VIDEO_EXTS", "release", "choose_splits", "prefix_key",
            "normalize_k400_label", "sthv2_label_name"]
 
 SPLITS = ("train", "val")
@@ -217,6 +217,12 @@ def release(key: str) -> Release:
         return RELEASES[key]
     except KeyError:
         raise ValueError(f"dataset must be one of {sorted(RELEASES)}, got {key!r}") from None
+
+
+def prefix_key(split: str) -> str:
+    """The key of a split's media folder in a list set: ``data_prefix`` for train (MMAction2's
+    name), ``<split>_data_prefix`` for the others."""
+    return "data_prefix" if split == "train" else f"{split}_data_prefix"
 
 
 def choose_splits(splits: str | Sequence[str] | None, available: Sequence[str] = SPLITS) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from tinlib.data.releases import DATASETS
+from tinlib.data.releases import DATASETS, SPLITS, prefix_key
 from tinlib.pipeline.runconfig import (
     data_overrides,
     default_work_dir,
@@ -106,18 +106,17 @@ def _keep_other_splits(summary: dict[str, Any], lists_dir: Path) -> dict[str, An
         old_lists = old.lists.get(kind)
         if old_lists is None:
             continue
-        for split in ("train", "val"):
+        for split in SPLITS:
             path = getattr(old_lists, split)
             if split in done or split in new_lists or not path or not Path(path).is_file():
                 continue
-            prefix_key = "data_prefix" if split == "train" else f"{split}_data_prefix"
             new_lists[split] = path
-            new_lists[prefix_key] = getattr(old_lists, prefix_key)
+            new_lists[prefix_key(split)] = getattr(old_lists, prefix_key(split))
             kept.append(split)
     counts = dict(summary["counts"])
     counts.update({split: old.counts[split] for split in kept if split in old.counts})
-    summary["counts"] = {s: counts[s] for s in ("train", "val") if s in counts}
-    ordered = [s for s in ("train", "val") if s in done or s in kept]
+    summary["counts"] = {s: counts[s] for s in SPLITS if s in counts}
+    ordered = [s for s in SPLITS if s in done or s in kept]
     summary["splits"] = ordered + [s for s in done if s not in ordered]
     return summary
 
