@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Sequence
 
 from tinlib.cli import run_command
-from tinlib.data.releases import K400, RAWFRAME_TEMPLATE, SPLITS, STHV1, STHV2, SYNTHETIC, choose_splits
+from tinlib.data.releases import K400, RAWFRAME_TEMPLATE, RELEASES, SPLITS, STHV1, STHV2, SYNTHETIC, choose_splits
 from tinlib.errors import UserError
 
 PROG = "tinlib prepare"
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         return _synthetic(args)
     from tinlib.data import prepare
 
-    if args.dataset in ("sthv1", "sthv2", "k400"):
+    if args.dataset in RELEASES:
         try:
             splits = choose_splits(args.splits)
         except ValueError as err:

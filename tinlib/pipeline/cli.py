@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tinlib.cli import run_command
+from tinlib.data.releases import SPLITS, choose_splits
 from tinlib.logs import setup_logging
 from tinlib.pipeline import recipes
 
@@ -70,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dataset", choices=sorted(recipes.ZOO_CONFIGS))
     c.add_argument("--data-root", default=os.environ.get("DATA_ROOT"))
     c.add_argument("--lists-dir")
-    c.add_argument("--splits", default="train,val",
-                   help="the splits needed, comma-separated (default train,val; val: what evaluate-published reads)")
+    c.add_argument("--splits", default=",".join(SPLITS),
+                   help=f"the splits needed, comma-separated (default {','.join(SPLITS)}; val: what "
+                        "evaluate-published reads)")
     lat = sub.add_parser("latency", help="run the latency notebook (03) for a config")
     lat.add_argument("--config", default=recipes.ZOO_CONFIGS["sthv1"])
     lat.add_argument("--archs", help="comma-separated (default: the config's arch and its TSM/TSN twins)")
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         from tinlib.pipeline.checks import check_data
 
         check_data(args.dataset, args.data_root, args.lists_dir, splits=args.splits)
-        needed = "" if args.splits.replace(" ", "") == "train,val" else f" for the {args.splits} split"
+        needed = "" if choose_splits(args.splits) == SPLITS else f" for the {args.splits} split"
         log.info(f"{args.dataset}: {args.data_root} looks complete{needed}")
         return 0
 
