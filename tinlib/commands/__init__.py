@@ -27,6 +27,12 @@ def add_override_arguments(parser: argparse.ArgumentParser, example: str = "test
                                  f"{ARCH_MISMATCH_KEY}=true)")
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda`` (default auto: a GPU when there is one)."""
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where to run: auto (a GPU when there is one, else the CPU), cpu or cuda (default auto)")
+
+
 def overrides_of(args: argparse.Namespace) -> list[str]:
     """The ``--set`` values of ``args``, plus the one ``--allow-arch-mismatch`` stands for."""
     extra = [f"{ARCH_MISMATCH_KEY}=true"] if getattr(args, "allow_arch_mismatch", False) else []

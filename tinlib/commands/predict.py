@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tinlib.cli import run_command
-from tinlib.commands import add_override_arguments, overrides_of
+from tinlib.commands import add_device_argument, add_override_arguments, overrides_of
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, metavar="S", help="frames between window starts (default: N)")
     p.add_argument("--out", metavar="DIR", help="write <video>.json (and the window CSV and plot) into DIR")
     add_override_arguments(p, "test.num_clips=2 test.average_clips=prob", checkpoint=True)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where to run: auto (a GPU when there is one, else the CPU), cpu or cuda (default auto)")
+    add_device_argument(p)
     return p
 
 

@@ -5,7 +5,7 @@ import argparse
 from collections.abc import Sequence
 
 from tinlib.cli import run_command
-from tinlib.commands import add_override_arguments, overrides_of
+from tinlib.commands import add_device_argument, add_override_arguments, overrides_of
 
 PROG = "tinlib test"
 
@@ -24,8 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which annotation list to evaluate on: data.test_ann (default) or data.val_ann")
     p.add_argument("--run", help="results sub-folder name (default: the config name)")
     p.add_argument("--results-dir", help="results root (default: the config's results_dir, 'results')")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where to run: auto (a GPU when there is one, else the CPU), cpu or cuda (default auto)")
+    add_device_argument(p)
     p.add_argument("--batch-size", type=int, help="videos per process (default data.test_videos_per_gpu)")
     p.add_argument("--workers", type=int, help="loader workers per process (default data.workers_per_gpu)")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="autocast dtype for inference")

@@ -5,7 +5,7 @@ import argparse
 from collections.abc import Sequence
 
 from tinlib.cli import run_command
-from tinlib.commands import add_override_arguments, overrides_of
+from tinlib.commands import add_device_argument, add_override_arguments, overrides_of
 
 PROG = "tinlib train"
 
@@ -24,8 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed (default: train.seed, else drawn and recorded)")
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms, no cuDNN autotuning")
     p.add_argument("--resume", metavar="auto|PATH", help="continue from work_dir/latest.pth (auto) or a checkpoint")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where to run: auto (a GPU when there is one, else the CPU), cpu or cuda (default auto)")
+    add_device_argument(p)
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="mixed precision (default train.amp)")
     p.add_argument("--sync-bn", action="store_true", default=None, help="synchronize BN statistics across processes")
     p.add_argument("--no-validate", action="store_true", help="skip the periodic validation")
