@@ -38,7 +38,7 @@ from tqdm import TqdmWarning
 
 from tinlib.data.annotations import load_annotations
 from tinlib.engine import predict
-from tinlib.engine.config import load_config
+from tinlib.config import load_config
 from tinlib.pipeline.runconfig import resolve
 from tinlib.report import interlace, plots
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
-from tinlib.engine.config import ConfigError, load_config
+from tinlib.config import ConfigError, load_config
 from tinlib.models import build_recognizer
 from tinlib.models.backbone import ResNetBackbone, build_backbone
 

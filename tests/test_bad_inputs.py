@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from tinlib.checkpoint import save_checkpoint
+from tinlib.config import load_config
 from tinlib.data import write_rawframe_list, write_video_list
 from tinlib.engine.build import build_model
-from tinlib.engine.config import load_config
 
 CONFIG = "demo_tin_r18_synthetic"  # a TIN ResNet-18 over frame folders named {:05}.jpg
 FRAMES = 8

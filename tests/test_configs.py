@@ -9,15 +9,15 @@ import json
 
 import pytest
 
-from tinlib.engine.config import (
+from tinlib.config import (
     ConfigError,
     apply_overrides,
     available_configs,
     config_from_dict,
     load_config,
     parse_override,
-    scaled_lr,
 )
+from tinlib.engine.optim import scaled_lr
 from tinlib.ops import BACKENDS, GRAD_MODES
 
 ZOO = ("tin_r50_1x1x8_40e_sthv1_rgb", "tin_r50_1x1x8_40e_sthv2_rgb", "tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb")

@@ -7,10 +7,10 @@ import torch
 
 from tinlib.checkpoint import save_checkpoint, sha256_of
 from tinlib.commands.test import main as tinlib_test_main
+from tinlib.config import config_from_dict, load_config
 from tinlib.data import DataError, write_rawframe_list
 from tinlib.data.datasets import SkippedSample
 from tinlib.engine.build import build_model
-from tinlib.engine.config import config_from_dict, load_config
 from tinlib.engine.errors import RunError
 from tinlib.engine.evaluate import evaluate
 from tinlib.engine.metrics import evaluate_scores

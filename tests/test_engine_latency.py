@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from tinlib.commands.latency import main
-from tinlib.engine.config import load_config
+from tinlib.config import load_config
 from tinlib.engine.latency import count_flops
 
 

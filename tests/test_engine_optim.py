@@ -82,7 +82,7 @@ def test_clip_gradients_limits_the_global_norm():
 def test_adamw_keeps_the_groups_and_config_checks_the_type():
     import pytest
 
-    from tinlib.engine.config import ConfigError, load_config
+    from tinlib.config import ConfigError, load_config
     from tinlib.models import build_recognizer
 
     model = build_recognizer("tin_r18", 3, num_segments=4)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from tinlib.engine.config import ScheduleConfig, load_config
+from tinlib.config import ScheduleConfig, load_config
 from tinlib.engine.schedule import LrSchedule
 
 IPE = 100  # iterations per epoch used below

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from tinlib.checkpoint import read_checkpoint
+from tinlib.config import config_from_dict
 from tinlib.data import DataError
-from tinlib.engine.config import config_from_dict
 from tinlib.engine.errors import RunError
 from tinlib.engine.train import NonFiniteLossError, Trainer, stop_reason, train
 
@@ -307,8 +307,8 @@ def test_channels_last_trains_like_the_default_layout(tmp_path):
 
 
 def test_compile_and_channels_last_are_checked_with_the_config(monkeypatch):
-    from tinlib.engine import config as config_module
-    from tinlib.engine.config import ConfigError
+    from tinlib import config as config_module
+    from tinlib.config import ConfigError
 
     with pytest.raises(ConfigError, match="train.compile: expected bool"):
         tiny_cfg(train=dict(compile="yes"))

@@ -35,7 +35,7 @@ def parameters_of(path: Path) -> dict:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_parameter_defaults_are_usable_by_hand(path):
-    from tinlib.engine.config import load_config
+    from tinlib.config import load_config
 
     values = parameters_of(path)
     if "config" in values:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tinlib.config import load_config
 from tinlib.data.releases import PREPARE_SUMMARY, SYNTHETIC
-from tinlib.engine.config import load_config
 from tinlib.pipeline import launch, recipes, runconfig
 from tinlib.pipeline.checks import DataMissing, check_data, detect_gpus
 from tinlib.pipeline.steps import Step, freshness, mark_finished
@@ -218,7 +218,7 @@ def test_launch_record_is_read_back_as_written(tmp_path):
 
 
 def test_torchrun_command_round_trips_overrides():
-    from tinlib.engine.config import apply_overrides
+    from tinlib.config import apply_overrides
 
     ov = {"data.root": "/data/sthv1", "model.pretrained": None, "optim.lr": 0.01, "train.epochs": 3,
           "data.filename_tmpl": "{:05}.jpg", "schedule.steps": [1, 2], "data.flip": True, "model.tsm_conv1": "skip"}

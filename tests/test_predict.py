@@ -14,8 +14,8 @@ import torch
 from tinlib.checkpoint import save_checkpoint
 from tinlib.commands import predict as predict_cmd
 from tinlib.commands import test as test_cmd
+from tinlib.config import load_config
 from tinlib.data.synthetic import CLASSES, render_video, video_codec, write_video
-from tinlib.engine.config import load_config
 from tinlib.engine.predict import class_names_for, find_frame_template, window_starts
 from tinlib.labels import load_labels
 from tinlib.models import build_recognizer

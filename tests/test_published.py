@@ -23,7 +23,7 @@ import pytest
 matplotlib.use("Agg")
 
 from tinlib import hub  # noqa: E402
-from tinlib.engine.config import available_configs, load_config  # noqa: E402
+from tinlib.config import available_configs, load_config  # noqa: E402
 from tinlib.errors import UserError  # noqa: E402
 from tinlib.pipeline import published, recipes  # noqa: E402
 from tinlib.records import LogEntry, LogHeader, RecordError  # noqa: E402
@@ -285,8 +285,8 @@ def test_evaluate_published_end_to_end(tmp_path, release_server, sthv1_release):
     import torch
     from mmaction_layout import mmaction_state_dict, mmaction_tin_r50_forward
 
+    from tinlib.config import config_from_dict
     from tinlib.data import load_annotations
-    from tinlib.engine.config import config_from_dict
     from tinlib.engine.splits import build_split_dataset
 
     # a "release": an MMAction2 0.x TIN-R50 checkpoint for the 11 synthetic classes, named as the zoo names

@@ -22,7 +22,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from tinlib.engine.config import load_config  # noqa: E402
+from tinlib.config import load_config  # noqa: E402
 from tinlib.records import (  # noqa: E402
     CheckpointInfo,
     CheckpointPaths,

@@ -110,7 +110,7 @@ def test_console_echo_prints_lines_as_they_complete_and_throttles_progress():
 
 NOTEBOOK_CELL = '''
 import torch
-from tinlib.engine.config import config_from_dict
+from tinlib.config import config_from_dict
 from tinlib.engine.train import train
 from tinlib.logs import setup_logging
 

@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
+    from tinlib.config import load_config
     from tinlib.engine.build import build_model, check_checkpoint_fits
-    from tinlib.engine.config import load_config
     from tinlib.export import export_onnx, onnx_max_abs_diff
 
     log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     import logging
 
-    from tinlib.engine.config import load_config
+    from tinlib.config import load_config
     from tinlib.engine.latency import benchmark, check_archs, format_table, parse_devices, write_latency
     from tinlib.engine.torch_settings import torch_settings
     from tinlib.errors import UserError

@@ -24,7 +24,7 @@ from tinlib.commands import add_device_argument, add_override_arguments, overrid
 
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``tinlib predict``."""
-    from tinlib.engine.config import available_configs
+    from tinlib.config import available_configs
 
     p = argparse.ArgumentParser(
         prog="tinlib predict",
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     """
     import torch
 
-    from tinlib.engine.config import ConfigError, load_config
+    from tinlib.config import ConfigError, load_config
     from tinlib.engine.predict import LABELS_HINT, Predictor, class_names_for, open_source, write_outputs
     from tinlib.errors import UserError
 

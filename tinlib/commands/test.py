@@ -12,7 +12,7 @@ PROG = "tinlib test"
 
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``tinlib test``."""
-    from tinlib.engine.config import available_configs
+    from tinlib.config import available_configs
 
     p = argparse.ArgumentParser(prog=PROG, description="Evaluate a checkpoint: top-1, top-5 and mean "
                                 "class accuracy (MMAction2 definitions); writes results/<run>/metrics.json.",
@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from tinlib.config import load_config
     from tinlib.engine import dist
-    from tinlib.engine.config import load_config
     from tinlib.engine.evaluate import evaluate
 
     try:

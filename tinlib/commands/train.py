@@ -12,7 +12,7 @@ PROG = "tinlib train"
 
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``tinlib train`` (listing the configs needs no torch import)."""
-    from tinlib.engine.config import available_configs
+    from tinlib.config import available_configs
 
     p = argparse.ArgumentParser(prog=PROG, description="Train a config; under torchrun one process per "
                                 "device (DDP). Writes checkpoints and log.json to the work dir.",
@@ -34,9 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from tinlib.config import load_config
     from tinlib.engine import dist
     from tinlib.engine import train as engine_train
-    from tinlib.engine.config import load_config
     from tinlib.engine.errors import NonFiniteLossError
 
     try:

@@ -3,8 +3,8 @@
 As the sthv1 row except: frames 'img_{:05}.jpg'; cosine **by iteration** down to 0 (min_lr=0)
 after the one-epoch linear warmup; validation every 2 epochs.
 """
+from tinlib.config import merge
 from tinlib.configs.tin_r50_1x1x8_40e_sthv1_rgb import CONFIG as _STHV1
-from tinlib.engine.config import merge
 
 _RELEASE = "https://download.openmmlab.com/mmaction/recognition/tin/tin_r50_1x1x8_40e_sthv2_rgb/"
 

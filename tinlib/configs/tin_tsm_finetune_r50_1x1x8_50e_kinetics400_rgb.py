@@ -8,8 +8,8 @@ validation every 5 epochs. ``model.load_from`` names MMAction2's published TSM-K
 downloaded into torch's hub cache on first use (offline: ``tinlib fetch tsm_r50_1x1x8_50e_kinetics400_rgb``
 says where to put the file).
 """
+from tinlib.config import merge
 from tinlib.configs.tin_r50_1x1x8_40e_sthv1_rgb import CONFIG as _STHV1
-from tinlib.engine.config import merge
 
 _RELEASE = "https://download.openmmlab.com/mmaction/recognition/tin/tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb/"
 

@@ -1,8 +1,8 @@
 """TSM ResNet-50 baseline with TIN's sthv1 recipe: same data, schedule, optimizer and head as
 tin_r50_1x1x8_40e_sthv1_rgb, only the temporal module differs (a baseline for this kit, not an
 MMAction2 zoo row; MMAction2's own TSM configs use other schedules)."""
+from tinlib.config import merge
 from tinlib.configs.tin_r50_1x1x8_40e_sthv1_rgb import CONFIG as _TIN
-from tinlib.engine.config import merge
 
 CONFIG = merge(_TIN, dict(
     description="TSM R50 1x1x8, 40 epochs, Something-Something V1, ImageNet init, TIN's recipe (baseline)",

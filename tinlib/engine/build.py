@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from tinlib.engine.config import Config
+from tinlib.config import Config
 from tinlib.engine.errors import RunError
 
 

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from tinlib.config import Config
 from tinlib.data.annotations import DataError
 from tinlib.data.datasets import SkippedSample
 from tinlib.engine import dist
 from tinlib.engine.build import build_model, check_checkpoint_fits
-from tinlib.engine.config import Config
 from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
 from tinlib.engine.errors import RunError
 from tinlib.engine.metrics import confusion_matrix, evaluate_scores, per_class_accuracy, predictions

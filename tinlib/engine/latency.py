@@ -32,8 +32,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
+from tinlib.config import Config, apply_overrides, load_config
 from tinlib.engine.build import build_model
-from tinlib.engine.config import Config, apply_overrides, load_config
 from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
 from tinlib.engine.errors import RunError
 from tinlib.engine.torch_settings import autocast
@@ -213,7 +213,7 @@ def parse_devices(text: str) -> tuple[str, ...]:
 def zoo_figures(cfg: Config, arch: str) -> dict[str, Any]:
     """Model-zoo FLOPs/params for ``arch`` in ``cfg``'s setting: the config's own row, or the
     baseline config of the same recipe (``tsm_r50_...`` beside ``tin_r50_...``) when it exists."""
-    from tinlib.engine.config import available_configs
+    from tinlib.config import available_configs
 
     if arch == cfg.model.arch:
         zoo = cfg.zoo

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tinlib.engine.config import Config
+from tinlib.config import Config
 from tinlib.errors import UserError
 from tinlib.models.recognizer import Recognizer
 

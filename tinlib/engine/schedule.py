@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from tinlib.engine.config import ScheduleConfig
+from tinlib.config import ScheduleConfig
 
 
 class LrSchedule:

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from tinlib.config import Config
 from tinlib.data.releases import RELEASES, SYNTHETIC
-from tinlib.engine.config import Config
 from tinlib.engine.errors import RunError
 
 SPLITS = ("train", "val", "test")

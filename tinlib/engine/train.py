@@ -46,14 +46,14 @@ from typing import Any, cast
 import torch
 import torch.nn.functional as F
 
+from tinlib.config import Config
 from tinlib.engine import dist
 from tinlib.engine.build import build_model, set_train_mode
-from tinlib.engine.config import Config, LrScaling, scaled_lr
 from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
 from tinlib.engine.errors import NonFiniteLossError, RunError
 from tinlib.engine.evaluate import run_inference
 from tinlib.engine.metrics import evaluate_scores
-from tinlib.engine.optim import build_optimizer, clip_gradients
+from tinlib.engine.optim import LrScaling, build_optimizer, clip_gradients, scaled_lr
 from tinlib.engine.schedule import LrSchedule
 from tinlib.engine.splits import build_split_dataset, check_class_count, check_data_paths
 from tinlib.engine.torch_settings import autocast, torch_settings

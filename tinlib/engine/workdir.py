@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tinlib.engine.config import Config, diff_configs
+from tinlib.config import Config, diff_configs
 from tinlib.engine.errors import RunError
 from tinlib.io import atomic_write_text
 

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                                         lists_dir=args.lists_dir)
         name = args.dataset
     elif args.command == "evaluate-published":
-        from tinlib.engine.config import apply_overrides, load_config, parse_override
+        from tinlib.config import apply_overrides, load_config, parse_override
         from tinlib.pipeline.checks import check_data, detect_gpus
 
         overrides = dict(parse_override(o) for o in args.overrides)

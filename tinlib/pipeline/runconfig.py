@@ -26,14 +26,14 @@ if TYPE_CHECKING:  # the engine (and torch) load on first use, not on import
     from torch import nn
     from torch.utils.data import Dataset
 
-    from tinlib.engine.config import Config
+    from tinlib.config import Config
 
 log = logging.getLogger(__name__)
 
 
 def load_config(config: str, overrides: dict[str, Any] | None = None) -> Config:
     """The validated config ``config`` (a name or a path), with ``{"dotted.key": value}`` overrides."""
-    from tinlib.engine.config import load_config as engine_load_config
+    from tinlib.config import load_config as engine_load_config
 
     return engine_load_config(config, overrides)
 
@@ -136,7 +136,7 @@ def resolve(config: str, *, data_root: str | os.PathLike | None = None, override
         results_dir: sets ``results_dir`` of the config.
         quiet: no note when the data changes the class count.
     """
-    from tinlib.engine.config import apply_overrides
+    from tinlib.config import apply_overrides
 
     cfg = load_config(config)
     auto = data_overrides(cfg, data_root)

@@ -44,7 +44,7 @@ def read_prepare_summary(data_root: str | os.PathLike | None) -> dict[str, Any] 
 def config_summary(cfg, world_size: int = 1) -> dict[str, Any]:
     """The settings that matter for a run of ``cfg`` on ``world_size`` processes, for a small table
     (the learning rate as scaled for that many processes)."""
-    from tinlib.engine.config import scaled_lr
+    from tinlib.engine.optim import scaled_lr
 
     scaling = scaled_lr(cfg, world_size)
     d, m, t = cfg.data, cfg.model, cfg.train

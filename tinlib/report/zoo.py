@@ -92,7 +92,7 @@ class PublishedRow:
 
 def published_rows() -> list[PublishedRow]:
     """Every config whose ``zoo`` section carries published accuracies, in the seed's order."""
-    from tinlib.engine.config import available_configs, load_config
+    from tinlib.config import available_configs, load_config
 
     rows = []
     for name in available_configs():
@@ -221,7 +221,7 @@ class RunRecord:
         if cfg is None:
             return []
         try:
-            from tinlib.engine.config import diff_configs, load_config
+            from tinlib.config import diff_configs, load_config
 
             reference = load_config(self.config).to_dict()
         except Exception:  # noqa: BLE001 (the config file is gone or no longer valid: any error)

@@ -30,7 +30,7 @@ from typing import Any
 from tinlib.errors import UserError
 
 CONFIG_PACKAGE = "tinlib.configs"
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 class ConfigError(UserError, ValueError):
@@ -569,47 +569,6 @@ def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Linear scaling rule
-# --------------------------------------------------------------------------------------------
-@dataclass
-class LrScaling:
-    """The learning rate of a run after the linear scaling rule, and what it was computed from."""
-
-    base_lr: float
-    lr: float
-    total_batch: int
-    ref_batch: int
-    world_size: int
-    videos_per_gpu: int
-    applied: bool
-
-    def message(self) -> str:
-        """One line for the log: the lr and why (scaled, equal to the reference, or unscaled)."""
-        setting = f"total batch {self.total_batch} ({self.world_size} process(es) x {self.videos_per_gpu} videos)"
-        ref = f"reference {self.ref_batch}"
-        if self.total_batch == self.ref_batch:
-            return f"lr {self.lr:g}: {setting} equals the {ref}, no scaling"
-        if self.applied:
-            return (f"linear scaling rule: {setting} vs {ref} -> lr {self.base_lr:g} x "
-                    f"{self.total_batch}/{self.ref_batch} = {self.lr:g}")
-        return f"lr {self.lr:g} unscaled (optim.scale_lr=False) although {setting} differs from the {ref}"
-
-    def to_dict(self) -> dict:
-        """The fields as a dict (for log.json and train.json)."""
-        return dataclasses.asdict(self)
-
-
-def scaled_lr(cfg: Config, world_size: int) -> LrScaling:
-    """The learning rate for ``world_size`` processes of ``data.videos_per_gpu`` videos each:
-    ``lr x total / (ref_gpus x ref_videos_per_gpu)`` when ``optim.scale_lr`` (the default)."""
-    total = world_size * cfg.data.videos_per_gpu
-    ref = cfg.optim.ref_gpus * cfg.optim.ref_videos_per_gpu
-    applied = cfg.optim.scale_lr and total != ref
-    lr = cfg.optim.lr * total / ref if applied else cfg.optim.lr
-    return LrScaling(cfg.optim.lr, lr, total, ref, world_size, cfg.data.videos_per_gpu, applied)
-
-
-__all__ = ["Config", "ConfigError", "DataConfig", "LrScaling", "ModelConfig", "OptimConfig", "PublishedConfig",
+__all__ = ["Config", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "PublishedConfig",
            "ScheduleConfig", "TestConfig", "TrainConfig", "ZooConfig", "apply_overrides", "available_configs",
-           "config_from_dict", "diff_configs", "load_config", "merge", "parse_override", "scaled_lr"]
+           "config_from_dict", "diff_configs", "load_config", "merge", "parse_override"]
