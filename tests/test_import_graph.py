@@ -266,7 +266,7 @@ def layer_violations(imports: list[Import]) -> Iterator[str]:
             yield f"{imp}: a config file may import only tinlib.config and other configs"
         if src is None and dst is not None and imp.source not in COMMAND_IMPORTERS | {"tinlib.__main__"} \
                 and (imp.source, dst) not in {("tinlib.hub", "configs"), ("tinlib.config", "configs"),
-                                            ("tinlib.config", "ops"), ("tinlib.config", "models")}:  # hub reads the configs' URLs (data), by name
+                                            ("tinlib.config", "ops"), ("tinlib.config", "models")}:
             yield f"{imp}: the base modules (tinlib/*.py) must not import the subpackages"
         if dst == "commands" and src != "commands" and imp.source not in COMMAND_IMPORTERS:
             yield f"{imp}: only tinlib.cli imports tinlib.commands"

@@ -19,6 +19,7 @@ import difflib
 import importlib
 import json
 import math
+import re
 import runpy
 import sys
 import types
@@ -31,6 +32,9 @@ from tinlib.errors import UserError
 
 CONFIG_PACKAGE = "tinlib.configs"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+# An architecture name: tin_r50, tsm_r18, tsn_r101 (family, ResNet depth).
+ARCH_PATTERN = re.compile(r"^(tin|tsm|tsn)_r(\d+)$")
+ARCH_DEPTHS = (18, 34, 50, 101)  # the torchvision ResNets the backbone builds
 
 
 class ConfigError(UserError, ValueError):
@@ -275,9 +279,16 @@ def _compile_unavailable() -> str | None:
     return None
 
 
-def _check_values(cfg: Config) -> None:
-    from tinlib.models import parse_arch
+def parse_arch(arch: str) -> tuple[str, int]:
+    """'tin_r50' -> ('tin', 50); ``ValueError`` naming the valid forms for anything else."""
+    match = ARCH_PATTERN.match(arch)
+    if not match or int(match.group(2)) not in ARCH_DEPTHS:
+        depths = ", ".join(f"r{d}" for d in ARCH_DEPTHS)
+        raise ValueError(f"unknown arch {arch!r}: use tin_/tsm_/tsn_ followed by one of {depths} (e.g. tin_r50)")
+    return match.group(1), int(match.group(2))
 
+
+def _check_values(cfg: Config) -> None:
     errors = []
     try:
         parse_arch(cfg.model.arch)
@@ -569,6 +580,7 @@ def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-__all__ = ["Config", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "PublishedConfig",
-           "ScheduleConfig", "TestConfig", "TrainConfig", "ZooConfig", "apply_overrides", "available_configs",
-           "config_from_dict", "diff_configs", "load_config", "merge", "parse_override"]
+__all__ = ["ARCH_DEPTHS", "ARCH_PATTERN", "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig",
+           "PublishedConfig", "ScheduleConfig", "TestConfig", "TrainConfig", "ZooConfig", "apply_overrides",
+           "available_configs", "config_from_dict", "diff_configs", "load_config", "merge", "parse_arch",
+           "parse_override"]

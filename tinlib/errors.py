@@ -13,4 +13,9 @@ class UserError(RuntimeError):
     exit_code: int = 2
 
 
-__all__ = ["UserError"]
+def one_line(obj: object) -> str:
+    """``str(obj)`` with its line breaks and runs of white space folded into single spaces."""
+    return " ".join(str(obj).split())
+
+
+__all__ = ["UserError", "one_line"]

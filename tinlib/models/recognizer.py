@@ -1,16 +1,14 @@
 """Recognizer = temporal ResNet backbone + TSM head, and ``build_recognizer``."""
 from __future__ import annotations
 
-import re
-
 import torch
 from torch import nn
 
-from tinlib.models.backbone import DEPTHS, ResNetBackbone, build_backbone
+from tinlib.config import parse_arch
+from tinlib.models.backbone import ResNetBackbone, build_backbone
 from tinlib.models.head import TSMHead
 
 AVERAGE_CLIPS = ("prob", "score", None)
-ARCH_PATTERN = re.compile(r"^(tin|tsm|tsn)_r(\d+)$")
 
 
 class Recognizer(nn.Module):
@@ -62,15 +60,6 @@ class Recognizer(nn.Module):
         if average_clips == "prob":
             scores = scores.softmax(dim=2)
         return scores.mean(dim=1)
-
-
-def parse_arch(arch: str) -> tuple[str, int]:
-    """'tin_r50' -> ('tin', 50)."""
-    match = ARCH_PATTERN.match(arch)
-    if not match or int(match.group(2)) not in DEPTHS:
-        depths = ", ".join(f"r{d}" for d in DEPTHS)
-        raise ValueError(f"unknown arch {arch!r}: use tin_/tsm_/tsn_ followed by one of {depths} (e.g. tin_r50)")
-    return match.group(1), int(match.group(2))
 
 
 def build_recognizer(arch: str, num_classes: int, num_segments: int = 8, *, dropout: float = 0.5,
