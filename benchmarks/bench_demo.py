@@ -30,8 +30,8 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tinlib.engine.build import build_model  # noqa: E402
 from tinlib.config import load_config, parse_override  # noqa: E402
+from tinlib.engine.build import build_model  # noqa: E402
 from tinlib.engine.optim import build_optimizer  # noqa: E402
 from tinlib.engine.train import train_step  # noqa: E402
 

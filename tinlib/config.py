@@ -73,10 +73,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", validate_assignment=True)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        section = type(self)
+        if name not in section.model_fields:
+            raise ConfigError(_valid_keys_message(section, section.__name__, name))
         try:
             super().__setattr__(name, value)
         except ValidationError as err:
-            raise ConfigError(_one_line(err, type(self), "")) from None
+            raise ConfigError(_one_line(err, section, section.__name__)[0]) from None
 
 
 class ModelConfig(_Section):
@@ -341,17 +344,17 @@ def _allowed(annotation: Any) -> list:
     return [v for arg in typing.get_args(annotation) for v in _allowed(arg)]
 
 
-def _describe(error: Any, root: type[BaseModel]) -> tuple[str, bool]:
-    """One pydantic error as ``(text, is_a_type_error)``."""
+def _describe(error: Any, root: type[BaseModel], where: str) -> tuple[str, bool]:
+    """One pydantic error as ``(text, is_a_type_error)``; ``where``: the dotted place of ``root``."""
     loc, kind, value = error["loc"], error["type"], error["input"]
-    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "config"
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in (where, *loc) if p != "").lstrip(".")
     section = _section_at(root, loc[:-1]) if loc else root
     field = section.model_fields.get(loc[-1]) if loc and isinstance(loc[-1], str) else None
     or_none = " or None" if field is not None and type(None) in typing.get_args(field.annotation) else ""
     if kind == "extra_forbidden":
-        return _valid_keys_message(section, ".".join(map(str, loc[:-1])), str(loc[-1])), True
+        return _valid_keys_message(section, key.rpartition(".")[0], str(loc[-1])), True
     if kind in _TYPE_ERRORS:
-        return f"{key}: expected {_TYPE_ERRORS[kind]}{or_none}, got {value!r}", True
+        return f"{key or 'config'}: expected {_TYPE_ERRORS[kind]}{or_none}, got {value!r}", True
     if kind == "literal_error" and field is not None:
         return f"{key}={value!r}: must be one of {', '.join(map(repr, _allowed(field.annotation)))}", False
     if kind in _BOUNDS:
@@ -361,12 +364,12 @@ def _describe(error: Any, root: type[BaseModel]) -> tuple[str, bool]:
     return (f"{key}={value!r}: {reason}" if loc else reason), False
 
 
-def _one_line(err: ValidationError, root: type[BaseModel], name: str) -> str:
-    """A ValidationError as one line: the unknown keys and wrong types, or else every bad value."""
-    described = [_describe(error, root) for error in err.errors()]
-    if any(is_type for _, is_type in described):
-        return "; ".join(text for text, is_type in described if is_type)
-    return f"config {name or '<unnamed>'} is not valid: " + "; ".join(text for text, _ in described)
+def _one_line(err: ValidationError, root: type[BaseModel], where: str = "") -> tuple[str, bool]:
+    """A ValidationError as one line: the unknown keys and wrong types, or else every bad value;
+    and whether it is about values only (the keys and types are right)."""
+    described = [_describe(error, root, where) for error in err.errors()]
+    type_errors = [text for text, is_type in described if is_type]
+    return "; ".join(type_errors or [text for text, _ in described]), not type_errors
 
 
 def config_from_dict(values: dict, name: str | None = None) -> Config:
@@ -376,8 +379,9 @@ def config_from_dict(values: dict, name: str | None = None) -> Config:
     try:
         return Config.model_validate(values)
     except ValidationError as err:
-        given = values.get("name") if isinstance(values, dict) else None
-        raise ConfigError(_one_line(err, Config, given if isinstance(given, str) else "")) from None
+        text, values_only = _one_line(err, Config)
+        name = values.get("name") if isinstance(values, dict) else None
+        raise ConfigError(f"config {name or '<unnamed>'} is not valid: {text}" if values_only else text) from None
 
 
 def merge(base: dict, update: dict) -> dict:
