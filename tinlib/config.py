@@ -51,14 +51,10 @@ def parse_arch(arch: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def _integral_float_to_int(value: Any) -> Any:
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
 # The sections validate in pydantic's strict mode: a bool is not a number and a str is not one
 # either. An int is a float there, and with these types a float such as 2.0 (``1e3`` on the
 # command line) is an int and a tuple is a list.
-Int = Annotated[int, BeforeValidator(_integral_float_to_int)]
+Int = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)]
 Float = Annotated[float, AllowInfNan(False)]
 PositiveInt = Annotated[Int, Field(gt=0)]
 PositiveFloat = Annotated[Float, Field(gt=0)]
@@ -304,9 +300,6 @@ def _compile_unavailable() -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------------------------
-# pydantic's errors -> one line
-# --------------------------------------------------------------------------------------------
 _TYPE_ERRORS = {"int_type": "int", "float_type": "float", "finite_number": "a finite float", "list_type": "list of int",
                 "bool_type": "bool (True/False)", "string_type": "str", "model_type": "a dict of keys"}
 _BOUNDS = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"), "less_than": ("<", "lt"),
@@ -353,6 +346,8 @@ def _describe(error: Any, root: type[BaseModel], where: str) -> tuple[str, bool]
     or_none = " or None" if field is not None and type(None) in typing.get_args(field.annotation) else ""
     if kind == "extra_forbidden":
         return _valid_keys_message(section, key.rpartition(".")[0], str(loc[-1])), True
+    if kind in _TYPE_ERRORS and isinstance(value, dict) and kind != "model_type":
+        return f"{key!r} is a value, not a section", True
     if kind in _TYPE_ERRORS:
         return f"{key or 'config'}: expected {_TYPE_ERRORS[kind]}{or_none}, got {value!r}", True
     if kind == "literal_error" and field is not None:
@@ -395,9 +390,6 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Overrides
-# --------------------------------------------------------------------------------------------
 _LITERALS = {"none": None, "null": None, "true": True, "false": False}
 
 
@@ -438,7 +430,6 @@ def apply_overrides(cfg: Config, overrides: dict | list | tuple | None) -> Confi
     values = cfg.to_dict()
     for key, value in items:
         key = _unalias(key)
-        _check_override_key(key)
         if key == "name":
             raise ConfigError("'name' cannot be overridden: it is the config file's name; use --work-dir/--run")
         values = merge(values, _override_to_nested(key, value))
@@ -457,23 +448,6 @@ def _unalias(key: str) -> str:
     return key
 
 
-def _check_override_key(key: str) -> None:
-    """An unknown dotted key is an error before any value is looked at."""
-    section: type[BaseModel] | None = Config
-    where = ""
-    for part in key.split("."):
-        if section is None:
-            raise ConfigError(f"bad override {key!r}: {where!r} is a value, not a section")
-        if part not in section.model_fields:
-            raise ConfigError("bad override: " + _valid_keys_message(section, where, part))
-        where = ".".join(filter(None, [where, part]))
-        annotation = section.model_fields[part].annotation
-        section = annotation if _is_section(annotation) else None
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
 def available_configs() -> list[str]:
     """The names of the configs in ``tinlib/configs`` (sorted)."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.py") if not p.stem.startswith("_"))
