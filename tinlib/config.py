@@ -70,7 +70,7 @@ class _Section(BaseModel):
 
     def __setattr__(self, name: str, value: Any) -> None:
         section = type(self)
-        if name not in section.model_fields:
+        if name not in section.model_fields and not name.startswith("_"):
             raise ConfigError(_valid_keys_message(section, section.__name__, name))
         try:
             super().__setattr__(name, value)
@@ -172,7 +172,7 @@ class TrainConfig(_Section):
     val_interval: NonNegativeInt = 5           # validate every N epochs (0: never)
     checkpoint_interval: PositiveInt = 1       # write latest.pth every N epochs
     checkpoint_interval_iters: NonNegativeInt = 0  # also write latest.pth every N iterations inside an epoch (0: off)
-    keep_epoch_checkpoints: bool = False        # also keep epoch_N.pth
+    keep_epoch_checkpoints: bool = False       # also keep epoch_N.pth
     log_interval: PositiveInt = 20             # iterations averaged per log.json line
     # the val metric that selects best.pth (None: no best.pth)
     save_best: Literal["top1_acc", "top5_acc", "mean_class_accuracy"] | None = "top1_acc"
