@@ -18,16 +18,7 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AllowInfNan,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tinlib.errors import UserError
 
@@ -55,7 +46,7 @@ def parse_arch(arch: str) -> tuple[str, int]:
 # either. An int is a float there, and with these types a float such as 2.0 (``1e3`` on the
 # command line) is an int and a tuple is a list.
 Int = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)]
-Float = Annotated[float, AllowInfNan(False)]
+Float = Annotated[float, Field(allow_inf_nan=False)]
 PositiveInt = Annotated[Int, Field(gt=0)]
 PositiveFloat = Annotated[Float, Field(gt=0)]
 NonNegativeInt = Annotated[Int, Field(ge=0)]
@@ -306,15 +297,11 @@ _BOUNDS = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"), "les
            "less_than_equal": ("<=", "le")}
 
 
-def _is_section(annotation: Any) -> typing.TypeGuard[type[BaseModel]]:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
 def _section_at(root: type[BaseModel], loc: tuple) -> type[BaseModel]:
     """The section (model class) that ``loc`` (a path of keys below ``root``) lies in."""
     for part in loc:
         annotation = root.model_fields[part].annotation
-        if not _is_section(annotation):
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             break
         root = annotation
     return root
@@ -326,15 +313,6 @@ def _valid_keys_message(section: type[BaseModel], where: str, bad: str) -> str:
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     place = f"section {where!r}" if where else "the top level"
     return f"unknown key {'.'.join(filter(None, [where, bad]))!r}{hint}; valid keys of {place}: {', '.join(names)}"
-
-
-def _allowed(annotation: Any) -> list:
-    """The values a ``Literal`` (or an optional one) annotation allows."""
-    if annotation is type(None):
-        return [None]
-    if typing.get_origin(annotation) is Literal:
-        return list(typing.get_args(annotation))
-    return [v for arg in typing.get_args(annotation) for v in _allowed(arg)]
 
 
 def _describe(error: Any, root: type[BaseModel], where: str) -> tuple[str, bool]:
@@ -350,8 +328,8 @@ def _describe(error: Any, root: type[BaseModel], where: str) -> tuple[str, bool]
         return f"{key!r} is a value, not a section", True
     if kind in _TYPE_ERRORS:
         return f"{key or 'config'}: expected {_TYPE_ERRORS[kind]}{or_none}, got {value!r}", True
-    if kind == "literal_error" and field is not None:
-        return f"{key}={value!r}: must be one of {', '.join(map(repr, _allowed(field.annotation)))}", False
+    if kind == "literal_error":
+        return f"{key}={value!r}: must be {error['ctx']['expected']}{',' if or_none else ''}{or_none}", False
     if kind in _BOUNDS:
         op, bound = _BOUNDS[kind]
         return f"{key}={value!r}: must be {op} {error['ctx'][bound]:g}{or_none}", False
