@@ -36,9 +36,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 from tqdm import TqdmWarning
 
+from tinlib.config import load_config
 from tinlib.data.annotations import load_annotations
 from tinlib.engine import predict
-from tinlib.config import load_config
 from tinlib.pipeline.runconfig import resolve
 from tinlib.report import interlace, plots
 

@@ -6,11 +6,14 @@ tin_tsm_finetune_r50_1x1x8_50e_kinetics400_rgb.py (model, data, optimizer, sched
 and configs/recognition/tin/metafile.yml (top-1/top-5, parameters, FLOPs).
 """
 import json
+import typing
 
 import pytest
 
+from tinlib import config as config_module
 from tinlib.config import (
     ConfigError,
+    ModelConfig,
     apply_overrides,
     available_configs,
     config_from_dict,
@@ -184,3 +187,77 @@ def test_interlace_options_are_checked_when_the_config_is_loaded():
     assert all(repr(g) in str(err.value) for g in GRAD_MODES)
     for backend in BACKENDS:
         assert load_config(ZOO[0], [f"model.interlace_backend={backend}"]).model.interlace_backend == backend
+
+
+def test_interlace_choices_are_the_sets_the_ops_define():
+    """The config lists the choices itself (it imports nothing from ops); they must stay the ops' sets."""
+    fields = ModelConfig.model_fields
+    assert typing.get_args(fields["interlace_grad"].annotation) == tuple(GRAD_MODES)
+    assert typing.get_args(fields["interlace_backend"].annotation) == tuple(BACKENDS)
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("train.epochs", 2.5, "int"), ("train.epochs", True, "int"), ("train.epochs", "3", "int"),
+    ("optim.lr", True, "float"), ("optim.lr", "0.1", "float"), ("optim.lr", float("nan"), "a finite float"),
+    ("train.deterministic", 1, "bool (True/False)"), ("data.root", 3, "str"), ("schedule.steps", {3}, "list of int"),
+    ("train.seed", True, "int or None")])
+def test_a_bool_is_no_number_and_a_str_no_number_or_bool(key, value, expected):
+    section, name = key.split(".")
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({section: {name: value}})
+    assert str(err.value) == f"{key}: expected {expected}, got {value!r}"
+
+
+def test_numbers_convert_where_nothing_is_lost():
+    cfg = config_from_dict({"train": {"epochs": 2.0, "seed": 1e3}, "optim": {"lr": 1}, "schedule": {"steps": (3, 5)}})
+    assert (cfg.train.epochs, cfg.train.seed, cfg.schedule.steps) == (2, 1000, [3, 5])
+    assert isinstance(cfg.train.epochs, int) and isinstance(cfg.optim.lr, float)
+    with pytest.raises(ConfigError, match=r"^schedule.steps\[1\]: expected int, got 'a'$"):
+        config_from_dict({"schedule": {"steps": [1, "a"]}})
+    with pytest.raises(ConfigError, match="^model: expected a dict of keys, got 5$"):
+        config_from_dict({"model": 5})
+
+
+def test_several_problems_are_named_on_one_line():
+    with pytest.raises(ConfigError) as err:
+        load_config(ZOO[0], {"train.amp": "fp8", "optim.type": "adam", "model.num_classes": 0})
+    text = str(err.value)
+    assert "\n" not in text and text.startswith(f"bad override: config {ZOO[0]} is not valid: ")
+    for part in ("train.amp='fp8'", "optim.type='adam'", "model.num_classes=0: must be > 0"):
+        assert part in text
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"schedule": {"policy": "step", "steps": [5, 3]},
+                          "model": {"partial_bn": True, "norm_eval": True}})
+    text = str(err.value)
+    assert "\n" not in text and "increasing milestones" in text and "alternatives" in text
+
+
+def test_assignment_is_checked_like_loading():
+    cfg = load_config(ZOO[0])
+    cfg.optim.lr = 1
+    assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float)
+    with pytest.raises(ConfigError, match="^TrainConfig.amp='fp8': must be 'none', 'bf16' or 'fp16'$"):
+        cfg.train.amp = "fp8"
+    with pytest.raises(ConfigError, match="did you mean 'momentum'"):
+        cfg.optim.momentun = 0.5
+    cfg.test.num_clips = 3  # allowed alone; the combination with average_clips=None is checked by validate()
+    with pytest.raises(ConfigError, match="average_clips=None"):
+        cfg.validate()
+    cfg.test.average_clips = "prob"
+    assert cfg.validate() is cfg
+
+
+def test_compile_check_has_a_public_fallback(monkeypatch):
+    """Without torch's private dynamo check the config asks the public backend list for torch.compile's
+    default backend (inductor)."""
+    import torch
+    import torch._dynamo
+
+    monkeypatch.delattr(torch._dynamo, "is_dynamo_supported")
+    assert config_module._compile_unavailable() is None
+    assert config_from_dict({"train": {"compile": True}}).train.compile is True
+    monkeypatch.setattr(torch.compiler, "list_backends", lambda *args, **kwargs: ["eager"])
+    problem = config_module._compile_unavailable()
+    assert problem is not None and "torch.compile does not support this Python" in problem
+    with pytest.raises(ConfigError, match="train.compile=True: torch.compile does not support"):
+        config_from_dict({"train": {"compile": True}})
