@@ -145,11 +145,14 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
 
 
 def _problem(err: ValidationError) -> str:
-    """The keys missing, else the first value of the wrong type, on one line."""
+    """The keys missing in the first object that lacks some, else the first value of the wrong
+    type, on one line."""
     errors = err.errors(include_url=False)
-    missing = [repr(_key_path(e["loc"])) for e in errors if e["type"] == "missing"]
+    missing = [e["loc"] for e in errors if e["type"] == "missing"]
     if missing:
-        return f"missing {', '.join(missing)}"
+        parent = missing[0][:-1]
+        keys = ", ".join(repr(_key_path(loc)) for loc in missing if loc[:-1] == parent)
+        return f"{_key_path(parent)}: missing {keys}" if parent else f"missing {keys}"
     first = errors[0]
     expected = _EXPECTED.get(first["type"])
     problem = f"expected {expected}, found {_type_name(first['input'])}" if expected else first["msg"]
