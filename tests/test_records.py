@@ -2,6 +2,7 @@
 carried a schema version (the layout of the committed results/), keeps keys it does not know, and
 refuses damaged or wrong files with an error that names the file."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -123,11 +124,13 @@ def test_version_1_file_reads_and_writes_back_unchanged(tmp_path, cls):
     path = tmp_path / (cls.FILENAME or "record.json")
     path.write_text(json.dumps(V1_FILES[cls], indent=2))
     record = cls.read(path)
-    assert record.schema == 1 and record.extra == {}
+    assert record.schema_version == 1 and record.extra == {}
     out = record.write(tmp_path / "again" / path.name)
     on_disk = json.loads(out.read_text())
     assert on_disk.pop("schema") == 1
     assert on_disk == V1_FILES[cls] and list(on_disk) == list(V1_FILES[cls])  # same keys, same order
+    # same text: an int where a float is expected (metrics' "top5_acc": 1) stays an int
+    assert out.read_text() == json.dumps({"schema": 1, **V1_FILES[cls]}, indent=2) + "\n"
     again = cls.read(out)
     assert again == record
 
@@ -156,7 +159,7 @@ def test_new_record_round_trip_and_schema_first(tmp_path):
                             per_pair=[records.PairResult(classes=[0, 1], n=2, direction_acc=None)])
     path = record.write(tmp_path / "reversal.json")
     text = json.loads(path.read_text())
-    assert next(iter(text)) == "schema" and text["schema"] == ReversalRecord.SCHEMA
+    assert next(iter(text)) == "schema" and text["schema"] == 1  # no record's layout has changed yet
     assert text["per_pair"] == [{"classes": [0, 1], "names": None, "n": 2, "direction_acc": None,
                                  "pair_id_acc": None, "top1": None}]
     assert ReversalRecord.read(path) == record
@@ -168,7 +171,7 @@ def test_run_state_of_a_stopped_run_keeps_its_status_and_reason(tmp_path):
                 inner_iter=2)
     path = records.RunState.from_dict(data).write(tmp_path / "run.json")
     state = records.RunState.read(path)
-    assert (state.status, state.error, state.inner_iter, state.schema) == (
+    assert (state.status, state.error, state.inner_iter, state.schema_version) == (
         "interrupted", "interrupted (KeyboardInterrupt)", 2, 1)
     assert {"running", "finished", "failed", "interrupted"} == set(records.RunState.STATUSES)
     # a running record leaves out the fields it does not have
@@ -182,7 +185,7 @@ def test_a_newer_file_loads_and_keeps_what_it_does_not_know(tmp_path):
     path = tmp_path / "launch.json"
     path.write_text(json.dumps(newer))
     launch = records.LaunchRecord.read(path)
-    assert (launch.schema, launch.nodes, launch.extra) == (7, 2, {"scheduler": "slurm"})
+    assert (launch.schema_version, launch.nodes, launch.extra) == (7, 2, {"scheduler": "slurm"})
     launch.write(path)
     assert json.loads(path.read_text()) == newer
     # unknown keys inside nested records are kept too
@@ -238,7 +241,7 @@ def test_log_reader_reads_a_version_1_log(tmp_path):
     path.write_text("".join(json.dumps(line) + "\n" for line in LOG_V1))
     log = records.read_log(path)
     assert [type(x) for x in log.lines] == [LogHeader, LogEntry, LogEntry, LogEntry]
-    assert log.headers[0].schema == 1 and log.iters_per_epoch == 4 and log.skipped == 0
+    assert log.headers[0].schema_version == 1 and log.iters_per_epoch == 4 and log.skipped == 0
     assert [(e.epoch, e.iter) for e in log.mode("train")] == [(1, 2), (1, 4)]
     assert log.mode("val")[0].mean_class_accuracy == 0.25
     assert log.peak_memory() == max(line.get("memory", 0) for line in LOG_V1[1:])
@@ -276,3 +279,57 @@ def test_log_reader_names_the_bad_line(tmp_path):
         records.read_log(path)
     with pytest.raises(RecordError, match="no such file"):
         records.read_log(tmp_path / "nothing.json")
+
+
+# --------------------------------------------------------------------------------------------
+# The committed results/ load unchanged
+# --------------------------------------------------------------------------------------------
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def _committed(name: str) -> list[Path]:
+    """The files called ``name`` under results/, as the model-zoo table finds them (not the
+    executed notebooks under results/runs)."""
+    return sorted(p for p in RESULTS.rglob(name) if p.relative_to(RESULTS).parts[0] != "runs")
+
+
+COMMITTED = [(cls, path) for cls in RECORD_TYPES for path in _committed(cls.FILENAME)]
+
+
+def test_the_committed_results_are_found():
+    assert {path.name for _, path in COMMITTED} >= {"train.json", "metrics.json", "reversal.json", "launch.json",
+                                                    "latency.json", "summary.json"}
+    assert _committed("log.json")
+
+
+@pytest.mark.parametrize("cls, path", COMMITTED, ids=[str(p.relative_to(RESULTS)) for _, p in COMMITTED])
+def test_committed_record_loads_and_writes_back_byte_for_byte(tmp_path, cls, path):
+    text = path.read_text(encoding="utf-8")
+    data = json.loads(text)
+    record = cls.read(path)
+    assert record.schema_version == data.get("schema", 1)
+    known = {info.alias or name for name, info in type(record).model_fields.items()}
+    assert record.extra == {k: v for k, v in data.items() if k not in known}
+    for key in ("config_name", "config", "nodes", "chance", "grads", "devices"):
+        if key in data:
+            assert getattr(record, key) == data[key]
+    if "metrics_percent" in data:
+        assert record.percent("top1_acc") == data["metrics_percent"]["top1_acc"]
+    if "models" in data:
+        for arch, entry in data["models"].items():
+            assert record.models[arch].mean_ms("cpu") == entry["latency"]["cpu"]["mean_ms"]
+    if "per_pair" in data:
+        assert [p.classes for p in record.per_pair] == [p["classes"] for p in data["per_pair"]]
+    # written back, the file is the same text: no key lost, added or moved, no int turned into a float
+    assert record.write(tmp_path / path.name).read_text(encoding="utf-8") == text
+
+
+@pytest.mark.parametrize("path", _committed("log.json"), ids=lambda p: str(p.relative_to(RESULTS)))
+def test_committed_training_log_loads_line_for_line(path):
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    log = records.read_log(path)
+    assert log.skipped == 0 and len(log.lines) == len(lines)
+    assert [type(x) for x in log.lines] == [LogEntry if "mode" in line else LogHeader for line in lines]
+    assert [x.to_dict() for x in log.lines] == lines
+    train = [line for line in lines if line.get("mode") == "train"]
+    assert [(e.epoch, e.iter) for e in log.mode("train")] == [(line["epoch"], line["iter"]) for line in train]
