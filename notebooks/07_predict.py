@@ -38,9 +38,11 @@ from tqdm import TqdmWarning
 
 from tinlib.config import load_config
 from tinlib.data.annotations import load_annotations
-from tinlib.engine import predict
+from tinlib.data.synthetic import write_demo_video
+from tinlib.engine.predict import Predictor
+from tinlib.labels import class_name
 from tinlib.pipeline.runconfig import resolve
-from tinlib.report import interlace, plots
+from tinlib.report import interlace, plots, prediction
 
 warnings.simplefilter("ignore", TqdmWarning)  # no ipywidgets needed for progress bars
 # run from the repository root wherever the notebook was opened (papermill sets the cwd itself)
@@ -68,7 +70,7 @@ if test_video is not None and data_root:  # the lists, folders and class names f
     cfg = resolve(config, data_root=data_root, overrides=overrides, quiet=True)
 else:
     cfg = load_config(config, overrides)
-predictor = predict.Predictor.from_checkpoint(cfg, checkpoint, device=device, labels=labels)
+predictor = Predictor.from_checkpoint(cfg, checkpoint, device=device, labels=labels)
 names = predictor.class_names
 spans = []
 true_class = None
@@ -79,14 +81,14 @@ if video is None:
     folder = Path(video_dir) if video_dir else Path(tempfile.mkdtemp(prefix="tinlib_predict_"))
     video = str(folder / "synthetic_classes.mp4")
     # moving up, light turning on, moving left to right, shaking: 24 frames each
-    spans = predict.write_demo_video(video, [2, 6, 0, 9], frames_per_class=24, height=cfg.data.scale_size)
+    spans = write_demo_video(video, [2, 6, 0, 9], frames_per_class=24, height=cfg.data.scale_size)
 source = predictor.open(video)
 pipe = predictor.pipeline
 display(Markdown(f"**{source.path}**: {source.num_frames} frames ({source.kind}"
                  + (f", {source.fps:g} fps" if source.fps else "") + f"); {cfg.name} tests {pipe.views} view(s) of "
                  f"{pipe.num_segments} segments, crop `{pipe.crop}`, average_clips `{pipe.average_clips}`; "
                  f"class names: {predictor.class_names_source}"
-                 + (f"; true class: **{predict.class_name(true_class, names)}** (line {entry.line} of "
+                 + (f"; true class: **{class_name(true_class, names)}** (line {entry.line} of "
                     f"`{Path(entry.ann_file).name}`)" if true_class is not None else "")))
 
 # %% [markdown]
@@ -111,7 +113,7 @@ plots.show(plots.plot_frames(frames, title=f"frames {indices}"), fmt="jpeg")
 result = predictor.predict(source)
 top = result.top(topk, names)
 display(pd.DataFrame(top).set_index("rank"))
-plots.show(predict.plot_topk(top, title=Path(source.path).name),
+plots.show(prediction.plot_topk(top, title=Path(source.path).name),
            path=Path(figures_dir) / "predict_topk" if figures_dir else None)
 
 # %% [markdown]
@@ -125,7 +127,7 @@ plots.show(predict.plot_topk(top, title=Path(source.path).name),
 # %%
 if window:
     timeline = predictor.windows(source, window, stride)
-    plots.show(predict.plot_timeline(timeline, names, segments=spans, title=Path(source.path).name))
+    plots.show(prediction.plot_timeline(timeline, names, segments=spans, title=Path(source.path).name))
     display(pd.DataFrame(timeline.rows(min(topk, 3), names)).set_index("window"))
 else:
     display(Markdown("No `window` given: whole-video prediction only."))
@@ -141,7 +143,7 @@ if interlace.interlace_modules(predictor.model):
     h, w = clip.shape[-2:]
     views = clip.view(-1, pipe.num_segments, 3, h, w).to(predictor.device)
     trace = interlace.collect(predictor.model, views)
-    best = predict.class_name(int(trace.scores[0].argmax()), names)
+    best = class_name(int(trace.scores[0].argmax()), names)
     plots.show(plots.plot_video_interlace(trace, 0, frames, title=f"first view -> {best}"), fmt="jpeg")
     offsets = trace.to_frame().query("video == 0").pivot_table(index="layer", columns="group", values="offset",
                                                                sort=False)

@@ -17,7 +17,7 @@ from tinlib.data import (
     write_video_list,
 )
 from tinlib.data.datasets import SkippedSample, skipped_samples_of
-from tinlib.data.synthetic import video_codec, write_video
+from tinlib.data.encoding import video_codec, write_video
 from tinlib.data.transforms import MEAN, STD
 
 

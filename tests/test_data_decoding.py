@@ -7,7 +7,7 @@ import pytest
 
 from tinlib.data import decoding
 from tinlib.data.decoding import DecodeError, decode_rawframes, imread_rgb, iter_video_frames, open_video
-from tinlib.data.synthetic import video_codec, write_video
+from tinlib.data.encoding import video_codec, write_video
 
 
 def level(k):

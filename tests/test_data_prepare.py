@@ -12,6 +12,7 @@ import pytest
 
 from tinlib import cli
 from tinlib.data import AnnotationError, load_annotations
+from tinlib.data.encoding import video_codec, write_video
 from tinlib.data.prepare import (
     PrepareError,
     Progress,
@@ -22,7 +23,6 @@ from tinlib.data.prepare import (
     prepare_sthv2,
     sthv2_label_name,
 )
-from tinlib.data.synthetic import video_codec, write_video
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import pytest
 from tinlib import cli
 from tinlib.data import build_dataset, decoding, load_annotations, open_video
 from tinlib.data.releases import STHV1
-from tinlib.data.synthetic import CLASSES, SyntheticError, classes_for, render_video, write_synthetic
+from tinlib.data.synthetic import SyntheticError, write_synthetic
+from tinlib.data.synthetic_render import CLASSES, classes_for, render_video
 from tinlib.errors import UserError
 from tinlib.records import SyntheticMeta
 

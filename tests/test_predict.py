@@ -15,9 +15,11 @@ from tinlib.checkpoint import save_checkpoint
 from tinlib.commands import predict as predict_cmd
 from tinlib.commands import test as test_cmd
 from tinlib.config import load_config
-from tinlib.data.synthetic import CLASSES, render_video, video_codec, write_video
-from tinlib.engine.predict import class_names_for, find_frame_template, window_starts
-from tinlib.labels import load_labels
+from tinlib.data.encoding import video_codec, write_video
+from tinlib.data.sources import find_frame_template
+from tinlib.data.synthetic_render import CLASSES, render_video
+from tinlib.engine.predict import window_starts
+from tinlib.labels import class_names_for, load_labels
 from tinlib.models import build_recognizer
 from tinlib.records import SyntheticMeta
 

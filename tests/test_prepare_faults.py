@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinlib.data.encoding import video_codec, write_video
 from tinlib.data.prepare import DONE_MARKER, EXTRACT_SLEEP_ENV, extract_frames
-from tinlib.data.synthetic import video_codec, write_video
 
 FRAMES = 12
 VIDEOS = ("v1.mp4", "v2.mp4", "v3.mp4", "v4.mp4")

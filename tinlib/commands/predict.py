@@ -1,12 +1,6 @@
-"""``tinlib predict CONFIG CHECKPOINT VIDEO...``: top-k classes of single videos.
-
-Each video (a file, or a folder of frames) goes through the config's test pipeline (sampling,
-resize, crops, views, averaging: what ``tinlib test`` does for one sample) and the top-k classes are
-printed with their probabilities; ``--json`` prints one JSON document instead. ``--window N``
-(``--stride S``) also scores the video as a stream of N-frame windows, every S frames, and reports
-a per-window top-k timeline and the milliseconds per window. Nothing is written unless ``--out DIR``
-is given (then ``DIR/<video>.json``, and with windows ``<video>_windows.csv`` and ``.png``); a
-prediction never goes into ``results/`` or the model-zoo table.
+"""``tinlib predict CONFIG CHECKPOINT VIDEO...``: top-k classes of single videos through the config's
+test pipeline (:mod:`tinlib.engine.predict`), as text or ``--json``, optionally window by window.
+Nothing is written unless ``--out DIR`` is given; a prediction never goes into ``results/``.
 """
 from __future__ import annotations
 
@@ -14,12 +8,15 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tinlib.cli import run_command
 from tinlib.commands import add_device_argument, add_override_arguments, overrides_of
+
+if TYPE_CHECKING:
+    from tinlib.prediction import VideoPrediction
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,15 +58,9 @@ def _fmt_frames(start: int, end: int, fps: float | None) -> str:
     return f"{text} ({start / fps:.1f}-{end / fps:.1f} s)" if fps else text
 
 
-def print_prediction(result, k: int, names, stream=None) -> None:
-    """Print the text report of one :class:`~tinlib.engine.predict.VideoPrediction`.
-
-    Args:
-        result: the prediction; its window table is printed too when ``result.windows`` is set.
-        k: number of classes to list.
-        names: class names indexed by class id, or None to show indices.
-        stream: where to print (default: stdout).
-    """
+def print_prediction(result: VideoPrediction, k: int, names: Sequence[str] | None, stream=None) -> None:
+    """Print the top-``k`` classes of ``result`` (``names``: class names, None for indices) and its
+    window table when ``result.windows`` is set, to ``stream`` (default: stdout)."""
     out = stream or sys.stdout
     views = f"{result.views} view{'s' if result.views > 1 else ''} of {result.frame_indices.shape[1]} segments"
     print(f"{result.video}: {result.num_frames} frames, {views}, {1000 * result.seconds:.0f} ms on {result.device}",
@@ -99,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from tinlib.config import ConfigError, load_config
-    from tinlib.engine.predict import LABELS_HINT, Predictor, class_names_for, open_source, write_outputs
+    from tinlib.data.sources import open_source
+    from tinlib.engine.predict import Predictor
     from tinlib.errors import UserError
+    from tinlib.labels import LABELS_HINT, class_names_for
+    from tinlib.report.prediction import write_outputs
 
     if args.topk < 1:
         raise UserError(f"--topk must be at least 1, got {args.topk}")

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from .annotations import KINDS, DataError, Record, load_annotations
 from .decoding import VIDEO_BACKENDS, decode_rawframes, open_video
 from .sampling import sample_views
-from .transforms import TEST_CROPS, normalize, test_transform, train_transform
+from .transforms import CROPS_PER_MODE, TEST_CROPS, normalize, test_transform, train_transform
 
 __all__ = ["ClipDataset", "RawframeDataset", "SkippedSample", "VideoDataset", "build_dataset", "merge_skipped",
            "skipped_samples_of"]
@@ -185,8 +185,7 @@ class ClipDataset(Dataset):
         """Views per item: 1 in training; clips x (2 with twice_sample) x crops (1, 3 or 10) in test mode."""
         if not self.test_mode:
             return 1
-        crops = {"center": 1, "three": 3, "ten": 10}[self.test_crop]
-        return self.num_clips * (2 if self.twice_sample else 1) * crops
+        return self.num_clips * (2 if self.twice_sample else 1) * CROPS_PER_MODE[self.test_crop]
 
     def __len__(self) -> int:
         return len(self.records)

@@ -1,47 +1,25 @@
-"""The embedded synthetic temporal dataset: Something-Something-like classes that need time order.
+"""Writing the embedded synthetic dataset (classes and rendering: :mod:`tinlib.data.synthetic_render`).
 
-Design
-------
-Every video shows one scene (smooth two-colour background with static clutter, per-frame sensor
-noise, a little camera jitter) and an object (random shape, colour and size). Classes differ by
-what happens over time:
-
-* four **time-reversal pairs**: left->right / right->left, up / down, towards / away from the
-  camera (growing / shrinking), light turning on / off. The second class of a pair is rendered
-  by drawing a video of the first class's generator and playing it backwards, so both classes
-  have *exactly* the same distribution of individual frames; only the order tells them apart.
-  A model that pools per-frame features without temporal interaction (TSN) is at chance
-  between the two classes of a pair, while TSM/TIN can learn the direction from 8 segments.
-* non-reversal classes: holding an object still, shaking it (fast oscillation: no net
-  direction), and several objects side by side (an appearance class even TSN can learn).
-
-Videos vary in length, aspect ratio, speed, object size, colours, backgrounds, noise level and
-distractors, so no single pixel or frame statistic gives the class away.
-
-Layouts (``write_synthetic(root, layout)``) mimic the official releases so that the preparation
-code (``tinlib.data.prepare``) runs on them unchanged: ``sthv1`` (JPEG folders ``<id>/00001.jpg``,
-height 100, ``;``-separated CSVs), ``sthv2`` (``<id>.webm`` VP8/VP9 videos and the JSON files),
-``k400`` (``videos_{train,val}/<class>/<youtube_id>_<start>_<end>.mp4`` and CSVs). The K400
-layout leaves out the left/right pair because Kinetics-style training flips frames horizontally.
-Everything is deterministic given ``seed`` (pixels of every frame; encoded files are byte-equal
-for a given codec build).
-
-The command line is ``tinlib prepare synthetic ...`` (:mod:`tinlib.commands.prepare`).
+Layouts mimic the official releases so that the preparation code (:mod:`tinlib.data.prepare`) runs
+on them unchanged: ``sthv1`` (JPEG folders ``<id>/00001.jpg``, ``;``-separated CSVs), ``sthv2``
+(``<id>.webm`` videos and the JSON files), ``k400`` (``videos_{train,val}/<class>/<youtube_id>_<start>_<end>.mp4``
+and CSVs; without the left/right pair, because Kinetics-style training flips frames). Videos vary in
+length, aspect ratio, speed, sizes, colours, noise and distractors, so that no single pixel or frame
+statistic gives the class away. Everything is deterministic given ``seed`` (the pixels of every
+frame; encoded files are byte-equal for a given codec build). Command line: ``tinlib prepare synthetic``.
 """
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import string
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from tinlib.errors import UserError
@@ -49,15 +27,15 @@ from tinlib.io import atomic_write_json, atomic_write_text
 from tinlib.records import ListSet, RecordError, SyntheticMeta
 
 from . import prepare
-from .releases import K400, RELEASES, STHV1, STHV2, SYNTHETIC, normalize_k400_label, sthv2_label_name
+from .encoding import video_codec, write_frames, write_video
+from .releases import K400, RELEASES, STHV1, STHV2, SYNTHETIC
+from .synthetic_render import CLASSES, SynthClass, classes_for, render_video
 
-__all__ = ["CLASSES", "PRESETS", "LAYOUTS", "SynthClass", "SyntheticError", "classes_for", "render_video",
-           "write_synthetic", "write_synthetic_meta", "video_codec", "write_video"]
+__all__ = ["PRESETS", "SyntheticError", "write_demo_video", "write_synthetic"]
 
 log = logging.getLogger(__name__)
 
 LAYOUTS = SYNTHETIC.layouts
-FPS = SYNTHETIC.fps
 META_NAME = SyntheticMeta.FILENAME
 assert META_NAME == SYNTHETIC.meta_file
 MIN_HEIGHT = 16  # pixels; smaller frames leave the objects a few pixels wide
@@ -72,45 +50,6 @@ class SyntheticError(UserError, ValueError):
     Python API.)"""
 
 
-@dataclass(frozen=True)
-class SynthClass:
-    """One class: ``template`` (Something-Something V2 style, ``[...]`` placeholders), ``k400`` name,
-    the ``motion`` generator and whether the video is played backwards (``reverse``)."""
-
-    template: str
-    k400: str
-    motion: str
-    reverse: bool = False
-    flip_sensitive: bool = False
-
-    @property
-    def name(self) -> str:
-        """The label as Something-Something lists it (template without brackets)."""
-        return sthv2_label_name(self.template)
-
-    @property
-    def k400_name(self) -> str:
-        """The label as Kinetics class folders and the class index name it."""
-        return normalize_k400_label(self.k400)
-
-
-CLASSES: tuple[SynthClass, ...] = (
-    SynthClass("Moving [something] from left to right", "moving something left to right", "horizontal",
-               flip_sensitive=True),
-    SynthClass("Moving [something] from right to left", "moving something right to left", "horizontal",
-               reverse=True, flip_sensitive=True),
-    SynthClass("Moving [something] up", "moving something up", "vertical"),
-    SynthClass("Moving [something] down", "moving something down", "vertical", reverse=True),
-    SynthClass("Moving [something] towards the camera", "moving something towards the camera", "scale"),
-    SynthClass("Moving [something] away from the camera", "moving something away from the camera", "scale",
-               reverse=True),
-    SynthClass("Turning the light on over [something]", "turning the light on", "light"),
-    SynthClass("Turning the light off over [something]", "turning the light off", "light", reverse=True),
-    SynthClass("Holding [something] still", "holding something (still)", "static"),
-    SynthClass("Shaking [something]", "shaking something", "shake"),
-    SynthClass("Showing [several things] side by side", "showing several things", "several"),
-)
-
 # size presets: videos per class in each split (train, val for validation during training, the
 # held-out test split), frames per video, frame height per layout
 PRESETS: dict[str, dict[str, Any]] = {
@@ -122,246 +61,6 @@ PRESETS: dict[str, dict[str, Any]] = {
                   height={"sthv1": 100, "sthv2": 240, "k400": 256}),
 }
 
-SHAPES = ("circle", "square", "triangle", "diamond", "cross", "hexagon")
-COLOR_NAMES = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink")
-
-
-def classes_for(layout: str) -> list[SynthClass]:
-    """The classes written for ``layout`` (K400: without the flip-sensitive left/right pair)."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    return [c for c in CLASSES if not (layout == "k400" and c.flip_sensitive)]
-
-
-# ----------------------------------------------------------------------------------- rendering
-def _hue_color(hue: float, sat: float, val: float) -> tuple[int, int, int]:
-    hsv = np.array([[[int(hue * 180) % 180, int(sat * 255), int(val * 255)]]], dtype=np.uint8)
-    r, g, b = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
-    return int(r), int(g), int(b)
-
-
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Static scene ``[h, w, 3]`` float32: a two-colour gradient with blurred low-contrast clutter."""
-    c0, c1 = rng.uniform(40, 200, size=3), rng.uniform(40, 200, size=3)
-    angle = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    proj = (xx / w - 0.5) * math.cos(angle) + (yy / h - 0.5) * math.sin(angle)
-    t = (proj - proj.min()) / max(float(np.ptp(proj)), 1e-6)
-    img = (c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]).astype(np.float32)
-    clutter = img.copy()
-    for _ in range(int(rng.integers(3, 8))):
-        color = tuple(float(v) for v in rng.uniform(30, 220, size=3))
-        center = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
-        axes = (int(rng.uniform(0.05, 0.3) * w), int(rng.uniform(0.05, 0.3) * h))
-        cv2.ellipse(clutter, center, axes, float(rng.uniform(0, 180)), 0, 360, color, -1)
-    alpha = float(rng.uniform(0.1, 0.25))
-    img = (1 - alpha) * img + alpha * clutter
-    k = 2 * int(max(1, h // 40)) + 1
-    return cv2.GaussianBlur(img, (k, k), 0)
-
-
-def _draw(img: np.ndarray, shape: str, cx: float, cy: float, r: float, color, angle: float) -> None:
-    """Draw a filled anti-aliased ``shape`` of half-size ``r`` centred at (cx, cy) (sub-pixel)."""
-    s = 16  # 4 fractional bits
-    outline = tuple(0.5 * c for c in color)
-    if shape == "circle":
-        cv2.circle(img, (int(cx * s), int(cy * s)), int(r * s), color, -1, cv2.LINE_AA, 4)
-        cv2.circle(img, (int(cx * s), int(cy * s)), int(r * s), outline, max(1, int(r / 6)), cv2.LINE_AA, 4)
-        return
-    if shape == "cross":
-        arm = np.array([[-1, -0.35], [1, -0.35], [1, 0.35], [-1, 0.35]])
-        polys = [arm, arm[:, ::-1]]
-    else:
-        sides = {"square": 4, "triangle": 3, "diamond": 4, "hexagon": 6}[shape]
-        phase = math.pi / 4 if shape == "square" else 0.0
-        t = phase + np.arange(sides) * 2 * math.pi / sides
-        polys = [np.stack([np.cos(t), np.sin(t)], 1) * (1.0 if shape != "diamond" else np.array([0.7, 1.0]))]
-    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    pts = [((p @ rot.T) * r + np.array([cx, cy])) * s for p in polys]
-    pts = [np.round(p).astype(np.int32).reshape(-1, 1, 2) for p in pts]
-    for p in pts:  # one call per polygon: overlapping polygons in one call would cancel out
-        cv2.fillPoly(img, [p], color, cv2.LINE_AA, 4)
-    if shape != "cross":
-        cv2.polylines(img, pts, True, outline, max(1, int(r / 6)), cv2.LINE_AA, 4)
-
-
-def _object(rng: np.random.Generator, h: int, shapes=SHAPES) -> dict[str, Any]:
-    hue = float(rng.uniform(0, 1))
-    return dict(shape=str(rng.choice(shapes)), color=_hue_color(hue, rng.uniform(0.6, 1.0), rng.uniform(0.7, 1.0)),
-                color_name=COLOR_NAMES[int(hue * len(COLOR_NAMES)) % len(COLOR_NAMES)],
-                angle=float(rng.uniform(0, 2 * math.pi)), r=float(rng.uniform(0.12, 0.18) * h))
-
-
-def render_video(motion: str, rng: np.random.Generator, height: int, num_frames: int, width: int | None = None,
-                 reverse: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
-    """Render one video of ``motion`` (see ``CLASSES``): ``[num_frames, height, width, 3]`` RGB uint8.
-
-    ``reverse`` plays the same rendering backwards (the time-reversed class of a pair). Returns the
-    frames and a small description (object shape/colour, for annotation sentences).
-    """
-    h, n = int(height), int(num_frames)
-    w = int(width) if width else 2 * int(round(h * rng.uniform(1.25, 1.6) / 2))
-    bg = _background(rng, h, w)
-    main_object = _object(rng, h)
-    obj: dict[str, Any] | None = main_object  # None for "several": no single moving object
-    # the action happens in a square-ish region around the centre, so centre crops keep it
-    cx0, cy0 = w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2 + rng.uniform(-0.05, 0.05) * h
-    u = np.linspace(0.0, 1.0, n)
-    jit = rng.normal(0, 0.01 * h, size=(n, 2))  # small per-frame wobble of the object
-    gain = np.ones(n)
-    extra: list[dict[str, Any]] = []
-    if rng.random() < 0.25 and motion != "several":  # a static distractor
-        d = _object(rng, h)
-        d.update(r=d["r"] * 0.6, x=float(rng.uniform(0.05, 0.95) * w), y=float(rng.uniform(0.1, 0.9) * h))
-        extra.append(d)
-    r = np.full(n, main_object["r"])
-    if motion == "horizontal":
-        xa, xb = cx0 - rng.uniform(0.3, 0.45) * h, cx0 + rng.uniform(0.3, 0.45) * h
-        xs, ys = xa + (xb - xa) * u, np.full(n, cy0 + rng.uniform(-0.2, 0.2) * h)
-    elif motion == "vertical":
-        ya, yb = rng.uniform(0.78, 0.88) * h, rng.uniform(0.12, 0.22) * h
-        xs, ys = np.full(n, cx0 + rng.uniform(-0.25, 0.25) * h), ya + (yb - ya) * u
-    elif motion == "scale":
-        r0, r1 = rng.uniform(0.06, 0.08) * h, rng.uniform(0.34, 0.42) * h
-        r = r0 * (r1 / r0) ** u
-        xs, ys = np.full(n, cx0 + rng.uniform(-0.1, 0.1) * h), np.full(n, cy0 + rng.uniform(-0.05, 0.05) * h)
-    elif motion == "light":
-        g0 = rng.uniform(0.2, 0.4)
-        gain = g0 + (1 - g0) * u
-        xs, ys = np.full(n, cx0 + rng.uniform(-0.25, 0.25) * h), np.full(n, cy0 + rng.uniform(-0.2, 0.2) * h)
-    elif motion == "static":
-        xs, ys = np.full(n, cx0 + rng.uniform(-0.3, 0.3) * h), np.full(n, cy0 + rng.uniform(-0.2, 0.2) * h)
-    elif motion == "shake":
-        # jerky back-and-forth without net displacement: an independent offset per frame, so any
-        # choice of sampled frames shows movement (a periodic shake could alias to "still")
-        amp = rng.uniform(0.22, 0.3) * h
-        xs = cx0 + rng.uniform(-0.15, 0.15) * h + amp * rng.uniform(-1, 1, size=n)
-        ys = cy0 + rng.uniform(-0.2, 0.2) * h + 0.25 * amp * rng.uniform(-1, 1, size=n)
-    elif motion == "several":
-        for _ in range(int(rng.integers(4, 7))):
-            d = _object(rng, h)
-            d.update(r=d["r"] * rng.uniform(0.6, 0.85), x=float(cx0 + rng.uniform(-0.45, 0.45) * h),
-                     y=float(cy0 + rng.uniform(-0.35, 0.35) * h))
-            extra.append(d)
-        obj = None
-        xs = ys = np.zeros(n)
-    else:
-        raise ValueError(f"unknown motion {motion!r}")
-    noise_sigma = rng.uniform(2.0, 5.0)
-    shifts = rng.integers(-1, 2, size=(n, 2)) * (rng.random(size=(n, 1)) < 0.5)
-    frames = np.empty((n, h, w, 3), np.uint8)
-    for t in range(n):
-        img = bg.copy()
-        for d in extra:
-            _draw(img, d["shape"], d["x"], d["y"], d["r"], d["color"], d["angle"])
-        if obj is not None:
-            _draw(img, obj["shape"], xs[t] + jit[t, 0], ys[t] + jit[t, 1], r[t], obj["color"], obj["angle"])
-        if shifts[t].any():
-            img = np.roll(img, (int(shifts[t, 0]), int(shifts[t, 1])), axis=(0, 1))
-        if gain[t] != 1.0:
-            img *= np.float32(gain[t])
-        noise = rng.standard_normal(size=img.shape, dtype=np.float32)
-        noise *= np.float32(noise_sigma)
-        img += noise
-        img += np.float32(0.5)
-        np.clip(img, 0, 255, out=img)
-        frames[t] = img
-    if reverse:
-        frames = frames[::-1].copy()
-    desc = obj if obj is not None else dict(shape="things", color_name="several")
-    return frames, {"shape": desc["shape"], "color": desc["color_name"]}
-
-
-# ------------------------------------------------------------------------------------- writing
-def _encoder_works(codec: str, container: str) -> bool:
-    """Encode two tiny frames in memory: an encoder can be listed yet fail to open (e.g. when
-    decord's bundled FFmpeg was loaded before PyAV's)."""
-    import io
-
-    import av
-    from av.video.stream import VideoStream
-
-    try:
-        buf = io.BytesIO()
-        with av.open(buf, "w", format=container) as out:
-            stream = out.add_stream(codec, rate=FPS)
-            assert isinstance(stream, VideoStream)
-            stream.height, stream.width, stream.pix_fmt = 16, 16, "yuv420p"
-            for _ in range(2):
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8),
-                                                                       format="rgb24")):
-                    out.mux(packet)
-            for packet in stream.encode():
-                out.mux(packet)
-        return buf.tell() > 0
-    except Exception:
-        return False
-
-
-def video_codec(container: str) -> str:
-    """A working PyAV encoder for ``container`` ('mp4' or 'webm'), the official codec first."""
-    prefs = {"mp4": ("libx264", "h264", "mpeg4"), "webm": ("libvpx-vp9", "libvpx", "vp9", "vp8")}[container]
-    for name in prefs:
-        if _encoder_works(name, container):
-            return name
-    raise RuntimeError(f"none of the encoders {prefs} works for .{container} in this PyAV build; install a PyAV "
-                       "wheel with libx264/libvpx (pip install av), and import av (or tinlib.data.decoding) "
-                       "before decord")
-
-
-def _encoder_options(codec: str) -> tuple[dict[str, Any], int | None]:
-    if codec in ("libx264", "h264"):
-        return {"crf": "18", "preset": "ultrafast", "threads": "1"}, None
-    if codec.startswith("libvpx") or codec in ("vp8", "vp9"):
-        return {"crf": "10", "deadline": "realtime", "cpu-used": "8", "threads": "1"}, 2_000_000
-    return {"qscale": "3"}, 2_000_000
-
-
-def write_video(path: str | os.PathLike, frames: np.ndarray, codec: str, fps: int = FPS) -> None:
-    """Encode RGB ``[T, H, W, 3]`` (even H and W) to ``path`` with PyAV, via a temporary file.
-
-    Uses fast, high-quality encoder settings; if the encoder rejects them, its defaults."""
-    import av
-    from av.video.stream import VideoStream
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    options, bit_rate = _encoder_options(codec)
-    for attempt in (0, 1):
-        try:
-            with av.open(str(tmp), "w") as container:
-                stream = container.add_stream(codec, rate=fps)
-                assert isinstance(stream, VideoStream)
-                stream.height, stream.width = frames.shape[1:3]
-                stream.pix_fmt = "yuv420p"
-                if attempt == 0:
-                    stream.options = options
-                if bit_rate:
-                    stream.bit_rate = bit_rate
-                for frame in frames:
-                    image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-                    for packet in stream.encode(image):
-                        container.mux(packet)
-                for packet in stream.encode():
-                    container.mux(packet)
-            break
-        except av.error.ArgumentError:
-            if attempt:
-                raise
-    os.replace(tmp, path)
-
-
-def _write_frames(folder: Path, frames: np.ndarray, tmpl: str) -> None:
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for k, frame in enumerate(frames, start=1):
-        if not cv2.imwrite(str(tmp / tmpl.format(k)), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, 90]):
-            raise OSError(f"cv2.imwrite failed for {tmp / tmpl.format(k)}")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-
 
 def _render_task(task: dict[str, Any]) -> dict[str, Any]:
     """Worker: render sample ``task`` and write it where the layout wants it."""
@@ -370,7 +69,7 @@ def _render_task(task: dict[str, Any]) -> dict[str, Any]:
     frames, desc = render_video(task["motion"], rng, task["height"], n, width=task.get("width"),
                                 reverse=task["reverse"])
     if task["kind"] == "rawframes":
-        _write_frames(Path(task["out"]), frames, task["tmpl"])
+        write_frames(Path(task["out"]), frames, task["tmpl"])
     else:
         write_video(task["out"], frames, task["codec"])
     return {"index": task["index"], "num_frames": n, **desc}
@@ -468,31 +167,21 @@ def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train
                     extract_frames: bool = False, overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
     """Write the synthetic dataset in ``layout`` under ``root`` and build its MMAction2 lists.
 
-    Three splits: ``train``, ``val`` (validation during training) and a held-out ``test`` split
-    (what the demo configs evaluate on), each with its own videos, balanced over the classes.
-    ``size`` is a preset (``tiny``, ``demo``, ``large``: videos per class and split, frames per
-    video and frame height, see :data:`PRESETS`); ``num_train``/``num_val``/``num_test``/``height``/
-    ``frames`` override it. Classes are balanced (round robin, shuffled). The release's annotation
-    files are written too (train/val under their official names, test as
-    :attr:`tinlib.data.releases.Synthetic.test_files`) and the lists are built from them with
-    ``tinlib.data.prepare`` (as for the real datasets), e.g. ``sthv1_test_list_rawframes.txt``.
-    With ``extract_frames`` (video layouts) frames are also extracted and rawframe lists built.
+    Three splits, each with its own videos balanced over the classes (round robin, shuffled):
+    ``train``, ``val`` (validation during training) and a held-out ``test`` split (what the demo
+    configs evaluate on). ``size`` is a preset of :data:`PRESETS`; ``num_train``/``num_val``/
+    ``num_test``/``height``/``frames`` override it. The release's annotation files are written (test
+    as :attr:`tinlib.data.releases.Synthetic.test_files`) and the lists built from them with
+    ``tinlib.data.prepare``, as for the real datasets; ``extract_frames`` (video layouts) also
+    extracts frames and builds rawframe lists. A folder holding a dataset written with the same
+    parameters is reused (``overwrite`` forces a rewrite); one holding anything else is refused
+    unless ``overwrite``. ``progress``: a bar on a terminal, else a line at least every 30 s.
 
-    If ``root`` already holds a dataset written with the same parameters it is reused
-    (``overwrite`` forces a rewrite); a folder holding anything else is refused unless ``overwrite``.
-    With ``progress``, a bar on a terminal, else a line at least every 30 s.
-
-    Returns:
-        the :class:`tinlib.records.SyntheticMeta` stored in ``root/synthetic_meta.json``, as a dict:
-        ``kind``, ``train_list``/``val_list``/``test_list``, ``data_prefix``, ``filename_tmpl``,
-        ``start_index`` (what to pass to ``build_dataset``), ``lists`` (the same per format, with
-        ``test`` and ``test_data_prefix``), ``counts`` (videos per split), ``class_names``,
-        ``num_classes``, ``reversal_pairs`` (index pairs), ``reversal_classes``, ``flip_ok``, the
-        parameters and ``seconds`` (time taken to write).
-
-    Raises:
-        SyntheticError: a bad option (count below 1, odd video height, unknown layout or size) or
-            an output folder holding other files; the message names it and what to do.
+    Returns the :class:`tinlib.records.SyntheticMeta` stored in ``root/synthetic_meta.json`` as a
+    dict: ``kind``, ``train_list``/``val_list``/``test_list``, ``data_prefix``, ``filename_tmpl``,
+    ``start_index`` (what to pass to ``build_dataset``), the lists per format, counts, class names,
+    reversal pairs, the parameters and the seconds taken.
+    Raises :class:`SyntheticError` for a bad option or an output folder holding other files.
     """
     root = Path(root)
     params = _params(layout, size, {"train": num_train, "val": num_val, "test": num_test}, seed, height, frames)
@@ -507,19 +196,31 @@ def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train
     _clear_output(root, overwrite)
     start = time.perf_counter()
     classes = classes_for(layout)
-    k = len(classes)
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    tasks, entries = _plan(root, layout, params, classes)
+    results = _run_tasks(tasks, workers, progress)
+    _write_official_annotations(root, layout, classes, entries, results)
+    report = _build_lists(root, layout, params, workers)
+    meta = _meta(root, layout, params, classes, report, round(time.perf_counter() - start, 2))
+    meta.write(meta_path)
+    return meta.to_dict()
+
+
+def _plan(root: Path, layout: str, params: dict[str, Any],
+          classes: list[SynthClass]) -> tuple[list[dict[str, Any]], list[tuple[str, str, SynthClass, int]]]:
+    """The render tasks of every sample (what to draw, with which seed, where to write it) and the
+    ``(split, video id, class, start second)`` entries of the annotation files."""
+    k = len(classes)
     master = np.random.default_rng([params["seed"], 7])
     samples = []  # (split, index in split, class)
     for code, split in enumerate(SYNTHETIC.splits):
         labels = np.arange(params[_COUNT_OPTIONS[split]]) % k
         np.random.default_rng([params["seed"], 11, code]).shuffle(labels)
         samples += [(split, i, int(c)) for i, c in enumerate(labels)]
-    total = len(samples)
-    ids = (master.permutation(total) + 1).tolist()
+    ids = (master.permutation(len(samples)) + 1).tolist()
     tasks, entries = [], []
     codec = video_codec("webm") if layout == "sthv2" else video_codec("mp4")
-    for g, (split, i, c) in enumerate(samples):
+    for g, (split, _, c) in enumerate(samples):
         cls = classes[c]
         task = dict(index=g, seed_seq=[params["seed"], 13, g], motion=cls.motion, reverse=cls.reverse,
                     height=params["height"], frames=params["frames"])
@@ -538,21 +239,28 @@ def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train
         Path(task["out"]).parent.mkdir(parents=True, exist_ok=True)
         tasks.append(task)
         entries.append((split, vid, cls, task.get("begin", 0)))
-    results = _run_tasks(tasks, workers, progress)
-    _write_official_annotations(root, layout, classes, entries, results)
-    # the lists come from the annotation files, built as for the real datasets
+    return tasks, entries
+
+
+def _build_lists(root: Path, layout: str, params: dict[str, Any], workers: int) -> dict[str, Any]:
+    """The lists, built from the annotation files as for the real datasets; prepare's report."""
     annotations = {split: root / SYNTHETIC.split_file(layout, split) for split in SYNTHETIC.splits}
+    extract = params["extract_frames"]
     if layout == "sthv1":
-        rep = prepare.prepare_sthv1(root, root, annotations=annotations, quiet=True)
-    elif layout == "sthv2":
-        rep = prepare.prepare_sthv2(root, root, extract=extract_frames, workers=workers, annotations=annotations,
-                                    quiet=True)
-    else:
-        assert K400.shipped_label_map is not None
-        rep = prepare.prepare_kinetics400(root, root, extract=extract_frames, workers=workers, quiet=True,
-                                          short_side=params["height"], label_map=root / K400.shipped_label_map,
-                                          annotations=annotations)
-    names = rep["class_names"]
+        return prepare.prepare_sthv1(root, root, annotations=annotations, quiet=True)
+    if layout == "sthv2":
+        return prepare.prepare_sthv2(root, root, extract=extract, workers=workers, annotations=annotations,
+                                     quiet=True)
+    assert K400.shipped_label_map is not None
+    return prepare.prepare_kinetics400(root, root, extract=extract, workers=workers, quiet=True,
+                                       short_side=params["height"], label_map=root / K400.shipped_label_map,
+                                       annotations=annotations)
+
+
+def _meta(root: Path, layout: str, params: dict[str, Any], classes: list[SynthClass], report: dict[str, Any],
+          seconds: float) -> SyntheticMeta:
+    """The summary stored beside the dataset: lists, counts, class names and the reversal pairs."""
+    names = report["class_names"]
     index = {name: i for i, name in enumerate(names)}
     key = (lambda c: c.name) if layout != "k400" else (lambda c: c.k400_name)
     by_motion: dict[str, list[int]] = {}
@@ -560,25 +268,17 @@ def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train
         if cls.motion in ("horizontal", "vertical", "scale", "light"):
             by_motion.setdefault(cls.motion, [-1, -1])[int(cls.reverse)] = index[key(cls)]
     pairs = [list(v) for v in by_motion.values()]
-    primary = "rawframes" if "rawframes" in rep["lists"] else "videos"
-    lists = {kind: ListSet.from_dict(value) for kind, value in rep["lists"].items()}
+    primary = "rawframes" if "rawframes" in report["lists"] else "videos"
+    lists = {kind: ListSet.from_dict(value) for kind, value in report["lists"].items()}
     main = lists[primary]
     assert main.train and main.val and main.test
-    meta = SyntheticMeta(
+    return SyntheticMeta(
         layout=layout, root=str(root), params=params, seed=params["seed"], num_train=params["num_train"],
-        num_val=params["num_val"], num_test=params["num_test"], counts=dict(rep["counts"]),
+        num_val=params["num_val"], num_test=params["num_test"], counts=dict(report["counts"]),
         flip_ok=not any(c.flip_sensitive for c in classes), kind=primary, train_list=main.train,
         val_list=main.val, test_list=main.test, data_prefix=main.data_prefix, filename_tmpl=main.filename_tmpl,
         start_index=main.start_index, lists=lists, class_names=names, num_classes=len(names),
-        reversal_pairs=pairs, reversal_classes=sorted(i for p in pairs for i in p),
-        seconds=round(time.perf_counter() - start, 2))
-    meta.write(meta_path)
-    return meta.to_dict()
-
-
-def write_synthetic_meta(path: str | os.PathLike, meta: dict[str, Any] | SyntheticMeta) -> None:
-    """Store the summary of a written synthetic dataset (see :func:`write_synthetic`) at ``path``."""
-    (meta if isinstance(meta, SyntheticMeta) else SyntheticMeta.from_dict(meta, path)).write(path)
+        reversal_pairs=pairs, reversal_classes=sorted(i for p in pairs for i in p), seconds=seconds)
 
 
 def _write_official_annotations(root: Path, layout: str, classes: list[SynthClass], entries, results) -> None:
@@ -616,3 +316,27 @@ def _write_official_annotations(root: Path, layout: str, classes: list[SynthClas
                     label = f'"{cls.k400}"' if "," in cls.k400 or "(" in cls.k400 else cls.k400
                     lines.append(f"{label},{vid[:11]},{begin},{begin + 10},{split}\n")
             atomic_write_text(root / SYNTHETIC.split_file(layout, split), "".join(lines))
+
+
+def write_demo_video(path: str | os.PathLike, classes: Sequence[int], *, frames_per_class: int = 24,
+                     height: int = 40, seed: int = 0) -> list[tuple[int, int, str]]:
+    """A video of synthetic-dataset classes played one after the other (for trying ``predict``
+    without data): ``classes`` are indices into :data:`~tinlib.data.synthetic_render.CLASSES`, each
+    rendered for ``frames_per_class`` frames of ``height`` (made even) pixels. Writes an .mp4 or
+    .webm (by the suffix of ``path``); returns ``(start frame, end frame, class name)`` spans."""
+    rng = np.random.default_rng(seed)
+    height = height + height % 2
+    width = 2 * round(height * 1.4 / 2)
+    parts, spans, start = [], [], 0
+    for c in classes:
+        cls = CLASSES[c]
+        frames, _ = render_video(cls.motion, rng, height, frames_per_class, width=width, reverse=cls.reverse)
+        parts.append(frames)
+        spans.append((start, start + frames_per_class, cls.name))
+        start += frames_per_class
+    path = Path(path)
+    if path.suffix not in (".mp4", ".webm"):
+        raise ValueError(f"write_demo_video writes .mp4 or .webm files, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, np.concatenate(parts), video_codec(path.suffix.lstrip(".")))
+    return spans

@@ -16,12 +16,14 @@ import torch
 
 __all__ = ["MEAN", "STD", "rescale_size", "resize_short_side", "resize_exact", "crop", "flip_horizontal",
            "multi_scale_crop_box", "random_crop_box", "center_crop_box", "three_crop_boxes", "ten_crop_boxes",
-           "normalize", "train_transform", "test_transform", "TEST_CROPS", "MSC_SCALES"]
+           "normalize", "train_transform", "test_transform", "TEST_CROPS", "CROPS_PER_MODE",
+           "MSC_SCALES"]
 
 MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255 input (ImageNet statistics)
 STD = (58.395, 57.12, 57.375)
 MSC_SCALES = (1, 0.875, 0.75, 0.66)
 TEST_CROPS = ("center", "three", "ten")
+CROPS_PER_MODE = {"center": 1, "three": 3, "ten": 10}  # spatial crops per view of each test_crop mode
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 

@@ -48,7 +48,7 @@ def _compare(decoded: np.ndarray, written: np.ndarray) -> tuple[bool, str]:
 
 def _write_videos(folder: Path, frames: np.ndarray) -> tuple[dict[str, Path], list[str]]:
     """Encode ``frames`` once per container that PyAV can write; ({container: path}, notes)."""
-    from tinlib.data.synthetic import video_codec, write_video
+    from tinlib.data.encoding import video_codec, write_video
 
     paths: dict[str, Path] = {}
     notes = []

@@ -33,6 +33,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from tinlib.config import Config, apply_overrides, load_config
+from tinlib.data.transforms import CROPS_PER_MODE
 from tinlib.engine.build import build_model
 from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
 from tinlib.engine.errors import RunError
@@ -109,7 +110,8 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------------------------
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait until ``device`` has run the work queued on it (CUDA); nothing to wait for on the CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -135,10 +137,10 @@ def measure_latency(model: Recognizer, clip: torch.Tensor, device: torch.device,
     model.eval().to(device)
     times = []
     for _ in range(warmup + iters):
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         scores = model.predict(clip.to(device, non_blocking=False), average_clips=average_clips).cpu()
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     del scores
     timed = times[warmup:]
@@ -183,8 +185,7 @@ def train_peak_memory(cfg: Config, device: torch.device, *, iters: int = 3, amp:
 # --------------------------------------------------------------------------------------------
 def views_per_video(cfg: Config) -> int:
     """V of the test setting: ``test.num_clips`` x (2 with twice sampling) x crops (1, 3 or 10)."""
-    crops = {"center": 1, "three": 3, "ten": 10}[cfg.test.crop]
-    return cfg.test.num_clips * (2 if cfg.test.twice_sample else 1) * crops
+    return cfg.test.num_clips * (2 if cfg.test.twice_sample else 1) * CROPS_PER_MODE[cfg.test.crop]
 
 
 def config_for_arch(cfg: Config, arch: str) -> Config:
@@ -304,4 +305,5 @@ def write_latency(result: dict[str, Any], path: str | Path) -> Path:
 
 
 __all__ = ["benchmark", "check_archs", "config_for_arch", "count_flops", "count_parameters", "format_table",
-           "measure_latency", "parse_devices", "train_peak_memory", "views_per_video", "write_latency", "zoo_figures"]
+           "measure_latency", "parse_devices", "synchronize", "train_peak_memory", "views_per_video", "write_latency",
+           "zoo_figures"]

@@ -1,4 +1,5 @@
-"""Class names of the model-zoo datasets, shipped with the package.
+"""Class names: the model-zoo datasets' lists shipped with the package, user label files, and the
+names that go with a config.
 
 Each ``<name>.txt`` holds one class name per line; line i (0-based) is class index i, the order of
 the classifier rows (``fc_cls``) in MMAction2's published checkpoints. Source: the label maps of the
@@ -11,11 +12,19 @@ public MMAction2 repository (``tools/data/sthv1/label_map.txt``, ``tools/data/st
 """
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tinlib.errors import UserError
+
+if TYPE_CHECKING:
+    from tinlib.config import Config
+
+log = logging.getLogger(__name__)
 
 # name (lower case) -> packaged file
 LABEL_SETS = {
@@ -24,6 +33,7 @@ LABEL_SETS = {
     "kinetics400": "kinetics400.txt",
     "k400": "kinetics400.txt",
 }
+LABELS_HINT = "pass --labels FILE (one class name per line, line i = class i) or sthv1 / sthv2 / k400"
 
 
 def load_labels(name_or_path: str | os.PathLike) -> list[str]:
@@ -65,4 +75,42 @@ def _parse(text: str, source: str) -> list[str]:
     return names
 
 
-__all__ = ["LABEL_SETS", "load_labels"]
+def class_name(index: int, names: Sequence[str] | None) -> str:
+    """``names[index]``, or ``"class <index>"`` when the names are unknown (None)."""
+    return names[index] if names is not None else f"class {index}"
+
+
+def class_names_for(cfg: Config, labels: str | os.PathLike | None = None) -> tuple[list[str] | None, str]:
+    """``(names or None, where they came from)`` for ``cfg``'s classes.
+
+    ``labels``: a file (one name per line) or a packaged set (``sthv1``, ``sthv2``, ``k400``);
+    its length must be ``model.num_classes``. Without it: the packaged set named by
+    ``data.dataset`` (the zoo configs), else the ``class_names`` a synthetic dataset stored in
+    ``data.root/synthetic_meta.json`` (the demo configs), else None. A damaged
+    ``synthetic_meta.json`` raises :class:`~tinlib.records.RecordError` naming it.
+    """
+    from tinlib.records import SyntheticMeta
+
+    k = cfg.model.num_classes
+    if labels is not None:
+        names = load_labels(labels)
+        if len(names) != k:
+            raise UserError(f"{labels}: {len(names)} class names but config {cfg.name} has model.num_classes={k}; "
+                            "give one name per class")
+        return names, str(labels)
+    dataset = cfg.data.dataset.lower()
+    if dataset in LABEL_SETS:
+        names = load_labels(dataset)
+        if len(names) == k:
+            return names, f"tinlib/labels ({dataset})"
+        log.warning("config %s: data.dataset=%s has %d class names but model.num_classes=%d; showing class "
+                    "indices (%s)", cfg.name, dataset, len(names), k, LABELS_HINT)
+        return None, "none"
+    meta_path = Path(cfg.data.root) / SyntheticMeta.FILENAME
+    meta = SyntheticMeta.read_optional(meta_path)
+    if meta is not None and len(meta.class_names) == k:
+        return list(meta.class_names), str(meta_path)
+    return None, "none"
+
+
+__all__ = ["LABELS_HINT", "LABEL_SETS", "class_name", "class_names_for", "load_labels"]
