@@ -25,7 +25,11 @@ VIDEOS = ("v1.mp4", "v2.mp4", "v3.mp4", "v4.mp4")
 # `python -c SLOW_CLI ARGS` runs `tinlib ARGS` with a 0.15 s sleep after every JPEG written
 SLOW_CLI = """import sys, time, cv2
 imwrite = cv2.imwrite
-cv2.imwrite = lambda *args, **kwargs: (imwrite(*args, **kwargs), time.sleep(0.15))[0]
+def slow_imwrite(*args, **kwargs):
+    written = imwrite(*args, **kwargs)
+    time.sleep(0.15)
+    return written
+cv2.imwrite = slow_imwrite
 from tinlib.cli import main
 sys.exit(main(sys.argv[1:]))"""
 
