@@ -13,16 +13,9 @@ import pytest
 from tinlib import cli
 from tinlib.data import AnnotationError, load_annotations
 from tinlib.data.encoding import video_codec, write_video
-from tinlib.data.prepare import (
-    PrepareError,
-    Progress,
-    extract_frames,
-    normalize_k400_label,
-    prepare_kinetics400,
-    prepare_sthv1,
-    prepare_sthv2,
-    sthv2_label_name,
-)
+from tinlib.data.extract import extract_frames
+from tinlib.data.prepare import PrepareError, prepare_kinetics400, prepare_sthv1, prepare_sthv2
+from tinlib.data.releases import normalize_k400_label, sthv2_label_name
 
 
 @pytest.fixture
@@ -33,11 +26,6 @@ def messages(caplog):
     caplog.set_level(logging.INFO, logger="tinlib")
     yield caplog
     logger.removeHandler(caplog.handler)
-
-
-def logged(caplog) -> list[str]:
-    """Each message once (a record can reach the capture both through tinlib's logger and the root)."""
-    return [r.getMessage() for r in dict.fromkeys(caplog.records)]
 
 
 def warnings_of(caplog) -> str:
@@ -87,7 +75,7 @@ def test_sthv1_lists(sthv1, tmp_path, messages):
     assert "2 SthV1 videos left out of the lists" in err and "103 (frame folder missing)" in err
     # the scan of the frame folders reports progress (no terminal here: log lines), 5 listed folders
     frames = sthv1 / "20bn-something-something-v1"
-    assert f"checking the frame folders in {frames}: scanned 5/5 folders" in messages.text
+    assert f"checking the frame folders in {frames}: 5/5 folders in " in messages.text
     assert "104 (8 frame files but 00004.jpg is missing" in err
     assert f"sthv1: 2 train / 1 val videos, 3 classes -> {out}" in messages.text
 
@@ -106,30 +94,6 @@ def test_sthv1_annotations_of_a_further_split(sthv1, tmp_path):
     assert lists["test_data_prefix"] == lists["val_data_prefix"] == str(sthv1 / "20bn-something-something-v1")
     with pytest.raises(PrepareError, match=r"missing SthV1 test split: .*nowhere\.csv"):
         prepare_sthv1(sthv1, out, annotations={**annotations, "test": sthv1 / "nowhere.csv"}, quiet=True)
-
-
-def test_progress_without_a_terminal_logs_lines(messages):
-    with Progress(3, "folders", verb="scanned", what="checking x", bar=False, interval=0) as progress:
-        for _ in range(3):
-            progress.update()
-    lines = logged(messages)
-    assert lines[0] == "checking x: 3 folders to go"
-    assert lines[1:3] == ["checking x: scanned 1/3 folders", "checking x: scanned 2/3 folders"]
-    assert lines[3].startswith("checking x: scanned 3/3 folders (") and len(lines) == 4
-    # with the usual interval a short loop logs only its first and last line
-    with Progress(3, "videos", verb="extracted", what="y", bar=False) as progress:
-        for _ in range(3):
-            progress.update()
-    assert len(logged(messages)) == 6
-
-
-def test_progress_bar_on_a_terminal_and_nothing_when_disabled(messages, capsys):
-    with Progress(2, "folders", verb="scanned", what="checking z", bar=True) as progress:
-        progress.update(2)
-    assert "checking z" in capsys.readouterr().err and messages.records == []
-    with Progress(2, "folders", verb="scanned", what="checking z", enabled=False) as progress:
-        progress.update(2)
-    assert capsys.readouterr().err == "" and messages.records == []
 
 
 def test_sthv1_missing_inputs_say_what_to_download(sthv1):

@@ -3,8 +3,9 @@ the same command again. Every video finished before the kill is kept as it is (n
 again), the interrupted one is redone from scratch, and a half-written frame folder is never
 taken for a finished one.
 
-The extraction is slowed down with ``TINLIB_DEBUG_EXTRACT_SLEEP`` (seconds per frame written) so
-that the kill lands while a video is half done; the test waits for that state instead of timing it.
+The command runs in a subprocess whose ``cv2.imwrite`` sleeps after every frame (patched from the
+outside, by :data:`SLOW_CLI`), so that the kill lands while a video is half done; the test polls
+for that state, with a timeout, instead of timing it.
 """
 import os
 import signal
@@ -17,10 +18,20 @@ import numpy as np
 import pytest
 
 from tinlib.data.encoding import video_codec, write_video
-from tinlib.data.prepare import DONE_MARKER, EXTRACT_SLEEP_ENV, extract_frames
+from tinlib.data.extract import DONE_MARKER, extract_frames
 
 FRAMES = 12
 VIDEOS = ("v1.mp4", "v2.mp4", "v3.mp4", "v4.mp4")
+# `python -c SLOW_CLI ARGS` runs `tinlib ARGS` with a 0.15 s sleep after every JPEG written
+SLOW_CLI = """import sys, time, cv2
+imwrite = cv2.imwrite
+def slow_imwrite(*args, **kwargs):
+    written = imwrite(*args, **kwargs)
+    time.sleep(0.15)
+    return written
+cv2.imwrite = slow_imwrite
+from tinlib.cli import main
+sys.exit(main(sys.argv[1:]))"""
 
 
 def frame_files(folder: Path) -> list[str]:
@@ -46,10 +57,8 @@ def videos(tmp_path):
 def interrupted_extraction(src: Path, out: Path) -> tuple[list[str], str]:
     """Run ``tinlib prepare extract`` slowly and kill -9 it once some videos are finished and one is
     half written. Returns (finished folders, the half-written folder) as they were at the kill."""
-    env = dict(os.environ, **{EXTRACT_SLEEP_ENV: "0.15"})
-    proc = subprocess.Popen([sys.executable, "-m", "tinlib", "prepare", "extract", "--videos", str(src), "--out",
-                             str(out), "--workers", "1"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_CLI, "prepare", "extract", "--videos", str(src), "--out",
+                             str(out), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:

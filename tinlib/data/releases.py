@@ -1,13 +1,7 @@
-"""What the official dataset releases look like on disk, stated once.
+"""What the official dataset releases look like on disk, stated once: one :class:`Release` per
+dataset (file names, download page, the lists the preparation writes), and :data:`SYNTHETIC`.
 
-One :class:`Release` per dataset (:data:`STHV1`, :data:`STHV2`, :data:`K400`; :data:`RELEASES`
-by key) holds its file names, download page, how to unpack it, the list names the preparation
-writes and the frame-extraction settings; :data:`SYNTHETIC` does the same for the embedded
-synthetic dataset. The preparation (:mod:`tinlib.data.prepare`), the synthetic writer
-(:mod:`tinlib.data.synthetic`) and the make pipeline's data check all read them from here.
-
-Standard library only: the pipeline's data check imports this module with the system Python,
-before anything is installed.
+Standard library only: the pipeline's data check imports it before anything is installed.
 """
 from __future__ import annotations
 
@@ -95,6 +89,11 @@ class Release:
         if split in SPLITS:
             return self.media_dirs[SPLITS.index(split)][0]
         return f"videos_{split}"
+
+    def frames_dir(self, split: str) -> str:
+        """The folder (under the output folder) the preparation extracts ``split``'s frames into:
+        ``rawframes`` for a release that keeps every split in one media folder, else ``rawframes_<split>``."""
+        return "rawframes" if len(self.media_dirs) == 1 else f"rawframes_{split}"
 
     def list_name(self, split: str, kind: str = "rawframes") -> str:
         """The list file the preparation writes for ``split`` and ``kind`` (``rawframes`` or ``videos``)."""

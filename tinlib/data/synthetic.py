@@ -24,6 +24,7 @@ import numpy as np
 
 from tinlib.errors import UserError
 from tinlib.io import atomic_write_json, atomic_write_text
+from tinlib.progress import track
 from tinlib.records import ListSet, RecordError, SyntheticMeta
 
 from . import prepare
@@ -82,8 +83,7 @@ def _ytid(rng: np.random.Generator) -> str:
 
 def _run_tasks(tasks: list[dict[str, Any]], workers: int, progress: bool) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
-    with prepare.Progress(len(tasks), "videos", verb="written", what="writing the synthetic videos",
-                          enabled=progress) as bar:
+    with track(total=len(tasks), desc="writing the synthetic videos", unit="videos", enabled=progress) as bar:
         if workers <= 1:
             for task in tasks:
                 results.append(_render_task(task))
