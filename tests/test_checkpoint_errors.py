@@ -281,3 +281,26 @@ def test_tsm_with_temporal_pool_is_refused_even_by_tsm(tmp_path):
     torch.save({"meta": {"config": text}, "state_dict": mmaction_state_dict(num_classes=174, kind="tsm")}, path)
     with pytest.raises(CheckpointError, match="temporal_pool=True"):
         load_checkpoint(build_recognizer("tsm_r50", 174), path, verbose=False)
+
+
+def test_config_text_as_dict_displays_with_the_shift_switched_off_means_tsn(tmp_path, tsn_layout_state):
+    # MMAction2 may print nested configs as {'key': value} displays; is_shift=False turns ResNetTSM into a plain ResNet
+    text = ("model = {'type': 'Recognizer2D', 'backbone': {'type': 'ResNetTSM', 'depth': 50, 'is_shift': False, "
+            "'shift_div': 8}, 'cls_head': {'type': 'TSMHead', 'num_classes': 174}}\n")
+    path = tmp_path / "mm.pth"
+    torch.save({"meta": {"mmengine_version": "0.8.4", "cfg": text}, "state_dict": tsn_layout_state}, path)
+    assert load_checkpoint(build_recognizer("tsn_r50", 174), path, verbose=False).arch_mismatch is None
+    with pytest.raises(CheckpointError, match="holds a tsn_r50 model .*backbone ResNetTSM.* is tsm_r50"):
+        load_checkpoint(build_recognizer("tsm_r50", 174), path, verbose=False)
+
+
+def test_config_text_is_read_not_run_and_a_computed_option_is_unknown(tmp_path, tsn_layout_state):
+    marker = tmp_path / "ran"
+    text = (f"open({str(marker)!r}, 'w').close()\ndepth = 50\n"
+            "model = dict(backbone=dict(type='ResNetTSM', depth=depth, shift_div=8))\n")
+    path = tmp_path / "mm.pth"
+    torch.save({"meta": {"config": text}, "state_dict": tsn_layout_state}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(build_recognizer("tsn_r50", 174), path, verbose=False)
+    assert "holds a tsm model" in str(info.value) and "is tsn_r50" in str(info.value)  # the depth is a name: unknown
+    assert not marker.exists()

@@ -12,6 +12,7 @@ import logging
 import random
 import re
 import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,13 +27,13 @@ ZOO = "https://download.openmmlab.com"
 
 
 # --------------------------------------------------------------------------------------------
-# A small file server: Range support, cut connections, 404, a slow mode, a request log
+# A small file server: cut connections, 404, a slow mode, a request log
 # --------------------------------------------------------------------------------------------
 class FileServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cut_after: dict[str, list[int]] = {}  # path -> body bytes sent by the next responses before a hang-up
-        self.ignore_range = False
+        self.reset = False  # hang up with a TCP reset instead of an orderly close
         self.delay_s = 0.0
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         self._lock = threading.Lock()
@@ -52,40 +53,28 @@ class FileServer:
         self.thread.start()
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
-        range_header = handler.headers.get("Range")
         with self._lock:
-            self.requests.append((handler.path, range_header))
+            self.requests.append((handler.path, handler.headers.get("Range")))
             cuts = self.cut_after.get(handler.path)
             cut = cuts.pop(0) if cuts else None
         body = self.files.get(handler.path)
         if body is None:
             handler.send_error(404, "Not Found")
             return
-        start = 0
-        if range_header and not self.ignore_range:
-            match = re.fullmatch(r"bytes=(\d+)-", range_header)
-            assert match, range_header  # the client only ever asks for "from byte N to the end"
-            start = int(match.group(1))
-            if start >= len(body):
-                handler.send_response(416)
-                handler.send_header("Content-Range", f"bytes */{len(body)}")
-                handler.send_header("Content-Length", "0")
-                handler.end_headers()
-                return
-            handler.send_response(206)
-            handler.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            handler.send_response(200)
-        payload = body[start:]
-        handler.send_header("Content-Length", str(len(payload)))
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         time.sleep(self.delay_s)
-        if cut is not None:  # send part of the body, then hang up
-            handler.wfile.write(payload[:cut])
-            handler.close_connection = True
-            handler.connection.shutdown(socket.SHUT_RDWR)
+        if cut is None:
+            handler.wfile.write(body)
             return
-        handler.wfile.write(payload)
+        handler.wfile.write(body[:cut])  # part of the body, then hang up ...
+        handler.close_connection = True
+        if self.reset:  # ... with a TCP reset (SO_LINGER 0), which the client reads as an error
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            handler.connection.close()
+        else:  # ... with an orderly close, which the client reads as the end of the body
+            handler.connection.shutdown(socket.SHUT_RDWR)
 
     def gets(self, path: str) -> list[str | None]:
         """The Range headers of the requests for ``path`` (None: a plain request)."""
@@ -195,45 +184,32 @@ def test_file_put_into_the_cache_by_hand_is_used_offline(torch_home, monkeypatch
         hub.resolve_checkpoint(f"{ZOO}/mmaction/x/{placed.name}", verify=True)
 
 
-def test_cut_connection_is_resumed_with_a_range_request(server):
+def test_cut_connection_is_refused_by_the_hash_and_the_next_run_downloads_it_whole(server, torch_home):
     url, path, body = zoo_file(server)
-    server.cut_after[path] = [700_000]
-    got = hub.download_url(url, retry_wait_s=0)
-    assert got.read_bytes() == body
-    assert server.gets(path) == [None, "bytes=700000-"]
-
-
-def test_interrupted_run_leaves_a_partial_file_that_the_next_run_resumes(server, torch_home):
-    url, path, body = zoo_file(server)
-    server.cut_after[path] = [1_200_000]
+    server.cut_after[path] = [1_200_000]  # the server closes the connection after these bytes
     with pytest.raises(hub.DownloadError) as err:
-        hub.download_url(url, attempts=1)
+        hub.download_url(url)
     message = str(err.value)
-    partial = torch_home / (path.rsplit("/", 1)[1] + ".partial")
-    assert "interrupted" in message and server.base + path in message and str(partial) in message
-    assert partial.read_bytes() == body[:1_200_000]
-    assert not (torch_home / path.rsplit("/", 1)[1]).exists()
+    short = hashlib.sha256(body[:1_200_000]).hexdigest()
+    assert server.base + path in message and short in message and hub.expected_hash_prefix(path) in message
+    assert "\n" not in message
+    assert list(torch_home.iterdir()) == []  # neither the short file nor a partial or lock file
 
     assert hub.download_url(url).read_bytes() == body
-    assert server.gets(path) == [None, "bytes=1200000-"]
-    assert not partial.exists()
+    assert server.gets(path) == [None, None]  # the whole file again, never a range
 
 
-def test_server_ignoring_range_makes_the_download_start_over(server, torch_home):
+def test_reset_connection_is_an_interrupted_download(server, torch_home):
     url, path, body = zoo_file(server)
-    server.ignore_range = True
-    torch_home.mkdir(parents=True)
-    (torch_home / (path.rsplit("/", 1)[1] + ".partial")).write_bytes(b"x" * 5000)  # not the file's first bytes
+    server.reset = True
+    server.cut_after[path] = [700_000]
+    with pytest.raises(hub.DownloadError) as err:
+        hub.download_url(url)
+    message = str(err.value)
+    assert "interrupted" in message and server.base + path in message and "run the same command again" in message
+    assert "\n" not in message
+    assert list(torch_home.iterdir()) == []
     assert hub.download_url(url).read_bytes() == body
-    assert server.gets(path) == ["bytes=5000-"]  # asked to resume, got 200 and the whole body
-
-
-def test_complete_partial_file_is_finished_without_a_body(server, torch_home):
-    url, path, body = zoo_file(server, size=10_000)
-    torch_home.mkdir(parents=True)
-    (torch_home / (path.rsplit("/", 1)[1] + ".partial")).write_bytes(body)  # killed before the rename
-    assert hub.download_url(url).read_bytes() == body
-    assert server.gets(path) == ["bytes=10000-"]  # answered 416: nothing left to send
 
 
 def test_wrong_hash_deletes_the_download_and_names_both_hashes(server, torch_home):
@@ -291,9 +267,8 @@ def test_file_url_mirror(tmp_path, torch_home, monkeypatch):
     assert hub.resolve_checkpoint(f"{ZOO}/mmaction/toy/train.log").read_bytes() == body
 
 
-def test_progress_lines_without_a_terminal(server, monkeypatch):
-    url, _, _ = zoo_file(server)
-    monkeypatch.setattr(hub, "PROGRESS_LOG_INTERVAL_S", 0.0)
+def test_without_a_terminal_there_is_no_bar_only_log_lines(server, torch_home, capsys):
+    url, path, _ = zoo_file(server)
     lines: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
@@ -302,15 +277,16 @@ def test_progress_lines_without_a_terminal(server, monkeypatch):
     level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        hub.download_url(url)
+        got = hub.download_url(url)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-    assert any(re.search(r": \d+% \(\d+\.\d of 2\.5 MB, \d+\.\d MB/s\)$", line) for line in lines), lines
+    assert capsys.readouterr().err == ""  # a batch job's log gets no bar redrawn with carriage returns
+    assert lines == [f"downloading {server.base}{path} to {got}", f"saved {got} (sha256 matches its name)"]
 
 
 def test_progress_bar_on_a_terminal(server, monkeypatch):
-    url, path, _ = zoo_file(server)
+    url, _, body = zoo_file(server)
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -319,14 +295,8 @@ def test_progress_bar_on_a_terminal(server, monkeypatch):
     terminal = Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
     hub.download_url(url)
-    assert path.rsplit("/", 1)[1] in terminal.getvalue() and "100%" in terminal.getvalue()
-
-
-def test_progress_line_format():
-    # 50 MB of 100 MB done, 40 MB of them in this session's 10 s -> 4 MB/s
-    assert hub.progress_line("f.pth", 50_000_000, 100_000_000, 10_000_000, 10.0) == \
-        "f.pth: 50% (50.0 of 100.0 MB, 4.0 MB/s)"
-    assert hub.progress_line("f.pth", 3_000_000, None, 0, 2.0) == "f.pth: 3.0 MB (1.5 MB/s)"
+    # tqdm's byte bar: 100% of the size in MiB (unit_divisor 1024), 3 significant digits
+    assert "100%" in terminal.getvalue() and f"{len(body) / 2**20:.2f}M" in terminal.getvalue()
 
 
 # --------------------------------------------------------------------------------------------

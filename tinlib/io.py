@@ -6,11 +6,13 @@ over the target (an atomic step on POSIX and Windows); the folder is fsynced too
 system allows it, so that the rename survives a power cut. On any error the temporary file is
 removed and the target is left as it was. A process killed mid-write (``kill -9``) cannot clean
 up: its temporary file is removed by the next write of the same target on the same host.
+:func:`sha256_of` is the package's one file hash (released checkpoints, downloads, records).
 """
 from __future__ import annotations
 
 import errno
 import glob
+import hashlib
 import json
 import os
 import re
@@ -177,4 +179,14 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
-__all__ = ["DiskFullError", "atomic_torch_save", "atomic_write", "atomic_write_json", "atomic_write_text"]
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 (64 lowercase digits) of the file at ``path``, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+__all__ = ["DiskFullError", "atomic_torch_save", "atomic_write", "atomic_write_json", "atomic_write_text",
+           "sha256_of"]

@@ -3,7 +3,7 @@
 Prints the local path of each file on stdout (one per line), so ``ckpt=$(tinlib fetch CONFIG)``
 works in scripts; progress and notes go to stderr. Exit status: 0 done, 2 bad usage (unknown
 config, nothing published of that kind), 3 download failed (unreachable, HTTP error, interrupted,
-wrong hash; run again to resume).
+wrong hash; run again).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tinlib fetch",
         description="Download a published checkpoint or training log (or any URL) into torch's hub cache "
                     "($TORCH_HOME/hub/checkpoints) and print its local path. A file already there is not "
-                    "downloaded again; an interrupted download resumes.",
+                    "downloaded again; a download whose sha256 does not match its name is refused.",
         epilog=f"{MIRROR_ENV}=BASE replaces {OPENMMLAB_URL} in every URL (a mirror, or file:///path on a "
                "cluster without internet).")
     parser.add_argument("source", nargs="?",

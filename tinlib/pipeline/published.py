@@ -26,10 +26,11 @@ def published_checkpoint_url(cfg) -> str:
     when its ``published.checkpoint`` is empty."""
     url = cfg.published.checkpoint
     if not url:
-        from tinlib.hub import published_of_configs
+        from tinlib.hub import EXTRA_PUBLISHED, PUBLISHED
 
+        with_one = sorted(name for name in PUBLISHED if name not in EXTRA_PUBLISHED)
         raise UserError(f"{cfg.name} has no published checkpoint (its published.checkpoint is empty); configs with "
-                        f"one: {', '.join(sorted(published_of_configs()))}")
+                        f"one: {', '.join(with_one)}")
     return url
 
 
