@@ -285,6 +285,17 @@ def test_without_a_terminal_there_is_no_bar_only_log_lines(server, torch_home, c
     assert lines == [f"downloading {server.base}{path} to {got}", f"saved {got} (sha256 matches its name)"]
 
 
+def test_without_a_terminal_a_partial_download_is_logged_while_it_grows(tmp_path, caplog):
+    target = tmp_path / "model-0123abcd.pth"
+    partial = tmp_path / "model-0123abcd.pth.5f3e.partial"  # torch.hub's temporary name
+    with caplog.at_level(logging.INFO, logger="tinlib.hub"), hub.log_partial_growth(target, every_s=0.02):
+        partial.write_bytes(b"x" * 2_500_000)
+        deadline = time.monotonic() + 10
+        while "2.5 MB so far" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert f"downloading {target.name}: 2.5 MB so far" in caplog.text
+
+
 def test_progress_bar_on_a_terminal(server, monkeypatch):
     url, _, body = zoo_file(server)
 

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import urllib.error
 import urllib.parse
 from collections.abc import Iterator
@@ -275,13 +276,39 @@ def download_url(url: str, dest_dir: str | os.PathLike | None = None, *, file_na
     return target
 
 
+@contextlib.contextmanager
+def log_partial_growth(target: Path, every_s: float = 30.0) -> Iterator[None]:
+    """Log the size of torch.hub's partial file (``<target>.<uuid>.partial``) every ``every_s``
+    seconds: without a terminal torch shows no progress, and a batch log should not stay silent."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(every_s):
+            sizes = []
+            for partial in target.parent.glob(f"{target.name}.*.partial"):
+                with contextlib.suppress(OSError):  # renamed into place or deleted meanwhile
+                    sizes.append(partial.stat().st_size)
+            if sizes:
+                log.info("downloading %s: %.1f MB so far", target.name, max(sizes) / 1e6)
+
+    watcher = threading.Thread(target=watch, name="download-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+
+
 def _download(source: str, target: Path, expected: str | None) -> None:
     """``torch.hub.download_url_to_file`` with its failures turned into one-line :class:`DownloadError`\\ s."""
     import torch.hub
 
     log.info("downloading %s to %s", source, target)
+    terminal = sys.stderr.isatty()
     try:
-        torch.hub.download_url_to_file(source, os.fspath(target), hash_prefix=expected, progress=sys.stderr.isatty())
+        with contextlib.nullcontext() if terminal else log_partial_growth(target):
+            torch.hub.download_url_to_file(source, os.fspath(target), hash_prefix=expected, progress=terminal)
     except urllib.error.HTTPError as err:
         raise DownloadError(f"could not download {source}: HTTP {err.code} {one_line(err.reason)}; check the URL "
                             f"or config name (and {MIRROR_ENV} if set)") from None
