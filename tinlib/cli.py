@@ -1,12 +1,6 @@
-"""Command line: ``tinlib COMMAND ...``, and the one wrapper every command runs under.
-
-Each command is a module under ``tinlib.commands`` (or, until it moves there, the module that does
-the work) with ``main(argv) -> int``. This file only dispatches, so ``tinlib --help`` stays fast
-(no torch import) and ``torchrun -m tinlib train ...`` works.
-
-:func:`run_command` is the shared ``main`` body: parse, set up logging, run, and turn a
-:class:`tinlib.errors.UserError` into one line on stderr and its exit status. The traceback is
-shown only with ``--debug`` (or ``TINLIB_DEBUG=1``); an unexpected exception keeps its traceback.
+"""``tinlib COMMAND ...``: dispatch to the command's module under ``tinlib.commands`` (its
+``main(argv) -> int``), importing only that one, so ``tinlib --help`` stays fast; and
+:func:`run_command`, the ``main`` body every command shares.
 """
 from __future__ import annotations
 
@@ -28,7 +22,7 @@ COMMANDS = {
     "test": ("tinlib.commands.test", "evaluate a checkpoint: top-1/top-5/mean class accuracy"),
     "predict": ("tinlib.commands.predict", "top-k classes of single videos (and a per-window timeline)"),
     "latency": ("tinlib.commands.latency", "inference latency, FLOPs and parameters"),
-    "zoo": ("tinlib.report.zoo", "rewrite results/model_zoo.md from results/"),
+    "zoo": ("tinlib.commands.zoo", "rewrite results/model_zoo.md from results/"),
     "export": ("tinlib.commands.export", "export a recognizer to ONNX"),
     "doctor": ("tinlib.commands.doctor", "check versions, devices, the interlace op, training steps, decoders"),
 }

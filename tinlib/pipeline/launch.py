@@ -1,11 +1,6 @@
-"""What the notebooks launch: data preparation, training (in this process or under ``torchrun``,
-its output streamed), evaluation and the latency benchmark, each leaving its records under
-``<results_dir>/<run>/``.
-
-``gpus`` / ``nodes`` are devices per node and nodes: more than one device in total launches
-``torchrun -m tinlib train ...`` as a subprocess, one device trains in this process. The
-conventions for ``config``, ``data_root``, ``work_dir``, ``overrides`` and ``results_dir`` are
-those of :mod:`tinlib.pipeline.runconfig`.
+"""What the notebooks launch: data preparation, training (in this process on one device, else
+under ``torchrun`` with its output streamed), evaluation and the latency benchmark, each leaving
+its records under ``<results_dir>/<run>/``. Arguments mean what :mod:`.runconfig` says.
 """
 from __future__ import annotations
 
@@ -23,13 +18,13 @@ from typing import Any, TextIO
 
 from tinlib.data.releases import DATASETS, SPLITS, prefix_key
 from tinlib.pipeline.runconfig import (
-    data_overrides,
     default_work_dir,
     find_checkpoint,
     load_config,
     require_train_split,
     resolve,
     run_folder,
+    run_overrides,
 )
 from tinlib.records import Fields, LatencyRecord, LaunchRecord, PrepareRecord, RecordError, TrainRecord
 
@@ -283,6 +278,15 @@ def stream_command(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None, 
     return code
 
 
+def run_torchrun(cmd: Sequence[str], *, out: TextIO | None = None, see: str = "the output above") -> None:
+    """Print the torchrun command line ``cmd`` and run it, its output streamed to ``out`` (default
+    ``sys.stdout``); a failure raises RuntimeError pointing to ``see``."""
+    print("$ " + " ".join(cmd), file=out or sys.stdout, flush=True)
+    code = stream_command(cmd, out=out)
+    if code != 0:
+        raise RuntimeError(f"torchrun exited with status {code}; see {see}")
+
+
 # --------------------------------------------------------------------------------------------
 # Training, evaluation, latency
 # --------------------------------------------------------------------------------------------
@@ -318,17 +322,12 @@ def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
     t0 = time.time()
     if world > 1:
         # the subprocess loads the same config and applies the same (resolved) overrides
-        applied = dict(data_overrides(load_config(config), data_root))
-        applied.update(overrides or {})
-        applied["results_dir"] = str(results_dir)
+        applied = run_overrides(load_config(config), data_root, overrides, results_dir)
         cmd = torchrun_command(config, gpus=gpus, nodes=nodes, node_rank=node_rank, master_addr=master_addr,
                                master_port=master_port, work_dir=work, run=run or cfg.name, overrides=applied,
                                resume=resume, device=device, seed=seed)
         # to stderr, like a run in this process logs: the make pipeline echoes the notebooks' stderr
-        print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
-        code = stream_command(cmd, out=sys.stderr)
-        if code != 0:
-            raise RuntimeError(f"torchrun exited with status {code}; see the output above and {work / 'log.json'}")
+        run_torchrun(cmd, out=sys.stderr, see=f"the output above and {work / 'log.json'}")
     else:
         from tinlib.engine.train import train as engine_train
 
@@ -430,6 +429,6 @@ def measure_latency(config: str, archs: Sequence[str] | None = None, *, override
     return result
 
 
-__all__ = ["prepare_data", "write_prepare_summary", "override_literal", "set_arguments", "torchrun_prefix",
-           "torchrun_command", "ConsoleEcho", "stream_command", "launch_training", "write_launch_record",
-           "launch_evaluation", "measure_latency"]
+__all__ = ["ConsoleEcho", "launch_evaluation", "launch_training", "measure_latency", "override_literal",
+           "prepare_data", "run_torchrun", "set_arguments", "stream_command", "torchrun_command", "torchrun_prefix",
+           "write_launch_record", "write_prepare_summary"]

@@ -1,9 +1,6 @@
-"""The step lists behind the make targets: the demo, the gradient ablation, the model-zoo rows (trained
-here, or their published checkpoints evaluated here) and the latency run, with the profiles
-(settings applied on top of a config for a whole run).
-
-Every recipe takes ``notebooks_dir`` (where ``00_prepare_data.ipynb`` ... live), ``results`` and
-``work_root``; nothing here assumes the current directory is a checkout. Standard library only.
+"""The step lists behind the make targets (the demo, the gradient ablation, the model-zoo rows trained
+here or their published checkpoints evaluated here, the latency run) and the profiles applied on
+top of a config. Standard library only; nothing assumes the current directory is a checkout.
 """
 from __future__ import annotations
 

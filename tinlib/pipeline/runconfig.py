@@ -1,15 +1,9 @@
-"""A run's setting and places: the config with the data's and the user's overrides applied, its work
-dir, its results folder, its checkpoint, and the trained model for inspection.
+"""A run's setting and places: the config with the data's and the user's overrides applied
+(:func:`resolve`), its work dir, results folder and checkpoint, and the trained model.
 
-Conventions shared by the notebooks (their ``parameters`` cell):
-
-- ``config``: a config name (a module of ``tinlib.configs``) or a path to a config file;
-- ``data_root``: the dataset folder; when it holds ``tinlib_prepare.json`` (written by
-  :func:`tinlib.pipeline.launch.prepare_data`, notebook 00) the list files, frame folders,
-  file-name template and class count found there are applied to the config;
-- ``work_dir``: checkpoints and ``log.json`` (default ``work_dirs/<config name>``);
-- ``overrides``: ``{"dotted.key": value}`` validated like ``tinlib train --set``;
-- ``results_dir``: where run records go (``<results_dir>/<config name>/``).
+The notebooks' parameters mean the same everywhere: ``config`` (a name or a path), ``data_root``
+(its ``tinlib_prepare.json`` points the config at the lists), ``work_dir`` (default
+``work_dirs/<config>``), ``overrides`` (``{"dotted.key": value}``) and ``results_dir``.
 """
 from __future__ import annotations
 
@@ -19,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tinlib.config import Config, apply_overrides, load_config
 from tinlib.records import RecordError
 from tinlib.report.workflow import read_data_description
 
@@ -26,16 +21,7 @@ if TYPE_CHECKING:  # the engine (and torch) load on first use, not on import
     from torch import nn
     from torch.utils.data import Dataset
 
-    from tinlib.config import Config
-
 log = logging.getLogger(__name__)
-
-
-def load_config(config: str, overrides: dict[str, Any] | None = None) -> Config:
-    """The validated config ``config`` (a name or a path), with ``{"dotted.key": value}`` overrides."""
-    from tinlib.config import load_config as engine_load_config
-
-    return engine_load_config(config, overrides)
 
 
 def _relative_to(root: Path, path: str) -> str:
@@ -136,9 +122,15 @@ def resolve(config: str, *, data_root: str | os.PathLike | None = None, override
         results_dir: sets ``results_dir`` of the config.
         quiet: no note when the data changes the class count.
     """
-    from tinlib.config import apply_overrides
-
     cfg = load_config(config)
+    return apply_overrides(cfg, run_overrides(cfg, data_root, overrides, results_dir, quiet=quiet))
+
+
+def run_overrides(cfg: Config, data_root: str | os.PathLike | None, overrides: dict | None = None,
+                  results_dir: str | os.PathLike | None = None, *, quiet: bool = True) -> dict[str, Any]:
+    """What :func:`resolve` applies to ``cfg``: the data's overrides, the user's (which win) and
+    ``results_dir``; a subprocess given them as ``--set`` loads the same config. Without ``quiet``
+    a note says when the data changes the class count."""
     auto = data_overrides(cfg, data_root)
     if "model.num_classes" in auto and not quiet:
         log.info(f"note: {data_root} holds {auto['model.num_classes']} classes; model.num_classes set to match "
@@ -147,7 +139,7 @@ def resolve(config: str, *, data_root: str | os.PathLike | None = None, override
     merged.update(overrides or {})
     if results_dir is not None:
         merged["results_dir"] = str(results_dir)
-    return apply_overrides(cfg, merged)
+    return merged
 
 
 def default_work_dir(cfg: Config, work_dir: str | os.PathLike | None = None) -> Path:
@@ -208,5 +200,5 @@ def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
     return cfg, model.eval(), build_split_dataset(cfg, split)
 
 
-__all__ = ["load_config", "data_overrides", "require_train_split", "resolve", "default_work_dir", "run_folder",
-           "find_checkpoint", "load_trained"]
+__all__ = ["data_overrides", "default_work_dir", "find_checkpoint", "load_config", "load_trained",
+           "require_train_split", "resolve", "run_folder", "run_overrides"]

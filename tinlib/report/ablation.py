@@ -1,10 +1,6 @@
-"""The interlace-gradient ablation's statistics and tables: one TIN config trained with the true
-(adjoint) gradient of the temporal shift and with mmcv's backward (what every MMAction2-trained TIN
-used) under the same seeds, compared run by run and paired by seed.
-
-The runs themselves are launched by :mod:`tinlib.pipeline.ablation`; this module reads their
-records under ``<results_dir>/<name>/<grad>_seed<seed>/`` (``metrics.json``, ``reversal.json``,
-``log.json``, ``train.json``).
+"""The interlace-gradient ablation's statistics and tables: TIN trained with the true (adjoint)
+gradient of the temporal shift and with mmcv's backward (what every MMAction2-trained TIN used),
+paired by seed, from the records of the runs :mod:`tinlib.pipeline.ablation` launched.
 """
 from __future__ import annotations
 

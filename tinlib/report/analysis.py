@@ -1,8 +1,5 @@
-"""Analyses of evaluation results: time-reversal pairs, per-class accuracy, training logs.
-
-All functions take plain arrays or the files a run writes (``scores.npz``, ``metrics.json``,
-``log.json``; read through :mod:`tinlib.records`) and return plain dicts / pandas frames, so
-notebooks only call and plot them.
+"""Analyses of evaluation results: time-reversal pairs, per-class accuracy, training logs (the kit's
+and MMAction2's published ones), from a run's files to plain dicts and pandas frames.
 """
 from __future__ import annotations
 

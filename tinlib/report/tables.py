@@ -1,8 +1,5 @@
-"""The tables the notebooks display, built from what the workflow functions return.
-
-Every function takes plain dicts / lists (an evaluation report, a prepare summary, an interlace
-class summary, an ablation summary) and returns a pandas frame, so the notebooks only call,
-display and plot. Percentages are 0-100.
+"""The tables the notebooks display: plain dicts in (an evaluation report, a prepare summary, ...),
+pandas frames out; percentages are 0-100.
 """
 from __future__ import annotations
 

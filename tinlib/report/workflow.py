@@ -1,8 +1,5 @@
-"""Read-only helpers the notebooks use for their small tables: the preparation's summary of a data
-root, the settings of a run, the latency result as a frame.
-
-Launching (preparation, training, evaluation, latency) is :mod:`tinlib.pipeline.launch`'s; the
-config resolution and run places are :mod:`tinlib.pipeline.runconfig`'s.
+"""Read-only helpers for the notebooks' small tables: the preparation's record of a data root, a
+run's settings, a latency result as a frame.
 """
 from __future__ import annotations
 
