@@ -14,7 +14,7 @@ from tinlib.config import load_config
 from tinlib.data.releases import PREPARE_SUMMARY, SYNTHETIC
 from tinlib.pipeline import launch, recipes, runconfig
 from tinlib.pipeline.checks import DataMissing, check_data, detect_gpus
-from tinlib.pipeline.steps import Step, freshness, mark_finished
+from tinlib.pipeline.steps import Step, StepFailed, freshness, mark_finished, run_side_by_side
 from tinlib.records import LaunchRecord, PrepareRecord, RecordError, SyntheticMeta, TrainRecord
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,6 +154,26 @@ def test_demo_and_reproduce_steps_are_wired(tmp_path, monkeypatch):
         cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
         names = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line}
         assert set(step.parameters) <= names, (step.notebook, set(step.parameters) - names)
+
+
+def test_side_by_side_work_all_runs_and_its_failures_are_raised_together():
+    finished = []
+
+    def work(name, fails=False):
+        if fails:
+            raise StepFailed(f"{name} failed")
+        finished.append(name)
+        return name
+
+    seen = []
+    calls = [lambda: work("a"), lambda: work("b", fails=True), lambda: work("c"), lambda: work("d", fails=True)]
+    with pytest.raises(StepFailed) as err:
+        run_side_by_side(calls, failure=StepFailed, workers=1, on_done=seen.append)
+    assert sorted(finished) == ["a", "c"]  # a failure does not stop the others
+    assert str(err.value) == "b failed\n\nd failed" and seen == ["a", None, "c", None]
+    assert run_side_by_side([lambda: work("e"), lambda: work("f")], failure=StepFailed) == ["e", "f"]
+    with pytest.raises(ZeroDivisionError):  # other errors are not collected
+        run_side_by_side([lambda: 1 / 0], failure=StepFailed)
 
 
 def test_detect_gpus_reads_cuda_visible_devices(monkeypatch):

@@ -35,13 +35,6 @@ def debug_requested(args: argparse.Namespace | None = None) -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
-def add_debug_flag(parser: argparse.ArgumentParser) -> None:
-    """Add ``--debug`` to a parser (``run_command`` does this for the parsers it is given)."""
-    if not any("--debug" in action.option_strings for action in parser._actions):
-        parser.add_argument("--debug", action="store_true",
-                            help=f"show the full traceback of an error (or set {DEBUG_ENV}=1)")
-
-
 def run_command(prog: str, parser: argparse.ArgumentParser, action: Callable[[argparse.Namespace], int | None],
                 argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` with ``parser``, run ``action(args)`` and return the exit status.
@@ -53,7 +46,8 @@ def run_command(prog: str, parser: argparse.ArgumentParser, action: Callable[[ar
     from tinlib.errors import UserError
     from tinlib.logs import setup_logging
 
-    add_debug_flag(parser)
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the full traceback of an error (or set {DEBUG_ENV}=1)")
     args = parser.parse_args(None if argv is None else list(argv))
     setup_logging(logging.DEBUG if debug_requested(args) else logging.INFO)
     try:
@@ -76,15 +70,9 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``tinlib COMMAND ...``: dispatch to the command's module and return its exit status.
-
-    Args:
-        argv: the command name and its arguments (default: ``sys.argv[1:]``).
-
-    Returns:
-        The command's exit status; 0 after printing the usage for no arguments or ``--help``,
-        2 for an unknown command name, 141 when the reader of stdout went away (a closed pipe).
-    """
+    """``tinlib COMMAND ...`` (``argv``, default ``sys.argv[1:]``): the command's exit status; 0 after
+    printing the usage for no arguments or ``--help``, 2 for an unknown command name, 141 when the
+    reader of stdout went away (a closed pipe)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())

@@ -125,15 +125,9 @@ def _plain(summary: Fields | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_prepare_summary(lists_dir: str | os.PathLike, summary: PrepareRecord | Mapping[str, Any]) -> Path:
-    """Store the preparation's summary as ``<lists_dir>/tinlib_prepare.json``; returns the file.
-
-    Args:
-        lists_dir: the folder of the annotation lists.
-        summary: the :class:`~tinlib.records.PrepareRecord`, or its keys (checked as that record).
-
-    Raises:
-        RecordError: ``summary`` lacks a key the record needs (``dataset``, ``class_names``, ``lists``).
-    """
+    """Store the preparation's ``summary`` (a :class:`~tinlib.records.PrepareRecord`, or its keys,
+    checked as that record: RecordError without ``dataset``, ``class_names`` or ``lists``) as
+    ``<lists_dir>/tinlib_prepare.json``; returns the file."""
     path = Path(lists_dir) / PrepareRecord.FILENAME
     if not isinstance(summary, PrepareRecord):
         summary = PrepareRecord.from_dict(summary)
@@ -257,12 +251,9 @@ class ConsoleEcho:
 
 def stream_command(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None, env: dict | None = None,
                    refresh_s: float = 20.0, out: TextIO | None = None) -> int:
-    """Run ``cmd`` in ``cwd`` with environment ``env`` (None: this process's), printing its output
-    (stdout and stderr) line by line to ``out`` (default ``sys.stdout``) as it comes.
-
-    Progress lines that end in a carriage return are shown at most every ``refresh_s`` seconds
-    (and the last one at the end). Returns the exit status.
-    """
+    """Run ``cmd`` in ``cwd`` with environment ``env`` (None: this process's), its output (stdout and
+    stderr) printed to ``out`` (default ``sys.stdout``) through a :class:`ConsoleEcho` with
+    ``refresh_s``; returns the exit status."""
     echo = ConsoleEcho(out, refresh_s=refresh_s)
     proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
     assert proc.stdout is not None
@@ -346,16 +337,9 @@ def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
 
 def write_launch_record(folder: str | os.PathLike, *, config: str, nodes: int, gpus_per_node: int, device: str,
                         work_dir: str | os.PathLike, wall_s: float) -> Path:
-    """Store how a training run was launched as ``<folder>/launch.json``; returns the file.
-
-    Args:
-        folder: the run's records folder.
-        config: the config's name.
-        nodes, gpus_per_node: the launch layout (more than one process in total: torchrun).
-        device: ``cpu`` or ``cuda``.
-        work_dir: where the checkpoints went.
-        wall_s: seconds from launch to the end of training.
-    """
+    """Store how a training run was launched as ``<folder>/launch.json``: the layout (more than one
+    process in all: torchrun), ``device`` (``cpu``/``cuda``), where the checkpoints went and
+    ``wall_s``, seconds from launch to the end of training; returns the file."""
     world = int(nodes) * int(gpus_per_node)
     record = LaunchRecord(config=config, nodes=int(nodes), gpus_per_node=int(gpus_per_node), world_size=world,
                           device=device, torchrun=world > 1, work_dir=str(work_dir), wall_s=round(wall_s, 1))
@@ -367,22 +351,17 @@ def launch_evaluation(config: str, *, data_root: str | os.PathLike | None = None
                       overrides: dict | None = None, results_dir: str | os.PathLike = "results",
                       run: str | None = None, device: str = "auto", batch_size: int | None = None,
                       num_workers: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Test ``config``'s checkpoint on its test split in this process.
-
-    Writes ``metrics.json`` and ``scores.npz`` (and ``reversal.json`` on the synthetic dataset)
-    to ``<results_dir>/<run>/``.
+    """Test ``config``'s checkpoint on its test split in this process; ``metrics.json`` and
+    ``scores.npz`` (and ``reversal.json`` on the synthetic dataset) go to ``<results_dir>/<run>/``.
 
     Args:
         config, data_root, work_dir, overrides, results_dir: see :mod:`tinlib.pipeline.runconfig`.
         checkpoint: ``latest``, ``best`` or a path (see :func:`tinlib.pipeline.runconfig.find_checkpoint`).
-        run: the records' folder name (default: the config's name).
-        device: ``auto``, ``cpu`` or ``cuda``.
-        batch_size, num_workers: default: the config's test setting.
-        progress: a progress bar.
+        run: the records' folder name (default: the config's name); device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size, num_workers: default: the config's test setting; progress: a progress bar.
 
     Returns:
-        the evaluation report (``metrics.json``'s content, plus ``reversal`` on the synthetic data).
-    """
+        the evaluation report (``metrics.json``'s content, plus ``reversal`` on the synthetic data)."""
     from tinlib.engine.evaluate import evaluate as engine_evaluate
     from tinlib.report.analysis import read_synthetic_meta, write_reversal
 

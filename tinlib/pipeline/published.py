@@ -30,17 +30,9 @@ def published_checkpoint_url(cfg) -> str:
 def torchrun_test_command(config: str, checkpoint: str | os.PathLike, *, gpus: int, nodes: int = 1,
                           node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 29500,
                           run: str, overrides: dict | None = None, device: str = "auto") -> list[str]:
-    """The ``torchrun`` command line of ``tinlib test config checkpoint`` on ``nodes`` x ``gpus`` processes.
-
-    Args:
-        config: config name or path.
-        checkpoint: a local checkpoint file.
-        gpus: processes per node; nodes: nodes (more than one: ``node_rank``, ``master_addr`` and
-            ``master_port`` say where this node is, else ``--standalone``).
-        run: the results folder name.
-        overrides: ``{"dotted.key": value}`` for ``--set``.
-        device: ``auto``, ``cpu`` or ``cuda``.
-    """
+    """The ``torchrun`` command line of ``tinlib test config checkpoint`` (a local file) on ``nodes`` x
+    ``gpus`` processes (the layout as for :func:`tinlib.pipeline.launch.torchrun_prefix`) on ``device``, writing
+    to the results folder ``run``, with ``overrides`` (``{"dotted.key": value}``) for ``--set``."""
     from tinlib.pipeline.launch import set_arguments, torchrun_prefix
 
     cmd = torchrun_prefix(gpus=gpus, nodes=nodes, node_rank=node_rank, master_addr=master_addr,

@@ -33,19 +33,12 @@ def _relative_to(root: Path, path: str) -> str:
 
 
 def data_overrides(cfg: Config, data_root: str | os.PathLike | None) -> dict[str, Any]:
-    """The overrides that point ``cfg`` at ``data_root``.
-
-    Args:
-        cfg: a loaded config.
-        data_root: the dataset folder; its ``tinlib_prepare.json`` (or ``synthetic_meta.json``)
-            gives the lists, folders, file-name template and class count (None: no overrides).
+    """The overrides that point the loaded config ``cfg`` at ``data_root``: ``{"dotted.key": value}``
+    for the keys whose value changes; none without a ``data_root``. Its ``tinlib_prepare.json`` (or
+    ``synthetic_meta.json``) gives the lists, folders, file-name template and class count.
 
     Raises:
-        RecordError: that file is damaged or its lists are incomplete (the message names it).
-
-    Returns:
-        ``{"dotted.key": value}``, only the keys whose value changes.
-    """
+        RecordError: that file is damaged or its lists are incomplete (the message names it)."""
     if not data_root:
         return {}
     description = read_data_description(data_root)
@@ -113,15 +106,10 @@ def require_train_split(data_root: str | os.PathLike | None) -> None:
 
 def resolve(config: str, *, data_root: str | os.PathLike | None = None, overrides: dict | None = None,
             results_dir: str | os.PathLike | None = None, quiet: bool = False) -> Config:
-    """The validated config with the data's and the user's overrides applied (the user's win).
-
-    Args:
-        config: a config name or path.
-        data_root: the dataset folder (see :func:`data_overrides`; None: the config's ``data.root``).
-        overrides: ``{"dotted.key": value}``.
-        results_dir: sets ``results_dir`` of the config.
-        quiet: no note when the data changes the class count.
-    """
+    """The validated config ``config`` (a name or path) with the data's and the user's overrides applied
+    (the user's win; see :func:`run_overrides`): ``data_root`` (None: the config's ``data.root``),
+    ``overrides`` (``{"dotted.key": value}``) and ``results_dir``; ``quiet``: no note when the data
+    changes the class count."""
     cfg = load_config(config)
     return apply_overrides(cfg, run_overrides(cfg, data_root, overrides, results_dir, quiet=quiet))
 
@@ -153,16 +141,8 @@ def run_folder(cfg: Config, run: str | None = None) -> Path:
 
 
 def find_checkpoint(work_dir: str | os.PathLike, which: str = "latest") -> Path:
-    """The checkpoint ``which`` in ``work_dir``.
-
-    Args:
-        work_dir: the run's work dir.
-        which: ``latest`` (the final weights), ``best`` (the best validation epoch; falls back to
-            latest) or a path.
-
-    Raises:
-        FileNotFoundError: saying to train first.
-    """
+    """The checkpoint ``which`` in ``work_dir``: ``latest`` (the final weights), ``best`` (the best
+    validation epoch; falls back to latest) or a path; FileNotFoundError saying to train first."""
     work_dir = Path(work_dir)
     if which not in ("latest", "best"):
         path = Path(which)

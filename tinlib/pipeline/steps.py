@@ -161,19 +161,14 @@ def kernel_name() -> str:
 
 def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
                      log_output: bool = False) -> None:
-    """Run the notebook ``source`` with papermill and save the executed copy to ``output``.
+    """Run the notebook ``source`` with papermill, the parameters injected after its ``parameters``
+    cell, in ``cwd`` (default: this process's), and save the executed copy to ``output``.
 
-    Args:
-        source: the notebook to run.
-        output: where the executed notebook goes (its folder is created).
-        parameters: injected after the ``parameters`` cell.
-        cwd: the kernel's working directory (default: this process's).
-        log_output: echo the notebook's output while it runs; otherwise only its stderr (tinlib's
-            log lines: training progress, warnings) is echoed, a line at a time, after the step's name.
+    With ``log_output`` the notebook's output is echoed while it runs; otherwise only its stderr
+    (tinlib's log lines: training progress, warnings), a line at a time after the step's name.
 
     Raises:
-        StepFailed: a cell failed; the message names the executed notebook with the traceback.
-    """
+        StepFailed: a cell failed; the message names the executed notebook with the traceback."""
     import papermill as pm
 
     from tinlib.pipeline.launch import ConsoleEcho
@@ -217,22 +212,15 @@ def _run_one(step: Step, label: str, run_dir: Path, force: bool, log_output: boo
 
 def run_steps(steps: Sequence[Step], run_dir: Path, *, force: bool = False, log_output: bool = False,
               cwd: Path | None = None) -> list[dict[str, Any]]:
-    """Run ``steps`` in order, skipping the up-to-date ones; consecutive steps of one ``group`` run
-    side by side. Stops at the first failure (after the rest of its group).
-
-    Args:
-        steps: what to run.
-        run_dir: where the executed notebooks go.
-        force: rerun up-to-date steps too.
-        log_output: echo the notebooks' output.
-        cwd: the kernels' working directory (default: this process's).
+    """Run ``steps`` in order, skipping the up-to-date ones (all with ``force``), the executed notebooks
+    saved in ``run_dir`` and the kernels working in ``cwd`` (default: this process's); consecutive
+    steps of one ``group`` run side by side. ``log_output`` echoes the notebooks' output.
 
     Returns:
         one ``{"step", "skipped", "seconds"}`` per step run or skipped.
 
     Raises:
-        StepFailed: naming every failed step of the batch that failed.
-    """
+        StepFailed: at the first failure (after the rest of its group), naming every failed step."""
     done: list[dict[str, Any]] = []
     i = 0
     while i < len(steps):
@@ -279,17 +267,9 @@ def run_side_by_side(work: Sequence[Callable[[], T]], *, failure: type[Exception
 
 def build_report(results: Path, run: str, steps: Sequence[Step] | None = None,
                  title: str | None = None) -> Path | None:
-    """Render the executed notebooks of ``run`` to ``<results>/reports/<run>.html``.
-
-    Args:
-        results: the results folder (executed notebooks under ``runs/<run>/``).
-        run: the run's name (``demo``, ``sthv1``, ...).
-        steps: the run's steps: their order and titles (default: file order, no titles).
-        title: the page title (default ``tin-kit: <run>``).
-
-    Returns:
-        the HTML file, or None when the run has no executed notebooks.
-    """
+    """Render the executed notebooks of run ``run`` (``<results>/runs/<run>/``) to
+    ``<results>/reports/<run>.html``, in the order and with the titles of its ``steps`` (default: file
+    order, no titles) under ``title`` (default ``tin-kit: <run>``); None when there is no notebook."""
     from tinlib.report.html import build_run_report
 
     run_dir = results / "runs" / run

@@ -132,20 +132,14 @@ def summary_markdown(results_dir: str | os.PathLike) -> str | None:
 def build_run_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, title: str,
                      order: Sequence[str] | None = None, titles: Mapping[str, str] | None = None,
                      results_dir: str | os.PathLike | None = None, exclude_input: bool = True) -> Path | None:
-    """Join the executed notebooks of ``run_dir`` into one HTML page at ``out``.
+    """Join the executed notebooks of ``run_dir`` into one HTML page at ``out`` titled ``title``; None
+    when ``run_dir`` holds no notebook.
 
     Args:
-        run_dir: the folder of the executed notebooks (``*.ipynb``).
-        out: the HTML file to write.
-        title: the page's title and first heading.
         order: notebook names (stems) to put first, in that order; the others follow by name.
         titles: section headings by notebook name (default: the name).
         results_dir: where the run records are, for the headline numbers (None: none).
-        exclude_input: hide the code cells' source.
-
-    Returns:
-        ``out``, or None when ``run_dir`` holds no notebook.
-    """
+        exclude_input: hide the code cells' source."""
     import datetime
 
     run_dir = Path(run_dir)

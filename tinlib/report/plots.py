@@ -65,13 +65,9 @@ def show(fig, path: str | os.PathLike | None = None, fmt: str = "png", dpi: int 
 # Training
 # --------------------------------------------------------------------------------------------
 def plot_training(train, val, title: str = ""):
-    """Loss and learning rate (left), training-batch and validation top-1 (right), per epoch.
-
-    Args:
-        train, val: the frames of :func:`tinlib.report.analysis.read_log` (``train`` with
-            ``epoch_f``, ``loss_cls``, ``lr``, ``top1_acc``; ``val`` with ``epoch``, ``top1_acc``).
-        title: the figure's title.
-    """
+    """Loss and learning rate (left), training-batch and validation top-1 (right), per epoch, from the
+    frames of :func:`tinlib.report.analysis.read_log` (``train`` with ``epoch_f``, ``loss_cls``,
+    ``lr``, ``top1_acc``; ``val`` with ``epoch``, ``top1_acc``)."""
     plt = _plt()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.4))
     if not train.empty:
@@ -193,14 +189,9 @@ def plot_model_comparison(summary, chance_top1: float | None = None, chance_pair
 
 
 def plot_confusion(matrix, class_names: Sequence[str] | None = None, title: str = "", normalize: bool = True):
-    """Confusion matrix (rows: true class, columns: predicted), row-normalized to % by default.
-
-    Args:
-        matrix: ``[K, K]`` counts (``metrics.json``'s ``confusion_matrix``).
-        class_names: the K names for the axes (default: the indices).
-        title: the figure's title.
-        normalize: show each row as percentages of its videos, else the counts.
-    """
+    """Confusion matrix ``matrix`` (``[K, K]`` counts, ``metrics.json``'s ``confusion_matrix``; rows:
+    true class, columns: predicted), each row as % of its videos when ``normalize``, else the counts;
+    the axes show ``class_names`` (default: the indices)."""
     plt = _plt()
     m = np.asarray(matrix, dtype=float)
     if normalize:
