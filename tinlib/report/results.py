@@ -79,7 +79,6 @@ def published_rows() -> list[PublishedRow]:
     return rows
 
 
-
 R = TypeVar("R", bound=Record)
 
 
