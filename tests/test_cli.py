@@ -63,7 +63,7 @@ def test_debug_is_accepted_after_a_prepare_sub_command(tmp_path, capsys):
 
 
 def test_zoo_refuses_a_results_folder_that_does_not_exist(tmp_path, capsys):
-    from tinlib.report import zoo
+    from tinlib.commands import zoo
 
     assert zoo.main(["--results-dir", str(tmp_path / "typo")]) == 2
     assert capsys.readouterr().err.strip() == (f"tinlib zoo: error: results folder {tmp_path / 'typo'} does not "

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -13,6 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW = "tin_r50_1x1x8_40e_sthv1_rgb"
+# a refusal without data runs only the data check (no install, no step): it ends well within this,
+# even on a loaded machine; subprocess.run raises TimeoutExpired past it
+QUICK_S = 60
 
 
 def make(*args, timeout=900, env=None):
@@ -23,23 +25,22 @@ def make(*args, timeout=900, env=None):
                           timeout=timeout, env=full_env)
 
 
-def test_reproduce_without_data_root_stops_within_seconds():
-    t0 = time.time()
-    proc = make("reproduce-sthv1")
+def test_reproduce_without_data_root_stops_before_anything_starts():
+    # the data check comes first: nothing is installed, no step runs (either would print to stdout)
+    proc = make("reproduce-sthv1", timeout=QUICK_S)
     assert proc.returncode != 0
     assert "DATA_ROOT is not set" in proc.stderr and "cat 20bn-something-something-v1-??" in proc.stderr
-    assert time.time() - t0 < 15
+    assert proc.stdout == ""
 
 
 def test_reproduce_with_a_missing_data_root_says_where(tmp_path):
-    t0 = time.time()
-    proc = make("reproduce-k400", f"DATA_ROOT={tmp_path / 'k400'}")
-    assert proc.returncode != 0
+    proc = make("reproduce-k400", f"DATA_ROOT={tmp_path / 'k400'}", timeout=QUICK_S)
+    assert proc.returncode != 0 and proc.stdout == ""
     assert f"DATA_ROOT={tmp_path / 'k400'} does not exist" in proc.stderr and "videos_train" in proc.stderr
     (tmp_path / "sthv2").mkdir()
-    proc = make("reproduce-all", f"DATA_ROOT={tmp_path}")
-    assert proc.returncode != 0 and "does not hold the sthv2 release" not in proc.stderr
-    assert "sthv1" in proc.stderr and time.time() - t0 < 30
+    proc = make("reproduce-all", f"DATA_ROOT={tmp_path}", timeout=QUICK_S)
+    assert proc.returncode != 0 and proc.stdout == "" and "does not hold the sthv2 release" not in proc.stderr
+    assert "sthv1" in proc.stderr
 
 
 def test_evaluate_published_checks_only_the_val_split(tmp_path):
@@ -137,8 +138,6 @@ def test_make_reproduce_sthv1_end_to_end(sthv1_root, tmp_path):
     assert (results / "reports" / "sthv1.html").is_file()
 
     # again: every step but the zoo is up to date and skipped
-    t0 = time.time()
-    again = make(*args)
+    again = make(*args, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("up to date, skipped") == 4
-    assert time.time() - t0 < 120

@@ -297,7 +297,7 @@ def test_zoo_leaves_out_a_damaged_record_with_a_warning(tmp_path, caplog):
     write_run(tmp_path, ZOO_ROWS[0], top1=43.5, top5=72.25, mean=40.0)
     metrics = tmp_path / ZOO_ROWS[0] / "metrics.json"
     metrics.write_text(metrics.read_text()[:50])  # a write cut short
-    with caplog.at_level("WARNING", logger="tinlib.report.zoo"):
+    with caplog.at_level("WARNING", logger="tinlib.report.results"):
         runs = zoo.collect_runs(tmp_path)
     assert runs[ZOO_ROWS[0]].metrics is None and runs[ZOO_ROWS[0]].train is not None
     assert str(metrics) in caplog.text and "not valid JSON" in caplog.text

@@ -1,12 +1,6 @@
-"""Command line: ``tinlib COMMAND ...``, and the one wrapper every command runs under.
-
-Each command is a module under ``tinlib.commands`` (or, until it moves there, the module that does
-the work) with ``main(argv) -> int``. This file only dispatches, so ``tinlib --help`` stays fast
-(no torch import) and ``torchrun -m tinlib train ...`` works.
-
-:func:`run_command` is the shared ``main`` body: parse, set up logging, run, and turn a
-:class:`tinlib.errors.UserError` into one line on stderr and its exit status. The traceback is
-shown only with ``--debug`` (or ``TINLIB_DEBUG=1``); an unexpected exception keeps its traceback.
+"""``tinlib COMMAND ...``: dispatch to the command's module under ``tinlib.commands`` (its
+``main(argv) -> int``), importing only that one, so ``tinlib --help`` stays fast; and
+:func:`run_command`, the ``main`` body every command shares.
 """
 from __future__ import annotations
 
@@ -28,7 +22,7 @@ COMMANDS = {
     "test": ("tinlib.commands.test", "evaluate a checkpoint: top-1/top-5/mean class accuracy"),
     "predict": ("tinlib.commands.predict", "top-k classes of single videos (and a per-window timeline)"),
     "latency": ("tinlib.commands.latency", "inference latency, FLOPs and parameters"),
-    "zoo": ("tinlib.report.zoo", "rewrite results/model_zoo.md from results/"),
+    "zoo": ("tinlib.commands.zoo", "rewrite results/model_zoo.md from results/"),
     "export": ("tinlib.commands.export", "export a recognizer to ONNX"),
     "doctor": ("tinlib.commands.doctor", "check versions, devices, the interlace op, training steps, decoders"),
 }
@@ -39,13 +33,6 @@ def debug_requested(args: argparse.Namespace | None = None) -> bool:
     if args is not None and getattr(args, "debug", False):
         return True
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
-
-
-def add_debug_flag(parser: argparse.ArgumentParser) -> None:
-    """Add ``--debug`` to a parser (``run_command`` does this for the parsers it is given)."""
-    if not any("--debug" in action.option_strings for action in parser._actions):
-        parser.add_argument("--debug", action="store_true",
-                            help=f"show the full traceback of an error (or set {DEBUG_ENV}=1)")
 
 
 def run_command(prog: str, parser: argparse.ArgumentParser, action: Callable[[argparse.Namespace], int | None],
@@ -59,7 +46,8 @@ def run_command(prog: str, parser: argparse.ArgumentParser, action: Callable[[ar
     from tinlib.errors import UserError
     from tinlib.logs import setup_logging
 
-    add_debug_flag(parser)
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the full traceback of an error (or set {DEBUG_ENV}=1)")
     args = parser.parse_args(None if argv is None else list(argv))
     setup_logging(logging.DEBUG if debug_requested(args) else logging.INFO)
     try:
@@ -82,15 +70,9 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``tinlib COMMAND ...``: dispatch to the command's module and return its exit status.
-
-    Args:
-        argv: the command name and its arguments (default: ``sys.argv[1:]``).
-
-    Returns:
-        The command's exit status; 0 after printing the usage for no arguments or ``--help``,
-        2 for an unknown command name, 141 when the reader of stdout went away (a closed pipe).
-    """
+    """``tinlib COMMAND ...`` (``argv``, default ``sys.argv[1:]``): the command's exit status; 0 after
+    printing the usage for no arguments or ``--help``, 2 for an unknown command name, 141 when the
+    reader of stdout went away (a closed pipe)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())

@@ -9,13 +9,9 @@ ARCH_MISMATCH_KEY = "model.allow_arch_mismatch"
 
 def add_override_arguments(parser: argparse.ArgumentParser, example: str = "test.num_clips=2",
                            checkpoint: bool = False) -> None:
-    """Add ``--set KEY=VALUE ...`` (any number, after one flag or several) to ``parser``.
-
-    Args:
-        parser: the command's parser, changed in place.
-        example: an override shown in the ``--set`` help text.
-        checkpoint: also add ``--trust-checkpoint`` and ``--allow-arch-mismatch`` (commands that load one).
-    """
+    """Add ``--set KEY=VALUE ...`` (any number, after one flag or several; ``example`` shows one in the
+    help) to ``parser``; with ``checkpoint`` (commands that load one) also ``--trust-checkpoint`` and
+    ``--allow-arch-mismatch``."""
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help=f"override config values, e.g. --set {example}")
     if checkpoint:

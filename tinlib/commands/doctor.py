@@ -1,8 +1,6 @@
-"""``tinlib doctor``: check versions, devices, the interlace op, training steps and the decoders.
-
-Prints the environment and a verdict table on stdout (``--json``: one JSON object instead,
-with the list of checks); a progress line per group of checks goes to stderr. Exit status:
-0 every check passed or was skipped, 1 a check failed, 2 bad usage.
+"""``tinlib doctor``: check versions, devices, the interlace op, training steps and the decoders; a
+verdict table (``--json``: one JSON object) on stdout. Exit status: 0 every check passed or was
+skipped, 1 a check failed, 2 bad usage.
 """
 from __future__ import annotations
 

@@ -1,18 +1,10 @@
-"""Running the interlace-gradient ablation: one TIN config trained with the true (adjoint)
-gradient of the temporal shift and with mmcv's backward under the same seeds, then tested.
-
-Each (gradient, seed) run is a ``tinlib train`` + ``tinlib test`` pair in a subprocess, so
-``parallel`` of them share a small CPU side by side (one torch thread each). A run whose
-``metrics.json`` exists is not redone, so an interrupted ablation continues where it stopped, as
-long as ``summary.json`` records the same resolved config (its ``config_digest``); after a change
-of the config or the overrides every run is trained again.
-The statistics and tables are :mod:`tinlib.report.ablation`'s.
-
-Outputs under ``<results_dir>/<name>/``: one folder per run (``train.json``, ``log.json``,
-``metrics.json``, ``scores.npz``, ``reversal.json``), ``summary.json`` and ``summary.md``.
+"""The interlace-gradient ablation's runs: one TIN config trained and tested with the true (adjoint)
+gradient of the temporal shift and with mmcv's backward, under the same seeds, side by side in
+subprocesses; finished runs of the same config are kept. The statistics are :mod:`tinlib.report.ablation`'s.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -21,13 +13,13 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from tinlib.io import atomic_write_text
 from tinlib.pipeline.launch import set_arguments
 from tinlib.pipeline.runconfig import data_overrides, load_config
+from tinlib.pipeline.steps import run_side_by_side
 from tinlib.records import AblationSummary, MetricsRecord, SyntheticMeta
 from tinlib.report.ablation import DEFAULT_NAME, GRADS, AblationRun, plan, summarize, summary_markdown
 
@@ -101,12 +93,40 @@ def _stale_reason(folder: Path, digest: str) -> str | None:
     return None
 
 
+def _runs_to_do(folder: Path, runs: list[AblationRun], force: bool, empty: AblationSummary) -> list[AblationRun]:
+    """The ``runs`` still to do: all when ``force`` or when those finished in ``folder`` were trained
+    with another config than the ``empty`` summary's digest (their ``metrics.json`` goes), else those
+    without a ``metrics.json``. ``empty`` is written before any run, so that runs finished before
+    an interruption are kept."""
+    digest = str(empty.config_digest)
+    stale = _stale_reason(folder, digest)
+    if stale or force:
+        if stale:
+            log.info(f"{folder}: {stale}; every run is trained again")
+        for old in folder.glob(f"*/{MetricsRecord.FILENAME}"):
+            old.unlink()  # superseded: a run counts as done only with a metrics.json of this config
+    if stale or force or not (folder / AblationSummary.FILENAME).is_file():
+        empty.write(folder / AblationSummary.FILENAME)
+    todo = [r for r in runs if not (folder / r.name / MetricsRecord.FILENAME).is_file()]
+    if len(todo) < len(runs):
+        log.info(f"{len(runs) - len(todo)} of {len(runs)} runs already done in {folder}; "
+                 f"running the other {len(todo)}")
+    return todo
+
+
 def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int] = (0, 1, 2),
                  grads: Sequence[str] = GRADS, data_root: str | os.PathLike | None = None,
                  overrides: dict[str, Any] | None = None, results_dir: str | os.PathLike = "results",
                  work_root: str | os.PathLike = "work_dirs/ablation", name: str = DEFAULT_NAME,
                  parallel: int = 2, force: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train and test ``config`` once per (gradient, seed), then summarize.
+
+    Each run is a ``tinlib train`` + ``tinlib test`` pair in a subprocess, so ``parallel`` of them
+    share a small CPU (one torch thread each). A run whose ``metrics.json`` exists is not redone
+    while ``summary.json`` records the same resolved config (its ``config_digest``), so an
+    interrupted ablation continues where it stopped. Each run's folder under
+    ``<results_dir>/<name>/`` holds ``train.json``, ``log.json``, ``metrics.json``, ``scores.npz``
+    and ``reversal.json``.
 
     Args:
         config: the TIN config.
@@ -138,32 +158,16 @@ def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int]
     folder, work_root = Path(results_dir) / name, Path(work_root)
     meta = read_synthetic_meta(data_root or cfg.data.root)
     digest = config_digest(config, applied)
-    stale = _stale_reason(folder, digest)
-    if stale or force:
-        if stale:
-            log.info(f"{folder}: {stale}; every run is trained again")
-        for old in folder.glob(f"*/{MetricsRecord.FILENAME}"):
-            old.unlink()  # superseded: a run counts as done only with a metrics.json of this config
-    # the digest goes on record before any run, so that runs finished before an interruption are kept
-    if stale or force or not (folder / AblationSummary.FILENAME).is_file():
-        AblationSummary(config=config, overrides=applied, grads=list(grads), seeds=list(seeds), runs=[],
-                        config_digest=digest).write(folder / AblationSummary.FILENAME)
-    todo = [r for r in runs if not (folder / r.name / MetricsRecord.FILENAME).is_file()]
-    if len(todo) < len(runs):
-        log.info(f"{len(runs) - len(todo)} of {len(runs)} runs already done in {folder}; "
-                 f"running the other {len(todo)}")
+    todo = _runs_to_do(folder, runs, force, AblationSummary(config=config, overrides=applied, grads=list(grads),
+                                                            seeds=list(seeds), runs=[], config_digest=digest))
     with tqdm(total=len(todo), desc="ablation runs", unit="run", disable=not progress or not todo) as bar:
-        with ThreadPoolExecutor(max_workers=max(1, int(parallel))) as pool:
-            futures = [pool.submit(_execute, config, r, work_root, folder, applied, meta) for r in todo]
-            errors = []
-            for future in futures:
-                try:
-                    bar.set_postfix_str(future.result())
-                except RuntimeError as err:
-                    errors.append(str(err))
-                bar.update()
-    if errors:
-        raise RuntimeError("\n\n".join(errors))
+        def advance(done: str | None) -> None:
+            if done:
+                bar.set_postfix_str(done)
+            bar.update()
+
+        run_side_by_side([functools.partial(_execute, config, r, work_root, folder, applied, meta) for r in todo],
+                         failure=RuntimeError, workers=max(1, int(parallel)), on_done=advance)
     summary = summarize(folder, runs, config=config, overrides=applied)
     summary.config_digest = digest
     summary.write(folder / AblationSummary.FILENAME)

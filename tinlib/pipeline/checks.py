@@ -1,8 +1,6 @@
 """Fast checks before anything heavy starts: is the dataset there, how many GPUs are visible.
-
-Standard library and :mod:`tinlib.data.releases` only: ``make reproduce-*`` runs the data check
-with the system Python before the virtual environment exists, so a missing dataset is reported
-within seconds.
+Standard library only: make runs the data check with the system Python before the virtual
+environment exists, so a missing dataset is reported within seconds.
 """
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""``python -m tinlib.pipeline demo|ablation|reproduce|evaluate-published|latency|report|check-data ...``:
-what the make targets run (see ``--help``). Paths come from the options: ``--notebooks-dir``, ``--results-dir``,
-``--work-root`` (the Makefile passes them, relative to the checkout it runs in).
-
-``check-data`` imports only the standard library and :mod:`tinlib.data.releases`: make runs it with
-the system Python before the virtual environment exists.
+"""``python -m tinlib.pipeline demo|ablation|reproduce|evaluate-published|latency|report|check-data``:
+what the make targets run (paths from ``--notebooks-dir``, ``--results-dir``, ``--work-root``).
+``check-data`` needs only the standard library: make runs it before the virtual environment exists.
 """
 from __future__ import annotations
 
@@ -14,11 +11,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tinlib.cli import run_command
 from tinlib.data.releases import SPLITS, choose_splits
 from tinlib.logs import setup_logging
 from tinlib.pipeline import recipes
+
+if TYPE_CHECKING:
+    from tinlib.pipeline.steps import Step
 
 PROG = "python -m tinlib.pipeline"
 # errors are read by people who typed a make target, not this module's name
@@ -83,17 +84,61 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_data(args: argparse.Namespace) -> int:
+    from tinlib.pipeline.checks import check_data
+
+    check_data(args.dataset, args.data_root, args.lists_dir, splits=args.splits)
+    needed = "" if choose_splits(args.splits) == SPLITS else f" for the {args.splits} split"
+    log.info(f"{args.dataset}: {args.data_root} looks complete{needed}")
+    return 0
+
+
+def _row_layout(args: argparse.Namespace) -> dict[str, Any]:
+    """The torchrun layout and profile of a model-zoo row's run, from its options."""
+    from tinlib.pipeline.checks import detect_gpus
+
+    return dict(gpus=args.gpus or detect_gpus(), nodes=args.nodes, node_rank=args.node_rank,
+                master_addr=args.master_addr, master_port=args.master_port, profile=args.profile,
+                lists_dir=args.lists_dir)
+
+
+def _steps(args: argparse.Namespace, notebooks: Path, results: Path, work_root: Path) -> tuple[str, list[Step]]:
+    """The run's name and its steps for the sub-commands that run notebooks; the data checks of a
+    model-zoo row run first, so that a missing dataset stops before anything starts."""
+    from tinlib.pipeline.checks import check_data
+
+    if args.command == "demo":
+        return "demo", recipes.demo_steps(notebooks_dir=notebooks, results=results, work_root=work_root / "demo",
+                                          data_root=args.data_root, profile=args.profile)
+    if args.command == "ablation":
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+        return "ablation", recipes.ablation_steps(notebooks_dir=notebooks, results=results,
+                                                  work_root=work_root / "ablation", data_root=args.data_root,
+                                                  profile=args.profile, seeds=seeds, force=args.force)
+    if args.command == "reproduce":
+        check_data(args.dataset, args.data_root, args.lists_dir)
+        return args.dataset, recipes.reproduce_steps(args.dataset, args.data_root, notebooks_dir=notebooks,
+                                                     results=results, work_root=work_root, **_row_layout(args))
+    if args.command == "evaluate-published":
+        from tinlib.config import apply_overrides, load_config, parse_override
+
+        overrides = dict(parse_override(o) for o in args.overrides)
+        apply_overrides(load_config(recipes.ZOO_CONFIGS[args.dataset]), overrides)  # a bad key stops here, at once
+        check_data(args.dataset, args.data_root, args.lists_dir, splits=recipes.EVAL_SPLITS)
+        return f"{args.dataset}_published", recipes.evaluate_published_steps(
+            args.dataset, args.data_root, notebooks_dir=notebooks, results=results, overrides=overrides,
+            **_row_layout(args))
+    archs = [a.strip() for a in args.archs.split(",")] if args.archs else None  # latency
+    return "latency", recipes.latency_steps(args.config, notebooks_dir=notebooks, results=results, archs=archs,
+                                            iters=args.iters)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the parsed sub-command; returns the exit status (errors are raised as UserError)."""
     # the pipeline's progress lines go to stdout with the notebooks' echoed output, as make's own do
     setup_logging(logging.getLogger("tinlib").level, stream=sys.stdout)
     if args.command == "check-data":
-        from tinlib.pipeline.checks import check_data
-
-        check_data(args.dataset, args.data_root, args.lists_dir, splits=args.splits)
-        needed = "" if choose_splits(args.splits) == SPLITS else f" for the {args.splits} split"
-        log.info(f"{args.dataset}: {args.data_root} looks complete{needed}")
-        return 0
+        return _check_data(args)
 
     from tinlib.pipeline.steps import build_report, run_steps, show_path
 
@@ -105,44 +150,7 @@ def run(args: argparse.Namespace) -> int:
             out = build_report(results, name)
             log.info(f"{name}: {out if out else 'no executed notebooks'}")
         return 0
-    if args.command == "demo":
-        steps = recipes.demo_steps(notebooks_dir=notebooks, results=results, work_root=work_root / "demo",
-                                   data_root=args.data_root, profile=args.profile)
-        name = "demo"
-    elif args.command == "ablation":
-        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
-        steps = recipes.ablation_steps(notebooks_dir=notebooks, results=results, work_root=work_root / "ablation",
-                                       data_root=args.data_root, profile=args.profile, seeds=seeds,
-                                       force=args.force)
-        name = "ablation"
-    elif args.command == "reproduce":
-        from tinlib.pipeline.checks import check_data, detect_gpus
-
-        check_data(args.dataset, args.data_root, args.lists_dir)
-        steps = recipes.reproduce_steps(args.dataset, args.data_root, notebooks_dir=notebooks, results=results,
-                                        work_root=work_root, gpus=args.gpus or detect_gpus(), nodes=args.nodes,
-                                        node_rank=args.node_rank, master_addr=args.master_addr,
-                                        master_port=args.master_port, profile=args.profile,
-                                        lists_dir=args.lists_dir)
-        name = args.dataset
-    elif args.command == "evaluate-published":
-        from tinlib.config import apply_overrides, load_config, parse_override
-        from tinlib.pipeline.checks import check_data, detect_gpus
-
-        overrides = dict(parse_override(o) for o in args.overrides)
-        apply_overrides(load_config(recipes.ZOO_CONFIGS[args.dataset]), overrides)  # a bad key stops here, at once
-        check_data(args.dataset, args.data_root, args.lists_dir, splits=recipes.EVAL_SPLITS)
-        steps = recipes.evaluate_published_steps(args.dataset, args.data_root, notebooks_dir=notebooks,
-                                                 results=results, gpus=args.gpus or detect_gpus(), nodes=args.nodes,
-                                                 node_rank=args.node_rank, master_addr=args.master_addr,
-                                                 master_port=args.master_port, profile=args.profile,
-                                                 lists_dir=args.lists_dir, overrides=overrides)
-        name = f"{args.dataset}_published"
-    else:  # latency
-        archs = [a.strip() for a in args.archs.split(",")] if args.archs else None
-        steps = recipes.latency_steps(args.config, notebooks_dir=notebooks, results=results, archs=archs,
-                                      iters=args.iters)
-        name = "latency"
+    name, steps = _steps(args, notebooks, results, work_root)
     try:
         run_steps(steps, results / "runs" / name, force=args.force, log_output=args.log_output)
     finally:
@@ -150,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
         if report:
             log.info(f"report: {show_path(report)}")
     if args.command == "demo":
-        from tinlib.report.zoo import checks_markdown, collect_runs, demo_checks, demo_runs
+        from tinlib.report.results import collect_runs
+        from tinlib.report.zoo import checks_markdown, demo_checks, demo_runs
 
         log.info("demo targets:\n" + checks_markdown(demo_checks(demo_runs(collect_runs(results)))))
     log.info(f"{name}: finished in {time.time() - t0:.0f} s; tables: {show_path(results / 'model_zoo.md')}")

@@ -1,11 +1,6 @@
-"""What the notebooks launch: data preparation, training (in this process or under ``torchrun``,
-its output streamed), evaluation and the latency benchmark, each leaving its records under
-``<results_dir>/<run>/``.
-
-``gpus`` / ``nodes`` are devices per node and nodes: more than one device in total launches
-``torchrun -m tinlib train ...`` as a subprocess, one device trains in this process. The
-conventions for ``config``, ``data_root``, ``work_dir``, ``overrides`` and ``results_dir`` are
-those of :mod:`tinlib.pipeline.runconfig`.
+"""What the notebooks launch: data preparation, training (in this process on one device, else
+under ``torchrun`` with its output streamed), evaluation and the latency benchmark, each leaving
+its records under ``<results_dir>/<run>/``. Arguments mean what :mod:`.runconfig` says.
 """
 from __future__ import annotations
 
@@ -23,13 +18,13 @@ from typing import Any, TextIO
 
 from tinlib.data.releases import DATASETS, SPLITS, prefix_key
 from tinlib.pipeline.runconfig import (
-    data_overrides,
     default_work_dir,
     find_checkpoint,
     load_config,
     require_train_split,
     resolve,
     run_folder,
+    run_overrides,
 )
 from tinlib.records import Fields, LatencyRecord, LaunchRecord, PrepareRecord, RecordError, TrainRecord
 
@@ -130,15 +125,9 @@ def _plain(summary: Fields | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_prepare_summary(lists_dir: str | os.PathLike, summary: PrepareRecord | Mapping[str, Any]) -> Path:
-    """Store the preparation's summary as ``<lists_dir>/tinlib_prepare.json``; returns the file.
-
-    Args:
-        lists_dir: the folder of the annotation lists.
-        summary: the :class:`~tinlib.records.PrepareRecord`, or its keys (checked as that record).
-
-    Raises:
-        RecordError: ``summary`` lacks a key the record needs (``dataset``, ``class_names``, ``lists``).
-    """
+    """Store the preparation's ``summary`` (a :class:`~tinlib.records.PrepareRecord`, or its keys,
+    checked as that record: RecordError without ``dataset``, ``class_names`` or ``lists``) as
+    ``<lists_dir>/tinlib_prepare.json``; returns the file."""
     path = Path(lists_dir) / PrepareRecord.FILENAME
     if not isinstance(summary, PrepareRecord):
         summary = PrepareRecord.from_dict(summary)
@@ -262,12 +251,9 @@ class ConsoleEcho:
 
 def stream_command(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None, env: dict | None = None,
                    refresh_s: float = 20.0, out: TextIO | None = None) -> int:
-    """Run ``cmd`` in ``cwd`` with environment ``env`` (None: this process's), printing its output
-    (stdout and stderr) line by line to ``out`` (default ``sys.stdout``) as it comes.
-
-    Progress lines that end in a carriage return are shown at most every ``refresh_s`` seconds
-    (and the last one at the end). Returns the exit status.
-    """
+    """Run ``cmd`` in ``cwd`` with environment ``env`` (None: this process's), its output (stdout and
+    stderr) printed to ``out`` (default ``sys.stdout``) through a :class:`ConsoleEcho` with
+    ``refresh_s``; returns the exit status."""
     echo = ConsoleEcho(out, refresh_s=refresh_s)
     proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
     assert proc.stdout is not None
@@ -281,6 +267,15 @@ def stream_command(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None, 
     finally:
         code = proc.wait()
     return code
+
+
+def run_torchrun(cmd: Sequence[str], *, out: TextIO | None = None, see: str = "the output above") -> None:
+    """Print the torchrun command line ``cmd`` and run it, its output streamed to ``out`` (default
+    ``sys.stdout``); a failure raises RuntimeError pointing to ``see``."""
+    print("$ " + " ".join(cmd), file=out or sys.stdout, flush=True)
+    code = stream_command(cmd, out=out)
+    if code != 0:
+        raise RuntimeError(f"torchrun exited with status {code}; see {see}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,17 +313,12 @@ def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
     t0 = time.time()
     if world > 1:
         # the subprocess loads the same config and applies the same (resolved) overrides
-        applied = dict(data_overrides(load_config(config), data_root))
-        applied.update(overrides or {})
-        applied["results_dir"] = str(results_dir)
+        applied = run_overrides(load_config(config), data_root, overrides, results_dir)
         cmd = torchrun_command(config, gpus=gpus, nodes=nodes, node_rank=node_rank, master_addr=master_addr,
                                master_port=master_port, work_dir=work, run=run or cfg.name, overrides=applied,
                                resume=resume, device=device, seed=seed)
         # to stderr, like a run in this process logs: the make pipeline echoes the notebooks' stderr
-        print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
-        code = stream_command(cmd, out=sys.stderr)
-        if code != 0:
-            raise RuntimeError(f"torchrun exited with status {code}; see the output above and {work / 'log.json'}")
+        run_torchrun(cmd, out=sys.stderr, see=f"the output above and {work / 'log.json'}")
     else:
         from tinlib.engine.train import train as engine_train
 
@@ -347,16 +337,9 @@ def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
 
 def write_launch_record(folder: str | os.PathLike, *, config: str, nodes: int, gpus_per_node: int, device: str,
                         work_dir: str | os.PathLike, wall_s: float) -> Path:
-    """Store how a training run was launched as ``<folder>/launch.json``; returns the file.
-
-    Args:
-        folder: the run's records folder.
-        config: the config's name.
-        nodes, gpus_per_node: the launch layout (more than one process in total: torchrun).
-        device: ``cpu`` or ``cuda``.
-        work_dir: where the checkpoints went.
-        wall_s: seconds from launch to the end of training.
-    """
+    """Store how a training run was launched as ``<folder>/launch.json``: the layout (more than one
+    process in all: torchrun), ``device`` (``cpu``/``cuda``), where the checkpoints went and
+    ``wall_s``, seconds from launch to the end of training; returns the file."""
     world = int(nodes) * int(gpus_per_node)
     record = LaunchRecord(config=config, nodes=int(nodes), gpus_per_node=int(gpus_per_node), world_size=world,
                           device=device, torchrun=world > 1, work_dir=str(work_dir), wall_s=round(wall_s, 1))
@@ -368,22 +351,17 @@ def launch_evaluation(config: str, *, data_root: str | os.PathLike | None = None
                       overrides: dict | None = None, results_dir: str | os.PathLike = "results",
                       run: str | None = None, device: str = "auto", batch_size: int | None = None,
                       num_workers: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Test ``config``'s checkpoint on its test split in this process.
-
-    Writes ``metrics.json`` and ``scores.npz`` (and ``reversal.json`` on the synthetic dataset)
-    to ``<results_dir>/<run>/``.
+    """Test ``config``'s checkpoint on its test split in this process; ``metrics.json`` and
+    ``scores.npz`` (and ``reversal.json`` on the synthetic dataset) go to ``<results_dir>/<run>/``.
 
     Args:
         config, data_root, work_dir, overrides, results_dir: see :mod:`tinlib.pipeline.runconfig`.
         checkpoint: ``latest``, ``best`` or a path (see :func:`tinlib.pipeline.runconfig.find_checkpoint`).
-        run: the records' folder name (default: the config's name).
-        device: ``auto``, ``cpu`` or ``cuda``.
-        batch_size, num_workers: default: the config's test setting.
-        progress: a progress bar.
+        run: the records' folder name (default: the config's name); device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size, num_workers: default: the config's test setting; progress: a progress bar.
 
     Returns:
-        the evaluation report (``metrics.json``'s content, plus ``reversal`` on the synthetic data).
-    """
+        the evaluation report (``metrics.json``'s content, plus ``reversal`` on the synthetic data)."""
     from tinlib.engine.evaluate import evaluate as engine_evaluate
     from tinlib.report.analysis import read_synthetic_meta, write_reversal
 
@@ -430,6 +408,6 @@ def measure_latency(config: str, archs: Sequence[str] | None = None, *, override
     return result
 
 
-__all__ = ["prepare_data", "write_prepare_summary", "override_literal", "set_arguments", "torchrun_prefix",
-           "torchrun_command", "ConsoleEcho", "stream_command", "launch_training", "write_launch_record",
-           "launch_evaluation", "measure_latency"]
+__all__ = ["ConsoleEcho", "launch_evaluation", "launch_training", "measure_latency", "override_literal",
+           "prepare_data", "run_torchrun", "set_arguments", "stream_command", "torchrun_command", "torchrun_prefix",
+           "write_launch_record", "write_prepare_summary"]

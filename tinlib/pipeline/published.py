@@ -1,12 +1,6 @@
-"""The published checkpoint of a model-zoo row, evaluated here (``make evaluate-published-*``).
-
-:func:`evaluate_published` downloads the checkpoint the config's ``published`` section names
-(into torch's hub cache, hash-checked: :mod:`tinlib.hub`), tests it with the config's own test
-setting (the ``test`` section and the ``data.test_ann`` list, the validation split) in this process
-or under ``torchrun``, and writes ``<results_dir>/<config>_published/`` (``metrics.json`` with the
-checkpoint's URL and sha256, ``scores.npz``), beside the user's own run in ``<results_dir>/<config>/``.
-:func:`published_log` finds (or downloads) the published training log and parses it into the
-kit's log record shape for the curves.
+"""A model-zoo row's published checkpoint evaluated here (``make evaluate-published-*``): downloaded
+into torch's hub cache, tested with the config's own test setting, its records written to
+``<results_dir>/<config>_published/``; and the published training log, for the curves.
 """
 from __future__ import annotations
 
@@ -16,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tinlib.errors import UserError
-from tinlib.pipeline.runconfig import data_overrides, load_config, resolve, run_folder
+from tinlib.pipeline.runconfig import load_config, resolve, run_folder, run_overrides
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +31,9 @@ def published_checkpoint_url(cfg) -> str:
 def torchrun_test_command(config: str, checkpoint: str | os.PathLike, *, gpus: int, nodes: int = 1,
                           node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 29500,
                           run: str, overrides: dict | None = None, device: str = "auto") -> list[str]:
-    """The ``torchrun`` command line of ``tinlib test config checkpoint`` on ``nodes`` x ``gpus`` processes.
-
-    Args:
-        config: config name or path.
-        checkpoint: a local checkpoint file.
-        gpus: processes per node; nodes: nodes (more than one: ``node_rank``, ``master_addr`` and
-            ``master_port`` say where this node is, else ``--standalone``).
-        run: the results folder name.
-        overrides: ``{"dotted.key": value}`` for ``--set``.
-        device: ``auto``, ``cpu`` or ``cuda``.
-    """
+    """The ``torchrun`` command line of ``tinlib test config checkpoint`` (a local file) on ``nodes`` x
+    ``gpus`` processes (the layout as for :func:`tinlib.pipeline.launch.torchrun_prefix`) on ``device``, writing
+    to the results folder ``run``, with ``overrides`` (``{"dotted.key": value}``) for ``--set``."""
     from tinlib.pipeline.launch import set_arguments, torchrun_prefix
 
     cmd = torchrun_prefix(gpus=gpus, nodes=nodes, node_rank=node_rank, master_addr=master_addr,
@@ -84,7 +70,7 @@ def evaluate_published(config: str, *, data_root: str | os.PathLike | None = Non
         the ``metrics.json`` record as a dict (empty on nodes other than rank 0).
     """
     from tinlib.hub import DownloadError, published_run, resolve_checkpoint
-    from tinlib.pipeline.launch import stream_command
+    from tinlib.pipeline.launch import run_torchrun
 
     cfg = resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir, quiet=True)
     url = published_checkpoint_url(cfg)
@@ -97,16 +83,10 @@ def evaluate_published(config: str, *, data_root: str | os.PathLike | None = Non
             log.warning("the published training log is not available (%s); the curves will lack it", err)
     world = int(gpus) * int(nodes)
     if world > 1:
-        applied = dict(data_overrides(load_config(config), data_root))
-        applied.update(overrides or {})
-        applied["results_dir"] = str(results_dir)
-        cmd = torchrun_test_command(config, checkpoint, gpus=gpus, nodes=nodes, node_rank=node_rank,
-                                    master_addr=master_addr, master_port=master_port, run=run, overrides=applied,
-                                    device=device)
-        print("$ " + " ".join(cmd), flush=True)
-        code = stream_command(cmd)
-        if code != 0:
-            raise RuntimeError(f"torchrun exited with status {code}; see the output above")
+        applied = run_overrides(load_config(config), data_root, overrides, results_dir)
+        run_torchrun(torchrun_test_command(config, checkpoint, gpus=gpus, nodes=nodes, node_rank=node_rank,
+                                           master_addr=master_addr, master_port=master_port, run=run,
+                                           overrides=applied, device=device))
         if node_rank != 0:
             return {}
     else:

@@ -1,9 +1,6 @@
-"""The step lists behind the make targets: the demo, the gradient ablation, the model-zoo rows (trained
-here, or their published checkpoints evaluated here) and the latency run, with the profiles
-(settings applied on top of a config for a whole run).
-
-Every recipe takes ``notebooks_dir`` (where ``00_prepare_data.ipynb`` ... live), ``results`` and
-``work_root``; nothing here assumes the current directory is a checkout. Standard library only.
+"""The step lists behind the make targets (the demo, the gradient ablation, the model-zoo rows trained
+here or their published checkpoints evaluated here, the latency run) and the profiles applied on
+top of a config. Standard library only; nothing assumes the current directory is a checkout.
 """
 from __future__ import annotations
 
@@ -48,6 +45,12 @@ def config_file(name: str) -> Path:
 
 def _notebook(notebooks_dir: Path, name: str) -> Path:
     return Path(notebooks_dir) / f"{name}.ipynb"
+
+
+def zoo_step(notebooks_dir: Path, results: Path) -> Step:
+    """Notebook 04: rewrite ``results/model_zoo.md`` (always: it is cheap and reads every run)."""
+    return Step("04_model_zoo", _notebook(notebooks_dir, "04_model_zoo"), {"results_dir": str(results)}, always=True,
+                outputs=[results / "model_zoo.md"], title="Model zoo")
 
 
 def _common(config: str, data_root: str, results: Path | None, work_dir: Path, overrides: dict) -> dict[str, Any]:
@@ -129,8 +132,7 @@ def demo_steps(*, notebooks_dir: Path, results: Path, work_root: Path, data_root
                       inputs=[ckpts[main]], outputs=[figures / "interlace_by_class.png"],
                       title="What the interlace learned"))
     steps.append(predict_step(notebooks_dir, main, ckpts[main], data_root, overrides, figures))
-    steps.append(Step("04_model_zoo", _notebook(notebooks_dir, "04_model_zoo"), {"results_dir": str(results)},
-                      always=True, outputs=[results / "model_zoo.md"], title="Model zoo"))
+    steps.append(zoo_step(notebooks_dir, results))
     return steps
 
 
@@ -221,8 +223,7 @@ def reproduce_steps(dataset: str, data_root: str, *, notebooks_dir: Path, result
               "iters": LATENCY_ITERS[profile] or 200,
               "devices": ["cpu", "cuda"] if profile != "smoke" else ["cpu"]},
              inputs=[config_file(config)], outputs=[results / config / "latency.json"], title="Latency"),
-        Step("04_model_zoo", _notebook(notebooks_dir, "04_model_zoo"), {"results_dir": str(results)}, always=True,
-             outputs=[results / "model_zoo.md"], title="Model zoo"),
+        zoo_step(notebooks_dir, results),
     ]
 
 
@@ -259,8 +260,7 @@ def evaluate_published_steps(dataset: str, data_root: str, *, notebooks_dir: Pat
              inputs=[config_file(config), *prepare.outputs],
              outputs=[results / published_run(config) / "metrics.json"],
              title=f"The published checkpoint of {config}, evaluated here"),
-        Step("04_model_zoo", _notebook(notebooks_dir, "04_model_zoo"), {"results_dir": str(results)}, always=True,
-             outputs=[results / "model_zoo.md"], title="Model zoo"),
+        zoo_step(notebooks_dir, results),
     ]
 
 
@@ -283,4 +283,4 @@ def latency_steps(config: str, *, notebooks_dir: Path, results: Path, archs: Seq
 __all__ = ["PROFILES", "SMOKE_OVERRIDES", "LATENCY_ITERS", "DEMO_DATA_ROOT", "DEMO_CONFIGS", "DEMO_DATA",
            "DEMO_SMOKE_DATA", "EVAL_SPLITS", "ZOO_CONFIGS", "config_file", "synthetic_overrides", "synthetic_data_step",
            "demo_steps", "predict_step", "ablation_steps", "prepare_step", "reproduce_steps",
-           "evaluate_published_steps", "latency_steps"]
+           "evaluate_published_steps", "latency_steps", "zoo_step"]

@@ -1,15 +1,9 @@
-"""A run's setting and places: the config with the data's and the user's overrides applied, its work
-dir, its results folder, its checkpoint, and the trained model for inspection.
+"""A run's setting and places: the config with the data's and the user's overrides applied
+(:func:`resolve`), its work dir, results folder and checkpoint, and the trained model.
 
-Conventions shared by the notebooks (their ``parameters`` cell):
-
-- ``config``: a config name (a module of ``tinlib.configs``) or a path to a config file;
-- ``data_root``: the dataset folder; when it holds ``tinlib_prepare.json`` (written by
-  :func:`tinlib.pipeline.launch.prepare_data`, notebook 00) the list files, frame folders,
-  file-name template and class count found there are applied to the config;
-- ``work_dir``: checkpoints and ``log.json`` (default ``work_dirs/<config name>``);
-- ``overrides``: ``{"dotted.key": value}`` validated like ``tinlib train --set``;
-- ``results_dir``: where run records go (``<results_dir>/<config name>/``).
+The notebooks' parameters mean the same everywhere: ``config`` (a name or a path), ``data_root``
+(its ``tinlib_prepare.json`` points the config at the lists), ``work_dir`` (default
+``work_dirs/<config>``), ``overrides`` (``{"dotted.key": value}``) and ``results_dir``.
 """
 from __future__ import annotations
 
@@ -19,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tinlib.config import Config, apply_overrides, load_config
 from tinlib.records import RecordError
 from tinlib.report.workflow import read_data_description
 
@@ -26,16 +21,7 @@ if TYPE_CHECKING:  # the engine (and torch) load on first use, not on import
     from torch import nn
     from torch.utils.data import Dataset
 
-    from tinlib.config import Config
-
 log = logging.getLogger(__name__)
-
-
-def load_config(config: str, overrides: dict[str, Any] | None = None) -> Config:
-    """The validated config ``config`` (a name or a path), with ``{"dotted.key": value}`` overrides."""
-    from tinlib.config import load_config as engine_load_config
-
-    return engine_load_config(config, overrides)
 
 
 def _relative_to(root: Path, path: str) -> str:
@@ -47,19 +33,12 @@ def _relative_to(root: Path, path: str) -> str:
 
 
 def data_overrides(cfg: Config, data_root: str | os.PathLike | None) -> dict[str, Any]:
-    """The overrides that point ``cfg`` at ``data_root``.
-
-    Args:
-        cfg: a loaded config.
-        data_root: the dataset folder; its ``tinlib_prepare.json`` (or ``synthetic_meta.json``)
-            gives the lists, folders, file-name template and class count (None: no overrides).
+    """The overrides that point the loaded config ``cfg`` at ``data_root``: ``{"dotted.key": value}``
+    for the keys whose value changes; none without a ``data_root``. Its ``tinlib_prepare.json`` (or
+    ``synthetic_meta.json``) gives the lists, folders, file-name template and class count.
 
     Raises:
-        RecordError: that file is damaged or its lists are incomplete (the message names it).
-
-    Returns:
-        ``{"dotted.key": value}``, only the keys whose value changes.
-    """
+        RecordError: that file is damaged or its lists are incomplete (the message names it)."""
     if not data_root:
         return {}
     description = read_data_description(data_root)
@@ -127,18 +106,19 @@ def require_train_split(data_root: str | os.PathLike | None) -> None:
 
 def resolve(config: str, *, data_root: str | os.PathLike | None = None, overrides: dict | None = None,
             results_dir: str | os.PathLike | None = None, quiet: bool = False) -> Config:
-    """The validated config with the data's and the user's overrides applied (the user's win).
-
-    Args:
-        config: a config name or path.
-        data_root: the dataset folder (see :func:`data_overrides`; None: the config's ``data.root``).
-        overrides: ``{"dotted.key": value}``.
-        results_dir: sets ``results_dir`` of the config.
-        quiet: no note when the data changes the class count.
-    """
-    from tinlib.config import apply_overrides
-
+    """The validated config ``config`` (a name or path) with the data's and the user's overrides applied
+    (the user's win; see :func:`run_overrides`): ``data_root`` (None: the config's ``data.root``),
+    ``overrides`` (``{"dotted.key": value}``) and ``results_dir``; ``quiet``: no note when the data
+    changes the class count."""
     cfg = load_config(config)
+    return apply_overrides(cfg, run_overrides(cfg, data_root, overrides, results_dir, quiet=quiet))
+
+
+def run_overrides(cfg: Config, data_root: str | os.PathLike | None, overrides: dict | None = None,
+                  results_dir: str | os.PathLike | None = None, *, quiet: bool = True) -> dict[str, Any]:
+    """What :func:`resolve` applies to ``cfg``: the data's overrides, the user's (which win) and
+    ``results_dir``; a subprocess given them as ``--set`` loads the same config. Without ``quiet``
+    a note says when the data changes the class count."""
     auto = data_overrides(cfg, data_root)
     if "model.num_classes" in auto and not quiet:
         log.info(f"note: {data_root} holds {auto['model.num_classes']} classes; model.num_classes set to match "
@@ -147,7 +127,7 @@ def resolve(config: str, *, data_root: str | os.PathLike | None = None, override
     merged.update(overrides or {})
     if results_dir is not None:
         merged["results_dir"] = str(results_dir)
-    return apply_overrides(cfg, merged)
+    return merged
 
 
 def default_work_dir(cfg: Config, work_dir: str | os.PathLike | None = None) -> Path:
@@ -161,16 +141,8 @@ def run_folder(cfg: Config, run: str | None = None) -> Path:
 
 
 def find_checkpoint(work_dir: str | os.PathLike, which: str = "latest") -> Path:
-    """The checkpoint ``which`` in ``work_dir``.
-
-    Args:
-        work_dir: the run's work dir.
-        which: ``latest`` (the final weights), ``best`` (the best validation epoch; falls back to
-            latest) or a path.
-
-    Raises:
-        FileNotFoundError: saying to train first.
-    """
+    """The checkpoint ``which`` in ``work_dir``: ``latest`` (the final weights), ``best`` (the best
+    validation epoch; falls back to latest) or a path; FileNotFoundError saying to train first."""
     work_dir = Path(work_dir)
     if which not in ("latest", "best"):
         path = Path(which)
@@ -208,5 +180,5 @@ def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
     return cfg, model.eval(), build_split_dataset(cfg, split)
 
 
-__all__ = ["load_config", "data_overrides", "require_train_split", "resolve", "default_work_dir", "run_folder",
-           "find_checkpoint", "load_trained"]
+__all__ = ["data_overrides", "default_work_dir", "find_checkpoint", "load_config", "load_trained",
+           "require_train_split", "resolve", "run_folder", "run_overrides"]

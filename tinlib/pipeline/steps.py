@@ -1,27 +1,19 @@
 """Notebook steps: one papermill run of a notebook with parameters, skipped when up to date.
 
-A :class:`Step` declares the files it reads (``inputs``) and the files it writes (``outputs``).
-It is skipped when all its outputs exist and are newer than every input and the notebook itself,
-like a make rule, and its last run finished: a notebook that failed (or was killed) after writing
-some outputs has not done its step. The proof is a stamp, ``.<step name>.done.json`` beside the
-first output, written only after the notebook ran to its end and removed when the step starts
-again. Stamps are not committed, so in a fresh clone every step runs once on the new machine
-(the committed results, latency included, were measured elsewhere). The executed notebook goes
-to ``<run_dir>/<step name>.ipynb``, with the traceback when a cell fails
-(papermill saves the notebook as it goes).
-
-Standard library only at import time (papermill is imported when a notebook runs).
+Like a make rule, a :class:`Step` is up to date when its outputs are newer than its inputs and its
+last run finished (see :func:`freshness`). Standard library only at import time.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tinlib.errors import UserError
 from tinlib.io import atomic_write_json
@@ -30,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # the Jupyter kernel `make setup` registers for the project's virtual environment
 KERNEL = "tin-kit"
+T = TypeVar("T")
 
 
 class StepFailed(UserError):
@@ -87,7 +80,11 @@ def show_path(path: str | Path) -> str:
 def finished_marker(step: Step) -> Path | None:
     """The stamp that says ``step``'s last run finished: ``.<step name>.done.json`` beside its first
     output (so runs that share a step, the demo's and the ablation's data, share it); None for a
-    step without outputs."""
+    step without outputs.
+
+    Outputs alone do not prove a step: a notebook that failed (or was killed) after writing some
+    of them has not done it. Stamps are not committed, so in a fresh clone every step runs once on
+    the new machine (the committed results were measured elsewhere)."""
     if not step.outputs:
         return None
     first = Path(step.outputs[0])
@@ -164,19 +161,14 @@ def kernel_name() -> str:
 
 def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
                      log_output: bool = False) -> None:
-    """Run the notebook ``source`` with papermill and save the executed copy to ``output``.
+    """Run the notebook ``source`` with papermill, the parameters injected after its ``parameters``
+    cell, in ``cwd`` (default: this process's), and save the executed copy to ``output``.
 
-    Args:
-        source: the notebook to run.
-        output: where the executed notebook goes (its folder is created).
-        parameters: injected after the ``parameters`` cell.
-        cwd: the kernel's working directory (default: this process's).
-        log_output: echo the notebook's output while it runs; otherwise only its stderr (tinlib's
-            log lines: training progress, warnings) is echoed, a line at a time, after the step's name.
+    With ``log_output`` the notebook's output is echoed while it runs; otherwise only its stderr
+    (tinlib's log lines: training progress, warnings), a line at a time after the step's name.
 
     Raises:
-        StepFailed: a cell failed; the message names the executed notebook with the traceback.
-    """
+        StepFailed: a cell failed; the message names the executed notebook with the traceback."""
     import papermill as pm
 
     from tinlib.pipeline.launch import ConsoleEcho
@@ -220,24 +212,15 @@ def _run_one(step: Step, label: str, run_dir: Path, force: bool, log_output: boo
 
 def run_steps(steps: Sequence[Step], run_dir: Path, *, force: bool = False, log_output: bool = False,
               cwd: Path | None = None) -> list[dict[str, Any]]:
-    """Run ``steps`` in order, skipping the up-to-date ones; consecutive steps of one ``group`` run
-    side by side. Stops at the first failure (after the rest of its group).
-
-    Args:
-        steps: what to run.
-        run_dir: where the executed notebooks go.
-        force: rerun up-to-date steps too.
-        log_output: echo the notebooks' output.
-        cwd: the kernels' working directory (default: this process's).
+    """Run ``steps`` in order, skipping the up-to-date ones (all with ``force``), the executed notebooks
+    saved in ``run_dir`` and the kernels working in ``cwd`` (default: this process's); consecutive
+    steps of one ``group`` run side by side. ``log_output`` echoes the notebooks' output.
 
     Returns:
         one ``{"step", "skipped", "seconds"}`` per step run or skipped.
 
     Raises:
-        StepFailed: naming every failed step of the batch that failed.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
+        StepFailed: at the first failure (after the rest of its group), naming every failed step."""
     done: list[dict[str, Any]] = []
     i = 0
     while i < len(steps):
@@ -248,34 +231,45 @@ def run_steps(steps: Sequence[Step], run_dir: Path, *, force: bool = False, log_
         if len(batch) == 1:
             done.append(_run_one(batch[0], labels[0], run_dir, force, log_output, cwd))
         else:
-            with ThreadPoolExecutor(max_workers=len(batch)) as pool:
-                futures = [pool.submit(_run_one, s, lab, run_dir, force, log_output, cwd)
-                           for s, lab in zip(batch, labels)]
-            errors = []
-            for future in futures:
-                try:
-                    done.append(future.result())
-                except StepFailed as err:
-                    errors.append(str(err))
-            if errors:
-                raise StepFailed("\n".join(errors))
+            done += run_side_by_side([functools.partial(_run_one, s, lab, run_dir, force, log_output, cwd)
+                                      for s, lab in zip(batch, labels)], failure=StepFailed)
         i += len(batch)
     return done
 
 
+def run_side_by_side(work: Sequence[Callable[[], T]], *, failure: type[Exception], workers: int | None = None,
+                     on_done: Callable[[T | None], object] | None = None) -> list[T]:
+    """Run the callables of ``work`` in threads (``workers`` at a time, default all) and return
+    their results in order.
+
+    A ``failure`` raised by one does not stop the others: once all have finished, the failures are
+    raised together as one ``failure`` (their messages apart by a blank line). ``on_done`` is
+    called after each, in order, with its result (None when it failed).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    results: list[T] = []
+    errors: list[str] = []
+    with ThreadPoolExecutor(max_workers=workers or max(1, len(work))) as pool:
+        for future in [pool.submit(call) for call in work]:
+            result = None
+            try:
+                result = future.result()
+                results.append(result)
+            except failure as err:
+                errors.append(str(err))
+            if on_done is not None:
+                on_done(result)
+    if errors:
+        raise failure("\n\n".join(errors))
+    return results
+
+
 def build_report(results: Path, run: str, steps: Sequence[Step] | None = None,
                  title: str | None = None) -> Path | None:
-    """Render the executed notebooks of ``run`` to ``<results>/reports/<run>.html``.
-
-    Args:
-        results: the results folder (executed notebooks under ``runs/<run>/``).
-        run: the run's name (``demo``, ``sthv1``, ...).
-        steps: the run's steps: their order and titles (default: file order, no titles).
-        title: the page title (default ``tin-kit: <run>``).
-
-    Returns:
-        the HTML file, or None when the run has no executed notebooks.
-    """
+    """Render the executed notebooks of run ``run`` (``<results>/runs/<run>/``) to
+    ``<results>/reports/<run>.html``, in the order and with the titles of its ``steps`` (default: file
+    order, no titles) under ``title`` (default ``tin-kit: <run>``); None when there is no notebook."""
     from tinlib.report.html import build_run_report
 
     run_dir = results / "runs" / run
@@ -288,5 +282,6 @@ def build_report(results: Path, run: str, steps: Sequence[Step] | None = None,
                             results_dir=results)
 
 
-__all__ = ["Step", "StepFailed", "freshness", "step_finished", "finished_marker", "mark_finished", "clear_finished",
-           "notebook_finished", "execute_notebook", "run_steps", "build_report", "kernel_name", "show_path", "KERNEL"]
+__all__ = ["KERNEL", "Step", "StepFailed", "build_report", "clear_finished", "execute_notebook", "finished_marker",
+           "freshness", "kernel_name", "mark_finished", "notebook_finished", "run_side_by_side", "run_steps",
+           "show_path", "step_finished"]

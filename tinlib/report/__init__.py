@@ -1,7 +1,5 @@
-"""Reports: model-zoo tables (``zoo``), analyses of evaluation results (``analysis``), what TIN's
-interlace learned (``interlace``), figures (``plots``), HTML reports (``html``), the gradient
-ablation's statistics (``ablation``) and the notebooks' read-only table helpers (``workflow``).
-Reports read run records; they never train or launch (that is :mod:`tinlib.pipeline`).
-
-Submodules are imported on use: ``tinlib zoo`` stays fast.
+"""Reports read run records; they never train or launch (that is :mod:`tinlib.pipeline`): the
+model-zoo page (``zoo`` on ``results``), analyses (``analysis``, ``interlace``, ``ablation``),
+the notebooks' tables and figures (``tables``, ``plots``, ``workflow``) and HTML reports (``html``).
+Submodules load on use, so ``tinlib zoo`` stays fast.
 """

@@ -1,10 +1,6 @@
-"""The interlace-gradient ablation's statistics and tables: one TIN config trained with the true
-(adjoint) gradient of the temporal shift and with mmcv's backward (what every MMAction2-trained TIN
-used) under the same seeds, compared run by run and paired by seed.
-
-The runs themselves are launched by :mod:`tinlib.pipeline.ablation`; this module reads their
-records under ``<results_dir>/<name>/<grad>_seed<seed>/`` (``metrics.json``, ``reversal.json``,
-``log.json``, ``train.json``).
+"""The interlace-gradient ablation's statistics and tables: TIN trained with the true (adjoint)
+gradient of the temporal shift and with mmcv's backward (what every MMAction2-trained TIN used),
+paired by seed, from the records of the runs :mod:`tinlib.pipeline.ablation` launched.
 """
 from __future__ import annotations
 
@@ -91,14 +87,8 @@ def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
-    """``a - b`` paired by seed: mean, standard deviation and the 95 % t-interval of the mean.
-
-    Args:
-        a, b: one value per seed each, in the same seed order.
-
-    Returns:
-        ``{"n", "mean", "sd", "ci95": [low, high]}`` (``sd`` and ``ci95`` None for one seed).
-    """
+    """``a - b`` paired by seed (one value per seed each, in the same seed order): ``{"n", "mean",
+    "sd", "ci95": [low, high]}``, the 95 % t-interval of the mean (``sd`` and ``ci95`` None for one seed)."""
     if len(a) != len(b) or not a:
         raise ValueError("paired difference needs the same non-zero number of values on both sides")
     diffs = [x - y for x, y in zip(a, b)]
@@ -113,14 +103,9 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
 
 def verdict(diff: dict[str, Any], metric: str = "top-1", a: str = "adjoint", b: str = "mmcv", unit: str = " points",
             lower_is_better: bool = False) -> str:
-    """One plain sentence on what the paired difference shows.
-
-    Args:
-        diff: a :func:`paired_difference` (with ``wins``, the seeds where ``a`` is ahead, if known).
-        metric: the metric's name in the sentence; unit: its unit after the numbers.
-        a, b: the names of the two sides.
-        lower_is_better: the metric is a loss.
-    """
+    """One plain sentence on what the :func:`paired_difference` ``diff`` (with ``wins``, the seeds where
+    ``a`` is ahead, if known) shows for ``metric`` (in ``unit``) between the sides ``a`` and ``b``;
+    ``lower_is_better`` for a loss."""
     n = diff["n"]
     if diff["ci95"] is None:
         return (f"{metric}: {a} - {b} = {diff['mean']:+.2f}{unit} from a single seed; one seed cannot "

@@ -1,8 +1,5 @@
-"""Analyses of evaluation results: time-reversal pairs, per-class accuracy, training logs.
-
-All functions take plain arrays or the files a run writes (``scores.npz``, ``metrics.json``,
-``log.json``; read through :mod:`tinlib.records`) and return plain dicts / pandas frames, so
-notebooks only call and plot them.
+"""Analyses of evaluation results: time-reversal pairs, per-class accuracy, training logs (the kit's
+and MMAction2's published ones), from a run's files to plain dicts and pandas frames.
 """
 from __future__ import annotations
 
@@ -43,6 +40,11 @@ def synthetic_meta(data_root: str | os.PathLike | None) -> dict[str, Any] | None
     return None if meta is None else meta.to_dict()
 
 
+def reversal_twins(pairs: Sequence[Sequence[int]]) -> dict[int, int]:
+    """``{class: its reversed twin}`` for both classes of every pair ``(a, b)`` of ``pairs``."""
+    return {int(c): int(twin) for a, b in pairs for c, twin in ((a, b), (b, a))}
+
+
 def reversal_metrics(scores: np.ndarray, labels: np.ndarray, pairs: Sequence[Sequence[int]],
                      class_names: Sequence[str] | None = None) -> dict[str, Any]:
     """How well a model tells the two classes of each time-reversal pair apart.
@@ -64,9 +66,7 @@ def reversal_metrics(scores: np.ndarray, labels: np.ndarray, pairs: Sequence[Seq
     if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
         raise ValueError(f"scores must be [M, K] with one row per label, got {scores.shape} and {labels.shape}")
     top1 = np.argmax(scores, axis=1)
-    twin = {}
-    for a, b in pairs:
-        twin[int(a)], twin[int(b)] = int(b), int(a)
+    twin = reversal_twins(pairs)
     in_pair = np.array([int(lab) in twin for lab in labels], dtype=bool)
     per_pair = []
     direction_hits, pair_hits, top1_hits = [], [], []
@@ -268,6 +268,7 @@ __all__ = [
     "read_published_log",
     "read_synthetic_meta",
     "reversal_metrics",
+    "reversal_twins",
     "synthetic_meta",
     "write_reversal",
 ]

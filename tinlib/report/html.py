@@ -1,9 +1,5 @@
-"""HTML reports from executed notebooks (nbconvert), readable without Jupyter.
-
-A run's report joins its executed notebooks (``results/runs/<run>/*.ipynb``) into one page: a
-summary on top (the headline numbers and the demo targets), then each step with its parameters,
-its prose, tables and figures. Code cells are hidden and long outputs are cut to their last
-lines (progress bars collapsed), so the page shows results, not logs.
+"""A run's HTML report: its executed notebooks joined into one page (nbconvert) under a summary of
+the headline numbers, code hidden and long outputs cut to their last lines, readable without Jupyter.
 """
 from __future__ import annotations
 
@@ -113,18 +109,11 @@ def export_html(nb, out: str | os.PathLike, *, title: str = "", exclude_input: b
     return atomic_write_text(out, body)
 
 
-def render_notebook(path: str | os.PathLike, out: str | os.PathLike, *, exclude_input: bool = True) -> Path:
-    """One executed notebook -> one HTML page (cleaned as in the run reports)."""
-    nb = nbformat.read(str(path), as_version=4)
-    report = nbformat.v4.new_notebook(metadata=copy.deepcopy(nb.metadata))
-    report.cells = notebook_cells(nb)
-    return export_html(report, out, title=Path(path).stem, exclude_input=exclude_input)
-
-
 def summary_markdown(results_dir: str | os.PathLike) -> str | None:
     """Headline numbers for the top of a report: the demo table and targets when there are demo
     runs, else nothing (the zoo notebook carries the zoo tables)."""
-    from tinlib.report.zoo import checks_markdown, collect_runs, demo_checks, demo_runs, reversal_cell
+    from tinlib.report.results import collect_runs
+    from tinlib.report.zoo import checks_markdown, demo_checks, demo_runs, reversal_cell
 
     runs = demo_runs(collect_runs(results_dir))
     if not runs:
@@ -143,20 +132,14 @@ def summary_markdown(results_dir: str | os.PathLike) -> str | None:
 def build_run_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, title: str,
                      order: Sequence[str] | None = None, titles: Mapping[str, str] | None = None,
                      results_dir: str | os.PathLike | None = None, exclude_input: bool = True) -> Path | None:
-    """Join the executed notebooks of ``run_dir`` into one HTML page at ``out``.
+    """Join the executed notebooks of ``run_dir`` into one HTML page at ``out`` titled ``title``; None
+    when ``run_dir`` holds no notebook.
 
     Args:
-        run_dir: the folder of the executed notebooks (``*.ipynb``).
-        out: the HTML file to write.
-        title: the page's title and first heading.
         order: notebook names (stems) to put first, in that order; the others follow by name.
         titles: section headings by notebook name (default: the name).
         results_dir: where the run records are, for the headline numbers (None: none).
-        exclude_input: hide the code cells' source.
-
-    Returns:
-        ``out``, or None when ``run_dir`` holds no notebook.
-    """
+        exclude_input: hide the code cells' source."""
     import datetime
 
     run_dir = Path(run_dir)
@@ -192,6 +175,5 @@ __all__ = [
     "collapse_progress",
     "export_html",
     "notebook_cells",
-    "render_notebook",
     "summary_markdown",
 ]

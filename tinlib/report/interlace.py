@@ -1,10 +1,5 @@
-"""What TIN's interlace modules learned: offsets and weights per stage, per video and per class.
-
-Every residual block of a TIN backbone has a ``TemporalInterlace`` in front of its first conv.
-For a video it predicts two temporal offsets ``[N, 2]`` in (-2, 2) (the four channel quarters of
-the fold move by +o0, +o1, -o0, -o1 segments) and per-segment weights ``[N, T, 2]`` in (0, 2).
-With ``record=True`` a module keeps the last ones it computed (``last_offsets``,
-``last_weights``); :func:`collect` switches recording on for one forward pass and gathers them.
+"""What TIN's interlace modules learned, per stage, per video and per class: :func:`collect` records
+each module's offsets ``[N, 2]`` and per-segment weights ``[N, T, 2]`` in one forward pass.
 """
 from __future__ import annotations
 
@@ -58,8 +53,9 @@ def recording(model: nn.Module) -> Iterator[list[tuple[str, TemporalInterlace]]]
 class InterlaceTrace:
     """Offsets and weights of every interlace module for a set of videos.
 
-    offsets: ``[N, L, 2]``; weights: ``[N, L, T, 2]``; scores: ``[N, K]`` (L modules in forward
-    order, named in ``layers``, stage of each in ``stages``); labels ``[N]`` when known.
+    offsets: ``[N, L, 2]`` in (-2, 2) segments (the fold's four channel quarters move by +o0, +o1,
+    -o0, -o1); weights: ``[N, L, T, 2]`` in (0, 2); scores: ``[N, K]`` (L modules in forward order,
+    named in ``layers``, stage of each in ``stages``); labels ``[N]`` when known.
     """
 
     layers: list[str]

@@ -15,6 +15,8 @@ from tinlib.records import LatencyRecord
 
 KIND_COLORS = {"tin": "#d62728", "tsm": "#1f77b4", "tsn": "#7f7f7f"}
 GROUP_COLORS = ("#9467bd", "#ff7f0e")
+GRAD_COLORS = {"adjoint": "#d62728", "mmcv": "#1f77b4"}
+PUBLISHED_COLOR = "#7f7f7f"
 
 
 def _plt():
@@ -63,13 +65,9 @@ def show(fig, path: str | os.PathLike | None = None, fmt: str = "png", dpi: int 
 # Training
 # --------------------------------------------------------------------------------------------
 def plot_training(train, val, title: str = ""):
-    """Loss and learning rate (left), training-batch and validation top-1 (right), per epoch.
-
-    Args:
-        train, val: the frames of :func:`tinlib.report.analysis.read_log` (``train`` with
-            ``epoch_f``, ``loss_cls``, ``lr``, ``top1_acc``; ``val`` with ``epoch``, ``top1_acc``).
-        title: the figure's title.
-    """
+    """Loss and learning rate (left), training-batch and validation top-1 (right), per epoch, from the
+    frames of :func:`tinlib.report.analysis.read_log` (``train`` with ``epoch_f``, ``loss_cls``,
+    ``lr``, ``top1_acc``; ``val`` with ``epoch``, ``top1_acc``)."""
     plt = _plt()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.4))
     if not train.empty:
@@ -95,23 +93,40 @@ def plot_training(train, val, title: str = ""):
     return fig
 
 
-def plot_val_curves(curves: Mapping[str, Any], title: str = "validation top-1 during training"):
-    """Validation top-1 per epoch of several runs: ``{name: val_frame}``."""
+def plot_curves_vs_published(own, published, *, own_label: str = "this run",
+                             published_label: str = "published (MMAction2)", title: str = ""):
+    """Training loss (left) and validation top-1 (right) per epoch of a run drawn over the curves
+    of the published training log.
+
+    Args:
+        own: the run's per-epoch curves (``tinlib.report.analysis.epoch_curves``: index ``epoch``,
+            columns ``loss`` and ``val_top1`` in %), or None when there is no run yet.
+        published: the same for the published ``log.json``, or None.
+        own_label, published_label: the legend entries; title: the figure's title.
+    """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    for name, val in curves.items():
-        if val is not None and not val.empty:
-            ax.plot(val["epoch"], 100 * val["top1_acc"], "o-", color=color_for(name), label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("top-1 (%)")
-    ax.set_ylim(0, 102)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for curves, label, style in ((published, published_label, dict(color=PUBLISHED_COLOR, ls="--", ms=3)),
+                                 (own, own_label, dict(color=KIND_COLORS["tin"], ls="-", ms=4))):
+        if curves is None or curves.empty:
+            continue
+        loss = curves["loss"].dropna()
+        if not loss.empty:
+            ax_loss.plot(loss.index, loss.values, marker=".", label=label, **style)
+        top1 = curves["val_top1"].dropna()
+        if not top1.empty:
+            ax_val.plot(top1.index, top1.values, marker="o", label=label, **style)
+    from matplotlib.ticker import MaxNLocator
+
+    ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
+    ax_val.set(xlabel="epoch", ylabel="validation top-1 (%)")
+    for ax in (ax_loss, ax_val):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-GRAD_COLORS = {"adjoint": "#d62728", "mmcv": "#1f77b4"}
 
 
 def plot_ablation_curves(train, val):
@@ -174,14 +189,9 @@ def plot_model_comparison(summary, chance_top1: float | None = None, chance_pair
 
 
 def plot_confusion(matrix, class_names: Sequence[str] | None = None, title: str = "", normalize: bool = True):
-    """Confusion matrix (rows: true class, columns: predicted), row-normalized to % by default.
-
-    Args:
-        matrix: ``[K, K]`` counts (``metrics.json``'s ``confusion_matrix``).
-        class_names: the K names for the axes (default: the indices).
-        title: the figure's title.
-        normalize: show each row as percentages of its videos, else the counts.
-    """
+    """Confusion matrix ``matrix`` (``[K, K]`` counts, ``metrics.json``'s ``confusion_matrix``; rows:
+    true class, columns: predicted), each row as % of its videos when ``normalize``, else the counts;
+    the axes show ``class_names`` (default: the indices)."""
     plt = _plt()
     m = np.asarray(matrix, dtype=float)
     if normalize:
@@ -294,6 +304,34 @@ def plot_frames(frames: np.ndarray, title: str = "", ax_row=None):
         ax.set_title(f"t={i}", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1, seed: int = 0):
+    """One row of T frames per class (``per_class`` videos each) from a single-view ``dataset``
+    (items ``(clip [T, 3, H, W], label)``), picked with ``seed``; rows are labelled with
+    ``class_names[label]``."""
+    from tinlib.report.interlace import denormalize, pick_per_class
+
+    plt = _plt()
+    indices = pick_per_class(dataset.labels, per_class, seed)
+    indices = sorted(indices, key=lambda i: (dataset.labels[i], i))
+    if not indices:
+        raise ValueError("the dataset has no videos to show")
+    t = len(dataset[indices[0]][0])
+    fig, axes = plt.subplots(len(indices), t, figsize=(1.1 * t + 2.2, 1.1 * len(indices)), squeeze=False)
+    for row, i in enumerate(indices):
+        clip, label = dataset[i]
+        frames = denormalize(clip)
+        for j in range(t):
+            ax = axes[row, j]
+            ax.imshow(frames[j])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"t={j}", fontsize=7)
+        axes[row, 0].set_ylabel(_short(class_names[label], 30), rotation=0, ha="right", va="center", fontsize=7)
+    fig.tight_layout(w_pad=0.1, h_pad=0.1)
     return fig
 
 
@@ -427,87 +465,24 @@ def plot_weights_by_class(trace, class_names: Sequence[str], group: int = 0):
     return fig
 
 
+
+
 __all__ = [
     "color_for",
+    "plot_ablation_curves",
     "plot_class_examples",
     "plot_confusion",
+    "plot_curves_vs_published",
     "plot_frames",
     "plot_latency",
     "plot_model_comparison",
+    "plot_offset_distribution",
     "plot_offsets_by_class",
     "plot_per_class",
     "plot_training",
-    "plot_val_curves",
     "plot_video_interlace",
     "plot_weights_by_class",
     "plot_zoo_comparison",
     "save",
     "show",
 ]
-
-
-def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1, seed: int = 0):
-    """One row of T frames per class (``per_class`` videos each) from a single-view ``dataset``
-    (items ``(clip [T, 3, H, W], label)``), picked with ``seed``; rows are labelled with
-    ``class_names[label]``."""
-    from tinlib.report.interlace import denormalize, pick_per_class
-
-    plt = _plt()
-    indices = pick_per_class(dataset.labels, per_class, seed)
-    indices = sorted(indices, key=lambda i: (dataset.labels[i], i))
-    if not indices:
-        raise ValueError("the dataset has no videos to show")
-    t = len(dataset[indices[0]][0])
-    fig, axes = plt.subplots(len(indices), t, figsize=(1.1 * t + 2.2, 1.1 * len(indices)), squeeze=False)
-    for row, i in enumerate(indices):
-        clip, label = dataset[i]
-        frames = denormalize(clip)
-        for j in range(t):
-            ax = axes[row, j]
-            ax.imshow(frames[j])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(f"t={j}", fontsize=7)
-        axes[row, 0].set_ylabel(_short(class_names[label], 30), rotation=0, ha="right", va="center", fontsize=7)
-    fig.tight_layout(w_pad=0.1, h_pad=0.1)
-    return fig
-
-
-PUBLISHED_COLOR = "#7f7f7f"
-
-
-def plot_curves_vs_published(own, published, *, own_label: str = "this run",
-                             published_label: str = "published (MMAction2)", title: str = ""):
-    """Training loss (left) and validation top-1 (right) per epoch of a run drawn over the curves
-    of the published training log.
-
-    Args:
-        own: the run's per-epoch curves (``tinlib.report.analysis.epoch_curves``: index ``epoch``,
-            columns ``loss`` and ``val_top1`` in %), or None when there is no run yet.
-        published: the same for the published ``log.json``, or None.
-        own_label, published_label: the legend entries; title: the figure's title.
-    """
-    plt = _plt()
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for curves, label, style in ((published, published_label, dict(color=PUBLISHED_COLOR, ls="--", ms=3)),
-                                 (own, own_label, dict(color=KIND_COLORS["tin"], ls="-", ms=4))):
-        if curves is None or curves.empty:
-            continue
-        loss = curves["loss"].dropna()
-        if not loss.empty:
-            ax_loss.plot(loss.index, loss.values, marker=".", label=label, **style)
-        top1 = curves["val_top1"].dropna()
-        if not top1.empty:
-            ax_val.plot(top1.index, top1.values, marker="o", label=label, **style)
-    from matplotlib.ticker import MaxNLocator
-
-    ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
-    ax_val.set(xlabel="epoch", ylabel="validation top-1 (%)")
-    for ax in (ax_loss, ax_val):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig

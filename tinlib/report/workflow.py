@@ -1,8 +1,5 @@
-"""Read-only helpers the notebooks use for their small tables: the preparation's summary of a data
-root, the settings of a run, the latency result as a frame.
-
-Launching (preparation, training, evaluation, latency) is :mod:`tinlib.pipeline.launch`'s; the
-config resolution and run places are :mod:`tinlib.pipeline.runconfig`'s.
+"""Read-only helpers for the notebooks' small tables: the preparation's record of a data root, a
+run's settings, a latency result as a frame.
 """
 from __future__ import annotations
 
@@ -15,19 +12,10 @@ from tinlib.records import LatencyRecord, PrepareRecord, SyntheticMeta
 
 
 def read_data_description(data_root: str | os.PathLike | None) -> PrepareRecord | SyntheticMeta | None:
-    """The record the preparation left in ``data_root``.
-
-    Args:
-        data_root: a dataset folder (None: no record).
-
-    Returns:
-        its ``tinlib_prepare.json`` (:class:`~tinlib.records.PrepareRecord`) or, for synthetic data
-        written without the prepare step, its ``synthetic_meta.json``
-        (:class:`~tinlib.records.SyntheticMeta`); None when neither is there.
-
-    Raises:
-        RecordError: the file is there but damaged or not that record (the message names it).
-    """
+    """The record the preparation left in the dataset folder ``data_root``: its ``tinlib_prepare.json``
+    (:class:`~tinlib.records.PrepareRecord`) or, for synthetic data written without the prepare step,
+    its ``synthetic_meta.json`` (:class:`~tinlib.records.SyntheticMeta`); None when neither is there
+    (or without a ``data_root``). A damaged file raises RecordError naming it."""
     if not data_root:
         return None
     return (PrepareRecord.read_optional(Path(data_root) / PrepareRecord.FILENAME)

@@ -1,0 +1,40 @@
+"""``tinlib zoo``: rewrite ``results/model_zoo.md`` from the run records under ``results/`` (no torch import)."""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from tinlib.cli import run_command
+
+PROG = "tinlib zoo"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``tinlib zoo``."""
+    p = argparse.ArgumentParser(prog=PROG, description="Rewrite the model-zoo table from results/: the "
+                                "published rows (from the configs) beside the measured values of the runs found.")
+    p.add_argument("--results-dir", default="results", help="where runs wrote their records (default results)")
+    p.add_argument("--out", help="output file (default RESULTS_DIR/model_zoo.md)")
+    p.add_argument("--print", action="store_true", help="also print the table")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tinlib.errors import UserError
+    from tinlib.report.zoo import write_zoo
+
+    if not Path(args.results_dir).is_dir():
+        raise UserError(f"results folder {args.results_dir} does not exist; give the folder the runs wrote to "
+                        f"with --results-dir (default results)")
+    out = write_zoo(args.results_dir, args.out)
+    if args.print:
+        print(out.read_text())
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tinlib zoo`` with ``argv`` (default: the process's arguments); returns the exit status
+    (2 when the results folder is missing)."""
+    return run_command(PROG, build_parser(), _run, argv)
