@@ -32,8 +32,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ._common import pair_dots
+
 GROUPS = 4  # channel quarters of the fold: offsets +o0, +o1, -o0, -o1 and weights w0, w1, w0, w1
-_HAS_FUSED_DOTS = hasattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward")
 
 
 class NetParams(NamedTuple):
@@ -194,20 +195,6 @@ def _filter_with_copies(table: torch.Tensor, consts: _Constants, tap_rows: torch
     return torch.embedding_bag(table, indices, consts.bag_offsets, False, 0, False, coefs)[0]
 
 
-def _tap_dots(grad_table: torch.Tensor, table: torch.Tensor, consts: _Constants, tap_rows: torch.Tensor):
-    """tap_rows [N*T, 8] -> the dot products <grad_table[fold row of the entry], table[tap_rows[entry]]>,
-    N*T*8 values in the same order."""
-    if _HAS_FUSED_DOTS:
-        try:  # the gradient of embedding_bag's per-sample weights: one pass, a private aten op
-            return torch.ops.aten._embedding_bag_per_sample_weights_backward(
-                grad_table, table, tap_rows.view(-1), consts.pair_offsets, consts.entry_rows, 0, -1)
-        except NotImplementedError:  # no kernel for this device
-            pass
-    sources = table.index_select(0, tap_rows.view(-1)).view(-1, 2, table.shape[1])
-    grads = grad_table.index_select(0, consts.entry_rows[::2])
-    return torch.bmm(sources, grads.unsqueeze(-1))
-
-
 def _forward(x: torch.Tensor, params: NetParams, num_segments: int, shift_div: int, grad: str | None):
     """-> (y [N*T, C, H, W], offsets [N, 2], weights [N, T, 2], _Saved, or None when grad is None
     (no backward to come))."""
@@ -246,7 +233,8 @@ def _backward(grad_y: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, weig
         grad_x = _filter_with_copies(grad_table, consts, saved.grad_rows, saved.grad_coefs).view(nt, c, h * w)
     # d y[t] / d w[t] = (1 - f) X(t-k) + f X(t-k-1) and d y[t] / d offset = w[t] (X(t-k-1) - X(t-k))
     # (k held constant, as in tinlib.ops): per-row dot products with grad_y, zero outside [0, T)
-    dots = _tap_dots(grad_table, x.view(nt * rows, -1), consts, saved.tap_rows).view(saved.valid.shape) * saved.valid
+    dots = pair_dots(grad_table, x.view(nt * rows, -1), saved.tap_rows.view(-1), consts.entry_rows, consts.pair_offsets)
+    dots = dots.view(saved.valid.shape) * saved.valid
     g_weights = (dots * saved.frac).sum(-1).view(n, num_segments, 2, 2).sum(2)  # quarters q and q + 2 share w
     step = (dots * consts.frac_slope).sum(-1)  # X(t-k-1) - X(t-k) terms
     g_offsets = ((step * saved.weights4).sum(1).view(n, 2, 2) * consts.pair_sign).sum(1)
