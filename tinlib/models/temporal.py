@@ -1,8 +1,5 @@
-"""Temporal modules that TIN and TSM put in front of the first conv of every residual block.
-
-All of them work on frames stacked on the batch axis, ``x: [N*T, C, H, W]`` with the T segments
-of one video consecutive and in temporal order, and return the same shape.
-"""
+"""Temporal modules that TIN and TSM put in front of the first conv of every residual block, on frames
+stacked on the batch axis, ``x: [N*T, C, H, W]`` (a video's T segments consecutive and in order)."""
 from __future__ import annotations
 
 import os

@@ -1,17 +1,10 @@
-"""Pure-PyTorch kernel of the interlace op, for any device (backend name "reference").
+"""Pure-PyTorch kernel of the interlace op, for any device (backend "reference").
 
-It computes the function of `composite.interlace_composite` with fewer passes over memory.
-For one (sample n, group g) the op is a two-tap temporal filter with a constant integer shift:
-    out[t] = w[t] * ((1 - f) * X(t - k) + f * X(t - k - 1)),   X(s) = x[s] for 0 <= s < T, else 0.
-Viewing x as a table of rows (n, t, g) of length D = C // G * HW, every output row is a weighted
-sum of two table rows, which is what `embedding_bag(mode="sum", per_sample_weights=...)`
-computes in one memory-bound pass. Row indices and weights are tiny [N*T*G, 2] tensors
-(validity, (1 - f) / f and the segment weight folded in), built with a few small ops and no
-host sync. The data gradient has the same form. The offset/weight gradients need the dot
-product of each grad_out row with its two source rows: the per-sample-weight gradient of that
-same embedding_bag, computed by one fused (private) aten pass where this PyTorch has it, else
-by gathering the source rows with public ops.
-"""
+Per (n, g) the op is a two-tap temporal filter: viewing x as a table of rows (n, t, g) of
+D = C // G * HW values, every output row is a weighted sum of two table rows, i.e. one memory-bound
+``embedding_bag(mode="sum", per_sample_weights=...)`` pass, its [N*T*G, 2] rows and weights built by
+small ops without host syncs. The data gradient has the same form; the offset/weight gradients need
+each grad_out row's dot products with its two source rows (:func:`._common.pair_dots`)."""
 from __future__ import annotations
 
 import functools

@@ -1,29 +1,16 @@
 """TIN's whole temporal module (pooling, offset/weight nets, interlace, pass-through) as one op.
 
-`tinlib.models.TemporalInterlace` computes, for the block input ``x: [N*T, C, H, W]`` with fold
-``F = C // shift_div`` (four channel quarters q = 0..3):
-
+For x: [N*T, C, H, W] and the fold F = C // shift_div (quarters q = 0..3), `TemporalInterlace` is
     pooled  = mean over H, W of x[:, :F]                                   [N, T, F]
     offsets = 4 (sigmoid(fc2(relu(fc1(conv1d_o(pooled))))) - 1/2)          [N, 2]   (OffsetNet)
     weights = 2 sigmoid(conv1d_w(pooled))                                  [N, T, 2] (WeightNet)
     y       = cat(interlace(x[:, :F], [o0, o1, -o0, -o1], [w0, w1, w0, w1]), x[:, F:])
-
-(conv1d over T with kernel 3 and zero padding 1; interlace as in tinlib.ops.interlace.) Written
-as separate autograd steps this moves the whole tensor several times: the concatenation, zero-
-filled slice gradients, a second full-size gradient from the pooling that autograd then adds.
-Here the forward is one pass: x, viewed as a table of rows of D = (F // 4) * H * W contiguous
-values (C // (F // 4) rows per frame, the first four the fold quarters), goes through one
-`embedding_bag` in which a fold row is the two-tap temporal filter of the interlace and every
-other row a bag of one entry with weight 1 (an exact copy). The backward writes grad_x in one
-pass the same way, computes the offset/weight gradients as per-row dot products (one more pass
-over the fold), runs the nets' backward by hand (a few [N, T]-sized matmuls) and adds the
-pooling's gradient to the fold channels in place.
-
-`TemporalInterlace` uses it for contiguous (NCHW) float32/float64 CPU input with the stock nets
-(in the same dtype, without hooks), C a multiple of F // 4, on the eager backend, and otherwise
-runs the steps separately; the function is the same (tests/test_models.py). The code uses only
-device-generic PyTorch ops, but has been run on the CPU only.
-"""
+(conv1d over T, kernel 3, zero padding 1). As separate autograd steps this moves the whole tensor
+several times (the concatenation, zero-filled slice gradients, the pooling's second gradient).
+Here x is a table of rows of (F // 4) * H * W values and one `embedding_bag` writes y (a fold row is
+the interlace's two-tap filter, any other row a copy); the backward writes grad_x the same way,
+takes the offset/weight gradients as per-row dot products, runs the nets' backward by hand and adds
+the pooling's gradient in place. Device-generic ops, but run on the CPU only."""
 from __future__ import annotations
 
 import functools
