@@ -81,14 +81,15 @@ lock: $(STAMP)  ## rewrite requirements-lock.txt from .venv (after changing a de
 	@{ sed -n '/^#/p' $(LOCK); $(PY) -m pip freeze --exclude-editable | grep -v '^tinlib'; } > $(LOCK).new && mv $(LOCK).new $(LOCK)
 	@echo "wrote $(LOCK)"
 
-lint: $(STAMP)  ## ruff (lint + import order) and mypy (tinlib/)
+lint: $(STAMP)  ## ruff (lint + import order), mypy (tinlib/) and lint-imports (the layering in pyproject.toml)
 	$(PY) -m ruff check tinlib tests benchmarks notebooks
 	$(PY) -m mypy
+	"$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/lint-imports" --no-cache
 
 doctor: $(STAMP)  ## does this machine run the kit? versions, devices, op/AMP/decoder checks (exit 1 on a failure)
 	$(PY) -m tinlib doctor
 
-test: $(STAMP) lint  ## ruff + mypy, then the test suite on the CPU (Triton kernels in interpreter mode)
+test: $(STAMP) lint  ## ruff + mypy + lint-imports, then the test suite on the CPU (Triton kernels in interpreter mode)
 	$(PY) -m pytest
 
 test-fast: $(STAMP)  ## the test suite without the slow end-to-end tests

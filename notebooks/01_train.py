@@ -32,6 +32,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from tqdm import TqdmWarning
 
+from tinlib.engine.optim import scaled_lr
 from tinlib.logs import setup_logging
 from tinlib.pipeline import launch, runconfig
 from tinlib.report import analysis, plots, tables, workflow
@@ -60,7 +61,7 @@ progress = True
 
 # %%
 cfg = runconfig.resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir)
-pd.Series(workflow.config_summary(cfg, gpus * nodes), name="setting").to_frame()
+pd.Series(workflow.config_summary(cfg, scaled_lr(cfg, gpus * nodes)), name="setting").to_frame()
 
 # %%
 summary = launch.launch_training(config, data_root=data_root, work_dir=work_dir, overrides=overrides, gpus=gpus,

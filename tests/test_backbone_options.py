@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torchvision
 from torchvision.models import resnet18
 
 from tinlib.config import ConfigError, load_config
@@ -54,7 +55,26 @@ def test_width_and_stages_give_the_counted_trunk(width, stages):
 def test_standard_width_keeps_torchvision_names_and_shapes():
     ours = ResNetBackbone(18).state_dict()
     theirs = {k: v for k, v in resnet18().state_dict().items() if not k.startswith("fc.")}
-    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+    assert [(k, v.shape) for k, v in ours.items()] == [(k, v.shape) for k, v in theirs.items()]  # in order
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_standard_width_computes_torchvisions_features(depth):
+    """Given torchvision's weights, the backbone computes torchvision's ResNet up to its last stage."""
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, f"resnet{depth}")().double().eval()
+    with torch.no_grad():
+        for norm in (m for m in theirs.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            norm.weight.uniform_(0.5, 1.5), norm.bias.normal_(0, 0.1)
+            norm.running_mean.normal_(0, 0.1), norm.running_var.uniform_(0.5, 1.5)
+    ours = ResNetBackbone(depth).double().eval()
+    ours.load_state_dict({k: v for k, v in theirs.state_dict().items() if not k.startswith("fc.")})
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        features = theirs.maxpool(theirs.relu(theirs.bn1(theirs.conv1(x))))
+        for stage in (theirs.layer1, theirs.layer2, theirs.layer3, theirs.layer4):
+            features = stage(features)
+        assert torch.equal(ours(x), features)
 
 
 def test_narrow_stem_gets_the_same_initialization_as_the_other_convs():

@@ -163,9 +163,11 @@ def test_gradients_reach_every_parameter_of_tin():
     loss.backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert dead == []
-    offset_grads = [m.offset_net.fc2.weight.grad.abs().sum() for m in model.modules()
+    # the offsets' gradient reaches every OffsetNet: fc2's bias gets it through the sigmoid (its weight
+    # also times relu(fc1), which is zero where all of fc1's few units happen to be off for the batch)
+    offset_grads = [m.offset_net.fc2.bias.grad.abs().sum() for m in model.modules()
                     if isinstance(m, TemporalInterlace)]
-    assert all(g > 0 for g in offset_grads)
+    assert len(offset_grads) == 8 and all(g > 0 for g in offset_grads)
 
 
 def test_bad_arch_and_bad_input_have_clear_errors():
@@ -253,10 +255,19 @@ def test_tin_as_one_op_equals_the_composed_steps(one_op_calls, grad, n, t, c, h,
                 torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
-def test_tin_as_one_op_has_the_true_gradient_of_the_module():
+@pytest.mark.parametrize("dots", ["fused", "public ops"])
+def test_tin_as_one_op_has_the_true_gradient_of_the_module(one_op_calls, monkeypatch, dots):
     """Adjoint mode: the gradients are autograd's through the module written with standard ops
-    (functional nets on the module's parameters, tinlib.ops.interlace_composite, cat)."""
-    from tinlib.ops import interlace_composite
+    (functional nets on the module's parameters, tinlib.ops.interlace_composite, cat), with the
+    offset/weight gradients' dot products from the private aten op or from public ops."""
+    from tinlib.ops import _common, interlace_composite
+
+    if dots == "public ops":
+        def unreachable(*args):
+            raise AssertionError("the private aten op ran although it is reported missing")
+
+        monkeypatch.setattr(_common, "FUSED_DOTS", False)
+        monkeypatch.setattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward", unreachable)
 
     torch.manual_seed(1)
     n, t, c, h, w = 2, 8, 32, 3, 4
@@ -279,6 +290,7 @@ def test_tin_as_one_op_has_the_true_gradient_of_the_module():
     grad_y = torch.randn_like(x)
     for got, want in zip(_run(tin, x, grad_y), _run(tin, x, grad_y, call=reference)):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    assert len(one_op_calls) == 1
 
 
 def test_tin_as_one_op_copies_the_other_channels_exactly_and_infers_like_it_trains(one_op_calls):
@@ -318,6 +330,24 @@ def test_tin_composes_the_steps_where_one_op_does_not_apply(one_op_calls):
     assert len(seen) == 3 + 8 and len(one_op_calls) == 1
     tin(x)
     assert len(one_op_calls) == 2
+
+
+def test_without_torchs_hook_registries_the_steps_are_composed(one_op_calls, monkeypatch):
+    """Where the one-op path cannot see torch's (private) hook registries it composes the steps,
+    which call the nets with public module calls: the same values and gradients as the one op."""
+    from tinlib.models import temporal
+
+    torch.manual_seed(6)
+    tin = _spread_tin(32, 4, "adjoint")
+    x = torch.randn(8, 32, 3, 5, dtype=torch.float64)
+    grad_y = torch.randn_like(x)
+    fused = _run(tin, x, grad_y)
+    assert len(one_op_calls) == 1
+    monkeypatch.setattr(temporal, "HOOKS_VISIBLE", False)
+    composed = _run(tin, x, grad_y)
+    assert len(one_op_calls) == 1
+    for got, want in zip(composed, fused):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("grad", ["adjoint", "mmcv"])

@@ -255,18 +255,16 @@ def test_backward_computes_only_the_requested_gradients(monkeypatch):
 def test_eager_parameter_gradients_without_the_private_aten_op(monkeypatch, how):
     """The eager backend's offset/weight gradients use a private aten op when it works, public
     ops otherwise; both give the composite form's gradients."""
-    if how == "op missing":
-        monkeypatch.setattr(eager, "_HAS_FUSED_DOTS", False)
+    from tinlib.ops import _common
 
-        def unreachable(*args):
+    def no_kernel(*args):
+        if how == "op missing":
             raise AssertionError("the fused path ran although the op is reported missing")
+        raise NotImplementedError("no kernel for this device")
 
-        monkeypatch.setattr(eager, "_pair_bags", unreachable)
-    else:
-        def no_kernel(*args):
-            raise NotImplementedError("no kernel for this device")
-
-        monkeypatch.setattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward", no_kernel)
+    if how == "op missing":
+        monkeypatch.setattr(_common, "FUSED_DOTS", False)
+    monkeypatch.setattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward", no_kernel)
     x, offset, weight = fractional_case()
     grad_out = torch.randn_like(x)
     leaves = [t.clone().requires_grad_() for t in (offset, weight)]

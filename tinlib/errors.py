@@ -1,8 +1,6 @@
-"""The one base class for problems the user can fix (bad input, missing files, wrong settings).
-
-Command-line entry points print such an error as one line (the message says what is wrong and
-what to do) and exit with ``exit_code``; any other exception is a bug and keeps its traceback.
-"""
+"""The one base class for problems the user can fix (bad input, missing files, wrong settings). The
+command lines print one as a single line (what is wrong, what to do) and exit with ``exit_code``;
+any other exception is a bug and keeps its traceback."""
 from __future__ import annotations
 
 

@@ -1,8 +1,5 @@
-"""ONNX export of TIN, TSM and TSN recognizers (``tinlib export CONFIG CHECKPOINT OUT.onnx``).
-
-The interlace is exported through its composite form (floor, gather, where, mul, add), so the
-ONNX graph holds only standard operators and computes the offsets from its input at run time.
-"""
+"""ONNX export of TIN, TSM and TSN recognizers (``tinlib export CONFIG CHECKPOINT OUT.onnx``). The
+interlace goes through its composite form, so the graph holds only standard operators."""
 from __future__ import annotations
 
 import os

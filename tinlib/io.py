@@ -1,13 +1,7 @@
-"""Atomic file writes: a crash or a full disk mid-write never leaves a half-written checkpoint or
-result file, only the previous one (or none).
-
-Each write goes to a temporary file beside the target, which is flushed and fsynced, then renamed
-over the target (an atomic step on POSIX and Windows); the folder is fsynced too where the
-system allows it, so that the rename survives a power cut. On any error the temporary file is
-removed and the target is left as it was. A process killed mid-write (``kill -9``) cannot clean
-up: its temporary file is removed by the next write of the same target on the same host.
-:func:`sha256_of` is the package's one file hash (released checkpoints, downloads, records).
-"""
+"""Atomic file writes: a crash or a full disk mid-write leaves the previous file (or none), never a
+half-written checkpoint or result. Each write goes to a fsynced temporary file beside the target,
+renamed over it; a temporary left by a killed process is removed by the next write of that target.
+:func:`sha256_of` is the package's one file hash."""
 from __future__ import annotations
 
 import errno

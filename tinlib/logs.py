@@ -1,9 +1,6 @@
-"""Logging for tinlib: one logger per module (``logging.getLogger(__name__)``), set up once.
-
-Library modules only call ``logging.getLogger(__name__)``; the command-line entry points call
-:func:`setup_logging`. Under torchrun only rank 0 prints INFO lines (every rank prints warnings
-and errors, prefixed with its rank) so that 8 processes do not print every line 8 times.
-"""
+"""Logging for tinlib: modules call ``logging.getLogger(__name__)``, the entry points
+:func:`setup_logging`. Under torchrun only rank 0 prints INFO lines (every rank prints warnings and
+errors, prefixed with its rank), so that 8 processes do not print every line 8 times."""
 from __future__ import annotations
 
 import logging

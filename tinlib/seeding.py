@@ -1,12 +1,6 @@
-"""Seeds and random-number-generator state: one formula for every seed a run derives.
-
-A run has one integer seed. Everything random derives its seed from it with :func:`derive_seed`
-and the position it applies to (epoch, rank, iteration, worker), so a run is reproducible and
-every position can be recomputed after a resume without replaying what came before.
-
-It sits below ``tinlib.data`` and ``tinlib.engine``: the data loaders seed their workers with it,
-the engine the model, the iterations and the checkpoints' RNG state.
-"""
+"""Seeds and RNG state: a run has one seed, and everything random derives its own from it with
+:func:`derive_seed` and its position (epoch, rank, iteration, worker), so every position can be
+recomputed after a resume without replaying what came before."""
 from __future__ import annotations
 
 import os

@@ -1,25 +1,15 @@
 """CPU demo: TIN ResNet-18 from scratch on the embedded synthetic dataset (sthv1 layout).
 
-Write the data first (``make demo`` does; by hand ``tinlib prepare synthetic --out
-data/synthetic/sthv1 --height 40``) and point ``data.root`` at it if it lives elsewhere.
-Validation during training (and the best checkpoint) uses the val split; ``tinlib test``
-evaluates on the held-out test split, videos that neither training nor checkpoint selection saw
-(20 per class each with the ``demo`` size).
-
-Sized for ``make demo`` on two CPU cores (the three demo models train side by side, one torch thread
-each there; on more cores each takes its share, up to 4): a ResNet-18 at half width (stages of 32,
-64, 128, 256 channels, 2.8M parameters instead of 11.2M), frames 40 pixels high resized to 30,
-random 24x24 crops (no scale jitter), 8 segments, 16 videos per batch, 16 epochs, validation after
-epochs 8 and 16. At this input the last stage runs 3x3 convolutions on 1x1 maps, whose backward pass
-is slow on CPUs without AVX-512; halving the width makes a step about 5x cheaper there (3x with
-AVX-512) and the synthetic classes need no more capacity: with 16 epochs TIN reaches 95-96 % top-1
-on the test split (two seeds), more than the full-width net did with 12. Fewer stages do not work at
-24 pixels (three stages: 41 % top-1). Without ImageNet weights SGD at this budget stays on the loss
-plateau that training from scratch starts on; AdamW (same parameter groups, no fc lr x5) leaves it
-after a few epochs. Warmup over 2 epochs from 0.04 x lr, then cosine by iteration to 0. The lr is
-stated for that batch on one process (``ref_gpus=1``, ``ref_videos_per_gpu=16``): more processes
-scale it by the linear rule.
-"""
+``make demo`` writes the data (by hand: ``tinlib prepare synthetic --out data/synthetic/sthv1
+--height 40``). Validation and the best checkpoint use the val split; ``tinlib test`` the held-out
+test split (20 videos per class each). Sized for two CPU cores, the three demo models side by side:
+- half width (stages of 32..256 channels, 2.8M parameters): at 24x24 crops the last stage runs 3x3
+  convs on 1x1 maps, whose backward is slow without AVX-512; a step is 3-5x cheaper and the
+  synthetic classes need no more (TIN: 95-96 % top-1 after 16 epochs, two seeds);
+- four stages (three reach 41 % at 24 pixels); frames 40 high, resized to 30, 24x24 crops;
+- AdamW: SGD from scratch stays on the initial loss plateau at this budget; warmup over 2 epochs
+  from 0.04 x lr, then cosine by iteration. The lr is for 16 videos on one process (``ref_gpus=1``):
+  more processes scale it by the linear rule."""
 
 CONFIG = dict(
     description="Demo: TIN R18 1x1x8 on the synthetic temporal dataset, CPU-sized",

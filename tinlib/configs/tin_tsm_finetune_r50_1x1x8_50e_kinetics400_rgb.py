@@ -1,13 +1,11 @@
 """TIN ResNet-50 fine-tuned from TSM-K400, 8 segments, 50 epochs, Kinetics-400 (MMAction2 0.x zoo row).
 
-Recipe (MMAction2 0.x config of this name): ImageNet init, then the TSM-K400 checkpoint loaded non-strictly (MMAction2
-skips TSM's block conv1 weights because their names do not match TIN's: ``tsm_conv1="skip"``;
-set ``model.tsm_conv1=transfer`` to move them); SGD lr 0.01 for 8 GPUs x 6 videos, wd 1e-4,
-fc_lr5, clip 20; step decay x0.1 at epochs 20 and 40, no warmup; flip 0.5; dropout 0.5;
-validation every 5 epochs. ``model.load_from`` names MMAction2's published TSM-K400 checkpoint: it is
-downloaded into torch's hub cache on first use (offline: ``tinlib fetch tsm_r50_1x1x8_50e_kinetics400_rgb``
-says where to put the file).
-"""
+Recipe (MMAction2 0.x config of this name): ImageNet init, then the TSM-K400 checkpoint
+(``model.load_from``, fetched into torch's hub cache; offline, ``tinlib fetch
+tsm_r50_1x1x8_50e_kinetics400_rgb`` says where it goes) loaded non-strictly: TSM's block conv1
+weights are skipped as MMAction2 does (``tsm_conv1="skip"``; ``transfer`` moves them); SGD lr 0.01
+for 8 GPUs x 6 videos, wd 1e-4, fc_lr5, clip 20; step decay x0.1 at epochs 20 and 40, no warmup;
+flip 0.5; dropout 0.5; validation every 5 epochs."""
 from tinlib.config import merge
 from tinlib.configs.tin_r50_1x1x8_40e_sthv1_rgb import CONFIG as _STHV1
 

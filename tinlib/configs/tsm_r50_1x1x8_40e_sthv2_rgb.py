@@ -1,6 +1,5 @@
-"""TSM ResNet-50 baseline with TIN's sthv2 recipe: same data, schedule, optimizer and head as
-tin_r50_1x1x8_40e_sthv2_rgb, only the temporal module differs (a baseline for this kit, not an
-MMAction2 zoo row; MMAction2's own TSM configs use other schedules)."""
+"""TSM ResNet-50 baseline on TIN's sthv2 recipe: tin_r50_1x1x8_40e_sthv2_rgb with only the temporal
+module changed (a baseline of this kit, not an MMAction2 zoo row)."""
 from tinlib.config import merge
 from tinlib.configs.tin_r50_1x1x8_40e_sthv2_rgb import CONFIG as _TIN
 

@@ -1,6 +1,5 @@
-"""TSN ResNet-50 baseline with TIN's sthv1 recipe: same data, schedule, optimizer and head as
-tin_r50_1x1x8_40e_sthv1_rgb, only the temporal module differs (a baseline for this kit, not an
-MMAction2 zoo row; MMAction2's own TSN configs use other schedules)."""
+"""TSN ResNet-50 baseline on TIN's sthv1 recipe: tin_r50_1x1x8_40e_sthv1_rgb with only the temporal
+module changed (a baseline of this kit, not an MMAction2 zoo row)."""
 from tinlib.config import merge
 from tinlib.configs.tin_r50_1x1x8_40e_sthv1_rgb import CONFIG as _TIN
 

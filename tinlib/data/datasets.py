@@ -1,16 +1,9 @@
 """Clip datasets over MMAction2 lists: ``RawframeDataset`` (JPEG folders) and ``VideoDataset``.
 
-An item is ``(clip, label)``: ``clip`` float32 ``[V * T, 3, H, W]`` normalized, frames of one view
-consecutive and in temporal order (what TIN/TSM's ``view(N, T, ...)`` relies on), views ordered
-crop-major then clip; ``label`` an int. ``V = 1`` in training and
-``num_clips * (2 if twice_sample) * crops`` in testing (crops: center 1, three 3, ten 10).
-
-Bad samples (a video or frame that cannot be read): by default the item raises ``DataError``
-naming the sample, its list line and file. With ``skip_bad_samples`` a training item is replaced by
-the next readable sample (batches keep their size), and a test-mode item is left out: it comes back
-as a :class:`SkippedSample` that the evaluation drops, so no video is scored twice. Either way the
-skip is logged and recorded (``dataset.skipped_samples()``, all loader workers together).
-"""
+An item is ``(clip [V*T, 3, H, W] float32 normalized, label)``, the frames of a view consecutive
+(what TIN/TSM's ``view(N, T, ...)`` relies on), views crop-major. A bad sample raises ``DataError``
+naming it, or with ``skip_bad_samples`` is replaced by the next readable one (training) or returned
+as a :class:`SkippedSample` that the evaluation drops; skips are logged and recorded."""
 from __future__ import annotations
 
 import dataclasses

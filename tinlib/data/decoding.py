@@ -1,9 +1,6 @@
-"""Frame decoding: JPEG frame folders (OpenCV) and video files (decord, PyAV as the fallback).
-
-Every decoder returns RGB uint8 frames ``[N, H, W, 3]`` and raises ``DecodeError`` naming the
-file when something cannot be read. Video readers are opened per call (i.e. inside each
-DataLoader worker, never in the parent process), as MMAction2's DecordInit does.
-"""
+"""Frame decoding: JPEG frame folders (OpenCV) and video files (decord, PyAV as the fallback), as RGB
+uint8 frames ``[N, H, W, 3]``; what cannot be read raises ``DecodeError`` naming the file. Video
+readers are opened per call, i.e. inside each DataLoader worker, never in the parent process."""
 from __future__ import annotations
 
 import logging

@@ -1,26 +1,12 @@
-"""The one DataLoader stack of tinlib: training, validation, testing and the tests all use it.
+"""The one DataLoader stack of tinlib (training, validation, testing, the tests); batches are
+``(clips [B, V*T, 3, H, W], labels [B])``.
 
-Batches are ``(clips [B, V*T, 3, H, W], labels [B])``.
-
-Reproducibility, given ``seed``:
-
-- order: with ``shuffle`` the samples of epoch ``e`` are ``torch.randperm`` drawn from a generator
-  seeded with ``seed + e`` (``DistributedSampler``'s rule), sharded over the processes (process
-  ``r`` of ``W`` takes positions ``r, r + W, ...``, padded by repetition to equal lengths); without
-  ``shuffle`` every process takes every W-th sample in dataset order, without padding.
-- augmentation: tinlib datasets draw item ``i``'s random choices from ``(seed, e, i)`` (see
-  ``tinlib.data.ClipDataset``), so the pixels do not depend on the number of workers.
-- workers: at every epoch the loader's generator is seeded with ``derive_seed(seed, e, rank, 2)``;
-  torch gives worker ``w`` the torch seed ``base + w`` with ``base`` drawn from that generator, and
-  :func:`seed_worker` seeds python's and numpy's global RNGs from it.
-
-``loader.set_epoch(e)`` selects the epoch (as with ``DistributedSampler``); without it, each new
-pass over the loader moves to the next epoch.
-
-A :class:`tinlib.errors.UserError` raised in a worker process (a ``DecodeError`` naming the bad
-sample, say) comes out of the loader as the same error with the worker's one-line message; torch
-would put the worker's traceback into the message (it stays reachable as ``__cause__``).
-"""
+Reproducible given ``seed``: epoch ``e``'s order is ``torch.randperm`` seeded with ``seed + e``
+(``DistributedSampler``'s rule), process ``r`` of ``W`` taking positions ``r, r + W, ...`` (padded by
+repetition when shuffled); item ``i``'s augmentation draws from ``(seed, e, i)``, whatever the workers;
+the workers' RNGs derive from ``derive_seed(seed, e, rank, 2)`` (:func:`seed_worker`).
+``loader.set_epoch(e)`` selects the epoch, else each pass moves to the next. A
+:class:`tinlib.errors.UserError` in a worker comes out as the same error with its one-line message."""
 from __future__ import annotations
 
 import itertools

@@ -1,10 +1,6 @@
-"""Temporal sampling: which frames of a video a clip is made of.
-
-``sample_frames`` reproduces MMAction2's ``SampleFrames`` (out-of-bound mode ``loop``, no temporal
-jitter) and returns **0-based** frame indices; the decoders add the dataset's ``start_index``
-(1 for rawframe folders, 0 for videos). ``sample_views`` arranges the indices of several
-temporal views (test-time clips) the way the datasets feed them to a recognizer.
-"""
+"""Temporal sampling: which frames of a video a clip is made of. ``sample_frames`` is MMAction2's
+``SampleFrames`` (0-based indices; the decoders add the dataset's ``start_index``), ``sample_views``
+arranges several test-time views the way the datasets feed them to a recognizer."""
 from __future__ import annotations
 
 import numpy as np

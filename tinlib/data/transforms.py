@@ -1,11 +1,7 @@
-"""Spatial transforms on clips with MMAction2's semantics (one draw per clip, same crop for every frame).
-
-A clip is a uint8 RGB array ``[T, H, W, 3]`` whose frames share one size. Sizes follow OpenCV's
-``(w, h)`` order where noted. Random choices take a ``numpy.random.Generator``.
-
-Train: ``Resize(-1, scale_size) -> MultiScaleCrop -> Resize(input_size, input_size) -> [Flip] ->
-Normalize``; test: ``Resize(-1, scale_size) -> CenterCrop | ThreeCrop | TenCrop -> Normalize``.
-"""
+"""Spatial transforms with MMAction2's semantics, on clips ``[T, H, W, 3]`` uint8 RGB (one random
+draw per clip, from a ``numpy.random.Generator``; sizes in OpenCV's ``(w, h)`` order where noted).
+Train: ``Resize -> MultiScaleCrop -> Resize -> [Flip] -> Normalize``; test: ``Resize -> CenterCrop |
+ThreeCrop | TenCrop -> Normalize``."""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,10 +1,5 @@
-"""Effective memory bandwidth of the interlace op on a GPU, and the GPU's peak from its datasheet.
-
-Effective bandwidth = the bytes the op must move at least / its time. The forward reads x and
-writes out (2 x the tensor); the backward (what training runs: all three gradients) reads
-grad_out and x and writes grad_x (3 x the tensor); offsets and weights add a few bytes. A kernel
-that reads a tensor twice still counts it once, so this is the number to compare with the peak.
-"""
+"""Effective memory bandwidth of the interlace op on a GPU (the bytes it must move at least, divided
+by its time: 2 x the tensor forward, 3 x backward), beside the GPU's datasheet peak."""
 from __future__ import annotations
 
 import re

@@ -1,14 +1,6 @@
-"""Correctness of TIN's temporal module as one op (:mod:`tinlib.ops.tin_block`) on the CPU.
-
-``TemporalInterlace`` runs the whole module (pooling, OffsetNet, WeightNet, interlace,
-pass-through channels) as one fused op for contiguous float32/float64 CPU input on the eager
-backend: that op, not the interlace op alone, is what a training on the CPU runs. This check
-calls it (:func:`tinlib.ops.tin_block.temporal_interlace_block`) in float32 on the block inputs
-of TIN-R50's four stages and compares its output, its gradient in x and the gradients of the
-nets' parameters with the module's composed steps (separate autograd steps: the nets, the
-interlace op and the concatenation) evaluated in float64 on the same values: the inputs and
-parameters are drawn, rounded to float32, and the reference sees exactly those values in float64.
-"""
+"""Correctness of TIN's temporal module as one op (:mod:`tinlib.ops.tin_block`, what CPU training
+runs): output and gradients in float32 at TIN-R50's four stages, against the composed steps in
+float64 on the same (float32-rounded) values."""
 from __future__ import annotations
 
 import copy

@@ -1,10 +1,5 @@
-"""The frame decoders a dataset uses, on a small video the doctor writes itself.
-
-decord and PyAV decode videos (Something-Something V2 .webm, Kinetics .mp4), OpenCV decodes
-JPEG frame folders (Something-Something V1, extracted frames). Each is run through tinlib's
-own decoding functions and must return every frame, at the written size, in RGB order, close
-to the pixels written (lossy codecs change them by a few levels).
-"""
+"""The frame decoders (decord, PyAV, OpenCV) through tinlib's decoding functions, on a small video
+the doctor writes itself: every frame, at the written size, RGB, close to the written pixels."""
 from __future__ import annotations
 
 import tempfile

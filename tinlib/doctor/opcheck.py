@@ -1,11 +1,6 @@
-"""Correctness of the interlace op at the shapes TIN-R50 gives it, per device, backend and dtype.
-
-Each backend's forward and backward are compared with ``interlace_composite`` (the op's
-definition in standard PyTorch) evaluated in float64 on the same inputs: the inputs are drawn,
-rounded to the dtype under test, and the reference sees exactly those rounded values in float64.
-The difference measured is therefore only the op's own error (rounding of its float32 compute
-and of its results to the dtype), and the tolerance can be tight.
-"""
+"""Correctness of the interlace op at TIN-R50's shapes per device, backend and dtype: forward and
+backward against ``interlace_composite`` in float64 on the same rounded inputs, so the difference is
+the op's own rounding error and the tolerance can be tight."""
 from __future__ import annotations
 
 import importlib.util

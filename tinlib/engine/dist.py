@@ -1,9 +1,5 @@
-"""Process groups under torchrun, and the few collectives the engine needs.
-
-One process per device. ``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (and the
-rendezvous variables); without them the run is a single process and no group is created.
-NCCL is used on CUDA, gloo on the CPU. Only rank 0 writes files.
-"""
+"""Process groups under torchrun (one process per device; NCCL on CUDA, gloo on the CPU; none when
+``RANK``/``WORLD_SIZE`` are unset) and the few collectives the engine needs. Only rank 0 writes files."""
 from __future__ import annotations
 
 import os

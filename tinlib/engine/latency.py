@@ -1,24 +1,18 @@
 """Inference time per video, FLOPs, parameters and training GPU memory (``tinlib latency``).
 
-Method (MMAction2 0.x ``tools/analysis/benchmark.py``): random weights, eval mode,
-one video per batch with the test sampling of the config (``[1, V*T, 3, S, S]``), no data loading.
-Each iteration synchronizes CUDA, starts the clock, copies the clip to the device, runs the test
-forward (backbone, head, view averaging) under ``no_grad``, copies the scores back, synchronizes
-and stops. The first ``--warmup`` iterations (5) are dropped; the result is the mean over the next
-``--iters``. ``fps_mmaction2`` repeats MMAction2's formula, which counts the last iteration twice.
+Time: MMAction2 0.x ``tools/analysis/benchmark.py``'s method: random weights, eval mode, one video
+``[1, V*T, 3, S, S]`` of the config's test sampling, no data loading; each iteration times copy in,
+test forward under ``no_grad`` and copy out between CUDA syncs; the first ``--warmup`` (5) are
+dropped, the mean of the next ``--iters`` kept. ``fps_mmaction2`` repeats MMAction2's formula, which
+counts the last iteration twice.
 
-FLOPs (one video of T frames, ``model(x)`` = backbone + head, no softmax; the model zoo's
-figures are mmcv 0.x ``get_model_complexity_info`` counts of this forward at 8 x 224 x 224):
-- ``flops_torch``: ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add;
-  convolutions and matrix products only), and ``macs_torch`` = half of it;
-- ``flops_mmcv``: mmcv ``get_model_complexity_info``'s counting rules re-implemented with
-  forward hooks (conv multiply-adds + one per output for a bias, Linear input numel x outputs,
-  BN 2 x input numel, ReLU output numel, pooling input numel; sigmoid, means, the shift/interlace
-  op and element-wise arithmetic not counted): the unit of the model-zoo "FLOPs" column.
-
-``train_gpu_mem_mib`` (CUDA only): peak ``torch.cuda.max_memory_allocated`` over a few training
-iterations at the config's videos per GPU, the zoo's ``gpu_mem(M)`` column.
-"""
+FLOPs of ``model(x)`` for one video (the zoo's figures are mmcv 0.x ``get_model_complexity_info`` at
+8 x 224 x 224): ``flops_torch`` from ``FlopCounterMode`` (2 per multiply-add, convs and matmuls only;
+``macs_torch`` is half); ``flops_mmcv`` re-implements mmcv's rules with forward hooks (conv
+multiply-adds + one per output for a bias, Linear input numel x outputs, BN 2 x input numel, ReLU and
+pooling their numel; sigmoid, means, the interlace and element-wise arithmetic not counted).
+``train_gpu_mem_mib`` (CUDA): peak ``max_memory_allocated`` over a few training steps at the
+config's videos per GPU (the zoo's ``gpu_mem(M)``)."""
 from __future__ import annotations
 
 import logging

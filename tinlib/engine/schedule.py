@@ -1,21 +1,13 @@
-"""Learning-rate schedules with mmcv 0.x semantics (its ``LrUpdaterHook``s), as pure functions of the position.
+"""Learning-rate schedules with mmcv 0.x semantics (its ``LrUpdaterHook``s), as pure functions of the
+position ``(epoch, inner_iter)`` (0-based; ``iters_per_epoch`` is the per-process loader length).
+Each parameter group's base lr maps to:
 
-Positions are ``(epoch, inner_iter)``, both 0-based; ``iters_per_epoch`` is the per-process loader
-length. Every parameter group has its own base lr (the group multiplier applied to the scaled lr);
-the schedule maps a base to the lr in force at a position:
-
-- cosine: ``target + 0.5 (base - target)(1 + cos(pi p / P))`` with ``target = base x min_lr_ratio``
-  (or the absolute ``min_lr``); ``p/P`` = epoch/epochs (constant within an epoch) when
-  ``by_epoch``, else global_iter/total_iters. The warmup is not subtracted from ``p``.
-- step: ``base x gamma^(number of milestones <= progress)``.
-- fixed: ``base``.
-- warmup over ``W`` iterations (``warmup_epochs x iters_per_epoch`` or ``warmup_iters``), applied
-  on top of the regular value while ``global_iter < W``: linear ``ratio + (1 - ratio) i/W``,
-  constant ``ratio``, exp ``ratio^(1 - i/W)``.
-
-So sthv1's epoch-wise cosine with ``min_lr_ratio=0.5`` over 40 epochs gives 0.5008 x base in the
-last epoch, not 0.
-"""
+- cosine: ``target + 0.5 (base - target)(1 + cos(pi p / P))``, ``target = base x min_lr_ratio`` (or
+  ``min_lr``), ``p/P`` = epoch/epochs when ``by_epoch``, else global_iter/total_iters (warmup
+  included), so sthv1's cosine by epoch to 0.5 x base is at 0.5008 x base in the last epoch;
+- step: ``base x gamma^(milestones passed)``; fixed: ``base``;
+- times the warmup while ``global_iter < W`` (``warmup_epochs x iters_per_epoch`` or
+  ``warmup_iters``): linear ``ratio + (1 - ratio) i/W``, constant ``ratio``, exp ``ratio^(1 - i/W)``."""
 from __future__ import annotations
 
 import math

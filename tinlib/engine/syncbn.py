@@ -1,11 +1,6 @@
-"""Synchronized batch norm for every backend.
-
-On CUDA the engine uses ``torch.nn.SyncBatchNorm``; PyTorch's version refuses CPU tensors, so for
-gloo (CPU) runs :class:`GroupBatchNorm2d` computes the batch statistics over all processes with
-differentiable all-reduces. Its forward and backward equal those of one ``BatchNorm2d`` over the
-union of the per-process batches, which is what makes N processes match 1 process with the same
-global batch.
-"""
+"""Synchronized batch norm on the CPU: ``torch.nn.SyncBatchNorm`` refuses CPU tensors, so for gloo runs
+:class:`GroupBatchNorm2d` all-reduces the batch statistics differentiably; forward and backward equal
+one ``BatchNorm2d`` over the union of the per-process batches (N processes match 1 with that batch)."""
 from __future__ import annotations
 
 import torch

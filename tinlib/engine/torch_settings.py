@@ -1,6 +1,5 @@
-"""Process-wide torch settings of a run (CPU threads, deterministic algorithms, cuDNN autotuning),
-set for the duration of the run and restored afterwards, so that training or evaluating in a
-notebook kernel does not change what the kernel does next."""
+"""Process-wide torch settings of a run (CPU threads, deterministic algorithms, cuDNN autotuning), set
+for the run and restored afterwards, so that a run in a notebook kernel leaves the kernel as it was."""
 from __future__ import annotations
 
 import os

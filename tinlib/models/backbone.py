@@ -19,8 +19,22 @@ TEMPORAL_KINDS = ("tin", "tsm", "tsn")
 DEFAULT_SHIFT_DIV = {"tin": 4, "tsm": 8}
 
 
-class ResNetBackbone(tv_resnet.ResNet):
-    """torchvision's ResNet without its pooling and classifier; returns the last feature map.
+def _stage(block: type[tv_resnet.BasicBlock | tv_resnet.Bottleneck], in_channels: int, planes: int, blocks: int,
+           stride: int) -> nn.Sequential:
+    """One ResNet stage as torchvision builds it: ``blocks`` residual blocks of width ``planes``, the
+    first with the stride and, where the shape changes, a 1x1 conv + BN shortcut (``downsample``)."""
+    out_channels = planes * block.expansion
+    shortcut = None
+    if stride != 1 or in_channels != out_channels:
+        shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                                 nn.BatchNorm2d(out_channels))
+    return nn.Sequential(block(in_channels, planes, stride, shortcut),
+                         *(block(out_channels, planes) for _ in range(1, blocks)))
+
+
+class ResNetBackbone(nn.Module):
+    """torchvision's ResNet trunk (stem and stages, no pooling or classifier), built from its
+    public blocks at any width; returns the last feature map.
 
     Parameter names are torchvision's (``conv1``, ``bn1``, ``layerL.B.convK``, ``downsample.0``),
     except that a block's ``conv1`` becomes ``conv1.conv`` (+ ``conv1.temporal`` for TIN) when a
@@ -36,31 +50,30 @@ class ResNetBackbone(tv_resnet.ResNet):
     """
 
     def __init__(self, depth: int = 50, base_channels: int = 64, num_stages: int = 4):
+        super().__init__()
         if depth not in DEPTHS:
             raise ValueError(f"ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
         if not 1 <= num_stages <= 4:
             raise ValueError(f"num_stages must be 1, 2, 3 or 4, got {num_stages}")
         if base_channels < 1:
             raise ValueError(f"base_channels must be positive, got {base_channels}")
-        block, layers = DEPTHS[depth]
-        self.base_channels = base_channels
-        super().__init__(block, layers)
-        self.depth, self.num_stages = depth, num_stages
-        del self.avgpool, self.fc
-        if base_channels != 64:
-            # torchvision's stem is 64 wide whatever the stages are; rebuild it with its own init
-            self.conv1 = nn.Conv2d(3, base_channels, kernel_size=7, stride=2, padding=3, bias=False)
-            self.bn1 = nn.BatchNorm2d(base_channels)
-            nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
-        for index in range(num_stages + 1, 5):
-            delattr(self, f"layer{index}")
-
-    def _make_layer(self, block: type[tv_resnet.BasicBlock | tv_resnet.Bottleneck], planes: int, blocks: int,
-                    stride: int = 1, dilate: bool = False) -> nn.Sequential:
-        # torchvision calls this with planes 64, 128, 256, 512 after setting the stem width to 64
-        if planes == 64:
-            self.inplanes = self.base_channels
-        return super()._make_layer(block, planes * self.base_channels // 64, blocks, stride, dilate)
+        block, blocks_per_stage = DEPTHS[depth]
+        self.depth, self.base_channels, self.num_stages = depth, base_channels, num_stages
+        self.conv1 = nn.Conv2d(3, base_channels, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(base_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        channels = base_channels
+        for index, blocks in enumerate(blocks_per_stage[:num_stages]):
+            planes = base_channels * 2 ** index
+            self.add_module(f"layer{index + 1}", _stage(block, channels, planes, blocks, 1 if index == 0 else 2))
+            channels = planes * block.expansion
+        for module in self.modules():  # torchvision's initialization
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
 
     def stages(self) -> list[nn.Sequential]:
         """``layer1`` .. ``layer{num_stages}``, in forward order."""

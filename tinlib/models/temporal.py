@@ -1,12 +1,8 @@
-"""Temporal modules that TIN and TSM put in front of the first conv of every residual block.
-
-All of them work on frames stacked on the batch axis, ``x: [N*T, C, H, W]`` with the T segments
-of one video consecutive and in temporal order, and return the same shape.
-"""
+"""Temporal modules that TIN and TSM put in front of the first conv of every residual block, on frames
+stacked on the batch axis, ``x: [N*T, C, H, W]`` (a video's T segments consecutive and in order)."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import torch
 from torch import nn
@@ -59,13 +55,21 @@ class WeightNet(nn.Module):
         return 2.0 * torch.sigmoid(self.conv(pooled)).transpose(1, 2)
 
 
-# nn.Module's registries of global hooks (dicts, filled in place by register_module_*_hook)
-_GLOBAL_HOOKS = tuple(getattr(module_hooks, f"_global_{kind}", {}) for kind in (
-    "forward_hooks", "forward_pre_hooks", "backward_hooks", "backward_pre_hooks"))
+# nn.Module has no public way to ask whether calling a module runs hooks. The one-op path (which
+# does not call the nets) reads torch's registries where this torch keeps them: the global ones of
+# torch.nn.modules.module and each module's own dicts. Elsewhere it cannot tell, and the steps are
+# composed: they call the nets, so any hook runs.
+_HOOK_KINDS = ("forward_hooks", "forward_pre_hooks", "backward_hooks", "backward_pre_hooks")
+_GLOBAL_HOOKS = tuple(getattr(module_hooks, f"_global_{kind}", None) for kind in _HOOK_KINDS)
+HOOKS_VISIBLE = (all(isinstance(hooks, dict) for hooks in _GLOBAL_HOOKS)
+                 and all(isinstance(getattr(nn.Module(), f"_{kind}", None), dict) for kind in _HOOK_KINDS))
 
 
 def _hooked(*modules: nn.Module) -> bool:
-    """Whether calling these modules would run hooks (theirs or global module hooks)."""
+    """Whether calling these modules would (or, where torch's hook registries are not visible, might)
+    run hooks, theirs or global module hooks."""
+    if not HOOKS_VISIBLE:
+        return True
     return any(_GLOBAL_HOOKS) or any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
                                      or m._backward_pre_hooks for m in modules)
 
@@ -116,22 +120,15 @@ class TemporalInterlace(nn.Module):
         the stock nets without hooks (the op does not call them), x float32/float64, contiguous,
         on the CPU like the nets' parameters, the eager backend, no autocast, no export (which
         wants standard operators); else None (compose the steps). GPUs keep the composed steps,
-        whose op has the Triton kernels; the one op has been measured and tested on the CPU only.
-
-        Written for speed (plain dict lookups instead of nn.Module attribute access, the common
-        CPU case of the backend choice first): at the late stages the module's tensors are small
-        and this check was a visible share of its time."""
-        modules: dict[str, Any] = self._modules
-        offset_net, weight_net = modules["offset_net"], modules["weight_net"]
+        whose op has the Triton kernels; the one op has been measured and tested on the CPU only."""
+        offset_net, weight_net = self.offset_net, self.weight_net
         if type(offset_net) is not OffsetNet or type(weight_net) is not WeightNet or not self._rows_fit:
             return None
-        offset_layers: dict[str, Any] = offset_net._modules
-        weight_layers: dict[str, Any] = weight_net._modules
-        layers = (offset_layers["conv"], offset_layers["fc1"], offset_layers["fc2"], weight_layers["conv"])
-        if _hooked(offset_net, weight_net, *layers):
+        conv, fc1, fc2, weight_conv = offset_net.conv, offset_net.fc1, offset_net.fc2, weight_net.conv
+        if _hooked(offset_net, weight_net, conv, fc1, fc2, weight_conv) or conv.bias is None \
+                or weight_conv.bias is None:
             return None
-        conv, fc1, fc2, weight_conv = (layer._parameters for layer in layers)
-        first = conv["weight"]
+        first = conv.weight
         if (x.dtype is not first.dtype or x.dtype not in _BLOCK_DTYPES or not x.is_cpu or not first.is_cpu
                 or not x.is_contiguous() or x.numel() == 0):
             return None
@@ -142,8 +139,8 @@ class TemporalInterlace(nn.Module):
         if not (backend == "reference" or (backend == "auto" and not os.environ.get(ops.BACKEND_ENV))
                 or ops.resolve_backend(backend, x) == "reference"):
             return None
-        return tin_block.NetParams(first, conv["bias"], fc1["weight"], fc1["bias"], fc2["weight"], fc2["bias"],
-                                   weight_conv["weight"], weight_conv["bias"])
+        return tin_block.NetParams(first, conv.bias, fc1.weight, fc1.bias, fc2.weight, fc2.bias, weight_conv.weight,
+                                   weight_conv.bias)
 
     def _composed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The module as separate autograd steps: x [N*T, C, H, W] -> (y, offsets [N, 2], weights [N, T, 2])."""

@@ -32,6 +32,30 @@ def split_offsets(offset: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype
     return k.to(torch.int64), f, weight.detach().to(dtype).contiguous()
 
 
+# The gradient of embedding_bag's per-sample weights is exactly these dot products, in one fused
+# pass, but it is a private aten op: where this PyTorch lacks it, or it has no kernel for the device,
+# public ops give the same values with a temporary twice the size of the rows read.
+FUSED_DOTS = hasattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward")
+
+
+def pair_dots(grad: torch.Tensor, table: torch.Tensor, rows: torch.Tensor, entry_bags: torch.Tensor,
+              pair_starts: torch.Tensor) -> torch.Tensor:
+    """Dot products of gradient rows with pairs of table rows.
+
+    grad: [B, D]; table: [R, D]; rows: [2P] int64 table rows, read in pairs; entry_bags: [2P] int64,
+    the grad row of each entry (the same for both entries of a pair); pair_starts: [P] = 0, 2, 4, ...
+    -> [2P], entry e = <grad[entry_bags[e]], table[rows[e]]>.
+    """
+    if FUSED_DOTS:
+        try:
+            return torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                grad, table, rows, pair_starts, entry_bags, 0, -1)
+        except NotImplementedError:  # no kernel for this device
+            pass
+    sources = table.index_select(0, rows).view(-1, 2, table.shape[1])
+    return torch.bmm(sources, grad.index_select(0, entry_bags[::2]).unsqueeze(-1)).view(-1)
+
+
 def param_grads(dots: torch.Tensor, f: torch.Tensor, w: torch.Tensor):
     """Offset and weight gradients from per-row dot products.
 

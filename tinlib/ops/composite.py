@@ -1,9 +1,5 @@
-"""The interlace op as a few lines of standard PyTorch: its documented semantics.
-
-This is the form to read first, and the fallback: ONNX export runs it (floor, gather, where,
-mul, add are all standard ONNX operators), and the tests use it as the oracle for the faster
-backends (`eager.py`, `triton_kernels.py`), which compute the same function.
-"""
+"""The interlace op in a few lines of standard PyTorch: its documented semantics and the form to read
+first, the ONNX export path (standard operators only) and the tests' oracle for the faster backends."""
 from __future__ import annotations
 
 import torch

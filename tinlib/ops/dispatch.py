@@ -1,18 +1,8 @@
-"""Public entry points of the interlace op: argument checks, backend choice, torch.library ops.
-
-`tinlib::interlace` and `tinlib::interlace_backward` are torch.library custom ops with fake
-(meta) implementations and an autograd formula, so torch.compile traces models through them
-without graph breaks; the chosen backend runs inside the op.
-
-Backends: "reference" is the pure-PyTorch kernel of eager.py (any device), "triton" the kernels
-of triton_kernels.py (CUDA tensors; CPU tensors under TRITON_INTERPRET=1). "auto" takes
-$TINLIB_INTERLACE_BACKEND when it is set, else Triton for CUDA tensors when triton is installed,
-else "reference". A Triton kernel picked by "auto" never stops a run: the first forward and the
-first backward call per (device type, dtype) also run the eager backend on the same input and
-compare; a Triton error (at that call or later) or a mismatch logs one warning, and the process
-uses the eager backend for that (device type, dtype) from then on. Asked for explicitly (argument
-or variable), "triton" lets such errors raise.
-"""
+"""Public entry points of the interlace op: argument checks, backend choice (:func:`resolve_backend`)
+and the torch.library ops ``tinlib::interlace``/``interlace_backward``, which torch.compile traces
+without graph breaks. A Triton kernel picked by "auto" never stops a run: its first forward and
+backward per (device type, dtype) are compared with the eager backend, and an error or a mismatch
+logs one warning and switches that key to the eager backend (asked for explicitly, errors raise)."""
 from __future__ import annotations
 
 import importlib.util

@@ -1,17 +1,10 @@
-"""Pure-PyTorch kernel of the interlace op, for any device (backend name "reference").
+"""Pure-PyTorch kernel of the interlace op, for any device (backend "reference").
 
-It computes the function of `composite.interlace_composite` with fewer passes over memory.
-For one (sample n, group g) the op is a two-tap temporal filter with a constant integer shift:
-    out[t] = w[t] * ((1 - f) * X(t - k) + f * X(t - k - 1)),   X(s) = x[s] for 0 <= s < T, else 0.
-Viewing x as a table of rows (n, t, g) of length D = C // G * HW, every output row is a weighted
-sum of two table rows, which is what `embedding_bag(mode="sum", per_sample_weights=...)`
-computes in one memory-bound pass. Row indices and weights are tiny [N*T*G, 2] tensors
-(validity, (1 - f) / f and the segment weight folded in), built with a few small ops and no
-host sync. The data gradient has the same form. The offset/weight gradients need the dot
-product of each grad_out row with its two source rows: the per-sample-weight gradient of that
-same embedding_bag, computed by one fused (private) aten pass where this PyTorch has it, else
-by gathering the source rows with public ops.
-"""
+Per (n, g) the op is a two-tap temporal filter: viewing x as a table of rows (n, t, g) of
+D = C // G * HW values, every output row is a weighted sum of two table rows, i.e. one memory-bound
+``embedding_bag(mode="sum", per_sample_weights=...)`` pass, its [N*T*G, 2] rows and weights built by
+small ops without host syncs. The data gradient has the same form; the offset/weight gradients need
+each grad_out row's dot products with its two source rows (:func:`._common.pair_dots`)."""
 from __future__ import annotations
 
 import functools
@@ -19,7 +12,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from ._common import compute_dtype, group_rows, param_grads, split_offsets
+from ._common import compute_dtype, group_rows, pair_dots, param_grads, split_offsets
 
 
 def _row_table(xv: torch.Tensor):
@@ -51,25 +44,11 @@ def _pair_bags(bags: int, device: torch.device):
     return torch.arange(0, 2 * bags, 2, device=device), entry_bag
 
 
-# The fused per-row dot product below is a private aten op (the gradient of embedding_bag's
-# per-sample weights); where it is missing or has no kernel for the device, public ops give the
-# same dot products at the cost of a temporary twice the size of x.
-_HAS_FUSED_DOTS = hasattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward")
-
-
 def _source_row_dots(grad_rows: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """grad_rows: [R, D] (row r of grad_out), table: [rows, D], rows: [R, 2] int64 table rows
     -> [R, 2] with entry (r, j) = <grad_rows[r], table[rows[r, j]]>."""
-    if _HAS_FUSED_DOTS:
-        offsets, entry_bag = _pair_bags(rows.shape[0], rows.device)
-        try:
-            dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-                grad_rows, table, rows.view(-1), offsets, entry_bag, 0, -1)
-            return dots.view(rows.shape)
-        except NotImplementedError:  # no kernel for this device
-            pass
-    sources = table.index_select(0, rows.view(-1)).view(rows.shape[0], 2, table.shape[1])
-    return torch.bmm(sources, grad_rows.unsqueeze(-1)).squeeze(-1)
+    pair_starts, entry_bags = _pair_bags(rows.shape[0], rows.device)
+    return pair_dots(grad_rows, table, rows.view(-1), entry_bags, pair_starts).view(rows.shape)
 
 
 def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, direction: int,

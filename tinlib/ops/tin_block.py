@@ -1,29 +1,16 @@
 """TIN's whole temporal module (pooling, offset/weight nets, interlace, pass-through) as one op.
 
-`tinlib.models.TemporalInterlace` computes, for the block input ``x: [N*T, C, H, W]`` with fold
-``F = C // shift_div`` (four channel quarters q = 0..3):
-
+For x: [N*T, C, H, W] and the fold F = C // shift_div (quarters q = 0..3), `TemporalInterlace` is
     pooled  = mean over H, W of x[:, :F]                                   [N, T, F]
     offsets = 4 (sigmoid(fc2(relu(fc1(conv1d_o(pooled))))) - 1/2)          [N, 2]   (OffsetNet)
     weights = 2 sigmoid(conv1d_w(pooled))                                  [N, T, 2] (WeightNet)
     y       = cat(interlace(x[:, :F], [o0, o1, -o0, -o1], [w0, w1, w0, w1]), x[:, F:])
-
-(conv1d over T with kernel 3 and zero padding 1; interlace as in tinlib.ops.interlace.) Written
-as separate autograd steps this moves the whole tensor several times: the concatenation, zero-
-filled slice gradients, a second full-size gradient from the pooling that autograd then adds.
-Here the forward is one pass: x, viewed as a table of rows of D = (F // 4) * H * W contiguous
-values (C // (F // 4) rows per frame, the first four the fold quarters), goes through one
-`embedding_bag` in which a fold row is the two-tap temporal filter of the interlace and every
-other row a bag of one entry with weight 1 (an exact copy). The backward writes grad_x in one
-pass the same way, computes the offset/weight gradients as per-row dot products (one more pass
-over the fold), runs the nets' backward by hand (a few [N, T]-sized matmuls) and adds the
-pooling's gradient to the fold channels in place.
-
-`TemporalInterlace` uses it for contiguous (NCHW) float32/float64 CPU input with the stock nets
-(in the same dtype, without hooks), C a multiple of F // 4, on the eager backend, and otherwise
-runs the steps separately; the function is the same (tests/test_models.py). The code uses only
-device-generic PyTorch ops, but has been run on the CPU only.
-"""
+(conv1d over T, kernel 3, zero padding 1). As separate autograd steps this moves the whole tensor
+several times (the concatenation, zero-filled slice gradients, the pooling's second gradient).
+Here x is a table of rows of (F // 4) * H * W values and one `embedding_bag` writes y (a fold row is
+the interlace's two-tap filter, any other row a copy); the backward writes grad_x the same way,
+takes the offset/weight gradients as per-row dot products, runs the nets' backward by hand and adds
+the pooling's gradient in place. Device-generic ops, but run on the CPU only."""
 from __future__ import annotations
 
 import functools
@@ -32,8 +19,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ._common import pair_dots
+
 GROUPS = 4  # channel quarters of the fold: offsets +o0, +o1, -o0, -o1 and weights w0, w1, w0, w1
-_HAS_FUSED_DOTS = hasattr(torch.ops.aten, "_embedding_bag_per_sample_weights_backward")
 
 
 class NetParams(NamedTuple):
@@ -194,20 +182,6 @@ def _filter_with_copies(table: torch.Tensor, consts: _Constants, tap_rows: torch
     return torch.embedding_bag(table, indices, consts.bag_offsets, False, 0, False, coefs)[0]
 
 
-def _tap_dots(grad_table: torch.Tensor, table: torch.Tensor, consts: _Constants, tap_rows: torch.Tensor):
-    """tap_rows [N*T, 8] -> the dot products <grad_table[fold row of the entry], table[tap_rows[entry]]>,
-    N*T*8 values in the same order."""
-    if _HAS_FUSED_DOTS:
-        try:  # the gradient of embedding_bag's per-sample weights: one pass, a private aten op
-            return torch.ops.aten._embedding_bag_per_sample_weights_backward(
-                grad_table, table, tap_rows.view(-1), consts.pair_offsets, consts.entry_rows, 0, -1)
-        except NotImplementedError:  # no kernel for this device
-            pass
-    sources = table.index_select(0, tap_rows.view(-1)).view(-1, 2, table.shape[1])
-    grads = grad_table.index_select(0, consts.entry_rows[::2])
-    return torch.bmm(sources, grads.unsqueeze(-1))
-
-
 def _forward(x: torch.Tensor, params: NetParams, num_segments: int, shift_div: int, grad: str | None):
     """-> (y [N*T, C, H, W], offsets [N, 2], weights [N, T, 2], _Saved, or None when grad is None
     (no backward to come))."""
@@ -246,7 +220,8 @@ def _backward(grad_y: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, weig
         grad_x = _filter_with_copies(grad_table, consts, saved.grad_rows, saved.grad_coefs).view(nt, c, h * w)
     # d y[t] / d w[t] = (1 - f) X(t-k) + f X(t-k-1) and d y[t] / d offset = w[t] (X(t-k-1) - X(t-k))
     # (k held constant, as in tinlib.ops): per-row dot products with grad_y, zero outside [0, T)
-    dots = _tap_dots(grad_table, x.view(nt * rows, -1), consts, saved.tap_rows).view(saved.valid.shape) * saved.valid
+    dots = pair_dots(grad_table, x.view(nt * rows, -1), saved.tap_rows.view(-1), consts.entry_rows, consts.pair_offsets)
+    dots = dots.view(saved.valid.shape) * saved.valid
     g_weights = (dots * saved.frac).sum(-1).view(n, num_segments, 2, 2).sum(2)  # quarters q and q + 2 share w
     step = (dots * consts.frac_slope).sum(-1)  # X(t-k-1) - X(t-k) terms
     g_offsets = ((step * saved.weights4).sum(1).view(n, 2, 2) * consts.pair_sign).sum(1)

@@ -1,12 +1,8 @@
 """Triton kernels of the interlace op (CUDA, or CPU tensors under TRITON_INTERPRET=1).
 
-Layout: x and grad_out are read as rows of a [N, T, G, D] view (D = C // G * HW, rows packed
-in D, arbitrary strides over N and T); outputs are contiguous. One program handles one output
-row (n, g, t) and one block of D, so each program reads at most two source rows (masked
-when the source frame is outside [0, T)). Arithmetic is in float32 (float64 for float64
-inputs). The offset/weight gradients are written as per-program partial dot products and
-summed by torch afterwards: deterministic, no atomics.
-"""
+One program computes one output row (n, g, t) of the [N, T, G, D] view for one block of D, reading
+at most two source rows; arithmetic in float32 (float64 for float64). The offset/weight gradients
+are per-program partial dot products that torch sums afterwards: deterministic, no atomics."""
 from __future__ import annotations
 
 import torch

@@ -29,12 +29,11 @@ def read_prepare_summary(data_root: str | os.PathLike | None) -> dict[str, Any] 
     return None if record is None else record.to_dict()
 
 
-def config_summary(cfg, world_size: int = 1) -> dict[str, Any]:
-    """The settings that matter for a run of ``cfg`` on ``world_size`` processes, for a small table
-    (the learning rate as scaled for that many processes)."""
-    from tinlib.engine.optim import scaled_lr
-
-    scaling = scaled_lr(cfg, world_size)
+def config_summary(cfg, scaling) -> dict[str, Any]:
+    """The settings that matter for a run of ``cfg``, for a small table. ``scaling`` is the run's
+    learning rate for its process count (``tinlib.engine.optim.scaled_lr(cfg, world_size)``): the
+    caller computes it, so that report needs no training code."""
+    world_size = scaling.world_size
     d, m, t = cfg.data, cfg.model, cfg.train
     return {"config": cfg.name, "arch": m.arch, "classes": m.num_classes, "segments": m.num_segments,
             "input": f"{d.input_size}x{d.input_size} (short side {d.scale_size})", "data": d.dataset,
