@@ -140,17 +140,11 @@ def score_dataset(model: Recognizer, dataset, *, batch_size: int, num_workers: i
         indices.append(index.numpy())
     bar.close()
     k = getattr(model, "num_classes", None) or (scores[0].shape[1] if scores else 0)
-    local = (np.concatenate(scores) if scores else np.zeros((0, k), np.float32),
-             np.concatenate(labels).astype(np.int64) if labels else np.zeros((0,), np.int64),
-             np.concatenate(indices).astype(np.int64) if indices else np.zeros((0,), np.int64),
-             skipped)
-    shards = dist.all_gather_object(local) if ctx.world_size > 1 else [local]
-    all_indices = np.concatenate([shard[2] for shard in shards])
-    order = np.argsort(all_indices, kind="stable")
-    result = Scored(scores=np.concatenate([shard[0] for shard in shards])[order].astype(np.float32),
-                    labels=np.concatenate([shard[1] for shard in shards])[order],
-                    indices=all_indices[order], num_listed=len(dataset),
-                    skipped=sorted((s for shard in shards for s in shard[3]), key=lambda s: s["index"]))
+    local = Scored(np.concatenate(scores) if scores else np.zeros((0, k), np.float32),
+                   np.concatenate(labels).astype(np.int64) if labels else np.zeros((0,), np.int64),
+                   np.concatenate(indices).astype(np.int64) if indices else np.zeros((0,), np.int64),
+                   len(dataset), skipped)
+    result = _gather_in_order(local, ctx)
     if result.skipped and ctx.is_main:
         for s in result.skipped:
             log.warning("left out sample %d (%s:%d, %s): %s", s["index"], getattr(dataset, "ann_file", "list"),
@@ -158,6 +152,17 @@ def score_dataset(model: Recognizer, dataset, *, batch_size: int, num_workers: i
         log.warning("%s: left out %d unreadable of %d videos (data.skip_bad_samples); scored %d", desc,
                     len(result.skipped), result.num_listed, result.num_samples)
     return result
+
+
+def _gather_in_order(local: Scored, ctx: dist.DistContext) -> Scored:
+    """The :class:`Scored` shards of every process (``local`` is this one's) as one, in dataset order."""
+    shards = dist.all_gather_object(local) if ctx.world_size > 1 else [local]
+    all_indices = np.concatenate([shard.indices for shard in shards])
+    order = np.argsort(all_indices, kind="stable")
+    return Scored(scores=np.concatenate([shard.scores for shard in shards])[order].astype(np.float32),
+                  labels=np.concatenate([shard.labels for shard in shards])[order],
+                  indices=all_indices[order], num_listed=local.num_listed,
+                  skipped=sorted((s for shard in shards for s in shard.skipped), key=lambda s: s["index"]))
 
 
 def run_inference(model: Recognizer, dataset, *, batch_size: int, num_workers: int, device: torch.device,

@@ -35,15 +35,8 @@ log = logging.getLogger(__name__)
 
 
 def clips_channels_last(clips: torch.Tensor) -> torch.Tensor:
-    """The clips laid out for a channels_last model.
-
-    Args:
-        clips: ``[B, T, 3, H, W]``.
-
-    Returns:
-        The same shape and values, laid out in memory as ``[B, T, H, W, 3]``: flattened to
-        ``[B*T, 3, H, W]`` by the model it is a channels_last batch.
-    """
+    """``clips [B, T, 3, H, W]`` with the same shape and values, laid out in memory as ``[B, T, H, W, 3]``:
+    flattened to ``[B*T, 3, H, W]`` by the model, it is a channels_last batch."""
     return clips.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
@@ -68,8 +61,7 @@ def train_step(model: torch.nn.Module, batch: tuple[torch.Tensor, Any], optimize
         all still on the device.
 
     A non-finite loss is not caught here: its update makes the weights non-finite, so the caller
-    must check ``finite`` before it writes a checkpoint (the training loop does, see
-    :meth:`Trainer.train_epoch`).
+    must check ``finite`` before it writes a checkpoint (as :meth:`Trainer.train_epoch` does).
     """
     clips, labels = batch
     clips = clips.to(device, non_blocking=True)
@@ -96,6 +88,41 @@ def train_step(model: torch.nn.Module, batch: tuple[torch.Tensor, Any], optimize
     return StepResult(loss.detach(), scores.detach(), labels, grad_norm, finite)
 
 
+def load_datasets(cfg: Config, given: dict, validate: bool) -> tuple[Any, Any]:
+    """The training and (when ``validate`` and ``train.val_interval``) validation datasets: those
+    ``given`` (``{"train": ..., "val": ...}``), else the config's, after checking the files that
+    every process needs (the checkpoints to start from, the data) and the class counts."""
+    if cfg.model.load_from and not Path(cfg.model.load_from).is_file():
+        raise RunError(f"model.load_from: checkpoint {cfg.model.load_from} not found; download it or "
+                       "--set model.load_from=None")
+    pretrained = cfg.model.pretrained
+    if pretrained and "://" not in pretrained and not Path(pretrained).is_file():
+        raise RunError(f"model.pretrained: {pretrained} not found")
+    need_val = validate and cfg.train.val_interval > 0
+    splits = tuple(s for s in ("train", "val") if s not in given and (s == "train" or need_val))
+    if splits:
+        check_data_paths(cfg, splits)
+    train_set = given.get("train") or build_split_dataset(cfg, "train")
+    val_set = (given.get("val") or build_split_dataset(cfg, "val")) if need_val else None
+    for split, dataset in given.items():
+        check_class_count(cfg, dataset, split)
+    if len(train_set) == 0:
+        raise RunError(f"config {cfg.name}: the training set is empty")
+    return train_set, val_set
+
+
+def wrap_for_training(model: torch.nn.Module, ctx: dist.DistContext, compiled: bool) -> torch.nn.Module:
+    """The module the training steps run: ``model`` in DDP over the processes, and torch.compile'd
+    when ``compiled``. Checkpoints and validation use the plain module (no wrapper prefix in its names)."""
+    if ctx.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
+    if compiled:
+        model = cast(torch.nn.Module, torch.compile(model))
+    return model
+
+
 class Trainer:
     """One training run: :meth:`setup` checks everything and builds the model, optimizer, loader
     and schedule; :meth:`fit` runs the epochs. :func:`train` is the entry point.
@@ -113,11 +140,9 @@ class Trainer:
         work_dir: checkpoints, ``log.json`` and ``run.json`` (default: the config's work dir).
         resume: ``"auto"`` (continue from ``latest.pth`` when there is one), a checkpoint path, or
             None (start afresh).
-        seed: None takes ``train.seed``.
-        deterministic: None takes ``train.deterministic``.
+        seed, deterministic, amp (``"none"``, ``"bf16"``, ``"fp16"``), sync_bn: None takes the
+            config's ``train.*`` value.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        amp: ``"none"``, ``"bf16"`` or ``"fp16"``; None takes ``train.amp``.
-        sync_bn: None takes ``train.sync_bn``.
         validate: False skips the validation after epochs.
         datasets: ``{"train": ..., "val": ...}`` replacing the config's data (items
             ``(clip [T, 3, H, W], label)``), e.g. tensors in tests.
@@ -161,7 +186,8 @@ class Trainer:
             (lambda: check_outputs(self.work_dir, cfg, self.resume, results)) if ctx.is_main else (lambda: None),
             RunError)
         self.resume_from, self.warnings = dist.broadcast_object(decision)
-        dist.collective_check(self._check_inputs, RunError)
+        self.train_set, self.val_set = dist.collective_check(
+            lambda: load_datasets(cfg, self.datasets, self.validate_enabled), RunError)
 
         seed_everything(derive_seed(self.seed, 0, ctx.rank, 1))
         self._build()
@@ -172,7 +198,7 @@ class Trainer:
                                 schedule=self.schedule, iters_per_epoch=self.iters_per_epoch), RunError)
             self.warnings += warnings
         self.start_epoch, self.start_inner, self.best = point.epoch, point.inner_iter, point.best
-        self.ddp = self._wrap(self.model)
+        self.ddp = wrap_for_training(self.model, ctx, cfg.train.compile)
 
         setting = {"seed": self.seed, "world_size": ctx.world_size, "lr_scaling": self.scaling.to_dict(),
                    "deterministic": self.deterministic, "amp": self.amp, "sync_bn": self.sync_bn}
@@ -208,19 +234,6 @@ class Trainer:
                            f"({len(self.train_set)} videos, {ctx.world_size} processes, drop_last)")
         self.schedule = LrSchedule(cfg.schedule, cfg.train.epochs, self.iters_per_epoch)
 
-    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The module the training steps run: ``model`` in DDP over the processes, compiled with
-        ``train.compile``. Checkpoints and validation use the plain module (its parameter names
-        carry no wrapper prefix)."""
-        if self.ctx.world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            device_ids = [self.ctx.device] if self.ctx.device.type == "cuda" else None
-            model = DistributedDataParallel(model, device_ids=device_ids)
-        if self.cfg.train.compile:
-            model = cast(torch.nn.Module, torch.compile(model))
-        return model
-
     def _loader(self, skip_batches: int = 0):
         """The training loader (shuffled from the run's seed and the epoch, sharded over the
         processes); ``skip_batches`` leaves out the start of an epoch that a resumed run has done."""
@@ -231,26 +244,6 @@ class Trainer:
                             shuffle=True, seed=self.seed, num_replicas=ctx.world_size, rank=ctx.rank,
                             drop_last=cfg.data.drop_last, pin_memory=ctx.device.type == "cuda",
                             skip=skip_batches * cfg.data.videos_per_gpu)
-
-    def _check_inputs(self) -> None:
-        """The files every process needs (checkpoints to start from, the data), and the datasets."""
-        cfg = self.cfg
-        if cfg.model.load_from and not Path(cfg.model.load_from).is_file():
-            raise RunError(f"model.load_from: checkpoint {cfg.model.load_from} not found; download it or "
-                           "--set model.load_from=None")
-        pretrained = cfg.model.pretrained
-        if pretrained and "://" not in pretrained and not Path(pretrained).is_file():
-            raise RunError(f"model.pretrained: {pretrained} not found")
-        need_val = self.validate_enabled and cfg.train.val_interval > 0
-        splits = tuple(s for s in ("train", "val") if s not in self.datasets and (s == "train" or need_val))
-        if splits:
-            check_data_paths(cfg, splits)
-        self.train_set = self.datasets.get("train") or build_split_dataset(cfg, "train")
-        self.val_set = (self.datasets.get("val") or build_split_dataset(cfg, "val")) if need_val else None
-        for split, given in self.datasets.items():
-            check_class_count(cfg, given, split)
-        if len(self.train_set) == 0:
-            raise RunError(f"config {cfg.name}: the training set is empty")
 
     # ---- checkpoints ------------------------------------------------------------------------
     def _checkpoint(self, epoch_done: int, inner_iter: int, names: list[str]) -> None:
@@ -307,20 +300,15 @@ class Trainer:
         self.last_loss = values["loss_cls"]
 
     def train_epoch(self, epoch: int, skip: int = 0) -> dict[str, float]:
-        """Train one epoch: :meth:`step` on each batch, then :meth:`_iteration_end`.
+        """Train epoch ``epoch`` (0-based) from its iteration ``skip`` (the ones a resumed run has
+        done): :meth:`step` on each batch, then :meth:`_iteration_end`.
 
-        The steps run without waiting for the device: their loss, accuracy and finiteness are summed
-        there and read back once per ``train.log_interval`` iterations, at the epoch's end and
-        before a mid-epoch checkpoint. A non-finite step stops the run at that read-back, before any
-        checkpoint holds its weights.
-
-        Args:
-            epoch: the epoch, 0-based.
-            skip: iterations of this epoch already done (when resuming mid-epoch); it starts after them.
+        The steps do not wait for the device: their loss, accuracy and finiteness are summed there
+        and read back once per ``train.log_interval`` iterations and before a mid-epoch checkpoint,
+        so a non-finite step stops the run within one interval, before a checkpoint holds it.
 
         Returns:
-            ``{"loss_cls", "top1_acc"}`` means over the epoch's iterations run in this session,
-            ``iters`` and ``seconds``.
+            ``{"loss_cls", "top1_acc"}`` means over the iterations of this session, ``iters``, ``seconds``.
         """
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
@@ -355,10 +343,7 @@ class Trainer:
         return {**tally.epoch_means(), "seconds": time.perf_counter() - t_epoch}
 
     def validate(self, epoch: int) -> dict:
-        """Score the validation set and log the metrics.
-
-        Args:
-            epoch: the epoch just trained, 0-based.
+        """Score the validation set after epoch ``epoch`` (0-based) and log the metrics.
 
         Returns:
             ``{"top1_acc", "top5_acc", "mean_class_accuracy"}`` as fractions.
@@ -376,10 +361,7 @@ class Trainer:
 
     # ---- the run ------------------------------------------------------------------------
     def fit(self) -> dict:
-        """Run the remaining epochs (validation, checkpoints, records).
-
-        Returns:
-            The ``train.json`` record as a dict.
+        """Run the remaining epochs (validation, checkpoints, records); returns the ``train.json`` record.
 
         ``run.json`` ends as ``finished`` (after train.json is written), or, when an exception
         leaves this method, as ``failed`` with the one-line reason in ``error`` (``interrupted`` for
@@ -463,4 +445,4 @@ def train(cfg: Config, **kwargs: Any) -> dict:
         return trainer.fit()
 
 
-__all__ = ["Trainer", "clips_channels_last", "train", "train_step"]
+__all__ = ["Trainer", "clips_channels_last", "load_datasets", "train", "train_step", "wrap_for_training"]
