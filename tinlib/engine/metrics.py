@@ -129,17 +129,9 @@ class StepResult:
 
 
 def top_k_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> torch.Tensor:
-    """How many samples have their label among the top k classes, for each k, computed where the
-    scores are (no read-back). Ties rank the higher class index first, as :func:`top_k_accuracy` does.
-
-    Args:
-        scores: ``[B, K]``.
-        labels: ``[B]`` class indices.
-        ks: the k of each count.
-
-    Returns:
-        ``[len(ks)]`` float64 counts (float32 where the device has no float64).
-    """
+    """``[len(ks)]`` counts of the samples of ``scores [B, K]`` whose label (``labels [B]``) is among
+    the top k classes, for each k in ``ks``, computed where the scores are (no read-back); float64
+    (float32 where the device has none). Ties rank the higher class first, as :func:`top_k_accuracy`."""
     scores = scores.float()
     target = scores.gather(1, labels.view(-1, 1))
     classes = torch.arange(scores.shape[1], device=scores.device)
@@ -193,13 +185,8 @@ class IntervalTally:
         self.t0 = time.perf_counter()
 
     def add(self, step: StepResult, iteration: int, data_time: float) -> None:
-        """Add one step's statistics to the device-side sums; no read-back.
-
-        Args:
-            step: what the training step returned.
-            iteration: the step's iteration, 0-based within the epoch.
-            data_time: seconds spent waiting for the step's batch.
-        """
+        """Add the statistics of ``step`` (iteration ``iteration``, 0-based within the epoch, whose batch
+        took ``data_time`` seconds to come) to the device-side sums; no read-back."""
         hits = top_k_correct(step.scores, step.labels) / step.labels.numel()
         loss = step.loss.to(self.dtype)
         grad = step.grad_norm.to(self.dtype) if step.grad_norm is not None else torch.zeros_like(loss)
@@ -215,17 +202,10 @@ class IntervalTally:
             self.first_iter = iteration
 
     def check(self, epoch: int, upto: int) -> dict[str, float]:
-        """The sums over this interval and over the processes (one all-reduce, one read-back):
-        ``{key: sum}`` for :attr:`KEYS` and ``count`` (iterations x processes).
-
-        Args:
-            epoch: the epoch, 0-based (for the message).
-            upto: the interval's last iteration so far, 0-based within the epoch.
-
-        Raises:
-            NonFiniteLossError: a step of the interval on any process had a non-finite loss or
-                gradient norm; the message names the first one and the iterations checked.
-        """
+        """The sums over this interval (iterations up to ``upto`` of ``epoch``, both 0-based) and over
+        the processes: ``{key: sum}`` for :attr:`KEYS` and ``count`` (iterations x processes). One
+        all-reduce, one read-back; :class:`NonFiniteLossError` when a step on any process had a
+        non-finite loss or gradient norm, naming the first one and the iterations checked."""
         host = torch.tensor([self.data_time, float(self.count)], dtype=self.dtype).to(self.device, non_blocking=True)
         vec = torch.cat([self.sums, self.nonfinite.view(1), host])
         dist.all_reduce(vec, "sum")  # also the finite-loss check of every process, once per read
@@ -245,14 +225,10 @@ class IntervalTally:
         return sums
 
     def close_interval(self, epoch: int, upto: int) -> dict[str, float]:
-        """:meth:`check` the interval that ends with iteration ``upto``, add it to the epoch's
-        totals and start the next one.
-
-        Returns:
-            The interval's ``loss_cls``, ``loss``, ``top1_acc``, ``top5_acc``, ``grad_norm`` (only
-            when gradients are clipped) and ``data_time``, averaged over its iterations and the
-            processes, and ``time`` (wall seconds per iteration).
-        """
+        """:meth:`check` the interval that ends with iteration ``upto``, add it to the epoch's totals and
+        start the next one. Returns its ``loss_cls``, ``loss``, ``top1_acc``, ``top5_acc``, ``grad_norm``
+        (when gradients are clipped) and ``data_time`` averaged over its iterations and the processes,
+        and ``time`` (wall seconds per iteration)."""
         sums = self.check(epoch, upto)
         seconds = time.perf_counter() - self.t0  # after the read-back: the device has finished
         count = max(sums["count"], 1.0)

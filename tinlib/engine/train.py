@@ -43,25 +43,16 @@ def clips_channels_last(clips: torch.Tensor) -> torch.Tensor:
 def train_step(model: torch.nn.Module, batch: tuple[torch.Tensor, Any], optimizer: torch.optim.Optimizer, *,
                device: torch.device, amp: str = "none", scaler: torch.amp.GradScaler | None = None,
                grad_clip: float | None = None, channels_last: bool = False) -> StepResult:
-    """One SGD step on ``batch``: forward, cross-entropy, backward, gradient clipping, update,
-    without waiting for the device (no value is read back; the caller checks ``finite`` later).
+    """One SGD step of ``model`` (``model(clips) -> [B, K]``; a DDP or compiled wrapper too) on
+    ``batch`` (``(clips [B, T, 3, H, W], labels [B])``, moved to ``device`` here): forward under
+    ``amp`` autocast (fp16 with its grad ``scaler``, which skips steps with inf gradients itself),
+    cross-entropy, backward, gradient clipping to a global L2 norm ``grad_clip`` (None: none),
+    update. ``channels_last``: the clips are laid out for a channels_last model.
 
-    Args:
-        model: the recognizer (or its DDP / compiled wrapper); ``model(clips) -> [B, K]``.
-        batch: ``(clips [B, T, 3, H, W], labels [B])``, moved to ``device`` here.
-        optimizer: the run's optimizer (its learning rates already set for this iteration).
-        device: where the model is.
-        amp: ``"none"``, ``"bf16"`` or ``"fp16"`` autocast for the forward pass; ``scaler`` is the
-            grad scaler that fp16 needs (None otherwise; it skips steps with inf gradients itself).
-        grad_clip: max global L2 norm of the gradients (None: no clipping).
-        channels_last: lay the clips out channels-last (for a model converted to channels_last).
-
-    Returns:
-        The step's :class:`StepResult` (loss, detached scores and labels, gradient norm, finiteness),
-        all still on the device.
-
-    A non-finite loss is not caught here: its update makes the weights non-finite, so the caller
-    must check ``finite`` before it writes a checkpoint (as :meth:`Trainer.train_epoch` does).
+    Nothing is read back (the step does not wait for the device): the returned
+    :class:`~tinlib.engine.metrics.StepResult` stays there. A non-finite loss is not caught here:
+    its update makes the weights non-finite, so the caller must check ``finite`` before it writes
+    a checkpoint (as :meth:`Trainer.train_epoch` does).
     """
     clips, labels = batch
     clips = clips.to(device, non_blocking=True)
