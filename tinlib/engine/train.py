@@ -416,19 +416,9 @@ class Trainer:
 
 
 def train(cfg: Config, **kwargs: Any) -> dict:
-    """Train ``cfg``. The torch settings of the run (``train.num_threads``, determinism, cuDNN
-    autotuning) apply to this call only.
-
-    Args:
-        cfg: the validated config.
-        **kwargs: those of :class:`Trainer`: ``work_dir``, ``resume``, ``seed``, ``deterministic``,
-            ``device``, ``amp``, ``sync_bn``, ``validate``, ``datasets`` (``{"train": ..., "val": ...}``
-            replacing the config's data, e.g. tensors in tests: items ``(clip [T, 3, H, W], label)``),
-            ``run``, ``progress``.
-
-    Returns:
-        The summary written to ``<results_dir>/<run>/train.json``.
-    """
+    """Train ``cfg`` with the options of :class:`Trainer` (``work_dir``, ``resume``, ``seed``, ...);
+    returns the summary written to ``<results_dir>/<run>/train.json``. The torch settings of the run
+    (``train.num_threads``, determinism, cuDNN autotuning) apply to this call only."""
     trainer = Trainer(cfg, **kwargs)
     with torch_settings(threads=cfg.train.num_threads, deterministic=trainer.deterministic,
                         cudnn_benchmark=cfg.train.cudnn_benchmark):
