@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -15,9 +16,30 @@ import torch
 from tinlib.checkpoint import read_checkpoint
 from tinlib.commands.test import main as evaluate_main
 from tinlib.commands.train import main as train_main
-from tinlib.engine.train import ITER_SLEEP_ENV
 
 CONFIG = "demo_tin_r18_synthetic"
+
+# `python -c PAUSE_DRIVER tinlib ARGS...`: runs the tinlib command line, except that the PAUSE_AT-th
+# training step of the process (tinlib.engine.train.train_step, counted from 1) first writes the
+# process id to PAUSE_SIGNAL and hangs, so that the test can kill the run at a known iteration.
+PAUSE_DRIVER = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    import tinlib.engine.train as engine_train
+
+    original, calls = engine_train.train_step, [0]
+
+    def train_step(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == int(os.environ["PAUSE_AT"]):
+            Path(os.environ["PAUSE_SIGNAL"]).write_text(str(os.getpid()))
+            time.sleep(600)
+        return original(*args, **kwargs)
+
+    engine_train.train_step = train_step
+    from tinlib.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
 
 
 @pytest.fixture(scope="module")
@@ -101,24 +123,27 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(synth, tmp_path):
     ref = tmp_path / "ref"
     run_cli(["train", *args, "--work-dir", str(ref)])
 
-    victim = tmp_path / "victim"
-    proc = subprocess.Popen([sys.executable, "-m", "tinlib", "train", *args, "--work-dir", str(victim)],
+    victim, paused = tmp_path / "victim", tmp_path / "paused"
+    # 11 iterations per epoch: stop in step 8 of epoch 2, after its mid-epoch checkpoint at iteration 6
+    proc = subprocess.Popen([sys.executable, "-c", PAUSE_DRIVER, "train", *args, "--work-dir", str(victim)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, ITER_SLEEP_ENV: "0.25"})
+                            env={**os.environ, "PAUSE_AT": str(11 + 8), "PAUSE_SIGNAL": str(paused)})
     deadline = time.time() + 240
     try:
-        # 11 iterations per epoch; wait until epoch 2 has passed its mid-epoch checkpoint at iteration 6
-        while not any(e.get("mode") == "train" and e["epoch"] == 2 and e["iter"] >= 7
-                      for e in log_lines(victim / "log.json")):
+        while not paused.exists():
             assert proc.poll() is None, f"training ended before it could be killed:\n{proc.stdout.read()}"
-            assert time.time() < deadline, "training did not reach epoch 2"
+            assert time.time() < deadline, "training did not reach epoch 2 within 240 s"
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
+        if proc.poll() is None:
+            proc.kill()
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     meta = read_checkpoint(victim / "latest.pth")["meta"]
-    assert meta["epoch"] == 1 and meta["inner_iter"] in (6, 9)  # killed mid-epoch 2
+    assert (meta["epoch"], meta["inner_iter"]) == (1, 6)  # killed mid-epoch 2
+    killed_at = [(e["epoch"], e["iter"]) for e in log_lines(victim / "log.json") if e.get("mode") == "train"][-1]
+    assert killed_at == (2, 7)
     resumed = run_cli(["train", *args, "--work-dir", str(victim), "--resume", "auto"])
     assert "resumed from" in resumed.stderr  # messages go to the log (stderr)
 
@@ -246,11 +271,10 @@ def test_a_check_that_fails_on_rank_0_stops_every_process(synth, tmp_path):
     wd = tmp_path / "wd"
     wd.mkdir()
     (wd / "run.json").write_text(json.dumps({"config_name": "some_other_config", "epoch": 3}))
-    start = time.time()
+    # a process left waiting would keep the command from ending: the timeout fails the test
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                            "-m", "tinlib", "train", CONFIG, "--work-dir", str(wd), "--device", "cpu",
-                           *overrides(synth)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                           *overrides(synth)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert proc.returncode != 0
     assert proc.stderr.count("holds a run of config 'some_other_config'") == 2, proc.stderr[-3000:]
-    assert time.time() - start < 240
     assert not (wd / "log.json").exists()

@@ -10,8 +10,9 @@ import torch
 from tinlib.checkpoint import read_checkpoint
 from tinlib.config import config_from_dict
 from tinlib.data import DataError
-from tinlib.engine.errors import RunError
-from tinlib.engine.train import NonFiniteLossError, Trainer, stop_reason, train
+from tinlib.engine.errors import NonFiniteLossError, RunError
+from tinlib.engine.recorder import stop_reason
+from tinlib.engine.train import Trainer, train
 
 LOG_FIELDS = {"mode", "epoch", "iter", "lr", "loss_cls", "top1_acc", "top5_acc", "time", "data_time", "memory"}
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tinlib.engine.train import format_duration, train
+from tinlib.engine.recorder import format_duration
+from tinlib.engine.train import train
 from tinlib.pipeline.launch import ConsoleEcho
 from tinlib.pipeline.steps import Step, run_steps
 
@@ -35,8 +36,8 @@ def _results_in_tmp(tmp_path, monkeypatch):
 
 @pytest.fixture
 def console():
-    """The training loop's log lines (logger tinlib.engine.train at INFO), whatever the logging setup."""
-    logger = logging.getLogger("tinlib.engine.train")
+    """The training loop's log lines (the loggers under tinlib.engine at INFO), whatever the logging setup."""
+    logger = logging.getLogger("tinlib.engine")
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     old_level = logger.level

@@ -11,7 +11,6 @@ import math
 import time
 
 import torch
-import torch.nn.functional as F
 
 from tinlib.doctor.checks import FAIL, PASS, SKIPPED, Check
 from tinlib.doctor.environment import GIB, cpu_bf16_native, cuda_bf16_native
@@ -26,6 +25,7 @@ ITERATIONS = 3
 BATCH = {"cuda": 6, "cpu": 1}
 RESOLUTION = {"cuda": 224, "cpu": 64}
 LEARNING_RATE = 0.001  # small: random labels, and the check is about finite numbers, not learning
+AMP_NAMES = {None: "none", torch.bfloat16: "bf16", torch.float16: "fp16"}  # autocast dtype -> train.amp
 
 
 def amp_dtype(device: torch.device) -> tuple[torch.dtype | None, str]:
@@ -43,15 +43,16 @@ def amp_dtype(device: torch.device) -> tuple[torch.dtype | None, str]:
 
 
 def check_train_step(device: torch.device, amp: bool, iterations: int = ITERATIONS) -> list[Check]:
-    """"train step [fp32]" or "train step [amp]": ``iterations`` SGD steps of TIN-R50 (174
-    classes, 8 segments) on random frames and labels on ``device``; passes when every loss and
-    every parameter afterwards is finite."""
+    """"train step [fp32]" or "train step [amp]": ``iterations`` steps of the training loop
+    (:func:`tinlib.engine.train.train_step`, SGD) of TIN-R50 (174 classes, 8 segments) on random
+    frames and labels on ``device``; passes when every loss and every parameter afterwards is finite."""
     name = f"train step [{'amp' if amp else 'fp32'}]"
     dev = str(device)
     cast, why = amp_dtype(device) if amp else (None, "float32")
     dt = dtype_name(cast) if cast is not None else ("bfloat16" if amp else "float32")
     if amp and cast is None:
         return [Check("train", name, dev, dt, SKIPPED, why)]
+    from tinlib.engine.train import train_step
     from tinlib.models import build_recognizer
     from tinlib.ops import resolve_backend
 
@@ -68,19 +69,10 @@ def check_train_step(device: torch.device, amp: bool, iterations: int = ITERATIO
     losses: list[float] = []
     start = time.perf_counter()
     for _ in range(iterations):
-        frames = torch.randn(batch, SEGMENTS, 3, pixels, pixels, generator=generator).to(device)
-        labels = torch.randint(0, NUM_CLASSES, (batch,), generator=generator).to(device)
-        with torch.autocast(device.type, dtype=cast or torch.float32, enabled=cast is not None):
-            loss = F.cross_entropy(model(frames), labels)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        losses.append(loss.item())  # .item() waits for the GPU
+        frames = torch.randn(batch, SEGMENTS, 3, pixels, pixels, generator=generator)
+        labels = torch.randint(0, NUM_CLASSES, (batch,), generator=generator)
+        step = train_step(model, (frames, labels), optimizer, device=device, amp=AMP_NAMES[cast], scaler=scaler)
+        losses.append(step.loss.item())  # .item() waits for the GPU
     seconds = time.perf_counter() - start
     bad_params = [pname for pname, p in model.named_parameters() if not torch.isfinite(p).all()]
     scope = f"{iterations} iteration(s), {batch} x {SEGMENTS} frames at {pixels} px"

@@ -1,15 +1,10 @@
-"""``tinlib test CONFIG CHECKPOINT``: top-1/top-5/mean class accuracy with multi-view testing.
+"""``tinlib test CONFIG CHECKPOINT``: top-1/top-5/mean class accuracy with multi-view testing,
+written to ``<results_dir>/<run>/metrics.json`` and ``scores.npz`` (the raw ``[M, K]`` scores).
 
-Writes ``<results_dir>/<run>/metrics.json`` (metrics, per-class accuracy, confusion matrix, the
-config, git commit, package versions, seed, the checkpoint's sha256) and ``scores.npz`` beside it
-(the raw ``[M, K]`` scores, labels and sample indices, for later analysis). Under torchrun every
-process scores a shard of the videos; rank 0 gathers them in dataset order and writes.
-
-With ``data.skip_bad_samples`` a video that cannot be read is left out (never replaced by another,
-which would count that one twice): it is named in a warning and in metrics.json
-(``skipped_samples``), and the metrics say over how many videos they were computed
-(``num_samples`` of ``num_listed``). Without it, the first unreadable video stops the evaluation
-with one line naming it.
+Under torchrun every process scores a shard of the videos; rank 0 gathers them in dataset order.
+With ``data.skip_bad_samples`` an unreadable video is left out, never replaced by another (which
+would count that one twice), and named in metrics.json (``skipped_samples``, ``num_samples`` of
+``num_listed``); without it, the first one stops the evaluation with one line naming it.
 """
 from __future__ import annotations
 
@@ -140,17 +135,11 @@ def score_dataset(model: Recognizer, dataset, *, batch_size: int, num_workers: i
         indices.append(index.numpy())
     bar.close()
     k = getattr(model, "num_classes", None) or (scores[0].shape[1] if scores else 0)
-    local = (np.concatenate(scores) if scores else np.zeros((0, k), np.float32),
-             np.concatenate(labels).astype(np.int64) if labels else np.zeros((0,), np.int64),
-             np.concatenate(indices).astype(np.int64) if indices else np.zeros((0,), np.int64),
-             skipped)
-    shards = dist.all_gather_object(local) if ctx.world_size > 1 else [local]
-    all_indices = np.concatenate([shard[2] for shard in shards])
-    order = np.argsort(all_indices, kind="stable")
-    result = Scored(scores=np.concatenate([shard[0] for shard in shards])[order].astype(np.float32),
-                    labels=np.concatenate([shard[1] for shard in shards])[order],
-                    indices=all_indices[order], num_listed=len(dataset),
-                    skipped=sorted((s for shard in shards for s in shard[3]), key=lambda s: s["index"]))
+    local = Scored(np.concatenate(scores) if scores else np.zeros((0, k), np.float32),
+                   np.concatenate(labels).astype(np.int64) if labels else np.zeros((0,), np.int64),
+                   np.concatenate(indices).astype(np.int64) if indices else np.zeros((0,), np.int64),
+                   len(dataset), skipped)
+    result = _gather_in_order(local, ctx)
     if result.skipped and ctx.is_main:
         for s in result.skipped:
             log.warning("left out sample %d (%s:%d, %s): %s", s["index"], getattr(dataset, "ann_file", "list"),
@@ -158,6 +147,17 @@ def score_dataset(model: Recognizer, dataset, *, batch_size: int, num_workers: i
         log.warning("%s: left out %d unreadable of %d videos (data.skip_bad_samples); scored %d", desc,
                     len(result.skipped), result.num_listed, result.num_samples)
     return result
+
+
+def _gather_in_order(local: Scored, ctx: dist.DistContext) -> Scored:
+    """The :class:`Scored` shards of every process (``local`` is this one's) as one, in dataset order."""
+    shards = dist.all_gather_object(local) if ctx.world_size > 1 else [local]
+    all_indices = np.concatenate([shard.indices for shard in shards])
+    order = np.argsort(all_indices, kind="stable")
+    return Scored(scores=np.concatenate([shard.scores for shard in shards])[order].astype(np.float32),
+                  labels=np.concatenate([shard.labels for shard in shards])[order],
+                  indices=all_indices[order], num_listed=local.num_listed,
+                  skipped=sorted((s for shard in shards for s in shard.skipped), key=lambda s: s["index"]))
 
 
 def run_inference(model: Recognizer, dataset, *, batch_size: int, num_workers: int, device: torch.device,
@@ -207,7 +207,8 @@ def evaluate(cfg: Config, checkpoint: str | Path | None, *, split: str = "test",
              batch_size: int | None = None, num_workers: int | None = None, amp: str | None = None,
              overwrite: bool = False, trusted: bool = False, progress: bool = True, write: bool = True,
              seed: int = 0) -> dict:
-    """Evaluate ``checkpoint`` (or an already loaded ``model``) on ``split`` of ``cfg``'s data.
+    """Evaluate ``checkpoint`` (or an already loaded ``model``) on ``split`` of ``cfg``'s data, with
+    ``train.num_threads`` CPU threads for the call; returns the metrics.json record (a dict).
 
     Args:
         cfg: the config (model, data, test views ``test.*``).
@@ -223,75 +224,70 @@ def evaluate(cfg: Config, checkpoint: str | Path | None, *, split: str = "test",
         overwrite: replace the results of another run in the folder.
         trusted: unpickle the checkpoint fully (files the user made).
         progress: a progress bar.  write: write the files.  seed: the loader's seed.
-    ``train.num_threads`` sets the CPU threads for the call (restored afterwards).
-    Returns:
-        the record written to metrics.json (a dict).
     """
-    with torch_settings(threads=cfg.train.num_threads):
-        return _evaluate(cfg, checkpoint, split=split, run=run, results_dir=results_dir, device=device,
-                         dataset=dataset, model=model, batch_size=batch_size, num_workers=num_workers, amp=amp,
-                         overwrite=overwrite, trusted=trusted, progress=progress, write=write, seed=seed)
-
-
-def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, dataset, model, batch_size, num_workers,
-              amp, overwrite, trusted, progress, write, seed) -> dict:
-    from tinlib.checkpoint import sha256_of
-
-    ctx = dist.init_distributed(device)
-    run = run or cfg.name
-    out_dir = Path(results_dir or cfg.results_dir) / run
-    t0 = time.time()
     if checkpoint is None and model is None:
         raise RunError("evaluate: give a checkpoint or a model")
+    with torch_settings(threads=cfg.train.num_threads):
+        ctx = dist.init_distributed(device)
+        run = run or cfg.name
+        out_dir = Path(results_dir or cfg.results_dir) / run
+        t0 = time.time()
+        # rank 0 decides about the output folder; every process checks its inputs; a failure on any
+        # process stops all of them with the same message
+        sha = dist.broadcast_object(dist.collective_check(
+            (lambda: _check_outputs(cfg, checkpoint, out_dir if write else None, overwrite)) if ctx.is_main
+            else (lambda: None), RunError))
+        dataset, model, layout, ckpt_meta = dist.collective_check(
+            lambda: _load_inputs(cfg, split, dataset, model, checkpoint, trusted), RunError)
+        model.to(ctx.device)
+        scored = score_dataset(
+            model, dataset, batch_size=batch_size or cfg.data.test_videos_per_gpu,
+            num_workers=cfg.data.workers_per_gpu if num_workers is None else num_workers,
+            device=ctx.device, average_clips=cfg.test.average_clips, amp=amp or "none", ctx=ctx, progress=progress,
+            desc=f"test {cfg.name}", seed=seed)
+        if scored.num_samples == 0:
+            raise DataError(f"config {cfg.name}, {split} split: none of the {scored.num_listed} videos could be "
+                            f"read (e.g. {scored.skipped[0]['path']}: {scored.skipped[0]['reason']}); check "
+                            "data.root and the list")
+        record = _metrics_record(cfg, scored, split=split, run=run, checkpoint=checkpoint, sha=sha, layout=layout,
+                                 ckpt_meta=ckpt_meta, ctx=ctx, seed=seed, elapsed=time.time() - t0)
+        if write and ctx.is_main:
+            write_metrics(out_dir, record, scored.scores, scored.labels, scored.indices)
+        m = record["metrics_percent"]
+        log.info("%s [%s, %d of %d videos]: top1 %.2f  top5 %.2f  mean class %.2f", cfg.name, split,
+                 scored.num_samples, scored.num_listed, m["top1_acc"], m["top5_acc"], m["mean_class_accuracy"])
+        dist.barrier()
+        return record
 
-    def check_outputs():
-        sha = None
-        if checkpoint is not None:
-            if not Path(checkpoint).is_file():
-                raise RunError(f"checkpoint not found: {checkpoint}")
-            sha = sha256_of(checkpoint)
-        if write:
-            check_results_dir(out_dir, cfg, sha, overwrite)
-        return sha
 
-    # rank 0 decides about the output folder; every process checks its inputs; a failure on any
-    # process stops all of them with the same message
-    sha = dist.broadcast_object(dist.collective_check(check_outputs if ctx.is_main else (lambda: None), RunError))
+def _check_outputs(cfg: Config, checkpoint, out_dir: Path | None, overwrite: bool) -> str | None:
+    """The checkpoint's sha256 (None without one), after checking that it exists and that the
+    results folder ``out_dir`` (None: nothing is written) may take its results."""
+    from tinlib.checkpoint import sha256_of
 
-    def load_inputs():
-        data = dataset
-        if data is None:
-            check_data_paths(cfg, (split,))
-            data = build_split_dataset(cfg, split)
-        if model is not None:
-            return data, model, None, {}
-        net = build_model(cfg, pretrained=False, load_from=False)
-        loaded, report = check_checkpoint_fits(net, checkpoint, cfg, trusted=trusted)
-        meta = loaded.get("meta", {}) if isinstance(loaded, dict) else {}
-        log.info("loaded %s (%s, %d tensors)", checkpoint, report.layout, len(report.loaded))
-        return data, net, report.layout, meta
+    sha = None
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise RunError(f"checkpoint not found: {checkpoint}")
+        sha = sha256_of(checkpoint)
+    if out_dir is not None:
+        check_results_dir(out_dir, cfg, sha, overwrite)
+    return sha
 
-    dataset, model, layout, ckpt_meta = dist.collective_check(load_inputs, RunError)
-    model.to(ctx.device)
-    scored = score_dataset(
-        model, dataset,
-        batch_size=batch_size or cfg.data.test_videos_per_gpu,
-        num_workers=cfg.data.workers_per_gpu if num_workers is None else num_workers,
-        device=ctx.device, average_clips=cfg.test.average_clips, amp=amp or "none", ctx=ctx, progress=progress,
-        desc=f"test {cfg.name}", seed=seed)
-    if scored.num_samples == 0:
-        raise DataError(f"config {cfg.name}, {split} split: none of the {scored.num_listed} videos could be read "
-                        f"(e.g. {scored.skipped[0]['path']}: {scored.skipped[0]['reason']}); check data.root and "
-                        "the list")
-    record = _metrics_record(cfg, scored, split=split, run=run, checkpoint=checkpoint, sha=sha,
-                             layout=layout, ckpt_meta=ckpt_meta, ctx=ctx, seed=seed, elapsed=time.time() - t0)
-    if write and ctx.is_main:
-        write_metrics(out_dir, record, scored.scores, scored.labels, scored.indices)
-    m = record["metrics_percent"]
-    log.info("%s [%s, %d of %d videos]: top1 %.2f  top5 %.2f  mean class %.2f", cfg.name, split, scored.num_samples,
-             scored.num_listed, m["top1_acc"], m["top5_acc"], m["mean_class_accuracy"])
-    dist.barrier()
-    return record
+
+def _load_inputs(cfg: Config, split: str, dataset, model, checkpoint, trusted: bool):
+    """``(dataset, model, checkpoint layout, checkpoint meta)``: those given, else the config's
+    ``split`` and the recognizer with ``checkpoint`` loaded."""
+    if dataset is None:
+        check_data_paths(cfg, (split,))
+        dataset = build_split_dataset(cfg, split)
+    if model is not None:
+        return dataset, model, None, {}
+    net = build_model(cfg, pretrained=False, load_from=False)
+    loaded, report = check_checkpoint_fits(net, checkpoint, cfg, trusted=trusted)
+    meta = loaded.get("meta", {}) if isinstance(loaded, dict) else {}
+    log.info("loaded %s (%s, %d tensors)", checkpoint, report.layout, len(report.loaded))
+    return dataset, net, report.layout, meta
 
 
 def _metrics_record(cfg: Config, scored: Scored, *, split: str, run: str, checkpoint, sha: str | None,
@@ -305,31 +301,18 @@ def _metrics_record(cfg: Config, scored: Scored, *, split: str, run: str, checkp
     train_meta = {k: ckpt_meta.get(k) for k in ("epoch", "iter", "seed", "world_size", "lr", "config_name", "time")
                   if isinstance(ckpt_meta, dict) and k in ckpt_meta}
     record = MetricsRecord(
-        run=run,
-        config_name=cfg.name,
-        split=split,
-        num_samples=scored.num_samples,
-        num_listed=scored.num_listed,
-        num_skipped=len(scored.skipped),
-        num_classes=cfg.model.num_classes,
+        run=run, config_name=cfg.name, split=split, num_samples=scored.num_samples, num_listed=scored.num_listed,
+        num_skipped=len(scored.skipped), num_classes=cfg.model.num_classes,
         **metrics_report(scored.scores, scored.labels, cfg.model.num_classes),
         test_setting={"num_segments": cfg.model.num_segments, "num_clips": t.num_clips, "crop": t.crop,
                       "twice_sample": t.twice_sample, "average_clips": t.average_clips,
                       "input_size": cfg.data.input_size, "scale_size": cfg.data.scale_size},
         checkpoint=CheckpointInfo(path=str(checkpoint) if checkpoint is not None else None, sha256=sha,
                                   layout=layout, train_meta=train_meta),
-        seed=train_meta.get("seed"),
-        eval_seed=seed,
+        seed=train_meta.get("seed"), eval_seed=seed,
         skipped_samples=[SkippedSampleEntry.from_dict(s) for s in scored.skipped],
-        git=git_info(),
-        versions=package_versions(),
-        device=device_info(ctx.device),
-        world_size=ctx.world_size,
-        time=now_iso(),
-        elapsed_s=round(elapsed, 3),
-        scores_file="scores.npz",
-        config=cfg.to_dict(),
-    )
+        git=git_info(), versions=package_versions(), device=device_info(ctx.device), world_size=ctx.world_size,
+        time=now_iso(), elapsed_s=round(elapsed, 3), scores_file="scores.npz", config=cfg.to_dict())
     return record.to_dict()
 
 

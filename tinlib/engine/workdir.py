@@ -1,13 +1,25 @@
-"""The work dir of a training run: which checkpoint to resume from, refusing a folder that holds
-another run, and the JSON-lines training log (``log.json``), cut back to the resume point."""
+"""The work dir of a training run: the checks that it (and the results folder) belong to this run,
+which checkpoint to resume from and restoring the training state from it, and cutting ``log.json``
+back to the resume point."""
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from tinlib.config import Config, diff_configs
+from tinlib.engine import dist
 from tinlib.engine.errors import RunError
+from tinlib.engine.schedule import LrSchedule
 from tinlib.io import atomic_write_text
+from tinlib.records import RecordError, TrainRecord
+from tinlib.seeding import set_rng_state
+
+log = logging.getLogger(__name__)
 
 
 def read_json(path: Path) -> dict | None:
@@ -60,6 +72,92 @@ def check_work_dir(work_dir: Path, cfg: Config, resume_from: Path | None) -> lis
     return warnings
 
 
+def check_outputs(work_dir: Path, cfg: Config, resume: str | None, results: Path) -> tuple[Path | None, list[str]]:
+    """Where a run may write (rank 0 decides): the work dir (:func:`check_work_dir`) and the
+    results folder ``results``, refused when its ``train.json`` is of another config.
+
+    Returns:
+        The checkpoint to resume from (:func:`resolve_resume`) and the warnings about changed settings.
+    """
+    resume_from = resolve_resume(work_dir, resume)
+    warnings = check_work_dir(work_dir, cfg, resume_from)
+    try:
+        previous = TrainRecord.read_optional(results / TrainRecord.FILENAME)
+    except RecordError:
+        previous = None  # a damaged summary is replaced when this run ends
+    if previous is not None and previous.config_name != cfg.name:
+        raise RunError(f"{results} holds the results of config {previous.config_name!r}; choose another --run name")
+    return resume_from, warnings
+
+
+@dataclass
+class ResumePoint:
+    """Where a run continues: after ``epoch`` whole epochs and ``inner_iter`` iterations of the
+    next one, with the best validation score so far (``{"metric", "value", "epoch"}`` or None)."""
+
+    epoch: int = 0
+    inner_iter: int = 0
+    best: dict | None = None
+
+
+def read_training_checkpoint(path: Path, ctx: dist.DistContext) -> dict[str, Any]:
+    """The training checkpoint ``path``: rank 0 reads it and sends it to the others (no shared file
+    system needed). Raises :class:`RunError` when it cannot be read or holds no training state."""
+    from tinlib.checkpoint import CheckpointError, read_checkpoint
+
+    state, error = None, None
+    if ctx.is_main:
+        try:
+            state = read_checkpoint(path)
+        except CheckpointError as err:
+            error = f"cannot resume: {err}"
+    state, error = dist.broadcast_object((state, error)) if ctx.world_size > 1 else (state, error)
+    if error:
+        raise RunError(error)
+    assert isinstance(state, dict)
+    if "optimizer" not in state or "meta" not in state:
+        raise RunError(f"cannot resume from {path}: it is not a tinlib training checkpoint (no optimizer state); "
+                       "use model.load_from to initialize from it instead")
+    return state
+
+
+def restore(path: Path, ctx: dist.DistContext, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: torch.amp.GradScaler | None, schedule: LrSchedule,
+            iters_per_epoch: int) -> tuple[ResumePoint, list[str]]:
+    """Load the training state saved in ``path`` (weights, optimizer, grad scaler, schedule and this
+    process's RNG state) into the run's objects.
+
+    Returns:
+        Where the run continues, and warnings about a setting that differs from the checkpoint's
+        (the process count, the iterations per epoch).
+    """
+    state = read_training_checkpoint(path, ctx)
+    try:
+        model.load_state_dict(state["state_dict"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError) as err:
+        raise RunError(f"cannot resume from {path}: it does not fit this config ({err})") from None
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    meta = state["meta"]
+    point = ResumePoint(int(meta["epoch"]), int(meta.get("inner_iter") or 0), meta.get("best"))
+    warnings = []
+    old_world = meta.get("world_size")
+    if old_world is not None and old_world != ctx.world_size:
+        warnings.append(f"resuming with {ctx.world_size} processes, the checkpoint was written by {old_world}: "
+                        "the data order and lr scaling differ from an uninterrupted run")
+    sched = state.get("scheduler") or {}
+    if sched.get("iters_per_epoch") not in (None, iters_per_epoch):
+        warnings.append(f"iterations per epoch changed ({sched['iters_per_epoch']} -> {iters_per_epoch})")
+    schedule.load_state_dict(sched)
+    rng = state.get("rng") or []
+    if ctx.rank < len(rng) and rng[ctx.rank]:
+        set_rng_state(rng[ctx.rank])
+    where = f"epoch {point.epoch}" + (f" + {point.inner_iter} iterations" if point.inner_iter else "")
+    log.info("resumed from %s (after %s)", path, where)
+    return point, warnings
+
+
 def truncate_log(log_path: Path, epoch_done: int, inner_done: int = 0) -> None:
     """Drop the lines of ``log_path`` written after the position a run resumes from (``epoch_done``
     whole epochs plus ``inner_done`` iterations of the next one): those iterations are redone.
@@ -81,4 +179,5 @@ def truncate_log(log_path: Path, epoch_done: int, inner_done: int = 0) -> None:
     atomic_write_text(log_path, "".join(k + "\n" for k in kept))
 
 
-__all__ = ["check_work_dir", "read_json", "resolve_resume", "truncate_log"]
+__all__ = ["ResumePoint", "check_outputs", "check_work_dir", "read_json", "read_training_checkpoint", "resolve_resume",
+           "restore", "truncate_log"]
