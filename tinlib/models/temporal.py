@@ -157,7 +157,6 @@ class TemporalInterlace(nn.Module):
         return torch.cat([y.reshape(nt, f, h, w), x[:, f:]], dim=1), offsets, weights
 
     def extra_repr(self) -> str:
-        """The settings shown by ``print(model)``."""
         return f"in_channels={self.in_channels}, num_segments={self.num_segments}, fold={self.fold}, grad={self.grad!r}"
 
 
@@ -182,7 +181,6 @@ class TemporalShift(nn.Module):
         return torch.cat([from_next, from_prev, v[:, :, 2 * f:]], dim=2).reshape(nt, c, h, w)
 
     def extra_repr(self) -> str:
-        """The settings shown by ``print(model)``."""
         return f"num_segments={self.num_segments}, shift_div={self.shift_div}"
 
 
@@ -197,6 +195,3 @@ class TemporalConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N*T, C, H, W] -> conv(temporal(x)), [N*T, C', H', W']."""
         return self.conv(self.temporal(x))
-
-
-__all__ = ["OffsetNet", "WeightNet", "TemporalInterlace", "TemporalShift", "TemporalConv"]
