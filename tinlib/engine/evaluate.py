@@ -235,7 +235,7 @@ def evaluate(cfg: Config, checkpoint: str | Path | None, *, split: str = "test",
 
 def _evaluate(cfg: Config, checkpoint, *, split, run, results_dir, device, dataset, model, batch_size, num_workers,
               amp, overwrite, trusted, progress, write, seed) -> dict:
-    from tinlib.checkpoint import sha256_of
+    from tinlib.io import sha256_of
 
     ctx = dist.init_distributed(device)
     run = run or cfg.name
