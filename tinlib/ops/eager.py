@@ -42,13 +42,6 @@ def _pair_bags(bags: int, device: torch.device):
     return torch.arange(0, 2 * bags, 2, device=device), entry_bag
 
 
-def _source_row_dots(grad_rows: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """grad_rows: [R, D] (row r of grad_out), table: [rows, D], rows: [R, 2] int64 table rows
-    -> [R, 2] with entry (r, j) = <grad_rows[r], table[rows[r, j]]>."""
-    pair_starts, entry_bags = _pair_bags(rows.shape[0], rows.device)
-    return pair_dots(grad_rows, table, rows.view(-1), entry_bags, pair_starts).view(rows.shape)
-
-
 def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, direction: int,
           weight_at_source: bool):
     """The two source rows and coefficients of every output row (n, t, g).
@@ -110,7 +103,9 @@ def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tenso
             raise ValueError("interlace backward: x is needed for the offset/weight gradients")
         table, sn, st = _row_table(group_rows(x.detach(), groups).to(cdt))
         rows, _, valid = _taps(k, f, w, sn, st, -1, weight_at_source=False)
-        dots = _source_row_dots(gv.reshape(-1, gv.shape[-1]), table, rows)
+        # each grad_out row's dot products with its two source rows, viewed as [N, T, G, 2]
+        pair_starts, entry_bags = _pair_bags(rows.shape[0], rows.device)
+        dots = pair_dots(gv.reshape(-1, gv.shape[-1]), table, rows.view(-1), entry_bags, pair_starts)
         dots = torch.where(valid, dots.view(valid.shape), 0)
         grad_offset, grad_weight = param_grads(dots, f, w)
         grad_offset, grad_weight = grad_offset.to(offset.dtype), grad_weight.to(weight.dtype)
