@@ -34,13 +34,9 @@ def _keep_int(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 Number = Annotated[float, WrapValidator(_keep_int), PlainSerializer(lambda value: value)]
 
 
-def _is_none(value: Any) -> bool:
-    return value is None
-
-
 def omitted() -> Any:
     """An optional field (default None) left out of the written file while it is None."""
-    return Field(default=None, exclude_if=_is_none)
+    return Field(default=None, exclude_if=lambda value: value is None)
 
 
 class Fields(BaseModel):
