@@ -87,7 +87,7 @@ def test_narrow_stem_gets_the_same_initialization_as_the_other_convs():
 
 def test_temporal_modules_follow_the_narrow_stages():
     tin = build_backbone("tin", 18, num_segments=8, base_channels=32, num_stages=3)
-    temporal = [b.conv1.temporal for b in tin.blocks()]
+    temporal = [b.conv1.temporal for stage in tin.stages() for b in stage]
     assert len(temporal) == 6
     assert [t.in_channels for t in temporal] == [32, 32, 32, 64, 64, 128]
     model = build_recognizer("tin_r18", 5, 8, base_channels=32)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tinlib.checkpoint import save_checkpoint, sha256_of
+from tinlib.checkpoint import save_checkpoint
 from tinlib.commands.test import main as tinlib_test_main
 from tinlib.config import config_from_dict, load_config
 from tinlib.data import DataError, write_rawframe_list
@@ -14,6 +14,7 @@ from tinlib.engine.build import build_model
 from tinlib.engine.errors import RunError
 from tinlib.engine.evaluate import evaluate
 from tinlib.engine.metrics import evaluate_scores
+from tinlib.io import sha256_of
 from tinlib.models import build_recognizer
 
 T, K, VIEWS = 4, 5, 2

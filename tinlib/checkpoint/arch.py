@@ -1,8 +1,6 @@
-"""The architecture a checkpoint was saved from, and the refusal of one that differs from the model's.
-
-It is read from the checkpoint's meta (tinlib's ``arch``; MMAction2's config text, parsed with
-:mod:`ast` and never run; a config or experiment name), else implied by its tensor names.
-"""
+"""The architecture a checkpoint was saved from (its meta: tinlib's ``arch``, MMAction2's config text
+parsed with :mod:`ast` and never run, a config name; else its tensor names), and the refusal of one
+that differs from the model's."""
 from __future__ import annotations
 
 import ast
@@ -42,8 +40,8 @@ class ArchInfo:
         return f"{self.kind}_r{self.depth}" if self.depth else self.kind
 
     def describe(self, options: bool = False) -> str:
-        """:attr:`name` and the options that tell it apart, e.g. ``"tsm_r50 with shift_div=8"``:
-        ``shift_div`` when ``options`` (and known), ``temporal_pool=True`` always (no tinlib model has it)."""
+        """E.g. ``"tsm_r50 with shift_div=8"``: ``shift_div`` when ``options`` (and known),
+        ``temporal_pool=True`` always (no tinlib model has it)."""
         extra = ([f"shift_div={self.shift_div}"] if options and self.shift_div else []) + (
             ["temporal_pool=True"] if self.temporal_pool else [])
         return self.name + (f" with {', '.join(extra)}" if extra else "")
@@ -204,6 +202,3 @@ def check_arch(model: nn.Module, checkpoint: Any, state: dict[str, torch.Tensor]
         f"is {ours_text}; weights of one architecture compute something else in another even where every tensor "
         "fits. Use a config of the checkpoint's architecture, or load it anyway with --allow-arch-mismatch "
         "(allow_arch_mismatch=True)")
-
-
-__all__ = ["ArchInfo", "ArchMismatchError", "check_arch", "checkpoint_arch", "model_arch"]

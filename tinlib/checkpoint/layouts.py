@@ -24,10 +24,9 @@ BLOCK = r"(layer\d+\.\d+)"  # a residual block: layerL.B
 
 
 def detect_layout(checkpoint: Any, state: dict[str, torch.Tensor], path: str | Path = "<checkpoint>") -> str:
-    """The naming layout of a checkpoint's tensors ``state``: ``"tinlib"``, ``"mmaction2-0.x"``,
-    ``"mmaction2-1.x"``, ``"tin-original"`` or ``"torchvision"``. The whole ``checkpoint`` object is
-    read too (its ``meta`` and MMAction2 1.x's ``message_hub`` tell layouts apart); :class:`CheckpointError`
-    naming ``path`` and the first keys when the names match none of them."""
+    """The layout of ``state``'s names: ``tinlib``, ``mmaction2-0.x``, ``mmaction2-1.x``, ``tin-original`` or
+    ``torchvision`` (the ``checkpoint``'s ``meta`` and MMAction2 1.x's ``message_hub`` tell some apart);
+    :class:`CheckpointError` naming ``path`` and the first keys when none fits."""
     keys = state.keys()
     meta = checkpoint.get("meta", {}) if isinstance(checkpoint, dict) else {}
     if isinstance(meta, dict) and meta.get("format") == "tinlib":
@@ -129,16 +128,10 @@ class LoadReport:
 def map_state_dict(model: nn.Module, state: dict[str, torch.Tensor], layout: str,
                    tsm_conv1: str = "transfer", path: str = "<checkpoint>"
                    ) -> tuple[dict[str, torch.Tensor], LoadReport]:
-    """Rename the tensors of ``state`` (in ``layout``) to ``model``'s parameter and buffer names.
-
-    ``tsm_conv1``: ``"transfer"`` moves a TSM checkpoint's block conv1 weights into a TIN model,
-    ``"skip"`` leaves them out (as MMAction2's non-strict TSM->TIN fine-tune did); ``path`` is
-    recorded in the report.
-
-    Returns:
-        ``(mapped, report)``: the tensors that fit the model's names and shapes, under those names,
-        and a :class:`LoadReport` (whose ``missing`` :func:`~tinlib.checkpoint.load_checkpoint` fills).
-    """
+    """Rename the tensors of ``state`` (in ``layout``) to ``model``'s names -> (the tensors that fit the
+    model's names and shapes, under those names; a :class:`LoadReport` whose ``missing`` load_checkpoint
+    fills). ``tsm_conv1``: ``"transfer"`` moves a TSM checkpoint's block conv1 weights into a TIN model,
+    ``"skip"`` leaves them out (as MMAction2's non-strict TSM->TIN fine-tune did)."""
     if tsm_conv1 not in ("transfer", "skip"):
         raise ValueError(f"tsm_conv1 must be 'transfer' or 'skip', got {tsm_conv1!r}")
     target = model.state_dict()
@@ -165,6 +158,3 @@ def map_state_dict(model: nn.Module, state: dict[str, torch.Tensor], layout: str
             mapped[name] = value
     report.loaded = sorted(mapped)
     return mapped, report
-
-
-__all__ = ["BACKBONE_ONLY_LAYOUTS", "BLOCK", "LoadReport", "detect_layout", "map_state_dict"]

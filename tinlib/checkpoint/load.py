@@ -26,16 +26,11 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True, 
     :func:`tinlib.hub.resolve_checkpoint`. With ``strict``, every checkpoint tensor must land and every
     model tensor be filled, except those matching a regex of ``allow_missing`` and, from a
     backbone-only layout (torchvision), the head and temporal modules; ``strict=False`` loads what fits
-    and lists the rest (MMAction2's behaviour). ``tsm_conv1="skip"`` leaves a TSM checkpoint's block
-    conv1 weights out of a TIN model, as MMAction2's non-strict TSM->TIN fine-tune did (``"transfer"``
-    moves them). ``trusted`` unpickles fully (see :func:`~tinlib.checkpoint.read_checkpoint`);
-    ``allow_arch_mismatch`` loads a checkpoint of another architecture (TSM weights to fine-tune a
-    TIN); ``verbose`` prints the report.
-
-    Raises:
-        CheckpointError: a remote spec, an unreadable file or unknown layout, an architecture mismatch
-            not allowed (:class:`~tinlib.checkpoint.ArchMismatchError`), or, with ``strict``, tensors
-            that do not fit.
+    and lists the rest (MMAction2's behaviour). ``tsm_conv1``: see :func:`.layouts.map_state_dict`;
+    ``trusted``: see :func:`.read.read_checkpoint`; ``allow_arch_mismatch`` loads a checkpoint of
+    another architecture (TSM weights to fine-tune a TIN); ``verbose`` prints the report.
+    :class:`CheckpointError` for a remote spec, an unreadable file or unknown layout, an architecture
+    mismatch not allowed (:class:`ArchMismatchError`), or, with ``strict``, tensors that do not fit.
     """
     if is_remote(path):
         raise CheckpointError(f"{path}: a remote checkpoint; download it first with "
@@ -70,10 +65,8 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict: bool = True, 
 def load_pretrained_backbone(model: nn.Module, spec: str, trusted: bool = False) -> LoadReport:
     """ImageNet initialisation of a recognizer's backbone (the head and temporal modules keep theirs)
     from a local checkpoint file, or from ``torchvision://resnetD`` (torchvision's V1 weights, as mmcv
-    uses; downloaded, so it needs internet). ``trusted``: see :func:`~tinlib.checkpoint.read_checkpoint`.
-
-    Raises:
-        CheckpointError: an unknown source, or weights that do not fit the backbone.
+    uses; downloaded, so it needs internet). ``trusted``: see :func:`.read.read_checkpoint`.
+    :class:`CheckpointError` for an unknown source, or weights that do not fit the backbone.
     """
     match = TORCHVISION_URL.match(spec)
     if match:
@@ -92,6 +85,3 @@ def load_pretrained_backbone(model: nn.Module, spec: str, trusted: bool = False)
     # only the backbone's weights are taken, so the temporal kind of the source does not matter
     return load_checkpoint(model, spec, strict=True, allow_missing=(r"^cls_head\.", r"\.temporal\."),
                            trusted=trusted, verbose=False, allow_arch_mismatch=True)
-
-
-__all__ = ["TORCHVISION_URL", "load_checkpoint", "load_pretrained_backbone"]

@@ -58,14 +58,11 @@ def _safe_globals() -> list:
 def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
     """The object a checkpoint file holds (a dict for every checkpoint tinlib reads), tensors on the CPU.
 
-    The safe loader (``weights_only=True``) accepts tensors, plain containers, numpy scalars and a
-    few upstream bookkeeping types only; ``trusted=True`` (``--trust-checkpoint``) unpickles the
-    file fully, which can run code: only for files you made.
-
-    Raises:
-        CheckpointError: one line (the file, what is wrong, what to do) for a missing, empty,
-            truncated or damaged file, a file that is not a PyTorch checkpoint, and a readable one
-            holding objects the safe loader refuses (only then is ``--trust-checkpoint`` advised).
+    The safe loader (``weights_only=True``) accepts tensors, plain containers, numpy scalars and a few
+    upstream bookkeeping types only; ``trusted=True`` (``--trust-checkpoint``) unpickles fully, which
+    can run code: only for files you made. :class:`CheckpointError` (one line: the file, what is wrong,
+    what to do) for a missing, empty, truncated or damaged file, one that is no PyTorch checkpoint, and
+    one holding objects the safe loader refuses (only then is ``--trust-checkpoint`` advised).
     """
     path = Path(path)
     if not path.exists():
@@ -211,6 +208,3 @@ def _describe_head(head: bytes) -> str:
             return "it is an HTML page, as a failed download saves"
         return f"it starts with the text {snippet!r}"
     return f"neither a zip archive nor a pickle; it starts with bytes {head[:8].hex(' ')}"
-
-
-__all__ = ["CheckpointError", "extract_state_dict", "read_checkpoint"]

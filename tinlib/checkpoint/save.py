@@ -8,8 +8,7 @@ from typing import Any
 from torch import nn
 
 from tinlib.checkpoint.arch import model_arch
-from tinlib.checkpoint.read import CheckpointError, extract_state_dict, read_checkpoint
-from tinlib.hub import expected_hash_prefix
+from tinlib.checkpoint.read import extract_state_dict, read_checkpoint
 from tinlib.io import atomic_torch_save, sha256_of
 
 
@@ -45,15 +44,3 @@ def publish_checkpoint(src: str | Path, out_dir: str | Path, name: str) -> Path:
     final = out_dir / f"{name}-{sha256_of(tmp)[:8]}.pth"
     shutil.move(str(tmp), final)
     return final
-
-
-def verify_published(path: str | Path) -> bool:
-    """Whether a released ``<name>-<hash8>.pth`` file's sha256 starts with the hex digits its name
-    ends in (:func:`tinlib.hub.expected_hash_prefix`); :class:`CheckpointError` when there are none."""
-    expected = expected_hash_prefix(Path(path).name)
-    if expected is None:
-        raise CheckpointError(f"{path}: name has no '-<8 hex digits>.pth' suffix to verify")
-    return sha256_of(path).startswith(expected)
-
-
-__all__ = ["publish_checkpoint", "save_checkpoint", "verify_published"]

@@ -263,7 +263,7 @@ def evaluate(cfg: Config, checkpoint: str | Path | None, *, split: str = "test",
 def _check_outputs(cfg: Config, checkpoint, out_dir: Path | None, overwrite: bool) -> str | None:
     """The checkpoint's sha256 (None without one), after checking that it exists and that the
     results folder ``out_dir`` (None: nothing is written) may take its results."""
-    from tinlib.checkpoint import sha256_of
+    from tinlib.io import sha256_of
 
     sha = None
     if checkpoint is not None:

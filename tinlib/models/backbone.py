@@ -33,20 +33,15 @@ def _stage(block: type[tv_resnet.BasicBlock | tv_resnet.Bottleneck], in_channels
 
 
 class ResNetBackbone(nn.Module):
-    """torchvision's ResNet trunk (stem and stages, no pooling or classifier), built from its
-    public blocks at any width; returns the last feature map.
-
-    Parameter names are torchvision's (``conv1``, ``bn1``, ``layerL.B.convK``, ``downsample.0``),
+    """torchvision's ResNet trunk (stem and stages, no pooling or classifier) of ``depth`` 18, 34, 50 or
+    101, built from its public blocks; returns the last feature map. Parameter names are torchvision's,
     except that a block's ``conv1`` becomes ``conv1.conv`` (+ ``conv1.temporal`` for TIN) when a
     temporal module is inserted.
 
-    Args:
-        depth: 18, 34, 50 or 101.
-        base_channels: the stem's and first stage's width; the stages have base_channels x
-            (1, 2, 4, 8) (times 4 at a Bottleneck's output). 64 is the standard ResNet; smaller
-            widths make small models for CPU demos (a state dict then fits only the same width).
-        num_stages: how many of the four stages to keep (MMAction2's ``num_stages``); the features
-            then come from the last kept stage, at 1/4, 1/8 or 1/16 of the input size.
+    ``base_channels``: the stem's and first stage's width; the stages have base_channels x (1, 2, 4, 8)
+    (times 4 at a Bottleneck's output). 64 is the standard ResNet; smaller widths make small CPU demo
+    models. ``num_stages``: the stages kept (MMAction2's ``num_stages``); the features then come from the
+    last kept one, at 1/4, 1/8 or 1/16 of the input size.
     """
 
     def __init__(self, depth: int = 50, base_channels: int = 64, num_stages: int = 4):
@@ -86,10 +81,6 @@ class ResNetBackbone(nn.Module):
             x = stage(x)
         return x
 
-    def blocks(self) -> list[nn.Module]:
-        """The residual blocks of the stages, in forward order."""
-        return [block for stage in self.stages() for block in stage]
-
     @property
     def out_channels(self) -> int:
         """C_out, the channels of the last feature map (512 for ResNet18/34, 2048 for 50/101 at the
@@ -102,18 +93,12 @@ class ResNetBackbone(nn.Module):
 def build_backbone(kind: str, depth: int = 50, num_segments: int = 8, shift_div: int | None = None,
                    interlace_grad: str = "adjoint", interlace_backend: str = "auto", *, base_channels: int = 64,
                    num_stages: int = 4) -> ResNetBackbone:
-    """A ResNet of ``depth`` with TIN ("tin"), TSM ("tsm") or no ("tsn") temporal modules.
-
-    Like MMAction2, TIN goes into every block of every stage; TSM too, except that for
-    nets with 23 or more blocks in layer3 it uses every second block there.
-
-    Args:
-        kind: "tin", "tsm" or "tsn".
-        depth: 18, 34, 50 or 101.
-        num_segments: T; the backbone's input is [N*T, 3, H, W], the frames of N clips in order.
-        shift_div: 1/fraction of channels the temporal module moves (default 4 for TIN, 8 for TSM).
-        interlace_grad, interlace_backend: TIN's gradient and kernel (see :class:`TemporalInterlace`).
-        base_channels, num_stages: the width and stage count (see :class:`ResNetBackbone`).
+    """A ResNet of ``depth`` with TIN ("tin"), TSM ("tsm") or no ("tsn") temporal modules, for input
+    [N*T, 3, H, W] (the T = num_segments frames of N clips in order). ``shift_div``: 1/fraction of the
+    channels the temporal module moves (default 4 for TIN, 8 for TSM); ``interlace_grad`` and
+    ``interlace_backend``: see :class:`TemporalInterlace`; ``base_channels``, ``num_stages``: see
+    :class:`ResNetBackbone`. Like MMAction2, TIN goes into every block of every stage; TSM too, except
+    that for nets with 23 or more blocks in layer3 it uses every second block there.
     """
     if kind not in TEMPORAL_KINDS:
         raise ValueError(f"temporal kind must be one of {TEMPORAL_KINDS}, got {kind!r}")

@@ -42,13 +42,9 @@ class Recognizer(nn.Module):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, average_clips: str | None = "prob") -> torch.Tensor:
-        """Test-time scores of x: [B, V*T, 3, H, W] -> [B, K].
-
-        Args:
-            x: normalized frames, V views of T segments per sample.
-            average_clips: "prob" averages the softmax over views (MMAction2 1.x), "score" the raw
-                scores, None returns the raw scores and allows a single view only (0.x).
-        """
+        """Test-time scores of x: [B, V*T, 3, H, W] (V views of T segments) -> [B, K]. ``average_clips``:
+        "prob" averages the softmax over views (MMAction2 1.x), "score" the raw scores, None returns the
+        raw scores and allows a single view only (0.x)."""
         if average_clips not in AVERAGE_CLIPS:
             raise ValueError(f"average_clips must be one of {AVERAGE_CLIPS}, got {average_clips!r}")
         scores = self.view_scores(x)
@@ -66,26 +62,16 @@ def build_recognizer(arch: str, num_classes: int, num_segments: int = 8, *, drop
                      shift_div: int | None = None, interlace_grad: str = "adjoint",
                      interlace_backend: str = "auto", pretrained: str | None = None,
                      init_std: float = 0.001, base_channels: int = 64, num_stages: int = 4) -> Recognizer:
-    """Build ``tin_rD``, ``tsm_rD`` or ``tsn_rD`` (D in 18, 34, 50, 101) for ``num_classes``.
+    """The :class:`Recognizer` ``arch`` = ``tin_rD``, ``tsm_rD`` or ``tsn_rD`` (D in 18, 34, 50, 101) for
+    K = ``num_classes``: ``model(x)`` maps [B, V*T, 3, H, W] to [B, K], T = ``num_segments`` per view.
 
-    Args:
-        arch: the architecture name (see :func:`parse_arch`).
-        num_classes: K, the classes of the head.
-        num_segments: T, the segments per view (the temporal modules and the head regroup by it).
-        dropout: the head's dropout before the classifier.
-        shift_div: 1/fraction of channels shifted (default: 4 for TIN, 8 for TSM).
-        interlace_grad: TIN's data gradient of the shift, "adjoint" or "mmcv" (see tinlib.ops).
-        interlace_backend: TIN's interlace kernel, "auto", "triton" or "reference".
-        pretrained: None, a local checkpoint of ImageNet ResNet weights (torchvision layout or any
-            layout tinlib.checkpoint reads), or "torchvision://resnetD" to fetch torchvision's
-            ImageNet V1 weights (needs internet). Temporal modules and the head keep their own
-            initialization.
-        init_std: the standard deviation of the classifier's initial weights.
-        base_channels: the backbone's first-stage width (64: the standard ResNet).
-        num_stages: how many of the ResNet's four stages to keep.
-
-    Returns:
-        the :class:`Recognizer`; ``model(x)`` maps [B, V*T, 3, H, W] to [B, K].
+    ``shift_div``: 1/fraction of channels shifted (default 4 for TIN, 8 for TSM); ``interlace_grad``:
+    TIN's data gradient, "adjoint" or "mmcv" (see tinlib.ops); ``interlace_backend``: "auto", "triton"
+    or "reference". ``pretrained``: None, a local checkpoint of ImageNet ResNet weights (any layout
+    tinlib.checkpoint reads), or "torchvision://resnetD" for torchvision's ImageNet V1 weights (needs
+    internet); the temporal modules and the head keep their own initialization. ``dropout`` and
+    ``init_std`` (of the classifier's weights) are the head's; ``base_channels`` and ``num_stages`` the
+    backbone's (see :class:`~tinlib.models.backbone.ResNetBackbone`).
     """
     kind, depth = parse_arch(arch)
     if num_classes < 1:

@@ -18,11 +18,6 @@ DEFORM_GROUPS = 2
 _BLOCK_DTYPES = (torch.float32, torch.float64)
 
 
-def _pooled_descriptor(fold: torch.Tensor) -> torch.Tensor:
-    """fold: [N, T, F, H, W] -> spatial mean as [N, F, T] (Conv1d layout)."""
-    return fold.mean(dim=(3, 4)).transpose(1, 2)
-
-
 class OffsetNet(nn.Module):
     """Predicts two temporal offsets per video in (-2, 2) from the pooled fold channels."""
 
@@ -147,7 +142,7 @@ class TemporalInterlace(nn.Module):
         nt, c, h, w = x.shape
         n, t, f = nt // self.num_segments, self.num_segments, self.fold
         fold = x[:, :f].reshape(n, t, f, h, w)
-        pooled = _pooled_descriptor(fold)
+        pooled = fold.mean(dim=(3, 4)).transpose(1, 2)  # [N, F, T]: spatial mean, Conv1d layout
         offsets = self.offset_net(pooled)  # [N, 2]
         weights = self.weight_net(pooled)  # [N, T, 2]
         group_offsets = torch.cat([offsets, -offsets], dim=1)  # [N, 4]: +o0 +o1 -o0 -o1
@@ -157,7 +152,6 @@ class TemporalInterlace(nn.Module):
         return torch.cat([y.reshape(nt, f, h, w), x[:, f:]], dim=1), offsets, weights
 
     def extra_repr(self) -> str:
-        """The settings shown by ``print(model)``."""
         return f"in_channels={self.in_channels}, num_segments={self.num_segments}, fold={self.fold}, grad={self.grad!r}"
 
 
@@ -182,7 +176,6 @@ class TemporalShift(nn.Module):
         return torch.cat([from_next, from_prev, v[:, :, 2 * f:]], dim=2).reshape(nt, c, h, w)
 
     def extra_repr(self) -> str:
-        """The settings shown by ``print(model)``."""
         return f"num_segments={self.num_segments}, shift_div={self.shift_div}"
 
 
@@ -197,6 +190,3 @@ class TemporalConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N*T, C, H, W] -> conv(temporal(x)), [N*T, C', H', W']."""
         return self.conv(self.temporal(x))
-
-
-__all__ = ["OffsetNet", "WeightNet", "TemporalInterlace", "TemporalShift", "TemporalConv"]

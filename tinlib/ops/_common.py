@@ -19,13 +19,10 @@ def group_rows(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def split_offsets(offset: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype, steps: int):
-    """offset: [N, G] real, weight: [N, T, G] -> k [N, G] int64, f [N, G], w [N, T, G] (dtype).
-
-    k = floor(offset), f = offset - k in [0, 1), computed in ``dtype``; ``steps`` is T, the
-    segments. Offsets are first clamped to [-T-1, T+1]: any
-    offset at or beyond that range reads only zeros, so the result (and the finite-difference
-    offset gradient, which is then zero) is unchanged, while k stays a small integer.
-    """
+    """offset: [N, G], weight: [N, T, G] -> k = floor(offset) [N, G] int64, f = offset - k [N, G] in
+    [0, 1), w [N, T, G], in ``dtype``; steps = T. Offsets are first clamped to [-T-1, T+1]: an offset at
+    or beyond that range reads only zeros, so the result (and the finite-difference offset gradient,
+    then zero) is unchanged, while k stays a small integer."""
     off = offset.detach().to(dtype).clamp(-(steps + 1), steps + 1)
     k = torch.floor(off)
     f = off - k

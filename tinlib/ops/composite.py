@@ -6,23 +6,11 @@ import torch
 
 
 def interlace_composite(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """TIN's temporal interlace of channel groups, written with differentiable standard ops.
+    """:func:`tinlib.ops.interlace` (shapes and formula there) written with differentiable standard ops.
 
-    Args:
-        x: ``[N, T, C, HW]`` float, the T frames of N videos; channel c belongs to group
-            g = c // (C // G).
-        offset: ``[N, G]`` float, a temporal offset per video and channel group.
-        weight: ``[N, T, G]`` float, a weight per video, output frame and group.
-
-    Returns:
-        ``[N, T, C, HW]``: with k = floor(offset[n, g]) and f = offset[n, g] - k,
-        ``out[n, t, c] = weight[n, t, g] * ((1 - f) * X(t - k) + f * X(t - k - 1))`` where
-        ``X(s) = x[n, s, c]`` for 0 <= s < T and 0 otherwise (zero padding). That is, each group
-        is shifted later in time by the offset, linearly interpolated between the two integer
-        shifts k and k + 1 around it, and each output frame is scaled by its weight.
-
-    Autograd through this function gives the true (adjoint) data gradient. floor has zero
-    gradient, so the offset gradient holds k constant: d out / d offset = weight * (X(t-k-1) - X(t-k)).
+    x: [N, T, C, HW], offset: [N, G], weight: [N, T, G] -> [N, T, C, HW]. Autograd through it gives the
+    true (adjoint) data gradient; floor has zero gradient, so the offset gradient holds k constant:
+    d out / d offset = weight * (X(t-k-1) - X(t-k)).
     """
     n, steps, c, hw = x.shape
     groups = offset.shape[1]

@@ -1,8 +1,7 @@
-"""Public entry points of the interlace op: argument checks, backend choice (:func:`resolve_backend`)
-and the torch.library ops ``tinlib::interlace``/``interlace_backward``, which torch.compile traces
-without graph breaks. A Triton kernel picked by "auto" never stops a run: its first forward and
-backward per (device type, dtype) are compared with the eager backend, and an error or a mismatch
-logs one warning and switches that key to the eager backend (asked for explicitly, errors raise)."""
+"""Public entry points of the interlace op: argument checks, backend choice and the torch.library ops
+``tinlib::interlace``/``interlace_backward`` (traced by torch.compile without graph breaks). A Triton
+kernel picked by "auto" never stops a run: its first forward and backward per (device type, dtype) are
+checked against the eager backend; an error or mismatch logs a warning and switches that key to eager."""
 from __future__ import annotations
 
 import importlib.util
@@ -32,11 +31,6 @@ def _triton_kernels() -> ModuleType:
     return triton_kernels
 
 
-def _impl(backend: str) -> ModuleType:
-    return _triton_kernels() if backend == "triton" else eager
-
-
-# ---------------------------------------------------------------------------------------------
 # "auto" with Triton: check the first calls, use the eager backend after any failure
 
 _Key = tuple[str, torch.dtype]  # (device type, dtype of x)
@@ -56,11 +50,8 @@ def _auto_tries_triton(x: torch.Tensor) -> bool:
 
 
 def _mismatch(got: Any, want: Any) -> str | None:
-    """None when the Triton results `got` match the eager results `want`, else what differs.
-
-    Both are the output tensor of a forward, or (grad_x, grad_offset, grad_weight) of a backward
-    with None for the gradients not computed.
-    """
+    """None when the Triton results `got` match the eager results `want`, else what differs. Both are
+    a forward's output tensor or a backward's (grad_x, grad_offset, grad_weight), None where not computed."""
     if isinstance(want, torch.Tensor):
         pairs = [("out", got, want, _DATA_TOLERANCE)]
     else:
@@ -121,10 +112,9 @@ def _run(backend: str, pass_name: str, like: torch.Tensor, run: Callable[[Module
     meaning checked Triton, see _requested_backend); `like` is x or grad_out."""
     if backend == "auto":
         return _run_checked(pass_name, (like.device.type, like.dtype), run)
-    return run(_impl(backend))
+    return run(_triton_kernels() if backend == "triton" else eager)
 
 
-# ---------------------------------------------------------------------------------------------
 # torch.library ops
 
 @torch.library.custom_op("tinlib::interlace", mutates_args=())
@@ -182,7 +172,6 @@ def _backward(ctx, grad_out):
 _interlace_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-# ---------------------------------------------------------------------------------------------
 # argument checks and backend choice
 
 def _check_x(name: str, x) -> None:
@@ -238,12 +227,11 @@ def _requested_backend(backend: str, x: torch.Tensor) -> str:
 
 
 def resolve_backend(backend: str, x: torch.Tensor) -> str:
-    """The backend that runs for x: "reference" or "triton".
+    """The backend that runs for x (only its device and dtype are read): "reference" or "triton".
 
-    backend: one of BACKENDS. "auto" -> $TINLIB_INTERLACE_BACKEND if set, else "triton" for CUDA
-    tensors when triton is installed (unless a Triton kernel failed its check for x's device type
-    and dtype in this process), else "reference". x: the op's input (only its device and dtype
-    are read). Raises ValueError for unknown names, RuntimeError for combinations that cannot run.
+    "auto" means $TINLIB_INTERLACE_BACKEND if set, else "triton" for CUDA tensors when triton is
+    installed (unless a Triton kernel failed its check for x's device type and dtype in this
+    process), else "reference". ValueError for unknown names, RuntimeError for combinations that cannot run.
     """
     requested = _requested_backend(backend, x)
     if requested == "auto":
@@ -251,31 +239,23 @@ def resolve_backend(backend: str, x: torch.Tensor) -> str:
     return requested
 
 
-# ---------------------------------------------------------------------------------------------
 # public API
 
 def interlace(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, grad: str = "adjoint",
               backend: str = "auto") -> torch.Tensor:
-    """TIN's fused temporal sampling of the fold channels (the function of interlace_composite).
+    """TIN's temporal interlace of channel groups: each group shifted later in time by a fractional
+    offset (linear interpolation between the integer shifts around it), each output frame weighted.
 
-    Args:
-        x: [N, T, C, HW] float32/float64/float16/bfloat16, any strides; channel c belongs to
-            group g = c // (C // G).
-        offset: [N, G] float, temporal offset of each group.
-        weight: [N, T, G] float, weight of each output frame and group.
-        grad: data gradient, one of GRAD_MODES: "adjoint" (the true gradient) or "mmcv" (the
-            data gradient MMAction2 gets from mmcv's tin_shift backward: the shift applied again
-            instead of reversed). The offset/weight gradients are the same in both modes.
-        backend: one of BACKENDS: "reference" (PyTorch, any device), "triton" (CUDA, or CPU
-            under TRITON_INTERPRET=1) or "auto" (see resolve_backend).
+    x: [N, T, C, HW] float32/float64/float16/bfloat16, any strides (channel c in group g = c // (C // G));
+    offset: [N, G] float; weight: [N, T, G] float -> [N, T, C, HW] in x's dtype. With
+    k = floor(offset[n, g]), f = offset[n, g] - k and X(s) = x[n, s, c] for 0 <= s < T, else 0:
+        out[n, t, c] = weight[n, t, g] * ((1 - f) * X(t - k) + f * X(t - k - 1))
 
-    Returns:
-        [N, T, C, HW] in x's dtype. With k = floor(offset[n, g]) and f = offset[n, g] - k,
-        out[n, t, c] = weight[n, t, g] * ((1 - f) * X(t - k) + f * X(t - k - 1)),
-        X(s) = x[n, s, c] for 0 <= s < T, else 0.
-
-    Differentiable in x, offset and weight; only the gradients autograd asks for are computed.
-    The offset gradient holds k constant (a finite difference, as in TIN).
+    grad (GRAD_MODES): the data gradient, "adjoint" (the true one) or "mmcv" (what MMAction2 gets
+    from mmcv's tin_shift backward: the shift applied again instead of reversed); the offset and
+    weight gradients are the same in both, and hold k constant (a finite difference, as in TIN).
+    backend (BACKENDS): "reference" (PyTorch, any device), "triton" (CUDA, or CPU under
+    TRITON_INTERPRET=1) or "auto" (see resolve_backend). Only the gradients autograd asks for are computed.
     """
     _check_x("interlace", x)
     _check_grad("interlace", grad)
@@ -299,16 +279,11 @@ def interlace(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, grad:
 def tin_shift(x: torch.Tensor, shift: torch.Tensor, grad: str = "adjoint", backend: str = "auto") -> torch.Tensor:
     """Integer temporal shift per channel group (mmcv's tin_shift semantics).
 
-    Args:
-        x: [N, T, C, HW] float; channel c is in group g = c // (C // G).
-        shift: [N, G] integer tensor (a float shift is refused: use interlace()); gets no gradient.
-        grad: one of GRAD_MODES: "adjoint" (the true gradient: the opposite shift) or "mmcv"
-            (mmcv's backward, which applies the same forward shift to the gradient again).
-        backend: one of BACKENDS, as for interlace().
-
-    Returns:
-        [N, T, C, HW] in x's dtype: out[n, t, c] = x[n, t - s, c] if 0 <= t - s < T else 0, with
-        s = shift[n, g] (a positive shift moves content later in time).
+    x: [N, T, C, HW] float (channel c in group g = c // (C // G)); shift: [N, G] integer tensor (a
+    float shift is refused: use interlace()), no gradient -> [N, T, C, HW] in x's dtype:
+    out[n, t, c] = x[n, t - s, c] if 0 <= t - s < T else 0, s = shift[n, g] (positive: later in time).
+    grad: "adjoint" (the true gradient, the opposite shift) or "mmcv" (mmcv's backward, which applies
+    the forward shift to the gradient again); backend as for interlace().
     """
     _check_x("tin_shift", x)
     _check_grad("tin_shift", grad)

@@ -1,10 +1,8 @@
 """Pure-PyTorch kernel of the interlace op, for any device (backend "reference").
 
-Per (n, g) the op is a two-tap temporal filter: viewing x as a table of rows (n, t, g) of
-D = C // G * HW values, every output row is a weighted sum of two table rows, i.e. one memory-bound
-``embedding_bag(mode="sum", per_sample_weights=...)`` pass, its [N*T*G, 2] rows and weights built by
-small ops without host syncs. The data gradient has the same form; the offset/weight gradients need
-each grad_out row's dot products with its two source rows (:func:`._common.pair_dots`)."""
+Viewing x as a table of rows (n, t, g) of D = C // G * HW values, every output row is a weighted sum
+of two table rows: one memory-bound ``embedding_bag(mode="sum", per_sample_weights=...)`` pass, built
+without host syncs. The data gradient has the same form; the offset/weight gradients are dot products."""
 from __future__ import annotations
 
 import functools
@@ -44,13 +42,6 @@ def _pair_bags(bags: int, device: torch.device):
     return torch.arange(0, 2 * bags, 2, device=device), entry_bag
 
 
-def _source_row_dots(grad_rows: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """grad_rows: [R, D] (row r of grad_out), table: [rows, D], rows: [R, 2] int64 table rows
-    -> [R, 2] with entry (r, j) = <grad_rows[r], table[rows[r, j]]>."""
-    pair_starts, entry_bags = _pair_bags(rows.shape[0], rows.device)
-    return pair_dots(grad_rows, table, rows.view(-1), entry_bags, pair_starts).view(rows.shape)
-
-
 def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, direction: int,
           weight_at_source: bool):
     """The two source rows and coefficients of every output row (n, t, g).
@@ -76,11 +67,8 @@ def _taps(k: torch.Tensor, f: torch.Tensor, w: torch.Tensor, sn: int, st: int, d
 
 
 def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """The interlace forward (see composite.interlace_composite for the definition).
-
-    x: [N, T, C, HW] float, any strides; offset: [N, G] float; weight: [N, T, G] float
-    -> out [N, T, C, HW] in x's dtype (computed in float32, float64 for float64 input).
-    """
+    """The interlace forward (the function of tinlib.ops.interlace): x: [N, T, C, HW], any strides;
+    offset: [N, G]; weight: [N, T, G] -> [N, T, C, HW] in x's dtype (float32 math, float64 for float64)."""
     n, steps, c, hw = x.shape
     groups = offset.shape[1]
     cdt = compute_dtype(x.dtype)
@@ -94,16 +82,10 @@ def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torc
 
 def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tensor, weight: torch.Tensor,
              grad: str, need_x: bool, need_params: bool):
-    """Gradients of the interlace forward.
-
-    grad_out: [N, T, C, HW]; x: [N, T, C, HW] (needed only for need_params, else may be None);
-    offset: [N, G]; weight: [N, T, G]; grad: "adjoint" or "mmcv"; need_x: compute grad_x;
-    need_params: compute grad_offset and grad_weight.
-
-    Returns (grad_x [N, T, C, HW] or None, grad_offset [N, G] or None, grad_weight [N, T, G] or
-    None), in the dtypes of grad_out, offset and weight. grad "adjoint": the true gradient
-    grad_x[t] = (1-f) GW[t+k] + f GW[t+k+1]; "mmcv": grad_x[t] = (1-f) GW[t-k] + f GW[t-k-1];
-    GW = grad_out * weight (zero outside [0, T)).
+    """Gradients of the forward: grad_out, x: [N, T, C, HW] (x read only for need_params, else may be
+    None); offset: [N, G]; weight: [N, T, G] -> (grad_x if need_x, grad_offset and grad_weight if
+    need_params, else None) in the dtypes of grad_out, offset and weight. With GW = grad_out * weight
+    (zero outside [0, T)), "adjoint": grad_x[t] = (1-f) GW[t+k] + f GW[t+k+1]; "mmcv": (1-f) GW[t-k] + f GW[t-k-1].
     """
     n, steps, c, hw = grad_out.shape
     groups = offset.shape[1]
@@ -121,7 +103,9 @@ def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tenso
             raise ValueError("interlace backward: x is needed for the offset/weight gradients")
         table, sn, st = _row_table(group_rows(x.detach(), groups).to(cdt))
         rows, _, valid = _taps(k, f, w, sn, st, -1, weight_at_source=False)
-        dots = _source_row_dots(gv.reshape(-1, gv.shape[-1]), table, rows)
+        # each grad_out row's dot products with its two source rows, viewed as [N, T, G, 2]
+        pair_starts, entry_bags = _pair_bags(rows.shape[0], rows.device)
+        dots = pair_dots(gv.reshape(-1, gv.shape[-1]), table, rows.view(-1), entry_bags, pair_starts)
         dots = torch.where(valid, dots.view(valid.shape), 0)
         grad_offset, grad_weight = param_grads(dots, f, w)
         grad_offset, grad_weight = grad_offset.to(offset.dtype), grad_weight.to(weight.dtype)

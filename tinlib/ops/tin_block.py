@@ -6,11 +6,9 @@ For x: [N*T, C, H, W] and the fold F = C // shift_div (quarters q = 0..3), `Temp
     weights = 2 sigmoid(conv1d_w(pooled))                                  [N, T, 2] (WeightNet)
     y       = cat(interlace(x[:, :F], [o0, o1, -o0, -o1], [w0, w1, w0, w1]), x[:, F:])
 (conv1d over T, kernel 3, zero padding 1). As separate autograd steps this moves the whole tensor
-several times (the concatenation, zero-filled slice gradients, the pooling's second gradient).
-Here x is a table of rows of (F // 4) * H * W values and one `embedding_bag` writes y (a fold row is
-the interlace's two-tap filter, any other row a copy); the backward writes grad_x the same way,
-takes the offset/weight gradients as per-row dot products, runs the nets' backward by hand and adds
-the pooling's gradient in place. Device-generic ops, but run on the CPU only."""
+several times; here one `embedding_bag` over rows of (F // 4) * H * W values writes y (a fold row is
+the two-tap filter, any other row a copy), and the backward writes grad_x the same way, with the
+nets' backward by hand and the pooling's gradient added in place. Device-generic ops, run on the CPU only."""
 from __future__ import annotations
 
 import functools
@@ -98,7 +96,6 @@ def _constants(n: int, steps: int, rows: int, dtype: torch.dtype, device: torch.
         pair_offsets=ints(torch.arange(0, 2 * fold_rows.numel(), 2)))
 
 
-# ---------------------------------------------------------------------------------------------
 # the nets, forward and backward, on [N, T, F]-sized tensors. At the late stages the data passes
 # are short and the number of small ops is what costs, hence the terse formulation.
 
@@ -138,7 +135,6 @@ def _nets_backward(saved: _Saved, offsets: torch.Tensor, weights: torch.Tensor, 
     return g_pooled, grads
 
 
-# ---------------------------------------------------------------------------------------------
 # the data passes
 
 def _taps(k: torch.Tensor, frac: torch.Tensor, weights4: torch.Tensor, consts: _Constants, rows: int,
@@ -232,7 +228,6 @@ def _backward(grad_y: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, weig
     return grad_x.view(x.shape), g_params
 
 
-# ---------------------------------------------------------------------------------------------
 # As an autograd.Function in eager mode (the least Python around each call, which shows at the
 # late stages), and as torch.library ops under torch.compile (traced without graph breaks, like
 # tinlib::interlace); both run _forward and _backward.
@@ -318,17 +313,10 @@ _block_op.register_autograd(_backward_formula, setup_context=_setup_context)
 
 def temporal_interlace_block(x: torch.Tensor, params: NetParams, num_segments: int, shift_div: int,
                              grad: str = "adjoint"):
-    """TIN's temporal module on a block input (see the module docstring for the function).
-
-    Args:
-        x: [N*T, C, H, W] float32/float64, contiguous; T = num_segments consecutive frames per video.
-        params: the nets' parameters, x's dtype and device.
-        num_segments: T. shift_div: the fold is the first C // shift_div channels.
-        grad: data gradient of the interlace, "adjoint" or "mmcv" (see tinlib.ops.interlace).
-
-    Returns:
-        (y [N*T, C, H, W], offsets [N, 2], weights [N, T, 2]); y is differentiable in x and the
-        parameters, offsets and weights (what the nets predicted) are not. Check `supports` first.
+    """TIN's temporal module (the module docstring's function) on x: [N*T, C, H, W] float32/float64,
+    contiguous, T = num_segments consecutive frames per video, the fold the first C // shift_div channels;
+    params in x's dtype and device; grad as for tinlib.ops.interlace. -> (y [N*T, C, H, W], differentiable
+    in x and params; offsets [N, 2] and weights [N, T, 2], what the nets predicted, not differentiable).
     """
     if torch.compiler.is_compiling():
         y, offsets, weights = _block_op(x, *params, num_segments, shift_div, grad)[:3]

@@ -89,11 +89,8 @@ def _block(d: int) -> int:
 
 
 def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """The interlace forward (see composite.interlace_composite for the definition).
-
-    x: [N, T, C, HW] float, any strides over N and T; offset: [N, G] float; weight: [N, T, G] float
-    -> out [N, T, C, HW] in x's dtype, contiguous.
-    """
+    """The interlace forward (the function of tinlib.ops.interlace): x: [N, T, C, HW], any strides
+    over N and T; offset: [N, G]; weight: [N, T, G] -> [N, T, C, HW] in x's dtype, contiguous."""
     n, steps, c, hw = x.shape
     groups = offset.shape[1]
     k, f, w = split_offsets(offset, weight, compute_dtype(x.dtype), steps)
@@ -109,12 +106,7 @@ def forward(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> torc
 
 def backward(grad_out: torch.Tensor, x: torch.Tensor | None, offset: torch.Tensor, weight: torch.Tensor,
              grad: str, need_x: bool, need_params: bool):
-    """Gradients of the interlace forward; same arguments and results as eager.backward.
-
-    grad_out: [N, T, C, HW]; x: [N, T, C, HW] or None (read only for need_params); offset: [N, G];
-    weight: [N, T, G]; grad: "adjoint" or "mmcv" -> (grad_x [N, T, C, HW] or None,
-    grad_offset [N, G] or None, grad_weight [N, T, G] or None).
-    """
+    """Gradients of the forward; the arguments, shapes and results of eager.backward."""
     n, steps, c, hw = grad_out.shape
     groups = offset.shape[1]
     cdt = compute_dtype(grad_out.dtype)

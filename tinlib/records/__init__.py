@@ -1,10 +1,6 @@
-"""The files runs write, as typed records (pydantic models), one class per file.
-
-A run is a chain of steps coupled only through these files, so they are defined once, here:
-``Record.read(path)`` / ``record.write(path)`` (atomic). Unknown keys are kept and written back,
-each file carries its layout's version (``"schema"``, 1 when absent), and a damaged or wrong file
-raises :class:`RecordError`, one line naming it. No torch import: ``tinlib zoo`` stays fast.
-"""
+"""The files runs write (the only coupling between a run's steps), as pydantic records: ``Record.read``,
+``record.write`` (atomic); unknown keys kept, a ``"schema"`` version (1 when absent), and a damaged file
+gives a one-line :class:`RecordError`. No torch import: ``tinlib zoo`` stays fast."""
 from __future__ import annotations
 
 from tinlib.records.base import Fields, Record, RecordError

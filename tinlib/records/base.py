@@ -34,13 +34,9 @@ def _keep_int(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 Number = Annotated[float, WrapValidator(_keep_int), PlainSerializer(lambda value: value)]
 
 
-def _is_none(value: Any) -> bool:
-    return value is None
-
-
 def omitted() -> Any:
     """An optional field (default None) left out of the written file while it is None."""
-    return Field(default=None, exclude_if=_is_none)
+    return Field(default=None, exclude_if=lambda value: value is None)
 
 
 class Fields(BaseModel):
@@ -60,16 +56,8 @@ class Fields(BaseModel):
 
     @classmethod
     def from_dict(cls, data: Any, source: PathLike | None = None) -> Self:
-        """An instance from a parsed JSON object.
-
-        Args:
-            data: the object (keys this class does not know are kept).
-            source: the file it came from, or a description, for the error message.
-
-        Raises:
-            RecordError: naming ``source``, when ``data`` is not this record (a missing key, or a
-                value of the wrong type, named by its key path).
-        """
+        """An instance from a parsed JSON object (unknown keys kept); :class:`RecordError` naming
+        ``source`` (its file, or a description) and the key path of a missing or wrongly typed value."""
         if isinstance(data, dict) and "schema_version" in cls.model_fields:
             data = {"schema": 1, **data}  # written before records carried a version: version 1
         try:
@@ -94,19 +82,10 @@ class Record(Fields):
 
     @classmethod
     def read(cls, path: PathLike) -> Self:
-        """The record stored in a JSON file.
-
-        Raises:
-            RecordError: naming the file, when it is missing, unreadable, not JSON (a truncated write,
-                say) or not this record.
-        """
+        """The record stored in a JSON file; :class:`RecordError` naming the file when it is missing,
+        unreadable, not JSON (a truncated write, say) or not this record."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise record_error(cls, path, "no such file") from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise record_error(cls, path, f"cannot be read ({getattr(err, 'strerror', None) or err})") from None
+        text = read_text(cls, path)
         try:
             data = json.loads(text)
         except ValueError as err:
@@ -124,9 +103,7 @@ class Record(Fields):
         return atomic_write_json(path, self.to_dict())
 
 
-# --------------------------------------------------------------------------------------------
 # Errors in the kit's words: the key path, what was expected, what was found
-# --------------------------------------------------------------------------------------------
 _EXPECTED = {"int_type": "an integer", "float_type": "a number", "string_type": "a string",
              "bool_type": "true or false", "dict_type": "an object", "model_type": "an object",
              "list_type": "a list"}
@@ -158,6 +135,16 @@ def _problem(err: ValidationError) -> str:
     problem = f"expected {expected}, found {_type_name(first['input'])}" if expected else first["msg"]
     where = _key_path(first["loc"])
     return f"{where}: {problem}" if where else problem
+
+
+def read_text(cls: type[Fields], path: Path) -> str:
+    """The text of ``path``, a file that should hold a ``cls``; :class:`RecordError` if missing or unreadable."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise record_error(cls, path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise record_error(cls, path, f"cannot be read ({getattr(err, 'strerror', None) or err})") from None
 
 
 def record_error(cls: type[Fields], source: PathLike | None, problem: str) -> RecordError:

@@ -65,8 +65,7 @@ class MetricsRecord(Record):
     config: dict[str, Any]
 
     def percent(self, key: str) -> float | None:
-        """``metrics_percent[key]`` (``top1_acc``, ``top5_acc``, ``mean_class_accuracy``) as a
-        float, or None when it is not recorded."""
+        """``metrics_percent[key]`` (``top1_acc``, ...) as a float, None when not recorded."""
         value = self.metrics_percent.get(key)
         return None if value is None else float(value)
 

@@ -10,7 +10,7 @@ from typing import IO, Any, ClassVar
 
 from pydantic import Field
 
-from tinlib.records.base import Fields, Number, PathLike, RecordError, omitted, record_error
+from tinlib.records.base import Fields, Number, PathLike, RecordError, omitted, read_text
 
 
 class LogHeader(Fields):
@@ -38,14 +38,11 @@ class LogHeader(Fields):
 
 
 class LogEntry(Fields):
-    """One ``train`` or ``val`` line of ``log.json`` (MMAction2's field names).
-
-    ``train``: averages over the last ``train.log_interval`` iterations and all processes;
-    ``iter`` is 1-based within ``epoch`` (1-based); accuracies are fractions on the training
-    batches; ``time`` / ``data_time`` seconds per iteration; ``memory`` the peak CUDA MiB (0 on
-    the CPU); ``grad_norm`` only when gradients are clipped. ``val``: the validation metrics after
-    an epoch, ``iter`` the number of videos.
-    """
+    """One ``train`` or ``val`` line of ``log.json`` (MMAction2's field names). ``train``: averages over
+    the last ``train.log_interval`` iterations and all processes; ``iter`` 1-based within ``epoch``
+    (1-based); accuracies fractions on the training batches; ``time`` / ``data_time`` seconds per
+    iteration; ``memory`` the peak CUDA MiB (0 on the CPU); ``grad_norm`` only when gradients are
+    clipped. ``val``: the validation metrics after an epoch, ``iter`` the number of videos."""
 
     KIND: ClassVar[str] = "log entry"
     WRITER: ClassVar[str] = "the training (`tinlib train`)"
@@ -69,12 +66,8 @@ LogLine = LogHeader | LogEntry
 
 
 def parse_log_line(data: Any, source: PathLike | None = None) -> LogLine:
-    """One parsed ``log.json`` line (``source``: ``file:line``, for the error message): a
-    :class:`LogEntry` when it has ``mode``, else a :class:`LogHeader`.
-
-    Raises:
-        RecordError: the object is not a log line.
-    """
+    """One parsed ``log.json`` line: a :class:`LogEntry` when it has ``mode``, else a :class:`LogHeader`;
+    :class:`RecordError` naming ``source`` (``file:line``) when it is neither."""
     if isinstance(data, dict) and "mode" in data:
         return LogEntry.from_dict(data, source)
     return LogHeader.from_dict(data, source)
@@ -117,20 +110,11 @@ class TrainingLog:
 
 
 def read_log(path: PathLike) -> TrainingLog:
-    """Every line of a training log (``log.json``); a last line that is not JSON (a write cut off
-    by a kill) is skipped and counted in ``skipped``.
-
-    Raises:
-        RecordError: naming the file (and line), when it is missing or unreadable, or a line other
-            than the last is not a log line.
-    """
+    """Every line of a training log (``log.json``); a last line that is not JSON (a write cut off by a
+    kill) is skipped and counted in ``skipped``. :class:`RecordError` naming the file (and line) when
+    it is missing or unreadable, or a line other than the last is not a log line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise record_error(LogEntry, path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise RecordError(f"{path}: cannot read the training log ({getattr(err, 'strerror', None) or err})") from None
+    text = read_text(LogEntry, path)
     numbered = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
     lines: list[LogLine] = []
     skipped = 0
@@ -159,11 +143,7 @@ class LogWriter:
             self.handle = open(self.path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
     def write(self, line: LogLine | Mapping[str, Any]) -> None:
-        """Append one line (a dict is checked as a log line first) and flush it.
-
-        Raises:
-            RecordError: a dict that is not a log line.
-        """
+        """Append one line and flush it; a dict is checked first (:class:`RecordError` if no log line)."""
         if not isinstance(line, (LogHeader, LogEntry)):
             line = parse_log_line(dict(line))
         if self.handle is not None:
