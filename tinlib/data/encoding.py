@@ -106,5 +106,3 @@ def write_frames(folder: Path, frames: np.ndarray, tmpl: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
 
-
-__all__ = ["DEFAULT_FPS", "video_codec", "write_frames", "write_video"]

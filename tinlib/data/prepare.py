@@ -1,8 +1,6 @@
 """MMAction2 annotation lists (and frames) from the official releases of Something-Something V1/V2
-and Kinetics-400, like MMAction2's ``tools/data`` scripts; the command line is ``tinlib prepare``.
-
-A missing release file stops with a message saying what to download; videos listed but absent or
-broken on disk are left out of the lists and reported.
+and Kinetics-400, like MMAction2's ``tools/data`` scripts (``tinlib prepare``). A missing release
+file stops with what to download; videos absent or broken on disk are left out and reported.
 """
 from __future__ import annotations
 
@@ -31,8 +29,6 @@ from .releases import (
     prefix_key,
     sthv2_label_name,
 )
-
-__all__ = ["PrepareError", "prepare_sthv1", "prepare_sthv2", "prepare_kinetics400", "prepare_release"]
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +97,14 @@ def _split_files(release: Release, root: Path, annotations: Annotations | None, 
     return found
 
 
-# ------------------------------------------------------------------------- entries to lists
 def _found_entries(rows: Rows, locate: Callable[[str, str], tuple[Any, ...] | str],
                    nothing_found: Callable[[str], str], *, left_out_what: str, desc: str | None, unit: str,
                    quiet: bool) -> tuple[Entries, list[str]]:
     """Per split, the list entries of the annotation ``rows`` found on disk, and what was left out.
 
-    ``locate(split, video id)`` returns the fields of the video's list line before the label, or a
-    str naming what is missing: left out, and reported as ``left_out_what``. A split with no entry
-    at all stops with PrepareError(``nothing_found(split)``). ``desc`` shows the progress (None: none).
+    ``locate(split, video id)`` returns the list line's fields before the label, or a str naming
+    what is missing (reported as ``left_out_what``). A split with no entry at all stops with
+    PrepareError(``nothing_found(split)``). ``desc`` shows the progress (None: none).
     """
     entries: Entries = {}
     left_out: list[str] = []
@@ -184,7 +179,6 @@ def _summary(release: Release, out_dir: Path, chosen: Sequence[str], names: list
     return summary
 
 
-# ------------------------------------------------------------------------------------ sthv1
 def _read_sthv1_split(csv_path: Path, index: Mapping[str, int], labels_csv: Path) -> list[tuple[str, int]]:
     """(video id, class index) of every row of a SthV1 ``id;class name`` CSV."""
     rows = []
@@ -254,7 +248,6 @@ def prepare_sthv1(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
     return _summary(STHV1, out_dir, chosen, names, entries, left_out, lists, None, quiet=quiet)
 
 
-# ------------------------------------------------------------------------------------ sthv2
 def _load_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -338,7 +331,6 @@ def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
     return _summary(STHV2, out_dir, chosen, names, entries, left_out, lists, failed, quiet=quiet, note=note)
 
 
-# ---------------------------------------------------------------------------------- kinetics
 def _read_k400_csv(path: Path) -> list[tuple[str, str, int]]:
     """(label, clip id, line) for every row of a Kinetics CSV."""
     with open(path, newline="", encoding="utf-8") as handle:
@@ -461,29 +453,17 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
     return _summary(K400, out_dir, chosen, names, entries, left_out, lists, failed, quiet=quiet, noun="clips")
 
 
-# ------------------------------------------------------------------------------------ any
 def prepare_release(dataset: str, root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                     extract: bool = True, workers: int | None = None, splits: str | Sequence[str] | None = None,
                     quiet: bool = False) -> dict[str, Any]:
-    """Lists (and frames where the release ships videos) for ``dataset`` with each one's defaults.
+    """Lists (and frames where the release ships videos) for ``dataset`` (``sthv1``, ``sthv2`` or
+    ``k400``) with each one's defaults; ``out_dir`` defaults to ``root``.
 
-    Args:
-        dataset: ``sthv1``, ``sthv2`` or ``k400`` (see :data:`tinlib.data.releases.RELEASES`).
-        root: the folder holding the release files.
-        out_dir: where lists and frames go (default ``root``).
-        extract: extract frames from the videos (SthV2, Kinetics-400; SthV1 ships frames).
-        workers: processes for frame extraction (default: a few).
-        splits: the splits prepared (``train``, ``val``; a comma-separated string or a sequence;
-            default: both). ``("val",)`` is what testing on the validation split reads; a later
-            call with all splits adds the others and keeps the frames already extracted.
-        quiet: no messages.
-
-    Returns:
-        the summary of :func:`prepare_sthv1` / :func:`prepare_sthv2` / :func:`prepare_kinetics400`:
-        the keys of a :class:`tinlib.records.PrepareRecord` and ``splits``, the splits prepared.
-
-    Raises:
-        PrepareError: a release file is missing, or ``splits`` names an unknown split.
+    ``splits`` (``train``, ``val``; comma-separated or a sequence; default: both): ``("val",)`` is
+    what testing on the validation split reads; a later call with all splits adds the others and
+    keeps the frames already extracted. Returns the summary of the ``prepare_<dataset>`` function
+    (the keys of a :class:`tinlib.records.PrepareRecord` and ``splits``). PrepareError when a
+    release file is missing or ``splits`` names an unknown split.
     """
     if dataset == "sthv1":
         return prepare_sthv1(root, out_dir, splits=splits, quiet=quiet)

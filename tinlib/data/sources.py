@@ -122,5 +122,3 @@ def open_source(path: str | os.PathLike, cfg: Config) -> VideoSource:
     start = (d.start_index or 0) if d.kind == "videos" else 0
     return VideoSource(str(p), "video", len(clip), start, _video_fps(str(p)), None, clip)
 
-
-__all__ = ["FRAME_TEMPLATES", "VideoSource", "find_frame_template", "open_source"]
