@@ -20,13 +20,8 @@ _EXPORTS = {
 }
 __all__ = list(_EXPORTS)
 
-# submodules that importing the package used to load, still reachable as attributes
-_SUBMODULES = {"annotations", "datasets", "decoding", "loader", "sampling", "transforms"}
-
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"tinlib.data.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'tinlib.data' has no attribute {name!r}")

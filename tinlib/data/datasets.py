@@ -6,6 +6,7 @@ naming it, or with ``skip_bad_samples`` is replaced by the next readable one (tr
 as a :class:`SkippedSample` that the evaluation drops; skips are logged and recorded."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -46,9 +47,17 @@ class SkippedSample:
 
 class _Journal:
     """The skips of one dataset as JSON lines in a small file, appended by whichever process met
-    them (DataLoader workers included, whatever their start method) and read back by the parent."""
+    them (DataLoader workers included, whatever their start method) and read back by the parent.
 
-    def __init__(self, path: str):
+    Without ``path``, a new temporary file holding ``entries``, removed when this object goes away
+    in the process that made it (not by a worker that shares the file)."""
+
+    def __init__(self, path: str | None = None, entries: Iterable[dict[str, Any]] = ()):
+        if path is None:
+            fd, path = tempfile.mkstemp(prefix="tinlib-skipped-", suffix=".jsonl")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(e) + "\n" for e in entries)
+            weakref.finalize(self, _remove_owned, path, os.getpid())
         self.path = path
 
     def append(self, entry: dict[str, Any]) -> None:
@@ -71,24 +80,10 @@ class _Journal:
         return out
 
 
-class _OwnJournal(_Journal):
-    """A journal in a new temporary file (holding ``entries``), removed when this object goes away
-    in the process that made it (a worker's handle is a plain :class:`_Journal`)."""
-
-    def __init__(self, entries: Iterable[dict[str, Any]] = ()):
-        fd, path = tempfile.mkstemp(prefix="tinlib-skipped-", suffix=".jsonl")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(e) + "\n" for e in entries)
-        super().__init__(path)
-        weakref.finalize(self, _remove_owned, path, os.getpid())
-
-
 def _remove_owned(path: str, owner: int) -> None:
     if os.getpid() == owner:  # not in a forked worker that inherited the object
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(path)
-        except OSError:
-            pass
 
 
 def merge_skipped(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -159,7 +154,7 @@ class ClipDataset(Dataset):
         self.seed: int | None = None
         self.epoch = 0
         # shared with the DataLoader workers, so the parent sees every worker's skips
-        self._journal: _Journal = _OwnJournal()
+        self._journal = _Journal()
         self._local_rng: np.random.Generator | None = None
         self._warned_short: set[int] = set()
 
@@ -263,7 +258,7 @@ class ClipDataset(Dataset):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         how, value = state["_journal"]
-        state["_journal"] = _Journal(value) if how == "shared" else _OwnJournal(value)
+        state["_journal"] = _Journal(value) if how == "shared" else _Journal(entries=value)
         self.__dict__.update(state)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from tinlib.errors import UserError
 from tinlib.seeding import derive_seed
 
 # the last key of derive_seed for the loader's generator (the engine uses 1 for the model's
@@ -91,33 +92,20 @@ class ClipLoader(DataLoader):
         assert self.generator is not None
         self.generator.manual_seed(derive_seed(self.seed, epoch, self.rank, _WORKER_STREAM))
         self._next_epoch = epoch + 1
-        return _WorkerErrors(super().__iter__())
+        return _worker_errors(super().__iter__())
 
 
-class _WorkerErrors:
-    """Iterates ``inner`` (a DataLoader iterator), turning a UserError that torch re-raised from a
-    worker (its message: "Caught X in DataLoader worker process N. Original Traceback ...") back
-    into the worker's error with the worker's message."""
-
-    def __init__(self, inner: Iterator):
-        self._inner = inner
-
-    def __iter__(self) -> _WorkerErrors:
-        return self
-
-    def __len__(self) -> int:
-        return len(self._inner)  # type: ignore[arg-type]
-
-    def __next__(self) -> Any:
-        from tinlib.errors import UserError
-
-        try:
-            return next(self._inner)
-        except UserError as err:
-            original = worker_message(err)
-            if original is None:
-                raise
-            raise type(err)(original) from err
+def _worker_errors(batches: Iterator) -> Iterator:
+    """``batches`` (a DataLoader iterator), turning a UserError that torch re-raised from a worker
+    (its message: "Caught X in DataLoader worker process N. Original Traceback ...") back into the
+    worker's error with the worker's message."""
+    try:
+        yield from batches
+    except UserError as err:
+        original = worker_message(err)
+        if original is None:
+            raise
+        raise type(err)(original) from err
 
 
 def worker_message(err: BaseException) -> str | None:
