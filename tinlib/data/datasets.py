@@ -93,11 +93,9 @@ def merge_skipped(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     merged: dict[int, dict[str, Any]] = {}
     for e in entries:
         index = int(e["index"])
-        if index in merged:
-            merged[index]["times"] += int(e.get("times", 1))
-        else:
-            merged[index] = {"index": index, "line": e.get("line"), "path": e.get("path"),
-                             "reason": e.get("reason"), "times": int(e.get("times", 1))}
+        entry = merged.setdefault(index, {"index": index, "line": e.get("line"), "path": e.get("path"),
+                                          "reason": e.get("reason"), "times": 0})
+        entry["times"] += int(e.get("times", 1))
     return [merged[i] for i in sorted(merged)]
 
 

@@ -55,7 +55,6 @@ class DecodeError(DataError):
     """A frame or video file that is missing, empty or cannot be decoded."""
 
 
-# --------------------------------------------------------------------------------------- images
 def imread_rgb(path: str | os.PathLike) -> np.ndarray:
     """A JPEG/PNG file as RGB uint8 ``[H, W, 3]`` (OpenCV decode, as mmcv's cv2 backend);
     DecodeError when it is missing, unreadable, empty or not a decodable image."""
@@ -104,7 +103,6 @@ def decode_rawframes(frame_dir: str | os.PathLike, indices: Sequence[int], filen
     return np.stack(frames)
 
 
-# --------------------------------------------------------------------------------------- videos
 def _check_video_file(path: str) -> None:
     if not os.path.exists(path):
         raise DecodeError(f"video file not found: {path}; fix data_prefix / the list, or re-download the video")
@@ -123,12 +121,11 @@ def _pyav_frames(path: str) -> list:
 
 
 class VideoClip:
-    """An opened video: ``len(clip)`` frames, ``clip.get(indices)`` -> ``[N, H, W, 3]`` RGB uint8.
+    """An opened video of ``len(clip)`` frames (see :func:`open_video`).
 
-    ``backend='decord'`` uses ``decord.VideoReader(num_threads=1)`` with accurate batch decoding;
-    if decord is missing, or fails to open or decode this file, PyAV decodes the whole stream once
-    instead (slower, but robust). ``backend='pyav'`` uses PyAV directly. ``self.backend`` says
-    which one is in use; a file neither can read raises ``DecodeError`` with both reasons.
+    ``backend='decord'`` uses ``decord.VideoReader(num_threads=1)``; if decord is missing, or fails
+    to open or decode this file, PyAV decodes the whole stream once instead (slower, but robust).
+    ``self.backend`` says which one is in use.
     """
 
     def __init__(self, path: str | os.PathLike, backend: str = "decord"):
@@ -197,11 +194,8 @@ class VideoClip:
                 return self.get(indices)
         frames = self._frames
         assert frames is not None  # opened with PyAV when there is no decord reader
-        cache: dict[int, np.ndarray] = {}
-        for i in indices:
-            if i not in cache:
-                cache[i] = frames[i].to_ndarray(format="rgb24")
-        return np.stack([cache[i] for i in indices])
+        decoded = {i: frames[i].to_ndarray(format="rgb24") for i in set(indices)}
+        return np.stack([decoded[i] for i in indices])
 
 
 def _short(err: BaseException) -> str:

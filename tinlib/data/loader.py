@@ -1,5 +1,4 @@
-"""The one DataLoader stack of tinlib (training, validation, testing, the tests); batches are
-``(clips [B, V*T, 3, H, W], labels [B])``.
+"""The one DataLoader stack of tinlib; batches are ``(clips [B, V*T, 3, H, W], labels [B])``.
 
 Reproducible given ``seed``: epoch ``e``'s order is ``torch.randperm`` seeded with ``seed + e``
 (``DistributedSampler``'s rule), process ``r`` of ``W`` taking positions ``r, r + W, ...`` (padded by
