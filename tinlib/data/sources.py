@@ -62,13 +62,11 @@ def _frame_count(folder: Path, tmpl: str, start: int) -> int:
     pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + "$")
     numbers = sorted(int(m.group(1)) for entry in os.scandir(folder) if (m := pattern.match(entry.name)))
     numbers = [n for n in numbers if n >= start]
-    count = 0
     for expected, number in enumerate(numbers, start=start):
         if number != expected:
             raise UserError(f"frame folder {folder}: {tmpl.format(expected)} is missing (frames go up to "
                             f"{tmpl.format(numbers[-1])}); re-extract the frames without gaps")
-        count += 1
-    return count
+    return len(numbers)
 
 
 def find_frame_template(folder: str | os.PathLike, preferred: str | None = None,
