@@ -1,11 +1,5 @@
 """Data: annotation lists, frame sampling, decoding, transforms, datasets and loaders.
 
-Submodules: ``sampling`` (MMAction2 SampleFrames), ``annotations`` (list files), ``decoding``
-(JPEG folders, decord/PyAV videos), ``transforms`` (Resize, MultiScaleCrop, Flip, crops, Normalize),
-``datasets`` (RawframeDataset, VideoDataset, build_dataset), ``loader`` (build_loader),
-``releases`` (the official releases' layouts), ``synthetic`` (the embedded temporal dataset) and
-``prepare`` (official datasets -> lists, frame extraction; ``tinlib prepare ...``).
-
 The names below are imported from their submodule on first use, so that ``tinlib.data.releases``
 can be imported without torch, numpy or OpenCV (the make pipeline's data check runs before they are
 installed).
@@ -24,20 +18,10 @@ _EXPORTS = {
     "open_video": "decoding", "build_loader": "loader", "sample_frames": "sampling", "sample_views": "sampling",
     "MEAN": "transforms", "STD": "transforms", "normalize": "transforms",
 }
-
-__all__ = ["sample_frames", "sample_views", "build_dataset", "build_loader", "RawframeDataset", "VideoDataset",
-           "ClipDataset", "load_annotations", "write_rawframe_list", "write_video_list", "Record", "DataError",
-           "AnnotationError", "DecodeError", "decode_rawframes", "decode_video", "open_video", "imread_rgb",
-           "MEAN", "STD", "normalize"]
-
-
-# submodules that importing the package used to load, still reachable as attributes
-_SUBMODULES = {"annotations", "datasets", "decoding", "loader", "sampling", "transforms"}
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"tinlib.data.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'tinlib.data' has no attribute {name!r}")

@@ -14,16 +14,14 @@ from pathlib import Path
 from tinlib.errors import UserError
 from tinlib.io import atomic_write_text
 
-__all__ = ["DataError", "AnnotationError", "Record", "load_annotations", "write_rawframe_list",
-           "write_video_list", "KINDS"]
-
 KINDS = ("rawframes", "videos")
+# a line with the other kind's field count
+_OTHER_KIND_HINT = {("rawframes", 2): " (is this a video list? use kind='videos')",
+                    ("videos", 3): " (is this a rawframe list? use kind='rawframes')"}
 
 
 class DataError(UserError):
-    """Bad input data (list, frame folder, image or video); the message says which and what to do.
-
-    A command stops on it with one line and exit status 1."""
+    """Bad input data (list, frame folder, image or video); the message says which and what to do."""
 
     exit_code = 1
 
@@ -48,7 +46,7 @@ class Record:
     ann_file: str
 
     def where(self) -> str:
-        """``"<ann_file>:<line> (<path>)"``, to name this sample in error messages."""
+        """Names this sample in error messages: ``"<ann_file>:<line> (<path>)"``."""
         return f"{self.ann_file}:{self.line} ({self.path!r})"
 
 
@@ -62,11 +60,11 @@ def _parse_int(token: str, what: str, ann_file: str, lineno: int, raw: str) -> i
 
 def load_annotations(ann_file: str | os.PathLike, kind: str = "rawframes",
                      num_classes: int | None = None) -> list[Record]:
-    """Parse an MMAction2 list into ``Record``s, checking every line.
+    """Parse an MMAction2 list into ``Record``s, checking every line (blank lines are ignored).
 
-    Blank lines are ignored. Raises ``AnnotationError`` naming the file and line for a missing
-    file, a line with the wrong number of fields, non-integer counts or labels, a frame count
-    below 1, a negative label or one ``>= num_classes``, and for a list without any entry.
+    Raises ``AnnotationError`` naming the file and line for a missing file, a wrong number of
+    fields, non-integer counts or labels, a frame count below 1, a label outside
+    ``[0, num_classes)``, and for a list without any entry.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -84,12 +82,9 @@ def load_annotations(ann_file: str | os.PathLike, kind: str = "rawframes",
             if not fields:
                 continue
             if len(fields) != expected:
-                raise AnnotationError(
-                    f"{ann_file}:{lineno}: expected {expected} fields ({layout}) for a {kind} list, got "
-                    f"{len(fields)} in line {raw!r}" + (" (is this a video list? use kind='videos')"
-                                                        if kind == "rawframes" and len(fields) == 2 else "")
-                    + (" (is this a rawframe list? use kind='rawframes')"
-                       if kind == "videos" and len(fields) == 3 else ""))
+                hint = _OTHER_KIND_HINT.get((kind, len(fields)), "")
+                raise AnnotationError(f"{ann_file}:{lineno}: expected {expected} fields ({layout}) for a {kind} "
+                                      f"list, got {len(fields)} in line {raw!r}{hint}")
             total = None
             if kind == "rawframes":
                 total = _parse_int(fields[1], "total_frames", ann_file, lineno, raw)

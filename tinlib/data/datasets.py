@@ -6,6 +6,7 @@ naming it, or with ``skip_bad_samples`` is replaced by the next readable one (tr
 as a :class:`SkippedSample` that the evaluation drops; skips are logged and recorded."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -24,9 +25,6 @@ from .decoding import VIDEO_BACKENDS, decode_rawframes, open_video
 from .sampling import sample_views
 from .transforms import CROPS_PER_MODE, TEST_CROPS, normalize, test_transform, train_transform
 
-__all__ = ["ClipDataset", "RawframeDataset", "SkippedSample", "VideoDataset", "build_dataset", "merge_skipped",
-           "skipped_samples_of"]
-
 log = logging.getLogger(__name__)
 MAX_SKIP_TRIES = 20
 SKIP_HINT = "or skip such samples with --set data.skip_bad_samples=true"
@@ -34,10 +32,8 @@ SKIP_HINT = "or skip such samples with --set data.skip_bad_samples=true"
 
 @dataclasses.dataclass(frozen=True)
 class SkippedSample:
-    """A sample that could not be read: its dataset ``index`` (0-based), the 1-based ``line`` of the
-    annotation list, its ``path`` as the list gives it and the ``reason`` (the decoder's message).
-
-    A test-mode dataset with ``skip_bad_samples`` returns one in place of ``(clip, label)``."""
+    """A sample that could not be read (``line`` is 1-based in the list, ``reason`` the decoder's
+    message); a test-mode dataset with ``skip_bad_samples`` returns one in place of ``(clip, label)``."""
 
     index: int
     line: int
@@ -45,15 +41,23 @@ class SkippedSample:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"index", "line", "path", "reason"}`` (what metrics.json and train.json record)."""
+        """What metrics.json and train.json record."""
         return dataclasses.asdict(self)
 
 
 class _Journal:
     """The skips of one dataset as JSON lines in a small file, appended by whichever process met
-    them (DataLoader workers included, whatever their start method) and read back by the parent."""
+    them (DataLoader workers included, whatever their start method) and read back by the parent.
 
-    def __init__(self, path: str):
+    Without ``path``, a new temporary file holding ``entries``, removed when this object goes away
+    in the process that made it (not by a worker that shares the file)."""
+
+    def __init__(self, path: str | None = None, entries: Iterable[dict[str, Any]] = ()):
+        if path is None:
+            fd, path = tempfile.mkstemp(prefix="tinlib-skipped-", suffix=".jsonl")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(e) + "\n" for e in entries)
+            weakref.finalize(self, _remove_owned, path, os.getpid())
         self.path = path
 
     def append(self, entry: dict[str, Any]) -> None:
@@ -76,24 +80,10 @@ class _Journal:
         return out
 
 
-class _OwnJournal(_Journal):
-    """A journal in a new temporary file (holding ``entries``), removed when this object goes away
-    in the process that made it (a worker's handle is a plain :class:`_Journal`)."""
-
-    def __init__(self, entries: Iterable[dict[str, Any]] = ()):
-        fd, path = tempfile.mkstemp(prefix="tinlib-skipped-", suffix=".jsonl")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(e) + "\n" for e in entries)
-        super().__init__(path)
-        weakref.finalize(self, _remove_owned, path, os.getpid())
-
-
 def _remove_owned(path: str, owner: int) -> None:
     if os.getpid() == owner:  # not in a forked worker that inherited the object
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(path)
-        except OSError:
-            pass
 
 
 def merge_skipped(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -103,11 +93,9 @@ def merge_skipped(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     merged: dict[int, dict[str, Any]] = {}
     for e in entries:
         index = int(e["index"])
-        if index in merged:
-            merged[index]["times"] += int(e.get("times", 1))
-        else:
-            merged[index] = {"index": index, "line": e.get("line"), "path": e.get("path"),
-                             "reason": e.get("reason"), "times": int(e.get("times", 1))}
+        entry = merged.setdefault(index, {"index": index, "line": e.get("line"), "path": e.get("path"),
+                                          "reason": e.get("reason"), "times": 0})
+        entry["times"] += int(e.get("times", 1))
     return [merged[i] for i in sorted(merged)]
 
 
@@ -121,7 +109,13 @@ def skipped_samples_of(dataset: Any) -> list[dict[str, Any]]:
 
 
 class ClipDataset(Dataset):
-    """Common part: list parsing, sampling, transforms, bad-sample handling.
+    """Common part: list parsing, sampling, transforms, bad-sample handling (see the module doc).
+
+    ``num_segments`` is T, the frames per view; ``start_index`` None means 1 for rawframes, 0 for
+    videos; ``num_clips``, ``twice_sample`` and ``test_crop`` only apply in test mode (training
+    has one view); ``scale_size`` is the short side after resizing, ``input_size`` the crop side;
+    ``flip`` and ``multi_scale_crop`` (else a random crop) only apply in training; ``num_classes``
+    bounds the labels (None: not checked); ``skip_bad_samples`` as in the module doc.
 
     Randomness: with ``self.seed`` set (``build_loader`` does it), the random draws of item ``i``
     in epoch ``e`` come from ``numpy.random.default_rng([seed, e, i])``, so a run is reproducible
@@ -158,19 +152,17 @@ class ClipDataset(Dataset):
         self.seed: int | None = None
         self.epoch = 0
         # shared with the DataLoader workers, so the parent sees every worker's skips
-        self._journal: _Journal = _OwnJournal()
+        self._journal = _Journal()
         self._local_rng: np.random.Generator | None = None
         self._warned_short: set[int] = set()
 
-    # ------------------------------------------------------------------ info
     @property
     def skipped(self) -> int:
-        """How many times a bad sample was skipped so far (all workers together)."""
+        """How many times a bad sample was skipped so far, all workers together."""
         return len(self._journal.entries())
 
     def skipped_samples(self) -> list[dict[str, Any]]:
-        """The bad samples skipped so far, one per sample in dataset order (all workers together):
-        ``{"index", "line", "path", "reason", "times"}``."""
+        """The bad samples skipped so far, all workers together (see :func:`merge_skipped`)."""
         return merge_skipped(self._journal.entries())
 
     @property
@@ -188,7 +180,6 @@ class ClipDataset(Dataset):
         return (f"{type(self).__name__}({self.ann_file!r}, {len(self)} samples, {mode}, T={self.num_segments}, "
                 f"views={self.views}, {self.scale_size}->{self.input_size})")
 
-    # ------------------------------------------------------------------ sampling
     def _rng(self, idx: int) -> np.random.Generator:
         if self.seed is not None:
             return np.random.default_rng([int(self.seed) % 2**63, int(self.epoch) % 2**63, int(idx)])
@@ -199,13 +190,6 @@ class ClipDataset(Dataset):
     def _decode(self, record: Record, rng: np.random.Generator) -> np.ndarray:
         """``[views_t * T, H, W, 3]`` uint8 frames of the temporal views; implemented per kind."""
         raise NotImplementedError
-
-    def load(self, idx: int) -> tuple[torch.Tensor, int]:
-        """Item ``idx`` without bad-sample skipping; raises ``DataError`` naming the sample."""
-        try:
-            return self._load(idx)
-        except DataError as err:
-            raise type(err)(f"sample {idx} ({self.records[idx].where()}): {err}") from None
 
     def _load(self, idx: int) -> tuple[torch.Tensor, int]:
         record = self.records[idx]
@@ -224,9 +208,9 @@ class ClipDataset(Dataset):
         return a :class:`SkippedSample`)."""
         if not self.skip_bad_samples:
             try:
-                return self.load(idx)
+                return self._load(idx)
             except DataError as err:
-                raise type(err)(f"{err}, {SKIP_HINT}") from None
+                raise type(err)(f"sample {idx} ({self.records[idx].where()}): {err}, {SKIP_HINT}") from None
         if self.test_mode:  # left out, never replaced: a replacement would be scored twice
             try:
                 return self._load(idx)
@@ -272,7 +256,7 @@ class ClipDataset(Dataset):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         how, value = state["_journal"]
-        state["_journal"] = _Journal(value) if how == "shared" else _OwnJournal(value)
+        state["_journal"] = _Journal(value) if how == "shared" else _Journal(entries=value)
         self.__dict__.update(state)
 
 
@@ -321,32 +305,10 @@ class VideoDataset(ClipDataset):
 
 
 def build_dataset(ann_file: str | os.PathLike, data_prefix: str | os.PathLike, *, kind: str = "rawframes",
-                  num_segments: int = 8, test_mode: bool = False, filename_tmpl: str = "img_{:05}.jpg",
-                  start_index: int | None = None, num_clips: int = 1, twice_sample: bool = False,
-                  test_crop: str = "center", scale_size: int = 256, input_size: int = 224, flip: bool = False,
-                  num_classes: int | None = None, skip_bad_samples: bool = False, video_backend: str = "decord",
-                  multi_scale_crop: bool = True) -> ClipDataset:
-    """A ``RawframeDataset`` or ``VideoDataset`` with the train or test pipeline (see module doc).
-
-    Items: ``(clip float32 [V * T, 3, H, W], label int)``. ``start_index`` None means 1 for
-    rawframes, 0 for videos. In train mode ``num_clips``, ``twice_sample`` and ``test_crop`` are
-    not used (one view). ``skip_bad_samples``: an unreadable sample is replaced by the next
-    readable one in training and left out in test mode (the item is a :class:`SkippedSample`);
-    each skip is logged and recorded (``dataset.skipped_samples()``); otherwise ``DataError`` is raised.
-
-    Args:
-        ann_file, data_prefix: the list file and the folder its paths are relative to.
-        kind: ``rawframes`` (folders of ``filename_tmpl`` images) or ``videos`` (read with ``video_backend``);
-            anything else is a ValueError.
-        num_segments: frames T sampled per view; test_mode: deterministic sampling and test crops.
-        scale_size, input_size: short side after resizing, and the crop side H = W.
-        flip: random horizontal flips in training; multi_scale_crop: MultiScaleCrop (else a random crop).
-        num_classes: labels must be below it (checked while reading the list), None to skip the check.
-    """
-    common = dict(num_segments=num_segments, test_mode=test_mode, start_index=start_index, num_clips=num_clips,
-                  twice_sample=twice_sample, test_crop=test_crop, scale_size=scale_size, input_size=input_size,
-                  flip=flip, num_classes=num_classes, skip_bad_samples=skip_bad_samples,
-                  multi_scale_crop=multi_scale_crop)
+                  filename_tmpl: str = "img_{:05}.jpg", video_backend: str = "decord", **common: Any) -> ClipDataset:
+    """A ``RawframeDataset`` (folders of ``filename_tmpl`` images) or ``VideoDataset`` (read with
+    ``video_backend``) for ``kind``, with the train or test pipeline; ``common`` are the keywords
+    of :class:`ClipDataset`. Items: ``(clip float32 [V * T, 3, H, W], label int)``."""
     if kind == "rawframes":
         return RawframeDataset(ann_file, data_prefix, filename_tmpl=filename_tmpl, **common)
     if kind == "videos":

@@ -12,9 +12,6 @@ import numpy as np
 
 from .annotations import DataError
 
-__all__ = ["DecodeError", "imread_rgb", "decode_rawframes", "VideoClip", "open_video", "decode_video",
-           "iter_video_frames", "have_decord", "quiet_native_video_logs", "VIDEO_BACKENDS"]
-
 log = logging.getLogger(__name__)
 VIDEO_BACKENDS = ("decord", "pyav")
 
@@ -37,20 +34,14 @@ _native_logs_quiet: bool | None = None  # None: not set yet in this process
 
 
 def quiet_native_video_logs() -> bool:
-    """Silence the FFmpeg log lines of decord's bundled FFmpeg, once per process.
+    """Silence decord's bundled FFmpeg once per process; True when its level was lowered.
 
     A file decord cannot read otherwise prints FFmpeg's own notes (``moov atom not found``) on
-    stderr before the one line of :class:`DecodeError`. The level is set once (a process-wide
-    setting of the library), not around each decode. With the ``tinlib`` logger at debug level
-    (``--debug``) FFmpeg keeps its default level, so its notes are there for diagnosis. PyAV needs
-    nothing: its FFmpeg logging is off unless ``av.logging.set_level`` turns it on.
-
-    Not silenced: decord's own C++ log line for a file it cannot open (``[hh:mm:ss]
-    .../video_reader.cc:83: ERROR opening: PATH, Invalid data found when processing input``); it
-    is written straight to stderr and has no level to set.
-
-    Returns:
-        True when the FFmpeg log level of decord was lowered to quiet (False: debug mode, or no decord).
+    stderr before the one line of :class:`DecodeError`. The level is process-wide, so it is set
+    once, not around each decode. At debug level (``--debug``) FFmpeg keeps its notes for
+    diagnosis. PyAV needs nothing (its FFmpeg logging is off by default). Not silenced: decord's
+    own C++ line for a file it cannot open (``video_reader.cc:83: ERROR opening: PATH, ...``),
+    written straight to stderr with no level to set.
     """
     global _native_logs_quiet
     if _native_logs_quiet is None:
@@ -64,19 +55,9 @@ class DecodeError(DataError):
     """A frame or video file that is missing, empty or cannot be decoded."""
 
 
-# --------------------------------------------------------------------------------------- images
 def imread_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read one image file as RGB (OpenCV decode, as mmcv's cv2 backend).
-
-    Args:
-        path: a JPEG or PNG file.
-
-    Returns:
-        ``[H, W, 3]`` uint8, RGB.
-
-    Raises:
-        DecodeError: the file is missing, unreadable, empty or not a decodable image.
-    """
+    """A JPEG/PNG file as RGB uint8 ``[H, W, 3]`` (OpenCV decode, as mmcv's cv2 backend);
+    DecodeError when it is missing, unreadable, empty or not a decodable image."""
     path = os.fspath(path)
     try:
         buf = np.fromfile(path, dtype=np.uint8)
@@ -95,20 +76,9 @@ def imread_rgb(path: str | os.PathLike) -> np.ndarray:
 
 def decode_rawframes(frame_dir: str | os.PathLike, indices: Sequence[int], filename_tmpl: str = "img_{:05}.jpg",
                      start_index: int = 1) -> np.ndarray:
-    """Frames ``frame_dir/filename_tmpl.format(i + start_index)`` for 0-based ``indices``.
-
-    Args:
-        frame_dir: the video's frame folder.
-        indices: 0-based frame indices; repeated indices are decoded once.
-        filename_tmpl: the frame file name template (e.g. ``"img_{:05}.jpg"``).
-        start_index: the number of the first frame file.
-
-    Returns:
-        ``[len(indices), H, W, 3]`` RGB uint8.
-
-    Raises:
-        DecodeError: a missing folder, a missing or unreadable file, or frames of different sizes.
-    """
+    """Frames ``frame_dir/filename_tmpl.format(i + start_index)`` for 0-based ``indices`` (repeats
+    decoded once): RGB uint8 ``[len(indices), H, W, 3]``. DecodeError for a missing folder, a
+    missing or unreadable file, or frames of different sizes."""
     frame_dir = os.fspath(frame_dir)
     if not os.path.isdir(frame_dir):
         raise DecodeError(f"frame folder not found: {frame_dir}; extract the frames (`tinlib prepare ...`) "
@@ -133,7 +103,6 @@ def decode_rawframes(frame_dir: str | os.PathLike, indices: Sequence[int], filen
     return np.stack(frames)
 
 
-# --------------------------------------------------------------------------------------- videos
 def _check_video_file(path: str) -> None:
     if not os.path.exists(path):
         raise DecodeError(f"video file not found: {path}; fix data_prefix / the list, or re-download the video")
@@ -152,12 +121,11 @@ def _pyav_frames(path: str) -> list:
 
 
 class VideoClip:
-    """An opened video: ``len(clip)`` frames, ``clip.get(indices)`` -> ``[N, H, W, 3]`` RGB uint8.
+    """An opened video of ``len(clip)`` frames (see :func:`open_video`).
 
-    ``backend='decord'`` uses ``decord.VideoReader(num_threads=1)`` with accurate batch decoding;
-    if decord is missing, or fails to open or decode this file, PyAV decodes the whole stream once
-    instead (slower, but robust). ``backend='pyav'`` uses PyAV directly. ``self.backend`` says
-    which one is in use; a file neither can read raises ``DecodeError`` with both reasons.
+    ``backend='decord'`` uses ``decord.VideoReader(num_threads=1)``; if decord is missing, or fails
+    to open or decode this file, PyAV decodes the whole stream once instead (slower, but robust).
+    ``self.backend`` says which one is in use.
     """
 
     def __init__(self, path: str | os.PathLike, backend: str = "decord"):
@@ -205,17 +173,9 @@ class VideoClip:
         return self._len
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
-        """The frames at 0-based ``indices``.
+        """The frames at 0-based ``indices`` (repeats decoded once): RGB uint8 ``[len(indices), H, W, 3]``.
 
-        Args:
-            indices: frame indices, each ``< len(self)``; repeats are decoded once.
-
-        Returns:
-            ``[len(indices), H, W, 3]`` RGB uint8.
-
-        Raises:
-            IndexError: an index out of range.
-            DecodeError: neither decord nor PyAV can decode the frames.
+        IndexError for an index out of range; DecodeError when neither decord nor PyAV can decode them.
         """
         indices = [int(i) for i in indices]
         bad = [i for i in indices if not 0 <= i < self._len]
@@ -234,11 +194,8 @@ class VideoClip:
                 return self.get(indices)
         frames = self._frames
         assert frames is not None  # opened with PyAV when there is no decord reader
-        cache: dict[int, np.ndarray] = {}
-        for i in indices:
-            if i not in cache:
-                cache[i] = frames[i].to_ndarray(format="rgb24")
-        return np.stack([cache[i] for i in indices])
+        decoded = {i: frames[i].to_ndarray(format="rgb24") for i in set(indices)}
+        return np.stack([decoded[i] for i in indices])
 
 
 def _short(err: BaseException) -> str:
@@ -247,55 +204,22 @@ def _short(err: BaseException) -> str:
 
 
 def open_video(path: str | os.PathLike, backend: str = "decord") -> VideoClip:
-    """Open a video for random frame access.
-
-    Args:
-        path: the video file.
-        backend: ``"decord"`` (PyAV as the fallback) or ``"pyav"``.
-
-    Returns:
-        The opened :class:`VideoClip`.
-
-    Raises:
-        DecodeError: the file is missing, empty or cannot be decoded (the message gives each
-            backend's reason).
-        ValueError: an unknown ``backend``.
-    """
+    """Open a video for random frame access with ``backend`` (``"decord"``, PyAV as the fallback,
+    or ``"pyav"``). DecodeError when the file is missing, empty or cannot be decoded (the message
+    gives each backend's reason); ValueError for an unknown ``backend``."""
     return VideoClip(path, backend)
 
 
 def decode_video(path: str | os.PathLike, indices: Sequence[int], backend: str = "decord") -> np.ndarray:
-    """Open a video and return the frames at 0-based ``indices``.
-
-    Args:
-        path: the video file.
-        indices: frame indices, each below the video's frame count.
-        backend: ``"decord"`` (PyAV as the fallback) or ``"pyav"``.
-
-    Returns:
-        ``[len(indices), H, W, 3]`` RGB uint8.
-
-    Raises:
-        DecodeError: the file is missing, empty or cannot be decoded.
-        IndexError: an index out of range.
-    """
+    """The frames of a video at 0-based ``indices``: RGB uint8 ``[len(indices), H, W, 3]`` (see
+    :func:`open_video` and :meth:`VideoClip.get` for the errors)."""
     return open_video(path, backend).get(indices)
 
 
 def iter_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Every frame of a video in order, decoded sequentially with PyAV.
-
-    Sequential decoding avoids seeking (unreliable for webm/VP9), which is what frame extraction needs.
-
-    Args:
-        path: the video file.
-
-    Yields:
-        ``[H, W, 3]`` RGB uint8, one frame at a time.
-
-    Raises:
-        DecodeError: naming the file, when it is missing or empty, or cannot be opened or decoded.
-    """
+    """Every frame of a video in order, RGB uint8 ``[H, W, 3]`` each, decoded sequentially with
+    PyAV: frame extraction avoids seeking, unreliable for webm/VP9. DecodeError naming the file
+    when it is missing or empty, or cannot be opened or decoded."""
     import av
 
     path = os.fspath(path)

@@ -17,24 +17,34 @@ from .releases import SYNTHETIC
 DEFAULT_FPS = SYNTHETIC.fps  # the synthetic dataset's frame rate
 
 
+def _encode(out: Any, codec: str, frames: np.ndarray, fps: int, options: dict[str, Any] | None = None,
+            bit_rate: int | None = None) -> None:
+    """Encode RGB ``frames [T, H, W, 3]`` as a yuv420p ``codec`` stream of the open PyAV container ``out``."""
+    import av
+    from av.video.stream import VideoStream
+
+    stream = out.add_stream(codec, rate=fps)
+    assert isinstance(stream, VideoStream)
+    stream.height, stream.width = frames.shape[1:3]
+    stream.pix_fmt = "yuv420p"
+    if options:
+        stream.options = options
+    if bit_rate:
+        stream.bit_rate = bit_rate
+    for frame in frames:
+        out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+    out.mux(stream.encode())
+
+
 def _encoder_works(codec: str, container: str) -> bool:
     """Encode two tiny frames in memory: an encoder can be listed yet fail to open (e.g. when
     decord's bundled FFmpeg was loaded before PyAV's)."""
     import av
-    from av.video.stream import VideoStream
 
     try:
         buf = io.BytesIO()
         with av.open(buf, "w", format=container) as out:
-            stream = out.add_stream(codec, rate=DEFAULT_FPS)
-            assert isinstance(stream, VideoStream)
-            stream.height, stream.width, stream.pix_fmt = 16, 16, "yuv420p"
-            for _ in range(2):
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8),
-                                                                       format="rgb24")):
-                    out.mux(packet)
-            for packet in stream.encode():
-                out.mux(packet)
+            _encode(out, codec, np.zeros((2, 16, 16, 3), np.uint8), DEFAULT_FPS)
         return buf.tell() > 0
     except Exception:
         return False
@@ -60,36 +70,19 @@ def _encoder_options(codec: str) -> tuple[dict[str, Any], int | None]:
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, codec: str, fps: int = DEFAULT_FPS) -> None:
-    """Encode RGB ``[T, H, W, 3]`` (even H and W) to ``path`` with PyAV, via a temporary file.
-
-    Uses fast, high-quality encoder settings; if the encoder rejects them, its defaults."""
+    """Encode RGB ``[T, H, W, 3]`` (even H and W) to ``path`` with PyAV, via a temporary file, with
+    fast, high-quality encoder settings (the encoder's defaults if it rejects them)."""
     import av
-    from av.video.stream import VideoStream
 
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     options, bit_rate = _encoder_options(codec)
-    for attempt in (0, 1):
-        try:
-            with av.open(str(tmp), "w") as container:
-                stream = container.add_stream(codec, rate=fps)
-                assert isinstance(stream, VideoStream)
-                stream.height, stream.width = frames.shape[1:3]
-                stream.pix_fmt = "yuv420p"
-                if attempt == 0:
-                    stream.options = options
-                if bit_rate:
-                    stream.bit_rate = bit_rate
-                for frame in frames:
-                    image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-                    for packet in stream.encode(image):
-                        container.mux(packet)
-                for packet in stream.encode():
-                    container.mux(packet)
-            break
-        except av.error.ArgumentError:
-            if attempt:
-                raise
+    try:
+        with av.open(str(tmp), "w") as container:
+            _encode(container, codec, frames, fps, options, bit_rate)
+    except av.error.ArgumentError:
+        with av.open(str(tmp), "w") as container:
+            _encode(container, codec, frames, fps, None, bit_rate)
     os.replace(tmp, path)
 
 
@@ -106,5 +99,3 @@ def write_frames(folder: Path, frames: np.ndarray, tmpl: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
 
-
-__all__ = ["DEFAULT_FPS", "video_codec", "write_frames", "write_video"]

@@ -1,8 +1,5 @@
-"""Frame extraction: videos -> folders of JPEG frames, resumable, with the failures collected.
-
-What ``tinlib prepare extract`` runs, and the preparation of the video releases
-(:mod:`tinlib.data.prepare`) before it writes their rawframe lists.
-"""
+"""Frame extraction (``tinlib prepare extract``, and :mod:`tinlib.data.prepare` for the video
+releases): videos -> folders of JPEG frames, resumable, with the failures collected."""
 from __future__ import annotations
 
 import logging
@@ -24,8 +21,6 @@ from .annotations import DataError
 from .decoding import iter_video_frames
 from .releases import RAWFRAME_TEMPLATE, VIDEO_EXTS
 from .transforms import rescale_size
-
-__all__ = ["ExtractReport", "extract_frames", "count_frames", "DONE_MARKER", "FAILURES_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +118,12 @@ def extract_frames(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                    quiet: bool = False) -> ExtractReport:
     """Decode each video (sequentially, PyAV) into ``out_dir/<relative path without extension>/``.
 
-    ``videos``: paths relative to ``videos_dir`` (default: every video file below it). Frames are
-    written as ``filename_tmpl.format(k)``, k from 1, JPEG; resized to ``short_side`` (keep ratio)
-    or to ``height`` (keep ratio), else native size. Runs ``workers`` processes and shows its
-    progress (unless ``progress`` is False or ``quiet``). Resumable: a folder with a completion
-    marker (:class:`tinlib.records.ExtractionMarker`, written after its last frame) for the same
-    settings is kept, a half-written one (interrupted, no marker) is redone. Failures are
-    collected (and written to ``out_dir/extract_failures.txt``), not raised. Report keys are the
-    relative video paths.
+    ``videos``: paths relative to ``videos_dir`` (default: every video file below it), also the
+    report's keys. Frames ``filename_tmpl.format(k)``, k from 1, JPEG, resized to ``short_side``
+    or ``height`` (ratio kept), else native size. Resumable: a folder whose completion marker
+    (:class:`tinlib.records.ExtractionMarker`, written after its last frame) has the same settings
+    is kept, a half-written one is redone. Failures are collected (and written to
+    ``out_dir/extract_failures.txt``), not raised.
     """
     if short_side and height:
         raise ValueError("give short_side or height, not both")

@@ -1,26 +1,22 @@
-"""The one DataLoader stack of tinlib (training, validation, testing, the tests); batches are
-``(clips [B, V*T, 3, H, W], labels [B])``.
+"""The one DataLoader stack of tinlib; batches are ``(clips [B, V*T, 3, H, W], labels [B])``.
 
 Reproducible given ``seed``: epoch ``e``'s order is ``torch.randperm`` seeded with ``seed + e``
 (``DistributedSampler``'s rule), process ``r`` of ``W`` taking positions ``r, r + W, ...`` (padded by
 repetition when shuffled); item ``i``'s augmentation draws from ``(seed, e, i)``, whatever the workers;
-the workers' RNGs derive from ``derive_seed(seed, e, rank, 2)`` (:func:`seed_worker`).
+the workers' RNGs (torch seeds ``random``, numpy and torch in each) derive from ``derive_seed(seed, e, rank, 2)``.
 ``loader.set_epoch(e)`` selects the epoch, else each pass moves to the next. A
 :class:`tinlib.errors.UserError` in a worker comes out as the same error with its one-line message."""
 from __future__ import annotations
 
 import itertools
-import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from tinlib.errors import UserError
 from tinlib.seeding import derive_seed
-
-__all__ = ["ClipLoader", "ShardSampler", "SkipSampler", "build_loader", "seed_worker", "worker_message"]
 
 # the last key of derive_seed for the loader's generator (the engine uses 1 for the model's
 # initialisation and 3 for the per-iteration torch seed)
@@ -60,15 +56,6 @@ class SkipSampler(Sampler[int]):
         return max(len(self.base) - self.skip, 0)  # type: ignore[arg-type]
 
 
-def seed_worker(worker_id: int) -> None:
-    """``worker_init_fn``: seed python's and numpy's global RNGs in a worker from the torch seed
-    the DataLoader gave it (``base + worker_id``), for code that uses global RNGs; the datasets
-    themselves draw from per-item generators."""
-    seed = torch.initial_seed()
-    np.random.seed(seed % (2 ** 32))
-    random.seed(seed)
-
-
 def _base_dataset(dataset: Dataset) -> Dataset:
     while hasattr(dataset, "dataset") and not hasattr(dataset, "epoch"):  # Subset and friends
         dataset = dataset.dataset
@@ -83,9 +70,7 @@ class ClipLoader(DataLoader):
         self.seed, self.rank = int(seed), int(rank)
         self._epoch = 0
         self._next_epoch = 0
-        num_workers = kwargs.get("num_workers", 0)
-        super().__init__(dataset, generator=torch.Generator(), worker_init_fn=seed_worker if num_workers else None,
-                         **kwargs)
+        super().__init__(dataset, generator=torch.Generator(), **kwargs)
 
     @property
     def epoch(self) -> int:
@@ -106,33 +91,20 @@ class ClipLoader(DataLoader):
         assert self.generator is not None
         self.generator.manual_seed(derive_seed(self.seed, epoch, self.rank, _WORKER_STREAM))
         self._next_epoch = epoch + 1
-        return _WorkerErrors(super().__iter__())
+        return _worker_errors(super().__iter__())
 
 
-class _WorkerErrors:
-    """Iterates ``inner`` (a DataLoader iterator), turning a UserError that torch re-raised from a
-    worker (its message: "Caught X in DataLoader worker process N. Original Traceback ...") back
-    into the worker's error with the worker's message."""
-
-    def __init__(self, inner: Iterator):
-        self._inner = inner
-
-    def __iter__(self) -> _WorkerErrors:
-        return self
-
-    def __len__(self) -> int:
-        return len(self._inner)  # type: ignore[arg-type]
-
-    def __next__(self) -> Any:
-        from tinlib.errors import UserError
-
-        try:
-            return next(self._inner)
-        except UserError as err:
-            original = worker_message(err)
-            if original is None:
-                raise
-            raise type(err)(original) from err
+def _worker_errors(batches: Iterator) -> Iterator:
+    """``batches`` (a DataLoader iterator), turning a UserError that torch re-raised from a worker
+    (its message: "Caught X in DataLoader worker process N. Original Traceback ...") back into the
+    worker's error with the worker's message."""
+    try:
+        yield from batches
+    except UserError as err:
+        original = worker_message(err)
+        if original is None:
+            raise
+        raise type(err)(original) from err
 
 
 def worker_message(err: BaseException) -> str | None:
@@ -153,23 +125,15 @@ def build_loader(dataset: Dataset, batch_size: int, *, num_workers: int = 2, shu
                  distributed: bool = False, num_replicas: int | None = None, rank: int | None = None,
                  drop_last: bool = False, pin_memory: bool | None = None, skip: int = 0,
                  collate_fn: Callable[[list], Any] | None = None) -> ClipLoader:
-    """A :class:`ClipLoader` over ``dataset``; batches are ``(clips [B, V*T, 3, H, W], labels [B])``.
+    """A :class:`ClipLoader` over ``dataset`` (items ``(clip [V*T, 3, H, W], label)``; a dataset
+    with ``seed``/``epoch`` attributes, tinlib's, gets ``seed`` and the epoch of each pass).
 
-    Args:
-        dataset: items ``(clip [V*T, 3, H, W], label)``; a dataset with ``seed``/``epoch``
-            attributes (tinlib's) gets ``seed`` and the epoch of each pass.
-        batch_size: samples per batch and process.
-        num_workers: loader worker processes (0: load in this process).
-        shuffle: a new permutation every epoch (training); otherwise dataset order (evaluation).
-        seed: the run's seed (order, augmentation and worker seeds derive from it, see above).
-        distributed: shard over the processes of the initialised process group (``num_replicas``
-            and ``rank`` default to its world size and rank); also sharded whenever
-            ``num_replicas`` > 1 is given.
-        drop_last: drop the last incomplete batch of each process.
-        pin_memory: None pins only when CUDA is available.
-        skip: leave out the first ``skip`` samples of this process's order in every epoch (the
-            rest of an epoch after a resume).
-        collate_fn: makes a batch of a list of items (default: torch's ``default_collate``).
+    ``shuffle``: a new permutation every epoch (training), else dataset order (evaluation).
+    ``distributed``: shard over the initialised process group (``num_replicas`` and ``rank``
+    default to its world size and rank); also sharded whenever ``num_replicas`` > 1 is given.
+    ``batch_size`` and ``drop_last`` are per process; ``pin_memory`` None pins when CUDA is
+    available; ``skip`` leaves out the first ``skip`` samples of this process's order in every
+    epoch (the rest of an epoch after a resume).
     """
     if num_replicas is None or rank is None:
         if distributed:

@@ -1,8 +1,6 @@
 """MMAction2 annotation lists (and frames) from the official releases of Something-Something V1/V2
-and Kinetics-400, like MMAction2's ``tools/data`` scripts; the command line is ``tinlib prepare``.
-
-A missing release file stops with a message saying what to download; videos listed but absent or
-broken on disk are left out of the lists and reported.
+and Kinetics-400, like MMAction2's ``tools/data`` scripts (``tinlib prepare``). A missing release
+file stops with what to download; videos absent or broken on disk are left out and reported.
 """
 from __future__ import annotations
 
@@ -32,8 +30,6 @@ from .releases import (
     sthv2_label_name,
 )
 
-__all__ = ["PrepareError", "prepare_sthv1", "prepare_sthv2", "prepare_kinetics400", "prepare_release"]
-
 log = logging.getLogger(__name__)
 
 Annotations = Mapping[str, str | os.PathLike]  # split -> annotation file
@@ -46,7 +42,7 @@ class PrepareError(DataError):
 
 
 def _require(path: Path, what: str, how: str) -> Path:
-    """``path`` when it exists, else PrepareError in one line: what is missing, where, and ``how`` to get it."""
+    """``path`` when it exists, else PrepareError naming ``what`` is missing and ``how`` to get it."""
     if not path.exists():
         gone = "" if path.parent.is_dir() else f" (the folder {path.parent} does not exist)"
         raise PrepareError(f"missing {what}: {path}{gone}; {how}")
@@ -59,8 +55,8 @@ def _split_word(split: str) -> str:
 
 
 def _media_dir(release: Release, root: Path, given: str | os.PathLike | None, what: str, how: str) -> Path:
-    """The folder of a Something-Something release's frames or videos: ``given`` (PrepareError
-    with ``how`` to name it when missing), else the first of the release's names under ``root``."""
+    """The folder of a Something-Something release's frames or videos: ``given``, else the first
+    of the release's names under ``root``; PrepareError when missing."""
     if given:
         return _require(Path(given), what, how)
     names = release.media_dirs[0]
@@ -84,8 +80,7 @@ def _chosen_splits(splits: str | Sequence[str] | None, annotations: Annotations 
 def _split_files(release: Release, root: Path, annotations: Annotations | None, what: Callable[[str], str], how: str,
                  splits: Sequence[str]) -> dict[str, Path]:
     """The annotation file of each of ``splits``: from ``annotations`` when given, else the first
-    of the release's official names found under ``root``. PrepareError naming the file
-    (``what(split)`` describes it) and ``how`` to get it when one is missing."""
+    of the release's names found under ``root``; PrepareError (see :func:`_require`) when missing."""
     if annotations is not None:
         if "train" not in annotations:
             raise ValueError(f"annotations must name the train split's file, got {sorted(annotations)}")
@@ -101,15 +96,14 @@ def _split_files(release: Release, root: Path, annotations: Annotations | None, 
     return found
 
 
-# ------------------------------------------------------------------------- entries to lists
 def _found_entries(rows: Rows, locate: Callable[[str, str], tuple[Any, ...] | str],
                    nothing_found: Callable[[str], str], *, left_out_what: str, desc: str | None, unit: str,
                    quiet: bool) -> tuple[Entries, list[str]]:
     """Per split, the list entries of the annotation ``rows`` found on disk, and what was left out.
 
-    ``locate(split, video id)`` returns the fields of the video's list line before the label, or a
-    str naming what is missing: left out, and reported as ``left_out_what``. A split with no entry
-    at all stops with PrepareError(``nothing_found(split)``). ``desc`` shows the progress (None: none).
+    ``locate(split, video id)`` returns the list line's fields before the label, or a str naming
+    what is missing (reported as ``left_out_what``). A split with no entry at all stops with
+    PrepareError(``nothing_found(split)``). ``desc`` shows the progress (None: none).
     """
     entries: Entries = {}
     left_out: list[str] = []
@@ -135,8 +129,8 @@ def _found_entries(rows: Rows, locate: Callable[[str, str], tuple[Any, ...] | st
 
 def _write_lists(release: Release, out_dir: Path, kind: str, entries: Entries,
                  media: Mapping[str, Path]) -> dict[str, Any]:
-    """Write the ``kind`` list (``rawframes`` or ``videos``) of each split; returns the list set:
-    each split's list file and ``media`` folder, the start index and the frame template."""
+    """Write the ``kind`` list of each split; returns the list set (list files, ``media`` folders,
+    start index, frame template)."""
     write = write_rawframe_list if kind == "rawframes" else write_video_list
     lists: dict[str, Any] = {split: str(write(out_dir / release.list_name(split, kind), split_entries))
                              for split, split_entries in entries.items()}
@@ -148,9 +142,8 @@ def _write_lists(release: Release, out_dir: Path, kind: str, entries: Entries,
 
 def _extract_lists(release: Release, out_dir: Path, videos: Mapping[str, Path], entries: Entries, noun: str,
                    **extract_args: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    """Extract the frames of the listed videos (``entries``: relative path, label) into
-    ``out_dir/<release.frames_dir(split)>`` and write the rawframe lists. Returns the list set and
-    the failures (``<split>/<video>`` where each split has its own folder, else ``<video>``)."""
+    """Extract the frames of the listed videos into ``out_dir/<release.frames_dir(split)>`` and write
+    the rawframe lists; returns the list set and the failures (keys ``[<split>/]<video>``)."""
     roots = {split: out_dir / release.frames_dir(split) for split in entries}
     frame_entries: Entries = {}
     failed: dict[str, str] = {}
@@ -184,7 +177,6 @@ def _summary(release: Release, out_dir: Path, chosen: Sequence[str], names: list
     return summary
 
 
-# ------------------------------------------------------------------------------------ sthv1
 def _read_sthv1_split(csv_path: Path, index: Mapping[str, int], labels_csv: Path) -> list[tuple[str, int]]:
     """(video id, class index) of every row of a SthV1 ``id;class name`` CSV."""
     rows = []
@@ -219,12 +211,10 @@ def prepare_sthv1(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
                   quiet: bool = False) -> dict[str, Any]:
     """Something-Something V1: frame folders + ``;``-separated CSVs -> rawframe lists.
 
-    ``root`` holds ``something-something-v1-{labels,train,validation}.csv`` and the frames in
-    ``20bn-something-something-v1/<id>/00001.jpg`` (or ``rawframes/``; ``frames_dir`` overrides).
-    ``annotations`` (split -> ``id;class name`` CSV) replaces the train/validation CSVs; ``splits``
-    (default: all) names the splits prepared. Every listed frame folder of those splits is checked
-    (counted, numbered without gaps). Labels are the line order of the labels CSV.
-    Writes ``out_dir/sthv1_<split>_list_rawframes.txt``; returns a summary dict.
+    ``root`` is laid out as ``STHV1.instructions`` says (``frames_dir`` overrides the frame folder);
+    ``annotations`` (split -> ``id;class name`` CSV) replaces the release's split files. Every
+    listed frame folder is checked (counted, numbered without gaps). Labels are the line order of
+    the labels CSV. Returns the summary of :func:`prepare_release`.
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir else root
@@ -254,7 +244,6 @@ def prepare_sthv1(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
     return _summary(STHV1, out_dir, chosen, names, entries, left_out, lists, None, quiet=quiet)
 
 
-# ------------------------------------------------------------------------------------ sthv2
 def _load_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -303,13 +292,11 @@ def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
                   splits: str | Sequence[str] | None = None, quiet: bool = False) -> dict[str, Any]:
     """Something-Something V2: webm videos + JSON files -> video lists (+ frames and rawframe lists).
 
-    ``root`` holds ``something-something-v2-{labels,train,validation}.json`` and the videos in
-    ``20bn-something-something-v2/<id>.webm`` (or ``videos/``; ``videos_dir`` overrides). With
-    ``extract`` (default) frames go to ``out_dir/rawframes/<id>/img_00001.jpg`` at native size (or
-    ``short_side``/``height``) and rawframe lists are written too: seeking in SthV2's VP8/VP9 webm
-    files is unreliable, so training from frames is the recommended path. ``annotations`` (split ->
-    JSON list in the train file's format) replaces the train/validation files; ``splits`` (default:
-    all) names the splits whose lists are written and whose videos are extracted.
+    ``root`` is laid out as ``STHV2.instructions`` says (``videos_dir`` overrides the video folder);
+    ``annotations`` (split -> JSON list in the train file's format) replaces the release's split
+    files. ``extract`` (default) writes frames to ``out_dir/rawframes/<id>/`` at native size (or
+    ``short_side``/``height``) and rawframe lists: seeking in SthV2's VP8/VP9 webm files is
+    unreliable, so training from frames is the recommended path.
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir else root
@@ -338,7 +325,6 @@ def prepare_sthv2(root: str | os.PathLike, out_dir: str | os.PathLike | None = N
     return _summary(STHV2, out_dir, chosen, names, entries, left_out, lists, failed, quiet=quiet, note=note)
 
 
-# ---------------------------------------------------------------------------------- kinetics
 def _read_k400_csv(path: Path) -> list[tuple[str, str, int]]:
     """(label, clip id, line) for every row of a Kinetics CSV."""
     with open(path, newline="", encoding="utf-8") as handle:
@@ -417,14 +403,11 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
                         quiet: bool = False) -> dict[str, Any]:
     """Kinetics-400: CSVs + trimmed clips -> video lists (+ frames with short side 256 and rawframe lists).
 
-    ``root`` holds ``kinetics_{train,val}.csv`` (``label,youtube_id,time_start,time_end,split``)
-    and clips named ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` anywhere below
-    ``videos_train/`` and ``videos_val/`` (class folders or flat). Class index = position in the
-    sorted normalized class names of the train CSV, or the line order of ``label_map``; written
-    to ``out_dir/kinetics400_label_map.txt``. Clips missing on disk are reported and left out.
-    ``annotations`` (split -> CSV) replaces the train/val CSVs; a further split's clips are under
-    ``videos_<split>/``. ``splits`` (default: all) names the splits whose clips are listed and
-    extracted; frames go to ``out_dir/rawframes_<split>/``.
+    ``root`` is laid out as ``K400.instructions`` says, clips anywhere below ``videos_<split>/``
+    (class folders or flat). Class index = position in the sorted normalized class names of the
+    train CSV, or the line order of ``label_map``; written to ``out_dir/kinetics400_label_map.txt``.
+    ``annotations`` (split -> CSV) replaces the release's split files; frames go to
+    ``out_dir/rawframes_<split>/``.
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir else root
@@ -461,29 +444,17 @@ def prepare_kinetics400(root: str | os.PathLike, out_dir: str | os.PathLike | No
     return _summary(K400, out_dir, chosen, names, entries, left_out, lists, failed, quiet=quiet, noun="clips")
 
 
-# ------------------------------------------------------------------------------------ any
 def prepare_release(dataset: str, root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                     extract: bool = True, workers: int | None = None, splits: str | Sequence[str] | None = None,
                     quiet: bool = False) -> dict[str, Any]:
-    """Lists (and frames where the release ships videos) for ``dataset`` with each one's defaults.
+    """Lists (and frames where the release ships videos) for ``dataset`` (``sthv1``, ``sthv2`` or
+    ``k400``) with each one's defaults; ``out_dir`` defaults to ``root``.
 
-    Args:
-        dataset: ``sthv1``, ``sthv2`` or ``k400`` (see :data:`tinlib.data.releases.RELEASES`).
-        root: the folder holding the release files.
-        out_dir: where lists and frames go (default ``root``).
-        extract: extract frames from the videos (SthV2, Kinetics-400; SthV1 ships frames).
-        workers: processes for frame extraction (default: a few).
-        splits: the splits prepared (``train``, ``val``; a comma-separated string or a sequence;
-            default: both). ``("val",)`` is what testing on the validation split reads; a later
-            call with all splits adds the others and keeps the frames already extracted.
-        quiet: no messages.
-
-    Returns:
-        the summary of :func:`prepare_sthv1` / :func:`prepare_sthv2` / :func:`prepare_kinetics400`:
-        the keys of a :class:`tinlib.records.PrepareRecord` and ``splits``, the splits prepared.
-
-    Raises:
-        PrepareError: a release file is missing, or ``splits`` names an unknown split.
+    ``splits`` (``train``, ``val``; comma-separated or a sequence; default: both): ``("val",)`` is
+    what testing on the validation split reads; a later call with all splits adds the others and
+    keeps the frames already extracted. Returns the summary of the ``prepare_<dataset>`` function
+    (the keys of a :class:`tinlib.records.PrepareRecord` and ``splits``). PrepareError when a
+    release file is missing or ``splits`` names an unknown split.
     """
     if dataset == "sthv1":
         return prepare_sthv1(root, out_dir, splits=splits, quiet=quiet)

@@ -1,17 +1,12 @@
 """What the official dataset releases look like on disk, stated once: one :class:`Release` per
-dataset (file names, download page, the lists the preparation writes), and :data:`SYNTHETIC`.
-
-Standard library only: the pipeline's data check imports it before anything is installed.
+dataset, and :data:`SYNTHETIC`. Standard library only: the pipeline's data check imports it
+before anything is installed.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-__all__ = ["Release", "Synthetic", "STHV1", "STHV2", "K400", "SYNTHETIC", "RELEASES", "DATASETS", "SPLITS",
-           "PREPARE_SUMMARY", "RAWFRAME_TEMPLATE", "VIDEO_EXTS", "release", "choose_splits", "prefix_key",
-           "normalize_k400_label", "sthv2_label_name"]
 
 SPLITS = ("train", "val")
 # the summary the preparation writes beside the lists; the other steps read it to find the data
@@ -23,45 +18,25 @@ VIDEO_EXTS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".flv")
 
 @dataclass(frozen=True)
 class Release:
-    """The on-disk layout of one official dataset release.
+    """The on-disk layout of one official dataset release."""
 
-    Args:
-        key: the dataset's name on the command line and in file names of the pipeline (``sthv1``).
-        title: its full name, for messages (``Something-Something V1``).
-        short: its short name in messages (``SthV1``).
-        url: the download page.
-        url_note: more on where to get it, shown after the URL in the preparation's messages.
-        folder: the sub-folder of ``DATA_ROOT`` that ``make reproduce-all`` expects for it.
-        labels_file: the class list shipped with the release (None: the classes come from the train split).
-        split_files: per split (``train``, ``val``), the annotation file names accepted, the
-            official one first.
-        media_dirs: the folders of frames or videos the release unpacks to; each entry lists
-            alternative names of one required folder, the official one first.
-        archive_parts: the shell pattern of the archive parts (None: not shipped as parts).
-        list_prefix: the preparation writes ``<list_prefix>_<split>_list_<kind>.txt``.
-        frame_template: file names of the frames lists point at (``str.format`` of the 1-based index).
-        extract_short_side: short side of extracted frames (None: native size).
-        instructions: what to download and where to put it, with ``{url}`` for the download page.
-        label_map_file: the class index file the preparation writes (class names in index order).
-        shipped_label_map: the class index file as MMAction2 ships it for this dataset.
-    """
-
-    key: str
-    title: str
-    short: str
-    url: str
-    folder: str
+    key: str  # the dataset's name on the command line and in the pipeline's file names (``sthv1``)
+    url: str  # the download page
+    folder: str  # the sub-folder of ``DATA_ROOT`` that ``make reproduce-all`` expects for it
+    # per split (``train``, ``val``), the annotation file names accepted, the official one first
     split_files: Mapping[str, tuple[str, ...]]
+    # the folders of frames or videos the release unpacks to; each entry lists alternative names of
+    # one required folder, the official one first
     media_dirs: tuple[tuple[str, ...], ...]
-    list_prefix: str
-    frame_template: str
-    instructions: str
-    url_note: str = ""
-    labels_file: str | None = None
-    archive_parts: str | None = None
-    extract_short_side: int | None = None
-    label_map_file: str | None = None
-    shipped_label_map: str | None = None
+    list_prefix: str  # the preparation writes ``<list_prefix>_<split>_list_<kind>.txt``
+    frame_template: str  # file names of the frames lists point at (``str.format`` of the 1-based index)
+    instructions: str  # what to download and where to put it, ``{url}`` for the download page
+    url_note: str = ""  # more on where to get it, shown after the URL in messages
+    labels_file: str | None = None  # the class list shipped with it (None: from the train split)
+    archive_parts: str | None = None  # the shell pattern of the archive parts (None: not in parts)
+    extract_short_side: int | None = None  # short side of extracted frames (None: native size)
+    label_map_file: str | None = None  # the class index file the preparation writes
+    shipped_label_map: str | None = None  # the class index file as MMAction2 ships it
 
     @property
     def source(self) -> str:
@@ -80,10 +55,9 @@ class Release:
         return self.split_files[split][0]
 
     def media_dir(self, split: str) -> str:
-        """The official name of the folder holding ``split``'s frames or videos: the one media folder
-        of a release that keeps every split together (Something-Something), else the split's own
-        (Kinetics-400: ``videos_train``, ``videos_val``; a further split such as the synthetic
-        data's ``test`` follows the pattern: ``videos_test``)."""
+        """The official folder of ``split``'s frames or videos: the one media folder of a release
+        that keeps every split together (Something-Something), else the split's own (Kinetics-400:
+        ``videos_train``; a further split such as the synthetic ``test`` gives ``videos_test``)."""
         if len(self.media_dirs) == 1:
             return self.media_dirs[0][0]
         if split in SPLITS:
@@ -130,8 +104,7 @@ class Release:
 
 
 STHV1 = Release(
-    key="sthv1", title="Something-Something V1", short="SthV1",
-    url="https://developer.qualcomm.com/software/ai-datasets/something-something", folder="sthv1",
+    key="sthv1", url="https://developer.qualcomm.com/software/ai-datasets/something-something", folder="sthv1",
     labels_file="something-something-v1-labels.csv",
     split_files={"train": ("something-something-v1-train.csv",), "val": ("something-something-v1-validation.csv",)},
     media_dirs=(("20bn-something-something-v1", "rawframes"),),
@@ -143,7 +116,7 @@ STHV1 = Release(
   - something-something-v1-labels.csv, -train.csv and -validation.csv, also in DATA_ROOT""")
 
 STHV2 = Release(
-    key="sthv2", title="Something-Something V2", short="SthV2", url=STHV1.url, folder="sthv2",
+    key="sthv2", url=STHV1.url, folder="sthv2",
     labels_file="something-something-v2-labels.json",
     split_files={"train": ("something-something-v2-train.json",), "val": ("something-something-v2-validation.json",)},
     media_dirs=(("20bn-something-something-v2", "videos"),),
@@ -156,13 +129,12 @@ STHV2 = Release(
   frames are extracted at native size on the first run (about 1 TB free disk for the full set)""")
 
 K400 = Release(
-    key="k400", title="Kinetics-400", short="Kinetics-400", url="https://github.com/cvdfoundation/kinetics-dataset",
+    key="k400", url="https://github.com/cvdfoundation/kinetics-dataset",
     url_note="or DeepMind's kinetics CSVs + a downloader", folder="kinetics400",
     split_files={"train": ("kinetics_train.csv", "kinetics400_train.csv", "train.csv"),
                  "val": ("kinetics_val.csv", "kinetics400_val.csv", "validate.csv")},
     media_dirs=(("videos_train",), ("videos_val",)), list_prefix="kinetics400", frame_template=RAWFRAME_TEMPLATE,
-    extract_short_side=256,
-    label_map_file="kinetics400_label_map.txt", shipped_label_map="label_map_k400.txt",
+    extract_short_side=256, label_map_file="kinetics400_label_map.txt", shipped_label_map="label_map_k400.txt",
     instructions="""Kinetics-400 ({url}):
   - the trimmed clips in DATA_ROOT/videos_train/<class>/<youtube_id>_<start>_<end>.mp4 and
     DATA_ROOT/videos_val/<class>/...
@@ -177,25 +149,16 @@ RELEASES: dict[str, Release] = {r.key: r for r in (STHV1, STHV2, K400)}
 
 @dataclass(frozen=True)
 class Synthetic:
-    """The embedded synthetic dataset: written in the layout of one of the official releases.
+    """The embedded synthetic dataset, written in the layout of one of the official releases.
 
-    Besides the release's train and val splits it has a held-out ``test`` split that training never
-    sees (the releases' own test splits come without labels); its annotations are written in the
-    layout's train/val format under :attr:`test_files` and prepared into
-    ``<list_prefix>_test_list_<kind>.txt`` like the others.
-
-    Args:
-        layouts: the release layouts it can be written in (keys of :data:`RELEASES`).
-        meta_file: the summary the writer leaves in the data root (lists, classes, reversal pairs).
-        fps: frame rate of the encoded videos.
-        splits: the splits written: the releases' train and val, and the held-out test split.
-        test_files: per layout, the annotation file of the test split (labelled, in the format of
-            the layout's train/val files; not an official name).
+    Besides train and val it has a held-out ``test`` split that training never sees (the releases'
+    own test splits come without labels); its annotations are written in the layout's train/val
+    format under :attr:`test_files` (not official names) and prepared like the others.
     """
 
-    layouts: tuple[str, ...] = ("sthv1", "sthv2", "k400")
-    meta_file: str = "synthetic_meta.json"
-    fps: int = 12
+    layouts: tuple[str, ...] = ("sthv1", "sthv2", "k400")  # keys of RELEASES
+    meta_file: str = "synthetic_meta.json"  # the writer's summary (lists, classes, reversal pairs)
+    fps: int = 12  # of the encoded videos
     splits: tuple[str, ...] = (*SPLITS, "test")
     test_files: Mapping[str, str] = field(default_factory=lambda: {
         "sthv1": "synthetic-test.csv", "sthv2": "synthetic-test.json", "k400": "synthetic-test.csv"})
@@ -225,15 +188,9 @@ def prefix_key(split: str) -> str:
 
 
 def choose_splits(splits: str | Sequence[str] | None, available: Sequence[str] = SPLITS) -> tuple[str, ...]:
-    """The splits to prepare, in the order of ``available``.
-
-    Args:
-        splits: split names (a sequence, or one comma-separated string such as ``"val"`` or
-            ``"train,val"``); None: all of ``available``.
-        available: the splits there are (the releases' train and val by default).
-
-    Raises:
-        ValueError: a name is not among ``available``, or none is given (one line naming the choices).
+    """The splits to prepare, in the order of ``available``: ``splits`` is a sequence or one
+    comma-separated string (``"train,val"``), None for all. ValueError naming the choices when a
+    name is not among ``available`` or none is given.
     """
     if splits is None:
         return tuple(available)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sample_frames", "sample_views"]
-
 
 def _check(total_frames: int, num_clips: int, clip_len: int, frame_interval: int) -> None:
     if int(total_frames) != total_frames or total_frames < 1:
@@ -58,8 +56,7 @@ def sample_frames(total_frames: int, num_clips: int, clip_len: int = 1, frame_in
     Videos with fewer start positions than clips get evenly spread starts (round half to even).
     Test mode (deterministic): ``avg`` is the float ratio and clip ``i`` starts at
     ``int(i * avg + avg / 2)``; ``twice_sample`` appends the starts ``int(i * avg)``.
-    ``twice_sample`` is ignored in train mode (as upstream). ``test_mode`` picks the rule;
-    ``rng`` draws the train-mode offsets (default: a fresh generator).
+    ``twice_sample`` is ignored in train mode (as upstream); ``rng`` defaults to a fresh generator.
     """
     _check(total_frames, num_clips, clip_len, frame_interval)
     n, span = int(total_frames), clip_len * frame_interval
@@ -83,7 +80,6 @@ def sample_views(total_frames: int, num_segments: int, *, num_clips: int = 1, te
     ``avg = total_frames / num_segments``. With ``num_clips=1`` this is exactly MMAction2's test
     sampling; ``twice_sample`` appends the same number of views taken at the segment starts
     (MMAction2/TSM twice sampling), so ``views = num_clips * (2 if twice_sample else 1)``.
-    ``test_mode`` picks the rule; ``rng`` draws the train-mode offsets (default: a fresh generator).
     """
     if not test_mode:
         return sample_frames(total_frames, num_segments, rng=rng).reshape(1, num_segments)

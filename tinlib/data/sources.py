@@ -62,13 +62,11 @@ def _frame_count(folder: Path, tmpl: str, start: int) -> int:
     pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + "$")
     numbers = sorted(int(m.group(1)) for entry in os.scandir(folder) if (m := pattern.match(entry.name)))
     numbers = [n for n in numbers if n >= start]
-    count = 0
     for expected, number in enumerate(numbers, start=start):
         if number != expected:
             raise UserError(f"frame folder {folder}: {tmpl.format(expected)} is missing (frames go up to "
                             f"{tmpl.format(numbers[-1])}); re-extract the frames without gaps")
-        count += 1
-    return count
+    return len(numbers)
 
 
 def find_frame_template(folder: str | os.PathLike, preferred: str | None = None,
@@ -122,5 +120,3 @@ def open_source(path: str | os.PathLike, cfg: Config) -> VideoSource:
     start = (d.start_index or 0) if d.kind == "videos" else 0
     return VideoSource(str(p), "video", len(clip), start, _video_fps(str(p)), None, clip)
 
-
-__all__ = ["FRAME_TEMPLATES", "VideoSource", "find_frame_template", "open_source"]

@@ -1,12 +1,7 @@
-"""Writing the embedded synthetic dataset (classes and rendering: :mod:`tinlib.data.synthetic_render`).
-
-Layouts mimic the official releases so that the preparation code (:mod:`tinlib.data.prepare`) runs
-on them unchanged: ``sthv1`` (JPEG folders ``<id>/00001.jpg``, ``;``-separated CSVs), ``sthv2``
-(``<id>.webm`` videos and the JSON files), ``k400`` (``videos_{train,val}/<class>/<youtube_id>_<start>_<end>.mp4``
-and CSVs; without the left/right pair, because Kinetics-style training flips frames). Videos vary in
-length, aspect ratio, speed, sizes, colours, noise and distractors, so that no single pixel or frame
-statistic gives the class away. Everything is deterministic given ``seed`` (the pixels of every
-frame; encoded files are byte-equal for a given codec build). Command line: ``tinlib prepare synthetic``.
+"""Writing the embedded synthetic dataset (``tinlib prepare synthetic``; classes and rendering are
+in :mod:`tinlib.data.synthetic_render`) in the layout of an official release, so that
+:mod:`tinlib.data.prepare` runs on it unchanged (``k400`` without the left/right pair: Kinetics-style
+training flips frames). Deterministic given ``seed`` (encoded files are byte-equal for a codec build).
 """
 from __future__ import annotations
 
@@ -32,8 +27,6 @@ from .encoding import video_codec, write_frames, write_video
 from .releases import K400, RELEASES, STHV1, STHV2, SYNTHETIC
 from .synthetic_render import CLASSES, SynthClass, classes_for, render_video
 
-__all__ = ["PRESETS", "SyntheticError", "write_demo_video", "write_synthetic"]
-
 log = logging.getLogger(__name__)
 
 LAYOUTS = SYNTHETIC.layouts
@@ -46,9 +39,7 @@ PARAMS_VERSION = 2
 
 
 class SyntheticError(UserError, ValueError):
-    """A bad option of the synthetic dataset or an output folder it must not overwrite; the
-    message names the option or folder and what to do. (A ValueError too, for callers of the
-    Python API.)"""
+    """A bad option or an output folder it must not overwrite (a ValueError too, for Python callers)."""
 
 
 # size presets: videos per class in each split (train, val for validation during training, the
@@ -167,21 +158,17 @@ def write_synthetic(root: str | os.PathLike, layout: str = "sthv1", *, num_train
                     extract_frames: bool = False, overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
     """Write the synthetic dataset in ``layout`` under ``root`` and build its MMAction2 lists.
 
-    Three splits, each with its own videos balanced over the classes (round robin, shuffled):
-    ``train``, ``val`` (validation during training) and a held-out ``test`` split (what the demo
-    configs evaluate on). ``size`` is a preset of :data:`PRESETS`; ``num_train``/``num_val``/
-    ``num_test``/``height``/``frames`` override it. The release's annotation files are written (test
-    as :attr:`tinlib.data.releases.Synthetic.test_files`) and the lists built from them with
-    ``tinlib.data.prepare``, as for the real datasets; ``extract_frames`` (video layouts) also
-    extracts frames and builds rawframe lists. A folder holding a dataset written with the same
-    parameters is reused (``overwrite`` forces a rewrite); one holding anything else is refused
-    unless ``overwrite``. ``progress``: a bar on a terminal, else a line at least every 30 s.
+    Splits ``train``, ``val`` (validation during training) and a held-out ``test`` (what the demo
+    configs evaluate on), each balanced over the classes. ``size`` is a preset of :data:`PRESETS`;
+    ``num_train``/``num_val``/``num_test``/``height``/``frames`` override it. The lists are built
+    from the release's annotation files with :mod:`tinlib.data.prepare`, as for the real datasets;
+    ``extract_frames`` (video layouts) adds rawframe lists. A folder holding a dataset written with
+    the same parameters is reused unless ``overwrite``; one holding anything else is refused
+    (SyntheticError) unless ``overwrite``.
 
     Returns the :class:`tinlib.records.SyntheticMeta` stored in ``root/synthetic_meta.json`` as a
-    dict: ``kind``, ``train_list``/``val_list``/``test_list``, ``data_prefix``, ``filename_tmpl``,
-    ``start_index`` (what to pass to ``build_dataset``), the lists per format, counts, class names,
-    reversal pairs, the parameters and the seconds taken.
-    Raises :class:`SyntheticError` for a bad option or an output folder holding other files.
+    dict (``kind``, the lists, ``data_prefix``, ``filename_tmpl``, ``start_index``: what to pass
+    to ``build_dataset``).
     """
     root = Path(root)
     params = _params(layout, size, {"train": num_train, "val": num_val, "test": num_test}, seed, height, frames)

@@ -225,5 +225,3 @@ def _paint(rng: np.random.Generator, bg: np.ndarray, extra: list[dict[str, Any]]
         frames[t] = img
     return frames
 
-
-__all__ = ["CLASSES", "SynthClass", "classes_for", "render_video"]

@@ -10,11 +10,6 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["MEAN", "STD", "rescale_size", "resize_short_side", "resize_exact", "crop", "flip_horizontal",
-           "multi_scale_crop_box", "random_crop_box", "center_crop_box", "three_crop_boxes", "ten_crop_boxes",
-           "normalize", "train_transform", "test_transform", "TEST_CROPS", "CROPS_PER_MODE",
-           "MSC_SCALES"]
-
 MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255 input (ImageNet statistics)
 STD = (58.395, 57.12, 57.375)
 MSC_SCALES = (1, 0.875, 0.75, 0.66)
@@ -30,15 +25,14 @@ def _check_clip(frames: np.ndarray) -> None:
 
 
 def rescale_size(w: int, h: int, short_side: int) -> tuple[int, int]:
-    """``(new_w, new_h)`` for a ``w`` x ``h`` image under Resize(scale=(-1, short_side)): keep the aspect
-    ratio, short side -> ``short_side``, each side ``int(side * factor + 0.5)`` (mmcv's rescale rule)."""
+    """``(new_w, new_h)`` under Resize(scale=(-1, short_side)): aspect ratio kept, each side
+    ``int(side * factor + 0.5)`` (mmcv's rescale rule)."""
     factor = short_side / min(w, h)
     return int(w * factor + 0.5), int(h * factor + 0.5)
 
 
 def resize_exact(frames: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
-    """Bilinear (OpenCV ``INTER_LINEAR``) resize of ``frames`` ``[T, H, W, 3]`` to ``size_wh`` ``(w, h)``:
-    ``[T, h, w, 3]``."""
+    """Bilinear (OpenCV) resize ``[T, H, W, 3] -> [T, h, w, 3]``, ``size_wh = (w, h)``."""
     _check_clip(frames)
     w, h = size_wh
     if frames.shape[1:3] == (h, w):
@@ -47,17 +41,15 @@ def resize_exact(frames: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
 
 
 def resize_short_side(frames: np.ndarray, short_side: int) -> np.ndarray:
-    """Resize(scale=(-1, short_side)) of ``frames``, keep ratio: ``[T, H, W, 3] -> [T, H', W', 3]``."""
+    """Resize(scale=(-1, short_side)): ``[T, H, W, 3] -> [T, H', W', 3]``, ratio kept."""
     _check_clip(frames)
     h, w = frames.shape[1:3]
     return resize_exact(frames, rescale_size(w, h, short_side))
 
 
 def crop(frames: np.ndarray, box: Box) -> np.ndarray:
-    """Cut ``box`` ``(x, y, w, h)`` out of every frame: ``[T, H, W, 3] -> [T, h, w, 3]`` (a view).
-
-    Raises ValueError when the box does not fit inside the frames.
-    """
+    """Cut ``box`` out of every frame: ``[T, H, W, 3] -> [T, h, w, 3]`` (a view); ValueError when it
+    does not fit."""
     x, y, w, h = box
     H, W = frames.shape[1:3]
     if x < 0 or y < 0 or x + w > W or y + h > H:
@@ -67,7 +59,7 @@ def crop(frames: np.ndarray, box: Box) -> np.ndarray:
 
 
 def flip_horizontal(frames: np.ndarray) -> np.ndarray:
-    """Mirror every frame left-right: ``[T, H, W, 3] -> [T, H, W, 3]`` (a contiguous copy)."""
+    """Mirror every frame left-right (a contiguous copy)."""
     return np.ascontiguousarray(frames[:, :, ::-1])
 
 
@@ -88,15 +80,8 @@ def multi_scale_crop_box(img_h: int, img_w: int, input_size: int, rng: np.random
 
     Side lengths ``int(min(h, w) * s)`` for each scale; (w, h) pairs whose scale indices differ by
     at most ``max_wh_scale_gap`` are the candidates (one drawn uniformly); a side within 3 px of
-    ``input_size`` snaps to it; the offset is drawn among the fixed positions on a quarter grid.
-
-    Args:
-        img_h, img_w: frame size in pixels.
-        input_size: the side the crop is resized to afterwards.
-        rng: the generator both draws use.
-        scales: crop side fractions of the short side.
-        max_wh_scale_gap: how far apart the width and height scale indices may be.
-        num_fixed_crops: 5 (corners and centre) or 13 offset positions; anything else is a ValueError.
+    ``input_size`` snaps to it; the offset is drawn among ``num_fixed_crops`` (5: corners and
+    centre, or 13; else ValueError) fixed positions on a quarter grid.
     """
     base = min(img_h, img_w)
     sizes = [int(base * s) for s in scales]
@@ -111,23 +96,22 @@ def multi_scale_crop_box(img_h: int, img_w: int, input_size: int, rng: np.random
 
 
 def random_crop_box(img_h: int, img_w: int, size: int, rng: np.random.Generator) -> Box:
-    """A ``size`` x ``size`` box in ``img_h`` x ``img_w`` frames at a position drawn from ``rng`` (RandomCrop)."""
+    """RandomCrop: a ``size`` x ``size`` box at a position drawn from ``rng``."""
     if size > img_h or size > img_w:
         raise ValueError(f"crop size {size} larger than frames of {img_w}x{img_h}")
     return int(rng.integers(img_w - size + 1)), int(rng.integers(img_h - size + 1)), size, size
 
 
 def center_crop_box(img_h: int, img_w: int, size: int) -> Box:
-    """CenterCrop box in ``img_h`` x ``img_w`` frames: ``left = (img_w - size) // 2``, ``top = (img_h - size) // 2``."""
+    """CenterCrop box: ``left = (img_w - size) // 2``, ``top = (img_h - size) // 2``."""
     if size > img_h or size > img_w:
         raise ValueError(f"center crop {size} larger than frames of {img_w}x{img_h}; scale_size must be >= input_size")
     return (img_w - size) // 2, (img_h - size) // 2, size, size
 
 
 def three_crop_boxes(img_h: int, img_w: int, size: int) -> list[Box]:
-    """ThreeCrop boxes in ``img_h`` x ``img_w`` frames: ``size`` must equal one side (else ValueError); crops at
-    the start, the end and the middle of
-    the other side, in that order (``step = (long - size) // 2``)."""
+    """ThreeCrop boxes: ``size`` must equal one side (else ValueError); crops at the start, the end
+    and the middle of the other side, in that order (``step = (long - size) // 2``)."""
     if size == img_h and size <= img_w:
         step = (img_w - size) // 2
         return [(0, 0, size, size), (2 * step, 0, size, size), (step, 0, size, size)]
@@ -138,8 +122,8 @@ def three_crop_boxes(img_h: int, img_w: int, size: int) -> list[Box]:
 
 
 def ten_crop_boxes(img_h: int, img_w: int, size: int) -> list[Box]:
-    """The five ``size`` x ``size`` TenCrop boxes in ``img_h`` x ``img_w`` frames (corners and centre on the
-    quarter grid); the caller also flips each. Raises ValueError when ``size`` exceeds a side."""
+    """The five TenCrop boxes (corners and centre on the quarter grid); the caller also flips each.
+    ValueError when ``size`` exceeds a side."""
     if size > img_h or size > img_w:
         raise ValueError(f"TenCrop({size}) larger than frames of {img_w}x{img_h}")
     w_step, h_step = (img_w - size) // 4, (img_h - size) // 4
@@ -147,11 +131,8 @@ def ten_crop_boxes(img_h: int, img_w: int, size: int) -> list[Box]:
 
 
 def normalize(frames: np.ndarray, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> torch.Tensor:
-    """``frames`` ``[M, H, W, 3]`` uint8 RGB -> float32 ``[M, 3, H, W]``, ``(x - mean) * (1 / std)`` per channel.
-
-    Computed in numpy (subtract the mean, multiply by the reciprocal std, as mmcv's imnormalize):
-    single-threaded and cheap inside DataLoader workers, no torch thread pool involved.
-    """
+    """``[M, H, W, 3]`` uint8 RGB -> float32 ``[M, 3, H, W]``, ``(x - mean) * (1 / std)`` per channel
+    (as mmcv's imnormalize), in numpy: cheap inside DataLoader workers, no torch thread pool."""
     _check_clip(frames)
     x = frames.transpose(0, 3, 1, 2).astype(np.float32, order="C")
     x -= np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
@@ -163,15 +144,9 @@ def train_transform(frames: np.ndarray, rng: np.random.Generator, *, scale_size:
                     flip: bool = False, multi_scale_crop: bool = True, flip_ratio: float = 0.5) -> np.ndarray:
     """``[T, H, W, 3] -> [T, input_size, input_size, 3]`` uint8 with one random crop (and flip) per clip.
 
-    ``multi_scale_crop=False`` replaces MultiScaleCrop + Resize by a random ``input_size`` crop.
-    ``flip`` must stay False for Something-Something (left/right is part of the label).
-
-    Args:
-        frames: the decoded clip ``[T, H, W, 3]`` uint8 RGB.
-        rng: draws the crop and the flip.
-        scale_size: short side after the first resize; input_size: output side.
-        flip: allow a horizontal flip, taken with probability ``flip_ratio``.
-        multi_scale_crop: MultiScaleCrop + Resize (True) or a plain random crop (False).
+    ``scale_size`` is the short side after the first resize. ``multi_scale_crop=False`` replaces
+    MultiScaleCrop + Resize by a random ``input_size`` crop. ``flip`` (taken with probability
+    ``flip_ratio``) must stay False for Something-Something (left/right is part of the label).
     """
     frames = resize_short_side(frames, scale_size)
     h, w = frames.shape[1:3]
@@ -191,8 +166,8 @@ def test_transform(frames: np.ndarray, *, scale_size: int = 256, input_size: int
 
     ``center``: one ``input_size`` crop. ``ten``: five ``input_size`` crops, each followed by its
     horizontal flip (10 crops). ``three``: three ``scale_size`` crops along the long side (MMAction2's
-    ThreeCrop needs the crop side to equal the short side), so S is ``scale_size`` for it.
-    ``frames`` is the decoded clip ``[T, H, W, 3]`` uint8; any other ``test_crop`` is a ValueError.
+    ThreeCrop needs the crop side to equal the short side), so S is ``scale_size`` for it; any
+    other ``test_crop`` is a ValueError.
     """
     frames = resize_short_side(frames, scale_size)
     h, w = frames.shape[1:3]
