@@ -1,9 +1,6 @@
-"""Run configurations: the typed schema (pydantic models), loading by name or path, overrides.
-
-A config file is a Python module (in ``tinlib/configs/``, named as MMAction2's zoo rows) or a
-``.json`` file whose ``CONFIG`` dict has the sections of :class:`Config`. Unknown keys, values of
-the wrong type and values outside their allowed set are a :class:`ConfigError` of one line.
-"""
+"""Run configurations: the pydantic schema, loading by name (``tinlib/configs/``) or by path (a
+``.py`` or ``.json`` file defining ``CONFIG``), and overrides. Unknown keys, wrong types and values
+outside their allowed set are a :class:`ConfigError` of one line."""
 from __future__ import annotations
 
 import ast
@@ -400,7 +397,6 @@ def apply_overrides(cfg: Config, overrides: dict | list | tuple | None) -> Confi
     (``{"optim.lr": 0.01}``) or nested dicts, or a list of ``"a.b=value"`` strings."""
     if not overrides:
         return cfg
-    items: list[tuple[str, Any]] = []
     if isinstance(overrides, dict):
         items = list(overrides.items())
     else:
@@ -480,8 +476,3 @@ def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:
             out.append(full)
     return out
 
-
-__all__ = ["ARCH_DEPTHS", "ARCH_PATTERN", "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig",
-           "PublishedConfig", "ScheduleConfig", "TestConfig", "TrainConfig", "ZooConfig", "apply_overrides",
-           "available_configs", "config_from_dict", "diff_configs", "load_config", "merge", "parse_arch",
-           "parse_override"]

@@ -78,6 +78,3 @@ class _Formatter(logging.Formatter):
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return prefix + text
-
-
-__all__ = ["setup_logging", "process_rank"]

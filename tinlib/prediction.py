@@ -135,6 +135,3 @@ class VideoPrediction:
         if self.windows is not None:
             out["windows"] = self.windows.to_dict(k, names)
         return out
-
-
-__all__ = ["VideoPrediction", "WindowTimeline", "probabilities", "top_k"]

@@ -111,6 +111,3 @@ def class_names_for(cfg: Config, labels: str | os.PathLike | None = None) -> tup
     if meta is not None and len(meta.class_names) == k:
         return list(meta.class_names), str(meta_path)
     return None, "none"
-
-
-__all__ = ["LABELS_HINT", "LABEL_SETS", "class_name", "class_names_for", "load_labels"]
