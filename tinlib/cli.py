@@ -1,7 +1,6 @@
 """``tinlib COMMAND ...``: dispatch to the command's module under ``tinlib.commands`` (its
 ``main(argv) -> int``), importing only that one, so ``tinlib --help`` stays fast; and
-:func:`run_command`, the ``main`` body every command shares.
-"""
+:func:`command_main`, the ``main`` every command shares."""
 from __future__ import annotations
 
 import argparse
@@ -60,6 +59,17 @@ def run_command(prog: str, parser: argparse.ArgumentParser, action: Callable[[ar
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
         return 130
+
+
+def command_main(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
+                 action: Callable[[argparse.Namespace], int | None]) -> Callable[[Sequence[str] | None], int]:
+    """A command module's ``main(argv=None) -> int`` (``argv`` default: the process's arguments):
+    :func:`run_command` with a fresh parser from ``build_parser``."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run_command(prog, build_parser(), action, argv)
+
+    return main
 
 
 def _usage() -> str:

@@ -8,15 +8,13 @@ wrong hash; run again).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 
-from tinlib.cli import run_command
+from tinlib.cli import command_main
 
 WHAT_CHOICES = ("ckpt", "log", "json", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``tinlib fetch``."""
     from tinlib.hub import MIRROR_ENV, OPENMMLAB_URL
 
     parser = argparse.ArgumentParser(
@@ -84,9 +82,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tinlib fetch`` with ``argv`` (default: the process's arguments); returns the exit status."""
-    return run_command("tinlib fetch", build_parser(), run, argv)
-
-
-__all__ = ["build_parser", "main", "run"]
+main = command_main("tinlib fetch", build_parser, run)

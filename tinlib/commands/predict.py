@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tinlib.cli import run_command
+from tinlib.cli import command_main
 from tinlib.commands import add_device_argument, add_override_arguments, overrides_of
 
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``tinlib predict``."""
     from tinlib.config import available_configs
 
     p = argparse.ArgumentParser(
@@ -136,9 +135,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tinlib predict`` with ``argv`` (default: the process's arguments); returns the exit status."""
-    return run_command("tinlib predict", build_parser(), run, argv)
-
-
-__all__ = ["build_parser", "main", "print_prediction", "run"]
+main = command_main("tinlib predict", build_parser, run)
