@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import IO
 
 _HANDLER_NAME = "tinlib"
 
@@ -56,17 +57,11 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to ``fixed_stream`` when one was given, else to whatever ``sys.stderr`` is at the time
     of the call (a notebook kernel, pytest's capture or a redirect may replace it after set-up)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.fixed_stream = None
+    fixed_stream: IO[str] | None = None
 
-    @property
-    def stream(self):
-        return self.fixed_stream if self.fixed_stream is not None else sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property decides
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = self.fixed_stream if self.fixed_stream is not None else sys.stderr
+        super().emit(record)
 
 
 class _Formatter(logging.Formatter):
