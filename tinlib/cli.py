@@ -27,11 +27,9 @@ COMMANDS = {
 }
 
 
-def debug_requested(args: argparse.Namespace | None = None) -> bool:
+def debug_requested(args: argparse.Namespace) -> bool:
     """True when ``args`` has ``--debug`` set or ``TINLIB_DEBUG`` is a non-empty value other than 0."""
-    if args is not None and getattr(args, "debug", False):
-        return True
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    return getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def run_command(prog: str, parser: argparse.ArgumentParser, action: Callable[[argparse.Namespace], int | None],

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 OPENMMLAB_URL = "https://download.openmmlab.com"
 MIRROR_ENV = "TINLIB_DOWNLOAD_MIRROR"
 PUBLISHED_SCHEME = "published:"
-PUBLISHED_RUN_SUFFIX = "_published"
 ARTIFACT_KINDS = ("ckpt", "log", "json")
 
 # A zoo file name ends in "-<hex>.<ext>", the hex being the start of the file's sha256. Stricter
@@ -106,7 +105,7 @@ def published_url(config: str, what: str = "ckpt") -> str:
 
 def published_run(config: str) -> str:
     """The results folder of ``config``'s published checkpoint evaluated here: ``<config>_published``."""
-    return f"{config}{PUBLISHED_RUN_SUFFIX}"
+    return f"{config}_published"
 
 
 def is_remote(spec: str | os.PathLike) -> bool:

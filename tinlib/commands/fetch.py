@@ -64,11 +64,11 @@ def run(args: argparse.Namespace) -> int:
     config or kind, and :class:`~tinlib.hub.DownloadError` when a download fails.
     """
     from tinlib.errors import UserError
-    from tinlib.hub import PUBLISHED, download_url, fetch_published
+    from tinlib.hub import ARTIFACT_KINDS, PUBLISHED, download_url, fetch_published
 
     if args.list:
         for name, artifacts in PUBLISHED.items():
-            kinds = ", ".join(k for k in ("ckpt", "log", "json") if artifacts.url(k))
+            kinds = ", ".join(k for k in ARTIFACT_KINDS if artifacts.url(k))
             print(f"{name}  ({kinds})")
         return 0
     if not args.source:
