@@ -34,12 +34,9 @@ def debug_requested(args: argparse.Namespace) -> bool:
 
 def run_command(prog: str, parser: argparse.ArgumentParser, action: Callable[[argparse.Namespace], int | None],
                 argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` with ``parser``, run ``action(args)`` and return the exit status.
-
-    A :class:`~tinlib.errors.UserError` becomes ``"<prog>: error: <message>"`` on stderr and
-    ``err.exit_code``; Ctrl-C becomes ``"<prog>: interrupted"`` and 130. With ``--debug`` the
-    traceback is printed as well.
-    """
+    """Parse ``argv`` with ``parser``, run ``action(args)`` and return the exit status: for a
+    :class:`~tinlib.errors.UserError` ``err.exit_code`` after ``"<prog>: error: <message>"`` on stderr
+    (and the traceback with ``--debug``); 130 after ``"<prog>: interrupted"`` for Ctrl-C."""
     from tinlib.errors import UserError
     from tinlib.logs import setup_logging
 

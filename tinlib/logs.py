@@ -32,12 +32,9 @@ class _RankFilter(logging.Filter):
 
 
 def setup_logging(level: int = logging.INFO, *, stream=None) -> logging.Logger:
-    """Send the ``tinlib`` loggers to ``stream`` (default: stderr) as plain lines, once per process.
-
-    Lines look like ``message`` for INFO and ``warning: message`` for warnings and errors, so a log
-    read in make or a cluster job reads as the program's own output. Calling it again only
-    changes the level (and the stream when one is given).
-    """
+    """Send the ``tinlib`` loggers to ``stream`` (default: stderr) as ``message`` for INFO and
+    ``warning: message`` for warnings and errors, so a log in make or a cluster job reads as the
+    program's own output. Calling it again only changes the level (and the stream when given)."""
     root = logging.getLogger("tinlib")
     root.setLevel(level)
     root.propagate = False

@@ -1,10 +1,6 @@
-"""``tinlib fetch``: download published checkpoints and training logs into torch's hub cache.
-
-Prints the local path of each file on stdout (one per line), so ``ckpt=$(tinlib fetch CONFIG)``
-works in scripts; progress and notes go to stderr. Exit status: 0 done, 2 bad usage (unknown
-config, nothing published of that kind), 3 download failed (unreachable, HTTP error, interrupted,
-wrong hash; run again).
-"""
+"""``tinlib fetch``: download published checkpoints and training logs into torch's hub cache and print
+each local path on stdout (``ckpt=$(tinlib fetch CONFIG)``); notes go to stderr. Exit status: 0 done,
+2 bad usage (unknown config or kind), 3 download failed (:class:`~tinlib.hub.DownloadError`; run again)."""
 from __future__ import annotations
 
 import argparse
@@ -58,11 +54,7 @@ def _targets(source: str, what: str | None) -> list[tuple[str | None, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """List the published configs, or download what ``args.source`` names and print each local path.
-
-    Returns 0. Raises :class:`~tinlib.errors.UserError` when no source is given or it names an unknown
-    config or kind, and :class:`~tinlib.hub.DownloadError` when a download fails.
-    """
+    """List the published configs, or download what ``args.source`` names and print each local path."""
     from tinlib.errors import UserError
     from tinlib.hub import ARTIFACT_KINDS, PUBLISHED, download_url, fetch_published
 

@@ -1,7 +1,5 @@
-"""``tinlib predict CONFIG CHECKPOINT VIDEO...``: top-k classes of single videos through the config's
-test pipeline (:mod:`tinlib.engine.predict`), as text or ``--json``, optionally window by window.
-Nothing is written unless ``--out DIR`` is given; a prediction never goes into ``results/``.
-"""
+"""``tinlib predict CONFIG CHECKPOINT VIDEO...``: top-k classes of single videos (:mod:`tinlib.engine.predict`),
+as text or ``--json``, optionally window by window; files only with ``--out DIR``, never in ``results/``."""
 from __future__ import annotations
 
 import argparse
@@ -82,10 +80,7 @@ def print_prediction(result: VideoPrediction, k: int, names: Sequence[str] | Non
 
 
 def run(args: argparse.Namespace) -> int:
-    """Classify each video of ``args`` and print (or with ``--out`` also write) its top-k classes.
-
-    Returns 0. Raises :class:`~tinlib.errors.UserError` for a bad option, config, video or checkpoint.
-    """
+    """Classify each video of ``args`` and print (or with ``--out`` also write) its top-k classes."""
     import torch
 
     from tinlib.config import ConfigError, load_config
