@@ -385,13 +385,6 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, raw
 
 
-def _override_to_nested(key: str, value: Any) -> dict:
-    nested: Any = value
-    for part in reversed(key.split(".")):
-        nested = {part: nested}
-    return nested
-
-
 def apply_overrides(cfg: Config, overrides: dict | list | tuple | None) -> Config:
     """Return a new validated config with ``overrides`` applied: a dict of dotted keys
     (``{"optim.lr": 0.01}``) or nested dicts, or a list of ``"a.b=value"`` strings."""
@@ -406,7 +399,9 @@ def apply_overrides(cfg: Config, overrides: dict | list | tuple | None) -> Confi
         key = _unalias(key)
         if key == "name":
             raise ConfigError("'name' cannot be overridden: it is the config file's name; use --work-dir/--run")
-        values = merge(values, _override_to_nested(key, value))
+        for part in reversed(key.split(".")):  # "a.b", v -> {"a": {"b": v}}
+            value = {part: value}
+        values = merge(values, value)
     try:
         return config_from_dict(values)
     except ConfigError as err:

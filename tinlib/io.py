@@ -1,7 +1,6 @@
-"""Atomic file writes: a crash or a full disk mid-write leaves the previous file (or none), never a
-half-written checkpoint or result. Each write goes to a fsynced temporary file beside the target,
-renamed over it; a temporary left by a killed process is removed by the next write of that target.
-:func:`sha256_of` is the package's one file hash."""
+"""Atomic file writes: a crash or a full disk mid-write leaves the previous file (or none), never a half-written
+one. Each write goes to a fsynced temporary file renamed over the target; a temporary left by a killed process
+is removed by the next write of that target. :func:`sha256_of` is the package's one file hash."""
 from __future__ import annotations
 
 import contextlib
