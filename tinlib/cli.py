@@ -1,7 +1,6 @@
 """``tinlib COMMAND ...``: dispatch to the command's module under ``tinlib.commands`` (its
 ``main(argv) -> int``), importing only that one, so ``tinlib --help`` stays fast; and
-:func:`run_command`, the ``main`` body every command shares.
-"""
+:func:`command_main`, the ``main`` every command shares."""
 from __future__ import annotations
 
 import argparse
@@ -28,21 +27,16 @@ COMMANDS = {
 }
 
 
-def debug_requested(args: argparse.Namespace | None = None) -> bool:
+def debug_requested(args: argparse.Namespace) -> bool:
     """True when ``args`` has ``--debug`` set or ``TINLIB_DEBUG`` is a non-empty value other than 0."""
-    if args is not None and getattr(args, "debug", False):
-        return True
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    return getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def run_command(prog: str, parser: argparse.ArgumentParser, action: Callable[[argparse.Namespace], int | None],
                 argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` with ``parser``, run ``action(args)`` and return the exit status.
-
-    A :class:`~tinlib.errors.UserError` becomes ``"<prog>: error: <message>"`` on stderr and
-    ``err.exit_code``; Ctrl-C becomes ``"<prog>: interrupted"`` and 130. With ``--debug`` the
-    traceback is printed as well.
-    """
+    """Parse ``argv`` with ``parser``, run ``action(args)`` and return the exit status: for a
+    :class:`~tinlib.errors.UserError` ``err.exit_code`` after ``"<prog>: error: <message>"`` on stderr
+    (and the traceback with ``--debug``); 130 after ``"<prog>: interrupted"`` for Ctrl-C."""
     from tinlib.errors import UserError
     from tinlib.logs import setup_logging
 
@@ -60,6 +54,17 @@ def run_command(prog: str, parser: argparse.ArgumentParser, action: Callable[[ar
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
         return 130
+
+
+def command_main(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
+                 action: Callable[[argparse.Namespace], int | None]) -> Callable[[Sequence[str] | None], int]:
+    """A command module's ``main(argv=None) -> int`` (``argv`` default: the process's arguments):
+    :func:`run_command` with a fresh parser from ``build_parser``."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run_command(prog, build_parser(), action, argv)
+
+    return main
 
 
 def _usage() -> str:

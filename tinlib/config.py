@@ -1,9 +1,6 @@
-"""Run configurations: the typed schema (pydantic models), loading by name or path, overrides.
-
-A config file is a Python module (in ``tinlib/configs/``, named as MMAction2's zoo rows) or a
-``.json`` file whose ``CONFIG`` dict has the sections of :class:`Config`. Unknown keys, values of
-the wrong type and values outside their allowed set are a :class:`ConfigError` of one line.
-"""
+"""Run configurations: the pydantic schema, loading by name (``tinlib/configs/``) or by path (a
+``.py`` or ``.json`` file defining ``CONFIG``), and overrides. Unknown keys, wrong types and values
+outside their allowed set are a :class:`ConfigError` of one line."""
 from __future__ import annotations
 
 import ast
@@ -388,19 +385,11 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, raw
 
 
-def _override_to_nested(key: str, value: Any) -> dict:
-    nested: Any = value
-    for part in reversed(key.split(".")):
-        nested = {part: nested}
-    return nested
-
-
 def apply_overrides(cfg: Config, overrides: dict | list | tuple | None) -> Config:
     """Return a new validated config with ``overrides`` applied: a dict of dotted keys
     (``{"optim.lr": 0.01}``) or nested dicts, or a list of ``"a.b=value"`` strings."""
     if not overrides:
         return cfg
-    items: list[tuple[str, Any]] = []
     if isinstance(overrides, dict):
         items = list(overrides.items())
     else:
@@ -410,7 +399,9 @@ def apply_overrides(cfg: Config, overrides: dict | list | tuple | None) -> Confi
         key = _unalias(key)
         if key == "name":
             raise ConfigError("'name' cannot be overridden: it is the config file's name; use --work-dir/--run")
-        values = merge(values, _override_to_nested(key, value))
+        for part in reversed(key.split(".")):  # "a.b", v -> {"a": {"b": v}}
+            value = {part: value}
+        values = merge(values, value)
     try:
         return config_from_dict(values)
     except ConfigError as err:
@@ -480,8 +471,3 @@ def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:
             out.append(full)
     return out
 
-
-__all__ = ["ARCH_DEPTHS", "ARCH_PATTERN", "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig",
-           "PublishedConfig", "ScheduleConfig", "TestConfig", "TrainConfig", "ZooConfig", "apply_overrides",
-           "available_configs", "config_from_dict", "diff_configs", "load_config", "merge", "parse_arch",
-           "parse_override"]

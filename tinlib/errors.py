@@ -14,6 +14,3 @@ class UserError(RuntimeError):
 def one_line(obj: object) -> str:
     """``str(obj)`` with its line breaks and runs of white space folded into single spaces."""
     return " ".join(str(obj).split())
-
-
-__all__ = ["UserError", "one_line"]

@@ -48,6 +48,3 @@ def onnx_max_abs_diff(model: nn.Module, path: str | os.PathLike, frames: torch.T
         expected = model.eval()(frames).numpy()
     got = session.run(None, {session.get_inputs()[0].name: frames.numpy()})[0]
     return float(abs(expected - got).max())
-
-
-__all__ = ["DEFAULT_OPSET", "export_onnx", "onnx_max_abs_diff"]

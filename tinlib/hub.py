@@ -1,12 +1,7 @@
-"""Published MMAction2 artifacts (model-zoo checkpoints and training logs) and downloading them.
-
-:data:`PUBLISHED` maps a config name to the URLs MMAction2 0.x published for it: the configs'
-``published`` sections plus :data:`EXTRA_PUBLISHED`. :func:`resolve_checkpoint` turns a local path,
-an ``http(s)://`` URL or ``published:<config>`` into a local file; downloads go through
-``torch.hub.download_url_to_file`` into torch's hub cache (``$TORCH_HOME/hub/checkpoints``), and a
-file is refused unless its sha256 starts with the hex digits its name ends in (torch's convention).
-``$TINLIB_DOWNLOAD_MIRROR`` replaces ``https://download.openmmlab.com`` in every URL.
-"""
+"""Published MMAction2 artifacts (zoo checkpoints, training logs) and downloading them with torch.hub
+into its cache (``$TORCH_HOME/hub/checkpoints``). A file is refused unless its sha256 starts with the
+hex digits its name ends in (torch's convention); ``$TINLIB_DOWNLOAD_MIRROR`` replaces
+``https://download.openmmlab.com`` in every URL."""
 from __future__ import annotations
 
 import contextlib
@@ -32,7 +27,6 @@ log = logging.getLogger(__name__)
 OPENMMLAB_URL = "https://download.openmmlab.com"
 MIRROR_ENV = "TINLIB_DOWNLOAD_MIRROR"
 PUBLISHED_SCHEME = "published:"
-PUBLISHED_RUN_SUFFIX = "_published"
 ARTIFACT_KINDS = ("ckpt", "log", "json")
 
 # A zoo file name ends in "-<hex>.<ext>", the hex being the start of the file's sha256. Stricter
@@ -48,9 +42,6 @@ class DownloadError(UserError):
     exit_code = 3
 
 
-# --------------------------------------------------------------------------------------------
-# What was published
-# --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PublishedArtifacts:
     """URLs of one config's published files (canonical ``download.openmmlab.com`` addresses;
@@ -78,7 +69,7 @@ EXTRA_PUBLISHED: dict[str, PublishedArtifacts] = {
 @functools.cache
 def _registry() -> dict[str, PublishedArtifacts]:
     """The configs whose ``published`` section names a checkpoint, plus :data:`EXTRA_PUBLISHED`;
-    built on first use (it loads every config) and shared, so that tests and tools can add entries."""
+    built on first use (it loads every config)."""
     from tinlib.config import available_configs, load_config
 
     registry = {}
@@ -90,7 +81,7 @@ def _registry() -> dict[str, PublishedArtifacts]:
 
 
 def __getattr__(name: str) -> Any:
-    # PUBLISHED (``{config: PublishedArtifacts}``) is built when first read, not at import.
+    # PUBLISHED ``{config: PublishedArtifacts}``: built when first read, not at import
     if name == "PUBLISHED":
         return _registry()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -114,12 +105,9 @@ def published_url(config: str, what: str = "ckpt") -> str:
 
 def published_run(config: str) -> str:
     """The results folder of ``config``'s published checkpoint evaluated here: ``<config>_published``."""
-    return f"{config}{PUBLISHED_RUN_SUFFIX}"
+    return f"{config}_published"
 
 
-# --------------------------------------------------------------------------------------------
-# Resolving a spec to a local file
-# --------------------------------------------------------------------------------------------
 def is_remote(spec: str | os.PathLike) -> bool:
     """Whether ``spec`` names a file to download first: an ``http(s)://`` URL or ``published:<config>``."""
     return bool(_REMOTE.match(os.fspath(spec)))
@@ -134,20 +122,10 @@ def parse_published(spec: str) -> tuple[str, str]:
 
 def resolve_checkpoint(spec: str | os.PathLike, *, dest_dir: str | os.PathLike | None = None,
                        verify: bool = False) -> Path:
-    """The local file for ``spec``, downloading it first when needed.
-
-    Args:
-        spec: a local path (returned unchanged), an ``http(s)://`` URL, or ``published:<config>``
-            (its checkpoint; ``published:<config>:log`` or ``:json`` for a training log). Other
-            schemes (e.g. ``torchvision://``) are not files and are refused here.
-        dest_dir: where URLs are downloaded to (default: torch's hub cache).
-        verify: re-hash a file already in the cache against the hash in its name.
-
-    Raises:
-        UserError: a local path that is not a file, an unknown scheme, or an unknown published
-            config or kind.
-        DownloadError: a download that could not finish or whose hash does not match.
-    """
+    """The local file for ``spec``: a local path (returned unchanged), or an ``http(s)://`` URL or
+    ``published:<config>[:log|:json]`` downloaded (see :func:`download_url`) into ``dest_dir``
+    (default: torch's hub cache). Other schemes (``torchvision://``) are refused: :class:`UserError`,
+    as for a path that is not a file or an unknown published config or kind."""
     text = os.fspath(spec)
     if text.startswith(PUBLISHED_SCHEME):
         config, what = parse_published(text)
@@ -182,15 +160,9 @@ def published_file_name(config: str, what: str, url: str) -> str:
 
 def cached_published(config: str, what: str = "json", dest_dir: str | os.PathLike | None = None, *,
                      url: str | None = None) -> Path | None:
-    """The published file of ``config`` when it is already in the cache, else None; never downloads.
-
-    Args:
-        config: a name in :data:`PUBLISHED` (unknown names and unpublished kinds give None), or any
-            name when ``url`` is given.
-        what: ``"ckpt"``, ``"log"`` or ``"json"``.
-        dest_dir: the cache folder (default: torch's hub cache).
-        url: the file's URL when it is not the registry's (a config loaded with overrides).
-    """
+    """The published file of ``config`` when it is already in the cache, else None (also for an
+    unknown config or kind); never downloads. ``url``: the file's URL when it is not the registry's
+    (a config loaded with overrides)."""
     if url is None:
         artifacts = _registry().get(config)
         url = artifacts.url(what) if artifacts is not None and what in ARTIFACT_KINDS else None
@@ -232,29 +204,15 @@ def expected_hash_prefix(name: str) -> str | None:
     return match.group(1) if match else None
 
 
-# --------------------------------------------------------------------------------------------
-# Downloading
-# --------------------------------------------------------------------------------------------
 def download_url(url: str, dest_dir: str | os.PathLike | None = None, *, file_name: str | None = None,
                  verify: bool = False) -> Path:
-    """Download ``url`` (through the mirror) to ``dest_dir/<file name>`` unless it is there.
+    """Download ``url`` (through the mirror) to ``dest_dir/<file_name>`` (default: torch's hub cache,
+    the URL's file name, whose hash suffix is checked either way) unless it is there.
 
-    A file already in the cache is used without any network call and without re-hashing it (it
-    only got there after its hash was checked), unless ``verify``. A transfer that fails leaves
-    nothing behind; the next run downloads the whole file again. A progress bar (torch.hub's
-    tqdm) shows when stderr is a terminal.
-
-    Args:
-        url: the file's URL.
-        dest_dir: the cache folder (default: torch's hub cache).
-        file_name: the cached file's name (default: the URL's last path component, whose hash
-            suffix, if any, is checked either way).
-        verify: re-hash a file already in the cache.
-
-    Raises:
-        DownloadError: one line naming the URL and what to do, when the download cannot finish or
-            the hash does not match.
-        UserError: the URL does not end in a file name.
+    A cached file is used without a network call and without re-hashing it (it only got there
+    after its hash was checked), unless ``verify``. A failed transfer leaves nothing behind; the
+    next run downloads the whole file again. :class:`DownloadError` (one line naming the URL and
+    what to do) when the download cannot finish or the hash does not match.
     """
     expected = expected_hash_prefix(file_name_of(url))
     dest = Path(dest_dir) if dest_dir is not None else hub_checkpoint_dir()
@@ -342,9 +300,3 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
-
-__all__ = ["ARTIFACT_KINDS", "EXTRA_PUBLISHED", "MIRROR_ENV", "OPENMMLAB_URL", "PUBLISHED_RUN_SUFFIX",
-           "PUBLISHED",  # noqa: F822 (defined by the module's __getattr__)
-           "DownloadError", "PublishedArtifacts", "cached_published", "download_url", "expected_hash_prefix",
-           "fetch_published", "file_name_of", "hub_checkpoint_dir", "is_remote", "mirrored", "parse_published",
-           "published_file_name", "published_run", "published_url", "resolve_checkpoint"]

@@ -1,9 +1,9 @@
-"""Atomic file writes: a crash or a full disk mid-write leaves the previous file (or none), never a
-half-written checkpoint or result. Each write goes to a fsynced temporary file beside the target,
-renamed over it; a temporary left by a killed process is removed by the next write of that target.
-:func:`sha256_of` is the package's one file hash."""
+"""Atomic file writes: a crash or a full disk mid-write leaves the previous file (or none), never a half-written
+one. Each write goes to a fsynced temporary file renamed over the target; a temporary left by a killed process
+is removed by the next write of that target. :func:`sha256_of` is the package's one file hash."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import hashlib
@@ -51,20 +51,10 @@ class _RecordingWriter:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
-
-    Args:
-        path: the target file; its folder is created if needed.
-        write: writes the content to the file object it is given (opened with ``mode``).
-        mode: ``"wb"`` or ``"w"``.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-
-    Raises:
-        DiskFullError: the disk (or quota, or file-size limit) ran out; ``path`` is unchanged.
-        Any error of ``write`` or of the file system, after the temporary file is removed.
-    """
+    """Call ``write(fileobj)`` on a temporary file (opened with ``mode``) beside ``path``, fsync it,
+    then rename it over ``path`` (its folder is created if needed). :class:`DiskFullError` when the
+    disk, quota or file-size limit ran out (``path`` unchanged); any other error of ``write`` or the
+    file system is raised as it is, after the temporary file is removed."""
     path = Path(path)
     tmp: str | None = None
     recorder: _RecordingWriter | None = None
@@ -82,10 +72,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
         _fsync_folder(path.parent)
     except BaseException as err:
         if tmp is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            except FileNotFoundError:
-                pass
         cause = _no_room_error(err, recorder)
         if cause is not None:
             raise _disk_full(path, cause) from err
@@ -106,10 +94,8 @@ def _remove_stale_temps(path: Path) -> None:
     for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
         pid = tmp.name[len(prefix):].split(".", 1)[0]
         if pid.isdigit() and not _process_alive(int(pid)):
-            try:
+            with contextlib.suppress(OSError):  # gone already, or not ours to remove
                 tmp.unlink()
-            except OSError:
-                pass  # gone already, or not ours to remove
 
 
 def _process_alive(pid: int) -> bool:
@@ -144,16 +130,13 @@ def _fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable; a no-op where folders cannot be opened (Windows) or synced."""
     if os.name != "posix":
         return
-    try:
+    # some file systems do not sync folders (EINVAL); the rename itself already happened
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems do not sync folders (EINVAL); the rename itself already happened
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -181,6 +164,3 @@ def sha256_of(path: str | os.PathLike) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
-
-__all__ = ["DiskFullError", "atomic_torch_save", "atomic_write", "atomic_write_json", "atomic_write_text",
-           "sha256_of"]

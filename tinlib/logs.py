@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import IO
 
 _HANDLER_NAME = "tinlib"
 
@@ -31,12 +32,9 @@ class _RankFilter(logging.Filter):
 
 
 def setup_logging(level: int = logging.INFO, *, stream=None) -> logging.Logger:
-    """Send the ``tinlib`` loggers to ``stream`` (default: stderr) as plain lines, once per process.
-
-    Lines look like ``message`` for INFO and ``warning: message`` for warnings and errors, so a log
-    read in make or a cluster job reads as the program's own output. Calling it again only
-    changes the level (and the stream when one is given).
-    """
+    """Send the ``tinlib`` loggers to ``stream`` (default: stderr) as ``message`` for INFO and
+    ``warning: message`` for warnings and errors, so a log in make or a cluster job reads as the
+    program's own output. Calling it again only changes the level (and the stream when given)."""
     root = logging.getLogger("tinlib")
     root.setLevel(level)
     root.propagate = False
@@ -56,17 +54,11 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to ``fixed_stream`` when one was given, else to whatever ``sys.stderr`` is at the time
     of the call (a notebook kernel, pytest's capture or a redirect may replace it after set-up)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.fixed_stream = None
+    fixed_stream: IO[str] | None = None
 
-    @property
-    def stream(self):
-        return self.fixed_stream if self.fixed_stream is not None else sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property decides
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = self.fixed_stream if self.fixed_stream is not None else sys.stderr
+        super().emit(record)
 
 
 class _Formatter(logging.Formatter):
@@ -78,6 +70,3 @@ class _Formatter(logging.Formatter):
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return prefix + text
-
-
-__all__ = ["setup_logging", "process_rank"]

@@ -1,8 +1,5 @@
-"""What a prediction returns: test scores turned into probabilities and top-k classes, for a whole
-video (:class:`VideoPrediction`) and window by window (:class:`WindowTimeline`).
-
-Plain numpy, so that the engine that computes them and the reports that draw them both read it.
-"""
+"""What a prediction returns: probabilities and top-k classes for a whole video (:class:`VideoPrediction`)
+and window by window (:class:`WindowTimeline`); plain numpy, so that the engine and the reports both read it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -135,6 +132,3 @@ class VideoPrediction:
         if self.windows is not None:
             out["windows"] = self.windows.to_dict(k, names)
         return out
-
-
-__all__ = ["VideoPrediction", "WindowTimeline", "probabilities", "top_k"]

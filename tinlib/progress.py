@@ -1,8 +1,6 @@
-"""Progress of long loops: a tqdm bar on a terminal, else a log line every 30 s and one at the end.
-
-Without a terminal (make, a cluster job, a log file) a bar would fill the log with carriage
-returns, so the loop reports on the ``tinlib`` logger instead.
-"""
+"""Progress of long loops: a tqdm bar on a terminal, else a log line every 30 s and one at the end
+(without a terminal, in make, a cluster job or a log file, a bar would fill the log with carriage
+returns)."""
 from __future__ import annotations
 
 import logging
@@ -12,8 +10,6 @@ from time import monotonic
 from typing import IO, Any
 
 from tqdm import tqdm
-
-__all__ = ["track", "LogProgress", "INTERVAL_S"]
 
 INTERVAL_S = 30.0
 log = logging.getLogger(__name__)
@@ -65,16 +61,10 @@ class LogProgress:
 
 def track(iterable: Iterable[Any] | None = None, *, total: int | None = None, desc: str, unit: str = "items",
           enabled: bool = True, file: IO[str] | None = None) -> tqdm | LogProgress:
-    """Show the progress of a loop; returns a tqdm bar or a :class:`LogProgress`, used the same way.
-
-    Args:
-        iterable: the items (optional: call ``update(n)`` and ``close()`` on the result instead).
-        total: the number of items (default: ``len(iterable)`` where it has one).
-        desc: what the loop does, e.g. ``"extracting frames into out/"``.
-        unit: what an item is, plural (``"videos"``).
-        enabled: False shows nothing at all (``quiet``).
-        file: the stream a bar goes to; a bar only if it is a terminal (default: stderr).
-    """
+    """Show the progress of a loop: a tqdm bar when ``file`` (default stderr) is a terminal, else a
+    :class:`LogProgress`, used the same way (iterate, or call ``update(n)`` and ``close()``).
+    ``desc``: what the loop does (``"extracting frames into out/"``); ``unit``: what an item is,
+    plural; ``enabled=False`` shows nothing at all."""
     if total is None and isinstance(iterable, Sized):
         total = len(iterable)
     stream = sys.stderr if file is None else file

@@ -11,13 +11,8 @@ import torch
 
 
 def derive_seed(*keys: int) -> int:
-    """A 31-bit seed from integers (seed, epoch, rank, ...), stable across runs and platforms.
-
-    Args:
-        keys: any number of integers (negative and large values are reduced modulo 2**63).
-    Returns:
-        an int in ``[0, 2**31)``; different key tuples give (practically) independent seeds.
-    """
+    """A seed in ``[0, 2**31)`` from integers (seed, epoch, rank, ...; reduced modulo 2**63), stable
+    across runs and platforms; different key tuples give (practically) independent seeds."""
     return int(np.random.SeedSequence([int(k) % (2 ** 63) for k in keys]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
@@ -57,6 +52,3 @@ def set_rng_state(state: dict) -> None:
         cuda = state["cuda"]
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda)
-
-
-__all__ = ["derive_seed", "random_seed", "rng_state", "seed_everything", "set_rng_state"]

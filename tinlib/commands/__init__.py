@@ -1,5 +1,5 @@
-"""One module per ``tinlib`` command: its argument parser and a ``main(argv)`` that runs it under
-:func:`tinlib.cli.run_command`. The work itself lives in the library modules they call."""
+"""One module per ``tinlib`` command: its ``build_parser()`` and ``main`` (:func:`tinlib.cli.command_main`);
+the work itself lives in the library modules they call."""
 from __future__ import annotations
 
 import argparse

@@ -5,15 +5,13 @@ skipped, 1 a check failed, 2 bad usage.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 
-from tinlib.cli import run_command
+from tinlib.cli import command_main
 
 DEVICE_CHOICES = ("cpu", "cuda", "all")  # tinlib.doctor.DEVICE_CHOICES, without importing torch for --help
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``tinlib doctor``."""
     parser = argparse.ArgumentParser(
         prog="tinlib doctor",
         description="Check this machine before a long run: package versions and devices; the interlace op "
@@ -43,9 +41,4 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_status
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tinlib doctor`` with ``argv`` (default: the process's arguments); returns the exit status."""
-    return run_command("tinlib doctor", build_parser(), run, argv)
-
-
-__all__ = ["build_parser", "main", "run"]
+main = command_main("tinlib doctor", build_parser, run)

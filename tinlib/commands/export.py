@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
 
-from tinlib.cli import run_command
+from tinlib.cli import command_main
 from tinlib.commands import add_override_arguments, overrides_of
 
 PROG = "tinlib export"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``tinlib export``."""
     from tinlib.export import DEFAULT_OPSET
 
     parser = argparse.ArgumentParser(prog=PROG, description="Export a trained recognizer to ONNX.")
@@ -51,6 +49,4 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tinlib export`` with ``argv`` (default: the process's arguments); returns the exit status."""
-    return run_command(PROG, build_parser(), _run, argv)
+main = command_main(PROG, build_parser, _run)

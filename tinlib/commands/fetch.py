@@ -1,22 +1,16 @@
-"""``tinlib fetch``: download published checkpoints and training logs into torch's hub cache.
-
-Prints the local path of each file on stdout (one per line), so ``ckpt=$(tinlib fetch CONFIG)``
-works in scripts; progress and notes go to stderr. Exit status: 0 done, 2 bad usage (unknown
-config, nothing published of that kind), 3 download failed (unreachable, HTTP error, interrupted,
-wrong hash; run again).
-"""
+"""``tinlib fetch``: download published checkpoints and training logs into torch's hub cache and print
+each local path on stdout (``ckpt=$(tinlib fetch CONFIG)``); notes go to stderr. Exit status: 0 done,
+2 bad usage (unknown config or kind), 3 download failed (:class:`~tinlib.hub.DownloadError`; run again)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 
-from tinlib.cli import run_command
+from tinlib.cli import command_main
 
 WHAT_CHOICES = ("ckpt", "log", "json", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``tinlib fetch``."""
     from tinlib.hub import MIRROR_ENV, OPENMMLAB_URL
 
     parser = argparse.ArgumentParser(
@@ -60,17 +54,13 @@ def _targets(source: str, what: str | None) -> list[tuple[str | None, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """List the published configs, or download what ``args.source`` names and print each local path.
-
-    Returns 0. Raises :class:`~tinlib.errors.UserError` when no source is given or it names an unknown
-    config or kind, and :class:`~tinlib.hub.DownloadError` when a download fails.
-    """
+    """List the published configs, or download what ``args.source`` names and print each local path."""
     from tinlib.errors import UserError
-    from tinlib.hub import PUBLISHED, download_url, fetch_published
+    from tinlib.hub import ARTIFACT_KINDS, PUBLISHED, download_url, fetch_published
 
     if args.list:
         for name, artifacts in PUBLISHED.items():
-            kinds = ", ".join(k for k in ("ckpt", "log", "json") if artifacts.url(k))
+            kinds = ", ".join(k for k in ARTIFACT_KINDS if artifacts.url(k))
             print(f"{name}  ({kinds})")
         return 0
     if not args.source:
@@ -84,9 +74,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tinlib fetch`` with ``argv`` (default: the process's arguments); returns the exit status."""
-    return run_command("tinlib fetch", build_parser(), run, argv)
-
-
-__all__ = ["build_parser", "main", "run"]
+main = command_main("tinlib fetch", build_parser, run)

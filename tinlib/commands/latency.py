@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 
-from tinlib.cli import run_command
+from tinlib.cli import command_main
 from tinlib.commands import add_override_arguments, overrides_of
 
 PROG = "tinlib latency"
@@ -13,7 +12,6 @@ DEFAULT_ARCHS = "tin_r50,tsm_r50,tsn_r50"  # an example; without --archs the con
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``tinlib latency``."""
     p = argparse.ArgumentParser(prog=PROG, description="Inference latency per video (MMAction2's "
                                 "method), FLOPs, parameters and training GPU memory of TIN, TSM and TSN side by side.")
     p.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
@@ -68,6 +66,4 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tinlib latency`` with ``argv`` (default: the process's arguments); returns the exit status."""
-    return run_command(PROG, build_parser(), _run, argv)
+main = command_main(PROG, build_parser, _run)

@@ -1,7 +1,5 @@
-"""``tinlib predict CONFIG CHECKPOINT VIDEO...``: top-k classes of single videos through the config's
-test pipeline (:mod:`tinlib.engine.predict`), as text or ``--json``, optionally window by window.
-Nothing is written unless ``--out DIR`` is given; a prediction never goes into ``results/``.
-"""
+"""``tinlib predict CONFIG CHECKPOINT VIDEO...``: top-k classes of single videos (:mod:`tinlib.engine.predict`),
+as text or ``--json``, optionally window by window; files only with ``--out DIR``, never in ``results/``."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tinlib.cli import run_command
+from tinlib.cli import command_main
 from tinlib.commands import add_device_argument, add_override_arguments, overrides_of
 
 if TYPE_CHECKING:
@@ -20,7 +18,6 @@ if TYPE_CHECKING:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``tinlib predict``."""
     from tinlib.config import available_configs
 
     p = argparse.ArgumentParser(
@@ -83,10 +80,7 @@ def print_prediction(result: VideoPrediction, k: int, names: Sequence[str] | Non
 
 
 def run(args: argparse.Namespace) -> int:
-    """Classify each video of ``args`` and print (or with ``--out`` also write) its top-k classes.
-
-    Returns 0. Raises :class:`~tinlib.errors.UserError` for a bad option, config, video or checkpoint.
-    """
+    """Classify each video of ``args`` and print (or with ``--out`` also write) its top-k classes."""
     import torch
 
     from tinlib.config import ConfigError, load_config
@@ -136,9 +130,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tinlib predict`` with ``argv`` (default: the process's arguments); returns the exit status."""
-    return run_command("tinlib predict", build_parser(), run, argv)
-
-
-__all__ = ["build_parser", "main", "print_prediction", "run"]
+main = command_main("tinlib predict", build_parser, run)

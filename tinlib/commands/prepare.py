@@ -4,10 +4,9 @@ synthetic dataset (:mod:`tinlib.data.synthetic`)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from typing import Any
 
-from tinlib.cli import run_command
+from tinlib.cli import command_main
 from tinlib.data.releases import K400, RAWFRAME_TEMPLATE, SPLITS, STHV1, STHV2, SYNTHETIC, choose_splits
 from tinlib.errors import UserError
 
@@ -179,10 +178,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``tinlib prepare ...``: parse ``argv`` (default ``sys.argv[1:]``) and run; returns the exit status."""
-    return run_command(PROG, build_parser(), run, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+main = command_main(PROG, build_parser, run)

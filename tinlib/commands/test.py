@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 
-from tinlib.cli import run_command
+from tinlib.cli import command_main
 from tinlib.commands import add_device_argument, add_override_arguments, overrides_of
 
 PROG = "tinlib test"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``tinlib test``."""
     from tinlib.config import available_configs
 
     p = argparse.ArgumentParser(prog=PROG, description="Evaluate a checkpoint: top-1, top-5 and mean "
@@ -48,6 +46,4 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tinlib test`` with ``argv`` (default: the process's arguments); returns the exit status."""
-    return run_command(PROG, build_parser(), _run, argv)
+main = command_main(PROG, build_parser, _run)

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 
-from tinlib.cli import run_command
+from tinlib.cli import command_main
 from tinlib.commands import add_device_argument, add_override_arguments, overrides_of
 
 PROG = "tinlib train"
@@ -53,6 +52,4 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tinlib train`` with ``argv`` (default: the process's arguments); returns the exit status."""
-    return run_command(PROG, build_parser(), _run, argv)
+main = command_main(PROG, build_parser, _run)

@@ -1,17 +1,16 @@
-"""``tinlib zoo``: rewrite ``results/model_zoo.md`` from the run records under ``results/`` (no torch import)."""
+"""``tinlib zoo``: rewrite ``results/model_zoo.md`` from the run records under ``results/`` (no torch import);
+exit status 2 when the results folder is missing."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
-from tinlib.cli import run_command
+from tinlib.cli import command_main
 
 PROG = "tinlib zoo"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``tinlib zoo``."""
     p = argparse.ArgumentParser(prog=PROG, description="Rewrite the model-zoo table from results/: the "
                                 "published rows (from the configs) beside the measured values of the runs found.")
     p.add_argument("--results-dir", default="results", help="where runs wrote their records (default results)")
@@ -34,7 +33,4 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tinlib zoo`` with ``argv`` (default: the process's arguments); returns the exit status
-    (2 when the results folder is missing)."""
-    return run_command(PROG, build_parser(), _run, argv)
+main = command_main(PROG, build_parser, _run)

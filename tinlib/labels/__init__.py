@@ -1,15 +1,10 @@
-"""Class names: the model-zoo datasets' lists shipped with the package, user label files, and the
-names that go with a config.
+"""Class names: the zoo datasets' lists shipped here, user label files, and the names of a config.
 
-Each ``<name>.txt`` holds one class name per line; line i (0-based) is class index i, the order of
-the classifier rows (``fc_cls``) in MMAction2's published checkpoints. Source: the label maps of the
-public MMAction2 repository (``tools/data/sthv1/label_map.txt``, ``tools/data/sthv2/label_map.txt``,
-``tools/data/kinetics/label_map_k400.txt``):
-
-- ``sthv1``: Something-Something V1, 174 classes, in the order of its ``-labels.csv``;
-- ``sthv2``: Something-Something V2, 174 classes, ids of its ``-labels.json`` (alphabetical);
-- ``kinetics400`` (alias ``k400``): Kinetics-400, 400 classes, alphabetical.
-"""
+``<name>.txt`` holds one class name per line, line i (0-based) being class i in the order of the
+``fc_cls`` rows of MMAction2's published checkpoints; they are the label maps of the MMAction2
+repository (``tools/data/{sthv1,sthv2}/label_map.txt``, ``tools/data/kinetics/label_map_k400.txt``):
+``sthv1``, 174 classes in the order of its ``-labels.csv``; ``sthv2``, 174 classes, ids of its
+``-labels.json`` (alphabetical); ``kinetics400`` (alias ``k400``), 400 classes, alphabetical."""
 from __future__ import annotations
 
 import logging
@@ -37,12 +32,9 @@ LABELS_HINT = "pass --labels FILE (one class name per line, line i = class i) or
 
 
 def load_labels(name_or_path: str | os.PathLike) -> list[str]:
-    """Class names, index i at position i.
-
-    name_or_path: a packaged set (``sthv1``, ``sthv2``, ``kinetics400`` or ``k400``, any case) or
-    a text file with one class name per line (UTF-8; surrounding spaces are stripped). A missing
-    file, an empty file, an empty line or a repeated name raises :class:`UserError` naming the file.
-    """
+    """Class names (index i at position i) of a packaged set (``sthv1``, ``sthv2``, ``kinetics400`` or
+    ``k400``, any case) or of a UTF-8 file with one name per line (surrounding spaces stripped). A
+    missing or empty file, an empty line or a repeated name raises :class:`UserError` naming the file."""
     key = os.fspath(name_or_path)
     packaged = LABEL_SETS.get(key.lower())
     if packaged is not None:
@@ -81,14 +73,10 @@ def class_name(index: int, names: Sequence[str] | None) -> str:
 
 
 def class_names_for(cfg: Config, labels: str | os.PathLike | None = None) -> tuple[list[str] | None, str]:
-    """``(names or None, where they came from)`` for ``cfg``'s classes.
-
-    ``labels``: a file (one name per line) or a packaged set (``sthv1``, ``sthv2``, ``k400``);
-    its length must be ``model.num_classes``. Without it: the packaged set named by
-    ``data.dataset`` (the zoo configs), else the ``class_names`` a synthetic dataset stored in
-    ``data.root/synthetic_meta.json`` (the demo configs), else None. A damaged
-    ``synthetic_meta.json`` raises :class:`~tinlib.records.RecordError` naming it.
-    """
+    """``(names or None, where they came from)`` for ``cfg``'s classes: ``labels`` (see :func:`load_labels`;
+    ``model.num_classes`` names), else the packaged set named by ``data.dataset`` (the zoo configs), else
+    the ``class_names`` in ``data.root/synthetic_meta.json`` (the demo configs; a damaged one raises
+    :class:`~tinlib.records.RecordError` naming it), else None."""
     from tinlib.records import SyntheticMeta
 
     k = cfg.model.num_classes
@@ -111,6 +99,3 @@ def class_names_for(cfg: Config, labels: str | os.PathLike | None = None) -> tup
     if meta is not None and len(meta.class_names) == k:
         return list(meta.class_names), str(meta_path)
     return None, "none"
-
-
-__all__ = ["LABELS_HINT", "LABEL_SETS", "class_name", "class_names_for", "load_labels"]
