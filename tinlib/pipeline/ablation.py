@@ -173,6 +173,3 @@ def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int]
     summary.write(folder / AblationSummary.FILENAME)
     atomic_write_text(folder / "summary.md", summary_markdown(summary))
     return summary.to_dict()
-
-
-__all__ = ["ablation_commands", "run_ablation"]

@@ -80,6 +80,3 @@ def detect_gpus() -> int:
         except (OSError, subprocess.SubprocessError):
             pass
     return 1
-
-
-__all__ = ["DataMissing", "check_data", "detect_gpus"]

@@ -29,9 +29,7 @@ from tinlib.pipeline.runconfig import (
 from tinlib.records import Fields, LatencyRecord, LaunchRecord, PrepareRecord, RecordError, TrainRecord
 
 
-# --------------------------------------------------------------------------------------------
 # Data
-# --------------------------------------------------------------------------------------------
 def prepare_data(dataset: str, data_root: str | os.PathLike, *, lists_dir: str | os.PathLike | None = None,
                  layout: str = "sthv1", size: str = "demo", num_train: int | None = None,
                  num_val: int | None = None, height: int | None = None, frames: Sequence[int] | None = None,
@@ -134,9 +132,7 @@ def write_prepare_summary(lists_dir: str | os.PathLike, summary: PrepareRecord |
     return summary.write(path)
 
 
-# --------------------------------------------------------------------------------------------
 # Command lines
-# --------------------------------------------------------------------------------------------
 def override_literal(value: Any) -> str:
     """``value`` as a Python literal for ``--set key=value`` (str, number, bool, None, list, tuple or dict)."""
     if value is None or isinstance(value, (str, bool, int, float, list, tuple, dict)):
@@ -278,9 +274,7 @@ def run_torchrun(cmd: Sequence[str], *, out: TextIO | None = None, see: str = "t
         raise RuntimeError(f"torchrun exited with status {code}; see {see}")
 
 
-# --------------------------------------------------------------------------------------------
 # Training, evaluation, latency
-# --------------------------------------------------------------------------------------------
 def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
                     work_dir: str | os.PathLike | None = None, overrides: dict | None = None, gpus: int = 1,
                     nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 29500,
@@ -406,8 +400,3 @@ def measure_latency(config: str, archs: Sequence[str] | None = None, *, override
                        iters_cuda=iters or 200, train_memory=train_memory, progress=True)
     write_latency(result, run_folder(cfg) / LatencyRecord.FILENAME)
     return result
-
-
-__all__ = ["ConsoleEcho", "launch_evaluation", "launch_training", "measure_latency", "override_literal",
-           "prepare_data", "run_torchrun", "set_arguments", "stream_command", "torchrun_command", "torchrun_prefix",
-           "write_launch_record", "write_prepare_summary"]

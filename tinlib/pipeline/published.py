@@ -135,7 +135,3 @@ def published_log(config: str, *, overrides: dict | None = None, fetch: bool = F
         log.warning("the published training log is not available: %s", err)
         return None
     return read_published_log(path) if path is not None else None
-
-
-__all__ = ["evaluate_published", "published_checkpoint_url", "published_log", "published_log_file", "stamp_url",
-           "torchrun_test_command"]

@@ -278,9 +278,3 @@ def latency_steps(config: str, *, notebooks_dir: Path, results: Path, archs: Seq
                  {"config": config, "results_dir": str(results), "archs": list(archs) if archs else None,
                   "iters": iters, "overrides": {}, "devices": ["cpu", "cuda"]}, always=True,
                  outputs=[results / config / "latency.json"], title=f"Latency: {config}")]
-
-
-__all__ = ["PROFILES", "SMOKE_OVERRIDES", "LATENCY_ITERS", "DEMO_DATA_ROOT", "DEMO_CONFIGS", "DEMO_DATA",
-           "DEMO_SMOKE_DATA", "EVAL_SPLITS", "ZOO_CONFIGS", "config_file", "synthetic_overrides", "synthetic_data_step",
-           "demo_steps", "predict_step", "ablation_steps", "prepare_step", "reproduce_steps",
-           "evaluate_published_steps", "latency_steps", "zoo_step"]

@@ -178,7 +178,3 @@ def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
     ckpt = find_checkpoint(default_work_dir(cfg, work_dir), checkpoint)
     load_checkpoint(model, ckpt, strict=True, verbose=False)
     return cfg, model.eval(), build_split_dataset(cfg, split)
-
-
-__all__ = ["data_overrides", "default_work_dir", "find_checkpoint", "load_config", "load_trained",
-           "require_train_split", "resolve", "run_folder", "run_overrides"]

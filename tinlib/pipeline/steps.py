@@ -280,8 +280,3 @@ def build_report(results: Path, run: str, steps: Sequence[Step] | None = None,
     out = results / "reports" / f"{run}.html"
     return build_run_report(run_dir, out, title=title or f"tin-kit: {run}", order=order, titles=titles,
                             results_dir=results)
-
-
-__all__ = ["KERNEL", "Step", "StepFailed", "build_report", "clear_finished", "execute_notebook", "finished_marker",
-           "freshness", "kernel_name", "mark_finished", "notebook_finished", "run_side_by_side", "run_steps",
-           "show_path", "step_finished"]

@@ -47,9 +47,7 @@ def plan(seeds: Sequence[int], grads: Sequence[str] = GRADS) -> list[AblationRun
     return [AblationRun(g, int(s)) for s in seeds for g in grads]
 
 
-# --------------------------------------------------------------------------------------------
 # Reading and comparing
-# --------------------------------------------------------------------------------------------
 def run_row(folder: Path, run: AblationRun) -> dict[str, Any]:
     """The numbers of one finished run under ``folder``: top-1/top-5/mean class accuracy and, where
     recorded, direction accuracy on the reversal pairs (percentages), final training loss (the mean

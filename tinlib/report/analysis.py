@@ -136,9 +136,7 @@ def read_log(path: str | os.PathLike | records.TrainingLog):
     return train.reset_index(drop=True), val.reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------------------------
 # Published training logs (MMAction2 0.x log.json)
-# --------------------------------------------------------------------------------------------
 def env_info_dict(text: str) -> dict[str, str]:
     """MMAction2's ``env_info`` text (``"key: value"`` lines; indented lines continue the value
     above, as PyTorch's build details do) as a dict."""
@@ -255,20 +253,3 @@ def per_class_frame(metrics: Mapping[str, Any] | MetricsRecord, class_names: Seq
     names = list(class_names) if class_names else [str(i) for i in range(len(acc))]
     return pd.DataFrame({"class": names[:len(acc)], "accuracy": [None if a is None else 100 * a for a in acc],
                          "videos": counts[:len(acc)]})
-
-
-__all__ = [
-    "CHANCE_WITHIN_PAIR",
-    "env_info_dict",
-    "epoch_curves",
-    "load_scores",
-    "per_class_frame",
-    "published_log_line",
-    "read_log",
-    "read_published_log",
-    "read_synthetic_meta",
-    "reversal_metrics",
-    "reversal_twins",
-    "synthetic_meta",
-    "write_reversal",
-]

@@ -167,13 +167,3 @@ def build_run_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, titl
         heading = (titles.get(name) or name) + (" (FAILED: see the error below)" if failed else "")
         report.cells += notebook_cells(nb, heading=heading)
     return export_html(report, out, title=title, exclude_input=exclude_input)
-
-
-__all__ = [
-    "build_run_report",
-    "clean_outputs",
-    "collapse_progress",
-    "export_html",
-    "notebook_cells",
-    "summary_markdown",
-]

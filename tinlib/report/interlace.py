@@ -170,17 +170,3 @@ def denormalize(clip: torch.Tensor) -> np.ndarray:
     x = torch.as_tensor(clip).float().cpu()
     x = x * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
     return x.clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-
-
-__all__ = [
-    "InterlaceTrace",
-    "class_summary",
-    "collect",
-    "collect_dataset",
-    "denormalize",
-    "interlace_modules",
-    "pick_per_class",
-    "recording",
-    "short_name",
-    "stage_of",
-]

@@ -61,9 +61,7 @@ def show(fig, path: str | os.PathLike | None = None, fmt: str = "png", dpi: int 
     return path
 
 
-# --------------------------------------------------------------------------------------------
 # Training
-# --------------------------------------------------------------------------------------------
 def plot_training(train, val, title: str = ""):
     """Loss and learning rate (left), training-batch and validation top-1 (right), per epoch, from the
     frames of :func:`tinlib.report.analysis.read_log` (``train`` with ``epoch_f``, ``loss_cls``,
@@ -154,9 +152,7 @@ def plot_ablation_curves(train, val):
     return fig
 
 
-# --------------------------------------------------------------------------------------------
 # Evaluation
-# --------------------------------------------------------------------------------------------
 def plot_model_comparison(summary, chance_top1: float | None = None, chance_pair: float = 50.0):
     """Grouped bars per model: top-1, top-1 on the reversal classes and direction accuracy on the
     reversal pairs (``summary``: frame with ``model`` and those columns, in %)."""
@@ -287,9 +283,7 @@ def plot_zoo_comparison(rows: Sequence[Mapping[str, Any]]):
     return fig
 
 
-# --------------------------------------------------------------------------------------------
 # Videos and the interlace
-# --------------------------------------------------------------------------------------------
 def plot_frames(frames: np.ndarray, title: str = "", ax_row=None):
     """The T frames ``[T, H, W, 3]`` uint8 side by side."""
     plt = _plt()
@@ -463,26 +457,3 @@ def plot_weights_by_class(trace, class_names: Sequence[str], group: int = 0):
     axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     return fig
-
-
-
-
-__all__ = [
-    "color_for",
-    "plot_ablation_curves",
-    "plot_class_examples",
-    "plot_confusion",
-    "plot_curves_vs_published",
-    "plot_frames",
-    "plot_latency",
-    "plot_model_comparison",
-    "plot_offset_distribution",
-    "plot_offsets_by_class",
-    "plot_per_class",
-    "plot_training",
-    "plot_video_interlace",
-    "plot_weights_by_class",
-    "plot_zoo_comparison",
-    "save",
-    "show",
-]

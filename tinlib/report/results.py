@@ -329,16 +329,3 @@ def find_latency(latencies: list[tuple[Path, LatencyRecord]], config: str, arch:
         if shape and record.setting.flops_input_shape == shape and arch in record.models:
             return path, record.models[arch]
     return None
-
-
-__all__ = [
-    "PublishedRow",
-    "RunRecord",
-    "collect_latency",
-    "collect_published",
-    "collect_runs",
-    "find_latency",
-    "is_published_evaluation",
-    "processes_cell",
-    "published_rows",
-]

@@ -64,6 +64,3 @@ def latency_frame(result: Mapping[str, Any] | LatencyRecord):
             row["train gpu_mem(M)"] = e.train_gpu_mem_mib
         rows.append(row)
     return pd.DataFrame(rows).round(3)
-
-
-__all__ = ["config_summary", "latency_frame", "read_data_description", "read_prepare_summary"]

@@ -28,9 +28,7 @@ MISSING = "–"
 DEMO_TARGETS = {"tin_top1": 90.0, "tsn_pair_window": 10.0}
 
 
-# --------------------------------------------------------------------------------------------
 # Formatting
-# --------------------------------------------------------------------------------------------
 def fmt(value: Any, digits: int = 2) -> str:
     """A table cell: ``value`` with ``digits`` decimals for floats, ``–`` for None or NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -96,9 +94,7 @@ def _ckpt_cell(run: RunRecord, base: Path) -> str:
     return rel_link(path, base, "ckpt") + ("" if path.is_file() else " (local)")
 
 
-# --------------------------------------------------------------------------------------------
 # Tables
-# --------------------------------------------------------------------------------------------
 def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path,
                 notes: list[str], published: dict[str, RunRecord] | None = None) -> str:
     """The table of one model-zoo section: each published row beside its run (``measured / published``),
@@ -362,21 +358,3 @@ def write_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLike
     results_dir = Path(results_dir)
     out = Path(out) if out else results_dir / "model_zoo.md"
     return atomic_write_text(out, render_zoo(results_dir, out))
-
-
-__all__ = [
-    "PUBLISHED_LINE",
-    "checks_markdown",
-    "collect_runs",
-    "demo_checks",
-    "demo_runs",
-    "md_table",
-    "published_cells",
-    "published_legend",
-    "published_rows",
-    "render_zoo",
-    "reversal_cell",
-    "write_zoo",
-    "zoo_legend",
-    "zoo_section",
-]
