@@ -1,7 +1,5 @@
-"""Notebook steps: one papermill run of a notebook with parameters, skipped when up to date.
-
-Like a make rule, a :class:`Step` is up to date when its outputs are newer than its inputs and its
-last run finished (see :func:`freshness`). Standard library only at import time.
+"""Notebook steps: papermill runs of notebooks, each skipped while up to date like a make rule
+(see :func:`freshness`). Standard library only at import time.
 """
 from __future__ import annotations
 
@@ -34,27 +32,19 @@ class StepFailed(UserError):
 
 @dataclass
 class Step:
-    """One papermill run.
-
-    Args:
-        name: the executed notebook's file stem (unique within a run).
-        source: the notebook to run (``notebooks/01_train.ipynb``).
-        parameters: the values papermill injects after the notebook's ``parameters`` cell.
-        inputs: files whose change makes the step stale (the notebook itself always counts).
-        outputs: files the step writes; all present and newer than the inputs = up to date.
-        always: rerun every time (cheap summary steps, or steps that track their own progress).
-        title: the section title in the run's HTML report.
-        group: consecutive steps of the same group run side by side.
-    """
+    """One papermill run of the notebook ``source`` with ``parameters`` (injected after its
+    ``parameters`` cell), saved as ``<name>.ipynb`` (unique within a run)."""
 
     name: str
     source: Path
     parameters: dict[str, Any]
+    # files whose change makes the step stale (the notebook itself always counts)
     inputs: list[Path] = field(default_factory=list)
+    # files the step writes; all present and newer than the inputs = up to date
     outputs: list[Path] = field(default_factory=list)
-    always: bool = False
-    title: str = ""
-    group: str | None = None
+    always: bool = False  # rerun every time (cheap summary steps, or steps that track their own progress)
+    title: str = ""  # the section title in the run's HTML report
+    group: str | None = None  # consecutive steps of the same group run side by side
 
     @property
     def notebook(self) -> str:
@@ -92,7 +82,7 @@ def finished_marker(step: Step) -> Path | None:
 
 
 def mark_finished(step: Step, executed: Path | None = None) -> Path | None:
-    """Write ``step``'s stamp (after its notebook ran to its end); returns its path (None without outputs)."""
+    """Write ``step``'s stamp (after its notebook ran to its end); None without outputs."""
     marker = finished_marker(step)
     if marker is not None:
         atomic_write_json(marker, {"step": step.name, "notebook": str(step.source),
@@ -161,11 +151,9 @@ def kernel_name() -> str:
 
 def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
                      log_output: bool = False) -> None:
-    """Run the notebook ``source`` with papermill, the parameters injected after its ``parameters``
-    cell, in ``cwd`` (default: this process's), and save the executed copy to ``output``.
-
-    With ``log_output`` the notebook's output is echoed while it runs; otherwise only its stderr
-    (tinlib's log lines: training progress, warnings), a line at a time after the step's name.
+    """Run the notebook ``source`` with papermill in ``cwd`` (default: this process's), saving the
+    executed copy to ``output``. With ``log_output`` the notebook's output is echoed while it runs;
+    otherwise only its stderr (tinlib's log lines), a line at a time after the step's name.
 
     Raises:
         StepFailed: a cell failed; the message names the executed notebook with the traceback."""
@@ -212,12 +200,9 @@ def _run_one(step: Step, label: str, run_dir: Path, force: bool, log_output: boo
 
 def run_steps(steps: Sequence[Step], run_dir: Path, *, force: bool = False, log_output: bool = False,
               cwd: Path | None = None) -> list[dict[str, Any]]:
-    """Run ``steps`` in order, skipping the up-to-date ones (all with ``force``), the executed notebooks
-    saved in ``run_dir`` and the kernels working in ``cwd`` (default: this process's); consecutive
-    steps of one ``group`` run side by side. ``log_output`` echoes the notebooks' output.
-
-    Returns:
-        one ``{"step", "skipped", "seconds"}`` per step run or skipped.
+    """Run ``steps`` in order, skipping the up-to-date ones (none with ``force``), the executed notebooks
+    saved in ``run_dir``; consecutive steps of one ``group`` run side by side. Returns one ``{"step",
+    "skipped", "seconds"}`` per step.
 
     Raises:
         StepFailed: at the first failure (after the rest of its group), naming every failed step."""
@@ -239,8 +224,7 @@ def run_steps(steps: Sequence[Step], run_dir: Path, *, force: bool = False, log_
 
 def run_side_by_side(work: Sequence[Callable[[], T]], *, failure: type[Exception], workers: int | None = None,
                      on_done: Callable[[T | None], object] | None = None) -> list[T]:
-    """Run the callables of ``work`` in threads (``workers`` at a time, default all) and return
-    their results in order.
+    """Run the callables of ``work`` in threads (``workers`` at a time, default all); their results in order.
 
     A ``failure`` raised by one does not stop the others: once all have finished, the failures are
     raised together as one ``failure`` (their messages apart by a blank line). ``on_done`` is

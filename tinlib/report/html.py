@@ -133,13 +133,9 @@ def build_run_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, titl
                      order: Sequence[str] | None = None, titles: Mapping[str, str] | None = None,
                      results_dir: str | os.PathLike | None = None, exclude_input: bool = True) -> Path | None:
     """Join the executed notebooks of ``run_dir`` into one HTML page at ``out`` titled ``title``; None
-    when ``run_dir`` holds no notebook.
-
-    Args:
-        order: notebook names (stems) to put first, in that order; the others follow by name.
-        titles: section headings by notebook name (default: the name).
-        results_dir: where the run records are, for the headline numbers (None: none).
-        exclude_input: hide the code cells' source."""
+    when ``run_dir`` holds no notebook. ``order``: notebook names (stems) to put first, the others
+    follow by name; ``titles``: section headings by notebook name (default: the name);
+    ``results_dir``: the run records, for the headline numbers (None: none)."""
     import datetime
 
     run_dir = Path(run_dir)

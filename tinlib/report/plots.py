@@ -1,7 +1,4 @@
-"""Figures for the notebooks and reports (matplotlib; every function returns the Figure).
-
-``save(fig, path)`` writes a small PNG next to the results so the committed report can show it.
-"""
+"""Figures for the notebooks and reports (matplotlib; every function returns the Figure)."""
 from __future__ import annotations
 
 import os
@@ -31,14 +28,6 @@ def color_for(name: str) -> str:
         if kind in name.lower():
             return color
     return "#2ca02c"
-
-
-def save(fig, path: str | os.PathLike, dpi: int = 90) -> Path:
-    """Save ``fig`` as PNG (folders created); small by default so it can be committed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
 
 
 def show(fig, path: str | os.PathLike | None = None, fmt: str = "png", dpi: int = 80, quality: int = 80):
@@ -93,15 +82,9 @@ def plot_training(train, val, title: str = ""):
 
 def plot_curves_vs_published(own, published, *, own_label: str = "this run",
                              published_label: str = "published (MMAction2)", title: str = ""):
-    """Training loss (left) and validation top-1 (right) per epoch of a run drawn over the curves
-    of the published training log.
-
-    Args:
-        own: the run's per-epoch curves (``tinlib.report.analysis.epoch_curves``: index ``epoch``,
-            columns ``loss`` and ``val_top1`` in %), or None when there is no run yet.
-        published: the same for the published ``log.json``, or None.
-        own_label, published_label: the legend entries; title: the figure's title.
-    """
+    """Training loss (left) and validation top-1 (right) per epoch of a run (``own``) drawn over the
+    curves of the published training log (``published``): each the per-epoch frame of
+    :func:`tinlib.report.analysis.epoch_curves`, or None (no run yet, no published log)."""
     plt = _plt()
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.4))
     for curves, label, style in ((published, published_label, dict(color=PUBLISHED_COLOR, ls="--", ms=3)),
@@ -330,15 +313,10 @@ def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1,
 
 
 def plot_video_interlace(trace, v: int, frames: np.ndarray | None = None, title: str = ""):
-    """One video: its frames, the offsets each interlace module chose (the fold's four quarters
-    move by +o0, +o1, -o0, -o1 segments) and the per-segment weights, layer by layer.
-
-    Args:
-        trace: an :class:`~tinlib.report.interlace.InterlaceTrace`.
-        v: the video's row in ``trace``.
-        frames: its frames ``[T, H, W, 3]`` uint8 (see :func:`~tinlib.report.interlace.denormalize`), or None.
-        title: the figure's title.
-    """
+    """Video ``v`` of the :class:`~tinlib.report.interlace.InterlaceTrace` ``trace``: its ``frames``
+    (``[T, H, W, 3]`` uint8, see :func:`~tinlib.report.interlace.denormalize`; None: not shown), the
+    offsets each interlace module chose (the fold's four quarters move by +o0, +o1, -o0, -o1
+    segments) and the per-segment weights, layer by layer."""
     plt = _plt()
     layers, t = trace.layers, trace.num_segments
     fig = plt.figure(figsize=(11, 6.2 if frames is not None else 4.2))

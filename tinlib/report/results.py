@@ -1,6 +1,6 @@
-"""What ``results/`` holds for the tables: the published model-zoo rows (from the configs'
-``zoo`` sections), each config's run (its records), the published checkpoints evaluated here and
-the latency entries. Read-only, through :mod:`tinlib.records`; no torch.
+"""What ``results/`` holds for the tables, read through :mod:`tinlib.records` (no torch): each
+config's run, the published checkpoints evaluated here, the latency entries; and the published
+model-zoo rows from the configs' ``zoo`` sections.
 """
 from __future__ import annotations
 

@@ -44,12 +44,8 @@ def config_summary(cfg, scaling) -> dict[str, Any]:
 
 
 def latency_frame(result: Mapping[str, Any] | LatencyRecord):
-    """A latency result as a frame: one row per architecture with parameters, FLOPs and mean/std
-    milliseconds per video on each device.
-
-    Args:
-        result: the ``latency.json`` record, or its dict (what ``measure_latency`` returns).
-    """
+    """A latency result (the ``latency.json`` record or its dict) as a frame: one row per
+    architecture with parameters, FLOPs and mean/std milliseconds per video on each device."""
     import pandas as pd
 
     record = result if isinstance(result, LatencyRecord) else LatencyRecord.from_dict(result)

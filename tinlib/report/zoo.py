@@ -295,13 +295,9 @@ def other_section(runs: list[RunRecord], base: Path) -> str:
 
 
 def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLike | None = None) -> str:
-    """The whole model_zoo.md text (links relative to ``out``'s folder).
-
-    The tables keep the seed page's three sections and columns. A row that has not been run is
-    marked ``(not run)``; a run whose settings differ from its config (other than paths and loader
-    details) gets a footnote listing them; under each table a legend says which annotation list
-    the accuracies are on and what the ``reference`` columns are.
-    """
+    """The whole model_zoo.md text (links relative to ``out``'s folder), in the seed page's three
+    sections and columns; a run whose settings differ from its config (other than paths and loader
+    details) gets a footnote listing them."""
     results_dir = Path(results_dir)
     out = Path(out) if out else results_dir / "model_zoo.md"
     base = out.parent
