@@ -5,6 +5,7 @@ evaluation and the latency benchmark, each leaving its records under ``<results_
 from __future__ import annotations
 
 import codecs
+import functools
 import math
 import os
 import shutil
@@ -229,15 +230,13 @@ def stream_command(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None, 
     proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
     assert proc.stdout is not None
     try:
-        while True:
-            chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
-            if not chunk:
-                break
+        # unbuffered: a read returns what the command has written so far
+        for chunk in iter(functools.partial(proc.stdout.read, 65536), b""):
             echo.write(chunk)
         echo.close()
     finally:
-        code = proc.wait()
-    return code
+        proc.wait()
+    return proc.returncode
 
 
 def run_torchrun(cmd: Sequence[str], *, out: TextIO | None = None, see: str = "the output above") -> None:

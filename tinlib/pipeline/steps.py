@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import time
@@ -207,18 +208,10 @@ def run_steps(steps: Sequence[Step], run_dir: Path, *, force: bool = False, log_
     Raises:
         StepFailed: at the first failure (after the rest of its group), naming every failed step."""
     done: list[dict[str, Any]] = []
-    i = 0
-    while i < len(steps):
-        batch = [steps[i]]
-        while steps[i].group and i + len(batch) < len(steps) and steps[i + len(batch)].group == steps[i].group:
-            batch.append(steps[i + len(batch)])
-        labels = [f"[{i + k + 1}/{len(steps)}] {s.name}" for k, s in enumerate(batch)]
-        if len(batch) == 1:
-            done.append(_run_one(batch[0], labels[0], run_dir, force, log_output, cwd))
-        else:
-            done += run_side_by_side([functools.partial(_run_one, s, lab, run_dir, force, log_output, cwd)
-                                      for s, lab in zip(batch, labels)], failure=StepFailed)
-        i += len(batch)
+    for _, group in itertools.groupby(steps, key=lambda s: s.group or id(s)):  # a step without a group: alone
+        calls = [functools.partial(_run_one, s, f"[{len(done) + k + 1}/{len(steps)}] {s.name}", run_dir, force,
+                                   log_output, cwd) for k, s in enumerate(group)]
+        done += [calls[0]()] if len(calls) == 1 else run_side_by_side(calls, failure=StepFailed)
     return done
 
 

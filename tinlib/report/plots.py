@@ -59,8 +59,7 @@ def plot_training(train, val, title: str = ""):
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.4))
     if not train.empty:
         ax_loss.plot(train["epoch_f"], train["loss_cls"], color="#444", lw=1.2, label="training loss")
-        ax_loss.set_xlabel("epoch")
-        ax_loss.set_ylabel("cross-entropy")
+        ax_loss.set(xlabel="epoch", ylabel="cross-entropy")
         ax_lr = ax_loss.twinx()
         ax_lr.plot(train["epoch_f"], train["lr"], color="#2ca02c", lw=1, ls="--", label="lr")
         ax_lr.set_ylabel("learning rate", color="#2ca02c")
@@ -70,9 +69,7 @@ def plot_training(train, val, title: str = ""):
         if "mean_class_accuracy" in val:
             ax_acc.plot(val["epoch"], 100 * val["mean_class_accuracy"], "s--", color="#1f77b4", ms=4,
                         label="mean class acc (validation)")
-    ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("%")
-    ax_acc.set_ylim(0, 102)
+    ax_acc.set(xlabel="epoch", ylabel="%", ylim=(0, 102))
     ax_acc.legend(loc="lower right", fontsize=8)
     ax_loss.legend(loc="upper right", fontsize=8)
     fig.suptitle(title)
@@ -160,8 +157,7 @@ def plot_model_comparison(summary, chance_top1: float | None = None, chance_pair
         ax.axhline(chance_top1, color="k", ls="--", lw=0.8)
         ax.text(len(summary) - 0.5, chance_top1 + 1, f"chance top-1 ({chance_top1:.0f} %)", ha="right", fontsize=7)
     ax.set_xticks(x, summary["model"], fontsize=8)
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 110)
+    ax.set(ylabel="%", ylim=(0, 110))
     ax.legend(fontsize=7, loc="upper center", ncol=len(metrics), bbox_to_anchor=(0.5, 1.15), frameon=False)
     fig.tight_layout()
     return fig
@@ -188,9 +184,7 @@ def plot_confusion(matrix, class_names: Sequence[str] | None = None, title: str 
                 if m[i, j] >= 0.5:
                     ax.text(j, i, f"{m[i, j]:.0f}", ha="center", va="center", fontsize=6,
                             color="white" if m[i, j] > 60 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(im, ax=ax, fraction=0.04, label="% of the true class" if normalize else "videos")
     fig.tight_layout()
     return fig
@@ -215,9 +209,7 @@ def plot_per_class(frames: Mapping[str, Any], title: str = "per-class accuracy")
         ax.barh(y + (i - (len(names) - 1) / 2) * height, acc, height, color=color_for(name), label=name)
     ax.set_yticks(y, [_short(c, 40) for c in first["class"]], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("accuracy (%)")
-    ax.set_xlim(0, 100)
-    ax.set_title(title)
+    ax.set(xlabel="accuracy (%)", xlim=(0, 100), title=title)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
@@ -239,9 +231,8 @@ def plot_latency(result: Mapping[str, Any] | LatencyRecord, device: str = "cpu")
         ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.1f} ms\n{m.params / 1e6:.1f} M params",
                 ha="center", va="bottom", fontsize=7)
     shape = record.setting.input_shape
-    ax.set_ylabel(f"ms per video ({device})")
+    ax.set(ylabel=f"ms per video ({device})", ylim=(0, max(ms + [1]) * 1.35))
     ax.set_title(f"inference latency, batch 1, input {shape}", fontsize=9)
-    ax.set_ylim(0, max(ms + [1]) * 1.35)
     fig.tight_layout()
     return fig
 
@@ -303,8 +294,7 @@ def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1,
         for j in range(t):
             ax = axes[row, j]
             ax.imshow(frames[j])
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
             if row == 0:
                 ax.set_title(f"t={j}", fontsize=7)
         axes[row, 0].set_ylabel(_short(class_names[label], 30), rotation=0, ha="right", va="center", fontsize=7)
@@ -335,8 +325,7 @@ def plot_video_interlace(trace, v: int, frames: np.ndarray | None = None, title:
     ax.axvline(0, color="k", lw=0.6)
     ax.set_yticks(y, layers, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlim(-2, 2)
-    ax.set_xlabel("offset (segments)")
+    ax.set(xlim=(-2, 2), xlabel="offset (segments)")
     ax.set_title("learned offsets", fontsize=9)
     ax.legend(fontsize=6, loc="lower left", bbox_to_anchor=(0, -0.45))
     for g in range(trace.weights.shape[3]):
@@ -429,8 +418,7 @@ def plot_weights_by_class(trace, class_names: Sequence[str], group: int = 0):
             w = trace.weights[trace.labels == c][:, layer_idx, :, group].mean(axis=(0, 1))
             ax.plot(range(trace.num_segments), w, "-o", ms=3, color=f"C{j % 10}", label=_short(class_names[c], 24))
         ax.set_title(f"layer{stage}", fontsize=9)
-        ax.set_xlabel("segment")
-        ax.set_ylim(0, 2)
+        ax.set(xlabel="segment", ylim=(0, 2))
     axes[0, 0].set_ylabel(f"mean weight, group {group}")
     axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()

@@ -82,7 +82,7 @@ def published_rows() -> list[PublishedRow]:
 R = TypeVar("R", bound=Record)
 
 
-def _read_or_warn(cls: type[R], path: Path) -> R | None:
+def _read_or_warn(cls: type[R], path: Path, warn: bool = True) -> R | None:
     """``cls.read(path)``; None (and a warning naming the file) when it is missing or not usable,
     so one damaged file leaves its cells empty instead of stopping the table."""
     if not path.is_file():
@@ -90,7 +90,8 @@ def _read_or_warn(cls: type[R], path: Path) -> R | None:
     try:
         return cls.read(path)
     except RecordError as err:
-        log.warning("%s (left out of the table)", err)
+        if warn:
+            log.warning("%s (left out of the table)", err)
         return None
 
 
@@ -277,13 +278,7 @@ def collect_published(results_dir: str | os.PathLike = "results", warn: bool = T
     records silently (for a caller that has warned about them through :func:`collect_runs`)."""
     out: dict[str, RunRecord] = {}
     for path in _iter_records(Path(results_dir), MetricsRecord.FILENAME):
-        if warn:
-            record = _read_or_warn(MetricsRecord, path)
-        else:
-            try:
-                record = MetricsRecord.read(path)
-            except RecordError:
-                continue
+        record = _read_or_warn(MetricsRecord, path, warn)
         if record is None or not is_published_evaluation(path.parent, record):
             continue
         rec = RunRecord(record.config_name, path.parent, metrics=record)

@@ -249,22 +249,19 @@ def demo_checks(runs: list[RunRecord]) -> list[dict[str, Any]]:
     for run in runs:
         if run.arch and run.metrics:
             by_kind.setdefault(run.arch[:3], run)
-    checks = []
-    tin = by_kind.get("tin")
-    value = tin.metric("top1_acc") if tin else None
-    checks.append({"name": "TIN top-1 on the synthetic test split", "target": f">= {DEMO_TARGETS['tin_top1']:.0f} %",
-                   "value": value, "run": tin.config if tin else None,
-                   "met": None if value is None else value >= DEMO_TARGETS["tin_top1"]})
-    tsn = by_kind.get("tsn")
+    tin, tsn = by_kind.get("tin"), by_kind.get("tsn")
+    top1 = tin.metric("top1_acc") if tin else None
     rev = tsn.reversal if tsn else None
-    value = rev.direction_acc if rev is not None else None
+    direction = rev.direction_acc if rev is not None else None
     chance = rev.chance if rev is not None else 50.0
     window = DEMO_TARGETS["tsn_pair_window"]
-    target = f"{chance - window:.0f}–{chance + window:.0f} % (chance {chance:.0f} % ± {window:.0f})"
-    checks.append({"name": "TSN direction accuracy on the time-reversal pairs", "target": target,
-                   "value": value, "run": tsn.config if tsn else None,
-                   "met": None if value is None else abs(value - chance) <= window})
-    return checks
+    return [{"name": "TIN top-1 on the synthetic test split", "target": f">= {DEMO_TARGETS['tin_top1']:.0f} %",
+             "value": top1, "run": tin.config if tin else None,
+             "met": None if top1 is None else top1 >= DEMO_TARGETS["tin_top1"]},
+            {"name": "TSN direction accuracy on the time-reversal pairs",
+             "target": f"{chance - window:.0f}–{chance + window:.0f} % (chance {chance:.0f} % ± {window:.0f})",
+             "value": direction, "run": tsn.config if tsn else None,
+             "met": None if direction is None else abs(direction - chance) <= window}]
 
 
 def checks_markdown(checks: list[dict[str, Any]]) -> str:
