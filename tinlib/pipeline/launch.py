@@ -43,9 +43,8 @@ def prepare_data(dataset: str, data_root: str | os.PathLike, *, lists_dir: str |
     ``lists_dir`` (default ``data_root``); ``extract``: frames from videos (SthV2, Kinetics-400).
 
     ``splits``: the release's splits (default ``train`` and ``val``; the synthetic dataset is always
-    written whole); ``["val"]`` is what testing reads (``make evaluate-published-*``). The lists of
-    other splits that an earlier run left in ``lists_dir`` stay in the record (its ``splits`` names
-    them all); a later run with all splits adds the missing ones, reusing the frames extracted.
+    written whole). The lists of other splits that an earlier run left in ``lists_dir`` stay in
+    the record (its ``splits`` names them all).
 
     Returns the summary as written to ``tinlib_prepare.json`` (the keys of a
     :class:`~tinlib.records.PrepareRecord`; for the synthetic dataset also those of its
@@ -123,16 +122,13 @@ def write_prepare_summary(lists_dir: str | os.PathLike, summary: PrepareRecord |
 
 
 # Command lines
-def override_literal(value: Any) -> str:
-    """``value`` as a Python literal for ``--set key=value`` (str, number, bool, None, list, tuple or dict)."""
-    if value is None or isinstance(value, (str, bool, int, float, list, tuple, dict)):
-        return repr(value)
-    raise TypeError(f"override value {value!r} is not a literal (str, number, bool, None, list or dict)")
-
-
 def set_arguments(overrides: dict[str, Any]) -> list[str]:
-    """``["key=literal", ...]``: the arguments of ``--set`` for ``overrides``."""
-    return [f"{k}={override_literal(v)}" for k, v in overrides.items()]
+    """``["key=literal", ...]``: the arguments of ``--set`` for ``overrides``, whose values must be
+    Python literals (str, number, bool, None, list, tuple or dict: TypeError otherwise)."""
+    for value in overrides.values():
+        if not (value is None or isinstance(value, (str, bool, int, float, list, tuple, dict))):
+            raise TypeError(f"override value {value!r} is not a literal (str, number, bool, None, list or dict)")
+    return [f"{k}={v!r}" for k, v in overrides.items()]
 
 
 def torchrun_prefix(*, gpus: int, nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1",

@@ -1,6 +1,5 @@
-"""The step lists behind the make targets (the demo, the gradient ablation, the model-zoo rows trained
-here or their published checkpoints evaluated here, the latency run) and the profiles applied on
-top of a config. Standard library only; nothing assumes the current directory is a checkout.
+"""The step lists behind the make targets and the profiles applied on top of a config. Standard
+library only; nothing assumes the current directory is a checkout.
 """
 from __future__ import annotations
 
@@ -166,10 +165,8 @@ def prepare_step(dataset: str, data_root: str, *, notebooks_dir: Path, lists_dir
                  splits: Sequence[str] = SPLITS) -> Step:
     """Notebook 00 on the release of ``dataset`` in ``data_root``: the lists (and frames) of
     ``splits`` and ``tinlib_prepare.json`` in ``lists_dir`` (default ``data_root``); up to date
-    while they are newer than the release's annotation files those splits read.
-
-    ``splits=("val",)`` prepares what testing reads and nothing more (no train frames are
-    extracted); a later step with all splits is stale until the train lists exist, and adds them."""
+    while they are newer than the release's annotation files those splits read, so a step with
+    all splits after one with ``("val",)`` is stale until the train lists exist."""
     lists_root = Path(lists_dir or data_root)
     lists = [lists_root / n for n in release(dataset).lists_of(splits)]
     release_files = release(dataset).annotation_paths(data_root, splits)
@@ -215,18 +212,10 @@ def evaluate_published_steps(dataset: str, data_root: str, *, notebooks_dir: Pat
                              nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1",
                              master_port: int = 29500, profile: str = "full", lists_dir: str | None = None,
                              overrides: dict[str, Any] | None = None) -> list[Step]:
-    """prepare the val split -> evaluate the published checkpoint -> zoo for the model-zoo row of ``dataset``.
-
-    The row's published checkpoint (its config's ``published.checkpoint``) is downloaded and
-    tested with the config's test setting on its test list (the validation split); the records go
-    to ``results/<config>_published/`` and the table shows them under the row. Only the val split
-    is prepared (its list, and its frames where the release ships videos): the train split is not
-    read, and :func:`reproduce_steps` adds it later.
-
-    ``gpus`` to ``master_port``: the torchrun layout of the test (one process in all: in the
-    notebook's process); ``overrides`` go on top of the profile's (``published.checkpoint`` to test
-    another file the same way).
-    """
+    """prepare the val split -> evaluate the published checkpoint (see
+    :func:`tinlib.pipeline.published.evaluate_published`) -> zoo for the model-zoo row of ``dataset``.
+    The train split is not read; :func:`reproduce_steps` adds it later. ``gpus`` to ``master_port``:
+    the torchrun layout of the test; ``overrides`` go on top of the profile's."""
     from tinlib.hub import published_run
 
     config = ZOO_CONFIGS[dataset]

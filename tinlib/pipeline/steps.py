@@ -76,10 +76,7 @@ def finished_marker(step: Step) -> Path | None:
     Outputs alone do not prove a step: a notebook that failed (or was killed) after writing some
     of them has not done it. Stamps are not committed, so in a fresh clone every step runs once on
     the new machine (the committed results were measured elsewhere)."""
-    if not step.outputs:
-        return None
-    first = Path(step.outputs[0])
-    return first.parent / f".{step.name}.done.json"
+    return Path(step.outputs[0]).parent / f".{step.name}.done.json" if step.outputs else None
 
 
 def mark_finished(step: Step, executed: Path | None = None) -> Path | None:
@@ -93,13 +90,6 @@ def mark_finished(step: Step, executed: Path | None = None) -> Path | None:
     return marker
 
 
-def clear_finished(step: Step) -> None:
-    """Remove ``step``'s stamp: done when the step starts, so an interrupted run leaves none."""
-    marker = finished_marker(step)
-    if marker is not None:
-        marker.unlink(missing_ok=True)
-
-
 def notebook_finished(executed: Path) -> bool:
     """Whether the executed notebook ``executed`` ran to its end without an exception (papermill
     records ``end_time`` and ``exception`` in the notebook's metadata when it finishes)."""
@@ -110,16 +100,10 @@ def notebook_finished(executed: Path) -> bool:
     return bool(meta.get("end_time")) and not meta.get("exception")
 
 
-def step_finished(step: Step) -> bool:
-    """Whether ``step``'s last run on this machine finished: its stamp exists."""
-    marker = finished_marker(step)
-    return marker is not None and marker.is_file()
-
-
 def freshness(step: Step, run_dir: Path | None = None) -> tuple[bool, str]:
     """Whether ``step`` is up to date, and why: ``(True, ...)`` when all its outputs exist, none is
-    older than its notebook or any of its inputs, and its last run finished here (see
-    :func:`step_finished`; ``run_dir`` holds the executed notebooks, which only explain why not)."""
+    older than its notebook or any of its inputs, and its last run finished here (its
+    :func:`finished_marker` exists; ``run_dir`` holds the executed notebooks, which only explain why not)."""
     if step.always:
         return False, "always runs"
     if not step.outputs:
@@ -132,7 +116,8 @@ def freshness(step: Step, run_dir: Path | None = None) -> tuple[bool, str]:
     newer = [p for p in [Path(step.source), *step.inputs] if (_mtime(p) or 0) > oldest_out]
     if newer:
         return False, f"{show_path(newer[0])} is newer than its outputs"
-    if not step_finished(step):
+    marker = finished_marker(step)
+    if marker is None or not marker.is_file():
         if run_dir is not None and notebook_finished(Path(run_dir) / f"{step.name}.ipynb"):
             return False, "no finished run on this machine (the outputs came with the repository or an older tin-kit)"
         return False, "its last run did not finish"
@@ -187,7 +172,9 @@ def _run_one(step: Step, label: str, run_dir: Path, force: bool, log_output: boo
     t0 = time.time()
     executed = run_dir / f"{step.name}.ipynb"
     # from here until the notebook has finished, the step counts as not done (killed, failed, ...)
-    clear_finished(step)
+    marker = finished_marker(step)
+    if marker is not None:
+        marker.unlink(missing_ok=True)
     executed.unlink(missing_ok=True)
     execute_notebook(Path(step.source), executed, step.parameters, cwd=cwd, log_output=log_output)
     missing = [p for p in step.outputs if not p.exists()]

@@ -25,9 +25,7 @@ def load_scores(run_folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_synthetic_meta(data_root: str | os.PathLike | None) -> SyntheticMeta | None:
-    """The ``synthetic_meta.json`` of a synthetic dataset (class names, reversal pairs, lists), or
-    None when ``data_root`` holds none. A damaged file raises
-    :class:`~tinlib.records.RecordError` naming it."""
+    """The ``synthetic_meta.json`` in ``data_root``, or None; RecordError naming a damaged one."""
     if not data_root:
         return None
     return SyntheticMeta.read_optional(Path(data_root) / SyntheticMeta.FILENAME)

@@ -276,9 +276,8 @@ def plot_frames(frames: np.ndarray, title: str = "", ax_row=None):
 
 
 def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1, seed: int = 0):
-    """One row of T frames per class (``per_class`` videos each) from a single-view ``dataset``
-    (items ``(clip [T, 3, H, W], label)``), picked with ``seed``; rows are labelled with
-    ``class_names[label]``."""
+    """One row of T frames per video, ``per_class`` videos of each class picked with ``seed`` from a
+    single-view ``dataset`` (items ``(clip [T, 3, H, W], label)``)."""
     from tinlib.report.interlace import denormalize, pick_per_class
 
     plt = _plt()

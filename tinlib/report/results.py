@@ -226,11 +226,10 @@ def _iter_records(results_dir: Path, name: str) -> Iterable[Path]:
 
 
 def collect_runs(results_dir: str | os.PathLike = "results") -> dict[str, RunRecord]:
-    """Runs found below ``results_dir``, keyed by config name. When a config was run several
-    times, its default run folder (``<results_dir>/<config>/``, what ``tinlib train`` and the
-    pipelines write) wins over other names (an ablation's runs, say), then the newest evaluated
-    run. Executed notebooks (``results/runs``) are not searched; a damaged record is left out with
-    a warning."""
+    """Runs found below ``results_dir`` (not in ``results/runs``), keyed by config name. Of several
+    runs of a config, its default run folder (``<results_dir>/<config>/``) wins over other names
+    (an ablation's runs, say), then the newest evaluated run. A damaged record is left out with a
+    warning."""
     results_dir = Path(results_dir)
     folders: dict[Path, RunRecord] = {}
     kinds: tuple[tuple[type[MetricsRecord | TrainRecord], str], ...] = (
@@ -267,9 +266,7 @@ def is_published_evaluation(folder: Path, record: Record) -> bool:
     from tinlib.hub import published_run
 
     config = getattr(record, "config_name", None)
-    if not config:
-        return False
-    return folder.name == published_run(config) or getattr(record, "run", None) == published_run(config)
+    return bool(config) and published_run(config) in (folder.name, getattr(record, "run", None))
 
 
 def collect_published(results_dir: str | os.PathLike = "results", warn: bool = True) -> dict[str, RunRecord]:
