@@ -266,7 +266,9 @@ def is_published_evaluation(folder: Path, record: Record) -> bool:
     from tinlib.hub import published_run
 
     config = getattr(record, "config_name", None)
-    return bool(config) and published_run(config) in (folder.name, getattr(record, "run", None))
+    if not config:
+        return False
+    return published_run(config) in (folder.name, getattr(record, "run", None))
 
 
 def collect_published(results_dir: str | os.PathLike = "results", warn: bool = True) -> dict[str, RunRecord]:
