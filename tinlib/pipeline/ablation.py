@@ -28,15 +28,9 @@ log = logging.getLogger(__name__)
 
 def ablation_commands(config: str, run: AblationRun, work: Path, folder: Path,
                       overrides: dict[str, Any]) -> list[list[str]]:
-    """The ``tinlib train`` and ``tinlib test`` command lines of one ablation run.
-
-    Args:
-        config: the TIN config.
-        run: the gradient and seed.
-        work: the run's work dir (checkpoints, log).
-        folder: the ablation's results folder (the run's records go to ``folder/<run.name>``).
-        overrides: ``{"dotted.key": value}`` for both; ``model.interlace_grad`` is set to the run's.
-    """
+    """The ``tinlib train`` and ``tinlib test`` command lines of ``run``: checkpoints and log in
+    ``work``, records in ``folder/<run.name>``; ``overrides`` for both, with the run's
+    ``model.interlace_grad``."""
     sets = set_arguments(dict(overrides, **{"model.interlace_grad": run.grad}))
     tinlib = [sys.executable, "-m", "tinlib"]
     train = tinlib + ["train", config, "--work-dir", str(work), "--run", run.name, "--seed", str(run.seed),
@@ -119,31 +113,17 @@ def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int]
                  overrides: dict[str, Any] | None = None, results_dir: str | os.PathLike = "results",
                  work_root: str | os.PathLike = "work_dirs/ablation", name: str = DEFAULT_NAME,
                  parallel: int = 2, force: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train and test ``config`` once per (gradient, seed), then summarize.
+    """Train and test the TIN ``config`` once per (gradient of ``grads``, seed of ``seeds``), then summarize.
 
     Each run is a ``tinlib train`` + ``tinlib test`` pair in a subprocess, so ``parallel`` of them
     share a small CPU (one torch thread each). A run whose ``metrics.json`` exists is not redone
-    while ``summary.json`` records the same resolved config (its ``config_digest``), so an
-    interrupted ablation continues where it stopped. Each run's folder under
-    ``<results_dir>/<name>/`` holds ``train.json``, ``log.json``, ``metrics.json``, ``scores.npz``
-    and ``reversal.json``.
+    (unless ``force``) while ``summary.json`` records the same resolved config (its
+    ``config_digest``), so an interrupted ablation continues where it stopped. Each run's folder
+    under ``<results_dir>/<name>/`` holds ``train.json``, ``log.json``, ``metrics.json``,
+    ``scores.npz`` and ``reversal.json``; checkpoints go to ``<work_root>/<grad>_seed<seed>/``.
 
-    Args:
-        config: the TIN config.
-        seeds: the seeds; every gradient runs under each.
-        grads: the interlace gradients (``adjoint``, ``mmcv``).
-        data_root: the dataset folder (see :func:`tinlib.pipeline.runconfig.data_overrides`).
-        overrides: ``{"dotted.key": value}`` for every run.
-        results_dir: the records go to ``<results_dir>/<name>/``.
-        work_root: checkpoints go to ``<work_root>/<grad>_seed<seed>/``.
-        name: the ablation's folder name.
-        parallel: runs side by side (one torch thread each when more than one).
-        force: redo finished runs too.
-        progress: a progress bar over the runs.
-
-    Returns:
-        the summary: the keys of ``summary.json`` (:class:`~tinlib.records.AblationSummary`), also
-        written as ``summary.md``.
+    Returns the keys of ``summary.json`` (:class:`~tinlib.records.AblationSummary`), also written
+    as ``summary.md``.
     """
     from tqdm.auto import tqdm
 
@@ -173,6 +153,3 @@ def run_ablation(config: str = "demo_tin_r18_synthetic", *, seeds: Sequence[int]
     summary.write(folder / AblationSummary.FILENAME)
     atomic_write_text(folder / "summary.md", summary_markdown(summary))
     return summary.to_dict()
-
-
-__all__ = ["ablation_commands", "run_ablation"]

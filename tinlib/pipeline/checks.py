@@ -27,16 +27,9 @@ def _instructions(dataset: str, splits: Sequence[str] = SPLITS) -> str:
 
 def check_data(dataset: str, data_root: str | os.PathLike | None, lists_dir: str | os.PathLike | None = None,
                splits: str | Sequence[str] = SPLITS) -> None:
-    """Check that ``data_root`` holds the release files of ``dataset`` (or lists prepared before).
-
-    Reads only directory entries.
-
-    Args:
-        dataset: ``sthv1``, ``sthv2`` or ``k400``.
-        data_root: the dataset folder (None or empty: not set).
-        lists_dir: where prepared lists would be (default ``data_root``).
-        splits: the splits needed (``("val",)`` to test a published checkpoint: the Kinetics-400
-            train clips may be absent then); a comma-separated string or a sequence.
+    """Check, from directory entries alone, that ``data_root`` holds the release files of ``dataset``
+    that ``splits`` need (``("val",)`` to test a published checkpoint: the Kinetics-400 train clips
+    may be absent then), or lists prepared before in ``lists_dir`` (default ``data_root``).
 
     Raises:
         DataMissing: saying what is missing, what to download and where to put it, or naming
@@ -80,6 +73,3 @@ def detect_gpus() -> int:
         except (OSError, subprocess.SubprocessError):
             pass
     return 1
-
-
-__all__ = ["DataMissing", "check_data", "detect_gpus"]

@@ -169,6 +169,3 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tinlib.pipeline ...``: parse ``argv`` (default ``sys.argv[1:]``) and run; returns the exit status."""
     return run_command(ERROR_PREFIX, build_parser(), run, argv)
-
-
-__all__ = ["build_parser", "run", "main"]

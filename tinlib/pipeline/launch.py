@@ -1,10 +1,11 @@
-"""What the notebooks launch: data preparation, training (in this process on one device, else
-under ``torchrun`` with its output streamed), evaluation and the latency benchmark, each leaving
-its records under ``<results_dir>/<run>/``. Arguments mean what :mod:`.runconfig` says.
+"""What the notebooks launch: data preparation, training (in this process, else under ``torchrun``),
+evaluation and the latency benchmark, each leaving its records under ``<results_dir>/<run>/``.
+``config``, ``data_root``, ``work_dir``, ``overrides``, ``results_dir`` mean what :mod:`.runconfig` says.
 """
 from __future__ import annotations
 
 import codecs
+import functools
 import math
 import os
 import shutil
@@ -29,38 +30,26 @@ from tinlib.pipeline.runconfig import (
 from tinlib.records import Fields, LatencyRecord, LaunchRecord, PrepareRecord, RecordError, TrainRecord
 
 
-# --------------------------------------------------------------------------------------------
 # Data
-# --------------------------------------------------------------------------------------------
 def prepare_data(dataset: str, data_root: str | os.PathLike, *, lists_dir: str | os.PathLike | None = None,
                  layout: str = "sthv1", size: str = "demo", num_train: int | None = None,
                  num_val: int | None = None, height: int | None = None, frames: Sequence[int] | None = None,
                  seed: int = 0, extract: bool = True, workers: int | None = None,
                  splits: str | Sequence[str] | None = None) -> dict[str, Any]:
-    """Build the annotation lists (and frames where the release has none) for ``dataset``.
+    """Build the annotation lists (and frames where the release has none) of ``dataset`` (``sthv1``,
+    ``sthv2``, ``k400``: the release files in ``data_root``), or write the embedded ``synthetic``
+    dataset in ``layout`` to ``data_root`` (``layout`` to ``seed``: see
+    :func:`tinlib.data.synthetic.write_synthetic`). Lists and ``tinlib_prepare.json`` go to
+    ``lists_dir`` (default ``data_root``); ``extract``: frames from videos (SthV2, Kinetics-400).
 
-    Args:
-        dataset: ``sthv1``, ``sthv2``, ``k400`` (the official release files in ``data_root``) or
-            ``synthetic`` (writes the embedded synthetic dataset in ``layout`` to ``data_root`` first).
-        data_root: the dataset folder.
-        lists_dir: where lists and ``tinlib_prepare.json`` go (default ``data_root``).
-        layout, size, num_train, num_val, height, frames, seed: the synthetic dataset's settings
-            (see :func:`tinlib.data.synthetic.write_synthetic`).
-        extract: extract frames from videos (SthV2, Kinetics-400).
-        workers: processes for writing / frame extraction (default: a few).
-        splits: the release's splits to prepare (``train``, ``val``; default both; the synthetic
-            dataset is always written whole). ``["val"]`` is what testing reads: ``make
-            evaluate-published-*`` prepares only that. The lists of other splits that an earlier
-            run left in ``lists_dir`` stay in the record (``splits`` in it names them all); a later
-            run with all splits adds the missing ones and reuses the frames already extracted.
+    ``splits``: the release's splits (default ``train`` and ``val``; the synthetic dataset is always
+    written whole). The lists of other splits that an earlier run left in ``lists_dir`` stay in
+    the record (its ``splits`` names them all).
 
-    Returns:
-        the summary as written to ``<lists_dir>/tinlib_prepare.json`` (the keys of a
-        :class:`~tinlib.records.PrepareRecord`, with ``splits``: the splits its lists cover; for
-        the synthetic dataset also those of its :class:`~tinlib.records.SyntheticMeta`).
-
-    Raises:
-        PrepareError: a release file is missing, or ``splits`` names an unknown split.
+    Returns the summary as written to ``tinlib_prepare.json`` (the keys of a
+    :class:`~tinlib.records.PrepareRecord`; for the synthetic dataset also those of its
+    :class:`~tinlib.records.SyntheticMeta`). Raises PrepareError when a release file is missing or
+    ``splits`` names an unknown split.
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
@@ -117,36 +106,29 @@ def _keep_other_splits(summary: dict[str, Any], lists_dir: Path) -> dict[str, An
 
 
 def _plain(summary: Fields | Mapping[str, Any]) -> dict[str, Any]:
-    """A preparation's summary (a record or its dict) as a dict of its keys, without the schema
-    version of the record it came from."""
+    """A preparation's summary (a record or its dict) as a dict, without the record's schema version."""
     data = summary.to_dict() if isinstance(summary, Fields) else dict(summary)
     data.pop("schema", None)
     return data
 
 
 def write_prepare_summary(lists_dir: str | os.PathLike, summary: PrepareRecord | Mapping[str, Any]) -> Path:
-    """Store the preparation's ``summary`` (a :class:`~tinlib.records.PrepareRecord`, or its keys,
-    checked as that record: RecordError without ``dataset``, ``class_names`` or ``lists``) as
-    ``<lists_dir>/tinlib_prepare.json``; returns the file."""
+    """Store ``summary`` as ``<lists_dir>/tinlib_prepare.json``; a dict is checked as a
+    :class:`~tinlib.records.PrepareRecord` (RecordError without ``dataset``, ``class_names`` or ``lists``)."""
     path = Path(lists_dir) / PrepareRecord.FILENAME
     if not isinstance(summary, PrepareRecord):
         summary = PrepareRecord.from_dict(summary)
     return summary.write(path)
 
 
-# --------------------------------------------------------------------------------------------
 # Command lines
-# --------------------------------------------------------------------------------------------
-def override_literal(value: Any) -> str:
-    """``value`` as a Python literal for ``--set key=value`` (str, number, bool, None, list, tuple or dict)."""
-    if value is None or isinstance(value, (str, bool, int, float, list, tuple, dict)):
-        return repr(value)
-    raise TypeError(f"override value {value!r} is not a literal (str, number, bool, None, list or dict)")
-
-
 def set_arguments(overrides: dict[str, Any]) -> list[str]:
-    """``["key=literal", ...]``: the arguments of ``--set`` for ``overrides``."""
-    return [f"{k}={override_literal(v)}" for k, v in overrides.items()]
+    """``["key=literal", ...]``: the arguments of ``--set`` for ``overrides``, whose values must be
+    Python literals (str, number, bool, None, list, tuple or dict: TypeError otherwise)."""
+    for value in overrides.values():
+        if not (value is None or isinstance(value, (str, bool, int, float, list, tuple, dict))):
+            raise TypeError(f"override value {value!r} is not a literal (str, number, bool, None, list or dict)")
+    return [f"{k}={v!r}" for k, v in overrides.items()]
 
 
 def torchrun_prefix(*, gpus: int, nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1",
@@ -164,16 +146,9 @@ def torchrun_command(config: str, *, gpus: int, nodes: int = 1, node_rank: int =
                      master_port: int = 29500, work_dir: str | os.PathLike, run: str | None = None,
                      overrides: dict | None = None, resume: str | None = "auto", device: str = "auto",
                      seed: int | None = None, extra: Sequence[str] = ()) -> list[str]:
-    """The ``torchrun`` command line of a ``tinlib train`` run on ``nodes`` x ``gpus`` processes.
-
-    Args:
-        config: config name or path.
-        gpus: processes per node; nodes: nodes (more than one: ``node_rank``, ``master_addr`` and
-            ``master_port`` say where this node is, else ``--standalone``).
-        work_dir, run, resume, device, seed: ``tinlib train``'s options of those names.
-        overrides: ``{"dotted.key": value}`` for ``--set``.
-        extra: appended as they are.
-    """
+    """The ``torchrun`` command line of a ``tinlib train`` run (the layout as for :func:`torchrun_prefix`);
+    ``work_dir``, ``run``, ``resume``, ``device``, ``seed``: ``tinlib train``'s options of those names,
+    ``overrides`` (``{"dotted.key": value}``) for ``--set``, ``extra`` appended as they are."""
     cmd = torchrun_prefix(gpus=gpus, nodes=nodes, node_rank=node_rank, master_addr=master_addr,
                           master_port=master_port)
     cmd += ["-m", "tinlib", "train", str(config), "--work-dir", str(work_dir), "--no-progress", "--device", device]
@@ -189,16 +164,11 @@ def torchrun_command(config: str, *, gpus: int, nodes: int = 1, node_rank: int =
 
 
 class ConsoleEcho:
-    """A text sink (``write`` / ``flush``) that prints what it is given to the console line by line
-    as it comes: each complete line at once (after ``prefix``), and progress lines that end in a
-    carriage return (progress bars) at most every ``refresh_s`` seconds, the last one when
-    :meth:`close` is called. Blank lines are dropped. Safe to share the console between threads
-    (steps that run side by side print whole lines).
-
-    Args:
-        out: where lines go (default: ``sys.stdout`` at the time of each line).
-        prefix: put before every line, e.g. the step's name.
-        refresh_s: the shortest interval between two progress lines.
+    """A text sink (``write`` / ``flush``) that prints what it is given to ``out`` (default: the
+    ``sys.stdout`` of the moment) line by line as it comes: each complete line at once (after
+    ``prefix``, e.g. the step's name), and progress lines that end in a carriage return (progress
+    bars) at most every ``refresh_s`` seconds, the last one on :meth:`close`. Blank lines are
+    dropped. Threads may share the console (steps that run side by side print whole lines).
     """
 
     _lock = threading.Lock()
@@ -251,22 +221,18 @@ class ConsoleEcho:
 
 def stream_command(cmd: Sequence[str], *, cwd: str | os.PathLike | None = None, env: dict | None = None,
                    refresh_s: float = 20.0, out: TextIO | None = None) -> int:
-    """Run ``cmd`` in ``cwd`` with environment ``env`` (None: this process's), its output (stdout and
-    stderr) printed to ``out`` (default ``sys.stdout``) through a :class:`ConsoleEcho` with
-    ``refresh_s``; returns the exit status."""
+    """Run ``cmd``, its stdout and stderr printed to ``out`` through a :class:`ConsoleEcho`; returns the exit status."""
     echo = ConsoleEcho(out, refresh_s=refresh_s)
     proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
     assert proc.stdout is not None
     try:
-        while True:
-            chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
-            if not chunk:
-                break
+        # unbuffered: a read returns what the command has written so far
+        for chunk in iter(functools.partial(proc.stdout.read, 65536), b""):
             echo.write(chunk)
         echo.close()
     finally:
-        code = proc.wait()
-    return code
+        proc.wait()
+    return proc.returncode
 
 
 def run_torchrun(cmd: Sequence[str], *, out: TextIO | None = None, see: str = "the output above") -> None:
@@ -278,32 +244,21 @@ def run_torchrun(cmd: Sequence[str], *, out: TextIO | None = None, see: str = "t
         raise RuntimeError(f"torchrun exited with status {code}; see {see}")
 
 
-# --------------------------------------------------------------------------------------------
 # Training, evaluation, latency
-# --------------------------------------------------------------------------------------------
 def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
                     work_dir: str | os.PathLike | None = None, overrides: dict | None = None, gpus: int = 1,
                     nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 29500,
                     results_dir: str | os.PathLike = "results", run: str | None = None, resume: str | None = "auto",
                     seed: int | None = None, device: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """Train ``config`` in this process on one device, or under ``torchrun`` with its output streamed.
+    """Train ``config`` in this process on one device, or under ``torchrun`` (``gpus`` processes per
+    node on ``nodes`` nodes, more than one in all; the layout as for :func:`torchrun_prefix`) with
+    its output streamed. ``resume="auto"`` continues from ``work_dir/latest.pth`` when there is
+    one, None starts afresh; ``seed`` None takes the config's ``train.seed``; ``progress``: a
+    progress bar (single process only).
 
-    Afterwards ``<results_dir>/<run>/`` holds ``train.json``, a copy of ``log.json`` and
-    ``launch.json`` (how it was launched).
-
-    Args:
-        config, data_root, work_dir, overrides, results_dir: see :mod:`tinlib.pipeline.runconfig`.
-        gpus, nodes: processes per node and nodes; more than one in total launches torchrun.
-        node_rank, master_addr, master_port: this node's place when ``nodes > 1``.
-        run: the records' folder name (default: the config's name).
-        resume: ``auto`` continues from ``work_dir/latest.pth`` when there is one; None starts afresh.
-        seed: None takes the config's ``train.seed``.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        progress: a progress bar (single process only).
-
-    Returns:
-        the training summary: the keys of ``train.json`` (:class:`~tinlib.records.TrainRecord`);
-        empty on nodes other than rank 0.
+    Afterwards ``<results_dir>/<run>/`` (``run`` default: the config's name) holds ``train.json``,
+    a copy of ``log.json`` and ``launch.json``. Returns ``train.json``'s keys
+    (:class:`~tinlib.records.TrainRecord`); empty on nodes other than rank 0.
     """
     require_train_split(data_root)
     cfg = resolve(config, data_root=data_root, overrides=overrides, results_dir=results_dir)
@@ -338,8 +293,8 @@ def launch_training(config: str, *, data_root: str | os.PathLike | None = None,
 def write_launch_record(folder: str | os.PathLike, *, config: str, nodes: int, gpus_per_node: int, device: str,
                         work_dir: str | os.PathLike, wall_s: float) -> Path:
     """Store how a training run was launched as ``<folder>/launch.json``: the layout (more than one
-    process in all: torchrun), ``device`` (``cpu``/``cuda``), where the checkpoints went and
-    ``wall_s``, seconds from launch to the end of training; returns the file."""
+    process in all: torchrun), ``device`` (``cpu``/``cuda``), the work dir and ``wall_s``, seconds
+    from launch to the end of training."""
     world = int(nodes) * int(gpus_per_node)
     record = LaunchRecord(config=config, nodes=int(nodes), gpus_per_node=int(gpus_per_node), world_size=world,
                           device=device, torchrun=world > 1, work_dir=str(work_dir), wall_s=round(wall_s, 1))
@@ -351,17 +306,10 @@ def launch_evaluation(config: str, *, data_root: str | os.PathLike | None = None
                       overrides: dict | None = None, results_dir: str | os.PathLike = "results",
                       run: str | None = None, device: str = "auto", batch_size: int | None = None,
                       num_workers: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Test ``config``'s checkpoint on its test split in this process; ``metrics.json`` and
-    ``scores.npz`` (and ``reversal.json`` on the synthetic dataset) go to ``<results_dir>/<run>/``.
-
-    Args:
-        config, data_root, work_dir, overrides, results_dir: see :mod:`tinlib.pipeline.runconfig`.
-        checkpoint: ``latest``, ``best`` or a path (see :func:`tinlib.pipeline.runconfig.find_checkpoint`).
-        run: the records' folder name (default: the config's name); device: ``auto``, ``cpu`` or ``cuda``.
-        batch_size, num_workers: default: the config's test setting; progress: a progress bar.
-
-    Returns:
-        the evaluation report (``metrics.json``'s content, plus ``reversal`` on the synthetic data)."""
+    """Test ``config``'s ``checkpoint`` (see :func:`~tinlib.pipeline.runconfig.find_checkpoint`) on its
+    test split in this process; ``metrics.json`` and ``scores.npz`` (and ``reversal.json`` on the
+    synthetic dataset) go to ``<results_dir>/<run>/``. Returns ``metrics.json``'s content, plus
+    ``reversal`` on the synthetic data."""
     from tinlib.engine.evaluate import evaluate as engine_evaluate
     from tinlib.report.analysis import read_synthetic_meta, write_reversal
 
@@ -379,18 +327,11 @@ def measure_latency(config: str, archs: Sequence[str] | None = None, *, override
                     results_dir: str | os.PathLike = "results", devices: Sequence[str] = ("cpu", "cuda"),
                     iters: int | None = None, warmup: int = 5, threads: int | None = None,
                     train_memory: bool = True) -> dict[str, Any]:
-    """``tinlib latency`` in this process: inference time, FLOPs and parameters on the config's test
-    setting; writes ``<results_dir>/<config>/latency.json``.
-
-    Args:
-        config: the config whose test setting (input size, segments, views) is measured.
-        archs: the architectures (default: the config's arch and its TSM/TSN twins).
-        overrides: ``{"dotted.key": value}``.
-        results_dir: where the record goes.
-        devices: ``cpu`` and/or ``cuda`` (skipped where there is none).
-        iters: timed iterations (default: 20 on the CPU, 200 on a GPU); warmup: untimed ones first.
-        threads: torch CPU threads (default: torch's).
-        train_memory: on a GPU, also the peak training memory at the config's videos per GPU.
+    """``tinlib latency`` in this process: inference time, FLOPs and parameters of ``archs`` (default:
+    the config's arch and its TSM/TSN twins) on the config's test setting, on ``devices`` (those
+    there are); writes ``<results_dir>/<config>/latency.json``. ``iters``: timed iterations
+    (default 20 on the CPU, 200 on a GPU); ``train_memory``: on a GPU, also the peak training
+    memory at the config's videos per GPU.
     """
     import torch
 
@@ -406,8 +347,3 @@ def measure_latency(config: str, archs: Sequence[str] | None = None, *, override
                        iters_cuda=iters or 200, train_memory=train_memory, progress=True)
     write_latency(result, run_folder(cfg) / LatencyRecord.FILENAME)
     return result
-
-
-__all__ = ["ConsoleEcho", "launch_evaluation", "launch_training", "measure_latency", "override_literal",
-           "prepare_data", "run_torchrun", "set_arguments", "stream_command", "torchrun_command", "torchrun_prefix",
-           "write_launch_record", "write_prepare_summary"]

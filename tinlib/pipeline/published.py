@@ -31,9 +31,8 @@ def published_checkpoint_url(cfg) -> str:
 def torchrun_test_command(config: str, checkpoint: str | os.PathLike, *, gpus: int, nodes: int = 1,
                           node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 29500,
                           run: str, overrides: dict | None = None, device: str = "auto") -> list[str]:
-    """The ``torchrun`` command line of ``tinlib test config checkpoint`` (a local file) on ``nodes`` x
-    ``gpus`` processes (the layout as for :func:`tinlib.pipeline.launch.torchrun_prefix`) on ``device``, writing
-    to the results folder ``run``, with ``overrides`` (``{"dotted.key": value}``) for ``--set``."""
+    """The ``torchrun`` command line of ``tinlib test config checkpoint`` (a local file; the layout as
+    for :func:`tinlib.pipeline.launch.torchrun_prefix`) writing to the results folder ``run``."""
     from tinlib.pipeline.launch import set_arguments, torchrun_prefix
 
     cmd = torchrun_prefix(gpus=gpus, nodes=nodes, node_rank=node_rank, master_addr=master_addr,
@@ -50,24 +49,15 @@ def evaluate_published(config: str, *, data_root: str | os.PathLike | None = Non
                        nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 29500,
                        batch_size: int | None = None, num_workers: int | None = None, progress: bool = True,
                        fetch_log: bool = True) -> dict[str, Any]:
-    """Download ``config``'s published checkpoint and test it with the config's test setting.
+    """Download ``config``'s published checkpoint (``published.checkpoint``; override it to evaluate
+    another published file the same way) and test it with the config's test setting.
 
     Writes ``metrics.json`` (the checkpoint's URL, local path and sha256 under ``checkpoint``) and
     ``scores.npz`` to ``<results_dir>/<config>_published/``; a second call reuses the cached file.
-
-    Args:
-        config, data_root, overrides, results_dir: see :mod:`tinlib.pipeline.runconfig`
-            (``--set published.checkpoint=URL`` evaluates another published file the same way).
-        device: ``auto``, ``cpu`` or ``cuda``.
-        gpus, nodes: processes per node and nodes; more than one in total runs ``tinlib test``
-            under torchrun (each node downloads into its own cache); node_rank, master_addr,
-            master_port: this node's place when ``nodes > 1``.
-        batch_size, num_workers: single process only (default: the config's test setting).
-        progress: a progress bar (single process).
-        fetch_log: also download the published ``log.json`` (for the curves; a failure only warns).
-
-    Returns:
-        the ``metrics.json`` record as a dict (empty on nodes other than rank 0).
+    More than one process in all (``gpus`` x ``nodes``) runs ``tinlib test`` under torchrun (each
+    node downloads into its own cache); ``batch_size``, ``num_workers`` and ``progress`` apply to a
+    single process. ``fetch_log`` also downloads the published ``log.json`` (a failure only warns).
+    Returns the ``metrics.json`` record as a dict (empty on nodes other than rank 0).
     """
     from tinlib.hub import DownloadError, published_run, resolve_checkpoint
     from tinlib.pipeline.launch import run_torchrun
@@ -98,8 +88,7 @@ def evaluate_published(config: str, *, data_root: str | os.PathLike | None = Non
 
 
 def stamp_url(metrics_file: str | os.PathLike, url: str) -> dict[str, Any]:
-    """Record where the evaluated checkpoint came from (``checkpoint.url``) in ``metrics_file``;
-    returns the record as a dict."""
+    """Record where the evaluated checkpoint came from (``checkpoint.url``) in ``metrics_file``."""
     from tinlib.records import MetricsRecord
 
     record = MetricsRecord.read(metrics_file)
@@ -135,7 +124,3 @@ def published_log(config: str, *, overrides: dict | None = None, fetch: bool = F
         log.warning("the published training log is not available: %s", err)
         return None
     return read_published_log(path) if path is not None else None
-
-
-__all__ = ["evaluate_published", "published_checkpoint_url", "published_log", "published_log_file", "stamp_url",
-           "torchrun_test_command"]

@@ -1,6 +1,5 @@
-"""The step lists behind the make targets (the demo, the gradient ablation, the model-zoo rows trained
-here or their published checkpoints evaluated here, the latency run) and the profiles applied on
-top of a config. Standard library only; nothing assumes the current directory is a checkout.
+"""The step lists behind the make targets and the profiles applied on top of a config. Standard
+library only; nothing assumes the current directory is a checkout.
 """
 from __future__ import annotations
 
@@ -91,13 +90,9 @@ def demo_steps(*, notebooks_dir: Path, results: Path, work_root: Path, data_root
                profile: str = "full", configs: Sequence[str] = DEMO_CONFIGS) -> list[Step]:
     """synthetic data -> train TIN/TSM/TSN side by side -> evaluate -> latency -> interlace -> zoo.
 
-    Args:
-        notebooks_dir: the folder of the notebooks.
-        results: run records, executed notebooks and reports go here.
-        work_root: checkpoints go to ``work_root/<config>``.
-        data_root: where the synthetic data is written.
-        profile: ``full`` or ``smoke`` (see :data:`PROFILES`).
-        configs: the configs to train; the first is the main one (latency, interlace).
+    Run records, executed notebooks and reports go to ``results``, checkpoints to
+    ``work_root/<config>``; ``profile``: ``full`` or ``smoke`` (see :data:`PROFILES`). The first of
+    ``configs`` is the main one (latency, interlace).
     """
     smoke = profile == "smoke"
     overrides = synthetic_overrides(profile)
@@ -150,14 +145,9 @@ def predict_step(notebooks_dir: Path, config: str, checkpoint: Path, data_root: 
 def ablation_steps(*, notebooks_dir: Path, results: Path, work_root: Path, data_root: str = DEMO_DATA_ROOT,
                    profile: str = "full", seeds: Sequence[int] = (0, 1, 2),
                    config: str = DEMO_CONFIGS[0], force: bool = False) -> list[Step]:
-    """synthetic data (shared with the demo) -> the interlace-gradient ablation (notebook 06).
-
-    Args:
-        notebooks_dir, results, work_root, data_root, profile: as for :func:`demo_steps`.
-        seeds: one run per gradient and seed.
-        config: the TIN config trained with each gradient.
-        force: retrain the runs whose records are already in ``results`` (the committed ones too).
-    """
+    """synthetic data (shared with the demo) -> the interlace-gradient ablation (notebook 06): the
+    TIN ``config`` trained once per gradient and seed; ``force`` retrains the runs whose records
+    are already in ``results`` (the committed ones too)."""
     prepare, lists = synthetic_data_step(notebooks_dir, data_root, profile)
     summary = results / "ablation_interlace_grad" / "summary.json"
     return [prepare,
@@ -175,10 +165,8 @@ def prepare_step(dataset: str, data_root: str, *, notebooks_dir: Path, lists_dir
                  splits: Sequence[str] = SPLITS) -> Step:
     """Notebook 00 on the release of ``dataset`` in ``data_root``: the lists (and frames) of
     ``splits`` and ``tinlib_prepare.json`` in ``lists_dir`` (default ``data_root``); up to date
-    while they are newer than the release's annotation files those splits read.
-
-    ``splits=("val",)`` prepares what testing reads and nothing more (no train frames are
-    extracted); a later step with all splits is stale until the train lists exist, and adds them."""
+    while they are newer than the release's annotation files those splits read, so a step with
+    all splits after one with ``("val",)`` is stale until the train lists exist."""
     lists_root = Path(lists_dir or data_root)
     lists = [lists_root / n for n in release(dataset).lists_of(splits)]
     release_files = release(dataset).annotation_paths(data_root, splits)
@@ -192,16 +180,9 @@ def prepare_step(dataset: str, data_root: str, *, notebooks_dir: Path, lists_dir
 def reproduce_steps(dataset: str, data_root: str, *, notebooks_dir: Path, results: Path, work_root: Path, gpus: int,
                     nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 29500,
                     profile: str = "full", lists_dir: str | None = None) -> list[Step]:
-    """prepare -> train -> evaluate -> latency -> zoo for the model-zoo row of ``dataset``.
-
-    Args:
-        dataset: ``sthv1``, ``sthv2`` or ``k400`` (the row is :data:`ZOO_CONFIGS` ``[dataset]``).
-        data_root: the folder holding the release files.
-        notebooks_dir, results, work_root, profile: as for :func:`demo_steps` (checkpoints in
-            ``work_root/<config>``).
-        gpus, nodes, node_rank, master_addr, master_port: the torchrun layout of the training.
-        lists_dir: where the lists go (default ``data_root``).
-    """
+    """prepare -> train -> evaluate -> latency -> zoo for the model-zoo row of ``dataset``
+    (:data:`ZOO_CONFIGS` ``[dataset]``) on the release in ``data_root``, the lists in ``lists_dir``
+    (default ``data_root``); ``gpus`` to ``master_port``: the torchrun layout of the training."""
     config = ZOO_CONFIGS[dataset]
     overrides = dict(PROFILES[profile])
     lists_root = Path(lists_dir or data_root)
@@ -231,21 +212,10 @@ def evaluate_published_steps(dataset: str, data_root: str, *, notebooks_dir: Pat
                              nodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1",
                              master_port: int = 29500, profile: str = "full", lists_dir: str | None = None,
                              overrides: dict[str, Any] | None = None) -> list[Step]:
-    """prepare the val split -> evaluate the published checkpoint -> zoo for the model-zoo row of ``dataset``.
-
-    The row's published checkpoint (its config's ``published.checkpoint``) is downloaded and
-    tested with the config's test setting on its test list (the validation split); the records go
-    to ``results/<config>_published/`` and the table shows them under the row. Only the val split
-    is prepared (its list, and its frames where the release ships videos): the train split is not
-    read, and :func:`reproduce_steps` adds it later.
-
-    Args:
-        dataset, data_root, notebooks_dir, results, profile, lists_dir: as for :func:`reproduce_steps`.
-        gpus, nodes, node_rank, master_addr, master_port: the torchrun layout of the test (one
-            process in all: in the notebook's process).
-        overrides: ``{"dotted.key": value}`` on top of the profile's (``published.checkpoint`` to
-            test another file the same way).
-    """
+    """prepare the val split -> evaluate the published checkpoint (see
+    :func:`tinlib.pipeline.published.evaluate_published`) -> zoo for the model-zoo row of ``dataset``.
+    The train split is not read; :func:`reproduce_steps` adds it later. ``gpus`` to ``master_port``:
+    the torchrun layout of the test; ``overrides`` go on top of the profile's."""
     from tinlib.hub import published_run
 
     config = ZOO_CONFIGS[dataset]
@@ -267,20 +237,8 @@ def evaluate_published_steps(dataset: str, data_root: str, *, notebooks_dir: Pat
 def latency_steps(config: str, *, notebooks_dir: Path, results: Path, archs: Sequence[str] | None = None,
                   iters: int | None = None) -> list[Step]:
     """Notebook 03 for ``config`` on every device there is (``make latency``); always runs.
-
-    Args:
-        config: the config whose test setting is measured.
-        notebooks_dir, results: as for :func:`demo_steps`.
-        archs: the architectures (default: the config's and its TSM/TSN twins).
-        iters: timed iterations (default: the notebook's).
-    """
+    ``archs`` default: the config's and its TSM/TSN twins; ``iters`` default: the notebook's."""
     return [Step(f"03_latency_{config}", _notebook(notebooks_dir, "03_latency"),
                  {"config": config, "results_dir": str(results), "archs": list(archs) if archs else None,
                   "iters": iters, "overrides": {}, "devices": ["cpu", "cuda"]}, always=True,
                  outputs=[results / config / "latency.json"], title=f"Latency: {config}")]
-
-
-__all__ = ["PROFILES", "SMOKE_OVERRIDES", "LATENCY_ITERS", "DEMO_DATA_ROOT", "DEMO_CONFIGS", "DEMO_DATA",
-           "DEMO_SMOKE_DATA", "EVAL_SPLITS", "ZOO_CONFIGS", "config_file", "synthetic_overrides", "synthetic_data_step",
-           "demo_steps", "predict_step", "ablation_steps", "prepare_step", "reproduce_steps",
-           "evaluate_published_steps", "latency_steps", "zoo_step"]

@@ -1,8 +1,7 @@
 """A run's setting and places: the config with the data's and the user's overrides applied
-(:func:`resolve`), its work dir, results folder and checkpoint, and the trained model.
-
-The notebooks' parameters mean the same everywhere: ``config`` (a name or a path), ``data_root``
-(its ``tinlib_prepare.json`` points the config at the lists), ``work_dir`` (default
+(:func:`resolve`), its work dir, results folder, checkpoint and trained model. The notebooks'
+parameters mean the same everywhere: ``config`` (a name or a path), ``data_root`` (its
+``tinlib_prepare.json`` points the config at the lists), ``work_dir`` (default
 ``work_dirs/<config>``), ``overrides`` (``{"dotted.key": value}``) and ``results_dir``.
 """
 from __future__ import annotations
@@ -106,10 +105,8 @@ def require_train_split(data_root: str | os.PathLike | None) -> None:
 
 def resolve(config: str, *, data_root: str | os.PathLike | None = None, overrides: dict | None = None,
             results_dir: str | os.PathLike | None = None, quiet: bool = False) -> Config:
-    """The validated config ``config`` (a name or path) with the data's and the user's overrides applied
-    (the user's win; see :func:`run_overrides`): ``data_root`` (None: the config's ``data.root``),
-    ``overrides`` (``{"dotted.key": value}``) and ``results_dir``; ``quiet``: no note when the data
-    changes the class count."""
+    """The validated ``config`` with the overrides of :func:`run_overrides` applied (``data_root``
+    None: the config's ``data.root``); ``quiet``: no note when the data changes the class count."""
     cfg = load_config(config)
     return apply_overrides(cfg, run_overrides(cfg, data_root, overrides, results_dir, quiet=quiet))
 
@@ -131,7 +128,7 @@ def run_overrides(cfg: Config, data_root: str | os.PathLike | None, overrides: d
 
 
 def default_work_dir(cfg: Config, work_dir: str | os.PathLike | None = None) -> Path:
-    """``work_dir`` when given, else the work dir of config ``cfg`` (``work_dirs/<config name>``)."""
+    """``work_dir`` when given, else ``cfg``'s (``work_dirs/<config name>``)."""
     return Path(work_dir) if work_dir else cfg.resolved_work_dir()
 
 
@@ -158,17 +155,9 @@ def find_checkpoint(work_dir: str | os.PathLike, which: str = "latest") -> Path:
 def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
                  work_dir: str | os.PathLike | None = None, checkpoint: str = "latest", overrides: dict | None = None,
                  split: str = "val") -> tuple[Config, nn.Module, Dataset]:
-    """The trained model of ``config`` and one of its splits, for inspection.
-
-    Args:
-        config, data_root, work_dir, overrides: as for :func:`resolve` / :func:`default_work_dir`.
-        checkpoint: see :func:`find_checkpoint`.
-        split: ``val`` (one centre view per video) or another split of the config.
-
-    Returns:
-        ``(cfg, model, dataset)``: the model in eval mode on the CPU; ``dataset[i]`` is
-        ``(clip [T, 3, H, W], label)``.
-    """
+    """``(cfg, model, dataset)`` for inspection: the model of ``config`` with its trained
+    ``checkpoint`` (see :func:`find_checkpoint`), in eval mode on the CPU, and its ``split``
+    (``val``: one centre view per video), whose ``dataset[i]`` is ``(clip [T, 3, H, W], label)``."""
     from tinlib.checkpoint import load_checkpoint
     from tinlib.engine.build import build_model
     from tinlib.engine.splits import build_split_dataset
@@ -178,7 +167,3 @@ def load_trained(config: str, *, data_root: str | os.PathLike | None = None,
     ckpt = find_checkpoint(default_work_dir(cfg, work_dir), checkpoint)
     load_checkpoint(model, ckpt, strict=True, verbose=False)
     return cfg, model.eval(), build_split_dataset(cfg, split)
-
-
-__all__ = ["data_overrides", "default_work_dir", "find_checkpoint", "load_config", "load_trained",
-           "require_train_split", "resolve", "run_folder", "run_overrides"]

@@ -1,11 +1,10 @@
-"""Notebook steps: one papermill run of a notebook with parameters, skipped when up to date.
-
-Like a make rule, a :class:`Step` is up to date when its outputs are newer than its inputs and its
-last run finished (see :func:`freshness`). Standard library only at import time.
+"""Notebook steps: papermill runs of notebooks, each skipped while up to date like a make rule
+(see :func:`freshness`). Standard library only at import time.
 """
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import time
@@ -34,27 +33,19 @@ class StepFailed(UserError):
 
 @dataclass
 class Step:
-    """One papermill run.
-
-    Args:
-        name: the executed notebook's file stem (unique within a run).
-        source: the notebook to run (``notebooks/01_train.ipynb``).
-        parameters: the values papermill injects after the notebook's ``parameters`` cell.
-        inputs: files whose change makes the step stale (the notebook itself always counts).
-        outputs: files the step writes; all present and newer than the inputs = up to date.
-        always: rerun every time (cheap summary steps, or steps that track their own progress).
-        title: the section title in the run's HTML report.
-        group: consecutive steps of the same group run side by side.
-    """
+    """One papermill run of the notebook ``source`` with ``parameters`` (injected after its
+    ``parameters`` cell), saved as ``<name>.ipynb`` (unique within a run)."""
 
     name: str
     source: Path
     parameters: dict[str, Any]
+    # files whose change makes the step stale (the notebook itself always counts)
     inputs: list[Path] = field(default_factory=list)
+    # files the step writes; all present and newer than the inputs = up to date
     outputs: list[Path] = field(default_factory=list)
-    always: bool = False
-    title: str = ""
-    group: str | None = None
+    always: bool = False  # rerun every time (cheap summary steps, or steps that track their own progress)
+    title: str = ""  # the section title in the run's HTML report
+    group: str | None = None  # consecutive steps of the same group run side by side
 
     @property
     def notebook(self) -> str:
@@ -85,14 +76,11 @@ def finished_marker(step: Step) -> Path | None:
     Outputs alone do not prove a step: a notebook that failed (or was killed) after writing some
     of them has not done it. Stamps are not committed, so in a fresh clone every step runs once on
     the new machine (the committed results were measured elsewhere)."""
-    if not step.outputs:
-        return None
-    first = Path(step.outputs[0])
-    return first.parent / f".{step.name}.done.json"
+    return Path(step.outputs[0]).parent / f".{step.name}.done.json" if step.outputs else None
 
 
 def mark_finished(step: Step, executed: Path | None = None) -> Path | None:
-    """Write ``step``'s stamp (after its notebook ran to its end); returns its path (None without outputs)."""
+    """Write ``step``'s stamp (after its notebook ran to its end); None without outputs."""
     marker = finished_marker(step)
     if marker is not None:
         atomic_write_json(marker, {"step": step.name, "notebook": str(step.source),
@@ -100,13 +88,6 @@ def mark_finished(step: Step, executed: Path | None = None) -> Path | None:
                                    "executed": str(executed) if executed else None,
                                    "outputs": [str(p) for p in step.outputs]})
     return marker
-
-
-def clear_finished(step: Step) -> None:
-    """Remove ``step``'s stamp: done when the step starts, so an interrupted run leaves none."""
-    marker = finished_marker(step)
-    if marker is not None:
-        marker.unlink(missing_ok=True)
 
 
 def notebook_finished(executed: Path) -> bool:
@@ -119,16 +100,10 @@ def notebook_finished(executed: Path) -> bool:
     return bool(meta.get("end_time")) and not meta.get("exception")
 
 
-def step_finished(step: Step) -> bool:
-    """Whether ``step``'s last run on this machine finished: its stamp exists."""
-    marker = finished_marker(step)
-    return marker is not None and marker.is_file()
-
-
 def freshness(step: Step, run_dir: Path | None = None) -> tuple[bool, str]:
     """Whether ``step`` is up to date, and why: ``(True, ...)`` when all its outputs exist, none is
-    older than its notebook or any of its inputs, and its last run finished here (see
-    :func:`step_finished`; ``run_dir`` holds the executed notebooks, which only explain why not)."""
+    older than its notebook or any of its inputs, and its last run finished here (its
+    :func:`finished_marker` exists; ``run_dir`` holds the executed notebooks, which only explain why not)."""
     if step.always:
         return False, "always runs"
     if not step.outputs:
@@ -141,7 +116,8 @@ def freshness(step: Step, run_dir: Path | None = None) -> tuple[bool, str]:
     newer = [p for p in [Path(step.source), *step.inputs] if (_mtime(p) or 0) > oldest_out]
     if newer:
         return False, f"{show_path(newer[0])} is newer than its outputs"
-    if not step_finished(step):
+    marker = finished_marker(step)
+    if marker is None or not marker.is_file():
         if run_dir is not None and notebook_finished(Path(run_dir) / f"{step.name}.ipynb"):
             return False, "no finished run on this machine (the outputs came with the repository or an older tin-kit)"
         return False, "its last run did not finish"
@@ -161,11 +137,9 @@ def kernel_name() -> str:
 
 def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
                      log_output: bool = False) -> None:
-    """Run the notebook ``source`` with papermill, the parameters injected after its ``parameters``
-    cell, in ``cwd`` (default: this process's), and save the executed copy to ``output``.
-
-    With ``log_output`` the notebook's output is echoed while it runs; otherwise only its stderr
-    (tinlib's log lines: training progress, warnings), a line at a time after the step's name.
+    """Run the notebook ``source`` with papermill in ``cwd`` (default: this process's), saving the
+    executed copy to ``output``. With ``log_output`` the notebook's output is echoed while it runs;
+    otherwise only its stderr (tinlib's log lines), a line at a time after the step's name.
 
     Raises:
         StepFailed: a cell failed; the message names the executed notebook with the traceback."""
@@ -198,7 +172,9 @@ def _run_one(step: Step, label: str, run_dir: Path, force: bool, log_output: boo
     t0 = time.time()
     executed = run_dir / f"{step.name}.ipynb"
     # from here until the notebook has finished, the step counts as not done (killed, failed, ...)
-    clear_finished(step)
+    marker = finished_marker(step)
+    if marker is not None:
+        marker.unlink(missing_ok=True)
     executed.unlink(missing_ok=True)
     execute_notebook(Path(step.source), executed, step.parameters, cwd=cwd, log_output=log_output)
     missing = [p for p in step.outputs if not p.exists()]
@@ -212,35 +188,23 @@ def _run_one(step: Step, label: str, run_dir: Path, force: bool, log_output: boo
 
 def run_steps(steps: Sequence[Step], run_dir: Path, *, force: bool = False, log_output: bool = False,
               cwd: Path | None = None) -> list[dict[str, Any]]:
-    """Run ``steps`` in order, skipping the up-to-date ones (all with ``force``), the executed notebooks
-    saved in ``run_dir`` and the kernels working in ``cwd`` (default: this process's); consecutive
-    steps of one ``group`` run side by side. ``log_output`` echoes the notebooks' output.
-
-    Returns:
-        one ``{"step", "skipped", "seconds"}`` per step run or skipped.
+    """Run ``steps`` in order, skipping the up-to-date ones (none with ``force``), the executed notebooks
+    saved in ``run_dir``; consecutive steps of one ``group`` run side by side. Returns one ``{"step",
+    "skipped", "seconds"}`` per step.
 
     Raises:
         StepFailed: at the first failure (after the rest of its group), naming every failed step."""
     done: list[dict[str, Any]] = []
-    i = 0
-    while i < len(steps):
-        batch = [steps[i]]
-        while steps[i].group and i + len(batch) < len(steps) and steps[i + len(batch)].group == steps[i].group:
-            batch.append(steps[i + len(batch)])
-        labels = [f"[{i + k + 1}/{len(steps)}] {s.name}" for k, s in enumerate(batch)]
-        if len(batch) == 1:
-            done.append(_run_one(batch[0], labels[0], run_dir, force, log_output, cwd))
-        else:
-            done += run_side_by_side([functools.partial(_run_one, s, lab, run_dir, force, log_output, cwd)
-                                      for s, lab in zip(batch, labels)], failure=StepFailed)
-        i += len(batch)
+    for _, group in itertools.groupby(steps, key=lambda s: s.group or id(s)):  # a step without a group: alone
+        calls = [functools.partial(_run_one, s, f"[{len(done) + k + 1}/{len(steps)}] {s.name}", run_dir, force,
+                                   log_output, cwd) for k, s in enumerate(group)]
+        done += [calls[0]()] if len(calls) == 1 else run_side_by_side(calls, failure=StepFailed)
     return done
 
 
 def run_side_by_side(work: Sequence[Callable[[], T]], *, failure: type[Exception], workers: int | None = None,
                      on_done: Callable[[T | None], object] | None = None) -> list[T]:
-    """Run the callables of ``work`` in threads (``workers`` at a time, default all) and return
-    their results in order.
+    """Run the callables of ``work`` in threads (``workers`` at a time, default all); their results in order.
 
     A ``failure`` raised by one does not stop the others: once all have finished, the failures are
     raised together as one ``failure`` (their messages apart by a blank line). ``on_done`` is
@@ -280,8 +244,3 @@ def build_report(results: Path, run: str, steps: Sequence[Step] | None = None,
     out = results / "reports" / f"{run}.html"
     return build_run_report(run_dir, out, title=title or f"tin-kit: {run}", order=order, titles=titles,
                             results_dir=results)
-
-
-__all__ = ["KERNEL", "Step", "StepFailed", "build_report", "clear_finished", "execute_notebook", "finished_marker",
-           "freshness", "kernel_name", "mark_finished", "notebook_finished", "run_side_by_side", "run_steps",
-           "show_path", "step_finished"]

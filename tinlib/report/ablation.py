@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +48,7 @@ def plan(seeds: Sequence[int], grads: Sequence[str] = GRADS) -> list[AblationRun
     return [AblationRun(g, int(s)) for s in seeds for g in grads]
 
 
-# --------------------------------------------------------------------------------------------
 # Reading and comparing
-# --------------------------------------------------------------------------------------------
 def run_row(folder: Path, run: AblationRun) -> dict[str, Any]:
     """The numbers of one finished run under ``folder``: top-1/top-5/mean class accuracy and, where
     recorded, direction accuracy on the reversal pairs (percentages), final training loss (the mean
@@ -80,10 +79,8 @@ def run_row(folder: Path, run: AblationRun) -> dict[str, Any]:
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
-    n = len(values)
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-    return mean, sd
+    """The mean and the sample standard deviation (None for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
@@ -127,17 +124,10 @@ METRICS = (("top1_acc", "top-1", " points", False), ("direction_acc", "direction
 
 def summarize(folder: Path, runs: Sequence[AblationRun], *, config: str,
               overrides: dict[str, Any] | None = None) -> AblationSummary:
-    """The ablation's summary from the records of ``runs`` under ``folder``.
-
-    Args:
-        folder: the ablation's results folder.
-        runs: the finished runs (see :func:`plan`).
-        config: the config's name; overrides: the settings every run used (both stored as they are).
-
-    Returns:
-        the ``summary.json`` record: ``config``, ``overrides``, ``grads``, ``seeds``, ``runs`` (one
-        :func:`run_row` each), ``per_grad`` (mean, sd, n per metric) and, with two gradients,
-        ``comparisons`` (per metric a :func:`paired_difference` with ``wins`` and ``verdict``).
+    """The ``summary.json`` record of the finished ``runs`` under the ablation's ``folder``: ``config``
+    and ``overrides`` (the settings every run used) as given, ``grads``, ``seeds``, ``runs`` (one
+    :func:`run_row` each), ``per_grad`` (mean, sd, n per metric) and, with two gradients,
+    ``comparisons`` (per metric a :func:`paired_difference` with ``wins`` and ``verdict``).
     """
     rows = [run_row(folder, r) for r in runs]
     grads = list(dict.fromkeys(r.grad for r in runs))

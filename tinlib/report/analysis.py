@@ -1,6 +1,5 @@
-"""Analyses of evaluation results: time-reversal pairs, per-class accuracy, training logs (the kit's
-and MMAction2's published ones), from a run's files to plain dicts and pandas frames.
-"""
+"""Analyses of a run's files as plain dicts and pandas frames: time-reversal pairs, per-class
+accuracy, training logs (the kit's and MMAction2's published ones)."""
 from __future__ import annotations
 
 import os
@@ -26,9 +25,7 @@ def load_scores(run_folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_synthetic_meta(data_root: str | os.PathLike | None) -> SyntheticMeta | None:
-    """The ``synthetic_meta.json`` of a synthetic dataset (class names, reversal pairs, lists), or
-    None when ``data_root`` holds none. A damaged file raises
-    :class:`~tinlib.records.RecordError` naming it."""
+    """The ``synthetic_meta.json`` in ``data_root``, or None; RecordError naming a damaged one."""
     if not data_root:
         return None
     return SyntheticMeta.read_optional(Path(data_root) / SyntheticMeta.FILENAME)
@@ -67,35 +64,22 @@ def reversal_metrics(scores: np.ndarray, labels: np.ndarray, pairs: Sequence[Seq
         raise ValueError(f"scores must be [M, K] with one row per label, got {scores.shape} and {labels.shape}")
     top1 = np.argmax(scores, axis=1)
     twin = reversal_twins(pairs)
-    in_pair = np.array([int(lab) in twin for lab in labels], dtype=bool)
+    in_pair = np.isin(labels, list(twin))
+    twin_of = np.array([twin.get(int(lab), int(lab)) for lab in labels], dtype=np.int64)  # [M]
+    rows = np.arange(len(labels))
+    direction = scores[rows, labels] > scores[rows, twin_of]
+    same_pair = (top1 == labels) | (top1 == twin_of)
+    correct = top1 == labels
     per_pair = []
-    direction_hits, pair_hits, top1_hits = [], [], []
     for a, b in pairs:
-        idx = np.where((labels == a) | (labels == b))[0]
-        own = scores[idx, labels[idx]]
-        other = scores[idx, [twin[int(lab)] for lab in labels[idx]]]
-        d_hit = own > other
-        p_hit = np.isin(top1[idx], (a, b))
-        t_hit = top1[idx] == labels[idx]
-        direction_hits.append(d_hit)
-        pair_hits.append(p_hit)
-        top1_hits.append(t_hit)
+        mine = (labels == a) | (labels == b)
         names = [class_names[a], class_names[b]] if class_names else None
-        per_pair.append({"classes": [int(a), int(b)], "names": names, "n": len(idx),
-                             "direction_acc": _pct(d_hit), "pair_id_acc": _pct(p_hit), "top1": _pct(t_hit)})
-    def cat(parts):
-        return (np.concatenate(parts) if parts else np.zeros(0, bool))
-    other_idx = np.where(~in_pair)[0]
-    return {
-        "chance": CHANCE_WITHIN_PAIR,
-        "n": int(in_pair.sum()),
-        "direction_acc": _pct(cat(direction_hits)),
-        "pair_id_acc": _pct(cat(pair_hits)),
-        "top1_reversal": _pct(cat(top1_hits)),
-        "top1_other": _pct(top1[other_idx] == labels[other_idx]),
-        "n_other": len(other_idx),
-        "per_pair": per_pair,
-    }
+        per_pair.append({"classes": [int(a), int(b)], "names": names, "n": int(mine.sum()),
+                         "direction_acc": _pct(direction[mine]), "pair_id_acc": _pct(same_pair[mine]),
+                         "top1": _pct(correct[mine])})
+    return {"chance": CHANCE_WITHIN_PAIR, "n": int(in_pair.sum()), "direction_acc": _pct(direction[in_pair]),
+            "pair_id_acc": _pct(same_pair[in_pair]), "top1_reversal": _pct(correct[in_pair]),
+            "top1_other": _pct(correct[~in_pair]), "n_other": int((~in_pair).sum()), "per_pair": per_pair}
 
 
 def _pct(hits: np.ndarray) -> float | None:
@@ -104,9 +88,8 @@ def _pct(hits: np.ndarray) -> float | None:
 
 
 def write_reversal(run_folder: str | os.PathLike, meta: Mapping[str, Any] | SyntheticMeta) -> dict[str, Any]:
-    """Compute :func:`reversal_metrics` from a run's ``scores.npz`` and the synthetic dataset's
-    ``meta`` (its ``reversal_pairs`` and ``class_names``); writes ``<run_folder>/reversal.json``
-    (:class:`~tinlib.records.ReversalRecord`, read by the zoo table) and returns it as a dict."""
+    """:func:`reversal_metrics` of a run's ``scores.npz`` on the synthetic dataset's ``meta`` (its
+    ``reversal_pairs`` and ``class_names``), written to ``<run_folder>/reversal.json``."""
     pairs: Sequence[Sequence[int]] = meta.reversal_pairs if isinstance(meta, SyntheticMeta) else meta["reversal_pairs"]
     names: Sequence[str] | None = meta.class_names if isinstance(meta, SyntheticMeta) else meta.get("class_names")
     scores, labels = load_scores(run_folder)
@@ -116,11 +99,10 @@ def write_reversal(run_folder: str | os.PathLike, meta: Mapping[str, Any] | Synt
 
 
 def read_log(path: str | os.PathLike | records.TrainingLog):
-    """A run's ``log.json`` as two pandas frames ``(train, val)``, one row per logged entry with
-    the file's keys as columns; ``train`` gets a fractional ``epoch_f`` column (epoch - 1 + iter /
-    iterations per epoch, from the session header, else the largest logged ``iter``) for plotting.
-    ``path`` may also be an already parsed log (:func:`read_published_log` gives one for
-    MMAction2's published logs). A last line cut off by a kill is skipped; a damaged log raises
+    """A run's ``log.json`` (or a parsed log, e.g. :func:`read_published_log`'s) as two pandas frames
+    ``(train, val)``, one row per entry with the file's keys as columns; ``train`` gets a
+    fractional ``epoch_f`` (epoch - 1 + iter / iterations per epoch, from the session header, else
+    the largest logged ``iter``) for plotting. A damaged log raises
     :class:`~tinlib.records.RecordError` naming the file and line."""
     import pandas as pd
 
@@ -136,9 +118,7 @@ def read_log(path: str | os.PathLike | records.TrainingLog):
     return train.reset_index(drop=True), val.reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------------------------
 # Published training logs (MMAction2 0.x log.json)
-# --------------------------------------------------------------------------------------------
 def env_info_dict(text: str) -> dict[str, str]:
     """MMAction2's ``env_info`` text (``"key: value"`` lines; indented lines continue the value
     above, as PyTorch's build details do) as a dict."""
@@ -160,15 +140,12 @@ _HEADER_TYPES: dict[str, tuple[type, ...]] = {"seed": (int,), "config_name": (st
 
 
 def published_log_line(data: Mapping[str, Any]) -> dict[str, Any]:
-    """One line of an MMAction2 0.x ``log.json`` as a line of the kit's log (a dict that
-    :func:`tinlib.records.parse_log_line` reads).
+    """One line of an MMAction2 0.x ``log.json`` as a line of the kit's log.
 
     MMAction2 writes the run's meta first (``env_info`` as text, ``seed``, ``config`` text, ...),
     then ``{"mode": "train"|"val", "epoch", "iter", "lr", ...}`` entries whose keys the kit's
-    :class:`~tinlib.records.LogEntry` shares (``loss_cls``, ``loss``, ``top1_acc``, ``top5_acc``,
-    ``mean_class_accuracy``, ``grad_norm``, ``memory``, ``time``, ``data_time``). Entries pass as
-    they are; in the meta line ``env_info`` becomes a dict and values of another type than the
-    kit's header fields are kept under ``mmaction2_<key>``.
+    :class:`~tinlib.records.LogEntry` shares: they pass as they are. In the meta line ``env_info``
+    becomes a dict, and values of another type than the kit's header fields go to ``mmaction2_<key>``.
     """
     if "mode" in data:
         return dict(data)
@@ -185,11 +162,9 @@ def published_log_line(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_published_log(path: str | os.PathLike) -> records.TrainingLog:
-    """A published MMAction2 0.x ``log.json`` (JSON lines; ``tinlib fetch CONFIG --what json``
-    downloads it) in the kit's log record shape: a :class:`~tinlib.records.LogHeader` per session
-    (its meta line) and a :class:`~tinlib.records.LogEntry` per ``train`` / ``val`` line, so
-    :func:`read_log` and the plots take it like the kit's own ``log.json``. A last line cut off
-    is skipped; any other line that is not JSON or not a log line raises
+    """A published MMAction2 0.x ``log.json`` (``tinlib fetch CONFIG --what json`` downloads it) as a
+    :class:`~tinlib.records.TrainingLog`, so :func:`read_log` and the plots take it like the kit's
+    own. A last line cut off is skipped; any other line that is not JSON or not a log line raises
     :class:`~tinlib.records.RecordError` naming the file and line."""
     import json
 
@@ -255,20 +230,3 @@ def per_class_frame(metrics: Mapping[str, Any] | MetricsRecord, class_names: Seq
     names = list(class_names) if class_names else [str(i) for i in range(len(acc))]
     return pd.DataFrame({"class": names[:len(acc)], "accuracy": [None if a is None else 100 * a for a in acc],
                          "videos": counts[:len(acc)]})
-
-
-__all__ = [
-    "CHANCE_WITHIN_PAIR",
-    "env_info_dict",
-    "epoch_curves",
-    "load_scores",
-    "per_class_frame",
-    "published_log_line",
-    "read_log",
-    "read_published_log",
-    "read_synthetic_meta",
-    "reversal_metrics",
-    "reversal_twins",
-    "synthetic_meta",
-    "write_reversal",
-]

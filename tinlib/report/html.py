@@ -94,21 +94,6 @@ def notebook_cells(nb, *, heading: str | None = None, max_lines: int = MAX_STREA
     return cells
 
 
-def export_html(nb, out: str | os.PathLike, *, title: str = "", exclude_input: bool = True) -> Path:
-    """Write notebook ``nb`` as one HTML page at ``out`` (nbconvert's lab template) titled
-    ``title``; the code cells' source is hidden when ``exclude_input``."""
-    from nbconvert import HTMLExporter
-
-    from tinlib.io import atomic_write_text
-
-    exporter = HTMLExporter(template_name="lab", exclude_input=exclude_input, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
-    nb = copy.deepcopy(nb)
-    nb.metadata["title"] = title
-    body, _ = exporter.from_notebook_node(nb)
-    return atomic_write_text(out, body)
-
-
 def summary_markdown(results_dir: str | os.PathLike) -> str | None:
     """Headline numbers for the top of a report: the demo table and targets when there are demo
     runs, else nothing (the zoo notebook carries the zoo tables)."""
@@ -132,15 +117,16 @@ def summary_markdown(results_dir: str | os.PathLike) -> str | None:
 def build_run_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, title: str,
                      order: Sequence[str] | None = None, titles: Mapping[str, str] | None = None,
                      results_dir: str | os.PathLike | None = None, exclude_input: bool = True) -> Path | None:
-    """Join the executed notebooks of ``run_dir`` into one HTML page at ``out`` titled ``title``; None
-    when ``run_dir`` holds no notebook.
-
-    Args:
-        order: notebook names (stems) to put first, in that order; the others follow by name.
-        titles: section headings by notebook name (default: the name).
-        results_dir: where the run records are, for the headline numbers (None: none).
-        exclude_input: hide the code cells' source."""
+    """Join the executed notebooks of ``run_dir`` into one HTML page at ``out`` titled ``title``
+    (nbconvert's lab template, the code hidden when ``exclude_input``); None
+    when ``run_dir`` holds no notebook. ``order``: notebook names (stems) to put first, the others
+    follow by name; ``titles``: section headings by notebook name (default: the name);
+    ``results_dir``: the run records, for the headline numbers (None: none)."""
     import datetime
+
+    from nbconvert import HTMLExporter
+
+    from tinlib.io import atomic_write_text
 
     run_dir = Path(run_dir)
     found = {p.stem: p for p in sorted(run_dir.glob("*.ipynb"))}
@@ -166,14 +152,8 @@ def build_run_report(run_dir: str | os.PathLike, out: str | os.PathLike, *, titl
                      for o in c.get("outputs", []))
         heading = (titles.get(name) or name) + (" (FAILED: see the error below)" if failed else "")
         report.cells += notebook_cells(nb, heading=heading)
-    return export_html(report, out, title=title, exclude_input=exclude_input)
-
-
-__all__ = [
-    "build_run_report",
-    "clean_outputs",
-    "collapse_progress",
-    "export_html",
-    "notebook_cells",
-    "summary_markdown",
-]
+    report.metadata["title"] = title
+    exporter = HTMLExporter(template_name="lab", exclude_input=exclude_input, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(report)
+    return atomic_write_text(out, body)

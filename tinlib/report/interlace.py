@@ -91,16 +91,10 @@ class InterlaceTrace:
 @torch.no_grad()
 def collect(model: nn.Module, clips: torch.Tensor, labels: Sequence[int] | None = None,
             indices: Sequence[int] | None = None) -> InterlaceTrace:
-    """One eval-mode forward pass of ``clips`` with recording on.
-
-    Args:
-        model: a TIN recognizer (the training mode is restored afterwards).
-        clips: ``[N, T, 3, H, W]`` normalized frames, one view per video.
-        labels: the N labels, if known; indices: the N dataset indices, if any.
-
-    Returns:
-        offsets ``[N, L, 2]``, weights ``[N, L, T, 2]`` and scores ``[N, K]`` of the L interlace modules.
-    """
+    """One eval-mode forward pass of the TIN ``model`` (its training mode restored afterwards) on
+    ``clips: [N, T, 3, H, W]`` (normalized, one view per video) with recording on: offsets
+    ``[N, L, 2]``, weights ``[N, L, T, 2]`` and scores ``[N, K]`` of the L interlace modules, with
+    the N ``labels`` and dataset ``indices`` when given."""
     modules = interlace_modules(model)
     if not modules:
         raise ValueError(f"{type(model).__name__} has no TemporalInterlace modules (is it a TIN model?)")
@@ -170,17 +164,3 @@ def denormalize(clip: torch.Tensor) -> np.ndarray:
     x = torch.as_tensor(clip).float().cpu()
     x = x * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
     return x.clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-
-
-__all__ = [
-    "InterlaceTrace",
-    "class_summary",
-    "collect",
-    "collect_dataset",
-    "denormalize",
-    "interlace_modules",
-    "pick_per_class",
-    "recording",
-    "short_name",
-    "stage_of",
-]

@@ -1,7 +1,4 @@
-"""Figures for the notebooks and reports (matplotlib; every function returns the Figure).
-
-``save(fig, path)`` writes a small PNG next to the results so the committed report can show it.
-"""
+"""Figures for the notebooks and reports (matplotlib; every function returns the Figure)."""
 from __future__ import annotations
 
 import os
@@ -33,14 +30,6 @@ def color_for(name: str) -> str:
     return "#2ca02c"
 
 
-def save(fig, path: str | os.PathLike, dpi: int = 90) -> Path:
-    """Save ``fig`` as PNG (folders created); small by default so it can be committed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
-
-
 def show(fig, path: str | os.PathLike | None = None, fmt: str = "png", dpi: int = 80, quality: int = 80):
     """Display ``fig`` in the notebook (and save it to ``path``) as PNG, or as JPEG for figures
     full of video frames, which compress badly as PNG; closes the figure."""
@@ -61,9 +50,7 @@ def show(fig, path: str | os.PathLike | None = None, fmt: str = "png", dpi: int 
     return path
 
 
-# --------------------------------------------------------------------------------------------
 # Training
-# --------------------------------------------------------------------------------------------
 def plot_training(train, val, title: str = ""):
     """Loss and learning rate (left), training-batch and validation top-1 (right), per epoch, from the
     frames of :func:`tinlib.report.analysis.read_log` (``train`` with ``epoch_f``, ``loss_cls``,
@@ -72,8 +59,7 @@ def plot_training(train, val, title: str = ""):
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.4))
     if not train.empty:
         ax_loss.plot(train["epoch_f"], train["loss_cls"], color="#444", lw=1.2, label="training loss")
-        ax_loss.set_xlabel("epoch")
-        ax_loss.set_ylabel("cross-entropy")
+        ax_loss.set(xlabel="epoch", ylabel="cross-entropy")
         ax_lr = ax_loss.twinx()
         ax_lr.plot(train["epoch_f"], train["lr"], color="#2ca02c", lw=1, ls="--", label="lr")
         ax_lr.set_ylabel("learning rate", color="#2ca02c")
@@ -83,9 +69,7 @@ def plot_training(train, val, title: str = ""):
         if "mean_class_accuracy" in val:
             ax_acc.plot(val["epoch"], 100 * val["mean_class_accuracy"], "s--", color="#1f77b4", ms=4,
                         label="mean class acc (validation)")
-    ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("%")
-    ax_acc.set_ylim(0, 102)
+    ax_acc.set(xlabel="epoch", ylabel="%", ylim=(0, 102))
     ax_acc.legend(loc="lower right", fontsize=8)
     ax_loss.legend(loc="upper right", fontsize=8)
     fig.suptitle(title)
@@ -95,15 +79,9 @@ def plot_training(train, val, title: str = ""):
 
 def plot_curves_vs_published(own, published, *, own_label: str = "this run",
                              published_label: str = "published (MMAction2)", title: str = ""):
-    """Training loss (left) and validation top-1 (right) per epoch of a run drawn over the curves
-    of the published training log.
-
-    Args:
-        own: the run's per-epoch curves (``tinlib.report.analysis.epoch_curves``: index ``epoch``,
-            columns ``loss`` and ``val_top1`` in %), or None when there is no run yet.
-        published: the same for the published ``log.json``, or None.
-        own_label, published_label: the legend entries; title: the figure's title.
-    """
+    """Training loss (left) and validation top-1 (right) per epoch of a run (``own``) drawn over the
+    curves of the published training log (``published``): each the per-epoch frame of
+    :func:`tinlib.report.analysis.epoch_curves`, or None (no run yet, no published log)."""
     plt = _plt()
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.4))
     for curves, label, style in ((published, published_label, dict(color=PUBLISHED_COLOR, ls="--", ms=3)),
@@ -154,9 +132,7 @@ def plot_ablation_curves(train, val):
     return fig
 
 
-# --------------------------------------------------------------------------------------------
 # Evaluation
-# --------------------------------------------------------------------------------------------
 def plot_model_comparison(summary, chance_top1: float | None = None, chance_pair: float = 50.0):
     """Grouped bars per model: top-1, top-1 on the reversal classes and direction accuracy on the
     reversal pairs (``summary``: frame with ``model`` and those columns, in %)."""
@@ -181,8 +157,7 @@ def plot_model_comparison(summary, chance_top1: float | None = None, chance_pair
         ax.axhline(chance_top1, color="k", ls="--", lw=0.8)
         ax.text(len(summary) - 0.5, chance_top1 + 1, f"chance top-1 ({chance_top1:.0f} %)", ha="right", fontsize=7)
     ax.set_xticks(x, summary["model"], fontsize=8)
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 110)
+    ax.set(ylabel="%", ylim=(0, 110))
     ax.legend(fontsize=7, loc="upper center", ncol=len(metrics), bbox_to_anchor=(0.5, 1.15), frameon=False)
     fig.tight_layout()
     return fig
@@ -209,9 +184,7 @@ def plot_confusion(matrix, class_names: Sequence[str] | None = None, title: str 
                 if m[i, j] >= 0.5:
                     ax.text(j, i, f"{m[i, j]:.0f}", ha="center", va="center", fontsize=6,
                             color="white" if m[i, j] > 60 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(im, ax=ax, fraction=0.04, label="% of the true class" if normalize else "videos")
     fig.tight_layout()
     return fig
@@ -236,9 +209,7 @@ def plot_per_class(frames: Mapping[str, Any], title: str = "per-class accuracy")
         ax.barh(y + (i - (len(names) - 1) / 2) * height, acc, height, color=color_for(name), label=name)
     ax.set_yticks(y, [_short(c, 40) for c in first["class"]], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("accuracy (%)")
-    ax.set_xlim(0, 100)
-    ax.set_title(title)
+    ax.set(xlabel="accuracy (%)", xlim=(0, 100), title=title)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
@@ -260,9 +231,8 @@ def plot_latency(result: Mapping[str, Any] | LatencyRecord, device: str = "cpu")
         ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.1f} ms\n{m.params / 1e6:.1f} M params",
                 ha="center", va="bottom", fontsize=7)
     shape = record.setting.input_shape
-    ax.set_ylabel(f"ms per video ({device})")
+    ax.set(ylabel=f"ms per video ({device})", ylim=(0, max(ms + [1]) * 1.35))
     ax.set_title(f"inference latency, batch 1, input {shape}", fontsize=9)
-    ax.set_ylim(0, max(ms + [1]) * 1.35)
     fig.tight_layout()
     return fig
 
@@ -287,9 +257,7 @@ def plot_zoo_comparison(rows: Sequence[Mapping[str, Any]]):
     return fig
 
 
-# --------------------------------------------------------------------------------------------
 # Videos and the interlace
-# --------------------------------------------------------------------------------------------
 def plot_frames(frames: np.ndarray, title: str = "", ax_row=None):
     """The T frames ``[T, H, W, 3]`` uint8 side by side."""
     plt = _plt()
@@ -308,9 +276,8 @@ def plot_frames(frames: np.ndarray, title: str = "", ax_row=None):
 
 
 def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1, seed: int = 0):
-    """One row of T frames per class (``per_class`` videos each) from a single-view ``dataset``
-    (items ``(clip [T, 3, H, W], label)``), picked with ``seed``; rows are labelled with
-    ``class_names[label]``."""
+    """One row of T frames per video, ``per_class`` videos of each class picked with ``seed`` from a
+    single-view ``dataset`` (items ``(clip [T, 3, H, W], label)``)."""
     from tinlib.report.interlace import denormalize, pick_per_class
 
     plt = _plt()
@@ -326,8 +293,7 @@ def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1,
         for j in range(t):
             ax = axes[row, j]
             ax.imshow(frames[j])
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
             if row == 0:
                 ax.set_title(f"t={j}", fontsize=7)
         axes[row, 0].set_ylabel(_short(class_names[label], 30), rotation=0, ha="right", va="center", fontsize=7)
@@ -336,15 +302,10 @@ def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1,
 
 
 def plot_video_interlace(trace, v: int, frames: np.ndarray | None = None, title: str = ""):
-    """One video: its frames, the offsets each interlace module chose (the fold's four quarters
-    move by +o0, +o1, -o0, -o1 segments) and the per-segment weights, layer by layer.
-
-    Args:
-        trace: an :class:`~tinlib.report.interlace.InterlaceTrace`.
-        v: the video's row in ``trace``.
-        frames: its frames ``[T, H, W, 3]`` uint8 (see :func:`~tinlib.report.interlace.denormalize`), or None.
-        title: the figure's title.
-    """
+    """Video ``v`` of the :class:`~tinlib.report.interlace.InterlaceTrace` ``trace``: its ``frames``
+    (``[T, H, W, 3]`` uint8, see :func:`~tinlib.report.interlace.denormalize`; None: not shown), the
+    offsets each interlace module chose (the fold's four quarters move by +o0, +o1, -o0, -o1
+    segments) and the per-segment weights, layer by layer."""
     plt = _plt()
     layers, t = trace.layers, trace.num_segments
     fig = plt.figure(figsize=(11, 6.2 if frames is not None else 4.2))
@@ -363,8 +324,7 @@ def plot_video_interlace(trace, v: int, frames: np.ndarray | None = None, title:
     ax.axvline(0, color="k", lw=0.6)
     ax.set_yticks(y, layers, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlim(-2, 2)
-    ax.set_xlabel("offset (segments)")
+    ax.set(xlim=(-2, 2), xlabel="offset (segments)")
     ax.set_title("learned offsets", fontsize=9)
     ax.legend(fontsize=6, loc="lower left", bbox_to_anchor=(0, -0.45))
     for g in range(trace.weights.shape[3]):
@@ -457,32 +417,8 @@ def plot_weights_by_class(trace, class_names: Sequence[str], group: int = 0):
             w = trace.weights[trace.labels == c][:, layer_idx, :, group].mean(axis=(0, 1))
             ax.plot(range(trace.num_segments), w, "-o", ms=3, color=f"C{j % 10}", label=_short(class_names[c], 24))
         ax.set_title(f"layer{stage}", fontsize=9)
-        ax.set_xlabel("segment")
-        ax.set_ylim(0, 2)
+        ax.set(xlabel="segment", ylim=(0, 2))
     axes[0, 0].set_ylabel(f"mean weight, group {group}")
     axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     return fig
-
-
-
-
-__all__ = [
-    "color_for",
-    "plot_ablation_curves",
-    "plot_class_examples",
-    "plot_confusion",
-    "plot_curves_vs_published",
-    "plot_frames",
-    "plot_latency",
-    "plot_model_comparison",
-    "plot_offset_distribution",
-    "plot_offsets_by_class",
-    "plot_per_class",
-    "plot_training",
-    "plot_video_interlace",
-    "plot_weights_by_class",
-    "plot_zoo_comparison",
-    "save",
-    "show",
-]

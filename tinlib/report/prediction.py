@@ -100,6 +100,3 @@ def plot_timeline(timeline: WindowTimeline, names: Sequence[str] | None = None, 
     what = f"{len(timeline)} windows of {timeline.window} frames, stride {timeline.stride}"
     ax.set_title(f"{title}: {what}" if title else what, fontsize=10)
     return fig
-
-
-__all__ = ["plot_timeline", "plot_topk", "write_outputs"]

@@ -1,6 +1,6 @@
-"""What ``results/`` holds for the tables: the published model-zoo rows (from the configs'
-``zoo`` sections), each config's run (its records), the published checkpoints evaluated here and
-the latency entries. Read-only, through :mod:`tinlib.records`; no torch.
+"""What ``results/`` holds for the tables, read through :mod:`tinlib.records` (no torch): each
+config's run, the published checkpoints evaluated here, the latency entries; and the published
+model-zoo rows from the configs' ``zoo`` sections.
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def published_rows() -> list[PublishedRow]:
 R = TypeVar("R", bound=Record)
 
 
-def _read_or_warn(cls: type[R], path: Path) -> R | None:
+def _read_or_warn(cls: type[R], path: Path, warn: bool = True) -> R | None:
     """``cls.read(path)``; None (and a warning naming the file) when it is missing or not usable,
     so one damaged file leaves its cells empty instead of stopping the table."""
     if not path.is_file():
@@ -90,7 +90,8 @@ def _read_or_warn(cls: type[R], path: Path) -> R | None:
     try:
         return cls.read(path)
     except RecordError as err:
-        log.warning("%s (left out of the table)", err)
+        if warn:
+            log.warning("%s (left out of the table)", err)
         return None
 
 
@@ -225,11 +226,10 @@ def _iter_records(results_dir: Path, name: str) -> Iterable[Path]:
 
 
 def collect_runs(results_dir: str | os.PathLike = "results") -> dict[str, RunRecord]:
-    """Runs found below ``results_dir``, keyed by config name. When a config was run several
-    times, its default run folder (``<results_dir>/<config>/``, what ``tinlib train`` and the
-    pipelines write) wins over other names (an ablation's runs, say), then the newest evaluated
-    run. Executed notebooks (``results/runs``) are not searched; a damaged record is left out with
-    a warning."""
+    """Runs found below ``results_dir`` (not in ``results/runs``), keyed by config name. Of several
+    runs of a config, its default run folder (``<results_dir>/<config>/``) wins over other names
+    (an ablation's runs, say), then the newest evaluated run. A damaged record is left out with a
+    warning."""
     results_dir = Path(results_dir)
     folders: dict[Path, RunRecord] = {}
     kinds: tuple[tuple[type[MetricsRecord | TrainRecord], str], ...] = (
@@ -268,7 +268,7 @@ def is_published_evaluation(folder: Path, record: Record) -> bool:
     config = getattr(record, "config_name", None)
     if not config:
         return False
-    return folder.name == published_run(config) or getattr(record, "run", None) == published_run(config)
+    return published_run(config) in (folder.name, getattr(record, "run", None))
 
 
 def collect_published(results_dir: str | os.PathLike = "results", warn: bool = True) -> dict[str, RunRecord]:
@@ -277,13 +277,7 @@ def collect_published(results_dir: str | os.PathLike = "results", warn: bool = T
     records silently (for a caller that has warned about them through :func:`collect_runs`)."""
     out: dict[str, RunRecord] = {}
     for path in _iter_records(Path(results_dir), MetricsRecord.FILENAME):
-        if warn:
-            record = _read_or_warn(MetricsRecord, path)
-        else:
-            try:
-                record = MetricsRecord.read(path)
-            except RecordError:
-                continue
+        record = _read_or_warn(MetricsRecord, path, warn)
         if record is None or not is_published_evaluation(path.parent, record):
             continue
         rec = RunRecord(record.config_name, path.parent, metrics=record)
@@ -329,16 +323,3 @@ def find_latency(latencies: list[tuple[Path, LatencyRecord]], config: str, arch:
         if shape and record.setting.flops_input_shape == shape and arch in record.models:
             return path, record.models[arch]
     return None
-
-
-__all__ = [
-    "PublishedRow",
-    "RunRecord",
-    "collect_latency",
-    "collect_published",
-    "collect_runs",
-    "find_latency",
-    "is_published_evaluation",
-    "processes_cell",
-    "published_rows",
-]

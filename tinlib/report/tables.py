@@ -11,9 +11,7 @@ import pandas as pd
 REVERSAL_COLUMNS = ["model", "top1", "top1_other", "direction_acc", "pair_id_acc", "top1_reversal"]
 
 
-# --------------------------------------------------------------------------------------------
 # 00 prepare data
-# --------------------------------------------------------------------------------------------
 def prepare_table(summary: Mapping[str, Any]) -> pd.DataFrame:
     """One row describing a prepared dataset: ``dataset``, ``classes``, videos per split and
     ``seconds``, from a preparation's summary (:func:`tinlib.pipeline.launch.prepare_data`: its
@@ -43,9 +41,7 @@ def class_counts(labels_by_split: Mapping[str, Sequence[int]], class_names: Sequ
     return counts
 
 
-# --------------------------------------------------------------------------------------------
 # 01 train
-# --------------------------------------------------------------------------------------------
 TRAIN_KEYS = ("epochs", "iters_per_epoch", "world_size", "videos_per_gpu", "seed", "elapsed_s_this_session")
 
 
@@ -59,9 +55,7 @@ def train_summary(summary: Mapping[str, Any], name: str) -> pd.DataFrame:
     return pd.Series(row, name=name, dtype=object).to_frame()
 
 
-# --------------------------------------------------------------------------------------------
 # 02 evaluate
-# --------------------------------------------------------------------------------------------
 def metrics_table(reports: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """One row per evaluated config of ``reports`` (name -> ``metrics.json`` as a dict): ``config``,
     ``arch``, ``videos`` and every ``metrics_percent`` value (top-1, top-5, mean class accuracy)."""
@@ -104,9 +98,7 @@ def hardest_and_easiest(per_class: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     return pd.concat([ranked.head(n), ranked.tail(n)])
 
 
-# --------------------------------------------------------------------------------------------
 # 05 explore interlace
-# --------------------------------------------------------------------------------------------
 def offsets_by_class(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean interlace offset (segments) per class and (stage, group), from
     :func:`tinlib.report.interlace.class_summary`: indexed by class name, one ``layer<stage> o<group>``
@@ -127,9 +119,7 @@ def pair_offset_differences(table: pd.DataFrame, class_names: Sequence[str],
     return pd.DataFrame(rows, columns=table.columns)
 
 
-# --------------------------------------------------------------------------------------------
 # 06 gradient ablation
-# --------------------------------------------------------------------------------------------
 def ablation_runs(summary: Mapping[str, Any]) -> pd.DataFrame:
     """The runs of a gradient ablation summary (:func:`tinlib.pipeline.ablation.run_ablation`), indexed
     by (``grad``, ``seed``), one column per number of the run (accuracies in %, ``direction_acc``,
@@ -143,8 +133,3 @@ def mean_and_sd_by_grad(runs: pd.DataFrame) -> pd.DataFrame:
     numeric column; ``std`` is NaN for a single seed."""
     numeric = runs.apply(pd.to_numeric, errors="coerce").astype("float64")
     return numeric.groupby(level="grad").agg(["mean", "std"])
-
-
-__all__ = ["REVERSAL_COLUMNS", "TRAIN_KEYS", "ablation_runs", "class_counts", "direction_by_pair",
-           "hardest_and_easiest", "mean_and_sd_by_grad", "metrics_table", "offsets_by_class",
-           "pair_offset_differences", "prepare_table", "reversal_table", "train_summary"]

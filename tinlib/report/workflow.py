@@ -1,6 +1,5 @@
-"""Read-only helpers for the notebooks' small tables: the preparation's record of a data root, a
-run's settings, a latency result as a frame.
-"""
+"""Read-only helpers for the notebooks' small tables: a data root's preparation record, a run's
+settings, a latency result."""
 from __future__ import annotations
 
 import os
@@ -12,10 +11,9 @@ from tinlib.records import LatencyRecord, PrepareRecord, SyntheticMeta
 
 
 def read_data_description(data_root: str | os.PathLike | None) -> PrepareRecord | SyntheticMeta | None:
-    """The record the preparation left in the dataset folder ``data_root``: its ``tinlib_prepare.json``
-    (:class:`~tinlib.records.PrepareRecord`) or, for synthetic data written without the prepare step,
-    its ``synthetic_meta.json`` (:class:`~tinlib.records.SyntheticMeta`); None when neither is there
-    (or without a ``data_root``). A damaged file raises RecordError naming it."""
+    """The record the preparation left in ``data_root``: its ``tinlib_prepare.json`` or, for synthetic
+    data written without the prepare step, its ``synthetic_meta.json``; None when neither is there.
+    A damaged file raises RecordError naming it."""
     if not data_root:
         return None
     return (PrepareRecord.read_optional(Path(data_root) / PrepareRecord.FILENAME)
@@ -44,12 +42,8 @@ def config_summary(cfg, scaling) -> dict[str, Any]:
 
 
 def latency_frame(result: Mapping[str, Any] | LatencyRecord):
-    """A latency result as a frame: one row per architecture with parameters, FLOPs and mean/std
-    milliseconds per video on each device.
-
-    Args:
-        result: the ``latency.json`` record, or its dict (what ``measure_latency`` returns).
-    """
+    """A latency result (the ``latency.json`` record or its dict) as a frame: one row per
+    architecture with parameters, FLOPs and mean/std milliseconds per video on each device."""
     import pandas as pd
 
     record = result if isinstance(result, LatencyRecord) else LatencyRecord.from_dict(result)
@@ -64,6 +58,3 @@ def latency_frame(result: Mapping[str, Any] | LatencyRecord):
             row["train gpu_mem(M)"] = e.train_gpu_mem_mib
         rows.append(row)
     return pd.DataFrame(rows).round(3)
-
-
-__all__ = ["config_summary", "latency_frame", "read_data_description", "read_prepare_summary"]

@@ -28,9 +28,7 @@ MISSING = "–"
 DEMO_TARGETS = {"tin_top1": 90.0, "tsn_pair_window": 10.0}
 
 
-# --------------------------------------------------------------------------------------------
 # Formatting
-# --------------------------------------------------------------------------------------------
 def fmt(value: Any, digits: int = 2) -> str:
     """A table cell: ``value`` with ``digits`` decimals for floats, ``–`` for None or NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -96,9 +94,7 @@ def _ckpt_cell(run: RunRecord, base: Path) -> str:
     return rel_link(path, base, "ckpt") + ("" if path.is_file() else " (local)")
 
 
-# --------------------------------------------------------------------------------------------
 # Tables
-# --------------------------------------------------------------------------------------------
 def zoo_section(rows: list[PublishedRow], runs: dict[str, RunRecord], base: Path,
                 notes: list[str], published: dict[str, RunRecord] | None = None) -> str:
     """The table of one model-zoo section: each published row beside its run (``measured / published``),
@@ -253,22 +249,19 @@ def demo_checks(runs: list[RunRecord]) -> list[dict[str, Any]]:
     for run in runs:
         if run.arch and run.metrics:
             by_kind.setdefault(run.arch[:3], run)
-    checks = []
-    tin = by_kind.get("tin")
-    value = tin.metric("top1_acc") if tin else None
-    checks.append({"name": "TIN top-1 on the synthetic test split", "target": f">= {DEMO_TARGETS['tin_top1']:.0f} %",
-                   "value": value, "run": tin.config if tin else None,
-                   "met": None if value is None else value >= DEMO_TARGETS["tin_top1"]})
-    tsn = by_kind.get("tsn")
+    tin, tsn = by_kind.get("tin"), by_kind.get("tsn")
+    top1 = tin.metric("top1_acc") if tin else None
     rev = tsn.reversal if tsn else None
-    value = rev.direction_acc if rev is not None else None
+    direction = rev.direction_acc if rev is not None else None
     chance = rev.chance if rev is not None else 50.0
     window = DEMO_TARGETS["tsn_pair_window"]
-    target = f"{chance - window:.0f}–{chance + window:.0f} % (chance {chance:.0f} % ± {window:.0f})"
-    checks.append({"name": "TSN direction accuracy on the time-reversal pairs", "target": target,
-                   "value": value, "run": tsn.config if tsn else None,
-                   "met": None if value is None else abs(value - chance) <= window})
-    return checks
+    return [{"name": "TIN top-1 on the synthetic test split", "target": f">= {DEMO_TARGETS['tin_top1']:.0f} %",
+             "value": top1, "run": tin.config if tin else None,
+             "met": None if top1 is None else top1 >= DEMO_TARGETS["tin_top1"]},
+            {"name": "TSN direction accuracy on the time-reversal pairs",
+             "target": f"{chance - window:.0f}–{chance + window:.0f} % (chance {chance:.0f} % ± {window:.0f})",
+             "value": direction, "run": tsn.config if tsn else None,
+             "met": None if direction is None else abs(direction - chance) <= window}]
 
 
 def checks_markdown(checks: list[dict[str, Any]]) -> str:
@@ -299,13 +292,9 @@ def other_section(runs: list[RunRecord], base: Path) -> str:
 
 
 def render_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLike | None = None) -> str:
-    """The whole model_zoo.md text (links relative to ``out``'s folder).
-
-    The tables keep the seed page's three sections and columns. A row that has not been run is
-    marked ``(not run)``; a run whose settings differ from its config (other than paths and loader
-    details) gets a footnote listing them; under each table a legend says which annotation list
-    the accuracies are on and what the ``reference`` columns are.
-    """
+    """The whole model_zoo.md text (links relative to ``out``'s folder), in the seed page's three
+    sections and columns; a run whose settings differ from its config (other than paths and loader
+    details) gets a footnote listing them."""
     results_dir = Path(results_dir)
     out = Path(out) if out else results_dir / "model_zoo.md"
     base = out.parent
@@ -362,21 +351,3 @@ def write_zoo(results_dir: str | os.PathLike = "results", out: str | os.PathLike
     results_dir = Path(results_dir)
     out = Path(out) if out else results_dir / "model_zoo.md"
     return atomic_write_text(out, render_zoo(results_dir, out))
-
-
-__all__ = [
-    "PUBLISHED_LINE",
-    "checks_markdown",
-    "collect_runs",
-    "demo_checks",
-    "demo_runs",
-    "md_table",
-    "published_cells",
-    "published_legend",
-    "published_rows",
-    "render_zoo",
-    "reversal_cell",
-    "write_zoo",
-    "zoo_legend",
-    "zoo_section",
-]
