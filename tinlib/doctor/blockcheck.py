@@ -133,7 +133,3 @@ def _verdict(name: str, errors: list[tuple[str, float, float]], what: str, scope
         return Check("op", name, "cpu", "float32", FAIL, detail, data)
     detail = f"{what}: max rel. err {worst[1]:.1e} <= tol {worst[2]:.1e} ({worst[0]}); {scope}"
     return Check("op", name, "cpu", "float32", PASS, detail, data)
-
-
-__all__ = ["BLOCK_SHAPES", "GRAD_MODES_FULL", "GRAD_MODES_QUICK", "SHIFT_DIV", "TOLERANCE", "block_inputs",
-           "check_tin_block", "composed_run", "fused_run", "net_params", "spread_module"]

@@ -59,6 +59,3 @@ def guarded(group: str, name: str, device: str, dtype: str, run: Callable[[], li
 
             torch.cuda.empty_cache()
         return [Check(group, name, device, dtype, FAIL, describe_error(err))]
-
-
-__all__ = ["FAIL", "NOT_APPLICABLE", "PASS", "RESULTS", "SKIPPED", "Check", "describe_error", "guarded"]

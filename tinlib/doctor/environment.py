@@ -162,6 +162,3 @@ def no_cuda_reason() -> str:
     if visible is not None and visible.strip() in ("", "-1"):
         return f"no CUDA device (CUDA_VISIBLE_DEVICES={visible!r} hides them)"
     return f"no CUDA device (torch built with CUDA {torch.version.cuda} finds none: no GPU or no driver)"
-
-
-__all__ = ["GIB", "cpu_bf16_native", "cpu_info", "cuda_bf16_native", "gpu_info", "no_cuda_reason", "versions"]

@@ -175,20 +175,3 @@ def check_interlace(device: torch.device, backend: str, dtype: torch.dtype, vide
         result, detail, data = _verdict(errors, what, scope)
         checks.append(Check("op", name, dev, dt, result, detail, data))
     return checks
-
-
-__all__ = [
-    "CPU_VIDEOS",
-    "GPU_VIDEOS",
-    "GROUPS",
-    "OP_DTYPES",
-    "SEGMENTS",
-    "STAGE_SHAPES",
-    "TOLERANCE",
-    "backends_for",
-    "check_interlace",
-    "dtype_name",
-    "make_inputs",
-    "op_shapes",
-    "relative_error",
-]

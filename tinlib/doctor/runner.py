@@ -173,6 +173,3 @@ def run_doctor(device: str = "all", quick: bool = False,
     counts = report.counts()
     say(f"doctor: {counts[PASS]} pass, {counts[FAIL]} fail, {counts[SKIPPED]} skipped in {report.seconds:.1f} s")
     return report
-
-
-__all__ = ["DEVICE_CHOICES", "DoctorReport", "run_doctor", "tolerances_dict"]

@@ -117,6 +117,3 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config,
         raise RunError(f"checkpoint {path} does not fit config {cfg.name} ({cfg.model.arch}, "
                        f"{cfg.model.num_classes} classes, {cfg.model.num_segments} segments):{hint}\n{err}") from None
     return checkpoint, report
-
-
-__all__ = ["build_model", "check_checkpoint_fits", "set_train_mode"]

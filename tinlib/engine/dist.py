@@ -145,7 +145,3 @@ def collective_check(fn: Callable[[], Any], error_type: type[Exception] = Runtim
         rank, text = failed[0]
         raise error_type(text if rank == dist.get_rank() or rank == 0 else f"(process {rank}) {text}")
     return result
-
-
-__all__ = ["DistContext", "all_gather_object", "all_reduce", "barrier", "broadcast_object", "cleanup",
-           "collective_check", "env_world", "init_distributed", "is_initialized", "resolve_device"]

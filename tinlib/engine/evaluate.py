@@ -330,7 +330,3 @@ def write_metrics(out_dir: Path, record: dict, scores: np.ndarray, labels: np.nd
     path = MetricsRecord.from_dict(record).write(out_dir / MetricsRecord.FILENAME)
     log.info("wrote %s", out_dir / "metrics.json")
     return path
-
-
-__all__ = ["Scored", "check_results_dir", "evaluate", "metrics_report", "run_inference", "score_dataset",
-           "write_metrics"]

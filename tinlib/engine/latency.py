@@ -296,8 +296,3 @@ def format_table(result: dict[str, Any]) -> str:
 def write_latency(result: dict[str, Any], path: str | Path) -> Path:
     """Write the :func:`benchmark` record to ``path`` (latency.json) atomically; returns the path."""
     return LatencyRecord.from_dict(result).write(Path(path))
-
-
-__all__ = ["benchmark", "check_archs", "config_for_arch", "count_flops", "count_parameters", "format_table",
-           "measure_latency", "parse_devices", "synchronize", "train_peak_memory", "views_per_video", "write_latency",
-           "zoo_figures"]

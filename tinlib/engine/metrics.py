@@ -249,8 +249,3 @@ class IntervalTally:
         return {"loss_cls": self.epoch_sums["loss_cls"] / count if count else math.nan,
                 "top1_acc": self.epoch_sums["top1_acc"] / count if count else math.nan,
                 "iters": self.epoch_sums["iters"]}
-
-
-__all__ = ["IntervalTally", "StepResult", "confusion_matrix", "evaluate_scores", "mean_class_accuracy",
-           "peak_memory_mib", "per_class_accuracy", "predictions", "top_k_accuracy", "top_k_classes",
-           "top_k_correct"]

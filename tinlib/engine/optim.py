@@ -173,7 +173,3 @@ def scaled_lr(cfg: Config, world_size: int) -> LrScaling:
     applied = cfg.optim.scale_lr and total != ref
     lr = cfg.optim.lr * total / ref if applied else cfg.optim.lr
     return LrScaling(cfg.optim.lr, lr, total, ref, world_size, cfg.data.videos_per_gpu, applied)
-
-
-__all__ = ["GROUPS", "LrScaling", "build_optimizer", "build_param_groups", "clip_gradients", "scaled_lr",
-           "split_parameters"]

@@ -238,6 +238,3 @@ class Predictor:
         return WindowTimeline(length, stride, starts_arr, starts_arr + length, np.stack(inds_all), scores_arr,
                               probabilities(scores_arr, average), np.asarray(decode_ms), np.asarray(model_ms),
                               source.fps, str(self.device))
-
-
-__all__ = ["InferencePipeline", "Predictor", "SingleVideoDataset", "load_model", "model_input", "window_starts"]

@@ -198,6 +198,3 @@ class Recorder:
             self.run_state("finished", epoch, best)
             log.info("done: %s; summary %s", self.work_dir / "latest.pth", out)
         return summary
-
-
-__all__ = ["Recorder", "format_duration", "stop_reason"]

@@ -93,6 +93,3 @@ class LrSchedule:
         # The lr is a function of the position, so nothing but the bookkeeping is restored; a
         # changed loader length is reported by the caller.
         self.last_position = tuple(state.get("last_position", (0, 0)))
-
-
-__all__ = ["LrSchedule"]

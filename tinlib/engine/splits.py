@@ -164,6 +164,3 @@ def check_class_count(cfg: Config, dataset, split: str) -> None:
     if isinstance(declared, int) and declared != cfg.model.num_classes:
         raise RunError(f"config {cfg.name}: the {split} dataset declares {declared} classes but model.num_classes="
                        f"{cfg.model.num_classes}")
-
-
-__all__ = ["SPLITS", "build_split_dataset", "check_class_count", "check_data_paths", "prepare_hint", "split_paths"]

@@ -65,6 +65,3 @@ def autocast(device: torch.device, amp: str) -> AbstractContextManager:
     if amp == "none":
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
-
-
-__all__ = ["AMP_DTYPES", "autocast", "current_torch_settings", "torch_settings"]

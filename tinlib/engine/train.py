@@ -424,6 +424,3 @@ def train(cfg: Config, **kwargs: Any) -> dict:
                         cudnn_benchmark=cfg.train.cudnn_benchmark):
         trainer.setup()
         return trainer.fit()
-
-
-__all__ = ["Trainer", "clips_channels_last", "load_datasets", "train", "train_step", "wrap_for_training"]

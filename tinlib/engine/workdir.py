@@ -177,7 +177,3 @@ def truncate_log(log_path: Path, epoch_done: int, inner_done: int = 0) -> None:
                 continue
         kept.append(line)
     atomic_write_text(log_path, "".join(k + "\n" for k in kept))
-
-
-__all__ = ["ResumePoint", "check_outputs", "check_work_dir", "read_json", "read_training_checkpoint", "resolve_resume",
-           "restore", "truncate_log"]
