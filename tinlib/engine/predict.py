@@ -171,7 +171,7 @@ class Predictor:
 
     def predict(self, video: VideoSource | str | os.PathLike) -> VideoPrediction:
         """Scores of the whole video through the test pipeline (``tinlib test``'s inference code)."""
-        from tinlib.engine.evaluate import run_inference
+        from tinlib.engine.evaluate import score_dataset
 
         source = self._source(video)
         if source.num_frames < self.pipeline.num_segments:
@@ -179,8 +179,8 @@ class Predictor:
                         source.path, source.num_frames, self.pipeline.num_segments)
         t0 = time.perf_counter()
         try:
-            scores, _ = run_inference(self.model, SingleVideoDataset(source, self.pipeline), batch_size=1,
-                                      num_workers=0, device=self.device, average_clips=self.pipeline.average_clips)
+            scores = score_dataset(self.model, SingleVideoDataset(source, self.pipeline), batch_size=1,
+                                   num_workers=0, device=self.device, average_clips=self.pipeline.average_clips).scores
         except DecodeError as err:
             raise UserError(str(err)) from None
         seconds = time.perf_counter() - t0
