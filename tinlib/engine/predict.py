@@ -1,11 +1,6 @@
-"""Inference on single videos: what ``tinlib test`` does for one sample, without an annotation list.
-
-A video (:mod:`tinlib.data.sources`) goes through the config's test pipeline (``test.num_clips`` x
-(twice) views of ``model.num_segments`` frames, resize, ``test.crop`` crops, normalization) and the
-recognizer's ``predict`` with ``test.average_clips``: the scores ``tinlib test`` writes to
-``scores.npz`` for the same video. :meth:`Predictor.windows` scores a long video as a stream of
-windows (see there). The result types are :mod:`tinlib.prediction`.
-"""
+"""Inference on single videos (:mod:`tinlib.data.sources`): the config's test pipeline and the
+recognizer's ``predict``, so a video gets the scores ``tinlib test`` writes to ``scores.npz`` for
+it, without an annotation list. The result types are :mod:`tinlib.prediction`."""
 from __future__ import annotations
 
 import logging
@@ -45,7 +40,6 @@ class InferencePipeline:
 
     @classmethod
     def from_config(cls, cfg: Config) -> InferencePipeline:
-        """The test pipeline of ``cfg`` (segments, clips, crop, sizes, clip averaging)."""
         t, d = cfg.test, cfg.data
         return cls(cfg.model.num_segments, t.num_clips, t.twice_sample, t.crop, d.scale_size, d.input_size,
                    t.average_clips)
@@ -123,12 +117,8 @@ def load_model(cfg: Config, checkpoint: str | os.PathLike, *, trusted: bool = Fa
 
 
 class Predictor:
-    """A config's model and test pipeline, ready to score videos.
-
-    ``Predictor.from_checkpoint(cfg, "model.pth")``; ``p.open(path)`` -> :class:`VideoSource`;
-    ``p.predict(source)`` -> :class:`VideoPrediction`; ``p.windows(source, window, stride)`` ->
-    :class:`WindowTimeline`.
-    """
+    """A config's model and test pipeline, ready to score videos: ``Predictor.from_checkpoint(cfg,
+    "model.pth")``, then ``p.predict(path)`` or ``p.windows(path, window, stride)``."""
 
     def __init__(self, cfg: Config, model: Recognizer, device: str | torch.device = "cpu",
                  class_names: Sequence[str] | None = None, *, class_names_source: str = "none",

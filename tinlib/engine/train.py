@@ -1,9 +1,5 @@
-"""The training loop (``tinlib train CONFIG``), single process or one process per device under torchrun.
-
-:func:`train_step` is one SGD step; :class:`Trainer` runs the epochs around it. The running tally
-of the statistics is in :mod:`tinlib.engine.metrics`, the work-dir checks and resume in
-:mod:`tinlib.engine.workdir`, and what a run writes besides checkpoints in :mod:`tinlib.engine.recorder`.
-"""
+"""The training loop (``tinlib train CONFIG``), single process or one process per device under torchrun:
+:func:`train_step` is one SGD step, :class:`Trainer` runs the epochs around it."""
 from __future__ import annotations
 
 import contextlib
@@ -46,13 +42,11 @@ def train_step(model: torch.nn.Module, batch: tuple[torch.Tensor, Any], optimize
     """One SGD step of ``model`` (``model(clips) -> [B, K]``; a DDP or compiled wrapper too) on
     ``batch`` (``(clips [B, T, 3, H, W], labels [B])``, moved to ``device`` here): forward under
     ``amp`` autocast (fp16 with its grad ``scaler``, which skips steps with inf gradients itself),
-    cross-entropy, backward, gradient clipping to a global L2 norm ``grad_clip`` (None: none),
-    update. ``channels_last``: the clips are laid out for a channels_last model.
+    cross-entropy, backward, clipping to a global L2 norm ``grad_clip``, update.
 
-    Nothing is read back (the step does not wait for the device): the returned
-    :class:`~tinlib.engine.metrics.StepResult` stays there. A non-finite loss is not caught here:
-    its update makes the weights non-finite, so the caller must check ``finite`` before it writes
-    a checkpoint (as :meth:`Trainer.train_epoch` does).
+    Nothing is read back: the returned :class:`~tinlib.engine.metrics.StepResult` stays on the
+    device. A non-finite loss is not caught here: its update makes the weights non-finite, so the
+    caller must check ``finite`` before it writes a checkpoint (as :meth:`Trainer.train_epoch` does).
     """
     clips, labels = batch
     clips = clips.to(device, non_blocking=True)
