@@ -83,9 +83,7 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config,
         load_checkpoint,
         read_checkpoint,
     )
-    from tinlib.hub import is_remote, resolve_checkpoint
-
-    path = resolve_checkpoint(str(path)) if is_remote(str(path)) else Path(path)  # downloads once
+    path = Path(_local(str(path)))  # downloads once
     if not path.is_file():
         raise RunError(f"checkpoint not found: {path}")
     try:

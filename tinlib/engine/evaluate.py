@@ -52,7 +52,6 @@ class Scored:
 
     @property
     def num_samples(self) -> int:
-        """How many samples were scored."""
         return int(len(self.labels))
 
 
@@ -292,11 +291,8 @@ def write_metrics(out_dir: Path, record: dict, scores: np.ndarray, labels: np.nd
     dataset indices, default ``0..M-1``) and then ``metrics.json`` (``record``) into ``out_dir``,
     each atomically; returns the metrics.json path."""
     index = np.arange(len(labels), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
-
-    def _save(handle):
-        np.savez(handle, scores=scores.astype(np.float32), labels=labels, index=index)
-
-    atomic_write(out_dir / "scores.npz", _save)
+    atomic_write(out_dir / "scores.npz",
+                 lambda handle: np.savez(handle, scores=scores.astype(np.float32), labels=labels, index=index))
     path = MetricsRecord.from_dict(record).write(out_dir / MetricsRecord.FILENAME)
     log.info("wrote %s", out_dir / "metrics.json")
     return path
