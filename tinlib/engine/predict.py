@@ -187,11 +187,10 @@ class Predictor:
 
     @torch.no_grad()
     def windows(self, video: VideoSource | str | os.PathLike, window: int, stride: int | None = None) -> WindowTimeline:
-        """Score the video as a stream: window ``w`` holds the frames ``[w * stride, w * stride + window)``
-        (``stride`` defaults to ``window``), taken while it fits in the video (a shorter video gives
-        one window of the whole video). Each window is one test-mode clip of ``model.num_segments``
-        frames with the config's crops, timed: decoding plus transforms, and the model call with the
-        copy to the device (synchronized on CUDA, after one warm-up call that is not counted)."""
+        """Score the video as a stream of windows (:func:`window_starts`; ``stride`` defaults to
+        ``window``), each one test-mode clip of ``model.num_segments`` frames with the config's crops,
+        timed: decoding plus transforms, and the model call with the copy to the device
+        (synchronized on CUDA, after one warm-up call that is not counted)."""
         from tinlib.engine.latency import synchronize
 
         source = self._source(video)
