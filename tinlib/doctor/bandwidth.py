@@ -140,6 +140,3 @@ def check_bandwidth(device: torch.device, backend: str, dtype: torch.dtype, skip
             "forward_ms": forward_s * 1e3, "backward_ms": backward_s * 1e3,
             "peak_gb_per_s": peak.gb_per_s if peak else None, "peak_source": peak.source if peak else None}
     return [Check("bandwidth", name, dev, dt, PASS, detail, data)]
-
-
-__all__ = ["BANDWIDTH_SHAPE", "PEAK_BANDWIDTH", "PeakBandwidth", "check_bandwidth", "peak_bandwidth", "time_cuda"]

@@ -8,8 +8,8 @@ import math
 
 import torch
 
-from tinlib.doctor.checks import FAIL, PASS, Check
-from tinlib.doctor.opcheck import SEGMENTS, STAGE_SHAPES, relative_error
+from tinlib.doctor.checks import Check
+from tinlib.doctor.opcheck import SEGMENTS, STAGE_SHAPES, RelError, relative_error, verdict
 from tinlib.models import TemporalInterlace
 from tinlib.ops import tin_block
 
@@ -96,8 +96,8 @@ def check_tin_block(grad_modes: tuple[str, ...] = GRAD_MODES_QUICK) -> list[Chec
     block inputs of TIN-R50's four stages, for each data-gradient mode in ``grad_modes``."""
     values_tol, params_tol = TOLERANCE
     param_names = tin_block.NetParams._fields
-    forward: list[tuple[str, float, float]] = []  # (where, error, tolerance)
-    backward: list[tuple[str, float, float]] = []
+    forward: list[RelError] = []
+    backward: list[RelError] = []
     offsets_seen: list[torch.Tensor] = []
     for stage, shape in BLOCK_SHAPES.items():
         module = spread_module(shape[1])
@@ -107,33 +107,13 @@ def check_tin_block(grad_modes: tuple[str, ...] = GRAD_MODES_QUICK) -> list[Chec
             want_y, want_grads = composed_run(module, x, grad_y, grad)
             offsets_seen.append(offsets.detach().flatten())
             if grad == grad_modes[0]:  # the forward does not depend on the gradient mode
-                forward.append((f"{stage} y", relative_error(y, want_y), values_tol))
-            backward.append((f"{stage} [{grad}] grad_x", relative_error(grads[0], want_grads[0]), values_tol))
-            backward += [(f"{stage} [{grad}] grad {name}", relative_error(got, want), params_tol)
+                forward.append(RelError(f"{stage} y", relative_error(y, want_y), values_tol))
+            backward.append(RelError(f"{stage} [{grad}] grad_x", relative_error(grads[0], want_grads[0]), values_tol))
+            backward += [RelError(f"{stage} [{grad}] grad {name}", relative_error(got, want), params_tol)
                          for name, got, want in zip(param_names, grads[1:], want_grads[1:])]
     spread = torch.cat(offsets_seen)
     scope = (f"{len(BLOCK_SHAPES)} stage inputs [8, C, H, W], grad {'/'.join(grad_modes)}, offsets "
              f"{spread.min().item():+.2f}..{spread.max().item():+.2f}")
-    checks = []
-    for name, errors, what in (("TIN module forward [fused]", forward, "y"),
-                               ("TIN module backward [fused]", backward, "grad_x/nets' params")):
-        checks.append(_verdict(name, errors, what, scope))
-    return checks
-
-
-def _verdict(name: str, errors: list[tuple[str, float, float]], what: str, scope: str) -> Check:
-    worst = max(errors, key=lambda e: e[1] / e[2])
-    bad = [e for e in errors if not e[1] <= e[2]]  # "not <=" also catches nan
-    data = {"scope": scope, "max_rel_error": worst[1], "tolerance": worst[2], "worst": worst[0],
-            "errors": {where: error for where, error, _ in errors}}
-    if bad:
-        where, error, tol = bad[0]
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        detail = f"{where}: rel. err {error:.1e} > tol {tol:.1e} vs the float64 composed steps{more}"
-        return Check("op", name, "cpu", "float32", FAIL, detail, data)
-    detail = f"{what}: max rel. err {worst[1]:.1e} <= tol {worst[2]:.1e} ({worst[0]}); {scope}"
-    return Check("op", name, "cpu", "float32", PASS, detail, data)
-
-
-__all__ = ["BLOCK_SHAPES", "GRAD_MODES_FULL", "GRAD_MODES_QUICK", "SHIFT_DIV", "TOLERANCE", "block_inputs",
-           "check_tin_block", "composed_run", "fused_run", "net_params", "spread_module"]
+    return [verdict(name, "cpu", "float32", errors, what, scope, "the float64 composed steps")
+            for name, errors, what in (("TIN module forward [fused]", forward, "y"),
+                                       ("TIN module backward [fused]", backward, "grad_x/nets' params"))]

@@ -113,6 +113,3 @@ def check_decoders() -> list[Check]:
         checks.append(_check_video_backend("pyav", videos, notes, frames))
         checks.append(_check_jpeg_frames(folder, frames))
     return checks
-
-
-__all__ = ["FRAMES", "HEIGHT", "MAX_MEAN_ABS_DIFF", "WIDTH", "check_decoders", "doctor_frames"]

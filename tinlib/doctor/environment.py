@@ -34,9 +34,9 @@ def _nccl_version() -> str | None:
     return ".".join(str(part) for part in version) if isinstance(version, tuple) else str(version)
 
 
-def _distribution_version(*names: str) -> str | None:
-    """The installed version of the first of ``names`` (distribution names) that is installed."""
-    for name in names:
+def _triton_version() -> str | None:
+    # from the package metadata: importing triton takes seconds
+    for name in ("triton", "pytorch-triton"):
         try:
             return importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -53,10 +53,8 @@ def _module_version(module: str) -> str | None:
 
 def versions() -> dict[str, str | None]:
     """Versions of Python and the packages a run depends on; None for what is not installed/built.
-
-    CUDA and cuDNN are the versions torch was built with (None for a CPU-only build), NCCL the
-    one torch ships. Triton is read from the package metadata (importing it takes seconds).
-    """
+    CUDA and cuDNN are the versions torch was built with (None for a CPU-only build), NCCL the one
+    torch ships."""
     # PyAV before decord: decord's bundled FFmpeg loaded first breaks PyAV's encoders
     video = {"PyAV": _module_version("av"), "decord": _module_version("decord"), "OpenCV": _module_version("cv2")}
     return {
@@ -67,7 +65,7 @@ def versions() -> dict[str, str | None]:
         "CUDA": torch.version.cuda,
         "cuDNN": _cudnn_version(),
         "NCCL": _nccl_version(),
-        "Triton": _distribution_version("triton", "pytorch-triton"),
+        "Triton": _triton_version(),
         **video,
     }
 
@@ -162,6 +160,3 @@ def no_cuda_reason() -> str:
     if visible is not None and visible.strip() in ("", "-1"):
         return f"no CUDA device (CUDA_VISIBLE_DEVICES={visible!r} hides them)"
     return f"no CUDA device (torch built with CUDA {torch.version.cuda} finds none: no GPU or no driver)"
-
-
-__all__ = ["GIB", "cpu_bf16_native", "cpu_info", "cuda_bf16_native", "gpu_info", "no_cuda_reason", "versions"]

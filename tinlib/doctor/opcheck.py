@@ -93,13 +93,13 @@ def make_inputs(shape: tuple[int, int, int, int], dtype: torch.dtype, device: to
 
 
 @dataclass
-class _Error:
-    """The relative error of one result tensor, against its tolerance."""
+class RelError:
+    """The :func:`relative_error` of one result tensor, against its tolerance."""
 
     where: str  # "stage1 N=6 grad_offset"
-    shape: tuple[int, ...]
     error: float
     tolerance: float
+    shape: tuple[int, ...] | None = None  # named in the detail of a failure
 
     @property
     def ratio(self) -> float:
@@ -126,25 +126,29 @@ def _compare_shape(label: str, shape, backend: str, dtype: torch.dtype, device: 
     ref_inputs = [t.to(torch.float64).requires_grad_() for t in (x, offset, weight)]
     ref_out = interlace_composite(ref_inputs[0], ref_inputs[1], ref_inputs[2])
     ref_grads = torch.autograd.grad(ref_out, ref_inputs, grad_out.to(torch.float64))
-    forward = [_Error(f"{label} out", tuple(shape), relative_error(out, ref_out), values_tol)]
-    backward = [_Error(f"{label} {name}", tuple(shape), relative_error(got, want), tol)
+    forward = [RelError(f"{label} out", relative_error(out, ref_out), values_tol, tuple(shape))]
+    backward = [RelError(f"{label} {name}", relative_error(got, want), tol, tuple(shape))
                 for name, got, want, tol in zip(("grad_x", "grad_offset", "grad_weight"), grads, ref_grads,
                                                 (values_tol, sums_tol, sums_tol))]
     return forward, backward
 
 
-def _verdict(errors: list[_Error], what: str, scope: str) -> tuple[str, str, dict]:
+def verdict(name: str, device: str, dtype: str, errors: list[RelError], what: str, scope: str,
+            reference: str) -> Check:
+    """The "op" check ``name``: a failure names the first error over its tolerance (against
+    ``reference``), a pass the largest share of its tolerance (``what``: the tensors compared)."""
     worst = max(errors, key=lambda e: e.ratio)
     bad = [e for e in errors if not e.ratio <= 1]  # "not <=" also catches nan
     data = {"scope": scope, "max_rel_error": worst.error, "tolerance": worst.tolerance, "worst": worst.where,
             "errors": {e.where: e.error for e in errors}}
     if bad:
         first = bad[0]
+        shape = f" {list(first.shape)}" if first.shape else ""
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        return FAIL, (f"{first.where} {list(first.shape)}: rel. err {first.error:.1e} > tol {first.tolerance:.1e} "
-                      f"vs float64 composite{more}"), data
-    return PASS, (f"{what}: max rel. err {worst.error:.1e} <= tol {worst.tolerance:.1e} ({worst.where}); "
-                  f"{scope}"), data
+        detail = f"{first.where}{shape}: rel. err {first.error:.1e} > tol {first.tolerance:.1e} vs {reference}{more}"
+        return Check("op", name, device, dtype, FAIL, detail, data)
+    detail = f"{what}: max rel. err {worst.error:.1e} <= tol {worst.tolerance:.1e} ({worst.where}); {scope}"
+    return Check("op", name, device, dtype, PASS, detail, data)
 
 
 def check_interlace(device: torch.device, backend: str, dtype: torch.dtype, videos: tuple[int, ...],
@@ -159,8 +163,8 @@ def check_interlace(device: torch.device, backend: str, dtype: torch.dtype, vide
     dev, dt = str(device), dtype_name(dtype)
     if skip_reason:
         return [Check("op", name, dev, dt, SKIPPED, skip_reason) for name in names]
-    forward: list[_Error] = []
-    backward: list[_Error] = []
+    forward: list[RelError] = []
+    backward: list[RelError] = []
     for label, shape in op_shapes(videos):
         fwd, bwd = _compare_shape(label, shape, backend, dtype, device)
         forward += fwd
@@ -170,25 +174,5 @@ def check_interlace(device: torch.device, backend: str, dtype: torch.dtype, vide
         scope += f" ({'/'.join(str(n) for n in GPU_VIDEOS if n not in videos)}-video shapes: GPUs only)"
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    checks = []
-    for name, errors, what in ((names[0], forward, "out"), (names[1], backward, "grad_x/offset/weight")):
-        result, detail, data = _verdict(errors, what, scope)
-        checks.append(Check("op", name, dev, dt, result, detail, data))
-    return checks
-
-
-__all__ = [
-    "CPU_VIDEOS",
-    "GPU_VIDEOS",
-    "GROUPS",
-    "OP_DTYPES",
-    "SEGMENTS",
-    "STAGE_SHAPES",
-    "TOLERANCE",
-    "backends_for",
-    "check_interlace",
-    "dtype_name",
-    "make_inputs",
-    "op_shapes",
-    "relative_error",
-]
+    return [verdict(name, dev, dt, errors, what, scope, "float64 composite")
+            for name, errors, what in ((names[0], forward, "out"), (names[1], backward, "grad_x/offset/weight"))]

@@ -89,6 +89,3 @@ def format_json(report: DoctorReport) -> str:
     """The report as strict JSON: environment, tolerances, ``checks`` (a list of objects with
     group, name, device, dtype, result, detail, data), ``summary`` counts and ``exit_status``."""
     return json.dumps(_strict(report.to_dict()), indent=2, default=str, allow_nan=False)
-
-
-__all__ = ["COLUMNS", "format_json", "format_table", "format_text"]

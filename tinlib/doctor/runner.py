@@ -33,16 +33,13 @@ class DoctorReport:
 
     @property
     def failed(self) -> list[Check]:
-        """The checks that failed, in the order they ran."""
         return [check for check in self.checks if check.result == FAIL]
 
     @property
     def exit_status(self) -> int:
-        """0 when no check failed, else 1."""
         return 1 if self.failed else 0
 
     def counts(self) -> dict[str, int]:
-        """How many checks ended in each result (pass, fail, skipped)."""
         return {result: sum(check.result == result for check in self.checks) for result in RESULTS}
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,11 +122,9 @@ def run_doctor(device: str = "all", quick: bool = False,
     Full run: the interlace op (each backend, float32/float16/bfloat16, forward and backward,
     at TIN-R50's stage shapes) on each device, TIN's temporal module as one fused op on the CPU
     (float32, both data-gradient modes), the op's memory bandwidth on each GPU, TIN-R50 training
-    steps in float32 and with AMP, and the data decoders (with "cpu" or "all").
-    ``quick`` (what runs before training): the op checks (the fused module in the adjoint mode
-    only) and one AMP training step.
-    ``progress(line)`` is called before each group of checks (default: log at INFO).
-    Returns the report; ``report.exit_status`` is 1 when any check failed.
+    steps in float32 and with AMP, and the data decoders (with "cpu" or "all"). ``quick`` (what
+    runs before training): the op checks (the fused module in the adjoint mode only) and one AMP
+    training step. ``progress(line)`` is called before each group of checks (default: log at INFO).
     """
     if device not in DEVICE_CHOICES:
         raise ValueError(f"device must be one of {DEVICE_CHOICES}, got {device!r}")
@@ -173,6 +168,3 @@ def run_doctor(device: str = "all", quick: bool = False,
     counts = report.counts()
     say(f"doctor: {counts[PASS]} pass, {counts[FAIL]} fail, {counts[SKIPPED]} skipped in {report.seconds:.1f} s")
     return report
-
-
-__all__ = ["DEVICE_CHOICES", "DoctorReport", "run_doctor", "tolerances_dict"]

@@ -98,6 +98,3 @@ def check_train_step(device: torch.device, amp: bool, iterations: int = ITERATIO
                       f"{len(bad_params)} parameter(s) inf/nan after the steps, first {bad_params[0]}; {facts_text}",
                       data)]
     return [Check("train", name, dev, dt, PASS, f"loss {loss_text} (finite); {facts_text}", data)]
-
-
-__all__ = ["ARCH", "BATCH", "ITERATIONS", "NUM_CLASSES", "RESOLUTION", "amp_dtype", "check_train_step"]

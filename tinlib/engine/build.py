@@ -15,13 +15,10 @@ from tinlib.engine.errors import RunError
 def build_model(cfg: Config, *, pretrained: bool = True, load_from: bool = True, verbose: bool = True):
     """The recognizer of ``cfg.model`` (``model(x)``, x: ``[B, V*T, 3, H, W]`` -> scores ``[B, K]``).
 
-    Args:
-        cfg: the run's config; ``cfg.model`` names the arch, classes, segments and options.
-        pretrained: load ``model.pretrained`` (ImageNet backbone weights) when the config names it.
-        load_from: load the whole-model checkpoint ``model.load_from`` when the config names it
-            (a file that does not load raises :class:`RunError`).
-        verbose: let ``load_checkpoint`` report what it mapped.
-    ``model.partial_bn`` freezes the affine parameters of every BatchNorm layer but the first.
+    ``pretrained``/``load_from``: load ``model.pretrained`` (ImageNet backbone weights) and the
+    whole-model checkpoint ``model.load_from`` when the config names them (a ``load_from`` file that
+    does not load raises :class:`RunError`). ``model.partial_bn`` freezes the affine parameters of
+    every BatchNorm layer but the first.
     """
     from tinlib.models import build_recognizer
 
@@ -71,18 +68,13 @@ def set_train_mode(model: torch.nn.Module, cfg: Config) -> None:
 
 def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config, *,
                           trusted: bool = False) -> tuple[Any, Any]:
-    """Load ``path`` strictly into ``model``; a checkpoint that does not fit raises :class:`RunError`
-    naming the likely cause (class count, segment count, architecture).
+    """Load ``path`` strictly into ``model`` (built from ``cfg``); returns ``(checkpoint, report)``:
+    the file's contents and ``load_checkpoint``'s report (``layout``, ``loaded``, ...).
 
-    Args:
-        model: the recognizer built from ``cfg`` (its weights are replaced).
-        path: a checkpoint in any layout ``tinlib.checkpoint`` reads: a local file, an http(s) URL or
-            ``published:<config>`` (downloaded into torch's hub cache first).
-        cfg: the config the model was built from (named in the messages).
-        trusted: unpickle the file fully (only for files the user made).
-    Returns:
-        ``(checkpoint, report)``: the file's contents and ``load_checkpoint``'s report (``layout``,
-        ``loaded``, ...).
+    ``path``: any layout ``tinlib.checkpoint`` reads, as a local file, an http(s) URL or
+    ``published:<config>`` (downloaded into torch's hub cache first). ``trusted``: unpickle it fully
+    (only for files the user made). A checkpoint that does not fit raises :class:`RunError` naming
+    the likely cause (class count, segment count, architecture).
     """
     from tinlib.checkpoint import (
         ArchMismatchError,
@@ -91,9 +83,7 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config,
         load_checkpoint,
         read_checkpoint,
     )
-    from tinlib.hub import is_remote, resolve_checkpoint
-
-    path = resolve_checkpoint(str(path)) if is_remote(str(path)) else Path(path)  # downloads once
+    path = Path(_local(str(path)))  # downloads once
     if not path.is_file():
         raise RunError(f"checkpoint not found: {path}")
     try:
@@ -117,6 +107,3 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config,
         raise RunError(f"checkpoint {path} does not fit config {cfg.name} ({cfg.model.arch}, "
                        f"{cfg.model.num_classes} classes, {cfg.model.num_segments} segments):{hint}\n{err}") from None
     return checkpoint, report
-
-
-__all__ = ["build_model", "check_checkpoint_fits", "set_train_mode"]

@@ -30,17 +30,6 @@ class DistContext:
         """Rank 0: the process that writes files."""
         return self.rank == 0
 
-    @property
-    def distributed(self) -> bool:
-        """More than one process, with the process group initialised."""
-        return self.world_size > 1 and dist.is_available() and dist.is_initialized()
-
-
-def env_world() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) from the torchrun environment (0, 1, 0 without it)."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-            int(os.environ.get("LOCAL_RANK", 0)))
-
 
 def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
     """``auto``: this process's GPU when CUDA is available, else the CPU."""
@@ -59,7 +48,9 @@ def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.devic
 
 def init_distributed(device: str = "auto", timeout_min: float = 30.0) -> DistContext:
     """Create the process group when started by torchrun (world size > 1); idempotent."""
-    rank, world, local = env_world()
+    rank = int(os.environ.get("RANK", 0))  # set by torchrun
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    local = int(os.environ.get("LOCAL_RANK", 0))
     dev = resolve_device(device, local)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
@@ -145,7 +136,3 @@ def collective_check(fn: Callable[[], Any], error_type: type[Exception] = Runtim
         rank, text = failed[0]
         raise error_type(text if rank == dist.get_rank() or rank == 0 else f"(process {rank}) {text}")
     return result
-
-
-__all__ = ["DistContext", "all_gather_object", "all_reduce", "barrier", "broadcast_object", "cleanup",
-           "collective_check", "env_world", "init_distributed", "is_initialized", "resolve_device"]

@@ -66,6 +66,3 @@ def device_info(device: torch.device | str | None = None) -> dict:
 def now_iso() -> str:
     """The current UTC time as ISO 8601 to the second, e.g. ``2024-05-01T12:00:00+00:00``."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-__all__ = ["device_info", "git_info", "now_iso", "package_versions"]

@@ -14,6 +14,3 @@ class NonFiniteLossError(UserError):
     work dir stays as it was. Exit status 3, so scripts can tell it from a bad input."""
 
     exit_code = 3
-
-
-__all__ = ["NonFiniteLossError", "RunError"]

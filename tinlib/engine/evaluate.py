@@ -52,7 +52,6 @@ class Scored:
 
     @property
     def num_samples(self) -> int:
-        """How many samples were scored."""
         return int(len(self.labels))
 
 
@@ -91,26 +90,14 @@ def _collate_numbered(items: list) -> tuple[torch.Tensor | None, torch.Tensor | 
 def score_dataset(model: Recognizer, dataset, *, batch_size: int, num_workers: int, device: torch.device,
                   average_clips: str | None, amp: str = "none", ctx: dist.DistContext | None = None,
                   progress: bool = False, desc: str = "test", seed: int = 0) -> Scored:
-    """Scores of the readable samples of ``dataset``, in dataset order, gathered from all processes.
+    """Scores of the readable samples of ``dataset`` (items ``(clip [V*T, 3, H, W], label)``), in
+    dataset order, gathered from all processes: a :class:`Scored`, the same on every process.
 
-    A sample the dataset leaves out (a test-mode tinlib dataset with ``skip_bad_samples``) is not
-    scored; it is listed in ``Scored.skipped`` and logged as a warning (one line per sample, then
-    a count), on rank 0 for the samples of every process.
-
-    Args:
-        model: the plain recognizer (not the DDP wrapper); it is put in eval mode.
-            ``model.predict(clips [B, V*T, 3, H, W], average_clips) -> [B, K]``.
-        dataset: items ``(clip [V*T, 3, H, W], label)`` (or a ``SkippedSample``).
-        batch_size, num_workers: per process.
-        device: where the model runs.
-        average_clips: how the V views are combined (``"prob"``, ``"score"`` or None for one view).
-        amp: ``"none"``, ``"bf16"`` or ``"fp16"`` autocast for the forward passes.
-        ctx: the process group context (None: a single process on ``device``); process ``r`` of
-            ``W`` scores samples ``r, r + W, ...``.
-        progress, desc: a progress bar on rank 0 and its label.
-        seed: seeds the loader (worker seeds; test-mode sampling draws nothing random).
-    Returns:
-        a :class:`Scored`, the same on every process.
+    ``model`` is the plain recognizer (not the DDP wrapper), put in eval mode; ``average_clips``
+    combines the V views in ``model.predict``. Under ``ctx`` process ``r`` of ``W`` scores samples
+    ``r, r + W, ...``; ``batch_size`` and ``num_workers`` are per process. A sample the dataset
+    leaves out (``data.skip_bad_samples``) is not scored; it is listed in ``Scored.skipped`` and
+    logged as a warning on rank 0.
     """
     from tqdm import tqdm
 
@@ -160,16 +147,6 @@ def _gather_in_order(local: Scored, ctx: dist.DistContext) -> Scored:
                   skipped=sorted((s for shard in shards for s in shard.skipped), key=lambda s: s["index"]))
 
 
-def run_inference(model: Recognizer, dataset, *, batch_size: int, num_workers: int, device: torch.device,
-                  average_clips: str | None, amp: str = "none", ctx: dist.DistContext | None = None,
-                  progress: bool = False, desc: str = "test", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores [M, K] float32, labels [M] int64)`` of :func:`score_dataset` (same arguments):
-    the scored samples in dataset order, without the ones left out as unreadable."""
-    scored = score_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, device=device,
-                           average_clips=average_clips, amp=amp, ctx=ctx, progress=progress, desc=desc, seed=seed)
-    return scored.scores, scored.labels
-
-
 def metrics_report(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
     """Metrics of ``scores [M, K]`` against ``labels [M]``: top-1/top-5/mean class accuracy (as
     fractions and rounded percentages), per-class accuracy (None for a class without samples),
@@ -207,23 +184,15 @@ def evaluate(cfg: Config, checkpoint: str | Path | None, *, split: str = "test",
              batch_size: int | None = None, num_workers: int | None = None, amp: str | None = None,
              overwrite: bool = False, trusted: bool = False, progress: bool = True, write: bool = True,
              seed: int = 0) -> dict:
-    """Evaluate ``checkpoint`` (or an already loaded ``model``) on ``split`` of ``cfg``'s data, with
-    ``train.num_threads`` CPU threads for the call; returns the metrics.json record (a dict).
+    """Evaluate ``checkpoint`` (any layout tinlib reads), or an already loaded ``model``, on ``split``
+    (``"test"``: the config's test views; ``"val"``: one centre view) with ``train.num_threads`` CPU
+    threads; returns the metrics.json record (a dict).
 
-    Args:
-        cfg: the config (model, data, test views ``test.*``).
-        checkpoint: a checkpoint file in any layout tinlib reads; None when ``model`` is given.
-        split: ``"test"`` (the config's test views) or ``"val"`` (one centre view).
-        run: results sub-folder (default: the config name) under ``results_dir`` (default
-            ``cfg.results_dir``); ``metrics.json`` and ``scores.npz`` go there (rank 0, when ``write``).
-        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        dataset: replaces the config's data (tests, notebooks); items ``(clip [V*T, 3, H, W], label)``.
-        model: an already loaded recognizer instead of ``checkpoint``.
-        batch_size, num_workers, amp: override ``data.test_videos_per_gpu``, ``data.workers_per_gpu``
-            and ``"none"``.
-        overwrite: replace the results of another run in the folder.
-        trusted: unpickle the checkpoint fully (files the user made).
-        progress: a progress bar.  write: write the files.  seed: the loader's seed.
+    Rank 0 writes ``metrics.json`` and ``scores.npz`` (when ``write``) to ``<results_dir>/<run>``
+    (defaults: ``cfg.results_dir`` and the config name); ``overwrite`` replaces another run's results
+    there. ``dataset`` replaces the config's data (items ``(clip [V*T, 3, H, W], label)``);
+    ``batch_size``, ``num_workers`` and ``amp`` override ``data.test_videos_per_gpu``,
+    ``data.workers_per_gpu`` and ``"none"``; ``trusted`` unpickles the checkpoint fully.
     """
     if checkpoint is None and model is None:
         raise RunError("evaluate: give a checkpoint or a model")
@@ -322,15 +291,8 @@ def write_metrics(out_dir: Path, record: dict, scores: np.ndarray, labels: np.nd
     dataset indices, default ``0..M-1``) and then ``metrics.json`` (``record``) into ``out_dir``,
     each atomically; returns the metrics.json path."""
     index = np.arange(len(labels), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
-
-    def _save(handle):
-        np.savez(handle, scores=scores.astype(np.float32), labels=labels, index=index)
-
-    atomic_write(out_dir / "scores.npz", _save)
+    atomic_write(out_dir / "scores.npz",
+                 lambda handle: np.savez(handle, scores=scores.astype(np.float32), labels=labels, index=index))
     path = MetricsRecord.from_dict(record).write(out_dir / MetricsRecord.FILENAME)
     log.info("wrote %s", out_dir / "metrics.json")
     return path
-
-
-__all__ = ["Scored", "check_results_dir", "evaluate", "metrics_report", "run_inference", "score_dataset",
-           "write_metrics"]

@@ -46,9 +46,6 @@ POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, n
          nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
 
 
-# --------------------------------------------------------------------------------------------
-# Counting
-# --------------------------------------------------------------------------------------------
 def count_parameters(model: nn.Module) -> int:
     """All parameters of ``model`` (trainable or not), as the model zoo's "params" column counts them."""
     return sum(p.numel() for p in model.parameters())
@@ -77,11 +74,8 @@ def _mmcv_rule(module: nn.Module, inputs: tuple, output: Any) -> int:
 
 @torch.no_grad()
 def count_flops(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    """FLOPs of one forward ``model(x)`` (x: ``[1, T, 3, S, S]`` for a recognizer), in eval mode.
-
-    Returns ``{"flops_torch", "macs_torch", "flops_mmcv"}``: torch's FlopCounterMode count (2 per
-    multiply-add), half of it, and the count by mmcv's rules (see the module docstring).
-    """
+    """``{"flops_torch", "macs_torch", "flops_mmcv"}`` of one forward ``model(x)`` in eval mode
+    (x: ``[1, T, 3, S, S]`` for a recognizer), as the module docstring defines them."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
@@ -101,9 +95,6 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     return {"flops_torch": torch_flops, "macs_torch": torch_flops // 2, "flops_mmcv": int(total[0])}
 
 
-# --------------------------------------------------------------------------------------------
-# Timing
-# --------------------------------------------------------------------------------------------
 def synchronize(device: torch.device) -> None:
     """Wait until ``device`` has run the work queued on it (CUDA); nothing to wait for on the CPU."""
     if device.type == "cuda":
@@ -113,18 +104,11 @@ def synchronize(device: torch.device) -> None:
 @torch.no_grad()
 def measure_latency(model: Recognizer, clip: torch.Tensor, device: torch.device, *, warmup: int = 5,
                     iters: int = 200, average_clips: str | None = "prob") -> dict[str, Any]:
-    """Time ``model.predict(clip)`` on ``device`` with MMAction2's benchmark method.
+    """Time ``model.predict(clip)`` on ``device`` with MMAction2's benchmark method (the module
+    docstring): ``clip [1, V*T, 3, S, S]`` stays on the CPU and each iteration copies it (timed).
 
-    Args:
-        model: a recognizer (put in eval mode and moved to ``device``).
-        clip: ``[1, V*T, 3, S, S]`` on the CPU; each iteration copies it to ``device`` (timed).
-        device: where to run; CUDA is synchronized before and after every iteration.
-        warmup: iterations run first and not counted.  iters: timed iterations (>= 1).
-        average_clips: how ``predict`` combines the V views.
-    Returns:
-        ``mean_ms``, ``median_ms``, ``std_ms``, ``min_ms`` per video, ``fps`` = 1000 / mean_ms,
-        ``fps_mmaction2`` (``iters / (sum + last)``, MMAction2's formula, which counts the last
-        iteration twice), and the setting (warmup, iters, device, threads).
+    Returns ``mean_ms``, ``median_ms``, ``std_ms``, ``min_ms`` per video, ``fps`` = 1000 / mean_ms,
+    ``fps_mmaction2`` (``iters / (sum + last)``) and the setting (warmup, iters, device, threads).
     """
     if iters < 1:
         raise ValueError("iters must be >= 1")
@@ -174,9 +158,6 @@ def train_peak_memory(cfg: Config, device: torch.device, *, iters: int = 3, amp:
     return {"train_gpu_mem_mib": int(peak), "videos_per_gpu": b, "amp": amp, "iters": iters}
 
 
-# --------------------------------------------------------------------------------------------
-# The side-by-side run
-# --------------------------------------------------------------------------------------------
 def views_per_video(cfg: Config) -> int:
     """V of the test setting: ``test.num_clips`` x (2 with twice sampling) x crops (1, 3 or 10)."""
     return cfg.test.num_clips * (2 if cfg.test.twice_sample else 1) * CROPS_PER_MODE[cfg.test.crop]
@@ -223,18 +204,11 @@ def zoo_figures(cfg: Config, arch: str) -> dict[str, Any]:
 def benchmark(cfg: Config, archs: tuple[str, ...] | list[str], *,
               devices: tuple[str, ...] | list[str] = ("cpu", "cuda"), warmup: int = 5, iters_cpu: int = 20,
               iters_cuda: int = 200, train_memory: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Latency, FLOPs and parameters (and CUDA training memory) of ``archs`` side by side.
-
-    Args:
-        cfg: the config whose test setting is measured (V views x T segments at S x S).
-        archs: arch names (``tin_r50``, ...); each is built from ``cfg`` with that arch.
-        devices: ``"cpu"`` and/or ``"cuda"`` (cuda is skipped when absent).
-        warmup, iters_cpu, iters_cuda: iterations of :func:`measure_latency` per device.
-        train_memory: measure the training memory on CUDA (:func:`train_peak_memory`).
-        progress: log a line before each timing.
-    Returns:
-        the latency.json record: ``setting``, ``models`` (per arch: params, FLOPs, latency per
-        device, zoo figures), ``devices``, and the environment.
+    """Latency, FLOPs and parameters (and CUDA training memory) of ``archs`` (each built from
+    ``cfg`` with that arch) side by side, at ``cfg``'s test setting (V views x T segments at S x S);
+    ``cuda`` in ``devices`` is skipped when absent. Returns the latency.json record: ``setting``,
+    ``models`` (per arch: params, FLOPs, latency per device, zoo figures), ``devices``, and the
+    environment.
     """
     devs = []
     for name in devices:
@@ -296,8 +270,3 @@ def format_table(result: dict[str, Any]) -> str:
 def write_latency(result: dict[str, Any], path: str | Path) -> Path:
     """Write the :func:`benchmark` record to ``path`` (latency.json) atomically; returns the path."""
     return LatencyRecord.from_dict(result).write(Path(path))
-
-
-__all__ = ["benchmark", "check_archs", "config_for_arch", "count_flops", "count_parameters", "format_table",
-           "measure_latency", "parse_devices", "synchronize", "train_peak_memory", "views_per_video", "write_latency",
-           "zoo_figures"]

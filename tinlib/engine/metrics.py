@@ -39,24 +39,18 @@ def _as_arrays(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     return scores, labels
 
 
-def top_k_classes(scores, k: int) -> np.ndarray:
-    """``scores [M, K]`` -> ``[M, k]`` class indices, best first, with MMAction2's tie order."""
-    scores = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(scores, axis=1, kind="stable")
-    return order[:, ::-1][:, :k]
-
-
 def top_k_accuracy(scores, labels, topk: Sequence[int] | int = (1, 5)) -> list[float]:
     """Fraction of samples whose label is among the top k classes, for each k in ``topk``.
 
     ``scores [M, K]``, ``labels [M]``; returns one float per k (a list even for a single k)."""
     scores, labels = _as_arrays(scores, labels)
     ks = (topk,) if isinstance(topk, int) else tuple(topk)
+    best_first = np.argsort(scores, axis=1, kind="stable")[:, ::-1]  # MMAction2's tie order
     out = []
     for k in ks:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        hits = (top_k_classes(scores, k) == labels[:, None]).any(axis=1)
+        hits = (best_first[:, :k] == labels[:, None]).any(axis=1)
         out.append(float(hits.mean()))
     return out
 
@@ -111,9 +105,6 @@ def evaluate_scores(scores, labels, topk: Sequence[int] = (1, 5)) -> dict[str, f
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# The running tally of a training epoch (on the device, read back once per log interval)
-# --------------------------------------------------------------------------------------------
 @dataclass
 class StepResult:
     """What one training step produced, all on the device (nothing is read back to the host):
@@ -130,8 +121,8 @@ class StepResult:
 
 def top_k_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> torch.Tensor:
     """``[len(ks)]`` counts of the samples of ``scores [B, K]`` whose label (``labels [B]``) is among
-    the top k classes, for each k in ``ks``, computed where the scores are (no read-back); float64
-    (float32 where the device has none). Ties rank the higher class first, as :func:`top_k_accuracy`."""
+    the top k classes, computed where the scores are (no read-back); float64 (float32 where the
+    device has none). Ties rank the higher class first, as :func:`top_k_accuracy`."""
     scores = scores.float()
     target = scores.gather(1, labels.view(-1, 1))
     classes = torch.arange(scores.shape[1], device=scores.device)
@@ -171,7 +162,6 @@ class IntervalTally:
         self.reset()
 
     def reset(self) -> None:
-        """Start a new interval."""
         self.sums = torch.zeros(len(self.KEYS) - 2, dtype=self.dtype, device=self.device)
         self.nonfinite = torch.zeros((), dtype=self.dtype, device=self.device)
         # [iteration, loss, grad norm] of the first non-finite step; filled in place (a tensor built
@@ -185,8 +175,8 @@ class IntervalTally:
         self.t0 = time.perf_counter()
 
     def add(self, step: StepResult, iteration: int, data_time: float) -> None:
-        """Add the statistics of ``step`` (iteration ``iteration``, 0-based within the epoch, whose batch
-        took ``data_time`` seconds to come) to the device-side sums; no read-back."""
+        """Add ``step`` (0-based ``iteration`` of the epoch, whose batch took ``data_time`` seconds to
+        come) to the device-side sums; no read-back."""
         hits = top_k_correct(step.scores, step.labels) / step.labels.numel()
         loss = step.loss.to(self.dtype)
         grad = step.grad_norm.to(self.dtype) if step.grad_norm is not None else torch.zeros_like(loss)
@@ -249,8 +239,3 @@ class IntervalTally:
         return {"loss_cls": self.epoch_sums["loss_cls"] / count if count else math.nan,
                 "top1_acc": self.epoch_sums["top1_acc"] / count if count else math.nan,
                 "iters": self.epoch_sums["iters"]}
-
-
-__all__ = ["IntervalTally", "StepResult", "confusion_matrix", "evaluate_scores", "mean_class_accuracy",
-           "peak_memory_mib", "per_class_accuracy", "predictions", "top_k_accuracy", "top_k_classes",
-           "top_k_correct"]

@@ -34,12 +34,6 @@ GROUPS = (
     ("lr5_weight", 5.0, 1.0),
     ("lr10_bias", 10.0, 0.0),
 )
-NORM_TYPES = (_BatchNorm, nn.GroupNorm)
-
-
-def _is_norm(module: nn.Module) -> bool:
-    # The engine's CPU SyncBatchNorm subclasses BatchNorm2d, so it is a _BatchNorm as well.
-    return isinstance(module, NORM_TYPES)
 
 
 def split_parameters(model: nn.Module, fc_lr5: bool = True) -> dict[str, list[torch.Tensor]]:
@@ -61,7 +55,7 @@ def split_parameters(model: nn.Module, fc_lr5: bool = True) -> dict[str, list[to
             if module.bias is not None:
                 groups["normal_bias"].append(module.bias)
             last_linear = module
-        elif _is_norm(module):
+        elif isinstance(module, (_BatchNorm, nn.GroupNorm)):  # the CPU SyncBatchNorm is a BatchNorm2d too
             groups["bn"].extend(p for p in own if p.requires_grad)
         elif own:
             raise ValueError(f"parameter groups: module {qualname or '<root>'} ({type(module).__name__}) owns "
@@ -70,20 +64,14 @@ def split_parameters(model: nn.Module, fc_lr5: bool = True) -> dict[str, list[to
     if fc_lr5:
         if last_linear is None:
             raise ValueError("parameter groups: fc_lr5 needs a Linear classifier, the model has none")
-        _remove(groups["normal_weight"], last_linear.weight)
-        groups["lr5_weight"].append(last_linear.weight)
-        if last_linear.bias is not None:
-            _remove(groups["normal_bias"], last_linear.bias)
-            groups["lr10_bias"].append(last_linear.bias)
+        for kind, new_group, param in (("weight", "lr5_weight", last_linear.weight),
+                                       ("bias", "lr10_bias", last_linear.bias)):
+            if param is not None:
+                normal = groups[f"normal_{kind}"]
+                del normal[next(i for i, p in enumerate(normal) if p is param)]
+                groups[new_group].append(param)
     _check_complete(model, groups)
     return groups
-
-
-def _remove(params: list[torch.Tensor], target: torch.Tensor) -> None:
-    for i, p in enumerate(params):
-        if p is target:
-            del params[i]
-            return
 
 
 def _check_complete(model: nn.Module, groups: dict[str, list[torch.Tensor]]) -> None:
@@ -136,7 +124,6 @@ def clip_gradients(params: Iterable[nn.Parameter], max_norm: float | None) -> to
     return torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type=2.0)
 
 
-
 @dataclass
 class LrScaling:
     """The learning rate of a run after the linear scaling rule, and what it was computed from."""
@@ -161,7 +148,6 @@ class LrScaling:
         return f"lr {self.lr:g} unscaled (optim.scale_lr=False) although {setting} differs from the {ref}"
 
     def to_dict(self) -> dict:
-        """The fields as a dict (for log.json and train.json)."""
         return dataclasses.asdict(self)
 
 
@@ -173,7 +159,3 @@ def scaled_lr(cfg: Config, world_size: int) -> LrScaling:
     applied = cfg.optim.scale_lr and total != ref
     lr = cfg.optim.lr * total / ref if applied else cfg.optim.lr
     return LrScaling(cfg.optim.lr, lr, total, ref, world_size, cfg.data.videos_per_gpu, applied)
-
-
-__all__ = ["GROUPS", "LrScaling", "build_optimizer", "build_param_groups", "clip_gradients", "scaled_lr",
-           "split_parameters"]

@@ -1,11 +1,6 @@
-"""Inference on single videos: what ``tinlib test`` does for one sample, without an annotation list.
-
-A video (:mod:`tinlib.data.sources`) goes through the config's test pipeline (``test.num_clips`` x
-(twice) views of ``model.num_segments`` frames, resize, ``test.crop`` crops, normalization) and the
-recognizer's ``predict`` with ``test.average_clips``: the scores ``tinlib test`` writes to
-``scores.npz`` for the same video. :meth:`Predictor.windows` scores a long video as a stream of
-windows (see there). The result types are :mod:`tinlib.prediction`.
-"""
+"""Inference on single videos (:mod:`tinlib.data.sources`): the config's test pipeline and the
+recognizer's ``predict``, so a video gets the scores ``tinlib test`` writes to ``scores.npz`` for
+it, without an annotation list. The result types are :mod:`tinlib.prediction`."""
 from __future__ import annotations
 
 import logging
@@ -45,7 +40,6 @@ class InferencePipeline:
 
     @classmethod
     def from_config(cls, cfg: Config) -> InferencePipeline:
-        """The test pipeline of ``cfg`` (segments, clips, crop, sizes, clip averaging)."""
         t, d = cfg.test, cfg.data
         return cls(cfg.model.num_segments, t.num_clips, t.twice_sample, t.crop, d.scale_size, d.input_size,
                    t.average_clips)
@@ -123,12 +117,8 @@ def load_model(cfg: Config, checkpoint: str | os.PathLike, *, trusted: bool = Fa
 
 
 class Predictor:
-    """A config's model and test pipeline, ready to score videos.
-
-    ``Predictor.from_checkpoint(cfg, "model.pth")``; ``p.open(path)`` -> :class:`VideoSource`;
-    ``p.predict(source)`` -> :class:`VideoPrediction`; ``p.windows(source, window, stride)`` ->
-    :class:`WindowTimeline`.
-    """
+    """A config's model and test pipeline, ready to score videos: ``Predictor.from_checkpoint(cfg,
+    "model.pth")``, then ``p.predict(path)`` or ``p.windows(path, window, stride)``."""
 
     def __init__(self, cfg: Config, model: Recognizer, device: str | torch.device = "cpu",
                  class_names: Sequence[str] | None = None, *, class_names_source: str = "none",
@@ -171,7 +161,7 @@ class Predictor:
 
     def predict(self, video: VideoSource | str | os.PathLike) -> VideoPrediction:
         """Scores of the whole video through the test pipeline (``tinlib test``'s inference code)."""
-        from tinlib.engine.evaluate import run_inference
+        from tinlib.engine.evaluate import score_dataset
 
         source = self._source(video)
         if source.num_frames < self.pipeline.num_segments:
@@ -179,8 +169,8 @@ class Predictor:
                         source.path, source.num_frames, self.pipeline.num_segments)
         t0 = time.perf_counter()
         try:
-            scores, _ = run_inference(self.model, SingleVideoDataset(source, self.pipeline), batch_size=1,
-                                      num_workers=0, device=self.device, average_clips=self.pipeline.average_clips)
+            scores = score_dataset(self.model, SingleVideoDataset(source, self.pipeline), batch_size=1,
+                                   num_workers=0, device=self.device, average_clips=self.pipeline.average_clips).scores
         except DecodeError as err:
             raise UserError(str(err)) from None
         seconds = time.perf_counter() - t0
@@ -197,11 +187,10 @@ class Predictor:
 
     @torch.no_grad()
     def windows(self, video: VideoSource | str | os.PathLike, window: int, stride: int | None = None) -> WindowTimeline:
-        """Score the video as a stream: window ``w`` holds the frames ``[w * stride, w * stride + window)``
-        (``stride`` defaults to ``window``), taken while it fits in the video (a shorter video gives
-        one window of the whole video). Each window is one test-mode clip of ``model.num_segments``
-        frames with the config's crops, timed: decoding plus transforms, and the model call with the
-        copy to the device (synchronized on CUDA, after one warm-up call that is not counted)."""
+        """Score the video as a stream of windows (:func:`window_starts`; ``stride`` defaults to
+        ``window``), each one test-mode clip of ``model.num_segments`` frames with the config's crops,
+        timed: decoding plus transforms, and the model call with the copy to the device
+        (synchronized on CUDA, after one warm-up call that is not counted)."""
         from tinlib.engine.latency import synchronize
 
         source = self._source(video)
@@ -238,6 +227,3 @@ class Predictor:
         return WindowTimeline(length, stride, starts_arr, starts_arr + length, np.stack(inds_all), scores_arr,
                               probabilities(scores_arr, average), np.asarray(decode_ms), np.asarray(model_ms),
                               source.fps, str(self.device))
-
-
-__all__ = ["InferencePipeline", "Predictor", "SingleVideoDataset", "load_model", "model_input", "window_starts"]

@@ -44,18 +44,10 @@ def stop_reason(err: BaseException) -> str:
 
 
 class Recorder:
-    """The records and log lines of one training run.
-
-    Args:
-        cfg: the run's config.
-        work_dir: where ``log.json`` and ``run.json`` go.
-        results: the folder of ``train.json`` (``<results_dir>/<run>``).
-        setting: ``seed``, ``world_size``, ``lr_scaling`` (a dict), ``deterministic``, ``amp``,
-            ``sync_bn``, as the records store them.
-        iters_per_epoch: per process.
-        device: this process's device (for the records).
-        is_main: rank 0; the other processes write nothing.
-    """
+    """The records and log lines of one training run: ``log.json`` and ``run.json`` in ``work_dir``,
+    ``train.json`` in ``results`` (``<results_dir>/<run>``); only rank 0 (``is_main``) writes.
+    ``setting``: ``seed``, ``world_size``, ``lr_scaling`` (a dict), ``deterministic``, ``amp``,
+    ``sync_bn``, as the records store them."""
 
     def __init__(self, cfg: Config, work_dir: Path, results: Path, *, setting: dict[str, Any], iters_per_epoch: int,
                  device: torch.device, is_main: bool):
@@ -84,7 +76,6 @@ class Recorder:
         self.run_state("running", epoch, best, **({"inner_iter": inner_iter} if inner_iter else {}))
 
     def close(self) -> None:
-        """Close ``log.json``."""
         self.json_log.close()
 
     def eta(self, global_done: int) -> str:
@@ -198,6 +189,3 @@ class Recorder:
             self.run_state("finished", epoch, best)
             log.info("done: %s; summary %s", self.work_dir / "latest.pth", out)
         return summary
-
-
-__all__ = ["Recorder", "format_duration", "stop_reason"]

@@ -70,11 +70,6 @@ class LrSchedule:
         global_iter = epoch * self.iters_per_epoch + inner_iter
         return self.regular(base, epoch, inner_iter) * self.warmup_factor(global_iter)
 
-    def factor(self, epoch: int, inner_iter: int = 0) -> float:
-        """lr / base for a base of 1 (exact for ratio targets; with an absolute min_lr the
-        factor depends on the base, so use :meth:`lr`)."""
-        return self.lr(1.0, epoch, inner_iter)
-
     # ---- optimizer ----------------------------------------------------------------------
     def step(self, optimizer, epoch: int, inner_iter: int) -> float:
         """Set every group's lr for this position (before the iteration); returns the first group's."""
@@ -93,6 +88,3 @@ class LrSchedule:
         # The lr is a function of the position, so nothing but the bookkeeping is restored; a
         # changed loader length is reported by the caller.
         self.last_position = tuple(state.get("last_position", (0, 0)))
-
-
-__all__ = ["LrSchedule"]

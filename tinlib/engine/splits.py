@@ -17,18 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def split_paths(cfg: Config, split: str) -> tuple[Path, Path]:
-    """The annotation list and data folder of one split.
-
-    Args:
-        cfg: the run's config.
-        split: one of :data:`SPLITS`.
-
-    Returns:
-        ``(annotation file, data prefix)``, under ``data.root`` unless the config gives absolute paths.
-
-    Raises:
-        ValueError: ``split`` is not one of :data:`SPLITS`.
-    """
+    """``(annotation file, data folder)`` of ``split`` (one of :data:`SPLITS`, else ``ValueError``),
+    under ``data.root`` unless the config gives absolute paths."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     d = cfg.data
@@ -42,16 +32,9 @@ _DATASET_ALIASES = {"kinetics400": "k400"}
 
 
 def prepare_hint(cfg: Config) -> str:
-    """The ``tinlib prepare`` command line that writes the data of ``cfg`` into ``data.root``.
-
-    Args:
-        cfg: the run's config; ``data.dataset`` picks the sub-command (a name starting with
-            ``synthetic`` is the embedded synthetic dataset, its suffix the layout).
-
-    Returns:
-        The command in backquotes, e.g. ``"`tinlib prepare synthetic --out data/synthetic/sthv1`"``;
-        ``"`tinlib prepare ...`"`` for a dataset without its own sub-command.
-    """
+    """The ``tinlib prepare`` command line, in backquotes, that writes the data of ``cfg`` into
+    ``data.root``: ``data.dataset`` picks the sub-command (``synthetic-<layout>`` is the embedded
+    synthetic dataset); ``"`tinlib prepare ...`"`` for a dataset without its own sub-command."""
     name, root = cfg.data.dataset, cfg.data.root
     if name.startswith("synthetic"):
         layout = name.split("-", 1)[1] if "-" in name else "sthv1"
@@ -64,16 +47,9 @@ def prepare_hint(cfg: Config) -> str:
 def check_data_paths(cfg: Config, splits: tuple[str, ...]) -> None:
     """Check that the data root and the annotation lists and frame/video folders of ``splits`` exist.
 
-    Every missing path is logged at debug level; the error is one line.
-
-    Args:
-        cfg: the run's config (``data.root`` and the splits' ``*_ann`` / ``*_prefix``).
-        splits: the splits the command reads, each one of :data:`SPLITS`.
-
-    Raises:
-        RunError: one line naming the missing data root (or, when the root exists, the first
-            missing path and how many others are missing) and how to prepare the data or point
-            ``data.root`` at it.
+    Every missing path is logged at debug level; the :class:`RunError` is one line naming the
+    missing root (or the first missing path and how many others are missing) and how to prepare
+    the data or point ``data.root`` at it.
     """
     root = Path(cfg.data.root)
     missing: list[str] = []
@@ -99,22 +75,13 @@ def check_data_paths(cfg: Config, splits: tuple[str, ...]) -> None:
 
 
 def build_split_dataset(cfg: Config, split: str):
-    """The dataset of ``split``; item ``i`` is ``(clip [V*T, 3, S, S] float32, label int)``.
+    """The dataset of ``split``; item ``i`` is ``(clip [V*T, 3, S, S] float32, label int)`` with
+    T = ``model.num_segments``, S = ``data.input_size``.
 
     ``train``: training sampling and augmentation (V = 1); ``val``: single-view test sampling
     with a centre crop (as MMAction2's validation); ``test``: the config's test views
-    (``test.num_clips`` x crops, twice sampling). Labels are checked against ``model.num_classes``.
-
-    Args:
-        cfg: the run's config (data, model and test sections).
-        split: one of :data:`SPLITS`.
-
-    Returns:
-        The dataset (T = ``model.num_segments``, S = ``data.input_size``).
-
-    Raises:
-        RunError: the list cannot be read or parsed, the split has no samples, or its labels do not
-            fit ``model.num_classes``; one line naming the config and split.
+    (``test.num_clips`` x crops, twice sampling). A list that cannot be read, an empty split or
+    labels outside ``model.num_classes`` raise :class:`RunError` naming the config and split.
     """
     from tinlib.data import DataError, build_dataset
 
@@ -139,18 +106,8 @@ def build_split_dataset(cfg: Config, split: str):
 
 
 def check_class_count(cfg: Config, dataset, split: str) -> None:
-    """Check a dataset's labels against ``model.num_classes``.
-
-    Args:
-        cfg: the run's config.
-        dataset: a dataset; checked when it has ``labels`` (a sequence of ints) or declares
-            ``num_classes`` (an int), passed otherwise.
-        split: the split's name, for the message.
-
-    Raises:
-        RunError: no samples, a label outside ``[0, model.num_classes)``, or a declared class count
-            that differs from the config's.
-    """
+    """:class:`RunError` when ``dataset`` has no samples, a label outside ``[0, model.num_classes)``
+    or declares another ``num_classes``; a dataset without ``labels`` is not checked."""
     labels = getattr(dataset, "labels", None)
     if labels is None or len(labels) == 0:
         if labels is not None:
@@ -164,6 +121,3 @@ def check_class_count(cfg: Config, dataset, split: str) -> None:
     if isinstance(declared, int) and declared != cfg.model.num_classes:
         raise RunError(f"config {cfg.name}: the {split} dataset declares {declared} classes but model.num_classes="
                        f"{cfg.model.num_classes}")
-
-
-__all__ = ["SPLITS", "build_split_dataset", "check_class_count", "check_data_paths", "prepare_hint", "split_paths"]

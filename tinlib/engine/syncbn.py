@@ -81,6 +81,3 @@ def _convert_cpu(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         setattr(module, name, _convert_cpu(child))
     return module
-
-
-__all__ = ["GroupBatchNorm2d", "convert_sync_batchnorm"]

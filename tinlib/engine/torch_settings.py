@@ -8,55 +8,37 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 
-# cuBLAS needs this workspace setting for deterministic matrix products on CUDA
-CUBLAS_WORKSPACE = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-
-
-def current_torch_settings() -> dict:
-    """The settings :func:`torch_settings` may change: threads, determinism and the cuDNN flags."""
-    return {"threads": torch.get_num_threads(), "deterministic": torch.are_deterministic_algorithms_enabled(),
-            "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
-            "cudnn_deterministic": torch.backends.cudnn.deterministic,
-            "cudnn_benchmark": torch.backends.cudnn.benchmark}
-
-
-def _restore(saved: dict) -> None:
-    torch.set_num_threads(saved["threads"])
-    torch.use_deterministic_algorithms(saved["deterministic"], warn_only=saved["warn_only"])
-    torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
-    torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
-
 
 @contextmanager
 def torch_settings(*, threads: int | None = None, deterministic: bool | None = None,
                    cudnn_benchmark: bool = False) -> Iterator[None]:
     """Apply the settings of a run inside the ``with`` block and restore the previous ones after it.
 
-    Args:
-        threads: torch CPU threads (None or 0: leave as it is).
-        deterministic: True: deterministic algorithms where PyTorch has them (a warning for the
-            others), cuDNN deterministic and without autotuning, and cuBLAS's workspace setting
-            (``CUBLAS_WORKSPACE_CONFIG``, set only if unset; it stays set). False: only
-            ``cudnn.benchmark = cudnn_benchmark``. None: determinism and cuDNN untouched.
-        cudnn_benchmark: cuDNN autotuning when not deterministic.
+    ``threads``: torch CPU threads (None or 0: leave as it is). ``deterministic``: True takes
+    deterministic algorithms where PyTorch has them (a warning for the others), cuDNN deterministic
+    without autotuning, and cuBLAS's workspace setting (``CUBLAS_WORKSPACE_CONFIG``, set only if
+    unset; it stays set); False only sets ``cudnn.benchmark = cudnn_benchmark``; None leaves
+    determinism and cuDNN untouched.
     """
-    saved = current_torch_settings()
+    cudnn = torch.backends.cudnn
+    saved_threads, saved_deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    saved_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    saved_cudnn = cudnn.deterministic, cudnn.benchmark
     try:
         if threads:
             torch.set_num_threads(threads)
         if deterministic:
-            os.environ.setdefault(*CUBLAS_WORKSPACE)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic matrix products on CUDA
             torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.deterministic = True
-            torch.backends.cudnn.benchmark = False
+            cudnn.deterministic = True
+            cudnn.benchmark = False
         elif deterministic is not None:
-            torch.backends.cudnn.benchmark = cudnn_benchmark
+            cudnn.benchmark = cudnn_benchmark
         yield
     finally:
-        _restore(saved)
-
-
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+        torch.set_num_threads(saved_threads)
+        torch.use_deterministic_algorithms(saved_deterministic, warn_only=saved_warn_only)
+        cudnn.deterministic, cudnn.benchmark = saved_cudnn
 
 
 def autocast(device: torch.device, amp: str) -> AbstractContextManager:
@@ -64,7 +46,4 @@ def autocast(device: torch.device, amp: str) -> AbstractContextManager:
     ``"bf16"`` or ``"fp16"`` (``torch.autocast`` on ``device.type`` with that dtype)."""
     if amp == "none":
         return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
-
-
-__all__ = ["AMP_DTYPES", "autocast", "current_torch_settings", "torch_settings"]
+    return torch.autocast(device_type=device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])

@@ -1,9 +1,5 @@
-"""The training loop (``tinlib train CONFIG``), single process or one process per device under torchrun.
-
-:func:`train_step` is one SGD step; :class:`Trainer` runs the epochs around it. The running tally
-of the statistics is in :mod:`tinlib.engine.metrics`, the work-dir checks and resume in
-:mod:`tinlib.engine.workdir`, and what a run writes besides checkpoints in :mod:`tinlib.engine.recorder`.
-"""
+"""The training loop (``tinlib train CONFIG``), single process or one process per device under torchrun:
+:func:`train_step` is one SGD step, :class:`Trainer` runs the epochs around it."""
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +17,7 @@ from tinlib.engine import dist
 from tinlib.engine.build import build_model, set_train_mode
 from tinlib.engine.environment import git_info, now_iso
 from tinlib.engine.errors import RunError
-from tinlib.engine.evaluate import run_inference
+from tinlib.engine.evaluate import score_dataset
 from tinlib.engine.metrics import IntervalTally, StepResult, evaluate_scores, peak_memory_mib
 from tinlib.engine.optim import LrScaling, build_optimizer, clip_gradients, scaled_lr
 from tinlib.engine.recorder import Recorder
@@ -46,13 +42,11 @@ def train_step(model: torch.nn.Module, batch: tuple[torch.Tensor, Any], optimize
     """One SGD step of ``model`` (``model(clips) -> [B, K]``; a DDP or compiled wrapper too) on
     ``batch`` (``(clips [B, T, 3, H, W], labels [B])``, moved to ``device`` here): forward under
     ``amp`` autocast (fp16 with its grad ``scaler``, which skips steps with inf gradients itself),
-    cross-entropy, backward, gradient clipping to a global L2 norm ``grad_clip`` (None: none),
-    update. ``channels_last``: the clips are laid out for a channels_last model.
+    cross-entropy, backward, clipping to a global L2 norm ``grad_clip``, update.
 
-    Nothing is read back (the step does not wait for the device): the returned
-    :class:`~tinlib.engine.metrics.StepResult` stays there. A non-finite loss is not caught here:
-    its update makes the weights non-finite, so the caller must check ``finite`` before it writes
-    a checkpoint (as :meth:`Trainer.train_epoch` does).
+    Nothing is read back: the returned :class:`~tinlib.engine.metrics.StepResult` stays on the
+    device. A non-finite loss is not caught here: its update makes the weights non-finite, so the
+    caller must check ``finite`` before it writes a checkpoint (as :meth:`Trainer.train_epoch` does).
     """
     clips, labels = batch
     clips = clips.to(device, non_blocking=True)
@@ -126,19 +120,11 @@ class Trainer:
     the CPU, with the weights of an uninterrupted run; and N processes x B videos see the batches
     of 1 process x N*B videos.
 
-    Args:
-        cfg: the validated config.
-        work_dir: checkpoints, ``log.json`` and ``run.json`` (default: the config's work dir).
-        resume: ``"auto"`` (continue from ``latest.pth`` when there is one), a checkpoint path, or
-            None (start afresh).
-        seed, deterministic, amp (``"none"``, ``"bf16"``, ``"fp16"``), sync_bn: None takes the
-            config's ``train.*`` value.
-        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        validate: False skips the validation after epochs.
-        datasets: ``{"train": ..., "val": ...}`` replacing the config's data (items
-            ``(clip [T, 3, H, W], label)``), e.g. tensors in tests.
-        run: the records' folder name under ``results_dir`` (default: the config's name).
-        progress: show progress bars (on the main process).
+    Options: ``work_dir`` (checkpoints, ``log.json``, ``run.json``; default: the config's), ``resume``
+    (``"auto"``: from ``latest.pth`` when there is one; a checkpoint path; None: afresh); ``seed``,
+    ``deterministic``, ``amp`` and ``sync_bn`` (None: the config's ``train.*``); ``validate=False``
+    skips the validations; ``datasets`` (``{"train": ..., "val": ...}``, items ``(clip [T, 3, H, W],
+    label)``) replace the config's data; ``run`` names the records' folder under ``results_dir``.
     """
 
     def __init__(self, cfg: Config, *, work_dir: str | Path | None = None, resume: str | None = None,
@@ -292,14 +278,12 @@ class Trainer:
 
     def train_epoch(self, epoch: int, skip: int = 0) -> dict[str, float]:
         """Train epoch ``epoch`` (0-based) from its iteration ``skip`` (the ones a resumed run has
-        done): :meth:`step` on each batch, then :meth:`_iteration_end`.
+        done): :meth:`step` on each batch, then :meth:`_iteration_end`. Returns ``{"loss_cls",
+        "top1_acc"}`` means over the iterations of this session, ``iters`` and ``seconds``.
 
         The steps do not wait for the device: their loss, accuracy and finiteness are summed there
         and read back once per ``train.log_interval`` iterations and before a mid-epoch checkpoint,
         so a non-finite step stops the run within one interval, before a checkpoint holds it.
-
-        Returns:
-            ``{"loss_cls", "top1_acc"}`` means over the iterations of this session, ``iters``, ``seconds``.
         """
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
@@ -334,20 +318,17 @@ class Trainer:
         return {**tally.epoch_means(), "seconds": time.perf_counter() - t_epoch}
 
     def validate(self, epoch: int) -> dict:
-        """Score the validation set after epoch ``epoch`` (0-based) and log the metrics.
-
-        Returns:
-            ``{"top1_acc", "top5_acc", "mean_class_accuracy"}`` as fractions.
-        """
+        """Score the validation set after epoch ``epoch`` (0-based) and log the metrics
+        ``{"top1_acc", "top5_acc", "mean_class_accuracy"}`` (fractions), which it returns."""
         cfg, ctx = self.cfg, self.ctx
         assert self.val_set is not None
         self.recorder.validating(epoch, len(self.val_set))
-        scores, labels = run_inference(self.model, self.val_set, batch_size=cfg.data.val_videos_per_gpu,
-                                       num_workers=cfg.data.workers_per_gpu, device=ctx.device,
-                                       average_clips=cfg.test.average_clips, amp=self.amp, ctx=ctx,
-                                       progress=self.progress, desc=f"val {epoch + 1}")
-        metrics = evaluate_scores(scores, labels)
-        self.recorder.validation(epoch, len(labels), self.optimizer.param_groups[0]["lr"], metrics)
+        scored = score_dataset(self.model, self.val_set, batch_size=cfg.data.val_videos_per_gpu,
+                               num_workers=cfg.data.workers_per_gpu, device=ctx.device,
+                               average_clips=cfg.test.average_clips, amp=self.amp, ctx=ctx,
+                               progress=self.progress, desc=f"val {epoch + 1}")
+        metrics = evaluate_scores(scored.scores, scored.labels)
+        self.recorder.validation(epoch, scored.num_samples, self.optimizer.param_groups[0]["lr"], metrics)
         return metrics
 
     # ---- the run ------------------------------------------------------------------------
@@ -424,6 +405,3 @@ def train(cfg: Config, **kwargs: Any) -> dict:
                         cudnn_benchmark=cfg.train.cudnn_benchmark):
         trainer.setup()
         return trainer.fit()
-
-
-__all__ = ["Trainer", "clips_channels_last", "load_datasets", "train", "train_step", "wrap_for_training"]

@@ -22,14 +22,6 @@ from tinlib.seeding import set_rng_state
 log = logging.getLogger(__name__)
 
 
-def read_json(path: Path) -> dict | None:
-    """The JSON object in ``path``, or None when the file is missing or unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def resolve_resume(work_dir: Path, resume: str | None) -> Path | None:
     """The checkpoint to resume from: ``"auto"`` -> ``work_dir/latest.pth`` if present (else None);
     a path -> that file (:class:`RunError` if missing); None -> no resume."""
@@ -48,7 +40,10 @@ def check_work_dir(work_dir: Path, cfg: Config, resume_from: Path | None) -> lis
     """Refuse a work dir that holds another run (another config, or a checkpoint without
     ``--resume``, or changed model settings on resume) with :class:`RunError`; returns warnings
     about other settings that changed since the checkpoint (``run.json`` holds the old config)."""
-    record = read_json(work_dir / "run.json")
+    try:
+        record = json.loads((work_dir / "run.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        record = None  # missing or unreadable
     has_ckpt = (work_dir / "latest.pth").is_file()
     if record is None and not has_ckpt:
         return []
@@ -74,11 +69,8 @@ def check_work_dir(work_dir: Path, cfg: Config, resume_from: Path | None) -> lis
 
 def check_outputs(work_dir: Path, cfg: Config, resume: str | None, results: Path) -> tuple[Path | None, list[str]]:
     """Where a run may write (rank 0 decides): the work dir (:func:`check_work_dir`) and the
-    results folder ``results``, refused when its ``train.json`` is of another config.
-
-    Returns:
-        The checkpoint to resume from (:func:`resolve_resume`) and the warnings about changed settings.
-    """
+    results folder ``results``, refused when its ``train.json`` is of another config. Returns the
+    checkpoint to resume from (:func:`resolve_resume`) and the warnings about changed settings."""
     resume_from = resolve_resume(work_dir, resume)
     warnings = check_work_dir(work_dir, cfg, resume_from)
     try:
@@ -125,12 +117,8 @@ def restore(path: Path, ctx: dist.DistContext, *, model: torch.nn.Module, optimi
             scaler: torch.amp.GradScaler | None, schedule: LrSchedule,
             iters_per_epoch: int) -> tuple[ResumePoint, list[str]]:
     """Load the training state saved in ``path`` (weights, optimizer, grad scaler, schedule and this
-    process's RNG state) into the run's objects.
-
-    Returns:
-        Where the run continues, and warnings about a setting that differs from the checkpoint's
-        (the process count, the iterations per epoch).
-    """
+    process's RNG state) into the run's objects. Returns where the run continues, and warnings about
+    a setting that differs from the checkpoint's (the process count, the iterations per epoch)."""
     state = read_training_checkpoint(path, ctx)
     try:
         model.load_state_dict(state["state_dict"], strict=True)
@@ -177,7 +165,3 @@ def truncate_log(log_path: Path, epoch_done: int, inner_done: int = 0) -> None:
                 continue
         kept.append(line)
     atomic_write_text(log_path, "".join(k + "\n" for k in kept))
-
-
-__all__ = ["ResumePoint", "check_outputs", "check_work_dir", "read_json", "read_training_checkpoint", "resolve_resume",
-           "restore", "truncate_log"]
