@@ -18,6 +18,7 @@ COMMANDS = {
     "prepare": ("tinlib.commands.prepare", "build annotation lists / extract frames from official files"),
     "fetch": ("tinlib.commands.fetch", "download published checkpoints/logs into torch's hub cache"),
     "train": ("tinlib.commands.train", "train a config (single process or under torchrun)"),
+    "submit": ("tinlib.commands.submit", "write a config's sbatch script (srun train + test) and submit it"),
     "test": ("tinlib.commands.test", "evaluate a checkpoint: top-1/top-5/mean class accuracy"),
     "predict": ("tinlib.commands.predict", "top-k classes of single videos (and a per-window timeline)"),
     "latency": ("tinlib.commands.latency", "inference latency, FLOPs and parameters"),

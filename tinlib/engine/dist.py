@@ -1,8 +1,7 @@
-"""Process groups under torchrun (one process per device; NCCL on CUDA, gloo on the CPU; none when
-``RANK``/``WORLD_SIZE`` are unset) and the few collectives the engine needs. Only rank 0 writes files."""
+"""Process groups under torchrun or ``srun`` (one process per device; NCCL on CUDA, gloo on the CPU;
+none for a single process) and the few collectives the engine needs. Only rank 0 writes files."""
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +11,7 @@ import torch
 import torch.distributed as dist
 
 from tinlib.engine.errors import RunError
+from tinlib.engine.slurm import launch_layout
 
 
 @dataclass
@@ -47,20 +47,24 @@ def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.devic
 
 
 def init_distributed(device: str = "auto", timeout_min: float = 30.0) -> DistContext:
-    """Create the process group when started by torchrun (world size > 1); idempotent."""
-    rank = int(os.environ.get("RANK", 0))  # set by torchrun
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    dev = resolve_device(device, local)
+    """Create the process group when started by torchrun or by ``srun`` with more than one task
+    (see :func:`tinlib.engine.slurm.launch_layout`); idempotent."""
+    try:
+        layout = launch_layout()
+    except ValueError as err:
+        raise RunError(str(err)) from None
+    dev = resolve_device(device, layout.local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    if world <= 1:
+    if layout.world_size <= 1:
         return DistContext(0, 1, 0, dev, None)
     backend = "nccl" if dev.type == "cuda" else "gloo"
+    # torchrun exports MASTER_ADDR/MASTER_PORT (env://); under srun the address comes from SLURM
+    init = "env://" if layout.master_addr is None else f"tcp://{layout.master_addr}:{layout.master_port}"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world,
+        dist.init_process_group(backend=backend, init_method=init, rank=layout.rank, world_size=layout.world_size,
                                 timeout=timedelta(minutes=timeout_min))
-    return DistContext(rank, world, local, dev, backend)
+    return DistContext(layout.rank, layout.world_size, layout.local_rank, dev, backend)
 
 
 def cleanup() -> None:
