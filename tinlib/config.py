@@ -162,6 +162,7 @@ class TrainConfig(_Section):
     checkpoint_interval_iters: NonNegativeInt = 0  # also write latest.pth every N iterations inside an epoch (0: off)
     keep_epoch_checkpoints: bool = False       # also keep epoch_N.pth
     log_interval: PositiveInt = 20             # iterations averaged per log.json line
+    tensorboard: bool = True                   # also write the log.json numbers to work_dir/tensorboard/
     # the val metric that selects best.pth (None: no best.pth)
     save_best: Literal["top1_acc", "top5_acc", "mean_class_accuracy"] | None = "top1_acc"
     amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision (GPU)

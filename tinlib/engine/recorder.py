@@ -1,6 +1,6 @@
 """What a training run writes besides its checkpoints: the ``log.json`` lines (fields in
-:class:`tinlib.records.LogEntry`), the console lines, ``run.json`` in the work dir and ``train.json``
-in the results folder. Files and console lines come from rank 0 only."""
+:class:`tinlib.records.LogEntry`) and their TensorBoard scalars, the console lines, ``run.json`` in
+the work dir and ``train.json`` in the results folder. Files and console lines come from rank 0 only."""
 from __future__ import annotations
 
 import datetime
@@ -43,6 +43,15 @@ def stop_reason(err: BaseException) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
+def open_tensorboard(folder: Path, position: int) -> Any:
+    """A SummaryWriter on ``folder`` for a session that starts after global iteration ``position``:
+    the events of an earlier session after that point (iterations this session redoes) are purged,
+    so that a resumed run continues its curves without two points at one step."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(folder), purge_step=position + 1, flush_secs=30)
+
+
 class Recorder:
     """The records and log lines of one training run: ``log.json`` and ``run.json`` in ``work_dir``,
     ``train.json`` in ``results`` (``<results_dir>/<run>``); only rank 0 (``is_main``) writes.
@@ -55,6 +64,7 @@ class Recorder:
         self.setting, self.iters_per_epoch = setting, iters_per_epoch
         self.device, self.is_main = device, is_main
         self.json_log = LogWriter(None)
+        self.tensorboard: Any = None  # a torch.utils.tensorboard.SummaryWriter on rank 0 (train.tensorboard)
         self.recorded_inner_iter: int | None = None
         self.session_t0, self.session_start = time.perf_counter(), 0
 
@@ -73,10 +83,23 @@ class Recorder:
         elif log_path.exists():
             log_path.unlink()
         self.json_log = LogWriter(log_path)
+        if self.cfg.train.tensorboard:
+            self.tensorboard = open_tensorboard(self.work_dir / "tensorboard", epoch * self.iters_per_epoch + inner_iter)
         self.run_state("running", epoch, best, **({"inner_iter": inner_iter} if inner_iter else {}))
 
     def close(self) -> None:
         self.json_log.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
+
+    def scalars(self, group: str, step: int, values: dict[str, Any]) -> None:
+        """The numbers of ``values`` as TensorBoard scalars ``<group>/<key>`` at global iteration ``step``."""
+        if self.tensorboard is None:
+            return
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.tensorboard.add_scalar(f"{group}/{key}", value, step)
 
     def eta(self, global_done: int) -> str:
         """The time left for the run, from this session's pace so far (validations included) and
@@ -109,6 +132,7 @@ class Recorder:
         """The ``train`` lines after iteration ``inner`` of ``epoch`` (both 0-based): ``values``
         averaged over the interval and the processes, in log.json and on the console."""
         self.json_log.write({"mode": "train", "epoch": epoch + 1, "iter": inner + 1, "lr": lr, **values})
+        self.scalars("train", epoch * self.iters_per_epoch + inner + 1, {"lr": lr, **values})
         if self.is_main:
             n, epochs = self.iters_per_epoch, self.cfg.train.epochs
             mem = f"  mem {values['memory']} MiB" if values["memory"] else ""
@@ -124,6 +148,7 @@ class Recorder:
     def validation(self, epoch: int, num_videos: int, lr: float, metrics: dict[str, float]) -> None:
         """The ``val`` log.json line of epoch ``epoch`` (0-based), scored on ``num_videos`` videos."""
         self.json_log.write({"mode": "val", "epoch": epoch + 1, "iter": num_videos, "lr": lr, **metrics})
+        self.scalars("val", (epoch + 1) * self.iters_per_epoch, metrics)
 
     def epoch_end(self, epoch: int, stats: dict[str, float], val: dict | None) -> None:
         """The console line after epoch ``epoch`` (0-based): its mean training loss and top-1, its
