@@ -101,7 +101,7 @@ def run_as_srun(args, cwd, tasks=2, timeout=300):
 
 
 @pytest.mark.slow
-def test_two_tasks_started_like_srun_form_one_run_equal_to_torchrun(synth, tmp_path):
+def test_two_tasks_started_like_srun_form_one_run_equal_to_torchrun(synth, tmp_path):  # noqa: F811
     common = [CONFIG, "--seed", "1", "--deterministic", "--no-progress", "--device", "cpu"]
     settings = overrides(synth, **{"train.epochs": 1, "train.max_iters_per_epoch": 3, "train.val_interval": 0,
                                    "train.tensorboard": False})

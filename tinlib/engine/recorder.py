@@ -84,7 +84,8 @@ class Recorder:
             log_path.unlink()
         self.json_log = LogWriter(log_path)
         if self.cfg.train.tensorboard:
-            self.tensorboard = open_tensorboard(self.work_dir / "tensorboard", epoch * self.iters_per_epoch + inner_iter)
+            position = epoch * self.iters_per_epoch + inner_iter
+            self.tensorboard = open_tensorboard(self.work_dir / "tensorboard", position)
         self.run_state("running", epoch, best, **({"inner_iter": inner_iter} if inner_iter else {}))
 
     def close(self) -> None:
