@@ -4,6 +4,7 @@ real gloo processes started with srun's variables and no torchrun, and the sbatc
 import json
 import os
 import random
+import shlex
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import torch
 from test_engine_e2e import CONFIG, log_lines, overrides, synth, weights  # noqa: F401 (synth: a fixture)
 
 from tinlib.commands.submit import main as submit_main
+from tinlib.config import parse_override
 from tinlib.engine.slurm import Layout, expand_nodelist, launch_layout, parse_gpus
 
 
@@ -196,3 +198,27 @@ def test_submit_calls_sbatch(tmp_path, monkeypatch, capsys):
     fake.write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: gpu' >&2\nexit 1\n")
     assert submit_main(STHV1_ARGS) == 2
     assert "invalid partition specified: gpu" in capsys.readouterr().err
+
+
+def test_make_launcher_slurm_submits_the_row_on_the_prepared_lists(synth, tmp_path, capfd):  # noqa: F811
+    """`make reproduce-sthv1 LAUNCHER=slurm` runs `python -m tinlib.pipeline.slurm sthv1 ...`: the
+    row's config, pointed at the lists the data description names (the synthetic data has 11 classes
+    where the row has 174), in one sbatch job."""
+    from tinlib.pipeline.slurm import main as row_main
+
+    assert row_main(["sthv1", "--data-root", str(synth), "--results-dir", str(tmp_path / "res"), "--work-root",
+                     str(tmp_path / "wd"), "--partition", "gpu", "--time", "1:00:00", "--dry-run"]) == 0
+    script = capfd.readouterr().out
+    assert "#SBATCH --nodes=4\n#SBATCH --ntasks-per-node=8\n" in script and "#SBATCH --partition=gpu\n" in script
+    train_line = next(line for line in script.splitlines() if line.startswith("srun ") and " train " in line)
+    assert f"tin_r50_1x1x8_40e_sthv1_rgb --work-dir {tmp_path / 'wd' / 'tin_r50_1x1x8_40e_sthv1_rgb'}" in train_line
+    args = shlex.split(train_line)
+    sets = dict(parse_override(text) for text in args[args.index("--set") + 1:])
+    assert sets["data.root"] == str(synth) and sets["model.num_classes"] == 11
+    assert sets["results_dir"] == str(tmp_path / "res")
+    assert not (tmp_path / "wd").exists()
+    # lists not prepared: one line saying what to run
+    (tmp_path / "raw").mkdir()
+    assert row_main(["sthv1", "--data-root", str(tmp_path / "raw"), "--dry-run"]) == 2
+    err = capfd.readouterr().err
+    assert "tinlib_prepare.json not found" in err and f"tinlib prepare sthv1 --root {tmp_path / 'raw'}" in err
