@@ -26,6 +26,14 @@ NODES ?= 1
 NODE_RANK ?= 0
 MASTER_ADDR ?= 127.0.0.1
 MASTER_PORT ?= 29500
+# LAUNCHER=slurm: reproduce-* submits the row's training and test as one sbatch job (tinlib submit)
+# instead of running them here; the row's nodes x GPUs unless NODES/GPUS are given; PARTITION,
+# ACCOUNT, TIME_LIMIT go to sbatch; DRY_RUN=1 prints the script
+LAUNCHER ?=
+PARTITION ?=
+ACCOUNT ?=
+TIME_LIMIT ?=
+DRY_RUN ?=
 # full: the configs as they are; smoke: tiny settings that only check the plumbing (tests)
 PROFILE ?= full
 # FORCE=1 reruns steps whose outputs are up to date; VERBOSE=1 echoes all of the notebooks' output
@@ -43,11 +51,19 @@ SET ?=
 NOTEBOOKS := notebooks
 PIPELINE = $(PY) -m tinlib.pipeline --notebooks-dir $(NOTEBOOKS) --results-dir $(RESULTS) --work-root $(WORK) \
 	$(if $(FORCE),--force) $(if $(VERBOSE),--log-output)
+SUBMIT = $(PY) -m tinlib.pipeline.slurm --results-dir $(RESULTS) --work-root $(WORK) --profile $(PROFILE) \
+	$(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)") $(if $(GPUS),--gpus-per-node $(GPUS)) \
+	$(if $(findstring file,$(origin NODES)),,--nodes $(NODES)) $(if $(PARTITION),--partition $(PARTITION)) \
+	$(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(TIME_LIMIT),--time $(TIME_LIMIT)) $(if $(DRY_RUN),--dry-run)
+# $(call reproduce,DATASET): the row's pipeline here, or its sbatch job with LAUNCHER=slurm
+reproduce = $(if $(filter slurm,$(LAUNCHER)),$(SUBMIT) $(1) --data-root "$(DATA_ROOT)",\
+	$(PIPELINE) reproduce $(1) --data-root "$(DATA_ROOT)" $(REPRO_OPTS))
 REPRO_OPTS = $(if $(LISTS_DIR),--lists-dir "$(LISTS_DIR)") $(if $(GPUS),--gpus $(GPUS)) --nodes $(NODES) \
 	--node-rank $(NODE_RANK) --master-addr $(MASTER_ADDR) --master-port $(MASTER_PORT) --profile $(PROFILE)
 
 # (the check-data-% and check-val-data-% pattern rules are not listed: make skips pattern rules for phony targets)
-.PHONY: help setup lock lint gpu-check test test-fast demo ablation doctor lab clean zoo report latency reproduce-all \
+.PHONY: help setup lock lint gpu-check test test-fast demo ablation doctor lab tensorboard clean zoo report latency \
+	reproduce-all \
 	reproduce-sthv1 reproduce-sthv2 reproduce-k400 check-data-all evaluate-published-sthv1 \
 	evaluate-published-sthv2 evaluate-published-k400
 
@@ -120,14 +136,14 @@ evaluate-published-sthv2: check-val-data-sthv2 $(STAMP)  ## the same for the Som
 evaluate-published-k400: check-val-data-k400 $(STAMP)  ## the same for the Kinetics-400 row
 	$(PIPELINE) evaluate-published k400 --data-root "$(DATA_ROOT)" $(REPRO_OPTS) $(if $(SET),--set $(SET))
 
-reproduce-sthv1: check-data-sthv1 $(STAMP) gpu-check  ## DATA_ROOT=... [GPUS=8 NODES=1]: prepare, train, evaluate, latency, zoo
-	$(PIPELINE) reproduce sthv1 --data-root "$(DATA_ROOT)" $(REPRO_OPTS)
+reproduce-sthv1: check-data-sthv1 $(STAMP) gpu-check  ## DATA_ROOT=... [GPUS=8 NODES=1] [LAUNCHER=slurm]: prepare, train, evaluate, latency, zoo
+	$(call reproduce,sthv1)
 
 reproduce-sthv2: check-data-sthv2 $(STAMP) gpu-check  ## the same for the Something-Something V2 row
-	$(PIPELINE) reproduce sthv2 --data-root "$(DATA_ROOT)" $(REPRO_OPTS)
+	$(call reproduce,sthv2)
 
 reproduce-k400: check-data-k400 $(STAMP) gpu-check  ## the same for the Kinetics-400 row (fine-tuned from TSM-K400)
-	$(PIPELINE) reproduce k400 --data-root "$(DATA_ROOT)" $(REPRO_OPTS)
+	$(call reproduce,k400)
 
 # Before a long GPU run, within a minute: the doctor's GPU checks (the interlace op per backend and
 # dtype, one AMP training step). Skipped on a machine without CUDA; a failure stops make with the table.
@@ -158,6 +174,9 @@ report: $(STAMP)  ## re-render the HTML reports (results/reports/) from the exec
 
 latency: $(STAMP)  ## [CONFIG=... ARCHS=tin_r50,tsm_r50,tsn_r50]: latency, FLOPs, params (notebook 03)
 	$(PIPELINE) latency --config $(CONFIG) $(if $(ARCHS),--archs $(ARCHS))
+
+tensorboard: $(STAMP)  ## TensorBoard on the training curves of every run under WORK (work_dirs/*/tensorboard)
+	$(PY) -m tensorboard.main --logdir $(WORK)
 
 lab: $(STAMP)  ## open JupyterLab on the project kernel, in notebooks/
 	$(PY) -m jupyterlab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
