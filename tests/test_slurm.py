@@ -16,7 +16,7 @@ from test_engine_e2e import CONFIG, log_lines, overrides, synth, weights  # noqa
 
 from tinlib.commands.submit import main as submit_main
 from tinlib.config import parse_override
-from tinlib.engine.slurm import Layout, expand_nodelist, launch_layout, parse_gpus
+from tinlib.engine.slurm import Layout, expand_nodelist, first_host, launch_layout, parse_gpus
 
 
 @pytest.mark.parametrize("nodelist, hosts", [
@@ -36,6 +36,20 @@ def test_nodelist_expansion(nodelist, hosts):
 def test_a_bad_nodelist_is_named():
     with pytest.raises(ValueError, match=r"node\[a-b\]"):
         expand_nodelist("node[a-b]")
+
+
+def test_first_host_asks_scontrol_when_it_is_there(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    # scontrol knows forms this module does not need to: its answer is taken as it is
+    scontrol.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'asked'}\nprintf 'ib-head-7\\nib-head-8\\n'\n")
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert first_host("head-[7-8]") == "ib-head-7"  # not what the Python expansion gives
+    assert (tmp_path / "asked").read_text().split() == ["show", "hostnames", "head-[7-8]"]
+    scontrol.write_text("#!/bin/sh\nexit 1\n")  # a failing scontrol: the Python expansion
+    assert first_host("node[03-04]") == "node03"
 
 
 def test_layout_from_srun_variables_torchrun_wins_and_single_process_otherwise():
