@@ -236,3 +236,21 @@ def test_make_launcher_slurm_submits_the_row_on_the_prepared_lists(synth, tmp_pa
     assert row_main(["sthv1", "--data-root", str(tmp_path / "raw"), "--dry-run"]) == 2
     err = capfd.readouterr().err
     assert "tinlib_prepare.json not found" in err and f"tinlib prepare sthv1 --root {tmp_path / 'raw'}" in err
+
+
+def test_console_rank_follows_the_launch_layout(monkeypatch):
+    # only rank 0 prints progress: under srun without torchrun the rank is SLURM_PROCID
+    from tinlib.logs import process_rank
+
+    for key in ("RANK", "WORLD_SIZE", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_PROCID"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    assert process_rank() == 0  # not in a job: a plain process
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    assert process_rank() == 0  # one task: no process group
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    assert process_rank() == 1
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert process_rank() == 0  # torchrun's variables win

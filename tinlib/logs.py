@@ -12,9 +12,13 @@ _HANDLER_NAME = "tinlib"
 
 
 def process_rank() -> int:
-    """The global rank set by torchrun (``RANK``), 0 for a plain process."""
+    """The global rank: torchrun's ``RANK``, else ``SLURM_PROCID`` in an srun step of several tasks
+    (the rule of ``tinlib.engine.slurm.launch_layout``), else 0."""
+    env = os.environ
+    srun_step = env.get("SLURM_JOB_ID") and env.get("SLURM_NTASKS", "1") not in ("", "0", "1")
+    rank = env.get("RANK") or (env.get("SLURM_PROCID") if srun_step and "WORLD_SIZE" not in env else None)
     try:
-        return int(os.environ.get("RANK", "0"))
+        return int(rank or 0)
     except ValueError:
         return 0
 
