@@ -62,5 +62,5 @@ def positive_even_int(text: str) -> int:
     """argparse type: an even integer of at least 2 (a frame height that video encoders accept)."""
     value = positive_int(text)
     if value % 2:
-        raise argparse.ArgumentTypeError(f"must be even, got {value}; e.g. {value + 1}")
+        raise argparse.ArgumentTypeError(f"must be even, got {value}; e.g. {value - 1} or {value + 1}")
     return value
