@@ -118,12 +118,12 @@ CASES = {
         "integer, got 'one' in line 'v1 8 one'",)),
     "missing data root": Case(["test", CONFIG, "tin.pth", "--set", "data.root=nowhere"], 2, (
         "tinlib test: error: config demo_tin_r18_synthetic: data root nowhere does not exist; prepare the "
-        "synthetic-sthv1 data there with `tinlib prepare synthetic --out nowhere`, or point the config at it with "
+        "synthetic-sthv1 data there with `tinlib prepare synthetic --out nowhere --height 40`, or point the config at it with "
         "--set data.root=DIR",)),
     "missing data root, in training": Case(["train", CONFIG, "--work-dir", "wd_nowhere", "--set", "data.root=nowhere"],
                                            2, ("tinlib train: error: config demo_tin_r18_synthetic: data root nowhere "
                                                "does not exist; prepare the synthetic-sthv1 data there with `tinlib "
-                                               "prepare synthetic --out nowhere`, or point the config at it with "
+                                               "prepare synthetic --out nowhere --height 40`, or point the config at it with "
                                                "--set data.root=DIR",)),
     "data root without the lists and folders": Case(["test", CONFIG, "tin.pth", "--set", "data.root=empty"], 2, (
         "tinlib test: error: config demo_tin_r18_synthetic: data for synthetic-sthv1 is missing: test annotation "
