@@ -211,8 +211,8 @@ def download_url(url: str, dest_dir: str | os.PathLike | None = None, *, file_na
 
     A cached file is used without a network call and without re-hashing it (it only got there
     after its hash was checked), unless ``verify``. A failed transfer leaves nothing behind (no
-    partial file, no ``.lock``); the next run downloads the whole file again. :class:`DownloadError` (one line naming the URL and
-    what to do) when the download cannot finish or the hash does not match.
+    partial file, no ``.lock``); the next run downloads the whole file again. :class:`DownloadError`
+    (one line naming the URL and what to do) when the download cannot finish or the hash does not match.
     """
     expected = expected_hash_prefix(file_name_of(url))
     dest = Path(dest_dir) if dest_dir is not None else hub_checkpoint_dir()
