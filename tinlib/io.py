@@ -208,9 +208,8 @@ def _check_writable(folder: Path, place: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        where = "" if existing == folder else f": {existing} is not writable"
-        raise UserError(f"{place} cannot be written{where} ({err.strerror or err}); give a place you can write "
-                        "to") from None
+        problem = "cannot be written" if existing == folder else f"cannot be created: {existing} is not writable"
+        raise UserError(f"{place} {problem} ({err.strerror or err}); give a place you can write to") from None
 
 
 def sha256_of(path: str | os.PathLike) -> str:
