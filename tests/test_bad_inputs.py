@@ -128,7 +128,7 @@ CASES = {
     "data root without the lists and folders": Case(["test", CONFIG, "tin.pth", "--set", "data.root=empty"], 2, (
         "tinlib test: error: config demo_tin_r18_synthetic: data for synthetic-sthv1 is missing: test annotation "
         "list empty/sthv1_test_list_rawframes.txt not found (and 1 other path); prepare it with `tinlib prepare "
-        "synthetic --out empty`, or point the config at it with --set data.root=DIR",)),
+        "synthetic --out empty --height 40`, or point the config at it with --set data.root=DIR",)),
     "truncated checkpoint": Case(ckpt_args("truncated.pth"), 2, (
         "tinlib test: error: truncated.pth: is truncated: a PyTorch (zip) checkpoint whose end is missing",
         "download or save it again")),
