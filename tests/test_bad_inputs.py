@@ -299,6 +299,9 @@ OUTPUT_PLACES = {
     "zoo --results-dir a file": (
         ["zoo", "--results-dir", "afile"],
         "tinlib zoo: error: --results-dir afile is a file, not a folder; give the folder the runs wrote to"),
+    "prepare extract --out a file": (
+        ["prepare", "extract", "--videos", "data/videos", "--out", "afile"],
+        "tinlib prepare: error: --out afile is a file, not a folder; give a folder (it is created if missing)"),
     "latency --out a folder": (
         ["latency", CONFIG, "--out", "afolder"],
         "tinlib latency: error: --out afolder is a folder, not a file; give the path of the file to write"),

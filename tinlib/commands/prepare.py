@@ -152,6 +152,10 @@ def _synthetic(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``tinlib prepare`` sub-command parsed into ``args``; returns the exit status (1 when frames failed)."""
+    from tinlib.io import check_output_dir
+
+    # before any work; without --out a release's lists (and frames) go into --root
+    check_output_dir(args.out or args.root, "--out" if args.out else "--root (where the output goes without --out)")
     if args.dataset == "synthetic":
         return _synthetic(args)
     if args.dataset == "extract":
