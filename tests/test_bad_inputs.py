@@ -118,17 +118,17 @@ CASES = {
         "integer, got 'one' in line 'v1 8 one'",)),
     "missing data root": Case(["test", CONFIG, "tin.pth", "--set", "data.root=nowhere"], 2, (
         "tinlib test: error: config demo_tin_r18_synthetic: data root nowhere does not exist; prepare the "
-        "synthetic-sthv1 data there with `tinlib prepare synthetic --out nowhere`, or point the config at it with "
-        "--set data.root=DIR",)),
+        "synthetic-sthv1 data there with `tinlib prepare synthetic --out nowhere --height 40`, or point the config "
+        "at it with --set data.root=DIR",)),
     "missing data root, in training": Case(["train", CONFIG, "--work-dir", "wd_nowhere", "--set", "data.root=nowhere"],
                                            2, ("tinlib train: error: config demo_tin_r18_synthetic: data root nowhere "
                                                "does not exist; prepare the synthetic-sthv1 data there with `tinlib "
-                                               "prepare synthetic --out nowhere`, or point the config at it with "
-                                               "--set data.root=DIR",)),
+                                               "prepare synthetic --out nowhere --height 40`, or point the config "
+                                               "at it with --set data.root=DIR",)),
     "data root without the lists and folders": Case(["test", CONFIG, "tin.pth", "--set", "data.root=empty"], 2, (
         "tinlib test: error: config demo_tin_r18_synthetic: data for synthetic-sthv1 is missing: test annotation "
         "list empty/sthv1_test_list_rawframes.txt not found (and 1 other path); prepare it with `tinlib prepare "
-        "synthetic --out empty`, or point the config at it with --set data.root=DIR",)),
+        "synthetic --out empty --height 40`, or point the config at it with --set data.root=DIR",)),
     "truncated checkpoint": Case(ckpt_args("truncated.pth"), 2, (
         "tinlib test: error: truncated.pth: is truncated: a PyTorch (zip) checkpoint whose end is missing",
         "download or save it again")),
@@ -235,3 +235,175 @@ def test_unreadable_video_stops_training_with_one_line_and_a_failed_run_record(i
     assert (record["status"], record["epoch"]) == ("failed", 0)
     assert record["error"] == lines[-1].removeprefix("tinlib train: error: ")
     assert not (tmp_path / CONFIG / "train.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Output places, values that make no sense, --resume auto with nothing to resume, exit codes
+# --------------------------------------------------------------------------------------------
+def one_error_line(proc, prog, exit_code):
+    """The one error line of ``proc``: the last line of its stderr (after any usage or progress
+    lines), no other error line, no traceback, exit status ``exit_code``."""
+    assert proc.returncode == exit_code, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert [line for line in lines if "error:" in line] == [lines[-1]], proc.stderr[-3000:]
+    assert lines[-1].startswith(f"tinlib {prog}: error: "), proc.stderr[-3000:]
+    return lines[-1]
+
+
+def unwritable_folder():
+    """A folder that exists and that this process really cannot write into: one without write
+    permission for a user other than root; for root (who ignores the permission bits) a sysfs
+    folder, which refuses new files. None when there is no such folder here."""
+    import tempfile
+
+    candidates = ["/sys/kernel", "/sys"]
+    for folder in candidates:
+        if os.path.isdir(folder):
+            try:
+                fd, probe = tempfile.mkstemp(dir=folder)
+            except OSError:
+                return folder
+            os.close(fd)
+            os.unlink(probe)
+    return None
+
+
+@pytest.fixture(scope="module")
+def places(inputs):
+    """In the inputs folder: ``afile`` (a regular file given where a folder is expected) and
+    ``afolder`` (a folder given where a file is expected)."""
+    (inputs / "afile").write_text("a file, not a folder\n")
+    (inputs / "afolder").mkdir(exist_ok=True)
+    return inputs
+
+
+OUTPUT_PLACES = {
+    "test --results-dir a file": (
+        ckpt_args("tin.pth", "--results-dir", "afile"),
+        "tinlib test: error: results folder afile/demo_tin_r18_synthetic cannot be created: afile is a file, not a "
+        "folder; give another place"),
+    "train --work-dir below a file": (
+        ["train", CONFIG, "--work-dir", "afile/wd", "--set", "data.root=data"],
+        "tinlib train: error: work dir afile/wd cannot be created: afile is a file, not a folder; give another place"),
+    "train, results folder a file": (
+        ["train", CONFIG, "--work-dir", "wd_results_file", "--set", "data.root=data", "results_dir=afile"],
+        "tinlib train: error: results folder afile/demo_tin_r18_synthetic cannot be created: afile is a file, not a "
+        "folder"),
+    "predict --out a file": (
+        ["predict", CONFIG, "tin.pth", "data/frames/v0", "--out", "afile"],
+        "tinlib predict: error: --out afile is a file, not a folder; give a folder (it is created if missing)"),
+    "export to a folder": (
+        ["export", CONFIG, "tin.pth", "afolder"],
+        "tinlib export: error: output file afolder is a folder, not a file; give the path of the file to write"),
+    "zoo --results-dir a file": (
+        ["zoo", "--results-dir", "afile"],
+        "tinlib zoo: error: --results-dir afile is a file, not a folder; give the folder the runs wrote to"),
+    "prepare extract --out a file": (
+        ["prepare", "extract", "--videos", "data/videos", "--out", "afile"],
+        "tinlib prepare: error: --out afile is a file, not a folder; give a folder (it is created if missing)"),
+    "latency --out a folder": (
+        ["latency", CONFIG, "--out", "afolder"],
+        "tinlib latency: error: --out afolder is a folder, not a file; give the path of the file to write"),
+}
+
+
+@pytest.mark.parametrize("kind", list(OUTPUT_PLACES))
+def test_output_place_that_cannot_be_written_is_refused_before_any_work(places, kind):
+    args, expected = OUTPUT_PLACES[kind]
+    before = sorted(p.relative_to(places) for p in places.rglob("*"))
+    proc = tinlib(places, *args)
+    assert one_error_line(proc, args[0], 2).startswith(expected)
+    assert sorted(p.relative_to(places) for p in places.rglob("*")) == before  # nothing written, nothing created
+
+
+@pytest.mark.parametrize("command", ["test", "train"])
+def test_read_only_output_place_is_refused_before_any_work(places, command):
+    folder = unwritable_folder()
+    if folder is None:
+        pytest.skip("no folder here refuses this process's writes")
+    target = f"{folder}/tinlib_out"
+    args = {"test": ckpt_args("tin.pth", "--results-dir", target),
+            "train": ["train", CONFIG, "--work-dir", target, "--set", "data.root=data"]}[command]
+    line = one_error_line(tinlib(places, *args), command, 2)
+    assert f"{target}" in line and f"{folder} is not writable (" in line and "give a place you can write to" in line
+
+
+NONSENSE_VALUES = {
+    "test --batch-size 0": (ckpt_args("tin.pth", "--batch-size", "0"),
+                            "tinlib test: error: argument --batch-size: must be at least 1, got 0"),
+    "latency --iters 0": (["latency", CONFIG, "--iters", "0"],
+                          "tinlib latency: error: argument --iters: must be at least 1, got 0"),
+    "prepare synthetic --height 33": (["prepare", "synthetic", "--out", "odd", "--height", "33"],
+                                      "tinlib prepare synthetic: error: argument --height: must be even, got 33; "
+                                      "e.g. 32 or 34"),
+    "predict --topk 0": (["predict", CONFIG, "tin.pth", "data/frames/v0", "--topk", "0"],
+                         "tinlib predict: error: argument --topk: must be at least 1, got 0"),
+}
+
+
+@pytest.mark.parametrize("kind", list(NONSENSE_VALUES))
+def test_value_that_makes_no_sense_is_refused_not_replaced(places, kind):
+    args, expected = NONSENSE_VALUES[kind]
+    proc = tinlib(places, *args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert lines[-1] == expected and [line for line in lines if "error:" in line] == [expected]
+    assert lines[0].startswith("usage: ")  # argparse's usage, then its one error line
+    assert not (places / "odd").exists()
+
+
+def short_training(work_dir, *extra):
+    """One epoch of one iteration on the three readable videos (no validation)."""
+    return ["train", CONFIG, "--work-dir", str(work_dir), "--seed", "0", "--no-progress",
+            "--set", "data.root=data", "data.train_ann=good.txt", "data.train_prefix=frames",
+            "data.videos_per_gpu=3", "data.workers_per_gpu=0", "model.num_segments=4", "train.epochs=1",
+            "train.val_interval=0", "train.num_threads=1", "optim.type=sgd", f"results_dir={work_dir.parent}",
+            *extra]
+
+
+def test_resume_auto_with_nothing_to_resume_says_so_and_keeps_the_earlier_log(inputs, tmp_path):
+    """A work dir whose earlier attempt wrote log.json but no checkpoint: --resume auto starts a new
+    run, says so, and the earlier log is kept beside the new one."""
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    earlier = '{"mode": "train", "epoch": 1, "iter": 1, "loss": 2.5}\n'
+    (wd / "log.json").write_text(earlier)
+    proc = tinlib(inputs, *short_training(wd, "--resume", "auto"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"warning: nothing to resume in {wd}: starting a new run" in proc.stderr.splitlines()
+    assert (wd / "log.1.json").read_text() == earlier
+    new = [json.loads(line) for line in (wd / "log.json").read_text().splitlines()]
+    assert new[0]["config_name"] == CONFIG and any(row.get("mode") == "train" for row in new)
+
+
+def test_failed_download_exits_4_and_leaves_no_lock(inputs, tmp_path):
+    """A download that cannot reach its server: exit status 4 (a non-finite loss has 3), one line
+    naming the URL, and nothing in the hub cache: no partial file and no ``.lock``."""
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "TINLIB_DEBUG": "", "TORCH_HOME": str(tmp_path / "torch"),
+           "TINLIB_DOWNLOAD_MIRROR": f"http://127.0.0.1:{port}"}
+    proc = subprocess.run([sys.executable, "-m", "tinlib", "fetch", "tsm_r50_1x1x8_50e_kinetics400_rgb"],
+                          capture_output=True, text=True, cwd=inputs, env=env, timeout=120)
+    line = one_error_line(proc, "fetch", 4)
+    assert line.startswith(f"tinlib fetch: error: could not reach http://127.0.0.1:{port}/")
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    assert list(cache.iterdir()) == []
+
+
+def test_training_on_a_val_only_preparation_names_the_missing_train_list(inputs):
+    """Data prepared with --splits val (lists and frames of val only): training names the missing
+    train list and the command that prepares it, in one line, before any work."""
+    proc = tinlib(inputs, "train", CONFIG, "--work-dir", "wd_val_only", "--set", "data.root=data",
+                  "data.val_ann=good.txt", "data.val_prefix=frames", "data.test_ann=good.txt",
+                  "data.test_prefix=frames")
+    line = one_error_line(proc, "train", 2)
+    assert line == ("tinlib train: error: config demo_tin_r18_synthetic: data for synthetic-sthv1 is missing: train "
+                    "annotation list data/sthv1_train_list_rawframes.txt not found (and 1 other path); prepare it "
+                    "with `tinlib prepare synthetic --out data --height 40`, or point the config at it with --set "
+                    "data.root=DIR (annotation lists and folders are relative to data.root)")
+    assert not (inputs / "wd_val_only").exists()

@@ -223,7 +223,27 @@ def test_wrong_hash_deletes_the_download_and_names_both_hashes(server, torch_hom
     message = str(err.value)
     assert server.base + path in message and claimed in message and actual in message
     assert "\n" not in message
-    assert list(torch_home.iterdir()) == [] or all(p.suffix == ".lock" for p in torch_home.iterdir())
+    assert list(torch_home.iterdir()) == []  # no partial file and no .lock
+
+
+def test_interrupted_download_leaves_no_lock_file(server, torch_home, monkeypatch):
+    """Ctrl-C mid-transfer: the partial file and the lock file are gone (the lock protected nothing
+    left to protect), and the next run downloads the file."""
+    import torch.hub
+
+    url, path, body = zoo_file(server)
+    real = torch.hub.download_url_to_file
+
+    def interrupted(*args, **kwargs):
+        assert [p.suffix for p in torch_home.iterdir()] == [".lock"]  # held while downloading
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hub.download_url(url)
+    assert list(torch_home.iterdir()) == []
+    monkeypatch.setattr(torch.hub, "download_url_to_file", real)
+    assert hub.download_url(url).read_bytes() == body
 
 
 def test_http_404_is_one_line_naming_the_url(server):
@@ -418,7 +438,7 @@ def test_fetch_list(capsys):
     (["fetch"], 2, ["--list"]),
     (["fetch", f"{ZOO}/mmaction/toy/a.pth", "--what", "log"], 2, ["--what"]),
     (["fetch", "tsm_r50_1x1x8_50e_kinetics400_rgb", "--what", "log"], 2, ["no log file was published"]),
-    (["fetch", f"{ZOO}/mmaction/toy/missing.pth"], 3, ["/mmaction/toy/missing.pth", "HTTP 404"]),
+    (["fetch", f"{ZOO}/mmaction/toy/missing.pth"], 4, ["/mmaction/toy/missing.pth", "HTTP 404"]),
 ])
 def test_fetch_errors_are_one_line_with_an_exit_status(server, capsys, argv, code, words):
     assert cli.main(argv) == code
@@ -431,9 +451,9 @@ def test_fetch_errors_are_one_line_with_an_exit_status(server, capsys, argv, cod
         assert word in errors[0]
 
 
-def test_fetch_with_the_server_down_exits_3_and_says_where_to_put_the_file(torch_home, monkeypatch, capsys):
+def test_fetch_with_the_server_down_exits_4_and_says_where_to_put_the_file(torch_home, monkeypatch, capsys):
     monkeypatch.setenv(hub.MIRROR_ENV, f"http://127.0.0.1:{unused_port()}")
-    assert cli.main(["fetch", "tsm_r50_1x1x8_50e_kinetics400_rgb"]) == 3
+    assert cli.main(["fetch", "tsm_r50_1x1x8_50e_kinetics400_rgb"]) == 4  # docs/bad-inputs.md: download failed
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("tinlib fetch: error: could not reach http://127.0.0.1:")
     assert err.endswith(f"put it at {torch_home / 'tsm_r50_1x1x8_50e_kinetics400_rgb_20200607-af7fb746.pth'}")

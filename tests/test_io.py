@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from tinlib.errors import UserError
-from tinlib.io import DiskFullError, atomic_torch_save, atomic_write, atomic_write_json, atomic_write_text
+from tinlib.io import (
+    DiskFullError,
+    atomic_torch_save,
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_dir,
+    check_output_file,
+)
 
 
 def _names(folder):
@@ -203,3 +211,96 @@ def test_only_temp_files_of_dead_processes_of_this_host_are_removed(tmp_path):
         leftover.write_bytes(b"half")
     atomic_write_json(tmp_path / "m.json", {"v": 1})
     assert not dead.exists() and live.exists() and other_host.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# File modes: what the umask gives, as for open() and torch.save
+# --------------------------------------------------------------------------------------------
+MODES_SCRIPT = textwrap.dedent("""
+    import json, os, stat, sys
+    from pathlib import Path
+    import nbformat, torch
+    from tinlib.checkpoint import save_checkpoint
+    from tinlib.io import atomic_write_json
+    from tinlib.report.html import build_run_report
+
+    out = Path(sys.argv[1])
+    out.mkdir()
+    with open(out / "plain.txt", "w") as handle:  # what a plain open() gives under this umask
+        handle.write("x")
+    torch.save({}, out / "torch_save.pth")
+    save_checkpoint(out / "latest.pth", torch.nn.Linear(2, 2))
+    atomic_write_json(out / "metrics.json", {"top1_acc": 50.0})
+    notebooks = out / "notebooks"
+    notebooks.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("hi")]), notebooks / "a.ipynb")
+    build_run_report(notebooks, out / "report.html", title="modes")
+    print(json.dumps({p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()}))
+""")
+
+
+def test_atomically_written_files_get_the_mode_the_umask_gives(tmp_path):
+    """Under umask 022 and 077 (each in its own process, both at once): a checkpoint, metrics.json
+    and an HTML report get the mode of a file written with open() (0666 & ~umask: 0644, 0600)."""
+    procs = {mask: subprocess.Popen([sys.executable, "-c", MODES_SCRIPT, str(tmp_path / f"umask{mask:03o}")],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    preexec_fn=lambda mask=mask: os.umask(mask))
+             for mask in (0o022, 0o077)}
+    for mask, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        modes = json.loads(out)
+        assert modes["plain.txt"] == 0o666 & ~mask == {0o022: 0o644, 0o077: 0o600}[mask]
+        assert modes["torch_save.pth"] == modes["plain.txt"]
+        for name in ("latest.pth", "metrics.json", "report.html"):
+            assert modes[name] == modes["plain.txt"], (oct(mask), name, oct(modes[name]))
+
+
+# --------------------------------------------------------------------------------------------
+# Output places checked before the work
+# --------------------------------------------------------------------------------------------
+def test_output_folder_checks_create_nothing(tmp_path):
+    target = tmp_path / "a" / "b"
+    assert check_output_dir(target, "--out") == target
+    assert check_output_file(tmp_path / "c" / "x.onnx", "OUT") == tmp_path / "c" / "x.onnx"
+    check_output_dir(tmp_path, "--out")
+    assert _names(tmp_path) == []  # no folder created, no probe file left
+
+
+def test_output_folder_that_is_a_file_or_below_one_is_refused(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(UserError, match=rf"^--results-dir {afile} is a file, not a folder"):
+        check_output_dir(afile, "--results-dir")
+    with pytest.raises(UserError, match=rf"^work dir {afile}/a/b cannot be created: {afile} is a file, not a folder"):
+        check_output_dir(afile / "a" / "b", "work dir")
+    with pytest.raises(UserError, match=rf"^OUT {tmp_path} is a folder, not a file"):
+        check_output_file(tmp_path, "OUT")
+    with pytest.raises(UserError, match=rf"^OUT {afile}/x.onnx cannot be created: {afile} is a file"):
+        check_output_file(afile / "x.onnx", "OUT")
+    assert afile.read_text() == "x"
+
+
+def _unwritable_folder(tmp_path):
+    """A folder whose writes really fail: without write permission (not root), or sysfs (root)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read_only"
+        folder.mkdir()
+        folder.chmod(0o500)
+        return folder
+    for candidate in ("/sys/kernel", "/sys"):
+        try:
+            check_output_dir(candidate, "probe")
+        except UserError:
+            return candidate
+    pytest.skip("running as root and no folder here refuses writes")
+
+
+def test_unwritable_output_folder_is_refused_by_a_real_write(tmp_path):
+    folder = _unwritable_folder(tmp_path)
+    with pytest.raises(UserError, match=rf"^--out {folder} cannot be written \(.+\); give a place you can write"):
+        check_output_dir(folder, "--out")
+    with pytest.raises(UserError, match=rf"^--out {folder}/new/sub cannot be created: {folder} is not writable"):
+        check_output_dir(f"{folder}/new/sub", "--out")
+    with pytest.raises(UserError, match=rf"^OUT {folder}/x.json cannot be written \("):
+        check_output_file(f"{folder}/x.json", "OUT")

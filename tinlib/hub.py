@@ -37,9 +37,9 @@ _REMOTE = re.compile(r"^(https?://|published:)")
 
 class DownloadError(UserError):
     """A download that failed: server unreachable, HTTP error, interrupted transfer or wrong hash.
-    Its exit status (3) differs from bad usage (2), so scripts can retry on it."""
+    Its exit status (4) is its own (docs/bad-inputs.md lists them all), so scripts can retry on it."""
 
-    exit_code = 3
+    exit_code = 4
 
 
 @dataclass(frozen=True)
@@ -210,9 +210,9 @@ def download_url(url: str, dest_dir: str | os.PathLike | None = None, *, file_na
     the URL's file name, whose hash suffix is checked either way) unless it is there.
 
     A cached file is used without a network call and without re-hashing it (it only got there
-    after its hash was checked), unless ``verify``. A failed transfer leaves nothing behind; the
-    next run downloads the whole file again. :class:`DownloadError` (one line naming the URL and
-    what to do) when the download cannot finish or the hash does not match.
+    after its hash was checked), unless ``verify``. A failed transfer leaves nothing behind (no
+    partial file, no ``.lock``); the next run downloads the whole file again. :class:`DownloadError`
+    (one line naming the URL and what to do) when the download cannot finish or the hash does not match.
     """
     expected = expected_hash_prefix(file_name_of(url))
     dest = Path(dest_dir) if dest_dir is not None else hub_checkpoint_dir()

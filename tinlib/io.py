@@ -1,6 +1,7 @@
 """Atomic file writes: a crash or a full disk mid-write leaves the previous file (or none), never a half-written
 one. Each write goes to a fsynced temporary file renamed over the target; a temporary left by a killed process
-is removed by the next write of that target. :func:`sha256_of` is the package's one file hash."""
+is removed by the next write of that target. The output places of a command are checked before its work
+(:func:`check_output_dir`, :func:`check_output_file`). :func:`sha256_of` is the package's one file hash."""
 from __future__ import annotations
 
 import contextlib
@@ -24,6 +25,20 @@ _NO_ROOM = {
     errno.EDQUOT: "the disk quota is used up",
     errno.EFBIG: "the file is larger than this process may write (file-size limit, see `ulimit -f`)",
 }
+
+
+
+def _read_umask() -> int:
+    """The process's umask. ``os.umask`` can only read it by setting it, and it is process-wide: a
+    file another thread created in between would get the temporary value. So it is read once, at
+    import, before the package starts any thread (a process changing its umask later is not seen)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# atomically written files get the mode a plain open() gives (0644 under umask 022); mkstemp's is 0600
+FILE_MODE = 0o666 & ~_read_umask()
 
 
 class DiskFullError(UserError):
@@ -62,6 +77,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temps(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp")
+        if os.name == "posix":
+            os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode) as handle:
             recorder = _RecordingWriter(handle)
             write(recorder)
@@ -154,6 +171,45 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     import torch
 
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def check_output_dir(path: str | os.PathLike, what: str) -> Path:
+    """Refuse, before any work, a folder a command is to write into (``what`` names it, e.g.
+    ``"--results-dir"``) that is a file or cannot be created or written: :class:`UserError`, one line
+    naming ``path`` and the problem. Nothing is created. Returns ``path``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file, not a folder; give a folder (it is created if missing)")
+    _check_writable(path, f"{what} {path}")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, what: str) -> Path:
+    """Like :func:`check_output_dir` for a file a command is to write (an existing one is replaced):
+    refused when ``path`` is a folder, or its folder cannot be created or written."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder, not a file; give the path of the file to write")
+    _check_writable(path.parent, f"{what} {path}")
+    return path
+
+
+def _check_writable(folder: Path, place: str) -> None:
+    """:class:`UserError` starting with ``place`` when ``folder`` cannot be created (a file on its
+    way) or written. Tried by creating and removing a temporary file in it (or in the nearest
+    folder that exists): permission bits alone do not tell, e.g. for root or on a read-only mount."""
+    existing = folder
+    while not existing.is_dir():  # the nearest existing folder: where the missing ones would be created
+        if existing.exists():
+            raise UserError(f"{place} cannot be created: {existing} is a file, not a folder; give another place")
+        existing = existing.parent
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".tinlib-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        problem = "cannot be written" if existing == folder else f"cannot be created: {existing} is not writable"
+        raise UserError(f"{place} {problem} ({err.strerror or err}); give a place you can write to") from None
 
 
 def sha256_of(path: str | os.PathLike) -> str:

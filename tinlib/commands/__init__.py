@@ -33,3 +33,34 @@ def overrides_of(args: argparse.Namespace) -> list[str]:
     """The ``--set`` values of ``args``, plus the one ``--allow-arch-mismatch`` stands for."""
     extra = [f"{ARCH_MISMATCH_KEY}=true"] if getattr(args, "allow_arch_mismatch", False) else []
     return list(args.overrides) + extra
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (a count that 0 would not make sense for)."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer of at least 0."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_even_int(text: str) -> int:
+    """argparse type: an even integer of at least 2 (a frame height that video encoders accept)."""
+    value = positive_int(text)
+    if value % 2:
+        raise argparse.ArgumentTypeError(f"must be even, got {value}; e.g. {value - 1} or {value + 1}")
+    return value

@@ -5,7 +5,7 @@ import argparse
 import logging
 
 from tinlib.cli import command_main
-from tinlib.commands import add_override_arguments, overrides_of
+from tinlib.commands import add_override_arguments, overrides_of, positive_int
 
 PROG = "tinlib export"
 
@@ -18,9 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", help="trained checkpoint (any layout tinlib.checkpoint reads)")
     parser.add_argument("out", help="output .onnx file")
     add_override_arguments(parser, "model.num_segments=16", checkpoint=True)
-    parser.add_argument("--input-size", type=int, default=None, help="frame side (default: the config's)")
-    parser.add_argument("--views", type=int, default=1, help="views (clips x crops) per sample (default 1)")
-    parser.add_argument("--opset", type=int, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    parser.add_argument("--input-size", type=positive_int, default=None, help="frame side (default: the config's)")
+    parser.add_argument("--views", type=positive_int, default=1, help="views (clips x crops) per sample (default 1)")
+    parser.add_argument("--opset", type=positive_int, help=f"ONNX opset (default {DEFAULT_OPSET})")
     parser.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
     parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
     return parser
@@ -32,8 +32,10 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.config import load_config
     from tinlib.engine.build import build_model, check_checkpoint_fits
     from tinlib.export import export_onnx, onnx_max_abs_diff
+    from tinlib.io import check_output_file
 
     log = logging.getLogger(__name__)
+    check_output_file(args.out, "output file")
     cfg = load_config(args.config, overrides_of(args))
     model = build_model(cfg, pretrained=False, load_from=False, verbose=False)
     check_checkpoint_fits(model, args.checkpoint, cfg, trusted=args.trust_checkpoint)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from tinlib.cli import command_main
-from tinlib.commands import add_override_arguments, overrides_of
+from tinlib.commands import add_override_arguments, non_negative_int, overrides_of, positive_int
 
 PROG = "tinlib latency"
 DEFAULT_CONFIG = "tin_r50_1x1x8_40e_sthv1_rgb"
@@ -21,9 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_override_arguments(p, "data.input_size=256", checkpoint=False)
     p.add_argument("--devices", default="cpu,cuda",
                    help="where to time, comma-separated (default cpu,cuda; cuda is skipped when absent)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed iterations before timing (default 5)")
-    p.add_argument("--iters", type=int, help="timed iterations on every device (default: 20 on CPU, 200 on CUDA)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--warmup", type=non_negative_int, default=5, help="untimed iterations before timing (default 5)")
+    p.add_argument("--iters", type=positive_int,
+                   help="timed iterations on every device (default: 20 on CPU, 200 on CUDA)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--no-train-memory", action="store_true", help="skip the CUDA training-memory measurement")
     p.add_argument("--out", default="results/latency.json",
                    help="the latency record to write (default results/latency.json; make latency writes "
@@ -39,8 +40,10 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.engine.latency import benchmark, check_archs, format_table, parse_devices, write_latency
     from tinlib.engine.torch_settings import torch_settings
     from tinlib.errors import UserError
+    from tinlib.io import check_output_file
     from tinlib.models import parse_arch
 
+    check_output_file(args.out, "--out")
     cfg = load_config(args.config, overrides_of(args))
     if args.archs is None:
         _, depth = parse_arch(cfg.model.arch)

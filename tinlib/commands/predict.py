@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tinlib.cli import command_main
-from tinlib.commands import add_device_argument, add_override_arguments, overrides_of
+from tinlib.commands import add_device_argument, add_override_arguments, overrides_of, positive_int
 
 if TYPE_CHECKING:
     from tinlib.prediction import VideoPrediction
@@ -29,12 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint: a local file, an http(s) URL or published:<config>")
     p.add_argument("videos", nargs="+", metavar="VIDEO",
                    help="video file (mp4, webm, avi, ...) or folder of frames (img_00001.jpg, ...)")
-    p.add_argument("--topk", type=int, default=5, help="number of classes to show (default 5)")
+    p.add_argument("--topk", type=positive_int, default=5, help="number of classes to show (default 5)")
     p.add_argument("--labels", help="class names: a file with one name per line (line i = class i), or sthv1, "
                                     "sthv2, k400 (default: from the config's dataset)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    p.add_argument("--window", type=int, metavar="N", help="also score windows of N frames (a stream)")
-    p.add_argument("--stride", type=int, metavar="S", help="frames between window starts (default: N)")
+    p.add_argument("--window", type=positive_int, metavar="N", help="also score windows of N frames (a stream)")
+    p.add_argument("--stride", type=positive_int, metavar="S", help="frames between window starts (default: N)")
     p.add_argument("--out", metavar="DIR", help="write <video>.json (and the window CSV and plot) into DIR")
     add_override_arguments(p, "test.num_clips=2 test.average_clips=prob", checkpoint=True)
     add_device_argument(p)
@@ -87,13 +87,14 @@ def run(args: argparse.Namespace) -> int:
     from tinlib.data.sources import open_source
     from tinlib.engine.predict import Predictor
     from tinlib.errors import UserError
+    from tinlib.io import check_output_dir
     from tinlib.labels import LABELS_HINT, class_names_for
     from tinlib.report.prediction import write_outputs
 
-    if args.topk < 1:
-        raise UserError(f"--topk must be at least 1, got {args.topk}")
     if args.stride is not None and args.window is None:
         raise UserError("--stride needs --window N (the window length in frames)")
+    if args.out:
+        check_output_dir(args.out, "--out")
     try:
         cfg = load_config(args.config, overrides_of(args))
     except ConfigError as err:

@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from tinlib.cli import command_main
+from tinlib.commands import positive_even_int, positive_int
 from tinlib.data.releases import K400, RAWFRAME_TEMPLATE, SPLITS, STHV1, STHV2, SYNTHETIC, choose_splits
 from tinlib.errors import UserError
 
@@ -25,12 +26,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _add_frame_size(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--short-side", type=int, help="resize frames to this short side (default: native size)")
-    g.add_argument("--height", type=int, help="resize frames to this height")
+    g.add_argument("--short-side", type=positive_int, help="resize frames to this short side (default: native size)")
+    g.add_argument("--height", type=positive_int, help="resize frames to this height")
 
 
 def _add_workers(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, help="frame-extraction processes (default: CPU cores, at most 8)")
+    p.add_argument("--workers", type=positive_int, help="frame-extraction processes (default: CPU cores, at most 8)")
 
 
 def _add_debug(p: argparse.ArgumentParser) -> None:
@@ -68,7 +69,7 @@ def _k400_parser(sub: Any) -> None:
                                    "MMAction2 lists from the annotation CSVs.")
     _add_common(p)
     p.add_argument("--no-extract", action="store_true", help="write video lists only, extract no frames")
-    p.add_argument("--short-side", type=int, default=K400.extract_short_side,
+    p.add_argument("--short-side", type=positive_int, default=K400.extract_short_side,
                    help=f"resize frames to this short side (default {K400.extract_short_side})")
     _add_workers(p)
     p.add_argument("--label-map", help="class names one per line, in index order (default: sorted train classes)")
@@ -106,8 +107,8 @@ def _synthetic_parser(sub: Any) -> None:
     p.add_argument("--num-test", type=int, help="held-out test videos, what the demo evaluates on "
                                                 "(default: from --size)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the videos (default 0)")
-    p.add_argument("--height", type=int, help="frame height in pixels, even (default: from --size)")
-    p.add_argument("--workers", type=int, help="writer processes (default: CPU cores, at most 4)")
+    p.add_argument("--height", type=positive_even_int, help="frame height in pixels, even (default: from --size)")
+    p.add_argument("--workers", type=positive_int, help="writer processes (default: CPU cores, at most 4)")
     p.add_argument("--extract-frames", action="store_true", help="video layouts: also extract JPEG frames")
     p.add_argument("--overwrite", action="store_true",
                    help="write into a folder that holds other files (deleting them) or rewrite the dataset")
@@ -151,6 +152,10 @@ def _synthetic(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``tinlib prepare`` sub-command parsed into ``args``; returns the exit status (1 when frames failed)."""
+    from tinlib.io import check_output_dir
+
+    # before any work; without --out a release's lists (and frames) go into --root
+    check_output_dir(args.out or args.root, "--out" if args.out else "--root (where the output goes without --out)")
     if args.dataset == "synthetic":
         return _synthetic(args)
     if args.dataset == "extract":

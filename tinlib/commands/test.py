@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tinlib.cli import command_main
-from tinlib.commands import add_device_argument, add_override_arguments, overrides_of
+from tinlib.commands import add_device_argument, add_override_arguments, non_negative_int, overrides_of, positive_int
 
 PROG = "tinlib test"
 
@@ -23,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="results sub-folder name (default: the config name)")
     p.add_argument("--results-dir", help="results root (default: the config's results_dir, 'results')")
     add_device_argument(p)
-    p.add_argument("--batch-size", type=int, help="videos per process (default data.test_videos_per_gpu)")
-    p.add_argument("--workers", type=int, help="loader workers per process (default data.workers_per_gpu)")
+    p.add_argument("--batch-size", type=positive_int, help="videos per process (default data.test_videos_per_gpu)")
+    p.add_argument("--workers", type=non_negative_int, help="loader workers per process (default data.workers_per_gpu)")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), help="autocast dtype for inference")
     p.add_argument("--overwrite", action="store_true", help="replace results of another run in the output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -35,9 +36,11 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.config import load_config
     from tinlib.engine import dist
     from tinlib.engine.evaluate import evaluate
+    from tinlib.io import check_output_dir
 
     try:
         cfg = load_config(args.config, overrides_of(args))
+        check_output_dir(Path(args.results_dir or cfg.results_dir) / (args.run or cfg.name), "results folder")
         evaluate(cfg, args.checkpoint, split=args.split, run=args.run, results_dir=args.results_dir,
                  device=args.device, batch_size=args.batch_size, num_workers=args.workers, amp=args.amp,
                  overwrite=args.overwrite, trusted=args.trust_checkpoint, progress=not args.no_progress)

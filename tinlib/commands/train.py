@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tinlib.cli import command_main
 from tinlib.commands import add_device_argument, add_override_arguments, overrides_of
@@ -37,9 +38,12 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.engine import dist
     from tinlib.engine import train as engine_train
     from tinlib.engine.errors import NonFiniteLossError
+    from tinlib.io import check_output_dir
 
     try:
         cfg = load_config(args.config, overrides_of(args))
+        check_output_dir(args.work_dir or cfg.resolved_work_dir(), "work dir")
+        check_output_dir(Path(cfg.results_dir) / (args.run or cfg.name), "results folder")
         engine_train.train(cfg, work_dir=args.work_dir, resume=args.resume, seed=args.seed,
                            deterministic=True if args.deterministic else None, device=args.device, amp=args.amp,
                            sync_bn=args.sync_bn, validate=not args.no_validate, run=args.run,

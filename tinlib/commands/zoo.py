@@ -1,5 +1,5 @@
 """``tinlib zoo``: rewrite ``results/model_zoo.md`` from the run records under ``results/`` (no torch import);
-exit status 2 when the results folder is missing."""
+exit status 2 when the results folder is missing or the table cannot be written."""
 from __future__ import annotations
 
 import argparse
@@ -21,11 +21,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from tinlib.errors import UserError
+    from tinlib.io import check_output_file
     from tinlib.report.zoo import write_zoo
 
-    if not Path(args.results_dir).is_dir():
-        raise UserError(f"results folder {args.results_dir} does not exist; give the folder the runs wrote to "
+    results = Path(args.results_dir)
+    if results.exists() and not results.is_dir():
+        raise UserError(f"--results-dir {results} is a file, not a folder; give the folder the runs wrote to")
+    if not results.is_dir():
+        raise UserError(f"results folder {results} does not exist; give the folder the runs wrote to "
                         f"with --results-dir (default results)")
+    check_output_file(args.out or results / "model_zoo.md", "--out" if args.out else "the model-zoo table")
     out = write_zoo(args.results_dir, args.out)
     if args.print:
         print(out.read_text())

@@ -3,6 +3,7 @@ the model, and the dataset of each split with its sampling (training or test vie
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,15 @@ _DATASET_ALIASES = {"kinetics400": "k400"}
 def prepare_hint(cfg: Config) -> str:
     """The ``tinlib prepare`` command line, in backquotes, that writes the data of ``cfg`` into
     ``data.root``: ``data.dataset`` picks the sub-command (``synthetic-<layout>`` is the embedded
-    synthetic dataset); ``"`tinlib prepare ...`"`` for a dataset without its own sub-command."""
+    synthetic dataset, written at the frame height that ``zoo.resolution`` gives, e.g. "height 40");
+    ``"`tinlib prepare ...`"`` for a dataset without its own sub-command."""
     name, root = cfg.data.dataset, cfg.data.root
     if name.startswith("synthetic"):
         layout = name.split("-", 1)[1] if "-" in name else "sthv1"
         layout_arg = f" --layout {layout}" if layout in SYNTHETIC.layouts and layout != "sthv1" else ""
-        return f"`tinlib prepare synthetic{layout_arg} --out {root}`"
+        height = re.search(r"\bheight (\d+)", cfg.zoo.resolution)
+        height_arg = f" --height {height.group(1)}" if height else ""
+        return f"`tinlib prepare synthetic{layout_arg} --out {root}{height_arg}`"
     sub = _DATASET_ALIASES.get(name, name)
     return f"`tinlib prepare {sub} --root RELEASE_DIR --out {root}`" if sub in RELEASES else "`tinlib prepare ...`"
 

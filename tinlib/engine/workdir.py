@@ -73,6 +73,8 @@ def check_outputs(work_dir: Path, cfg: Config, resume: str | None, results: Path
     checkpoint to resume from (:func:`resolve_resume`) and the warnings about changed settings."""
     resume_from = resolve_resume(work_dir, resume)
     warnings = check_work_dir(work_dir, cfg, resume_from)
+    if resume_from is None:
+        keep_earlier_log(work_dir, resume == "auto")
     try:
         previous = TrainRecord.read_optional(results / TrainRecord.FILENAME)
     except RecordError:
@@ -80,6 +82,23 @@ def check_outputs(work_dir: Path, cfg: Config, resume: str | None, results: Path
     if previous is not None and previous.config_name != cfg.name:
         raise RunError(f"{results} holds the results of config {previous.config_name!r}; choose another --run name")
     return resume_from, warnings
+
+
+def keep_earlier_log(work_dir: Path, resume_asked: bool) -> Path | None:
+    """Before a new run in ``work_dir``: the ``log.json`` of an earlier attempt (one that never wrote
+    a checkpoint) is renamed to ``log.<n>.json`` (the first free n from 1), not replaced. With
+    ``resume_asked`` (``--resume auto``) says that there was nothing to resume. Returns the new name."""
+    if resume_asked:
+        log.warning("nothing to resume in %s: starting a new run", work_dir)
+    earlier = work_dir / "log.json"
+    if not earlier.is_file():
+        return None
+    n = 1
+    while (work_dir / f"log.{n}.json").exists():
+        n += 1
+    kept = earlier.rename(work_dir / f"log.{n}.json")
+    log.info("kept the earlier %s as %s", earlier.name, kept.name)
+    return kept
 
 
 @dataclass
