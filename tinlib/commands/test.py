@@ -35,10 +35,12 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.config import load_config
     from tinlib.engine import dist
     from tinlib.engine.evaluate import evaluate
+    from tinlib.hub import resolve_checkpoint
 
     try:
         cfg = load_config(args.config, overrides_of(args))
-        evaluate(cfg, args.checkpoint, split=args.split, run=args.run, results_dir=args.results_dir,
+        checkpoint = resolve_checkpoint(args.checkpoint)  # a path, an http(s) URL or published:<config>
+        evaluate(cfg, checkpoint, split=args.split, run=args.run, results_dir=args.results_dir,
                  device=args.device, batch_size=args.batch_size, num_workers=args.workers, amp=args.amp,
                  overwrite=args.overwrite, trusted=args.trust_checkpoint, progress=not args.no_progress)
     finally:

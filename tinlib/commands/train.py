@@ -37,10 +37,12 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.engine import dist
     from tinlib.engine import train as engine_train
     from tinlib.engine.errors import NonFiniteLossError
+    from tinlib.hub import resolve_checkpoint
 
     try:
         cfg = load_config(args.config, overrides_of(args))
-        engine_train.train(cfg, work_dir=args.work_dir, resume=args.resume, seed=args.seed,
+        resume = args.resume if args.resume in (None, "auto") else str(resolve_checkpoint(args.resume))
+        engine_train.train(cfg, work_dir=args.work_dir, resume=resume, seed=args.seed,
                            deterministic=True if args.deterministic else None, device=args.device, amp=args.amp,
                            sync_bn=args.sync_bn, validate=not args.no_validate, run=args.run,
                            progress=not args.no_progress)
