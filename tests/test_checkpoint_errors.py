@@ -145,7 +145,7 @@ def test_plain_pickle_and_other_zip_are_not_checkpoints(tmp_path):
 
 def test_missing_file_and_folder(tmp_path):
     assert "checkpoint not found" in _refusal(tmp_path / "nowhere.pth")
-    assert "is not a file" in _refusal(tmp_path)
+    assert f"{tmp_path} is a directory, not a checkpoint file; give the .pth inside it" in _refusal(tmp_path)
 
 
 @pytest.mark.parametrize("legacy", [False, True])

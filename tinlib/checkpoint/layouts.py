@@ -131,10 +131,11 @@ class LoadReport:
         classes = self.head_classes()
         if classes is not None:
             ours = self.shapes[HEAD_WEIGHT][1][0]
-            return (f"the checkpoint has {classes} classes ({HEAD_WEIGHT} {self.shapes[HEAD_WEIGHT][0]}) but "
-                    f"{whose} has model.num_classes={ours}")
+            shapes = next(m for m in self.mismatched if f" vs model {HEAD_WEIGHT} " in m)
+            return (f"the checkpoint has {classes} classes but {whose} has model.num_classes={ours} "
+                    f"(shape mismatch: {shapes})")
         counts = [f"{len(items)} {what} (e.g. {items[0]})" for what, items in (
-            ("missing in the checkpoint", self.missing), ("unexpected", self.unexpected),
+            ("missing in checkpoint", self.missing), ("unexpected", self.unexpected),
             ("of another shape", self.mismatched)) if items]
         return f"its tensors do not fit {whose}: " + ", ".join(counts)
 
