@@ -165,6 +165,20 @@ def test_a_folder_names_a_checkpoint_it_holds(tmp_path):
     assert _refusal(runs).endswith(f"(e.g. {runs / 'latest.pth'})")
 
 
+def test_the_checkpoints_a_config_starts_from_are_resolved_with_the_same_words(tmp_path):
+    from tinlib.config import load_config
+    from tinlib.engine.build import check_model_checkpoints
+    from tinlib.engine.errors import RunError
+
+    (tmp_path / "runs").mkdir()
+    for key in ("load_from", "pretrained"):
+        cfg = load_config("demo_tin_r18_synthetic", [f"model.{key}={tmp_path / 'runs'}"])
+        with pytest.raises(RunError) as info:
+            check_model_checkpoints(cfg)
+        assert str(info.value) == (f"model.{key}: {tmp_path / 'runs'} is a directory, not a checkpoint file; give "
+                                   f"the .pth inside it (e.g. {tmp_path / 'runs' / 'latest.pth'})")
+    check_model_checkpoints(load_config("demo_tin_r18_synthetic", ["model.pretrained=torchvision://resnet18"]))
+
 def test_a_checkpoint_of_another_class_count_is_one_line_naming_the_head(tmp_path):
     """The head [num_classes, features] is the only tensor whose shape differs: its shapes and the
     config keys that make it load, not a list of missing tensors."""

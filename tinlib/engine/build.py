@@ -43,6 +43,17 @@ def build_model(cfg: Config, *, pretrained: bool = True, load_from: bool = True,
     return model
 
 
+def check_model_checkpoints(cfg: Config) -> None:
+    """Resolve the checkpoints ``cfg.model`` starts from before other work: ``model.pretrained``
+    (unless ``torchvision://``) and ``model.load_from``, a path, a URL or ``published:<config>``
+    (downloaded once into torch's hub cache). :class:`RunError` naming the key for a missing file
+    or a folder."""
+    if cfg.model.pretrained:
+        _pretrained_source(cfg.model.pretrained)
+    if cfg.model.load_from:
+        _checkpoint_file("model.load_from", cfg.model.load_from)
+
+
 def _checkpoint_file(key: str, spec: str) -> str:
     """The local file of the checkpoint that config key ``key`` names (a path, a URL or
     ``published:<config>``, see :func:`tinlib.hub.resolve_checkpoint`); :class:`RunError` naming the
