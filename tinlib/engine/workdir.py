@@ -15,7 +15,6 @@ from tinlib.config import Config, diff_configs
 from tinlib.engine import dist
 from tinlib.engine.errors import RunError
 from tinlib.engine.schedule import LrSchedule
-from tinlib.errors import one_line
 from tinlib.io import atomic_write_text
 from tinlib.records import RecordError, TrainRecord
 from tinlib.seeding import set_rng_state
@@ -126,8 +125,10 @@ def restore(path: Path, ctx: dist.DistContext, *, model: torch.nn.Module, optimi
         optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError) as err:  # torch's message lists every key: name the cause instead
         from tinlib.checkpoint import describe_misfit
+        from tinlib.errors import one_line
 
-        why = describe_misfit(model, state, path, "this config") or f"its optimizer state ({one_line(err)[:200]})"
+        why = (describe_misfit(model, state, path, "this config")
+               or f"its optimizer state does not fit this config's ({one_line(err)[:200]})")
         raise RunError(f"cannot resume from {path}: {why}; resume with the config and --set values it was trained "
                        "with, or start a new run in another --work-dir") from None
     if scaler is not None and state.get("scaler"):
