@@ -60,6 +60,7 @@ def inputs(tmp_path_factory):
     (base / "truncated.pth").write_bytes(whole[: len(whole) // 2])
     (base / "empty.pth").write_bytes(b"")
     (base / "random.pth").write_bytes(rng.integers(0, 255, 4096, dtype=np.uint8).tobytes())
+    add_checkpoint_and_frame_inputs(base)
     return base
 
 
@@ -80,6 +81,37 @@ def ckpt_args(ckpt, *extra):
             "--set", "data.root=data", "data.test_ann=good.txt", "data.test_prefix=frames"]
 
 
+
+
+def add_checkpoint_and_frame_inputs(base):
+    """A folder holding a checkpoint (``ckdir/latest.pth``), the TIN checkpoint of 7 classes instead
+    of the config's 11, training checkpoints (with optimizer state) of TSM, a frame folder whose
+    first JPEG is cut to half its bytes, a demo video and class names in CJK with an emoji."""
+    from tinlib.data.synthetic import write_demo_video
+
+    (base / "ckdir").mkdir()
+    (base / "ckdir" / "latest.pth").write_bytes((base / "tin.pth").read_bytes())
+    save_checkpoint(base / "tin7.pth", build_model(load_config(CONFIG, ["model.num_classes=7"]), pretrained=False,
+                                                   load_from=False))
+    tsm = build_model(load_config("demo_tsm_r18_synthetic"), pretrained=False, load_from=False)
+    save_checkpoint(base / "tsm_train.pth", tsm, meta={"epoch": 1}, optimizer=torch.optim.SGD(
+        tsm.parameters(), lr=0.1).state_dict())
+    cut = base / "data" / "frames" / "cut"
+    cut.mkdir()
+    for k in range(1, FRAMES + 1):
+        (cut / f"{k:05}.jpg").write_bytes((base / "data" / "frames" / "v0" / f"{k:05}.jpg").read_bytes())
+    whole = (cut / "00001.jpg").read_bytes()
+    (cut / "00001.jpg").write_bytes(whole[: len(whole) // 2])
+    write_rawframe_list(base / "data" / "cut.txt", [("v0", 8, 0), ("cut", 8, 1)])
+    write_demo_video(base / "demo.mp4", [0, 1], frames_per_class=12)
+    (base / "labels_cjk.txt").write_text("".join(f"类别 {k} 🎬\n" for k in range(11)), encoding="utf-8")
+
+
+def train_args(work_dir, *extra):
+    """``tinlib train`` of the config on the readable list, one short epoch."""
+    return ["train", CONFIG, "--work-dir", work_dir, "--no-progress", "--device", "cpu", "--set", "data.root=data",
+            "data.train_ann=good.txt", "data.train_prefix=frames", "data.val_ann=good.txt", "data.val_prefix=frames",
+            "train.epochs=1", "data.workers_per_gpu=0", *extra]
 
 
 @dataclass
@@ -145,6 +177,28 @@ CASES = {
         "model to load it into is tin_r18;", "--allow-arch-mismatch")),
     "missing checkpoint": Case(ckpt_args("nothere.pth"), 2, ("tinlib test: error: checkpoint not found: "
                                                                   "nothere.pth",)),
+    "checkpoint folder": Case(ckpt_args("ckdir"), 2, (
+        "tinlib test: error: ckdir is a directory, not a checkpoint file; give the .pth inside it (e.g. "
+        "ckdir/latest.pth)",)),
+    "checkpoint folder, export": Case(["export", CONFIG, "ckdir", "out.onnx"], 2, (
+        "tinlib export: error: ckdir is a directory, not a checkpoint file; give the .pth inside it (e.g. "
+        "ckdir/latest.pth)",)),
+    "checkpoint of another class count": Case(ckpt_args("tin7.pth"), 2, (
+        "tinlib test: error: checkpoint tin7.pth does not fit config demo_tin_r18_synthetic: the checkpoint has 7 "
+        "classes but config demo_tin_r18_synthetic has model.num_classes=11 (shape mismatch: cls_head.fc_cls.weight "
+        "[7, 256] vs model cls_head.fc_cls.weight [11, 256]); --set model.num_classes=7 to match it",)),
+    "model.load_from of another class count": Case(train_args("wd_load_from", "model.load_from=tin7.pth"), 2, (
+        "tinlib train: error: model.load_from: tin7.pth: the checkpoint has 7 classes but the model has "
+        "model.num_classes=11 (shape mismatch: ", "); --set model.num_classes=7 to match the checkpoint, or --set "
+        "model.load_strict=false to load what fits")),
+    "resume from another architecture": Case(train_args("wd_resume", "--resume", "tsm_train.pth"), 2, (
+        "tinlib train: error: cannot resume from tsm_train.pth: the checkpoint holds a tsm_r18 model (recorded in "
+        "its meta 'arch') but the model to load it into is tin_r18; resume with the config and --set values it was "
+        "trained with, or start a new run in another --work-dir",)),
+    "truncated frame": Case(eval_args("cut.txt"), 1, (
+        "tinlib test: error: sample 1 (data/cut.txt:2 ('cut')): cannot decode image data/frames/cut/00001.jpg (",
+        " bytes): the file is truncated (no JPEG end-of-image marker): re-extract the frames of this video, "
+        + SKIP_HINT)),
     "override of an unknown key": Case(["test", CONFIG, "tin.pth", "--set", "optim.lrr=1"], 2, (
         "tinlib test: error: bad override: unknown key 'optim.lrr' (did you mean 'lr'?); valid keys of section "
         "'optim': ",)),
@@ -179,6 +233,40 @@ def test_bad_input_gives_one_line_and_a_non_zero_exit(inputs, kind):
         assert found >= 0, f"{part!r} not in {message!r}"
         position = found + len(part)
     assert not (inputs / "results" / CONFIG / "metrics.json").exists()
+
+
+def test_test_takes_a_checkpoint_url_as_predict_and_fetch_do(inputs, tmp_path):
+    """``tinlib test CONFIG https://...`` downloads (here from a file:// mirror) into torch's hub
+    cache and evaluates; a file name's hash suffix must be the start of its sha256."""
+    import hashlib
+
+    from tinlib import hub
+
+    body = (inputs / "tin.pth").read_bytes()
+    name = f"tin-{hashlib.sha256(body).hexdigest()[:8]}.pth"
+    (tmp_path / "mirror" / "zoo").mkdir(parents=True)
+    (tmp_path / "mirror" / "zoo" / name).write_bytes(body)
+    env = {hub.MIRROR_ENV: (tmp_path / "mirror").as_uri(), "TORCH_HOME": str(tmp_path / "torch")}
+    args = ckpt_args(f"{hub.OPENMMLAB_URL}/zoo/{name}")
+    args[args.index("results")] = str(tmp_path / "results")
+    proc = subprocess.run([sys.executable, "-m", "tinlib", *args], capture_output=True, text=True, cwd=inputs,
+                          env={**os.environ, "TINLIB_DEBUG": "", **env}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "torch" / "hub" / "checkpoints" / name).read_bytes() == body
+    assert json.loads((tmp_path / "results" / CONFIG / "metrics.json").read_text())["num_samples"] == 3
+
+
+def test_class_names_in_any_script_give_no_font_warnings(inputs, tmp_path):
+    """CJK characters and an emoji, which DejaVu Sans lacks, in the class names of the window plot:
+    drawn as boxes, and matplotlib's per-glyph warnings (naming tinlib's source lines) are kept
+    off stderr."""
+    proc = tinlib(inputs, "predict", CONFIG, "tin.pth", "demo.mp4", "--labels", "labels_cjk.txt", "--window", "12",
+                  "--out", str(tmp_path), "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "类别" in proc.stdout and (tmp_path / "demo_windows.png").stat().st_size > 0
+    assert "Warning" not in proc.stderr and "Glyph" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.splitlines() == [line for line in proc.stderr.splitlines()
+                                        if line.startswith(("loaded ", "wrote "))]
 
 
 def test_unreadable_video_skipped_in_evaluation_is_counted_and_recorded(inputs, tmp_path):

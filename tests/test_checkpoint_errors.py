@@ -145,8 +145,60 @@ def test_plain_pickle_and_other_zip_are_not_checkpoints(tmp_path):
 
 def test_missing_file_and_folder(tmp_path):
     assert "checkpoint not found" in _refusal(tmp_path / "nowhere.pth")
-    assert "is not a file" in _refusal(tmp_path)
+    assert f"{tmp_path} is a directory, not a checkpoint file; give the .pth inside it" in _refusal(tmp_path)
 
+
+
+def test_a_folder_names_a_checkpoint_it_holds(tmp_path):
+    """The same words from the resolver every command uses (hub.resolve_checkpoint) and from
+    read_checkpoint: the folder's latest.pth as the example, else a .pth it holds."""
+    from tinlib.hub import resolve_checkpoint
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    _small_checkpoint(runs / "epoch_3.pth")
+    expected = f"{runs} is a directory, not a checkpoint file; give the .pth inside it (e.g. {runs / 'epoch_3.pth'})"
+    with pytest.raises(UserError) as info:
+        resolve_checkpoint(runs)
+    assert str(info.value) == expected == _refusal(runs)
+    _small_checkpoint(runs / "latest.pth")
+    assert _refusal(runs).endswith(f"(e.g. {runs / 'latest.pth'})")
+
+
+def test_the_checkpoints_a_config_starts_from_are_resolved_with_the_same_words(tmp_path):
+    from tinlib.config import load_config
+    from tinlib.engine.build import check_model_checkpoints
+    from tinlib.engine.errors import RunError
+
+    (tmp_path / "runs").mkdir()
+    for key in ("load_from", "pretrained"):
+        cfg = load_config("demo_tin_r18_synthetic", [f"model.{key}={tmp_path / 'runs'}"])
+        with pytest.raises(RunError) as info:
+            check_model_checkpoints(cfg)
+        assert str(info.value) == (f"model.{key}: {tmp_path / 'runs'} is a directory, not a checkpoint file; give "
+                                   f"the .pth inside it (e.g. {tmp_path / 'runs' / 'latest.pth'})")
+    check_model_checkpoints(load_config("demo_tin_r18_synthetic", ["model.pretrained=torchvision://resnet18"]))
+
+def test_a_checkpoint_of_another_class_count_is_one_line_naming_the_head(tmp_path):
+    """The head [num_classes, features] is the only tensor whose shape differs: its shapes and the
+    config keys that make it load, not a list of missing tensors."""
+    from tinlib.checkpoint import MisfitError, describe_misfit
+
+    path = save_checkpoint(tmp_path / "seven.pth", build_recognizer("tsm_r18", 7))
+    model = build_recognizer("tsm_r18", 5)
+    with pytest.raises(MisfitError) as info:
+        load_checkpoint(model, path, verbose=False)
+    message = str(info.value)
+    assert "\n" not in message and "missing" not in message and info.value.report.head_classes() == 7
+    assert message == (f"{path}: the checkpoint has 7 classes but the model has model.num_classes=5 (shape mismatch: "
+                       "cls_head.fc_cls.weight [7, 512] vs model cls_head.fc_cls.weight [5, 512]); --set "
+                       "model.num_classes=7 to match the checkpoint, or --set model.load_strict=false to load what "
+                       "fits (strict=False in Python)")
+    assert describe_misfit(model, read_checkpoint(path), path, "this config").startswith(
+        "the checkpoint has 7 classes but this config has model.num_classes=5")
+    assert describe_misfit(build_recognizer("tsm_r18", 7), read_checkpoint(path), path) == ""
+    tin = describe_misfit(build_recognizer("tin_r18", 7), read_checkpoint(path), path)
+    assert tin.startswith("the checkpoint holds a tsm_r18 model") and tin.endswith("is tin_r18")
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_only_a_readable_checkpoint_with_refused_objects_advises_trust(tmp_path, legacy):

@@ -8,6 +8,7 @@ import pytest
 from tinlib.data import decoding
 from tinlib.data.decoding import DecodeError, decode_rawframes, imread_rgb, iter_video_frames, open_video
 from tinlib.data.encoding import video_codec, write_video
+from tinlib.doctor.decoders import SIZES as DOCTOR_SIZES
 
 
 def level(k):
@@ -65,6 +66,44 @@ def test_unreadable_and_empty_jpg(tmp_path):
     (d / "img_00003.jpg").write_bytes(b"")
     with pytest.raises(DecodeError, match=r"frame file is empty \(0 bytes\): .*img_00003\.jpg"):
         decode_rawframes(d, [2])
+
+
+
+def test_a_truncated_jpeg_is_refused_and_padding_after_its_end_is_not(tmp_path):
+    """A JPEG ends with the end-of-image marker FF D9 (JPEG, ITU-T T.81 B.2.1); bytes cut off the end
+    take it away. Zero or white-space padding after it is left by some encoders and still decodes."""
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    whole = cv2.imencode(".jpg", frame)[1].tobytes()
+    assert whole[-2:] == b"\xff\xd9"
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DecodeError) as info:
+        imread_rgb(cut)
+    assert str(info.value) == (f"cannot decode image {cut} ({len(whole) // 2} bytes): the file is truncated (no JPEG "
+                               "end-of-image marker): re-extract the frames of this video")
+    for name, padding in (("zeros.jpg", b"\x00" * 300), ("newline.jpg", b"\r\n  \n")):
+        (tmp_path / name).write_bytes(whole + padding)
+        assert imread_rgb(tmp_path / name).shape == (240, 320, 3)
+    png = tmp_path / "frame.png"
+    cv2.imwrite(str(png), frame)  # no JPEG markers: not judged by them
+    assert imread_rgb(png).shape == (240, 320, 3)
+
+
+@pytest.mark.parametrize("size", DOCTOR_SIZES)
+def test_the_kits_clips_decode_at_the_sizes_it_writes_with_each_backend(tmp_path, size):
+    """Clips written as the kit writes them (its mp4 codec and mpeg4), decoded as the loader does:
+    decord where it can, else PyAV (decord fails on the 32x48 clips)."""
+    height, width = size
+    frames = np.stack([np.full((height, width, 3), level(k), np.uint8) for k in range(6)])
+    for codec in sorted({video_codec("mp4"), "mpeg4"}):
+        path = tmp_path / f"{codec}.mp4"
+        write_video(path, frames, codec)
+        for backend in decoding.VIDEO_BACKENDS:
+            clip = open_video(path, backend)
+            assert clip.backend in decoding.VIDEO_BACKENDS and len(clip) == len(frames), (codec, backend)
+            decoded = clip.get(range(len(clip)))
+            assert decoded.shape == frames.shape, (codec, backend, clip.decord_error)
+            assert np.abs(decoded.astype(int) - frames).mean() < 4, (codec, backend)
 
 
 @pytest.mark.parametrize("ext", ["mp4", "webm"])

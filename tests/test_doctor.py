@@ -162,6 +162,23 @@ def test_decoders_catch_swapped_colour_channels(monkeypatch):
     assert checks["decode video [pyav]"].result == PASS
 
 
+
+def test_the_video_decoders_are_checked_at_the_sizes_the_kit_writes():
+    """The synthetic presets' heights, the demo data's (prepared with --height 40) and the tests'
+    32x48 clips; at each, both video rows decode every frame, decord falling back to PyAV where it
+    fails, as the loader does."""
+    from tinlib.data.decoding import have_decord
+    from tinlib.data.synthetic import PRESETS
+
+    heights = {height for height, _ in decoders.SIZES}
+    assert {32, 40, PRESETS["tiny"]["height"]["sthv1"], PRESETS["demo"]["height"]["sthv1"],
+            PRESETS["large"]["height"]["k400"]} <= heights
+    checks = {check.name: check for check in decoders.check_decoders()}
+    rows = ["decode video [pyav]"] + (["decode video [decord]"] if have_decord() else [])
+    for row in rows:
+        assert checks[row].result == PASS, checks[row].detail
+        assert all(f"{height}x{width}" in checks[row].detail for height, width in decoders.SIZES)
+
 def test_the_checked_shapes_are_those_tin_r50_gives_the_op(monkeypatch):
     """Run TIN-R50 at 224 px on the meta device and record what the op is called with."""
     from tinlib.models import build_recognizer

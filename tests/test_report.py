@@ -512,6 +512,26 @@ def test_model_comparison_plot_shows_the_three_metrics_per_model():
     assert [line.get_ydata()[0] for line in without.axes[0].get_lines()] == [50.0]
 
 
+
+def test_glyphs_the_font_lacks_warn_nowhere_and_other_warnings_still_do():
+    """DejaVu Sans (matplotlib's default) has no CJK characters and no emoji: drawing them warns once
+    per glyph unless inside ``missing_glyphs_quiet``, which lets other warnings through and leaves
+    the warning filters as they were."""
+    import io
+    import warnings
+
+    before = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with plots.missing_glyphs_quiet():
+            plots.plot_confusion(np.eye(2), ["类别 零 🎬", "latin"]).savefig(io.BytesIO(), format="png")
+            warnings.warn("another warning", UserWarning)
+        assert [str(w.message) for w in seen] == ["another warning"]
+        # outside, other glyphs (matplotlib warns once per glyph it lays out): a warning each
+        plots.plot_confusion(np.eye(2), ["动作 一 🎥", "latin"]).savefig(io.BytesIO(), format="png")
+        assert any("missing from font" in str(w.message) for w in seen[1:])
+    assert warnings.filters == before
+
 def test_confusion_plot_is_row_normalized():
     matrix = np.array([[3, 1, 0], [0, 2, 2], [1, 0, 0]])
     fig = plots.plot_confusion(matrix, ["a", "b", "c"], title="conf")

@@ -122,7 +122,8 @@ def parse_published(spec: str) -> tuple[str, str]:
 
 def resolve_checkpoint(spec: str | os.PathLike, *, dest_dir: str | os.PathLike | None = None,
                        verify: bool = False) -> Path:
-    """The local file for ``spec``: a local path (returned unchanged), or an ``http(s)://`` URL or
+    """The local file for ``spec``, for every command and config key that takes a checkpoint: a
+    local path (checked with :func:`checkpoint_file_problem`), or an ``http(s)://`` URL or
     ``published:<config>[:log|:json]`` downloaded (see :func:`download_url`) into ``dest_dir``
     (default: torch's hub cache). Other schemes (``torchvision://``) are refused: :class:`UserError`,
     as for a path that is not a file or an unknown published config or kind."""
@@ -134,12 +135,25 @@ def resolve_checkpoint(spec: str | os.PathLike, *, dest_dir: str | os.PathLike |
         return download_url(text, dest_dir, verify=verify)
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
         raise UserError(f"cannot fetch {text!r}: use a local file, an http(s):// URL or published:<config>")
-    path = Path(text)
-    if not path.is_file():
-        hint = " (a directory, not a file)" if path.is_dir() else ""
-        raise UserError(f"checkpoint not found: {path}{hint}; give an existing file, a URL or published:<config> "
-                        f"(known: {', '.join(sorted(_registry()))})")
-    return path
+    problem = checkpoint_file_problem(text)
+    if problem:
+        raise UserError(problem)
+    return Path(text)
+
+
+def checkpoint_file_problem(path: str | os.PathLike) -> str | None:
+    """None when ``path`` is a file, else the one line every command gives for it: ``checkpoint
+    not found: PATH; ...`` or ``PATH is a directory, not a checkpoint file; give the .pth inside it
+    (e.g. PATH/latest.pth)``, naming a ``.pth`` the folder holds."""
+    path = Path(path)
+    if path.is_file():
+        return None
+    if path.is_dir():
+        inside = sorted(path.glob("*.pth"))
+        example = path / "latest.pth" if (path / "latest.pth").is_file() or not inside else inside[0]
+        return f"{path} is a directory, not a checkpoint file; give the .pth inside it (e.g. {example})"
+    return (f"checkpoint not found: {path}; give an existing file, an http(s) URL or published:<config> "
+            "(`tinlib fetch --list` names the configs)")
 
 
 def fetch_published(config: str, what: str = "ckpt", dest_dir: str | os.PathLike | None = None, *,

@@ -182,23 +182,42 @@ def _kind_from_keys(keys: Iterable[str], layout: str) -> str | None:
     return None
 
 
-def check_arch(model: nn.Module, checkpoint: Any, state: dict[str, torch.Tensor], layout: str,
-               path: str | Path = "<checkpoint>", *, allow_arch_mismatch: bool = False) -> str | None:
-    """Refuse a checkpoint of another architecture than ``model``: TSM weights in a TSN model run
-    without their shift although every tensor fits. Checkpoints that record no architecture and
-    whose tensor names imply none pass. Returns a note on the mismatch that ``allow_arch_mismatch``
-    let through, else None; :class:`ArchMismatchError` (one line naming both and how to load anyway).
-    """
+def arch_difference(model: nn.Module, checkpoint: Any, state: dict[str, torch.Tensor], layout: str) -> str | None:
+    """``"the checkpoint holds a tsm_r18 model (recorded in its meta 'arch') but the model to load it
+    into is tin_r18"``, or None when both are the same architecture as far as is known (a checkpoint
+    that records no architecture and whose tensor names imply none passes)."""
+    pair = _arch_pair(model, checkpoint, state, layout)
+    if pair is None:
+        return None
+    theirs, source, ours = pair
+    return f"the checkpoint holds a {theirs} model ({source}) but the model to load it into is {ours}"
+
+
+def _arch_pair(model: nn.Module, checkpoint: Any, state: dict[str, torch.Tensor], layout: str
+               ) -> tuple[str, str, str] | None:
+    """``(the checkpoint's architecture, where that was read, the model's)`` when they differ."""
     ours, theirs = model_arch(model), checkpoint_arch(checkpoint, state, layout)
     if ours is None or theirs is None or not theirs.differs_from(ours):
         return None
     # same kind and depth: the options make the difference
     options = theirs.kind == ours.kind and not (theirs.depth and ours.depth and theirs.depth != ours.depth)
-    theirs_text, ours_text = theirs.describe(options), ours.describe(options)
+    return theirs.describe(options), theirs.source, ours.describe(options)
+
+
+def check_arch(model: nn.Module, checkpoint: Any, state: dict[str, torch.Tensor], layout: str,
+               path: str | Path = "<checkpoint>", *, allow_arch_mismatch: bool = False) -> str | None:
+    """Refuse a checkpoint of another architecture than ``model`` (:func:`arch_difference`): TSM
+    weights in a TSN model run without their shift although every tensor fits. Returns a note on
+    the mismatch that ``allow_arch_mismatch`` let through, else None; :class:`ArchMismatchError`
+    (one line naming both and how to load anyway).
+    """
+    pair = _arch_pair(model, checkpoint, state, layout)
+    if pair is None:
+        return None
     if allow_arch_mismatch:
-        return f"the checkpoint is {theirs_text} ({theirs.source}), the model {ours_text}: loaded anyway (allowed)"
+        theirs, source, ours = pair
+        return f"the checkpoint is {theirs} ({source}), the model {ours}: loaded anyway (allowed)"
     raise ArchMismatchError(
-        f"{path}: the checkpoint holds a {theirs_text} model ({theirs.source}) but the model to load it into "
-        f"is {ours_text}; weights of one architecture compute something else in another even where every tensor "
-        "fits. Use a config of the checkpoint's architecture, or load it anyway with --allow-arch-mismatch "
-        "(allow_arch_mismatch=True)")
+        f"{path}: {arch_difference(model, checkpoint, state, layout)}; weights of one architecture compute "
+        "something else in another even where every tensor fits. Use a config of the checkpoint's architecture, "
+        "or load it anyway with --allow-arch-mismatch (allow_arch_mismatch=True)")

@@ -21,6 +21,8 @@ from tinlib.checkpoint.read import CheckpointError
 
 BACKBONE_ONLY_LAYOUTS = {"torchvision"}
 BLOCK = r"(layer\d+\.\d+)"  # a residual block: layerL.B
+HEAD_WEIGHT = "cls_head.fc_cls.weight"  # the classifier: [num_classes, features]
+HEAD_KEYS = {HEAD_WEIGHT, "cls_head.fc_cls.bias"}
 
 
 def detect_layout(checkpoint: Any, state: dict[str, torch.Tensor], path: str | Path = "<checkpoint>") -> str:
@@ -111,6 +113,31 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)
     kept_initial: list[str] = field(default_factory=list)
     arch_mismatch: str | None = None  # set when a checkpoint of another architecture was loaded on purpose
+    # model name -> (its shape in the checkpoint, in the model), for the tensors in ``mismatched``
+    shapes: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
+
+    def head_classes(self) -> int | None:
+        """The checkpoint's class count when the classifier head is the only tensor that does not
+        fit (another ``num_classes``), else None."""
+        head = self.shapes.get(HEAD_WEIGHT)
+        if head is None or self.missing or self.unexpected or not set(self.shapes) <= HEAD_KEYS:
+            return None
+        return head[0][0]
+
+    def misfit(self, whose: str = "the model") -> str:
+        """What does not fit, in one line: the class counts of the head when only they differ
+        (``whose``: ``"config NAME"``, the model's side), else how many tensors are missing from the
+        checkpoint, unexpected and of another shape, with an example of each."""
+        classes = self.head_classes()
+        if classes is not None:
+            ours = self.shapes[HEAD_WEIGHT][1][0]
+            shapes = next(m for m in self.mismatched if f" vs model {HEAD_WEIGHT} " in m)
+            return (f"the checkpoint has {classes} classes but {whose} has model.num_classes={ours} "
+                    f"(shape mismatch: {shapes})")
+        counts = [f"{len(items)} {what} (e.g. {items[0]})" for what, items in (
+            ("missing in checkpoint", self.missing), ("unexpected", self.unexpected),
+            ("of another shape", self.mismatched)) if items]
+        return f"its tensors do not fit {whose}: " + ", ".join(counts)
 
     def __str__(self) -> str:
         lines = [f"{self.path}: layout {self.layout}, {len(self.loaded)} tensors loaded"]
@@ -154,6 +181,7 @@ def map_state_dict(model: nn.Module, state: dict[str, torch.Tensor], layout: str
             report.unexpected.append(key)
         elif target[name].shape != value.shape:
             report.mismatched.append(f"{key} {list(value.shape)} vs model {name} {list(target[name].shape)}")
+            report.shapes[name] = (list(value.shape), list(target[name].shape))
         else:
             mapped[name] = value
     report.loaded = sorted(mapped)

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import torch
 
 from tinlib.errors import UserError, one_line
+from tinlib.hub import checkpoint_file_problem
 
 
 class CheckpointError(UserError):
@@ -65,10 +66,9 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> dict:
     one holding objects the safe loader refuses (only then is ``--trust-checkpoint`` advised).
     """
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}; check the path (or download the file first)")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: is not a file (a checkpoint is one .pth file); check the path")
+    problem = checkpoint_file_problem(path)  # missing, or a folder: the words of every command
+    if problem:
+        raise CheckpointError(problem)
     try:
         if trusted:
             return torch.load(path, map_location="cpu", weights_only=False)

@@ -36,12 +36,14 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.config import load_config
     from tinlib.engine import dist
     from tinlib.engine.evaluate import evaluate
+    from tinlib.hub import resolve_checkpoint
     from tinlib.io import check_output_dir
 
     try:
         cfg = load_config(args.config, overrides_of(args))
         check_output_dir(Path(args.results_dir or cfg.results_dir) / (args.run or cfg.name), "results folder")
-        evaluate(cfg, args.checkpoint, split=args.split, run=args.run, results_dir=args.results_dir,
+        checkpoint = resolve_checkpoint(args.checkpoint)  # a path, an http(s) URL or published:<config>
+        evaluate(cfg, checkpoint, split=args.split, run=args.run, results_dir=args.results_dir,
                  device=args.device, batch_size=args.batch_size, num_workers=args.workers, amp=args.amp,
                  overwrite=args.overwrite, trusted=args.trust_checkpoint, progress=not args.no_progress)
     finally:

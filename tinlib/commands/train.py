@@ -38,13 +38,15 @@ def _run(args: argparse.Namespace) -> int:
     from tinlib.engine import dist
     from tinlib.engine import train as engine_train
     from tinlib.engine.errors import NonFiniteLossError
+    from tinlib.hub import resolve_checkpoint
     from tinlib.io import check_output_dir
 
     try:
         cfg = load_config(args.config, overrides_of(args))
         check_output_dir(args.work_dir or cfg.resolved_work_dir(), "work dir")
         check_output_dir(Path(cfg.results_dir) / (args.run or cfg.name), "results folder")
-        engine_train.train(cfg, work_dir=args.work_dir, resume=args.resume, seed=args.seed,
+        resume = args.resume if args.resume in (None, "auto") else str(resolve_checkpoint(args.resume))
+        engine_train.train(cfg, work_dir=args.work_dir, resume=resume, seed=args.seed,
                            deterministic=True if args.deterministic else None, device=args.device, amp=args.amp,
                            sync_bn=args.sync_bn, validate=not args.no_validate, run=args.run,
                            progress=not args.no_progress)

@@ -55,6 +55,23 @@ class DecodeError(DataError):
     """A frame or video file that is missing, empty or cannot be decoded."""
 
 
+_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+_PADDING = b"\x00 \t\r\n"  # what some encoders leave after the end-of-image marker
+
+
+def jpeg_cut_short(data: np.ndarray) -> bool:
+    """Whether ``data`` (a file's bytes, uint8 ``[N]``) is a JPEG whose end is missing: it starts
+    with the start-of-image marker but does not end with the end-of-image marker (FF D9), trailing
+    zero or white-space padding aside. libjpeg decodes such a file with a warning only (the missing
+    rows grey) on some OpenCV builds, so the cut would go unnoticed. Reads the last bytes only."""
+    if data.size < 4 or data[:2].tobytes() != _JPEG_START:
+        return False
+    tail = data[-2:].tobytes()
+    if tail != _JPEG_END and tail[-1] in _PADDING:
+        tail = data.tobytes().rstrip(_PADDING)[-2:]  # rare: copies the file once
+    return tail != _JPEG_END
+
+
 def imread_rgb(path: str | os.PathLike) -> np.ndarray:
     """A JPEG/PNG file as RGB uint8 ``[H, W, 3]`` (OpenCV decode, as mmcv's cv2 backend);
     DecodeError when it is missing, unreadable, empty or not a decodable image."""
@@ -67,6 +84,9 @@ def imread_rgb(path: str | os.PathLike) -> np.ndarray:
         raise DecodeError(f"cannot read frame file {path}: {err}") from None
     if buf.size == 0:
         raise DecodeError(f"frame file is empty (0 bytes): {path}; re-extract the frames of this video")
+    if jpeg_cut_short(buf):
+        raise DecodeError(f"cannot decode image {path} ({buf.size} bytes): the file is truncated (no JPEG "
+                          "end-of-image marker): re-extract the frames of this video")
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
         raise DecodeError(f"cannot decode image {path} ({buf.size} bytes): not a valid JPEG/PNG; "

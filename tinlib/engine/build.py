@@ -10,6 +10,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from tinlib.config import Config
 from tinlib.engine.errors import RunError
+from tinlib.errors import UserError
 
 
 def build_model(cfg: Config, *, pretrained: bool = True, load_from: bool = True, verbose: bool = True):
@@ -25,14 +26,14 @@ def build_model(cfg: Config, *, pretrained: bool = True, load_from: bool = True,
     m = cfg.model
     model = build_recognizer(m.arch, m.num_classes, m.num_segments, dropout=m.dropout, shift_div=m.shift_div,
                              interlace_grad=m.interlace_grad, interlace_backend=m.interlace_backend,
-                             pretrained=_local(m.pretrained) if pretrained and m.pretrained else None,
+                             pretrained=_pretrained_source(m.pretrained) if pretrained and m.pretrained else None,
                              init_std=m.init_std, base_channels=m.base_channels, num_stages=m.num_stages)
     if load_from and m.load_from:
         from tinlib.checkpoint import CheckpointError, load_checkpoint
 
         try:
-            load_checkpoint(model, _local(m.load_from), strict=m.load_strict, tsm_conv1=m.tsm_conv1, verbose=verbose,
-                            allow_arch_mismatch=m.allow_arch_mismatch)
+            load_checkpoint(model, _checkpoint_file("model.load_from", m.load_from), strict=m.load_strict,
+                            tsm_conv1=m.tsm_conv1, verbose=verbose, allow_arch_mismatch=m.allow_arch_mismatch)
         except CheckpointError as err:
             raise RunError(f"model.load_from: {err}") from None
     if m.partial_bn:
@@ -42,11 +43,35 @@ def build_model(cfg: Config, *, pretrained: bool = True, load_from: bool = True,
     return model
 
 
-def _local(spec: str) -> str:
-    """``spec`` itself, or for a URL / ``published:<config>`` the local file it was downloaded to."""
-    from tinlib.hub import is_remote, resolve_checkpoint
+def check_model_checkpoints(cfg: Config) -> None:
+    """Resolve the checkpoints ``cfg.model`` starts from before other work: ``model.pretrained``
+    (unless ``torchvision://``) and ``model.load_from``, a path, a URL or ``published:<config>``
+    (downloaded once into torch's hub cache). :class:`RunError` naming the key for a missing file
+    or a folder."""
+    if cfg.model.pretrained:
+        _pretrained_source(cfg.model.pretrained)
+    if cfg.model.load_from:
+        _checkpoint_file("model.load_from", cfg.model.load_from)
 
-    return str(resolve_checkpoint(spec)) if is_remote(spec) else spec
+
+def _checkpoint_file(key: str, spec: str) -> str:
+    """The local file of the checkpoint that config key ``key`` names (a path, a URL or
+    ``published:<config>``, see :func:`tinlib.hub.resolve_checkpoint`); :class:`RunError` naming the
+    key for a missing file or a folder (a failed download keeps its own error and exit status)."""
+    from tinlib.hub import DownloadError, resolve_checkpoint
+
+    try:
+        return str(resolve_checkpoint(spec))
+    except DownloadError:
+        raise
+    except UserError as err:
+        raise RunError(f"{key}: {err}") from None
+
+
+def _pretrained_source(spec: str) -> str:
+    """``model.pretrained`` as the backbone loader takes it: ``torchvision://resnetD`` as it is, a
+    checkpoint as its local file."""
+    return spec if spec.startswith("torchvision://") else _checkpoint_file("model.pretrained", spec)
 
 
 def _norm_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -76,34 +101,20 @@ def check_checkpoint_fits(model: torch.nn.Module, path: str | Path, cfg: Config,
     (only for files the user made). A checkpoint that does not fit raises :class:`RunError` naming
     the likely cause (class count, segment count, architecture).
     """
-    from tinlib.checkpoint import (
-        ArchMismatchError,
-        CheckpointError,
-        extract_state_dict,
-        load_checkpoint,
-        read_checkpoint,
-    )
-    path = Path(_local(str(path)))  # downloads once
-    if not path.is_file():
-        raise RunError(f"checkpoint not found: {path}")
+    from tinlib.checkpoint import CheckpointError, MisfitError, load_checkpoint, read_checkpoint
+    from tinlib.hub import resolve_checkpoint
+
+    path = resolve_checkpoint(path)  # downloads once
     try:
         checkpoint = read_checkpoint(path, trusted=trusted)
-        state = extract_state_dict(checkpoint, path)
-    except CheckpointError as err:
-        raise RunError(str(err)) from None
-    hints = []
-    for key in ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias"):
-        if key in state and state[key].shape[0] != cfg.model.num_classes:
-            hints.append(f"the checkpoint has {state[key].shape[0]} classes ({key} {list(state[key].shape)}) but "
-                         f"config {cfg.name} says model.num_classes={cfg.model.num_classes}")
-            break
-    try:
         report = load_checkpoint(model, path, strict=True, tsm_conv1=cfg.model.tsm_conv1, trusted=trusted,
                                  verbose=False, allow_arch_mismatch=cfg.model.allow_arch_mismatch)
-    except ArchMismatchError as err:
+    except MisfitError as err:
+        classes = err.report.head_classes()
+        todo = (f"--set model.num_classes={classes} to match it" if classes is not None else
+                "use the config it was trained with (its arch, num_classes and num_segments)")
+        raise RunError(f"checkpoint {path} does not fit config {cfg.name}: {err.report.misfit(f'config {cfg.name}')}; "
+                       f"{todo}") from None
+    except CheckpointError as err:  # unreadable, or another architecture: one line naming the file
         raise RunError(str(err)) from None
-    except CheckpointError as err:
-        hint = ("\n" + "\n".join(hints)) if hints else ""
-        raise RunError(f"checkpoint {path} does not fit config {cfg.name} ({cfg.model.arch}, "
-                       f"{cfg.model.num_classes} classes, {cfg.model.num_segments} segments):{hint}\n{err}") from None
     return checkpoint, report

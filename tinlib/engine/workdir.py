@@ -142,8 +142,14 @@ def restore(path: Path, ctx: dist.DistContext, *, model: torch.nn.Module, optimi
     try:
         model.load_state_dict(state["state_dict"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError) as err:
-        raise RunError(f"cannot resume from {path}: it does not fit this config ({err})") from None
+    except (RuntimeError, ValueError) as err:  # torch's message lists every key: name the cause instead
+        from tinlib.checkpoint import describe_misfit
+        from tinlib.errors import one_line
+
+        why = (describe_misfit(model, state, path, "this config")
+               or f"its optimizer state does not fit this config's ({one_line(err)[:200]})")
+        raise RunError(f"cannot resume from {path}: {why}; resume with the config and --set values it was trained "
+                       "with, or start a new run in another --work-dir") from None
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     meta = state["meta"]

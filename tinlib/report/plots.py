@@ -1,8 +1,10 @@
 """Figures for the notebooks and reports (matplotlib; every function returns the Figure)."""
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,16 @@ def _plt():
     return plt
 
 
+@contextlib.contextmanager
+def missing_glyphs_quiet() -> Iterator[None]:
+    """Draw text whose characters the font lacks (CJK or emoji in class and file names; DejaVu Sans
+    covers Latin, Greek and Cyrillic) as boxes without matplotlib's warning per glyph, which names
+    tinlib's source lines; other warnings pass. Wrap where a figure is drawn (``savefig``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph .* missing from", category=UserWarning)
+        yield
+
+
 def color_for(name: str) -> str:
     """The colour of a model in every figure, by the arch family in its name (TIN red, TSM blue, TSN grey)."""
     for kind, color in KIND_COLORS.items():
@@ -39,7 +51,8 @@ def show(fig, path: str | os.PathLike | None = None, fmt: str = "png", dpi: int 
 
     buf = io.BytesIO()
     kwargs = {"pil_kwargs": {"quality": quality}} if fmt == "jpeg" else {}
-    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", **kwargs)
+    with missing_glyphs_quiet():
+        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", **kwargs)
     _plt().close(fig)
     data = buf.getvalue()
     if path is not None:

@@ -16,6 +16,7 @@ import numpy as np
 from tinlib.io import atomic_write_json, atomic_write_text
 from tinlib.labels import class_name
 from tinlib.prediction import VideoPrediction, WindowTimeline
+from tinlib.report.plots import missing_glyphs_quiet
 
 
 def write_outputs(prediction: VideoPrediction, out_dir: str | os.PathLike, stem: str, k: int,
@@ -35,7 +36,8 @@ def write_outputs(prediction: VideoPrediction, out_dir: str | os.PathLike, stem:
         written.append(atomic_write_text(out / f"{stem}_windows.csv", buf.getvalue()))
         fig = plot_timeline(timeline, names, title=Path(prediction.video).name)
         png = out / f"{stem}_windows.png"
-        fig.savefig(png, dpi=90, bbox_inches="tight")
+        with missing_glyphs_quiet():  # class names in any script
+            fig.savefig(png, dpi=90, bbox_inches="tight")
         _pyplot().close(fig)
         written.append(png)
     return [Path(p) for p in written]
