@@ -220,7 +220,7 @@ def test_missing_data_and_bad_inputs_fail_fast(tmp_path):
     assert "\n" not in str(err.value) and not (tmp_path / "wd").exists()
     with pytest.raises(RunError, match="labels up to 4 but model.num_classes=3"):
         Trainer(tiny_cfg(), work_dir=tmp_path / "wd2", datasets={"train": Clips(8, k=5)}, validate=False).setup()
-    with pytest.raises(RunError, match="load_from: checkpoint .* not found"):
+    with pytest.raises(RunError, match="model.load_from: checkpoint not found: .*missing.pth"):
         Trainer(tiny_cfg(model=dict(load_from=str(tmp_path / "missing.pth"))), work_dir=tmp_path / "wd3",
                 datasets={"train": Clips(8)}).setup()
     with pytest.raises(RunError, match="fp16 needs CUDA"):
@@ -331,3 +331,23 @@ def test_compiled_model_trains_like_eager(tmp_path):
     assert summary["config"]["train"]["compile"] is True
     # the checkpoint holds the plain module's names (no torch.compile prefix)
     assert not [k for k in final_weights(tmp_path / "compiled" / "latest.pth") if "_orig_mod" in k]
+
+
+def test_a_published_load_from_is_resolved_through_the_hub_cache(tmp_path, monkeypatch):
+    # the Kinetics-400 row fine-tunes from published:tsm_r50_1x1x8_50e_kinetics400_rgb: training
+    # must accept that form (a file already in torch's hub cache is used without a download)
+    from tinlib.engine.train import load_datasets
+    from tinlib.hub import PUBLISHED, file_name_of
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    url = PUBLISHED["tsm_r50_1x1x8_50e_kinetics400_rgb"].checkpoint
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / file_name_of(url)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"placeholder: only its presence is checked here")
+    given = {"train": Clips(6)}
+    cfg = tiny_cfg(model=dict(load_from="published:tsm_r50_1x1x8_50e_kinetics400_rgb"))
+    train_set, _ = load_datasets(cfg, given, validate=False)
+    assert train_set is given["train"]
+    missing = tiny_cfg(model=dict(load_from=str(tmp_path / "nothere.pth")))
+    with pytest.raises(RunError, match="model.load_from: checkpoint not found"):
+        load_datasets(missing, given, validate=False)

@@ -77,12 +77,9 @@ def load_datasets(cfg: Config, given: dict, validate: bool) -> tuple[Any, Any]:
     """The training and (when ``validate`` and ``train.val_interval``) validation datasets: those
     ``given`` (``{"train": ..., "val": ...}``), else the config's, after checking the files that
     every process needs (the checkpoints to start from, the data) and the class counts."""
-    if cfg.model.load_from and not Path(cfg.model.load_from).is_file():
-        raise RunError(f"model.load_from: checkpoint {cfg.model.load_from} not found; download it or "
-                       "--set model.load_from=None")
-    pretrained = cfg.model.pretrained
-    if pretrained and "://" not in pretrained and not Path(pretrained).is_file():
-        raise RunError(f"model.pretrained: {pretrained} not found")
+    from tinlib.engine.build import check_model_checkpoints
+
+    check_model_checkpoints(cfg)  # a path, a URL or published:<config>, as every command takes them
     need_val = validate and cfg.train.val_interval > 0
     splits = tuple(s for s in ("train", "val") if s not in given and (s == "train" or need_val))
     if splits:
