@@ -65,6 +65,8 @@ def init_distributed(device: str = "auto", timeout_min: float = 30.0) -> DistCon
 
 def cleanup() -> None:
     """Destroy the process group if there is one (at the end of a command, also after an error)."""
+    global _cpu_group
+    _cpu_group = None
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -94,6 +96,23 @@ def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     if work is not tensor:
         tensor.copy_(work)
     return tensor
+
+
+# a gloo group beside an NCCL one, for the small host-side reductions of max_over_processes
+_cpu_group: Any = None
+
+
+def max_over_processes(value: int) -> int:
+    """The largest ``value`` of all processes (``value`` itself in a single process). Reduced on the
+    CPU over gloo (a gloo group beside NCCL), so it never waits for the device."""
+    if not is_initialized():
+        return value
+    global _cpu_group
+    if _cpu_group is None and dist.get_backend() != "gloo":
+        _cpu_group = dist.new_group(backend="gloo")
+    tensor = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=_cpu_group)
+    return int(tensor.item())
 
 
 def all_gather_object(obj: Any) -> list[Any]:
