@@ -68,8 +68,8 @@ def _run(args: argparse.Namespace) -> int:
         if err.is_main:
             # the command as typed when it is this process's (python -m tinlib / the tinlib script)
             argv = sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", args.config, "..."]
-            then = ("the requeued job continues by itself, or run: " if err.requeued else "continue with: ")
-            print(f"{PROG}: {err}; {then}{continue_command(argv)}", file=sys.stderr, flush=True)
+            then = "the requeued job resumes by itself; or " if err.requeued else ""
+            print(f"{PROG}: {err}; {then}continue with: {continue_command(argv)}", file=sys.stderr, flush=True)
         return err.exit_code
     finally:
         dist.cleanup()

@@ -58,9 +58,21 @@ def init_distributed(device: str = "auto", timeout_min: float = 30.0) -> DistCon
         return DistContext(0, 1, 0, dev, None)
     backend = "nccl" if dev.type == "cuda" else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world,
-                                timeout=timedelta(minutes=timeout_min))
+        init_process_group(backend, rank, world, timedelta(minutes=timeout_min))
     return DistContext(rank, world, local, dev, backend)
+
+
+def init_process_group(backend: str, rank: int, world_size: int, timeout: timedelta,
+                       init_method: str = "env://") -> None:
+    """``torch.distributed.init_process_group`` with the group's keys in the store under this
+    attempt of a torchrun job (``TORCHELASTIC_RESTART_COUNT``): torchrun's c10d rendezvous
+    (``--standalone``, ``--rdzv-backend c10d``) keeps its store across restarts, where a restarted
+    process would read the addresses of the killed ones and fail to connect to them."""
+    store, rank, world_size = next(dist.rendezvous(init_method, rank, world_size, timeout=timeout))
+    store.set_timeout(timeout)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(backend=backend, store=dist.PrefixStore(f"default_pg/attempt_{attempt}", store),
+                            rank=rank, world_size=world_size, timeout=timeout)
 
 
 def cleanup() -> None:
