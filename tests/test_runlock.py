@@ -23,8 +23,7 @@ from tinlib.models import build_recognizer
 sys.path.insert(0, str(Path(__file__).parent))
 from test_engine_evaluate import K, T, Views, cfg_for  # noqa: E402
 from test_engine_train import Clips, tiny_cfg  # noqa: E402
-from test_preemption import finish, start, train_args  # noqa: E402
-from test_preemption import driver, synth  # noqa: E402,F401  (fixtures)
+from test_preemption import driver, finish, start, synth, train_args  # noqa: E402,F401  (driver, synth: fixtures)
 
 
 def iso(moment):
