@@ -261,3 +261,16 @@ def test_a_worker_killed_under_torchrun_is_restarted_and_resumes(synth, driver, 
     assert f"latest.pth (after epoch {(step - 1) // ITERS} + {every} iterations)" in out, out[-5000:]
     assert "taking over the lock" in out and "its process is gone" in out  # the killed rank 0's
     assert_same_weights(ref, wd)
+
+
+def test_ctrl_c_stops_at_the_boundary_with_status_130_and_no_requeue(synth, driver, tmp_path):
+    step = random.Random(130).choice([i for i in range(1, ITERS * EPOCHS) if i % ITERS])
+    wd = tmp_path / "wd"
+    slurm = {"SLURM_JOB_ID": "4242", **fake_scontrol(tmp_path / "bin", 0)}
+    ((out, code),) = signal_at(driver, train_args(synth, wd), step, signal.SIGINT, tmp_path / "p", env=slurm)
+    assert code == 130, out[-3000:]
+    state = json.loads((wd / "run.json").read_text())
+    assert (state["status"], state["iteration"], state["signal"]) == ("interrupted", step, "SIGINT")
+    assert read_checkpoint(wd / "latest.pth")["meta"]["iter"] == step
+    assert one_line_with(out, "continue with").startswith("tinlib train: stopped by SIGINT")
+    assert not (tmp_path / "bin" / "scontrol.args").exists()  # Ctrl-C is not a preemption: no requeue
