@@ -147,7 +147,7 @@ class Trainer:
         self.run_name = run or cfg.name
         self.progress = progress
         self.stop = StopSignals()  # entered by train() for the epochs: signals then stop at an iteration boundary
-        self.lock: FolderLock | None = None
+        self.lock: FolderLock | None = None  # rank 0's, on the work dir
         self.saved_position: tuple[int, int] | None = None  # (epochs, iterations) of the last latest.pth
 
     # ---- set-up: every check before the heavy work ------------------------------------------
@@ -184,7 +184,8 @@ class Trainer:
         self.start_epoch, self.start_inner, self.best = point.epoch, point.inner_iter, point.best
         self.ddp = wrap_for_training(self.model, ctx, cfg.train.compile)
 
-        dist.collective_check(self._take_lock if ctx.is_main else (lambda: None), RunError)
+        self.lock = FolderLock(self.work_dir, WORK_DIR_IN_USE) if ctx.is_main else None
+        dist.collective_check(self.lock.acquire if self.lock else (lambda: None), RunError)  # one live run
         setting = {"seed": self.seed, "world_size": ctx.world_size, "lr_scaling": self.scaling.to_dict(),
                    "deterministic": self.deterministic, "amp": self.amp, "sync_bn": self.sync_bn}
         self.recorder = Recorder(cfg, self.work_dir, results, setting=setting, iters_per_epoch=self.iters_per_epoch,
@@ -230,16 +231,6 @@ class Trainer:
                             drop_last=cfg.data.drop_last, pin_memory=ctx.device.type == "cuda",
                             skip=skip_batches * cfg.data.videos_per_gpu)
 
-    def _take_lock(self) -> None:
-        """Rank 0: hold the work dir's lock for the run (a second live run is refused)."""
-        self.lock = FolderLock(self.work_dir, WORK_DIR_IN_USE).acquire()
-
-    def release(self) -> None:
-        """Give the work dir's lock back (at the end of :func:`train`, also after an error)."""
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
-
     # ---- checkpoints ------------------------------------------------------------------------
     def _checkpoint(self, epoch_done: int, inner_iter: int, names: list[str]) -> None:
         """Write the checkpoints ``names`` (files in the work dir; none is fine) of the position
@@ -261,8 +252,7 @@ class Trainer:
             save_checkpoint(self.work_dir / name, self.model, meta=meta, optimizer=self.optimizer.state_dict(),
                             scheduler=self.schedule.state_dict(),
                             scaler=self.scaler.state_dict() if self.scaler is not None else None, rng=rngs)
-        if "latest.pth" in names:
-            self.saved_position = (epoch_done, inner_iter)
+        self.saved_position = (epoch_done, inner_iter) if "latest.pth" in names else self.saved_position
         self.recorder.run_state("running", epoch_done, self.best, **({"inner_iter": inner_iter} if inner_iter else {}))
 
     # ---- one epoch ----------------------------------------------------------------------
@@ -289,7 +279,7 @@ class Trainer:
                 tally.check(epoch, inner)
             self._checkpoint(epoch, inner + 1, ["latest.pth"])
         if inner + 1 < n:  # the epoch's last boundary is after its validation (fit)
-            self._stop_if_signalled(epoch, inner + 1, tally)
+            stop_if_signalled(self, epoch, inner + 1, tally)
 
     def _log_interval(self, tally: IntervalTally, epoch: int, inner: int) -> None:
         """Read back the interval that ends with iteration ``inner`` and record its lines."""
@@ -298,27 +288,6 @@ class Trainer:
         self.recorder.interval(epoch, inner, self.lr, values)
         self.recorder.heartbeat()
         self.last_loss = values["loss_cls"]
-
-    def _stop_if_signalled(self, epoch_done: int, inner_done: int, tally: IntervalTally | None = None) -> None:
-        """At the boundary after ``epoch_done`` epochs and ``inner_done`` iterations: when a process
-        received a stop signal (agreed over the processes, so that all stop here), close the log
-        interval of ``tally`` (checked finite), checkpoint this position unless just done, and raise
-        :class:`~tinlib.engine.preemption.Preempted`. Rank 0 records it in run.json and, for SIGTERM
-        and SIGUSR1 under SLURM, requeues the job."""
-        signum = dist.max_over_processes(self.stop.signum)
-        if not signum:
-            return
-        if tally is not None and tally.count:
-            self._log_interval(tally, epoch_done, inner_done - 1)
-        if self.saved_position != (epoch_done, inner_done):
-            self._checkpoint(epoch_done, inner_done, ["latest.pth"])
-        stopped = Preempted(signum, epoch_done, inner_done, epoch_done * self.iters_per_epoch + inner_done,
-                            str(self.work_dir / "latest.pth"), is_main=self.ctx.is_main)
-        self.recorder.run_state(stopped.status, epoch_done, self.best, inner_iter=inner_done,
-                                iteration=stopped.iteration, signal=stopped.signal_name)
-        if self.ctx.is_main and stopped.status == "preempted":
-            stopped.requeued = requeue_slurm_job()
-        raise stopped
 
     def train_epoch(self, epoch: int, skip: int = 0) -> dict[str, float]:
         """Train epoch ``epoch`` (0-based) from its iteration ``skip`` (the ones a resumed run has
@@ -379,12 +348,9 @@ class Trainer:
     def fit(self) -> dict:
         """Run the remaining epochs (validation, checkpoints, records); returns the ``train.json`` record.
 
-        ``run.json`` ends as ``finished`` (after train.json is written); as ``preempted`` (SIGTERM,
-        SIGUSR1) or ``interrupted`` (SIGINT) with the position when a stop signal ended the run at an
-        iteration boundary (:class:`~tinlib.engine.preemption.Preempted`, raised); or, when another
-        exception leaves this method, as ``failed`` with the one-line reason in ``error``
-        (``interrupted`` for a KeyboardInterrupt); the exception is raised again and the checkpoints
-        already written stay as they are.
+        ``run.json`` ends as ``finished`` (after train.json is written), as :func:`stop_if_signalled` says,
+        or, when another exception leaves this method, as ``failed`` with its one-line reason in ``error``
+        (``interrupted`` for Ctrl-C); it is raised again and the checkpoints already written stay.
         """
         cfg, t0 = self.cfg, time.time()
         self.last_val: dict | None = None
@@ -397,7 +363,7 @@ class Trainer:
                 self._end_epoch(epoch, stats)
                 dist.barrier()
                 if epoch + 1 < cfg.train.epochs:
-                    self._stop_if_signalled(epoch + 1, 0)
+                    stop_if_signalled(self, epoch + 1, 0)
             summary = self._finish(time.time() - t0)
         except BaseException as err:  # Ctrl-C too: run.json must not say "running" for a run that stopped
             if not isinstance(err, Preempted):  # which recorded its stop already
@@ -446,6 +412,28 @@ class Trainer:
                                       skipped=skipped, elapsed=elapsed)
 
 
+def stop_if_signalled(trainer: Trainer, epoch_done: int, inner_done: int, tally: IntervalTally | None = None) -> None:
+    """At ``trainer``'s boundary after ``epoch_done`` epochs and ``inner_done`` iterations: when a
+    process received a stop signal (agreed over the processes, so that all stop here), close the
+    log interval of ``tally`` (checked finite), checkpoint this position unless just done, and raise
+    :class:`~tinlib.engine.preemption.Preempted`. Rank 0 records it in run.json (``preempted`` for
+    SIGTERM and SIGUSR1, then requeues a SLURM job; ``interrupted`` for SIGINT)."""
+    signum = dist.max_over_processes(trainer.stop.signum)
+    if not signum:
+        return
+    if tally is not None and tally.count:
+        trainer._log_interval(tally, epoch_done, inner_done - 1)
+    if trainer.saved_position != (epoch_done, inner_done):
+        trainer._checkpoint(epoch_done, inner_done, ["latest.pth"])
+    stopped = Preempted(signum, epoch_done, inner_done, epoch_done * trainer.iters_per_epoch + inner_done,
+                        str(trainer.work_dir / "latest.pth"), is_main=trainer.ctx.is_main)
+    trainer.recorder.run_state(stopped.status, epoch_done, trainer.best, inner_iter=inner_done,
+                               iteration=stopped.iteration, signal=stopped.signal_name)
+    if trainer.ctx.is_main and stopped.status == "preempted":
+        stopped.requeued = requeue_slurm_job()
+    raise stopped
+
+
 def train(cfg: Config, **kwargs: Any) -> dict:
     """Train ``cfg`` with the options of :class:`Trainer` (``work_dir``, ``resume``, ``seed``, ...);
     returns the summary written to ``<results_dir>/<run>/train.json``. The torch settings of the run
@@ -459,4 +447,5 @@ def train(cfg: Config, **kwargs: Any) -> dict:
             with trainer.stop:
                 return trainer.fit()
         finally:
-            trainer.release()
+            if trainer.lock is not None:
+                trainer.lock.release()
