@@ -23,6 +23,8 @@ from tinlib.checkpoint import read_checkpoint
 
 CONFIG = "demo_tin_r18_synthetic"
 ITERS, EPOCHS = 4, 3  # iterations per epoch (per process), epochs
+EVERY = 2  # the two-process runs also checkpoint after the 2nd iteration of each epoch
+PAIR = {"train.checkpoint_interval_iters": EVERY}
 
 # `python DRIVER train ARGS...`: the tinlib command line, except that the PAUSE_AT-th training step
 # of the process (tinlib.engine.train.train_step, counted from 1; in torchrun's first attempt only)
@@ -65,6 +67,14 @@ def driver(tmp_path_factory):
     path = tmp_path_factory.mktemp("driver") / "driver.py"
     path.write_text(DRIVER)
     return path
+
+
+@pytest.fixture(scope="module")
+def pair_reference(synth, driver, tmp_path_factory):
+    """The work dir of an uninterrupted run of two processes (PAIR settings)."""
+    ref = tmp_path_factory.mktemp("pair") / "ref"
+    assert [code for _, code in finish(start(driver, train_args(synth, ref, **PAIR), nproc=2))] == [0, 0]
+    return ref
 
 
 def train_args(root, work_dir, **extra):
@@ -215,37 +225,32 @@ def test_sigterm_then_sigusr1_then_resume_gives_the_uninterrupted_weights(synth,
     assert_same_weights(ref, wd)
 
 
-def test_two_processes_stop_at_the_same_iteration_and_resume_exactly(synth, driver, tmp_path):
+def test_two_processes_stop_at_the_same_iteration_and_resume_exactly(synth, driver, pair_reference, tmp_path):
     """Two gloo processes; only rank 1 receives SIGUSR1 (a random iteration inside an epoch). Both
     stop after that iteration with status 75; the resumed pair ends as an uninterrupted pair."""
     step = random.Random(2).choice([i for i in range(2, ITERS * EPOCHS) if i % ITERS])
-    ref, wd = tmp_path / "ref", tmp_path / "wd"
-    assert [code for _, code in finish(start(driver, train_args(synth, ref), nproc=2))] == [0, 0]
-
-    results = signal_at(driver, train_args(synth, wd), step, signal.SIGUSR1, tmp_path / "p", nproc=2, to_rank=1)
+    wd = tmp_path / "wd"
+    results = signal_at(driver, train_args(synth, wd, **PAIR), step, signal.SIGUSR1, tmp_path / "p", nproc=2, to_rank=1)
     assert [code for _, code in results] == [75, 75], results[0][0][-3000:] + results[1][0][-3000:]
     assert_stopped_at(wd, step, "SIGUSR1")
     assert "continue with" in results[0][0] and "continue with" not in results[1][0]  # rank 0 says it
 
-    resumed = finish(start(driver, train_args(synth, wd), nproc=2, env={"SLURM_RESTART_COUNT": "1"}))
+    resumed = finish(start(driver, train_args(synth, wd, **PAIR), nproc=2, env={"SLURM_RESTART_COUNT": "1"}))
     assert [code for _, code in resumed] == [0, 0], resumed[0][0][-3000:]
-    assert_same_weights(ref, wd)
+    assert_same_weights(pair_reference, wd)
 
 
-def test_a_worker_killed_under_torchrun_is_restarted_and_resumes(synth, driver, tmp_path):
+def test_a_worker_killed_under_torchrun_is_restarted_and_resumes(synth, driver, pair_reference, tmp_path):
     """torchrun --max-restarts 1: rank 0 is killed with SIGKILL in a step after an iteration
     checkpoint; the restarted pair resumes from it by itself and ends with the uninterrupted weights."""
-    every = 2  # train.checkpoint_interval_iters: a checkpoint after the 2nd iteration of each epoch
-    # a step after that checkpoint and before the epoch's own: the 3rd or 4th of an epoch
+    # a step after the epoch's iteration checkpoint and before its own: the 3rd or 4th of an epoch
     step = random.Random(3).choice([k for k in range(1, ITERS * EPOCHS + 1) if (k - 1) % ITERS in (2, 3)])
-    ref, wd = tmp_path / "ref", tmp_path / "wd"
-    extra = {"train.checkpoint_interval_iters": every}
-    assert [code for _, code in finish(start(driver, train_args(synth, ref, **extra), nproc=2))] == [0, 0]
+    wd = tmp_path / "wd"
 
     pause_dir = tmp_path / "p"
     pause_dir.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                             "--max-restarts", "1", str(driver), *train_args(synth, wd, **extra)],
+                             "--max-restarts", "1", str(driver), *train_args(synth, wd, **PAIR)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
                             env={**os.environ, "PAUSE_AT": str(step), "PAUSE_DIR": str(pause_dir)})
     try:
@@ -258,9 +263,9 @@ def test_a_worker_killed_under_torchrun_is_restarted_and_resumes(synth, driver, 
             proc.kill()
     assert proc.returncode == 0, out[-5000:]
     assert "TORCHELASTIC_RESTART_COUNT=1: the job was started again; resuming as with --resume auto" in out
-    assert f"latest.pth (after epoch {(step - 1) // ITERS} + {every} iterations)" in out, out[-5000:]
+    assert f"latest.pth (after epoch {(step - 1) // ITERS} + {EVERY} iterations)" in out, out[-5000:]
     assert "taking over the lock" in out and "its process is gone" in out  # the killed rank 0's
-    assert_same_weights(ref, wd)
+    assert_same_weights(pair_reference, wd)
 
 
 def test_ctrl_c_stops_at_the_boundary_with_status_130_and_no_requeue(synth, driver, tmp_path):

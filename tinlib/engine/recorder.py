@@ -16,6 +16,7 @@ import torch
 
 from tinlib.config import Config
 from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
+from tinlib.engine.preemption import Preempted
 from tinlib.engine.workdir import truncate_log
 from tinlib.errors import UserError
 from tinlib.records import LogWriter, RunState, TrainRecord
@@ -177,7 +178,10 @@ class Recorder:
         """``run.json`` after ``err`` stopped the run: ``interrupted`` for Ctrl-C, else ``failed``,
         with the one-line reason in ``error``; a mid-epoch position keeps the last record's
         ``inner_iter``. A failure to write it (a full disk) is logged at debug level, not raised:
-        the error that stopped the run is the one the user must see."""
+        the error that stopped the run is the one the user must see. A :class:`Preempted` run
+        recorded its stop already."""
+        if isinstance(err, Preempted):
+            return
         status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
         extra: dict[str, Any] = {"error": stop_reason(err)}
         if self.recorded_inner_iter:

@@ -240,6 +240,8 @@ class Trainer:
         from tinlib.checkpoint import save_checkpoint
 
         rngs = dist.all_gather_object(rng_state())
+        if "latest.pth" in names:  # on every process: all decide alike whether to write it again
+            self.saved_position = (epoch_done, inner_iter)
         if not self.ctx.is_main:
             return
         cfg = self.cfg
@@ -252,7 +254,6 @@ class Trainer:
             save_checkpoint(self.work_dir / name, self.model, meta=meta, optimizer=self.optimizer.state_dict(),
                             scheduler=self.schedule.state_dict(),
                             scaler=self.scaler.state_dict() if self.scaler is not None else None, rng=rngs)
-        self.saved_position = (epoch_done, inner_iter) if "latest.pth" in names else self.saved_position
         self.recorder.run_state("running", epoch_done, self.best, **({"inner_iter": inner_iter} if inner_iter else {}))
 
     # ---- one epoch ----------------------------------------------------------------------
@@ -366,8 +367,7 @@ class Trainer:
                     stop_if_signalled(self, epoch + 1, 0)
             summary = self._finish(time.time() - t0)
         except BaseException as err:  # Ctrl-C too: run.json must not say "running" for a run that stopped
-            if not isinstance(err, Preempted):  # which recorded its stop already
-                self.recorder.run_stopped(err, self.epoch_done, self.best)
+            self.recorder.run_stopped(err, self.epoch_done, self.best)
             self.recorder.close()
             raise
         self.recorder.close()
