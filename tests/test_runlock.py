@@ -26,6 +26,11 @@ from test_engine_train import Clips, tiny_cfg  # noqa: E402
 from test_preemption import driver, finish, start, synth, train_args  # noqa: E402,F401  (driver, synth: fixtures)
 
 
+@pytest.fixture(autouse=True)
+def _results_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # train.json goes to ./results/<run>/
+
+
 def iso(moment):
     return moment.isoformat(timespec="seconds")
 
