@@ -173,7 +173,14 @@ def test_run_state_of_a_stopped_run_keeps_its_status_and_reason(tmp_path):
     state = records.RunState.read(path)
     assert (state.status, state.error, state.inner_iter, state.schema_version) == (
         "interrupted", "interrupted (KeyboardInterrupt)", 2, 1)
-    assert {"running", "finished", "failed", "interrupted"} == set(records.RunState.STATUSES)
+    assert {"running", "finished", "failed", "interrupted", "preempted"} == set(records.RunState.STATUSES)
+    # a preempted run records where and why it stopped, and who held the work dir
+    preempted = dict(V1_FILES[records.RunState], status="preempted", inner_iter=3, iteration=7, signal="SIGTERM",
+                     pid=4321, host="node01", heartbeat="2026-01-01T00:00:00+00:00")
+    state = records.RunState.read(records.RunState.from_dict(preempted).write(tmp_path / "preempted.json"))
+    assert (state.status, state.inner_iter, state.iteration, state.signal, state.pid, state.host) == (
+        "preempted", 3, 7, "SIGTERM", 4321, "node01")
+    assert state.extra == {} and state.heartbeat == "2026-01-01T00:00:00+00:00"
     # a running record leaves out the fields it does not have
     running = {k: v for k, v in V1_FILES[records.RunState].items() if k != "error"} | {"status": "running"}
     assert "error" not in records.RunState.from_dict(running).to_dict()

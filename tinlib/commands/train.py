@@ -1,7 +1,11 @@
-"""``tinlib train CONFIG``: train a config, in one process or one process per device under torchrun."""
+"""``tinlib train CONFIG``: train a config, in one process or one process per device under torchrun.
+Exit status 0 when done; 75 after SIGTERM/SIGUSR1 and 130 after Ctrl-C, with a checkpoint at the
+iteration where it stopped (see tinlib.engine.preemption); 2 for a bad input, 3 for a NaN loss."""
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 from tinlib.cli import command_main
@@ -33,11 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def continue_command(argv: list[str]) -> str:
+    """The command line that continues a stopped run: ``tinlib`` ``argv`` (``["train", ...]`` as
+    given) with ``--resume auto`` instead of any ``--resume``."""
+    words: list[str] = []
+    for word in argv:
+        if words and words[-1] == "--resume":
+            words.pop()
+        elif not word.startswith("--resume="):
+            words.append(word)
+    return shlex.join(["tinlib", *words, "--resume", "auto"])
+
+
 def _run(args: argparse.Namespace) -> int:
     from tinlib.config import load_config
     from tinlib.engine import dist
     from tinlib.engine import train as engine_train
     from tinlib.engine.errors import NonFiniteLossError
+    from tinlib.engine.preemption import Preempted
     from tinlib.hub import resolve_checkpoint
     from tinlib.io import check_output_dir
 
@@ -53,6 +70,13 @@ def _run(args: argparse.Namespace) -> int:
     except NonFiniteLossError as err:
         raise NonFiniteLossError(f"{err}. The last good checkpoint is kept in the work dir; lower the lr or "
                                  "check the data, then --resume auto.") from None
+    except Preempted as err:
+        if err.is_main:
+            # the command as typed when it is this process's (python -m tinlib / the tinlib script)
+            argv = sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", args.config, "..."]
+            then = "the requeued job resumes by itself; or " if err.requeued else ""
+            print(f"{PROG}: {err}; {then}continue with: {continue_command(argv)}", file=sys.stderr, flush=True)
+        return err.exit_code
     finally:
         dist.cleanup()
     return 0

@@ -2,6 +2,7 @@
 none for a single process) and the few collectives the engine needs. Only rank 0 writes files."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -62,13 +63,27 @@ def init_distributed(device: str = "auto", timeout_min: float = 30.0) -> DistCon
     # torchrun exports MASTER_ADDR/MASTER_PORT (env://); under srun the address comes from SLURM
     init = "env://" if layout.master_addr is None else f"tcp://{layout.master_addr}:{layout.master_port}"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method=init, rank=layout.rank, world_size=layout.world_size,
-                                timeout=timedelta(minutes=timeout_min))
+        init_process_group(backend, layout.rank, layout.world_size, timedelta(minutes=timeout_min), init_method=init)
     return DistContext(layout.rank, layout.world_size, layout.local_rank, dev, backend)
+
+
+def init_process_group(backend: str, rank: int, world_size: int, timeout: timedelta,
+                       init_method: str = "env://") -> None:
+    """``torch.distributed.init_process_group`` with the group's keys in the store under this
+    attempt of a torchrun job (``TORCHELASTIC_RESTART_COUNT``): torchrun's c10d rendezvous
+    (``--standalone``, ``--rdzv-backend c10d``) keeps its store across restarts, where a restarted
+    process would read the addresses of the killed ones and fail to connect to them."""
+    store, rank, world_size = next(dist.rendezvous(init_method, rank, world_size, timeout=timeout))
+    store.set_timeout(timeout)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(backend=backend, store=dist.PrefixStore(f"default_pg/attempt_{attempt}", store),
+                            rank=rank, world_size=world_size, timeout=timeout)
 
 
 def cleanup() -> None:
     """Destroy the process group if there is one (at the end of a command, also after an error)."""
+    global _cpu_group
+    _cpu_group = None
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -98,6 +113,23 @@ def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     if work is not tensor:
         tensor.copy_(work)
     return tensor
+
+
+# a gloo group beside an NCCL one, for the small host-side reductions of max_over_processes
+_cpu_group: Any = None
+
+
+def max_over_processes(value: int) -> int:
+    """The largest ``value`` of all processes (``value`` itself in a single process). Reduced on the
+    CPU over gloo (a gloo group beside NCCL), so it never waits for the device."""
+    if not is_initialized():
+        return value
+    global _cpu_group
+    if _cpu_group is None and dist.get_backend() != "gloo":
+        _cpu_group = dist.new_group(backend="gloo")
+    tensor = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=_cpu_group)
+    return int(tensor.item())
 
 
 def all_gather_object(obj: Any) -> list[Any]:

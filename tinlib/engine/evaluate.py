@@ -8,6 +8,7 @@ would count that one twice), and named in metrics.json (``skipped_samples``, ``n
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from tinlib.engine.build import build_model, check_checkpoint_fits
 from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
 from tinlib.engine.errors import RunError
 from tinlib.engine.metrics import confusion_matrix, evaluate_scores, per_class_accuracy, predictions
+from tinlib.engine.runlock import FolderLock
 from tinlib.engine.splits import build_split_dataset, check_data_paths
 from tinlib.engine.torch_settings import autocast, torch_settings
 from tinlib.io import atomic_write
@@ -192,11 +194,12 @@ def evaluate(cfg: Config, checkpoint: str | Path | None, *, split: str = "test",
     (defaults: ``cfg.results_dir`` and the config name); ``overwrite`` replaces another run's results
     there. ``dataset`` replaces the config's data (items ``(clip [V*T, 3, H, W], label)``);
     ``batch_size``, ``num_workers`` and ``amp`` override ``data.test_videos_per_gpu``,
-    ``data.workers_per_gpu`` and ``"none"``; ``trusted`` unpickles the checkpoint fully.
+    ``data.workers_per_gpu`` and ``"none"``; ``trusted`` unpickles the checkpoint fully. Rank 0
+    holds the results folder's lock (:mod:`tinlib.engine.runlock`) while it evaluates.
     """
     if checkpoint is None and model is None:
         raise RunError("evaluate: give a checkpoint or a model")
-    with torch_settings(threads=cfg.train.num_threads):
+    with torch_settings(threads=cfg.train.num_threads), contextlib.ExitStack() as held:
         ctx = dist.init_distributed(device)
         run = run or cfg.name
         out_dir = Path(results_dir or cfg.results_dir) / run
@@ -204,7 +207,7 @@ def evaluate(cfg: Config, checkpoint: str | Path | None, *, split: str = "test",
         # rank 0 decides about the output folder; every process checks its inputs; a failure on any
         # process stops all of them with the same message
         sha = dist.broadcast_object(dist.collective_check(
-            (lambda: _check_outputs(cfg, checkpoint, out_dir if write else None, overwrite)) if ctx.is_main
+            (lambda: _check_outputs(cfg, checkpoint, out_dir if write else None, overwrite, held)) if ctx.is_main
             else (lambda: None), RunError))
         dataset, model, layout, ckpt_meta = dist.collective_check(
             lambda: _load_inputs(cfg, split, dataset, model, checkpoint, trusted), RunError)
@@ -229,9 +232,11 @@ def evaluate(cfg: Config, checkpoint: str | Path | None, *, split: str = "test",
         return record
 
 
-def _check_outputs(cfg: Config, checkpoint, out_dir: Path | None, overwrite: bool) -> str | None:
+def _check_outputs(cfg: Config, checkpoint, out_dir: Path | None, overwrite: bool,
+                   held: contextlib.ExitStack) -> str | None:
     """The checkpoint's sha256 (None without one), after checking that it exists and that the
-    results folder ``out_dir`` (None: nothing is written) may take its results."""
+    results folder ``out_dir`` (None: nothing is written) may take its results; its lock is taken
+    and given back when ``held`` closes."""
     from tinlib.io import sha256_of
 
     sha = None
@@ -240,6 +245,7 @@ def _check_outputs(cfg: Config, checkpoint, out_dir: Path | None, overwrite: boo
             raise RunError(f"checkpoint not found: {checkpoint}")
         sha = sha256_of(checkpoint)
     if out_dir is not None:
+        held.enter_context(FolderLock(out_dir, "wait for that evaluation to end, or choose another --run name"))
         check_results_dir(out_dir, cfg, sha, overwrite)
     return sha
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import torch
 
 from tinlib.config import Config
 from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
+from tinlib.engine.preemption import Preempted
 from tinlib.engine.workdir import truncate_log
 from tinlib.errors import UserError
 from tinlib.records import LogWriter, RunState, TrainRecord
@@ -66,6 +69,8 @@ class Recorder:
         self.json_log = LogWriter(None)
         self.tensorboard: Any = None  # a torch.utils.tensorboard.SummaryWriter on rank 0 (train.tensorboard)
         self.recorded_inner_iter: int | None = None
+        self.last_state: dict[str, Any] | None = None  # the last run.json record and when it was written
+        self.last_state_at = 0.0
         self.session_t0, self.session_start = time.perf_counter(), 0
 
     def start(self, resumed: bool, epoch: int, inner_iter: int, best: dict | None) -> None:
@@ -169,23 +174,40 @@ class Recorder:
     # ---- run.json and train.json -------------------------------------------------------------
     def run_state(self, status: str, epoch: int, best: dict | None, **extra: Any) -> None:
         """Write ``run.json``: ``status`` (one of :data:`RunState.STATUSES`), the ``epoch`` epochs
-        done, seed, world size, lr, ``best`` score and the config (for the work-dir checks);
-        ``extra``: ``inner_iter`` (the iterations of the next epoch in the mid-epoch checkpoint
-        just written), ``error`` (why the run stopped)."""
+        done, seed, world size, lr, ``best`` score, the writer's pid, host and heartbeat (as in the
+        work dir's lock) and the config (for the work-dir checks); ``extra``: ``inner_iter`` (the
+        iterations of the next epoch in the mid-epoch checkpoint just written), ``error`` (why the
+        run stopped), ``iteration`` and ``signal`` (where and why a stop signal ended it)."""
         if not self.is_main:
             return
         cfg, s = self.cfg, self.setting
         record = {"config_name": cfg.name, "status": status, "epoch": epoch, "epochs": cfg.train.epochs,
                   "seed": s["seed"], "world_size": s["world_size"], "lr": s["lr_scaling"], "best": best,
-                  "time": now_iso(), **extra, "config": cfg.to_dict()}
-        RunState.from_dict(record).write(self.work_dir / RunState.FILENAME)
+                  "time": now_iso(), **extra, "pid": os.getpid(), "host": socket.gethostname(),
+                  "config": cfg.to_dict()}
+        self.write_run_state(record)
         self.recorded_inner_iter = extra.get("inner_iter")
+
+    def write_run_state(self, record: dict[str, Any]) -> None:
+        """Write ``record`` as run.json, with the heartbeat now."""
+        record = {**record, "heartbeat": now_iso()}
+        RunState.from_dict(record).write(self.work_dir / RunState.FILENAME)
+        self.last_state, self.last_state_at = record, time.monotonic()
+
+    def heartbeat(self, every_s: float = 60.0) -> None:
+        """Rewrite run.json with a new ``heartbeat`` when the last write is ``every_s`` old (the
+        training loop calls it at its log intervals)."""
+        if self.is_main and self.last_state is not None and time.monotonic() - self.last_state_at >= every_s:
+            self.write_run_state(self.last_state)
 
     def run_stopped(self, err: BaseException, epoch: int, best: dict | None) -> None:
         """``run.json`` after ``err`` stopped the run: ``interrupted`` for Ctrl-C, else ``failed``,
         with the one-line reason in ``error``; a mid-epoch position keeps the last record's
         ``inner_iter``. A failure to write it (a full disk) is logged at debug level, not raised:
-        the error that stopped the run is the one the user must see."""
+        the error that stopped the run is the one the user must see. A :class:`Preempted` run
+        recorded its stop already."""
+        if isinstance(err, Preempted):
+            return
         status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
         extra: dict[str, Any] = {"error": stop_reason(err)}
         if self.recorded_inner_iter:

@@ -20,11 +20,13 @@ from tinlib.engine.errors import RunError
 from tinlib.engine.evaluate import score_dataset
 from tinlib.engine.metrics import IntervalTally, StepResult, evaluate_scores, peak_memory_mib
 from tinlib.engine.optim import LrScaling, build_optimizer, clip_gradients, scaled_lr
+from tinlib.engine.preemption import Preempted, StopSignals, requeue_slurm_job, resume_after_restart
 from tinlib.engine.recorder import Recorder
+from tinlib.engine.runlock import FolderLock
 from tinlib.engine.schedule import LrSchedule
 from tinlib.engine.splits import build_split_dataset, check_class_count, check_data_paths
 from tinlib.engine.torch_settings import autocast, torch_settings
-from tinlib.engine.workdir import ResumePoint, check_outputs, restore
+from tinlib.engine.workdir import WORK_DIR_IN_USE, ResumePoint, check_outputs, restore
 from tinlib.seeding import derive_seed, random_seed, rng_state, seed_everything
 
 log = logging.getLogger(__name__)
@@ -113,9 +115,10 @@ class Trainer:
     (dropout) from (seed, epoch, iteration, rank), the sampler shuffles with (seed, epoch) and
     tinlib datasets augment from (seed, epoch, index). So an iteration depends only on the state
     before it: a run resumed from ``latest.pth`` (written every ``train.checkpoint_interval``
-    epochs and ``train.checkpoint_interval_iters`` iterations) ends, in ``--deterministic`` mode on
-    the CPU, with the weights of an uninterrupted run; and N processes x B videos see the batches
-    of 1 process x N*B videos.
+    epochs and ``train.checkpoint_interval_iters`` iterations, and where a stop signal ended the
+    run: see :mod:`tinlib.engine.preemption`) ends, in ``--deterministic`` mode on the CPU, with
+    the weights of an uninterrupted run; and N processes x B videos see the batches of 1 process
+    x N*B videos. Rank 0 holds the work dir's lock (:mod:`tinlib.engine.runlock`) while it runs.
 
     Options: ``work_dir`` (checkpoints, ``log.json``, ``run.json``; default: the config's), ``resume``
     (``"auto"``: from ``latest.pth`` when there is one; a checkpoint path; None: afresh); ``seed``,
@@ -140,6 +143,9 @@ class Trainer:
         self.datasets = datasets or {}
         self.run_name = run or cfg.name
         self.progress = progress
+        self.stop = StopSignals()  # entered by train() for the epochs: signals then stop at an iteration boundary
+        self.lock: FolderLock | None = None  # rank 0's, on the work dir
+        self.saved_position: tuple[int, int] | None = None  # (epochs, iterations) of the last latest.pth
 
     # ---- set-up: every check before the heavy work ------------------------------------------
     def setup(self) -> None:
@@ -147,6 +153,7 @@ class Trainer:
         optimizer, the loader and the schedule; a resumed run loads its checkpoint here."""
         cfg = self.cfg
         self.ctx = ctx = dist.init_distributed(self.device_pref)
+        self.resume = resume_after_restart(self.resume, announce=ctx.is_main)
         if self.amp == "fp16" and ctx.device.type != "cuda":
             raise RunError("train.amp=fp16 needs CUDA; use bf16 or none on the CPU")
         seed = self.seed_arg if self.seed_arg is not None else random_seed()
@@ -174,6 +181,8 @@ class Trainer:
         self.start_epoch, self.start_inner, self.best = point.epoch, point.inner_iter, point.best
         self.ddp = wrap_for_training(self.model, ctx, cfg.train.compile)
 
+        self.lock = FolderLock(self.work_dir, WORK_DIR_IN_USE) if ctx.is_main else None
+        dist.collective_check(self.lock.acquire if self.lock else (lambda: None), RunError)  # one live run
         setting = {"seed": self.seed, "world_size": ctx.world_size, "lr_scaling": self.scaling.to_dict(),
                    "deterministic": self.deterministic, "amp": self.amp, "sync_bn": self.sync_bn}
         self.recorder = Recorder(cfg, self.work_dir, results, setting=setting, iters_per_epoch=self.iters_per_epoch,
@@ -228,6 +237,8 @@ class Trainer:
         from tinlib.checkpoint import save_checkpoint
 
         rngs = dist.all_gather_object(rng_state())
+        if "latest.pth" in names:  # on every process: all decide alike whether to write it again
+            self.saved_position = (epoch_done, inner_iter)
         if not self.ctx.is_main:
             return
         cfg = self.cfg
@@ -265,12 +276,15 @@ class Trainer:
             if tally.count:  # the steps since the last read-back must be finite before their weights are saved
                 tally.check(epoch, inner)
             self._checkpoint(epoch, inner + 1, ["latest.pth"])
+        if inner + 1 < n:  # the epoch's last boundary is after its validation (fit)
+            stop_if_signalled(self, epoch, inner + 1, tally)
 
     def _log_interval(self, tally: IntervalTally, epoch: int, inner: int) -> None:
         """Read back the interval that ends with iteration ``inner`` and record its lines."""
         values: dict[str, Any] = tally.close_interval(epoch, inner)
         values["memory"] = peak_memory_mib(self.ctx.device)
         self.recorder.interval(epoch, inner, self.lr, values)
+        self.recorder.heartbeat()
         self.last_loss = values["loss_cls"]
 
     def train_epoch(self, epoch: int, skip: int = 0) -> dict[str, float]:
@@ -332,9 +346,9 @@ class Trainer:
     def fit(self) -> dict:
         """Run the remaining epochs (validation, checkpoints, records); returns the ``train.json`` record.
 
-        ``run.json`` ends as ``finished`` (after train.json is written), or, when an exception
-        leaves this method, as ``failed`` with the one-line reason in ``error`` (``interrupted`` for
-        Ctrl-C); the exception is raised again and the checkpoints already written stay as they are.
+        ``run.json`` ends as ``finished`` (after train.json is written), as :func:`stop_if_signalled` says,
+        or, when another exception leaves this method, as ``failed`` with its one-line reason in ``error``
+        (``interrupted`` for Ctrl-C); it is raised again and the checkpoints already written stay.
         """
         cfg, t0 = self.cfg, time.time()
         self.last_val: dict | None = None
@@ -346,6 +360,8 @@ class Trainer:
                 self.epoch_done = epoch + 1
                 self._end_epoch(epoch, stats)
                 dist.barrier()
+                if epoch + 1 < cfg.train.epochs:
+                    stop_if_signalled(self, epoch + 1, 0)
             summary = self._finish(time.time() - t0)
         except BaseException as err:  # Ctrl-C too: run.json must not say "running" for a run that stopped
             self.recorder.run_stopped(err, self.epoch_done, self.best)
@@ -393,12 +409,40 @@ class Trainer:
                                       skipped=skipped, elapsed=elapsed)
 
 
+def stop_if_signalled(trainer: Trainer, epoch_done: int, inner_done: int, tally: IntervalTally | None = None) -> None:
+    """At ``trainer``'s boundary after ``epoch_done`` epochs and ``inner_done`` iterations: when a
+    process received a stop signal (agreed over the processes, so that all stop here), close the
+    log interval of ``tally`` (checked finite), checkpoint this position unless just done, and raise
+    :class:`~tinlib.engine.preemption.Preempted`. Rank 0 records it in run.json (``preempted`` for
+    SIGTERM and SIGUSR1, then requeues a SLURM job; ``interrupted`` for SIGINT)."""
+    signum = dist.max_over_processes(trainer.stop.signum)
+    if not signum:
+        return
+    if tally is not None and tally.count:
+        trainer._log_interval(tally, epoch_done, inner_done - 1)
+    if trainer.saved_position != (epoch_done, inner_done):
+        trainer._checkpoint(epoch_done, inner_done, ["latest.pth"])
+    stopped = Preempted(signum, epoch_done, inner_done, epoch_done * trainer.iters_per_epoch + inner_done,
+                        str(trainer.work_dir / "latest.pth"), is_main=trainer.ctx.is_main)
+    trainer.recorder.run_state(stopped.status, epoch_done, trainer.best, inner_iter=inner_done,
+                               iteration=stopped.iteration, signal=stopped.signal_name)
+    if trainer.ctx.is_main and stopped.status == "preempted":
+        stopped.requeued = requeue_slurm_job()
+    raise stopped
+
+
 def train(cfg: Config, **kwargs: Any) -> dict:
     """Train ``cfg`` with the options of :class:`Trainer` (``work_dir``, ``resume``, ``seed``, ...);
     returns the summary written to ``<results_dir>/<run>/train.json``. The torch settings of the run
-    (``train.num_threads``, determinism, cuDNN autotuning) apply to this call only."""
+    (``train.num_threads``, determinism, cuDNN autotuning) apply to this call only, and so do the
+    stop-signal handlers (:class:`~tinlib.engine.preemption.StopSignals`) and the work dir's lock."""
     trainer = Trainer(cfg, **kwargs)
     with torch_settings(threads=cfg.train.num_threads, deterministic=trainer.deterministic,
                         cudnn_benchmark=cfg.train.cudnn_benchmark):
-        trainer.setup()
-        return trainer.fit()
+        try:
+            trainer.setup()
+            with trainer.stop:
+                return trainer.fit()
+        finally:
+            if trainer.lock is not None:
+                trainer.lock.release()

@@ -14,12 +14,15 @@ import torch
 from tinlib.config import Config, diff_configs
 from tinlib.engine import dist
 from tinlib.engine.errors import RunError
+from tinlib.engine.runlock import FolderLock
 from tinlib.engine.schedule import LrSchedule
 from tinlib.io import atomic_write_text
 from tinlib.records import RecordError, TrainRecord
 from tinlib.seeding import set_rng_state
 
 log = logging.getLogger(__name__)
+
+WORK_DIR_IN_USE = "wait for that run to end, or choose another --work-dir"
 
 
 def resolve_resume(work_dir: Path, resume: str | None) -> Path | None:
@@ -68,9 +71,11 @@ def check_work_dir(work_dir: Path, cfg: Config, resume_from: Path | None) -> lis
 
 
 def check_outputs(work_dir: Path, cfg: Config, resume: str | None, results: Path) -> tuple[Path | None, list[str]]:
-    """Where a run may write (rank 0 decides): the work dir (:func:`check_work_dir`) and the
-    results folder ``results``, refused when its ``train.json`` is of another config. Returns the
-    checkpoint to resume from (:func:`resolve_resume`) and the warnings about changed settings."""
+    """Where a run may write (rank 0 decides): the work dir, refused while another live run holds
+    its lock, or by :func:`check_work_dir`; and the results folder ``results``, refused when its
+    ``train.json`` is of another config. Returns the checkpoint to resume from
+    (:func:`resolve_resume`) and the warnings about changed settings."""
+    FolderLock(work_dir, WORK_DIR_IN_USE).check_free()
     resume_from = resolve_resume(work_dir, resume)
     warnings = check_work_dir(work_dir, cfg, resume_from)
     if resume_from is None:

@@ -84,15 +84,18 @@ class TrainRecord(Record):
 class RunState(Record):
     """``run.json`` in a work dir: which config's run it holds and how far it got, checked before a
     new run may use the folder. ``status`` is one of :attr:`STATUSES`: ``running`` (also what a
-    run killed by a signal leaves behind), ``finished``, ``failed`` (an error stopped it; ``error``
-    holds the one-line reason) or ``interrupted`` (Ctrl-C; ``error`` says so). ``inner_iter`` is
-    set for a checkpoint written inside an epoch. Files of older versions (without
-    ``interrupted``) read unchanged: the field set is the same."""
+    run killed by SIGKILL leaves behind), ``finished``, ``failed`` (an error stopped it; ``error``
+    holds the one-line reason), ``preempted`` (SIGTERM or SIGUSR1 stopped it at an iteration
+    boundary, checkpointed there) or ``interrupted`` (Ctrl-C: the same at a boundary, or at once
+    with ``error`` saying so). ``inner_iter`` is set for a checkpoint written inside an epoch;
+    ``iteration`` (the global iteration) and ``signal`` (``SIGTERM``, ...) for a run a signal
+    stopped. ``pid``, ``host`` and ``heartbeat`` (ISO time of the write) are the writer's, as in
+    the work dir's lock. Files of older versions (without the newer fields) read unchanged."""
 
     KIND: ClassVar[str] = "work-dir record"
     FILENAME: ClassVar[str] = "run.json"
     WRITER: ClassVar[str] = "the training (`tinlib train`)"
-    STATUSES: ClassVar[tuple[str, ...]] = ("running", "finished", "failed", "interrupted")
+    STATUSES: ClassVar[tuple[str, ...]] = ("running", "finished", "failed", "interrupted", "preempted")
 
     config_name: str
     status: str
@@ -104,7 +107,12 @@ class RunState(Record):
     best: BestScore | None = None
     time: str | None = None
     inner_iter: int | None = omitted()
+    iteration: int | None = omitted()
+    signal: str | None = omitted()
     error: str | None = omitted()
+    pid: int | None = omitted()
+    host: str | None = omitted()
+    heartbeat: str | None = omitted()
     config: dict[str, Any] | None = None
 
 
