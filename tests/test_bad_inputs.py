@@ -390,6 +390,9 @@ OUTPUT_PLACES = {
     "prepare extract --out a file": (
         ["prepare", "extract", "--videos", "data/videos", "--out", "afile"],
         "tinlib prepare: error: --out afile is a file, not a folder; give a folder (it is created if missing)"),
+    "fetch --dir a file": (
+        ["fetch", "tin_r50_1x1x8_40e_sthv1_rgb", "--dir", "afile"],
+        "tinlib fetch: error: --dir afile is a file, not a folder; give a folder (it is created if missing)"),
     "latency --out a folder": (
         ["latency", CONFIG, "--out", "afolder"],
         "tinlib latency: error: --out afolder is a folder, not a file; give the path of the file to write"),

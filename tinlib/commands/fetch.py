@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.source:
         raise UserError("name a config, published:CONFIG or a URL to fetch (tinlib fetch --list shows the configs)")
+    if args.dir is not None:
+        from tinlib.io import check_output_dir
+
+        check_output_dir(args.dir, "--dir")
     for config, kind in _targets(args.source, args.what):
         if config is None:
             path = download_url(kind, args.dir, verify=args.verify)  # `kind` holds the URL
