@@ -15,7 +15,16 @@ from tinlib.records.evaluation import (
     PairResult,
     ReversalRecord,
 )
-from tinlib.records.log import LogEntry, LogHeader, LogLine, LogWriter, TrainingLog, parse_log_line, read_log
+from tinlib.records.log import (
+    LogEntry,
+    LogHeader,
+    LogLine,
+    LogWriter,
+    TrainingLog,
+    json_lines,
+    parse_log_line,
+    read_log,
+)
 from tinlib.records.preparation import ExtractionMarker, ListSet, PrepareRecord, SyntheticMeta
 from tinlib.records.training import BestScore, CheckpointPaths, LaunchRecord, RunState, SkippedSampleEntry, TrainRecord
 
@@ -28,5 +37,5 @@ __all__ = [
     "ExtractionMarker", "Fields", "LatencyModel", "LatencyRecord", "LatencySetting", "LaunchRecord", "ListSet",
     "LogEntry", "LogHeader", "LogLine", "LogWriter", "MetricsRecord", "PairResult", "PrepareRecord", "Record",
     "RecordError", "ReversalRecord", "RunState", "SkippedSampleEntry", "SyntheticMeta", "TrainRecord",
-    "TrainingLog", "parse_log_line", "read_log",
+    "TrainingLog", "json_lines", "parse_log_line", "read_log",
 ]

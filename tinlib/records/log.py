@@ -109,26 +109,30 @@ class TrainingLog:
         return max((int(e.memory or 0) for e in self.mode("train")), default=0)
 
 
+def json_lines(path: Path, text: str, damaged: str) -> tuple[list[tuple[int, Any]], int]:
+    """The JSON value of each non-blank line of ``text`` (read from ``path``) with its 1-based line
+    number, and how many lines were skipped: 1 when the last line is not JSON (a write cut off by a
+    kill), else 0. Any other line that is not JSON raises :class:`RecordError` ``path:line: damaged``."""
+    numbered = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    values: list[tuple[int, Any]] = []
+    for pos, (number, line) in enumerate(numbered):
+        try:
+            values.append((number, json.loads(line)))
+        except ValueError:
+            if pos == len(numbered) - 1:
+                return values, 1
+            raise RecordError(f"{path}:{number}: {damaged}") from None
+    return values, 0
+
+
 def read_log(path: PathLike) -> TrainingLog:
     """Every line of a training log (``log.json``); a last line that is not JSON (a write cut off by a
     kill) is skipped and counted in ``skipped``. :class:`RecordError` naming the file (and line) when
     it is missing or unreadable, or a line other than the last is not a log line."""
     path = Path(path)
-    text = read_text(LogEntry, path)
-    numbered = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    lines: list[LogLine] = []
-    skipped = 0
-    for pos, (number, line) in enumerate(numbered):
-        try:
-            data = json.loads(line)
-        except ValueError:
-            if pos == len(numbered) - 1:
-                skipped += 1
-                continue
-            raise RecordError(f"{path}:{number}: not a training log line (not JSON); the log is damaged: "
-                              "delete the line or the file") from None
-        lines.append(parse_log_line(data, f"{path}:{number}"))
-    return TrainingLog(path, lines, skipped)
+    values, skipped = json_lines(path, read_text(LogEntry, path),
+                                 "not a training log line (not JSON); the log is damaged: delete the line or the file")
+    return TrainingLog(path, [parse_log_line(data, f"{path}:{number}") for number, data in values], skipped)
 
 
 class LogWriter:

@@ -166,26 +166,16 @@ def read_published_log(path: str | os.PathLike) -> records.TrainingLog:
     :class:`~tinlib.records.TrainingLog`, so :func:`read_log` and the plots take it like the kit's
     own. A last line cut off is skipped; any other line that is not JSON or not a log line raises
     :class:`~tinlib.records.RecordError` naming the file and line."""
-    import json
-
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise records.RecordError(f"{path}: cannot read the published training log "
                                   f"({getattr(err, 'strerror', None) or err})") from None
-    numbered = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    values, skipped = records.json_lines(path, text, "not JSON; the published log is damaged: delete it and fetch "
+                                                     "it again (tinlib fetch CONFIG --what json)")
     lines: list[records.LogLine] = []
-    skipped = 0
-    for pos, (number, line) in enumerate(numbered):
-        try:
-            data = json.loads(line)
-        except ValueError:
-            if pos == len(numbered) - 1:
-                skipped += 1
-                continue
-            raise records.RecordError(f"{path}:{number}: not JSON; the published log is damaged: delete it and "
-                                      "fetch it again (tinlib fetch CONFIG --what json)") from None
+    for number, data in values:
         if not isinstance(data, dict):
             raise records.RecordError(f"{path}:{number}: expected a JSON object per line, found {type(data).__name__}"
                                       "; is this an MMAction2 log.json?")
