@@ -4,7 +4,7 @@
         [--variant NAME:key=value,key=value ...]
 
 One step is what ``make demo`` repeats: the recognizer of ``demo_tin_r18_synthetic`` (or the
-``--config``) at its batch (videos_per_gpu x num_segments x 3 x input_size^2), forward,
+``--config``) at its batch (videos_per_gpu x num_segments x 3 x input_size^2 uint8), normalisation, forward,
 cross-entropy, backward, gradient clipping and the config's optimizer (AdamW), through
 ``tinlib.engine.train.train_step``. The configs are timed round-robin so that a slow spell of a
 shared machine hits all of them alike; the median of ``repeats`` rounds after two warm-ups is
@@ -52,7 +52,7 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def step_fn(config: str, overrides: dict[str, Any]):
-    """A closure that runs one training step of ``config`` with ``overrides`` on random clips, and
+    """A closure that runs one training step of ``config`` with ``overrides`` on random uint8 clips, and
     the videos per step."""
     overrides = dict(overrides)
     fused = overrides.pop("bench.fused_adamw", True)
@@ -68,7 +68,8 @@ def step_fn(config: str, overrides: dict[str, Any]):
         for group in optimizer.param_groups:
             group["fused"] = False
     d = cfg.data
-    clips = torch.randn(d.videos_per_gpu, cfg.model.num_segments, 3, d.input_size, d.input_size)
+    clips = torch.randint(0, 256, (d.videos_per_gpu, cfg.model.num_segments, 3, d.input_size, d.input_size),
+                          dtype=torch.uint8)  # as the loader yields them: train_step normalises
     labels = torch.randint(0, cfg.model.num_classes, (d.videos_per_gpu,))
     device = torch.device("cpu")
 

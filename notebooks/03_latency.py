@@ -17,10 +17,10 @@
 # # 03 · Latency, FLOPs and parameters
 #
 # MMAction2's benchmark method: random weights, eval mode, one video per batch in the config's test
-# setting, the first iterations dropped; the time covers the host-to-device copy and the forward
-# pass, not data loading. TIN, TSM and TSN side by side on the same input. On a GPU it also measures
-# the peak training memory at the config's videos per GPU (the zoo's `gpu_mem(M)`). Writes
-# `results/<config>/latency.json`.
+# setting, the first iterations dropped; the time covers the host-to-device copy of the uint8 frames,
+# their normalisation on the device and the forward pass, not data loading. TIN, TSM and TSN side by
+# side on the same input. On a GPU it also measures the peak training memory at the config's videos
+# per GPU (the zoo's `gpu_mem(M)`). Writes `results/<config>/latency.json`.
 
 # %%
 import os

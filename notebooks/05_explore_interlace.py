@@ -79,7 +79,7 @@ clip, label = dataset[video]
 trace = interlace.collect(model, clip[None], [label], [video])
 pred = int(trace.scores[0].argmax())
 title = f"video {video}: {class_names[label]} -> predicted {class_names[pred]}"
-fig = plots.plot_video_interlace(trace, 0, interlace.denormalize(clip), title=title)
+fig = plots.plot_video_interlace(trace, 0, interlace.display_frames(clip), title=title)
 keep(fig, "interlace_one_video", fmt="jpeg")
 
 # %% [markdown]

@@ -98,8 +98,8 @@ display(Markdown(f"**{source.path}**: {source.num_frames} frames ({source.kind}"
 # the title).
 
 # %%
-clip = predictor.clip(source)                           # [V * T, 3, H, W]
-frames = interlace.denormalize(clip[:pipe.num_segments])
+clip = predictor.clip(source)                           # uint8 [V * T, 3, H, W]
+frames = interlace.display_frames(clip[:pipe.num_segments])
 indices = pipe.frame_indices(source.num_frames)[0].tolist()
 plots.show(plots.plot_frames(frames, title=f"frames {indices}"), fmt="jpeg")
 

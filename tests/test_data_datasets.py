@@ -1,4 +1,5 @@
-"""Datasets and loaders: shapes per view setting, which frames arrive in which order, bad samples."""
+"""Datasets and loaders: shapes per view setting, which frames arrive in which order, the uint8 items
+against the former float pipeline, persistent workers, bad samples."""
 import logging
 import pickle
 
@@ -13,12 +14,15 @@ from tinlib.data import (
     DecodeError,
     build_dataset,
     build_loader,
+    decode_rawframes,
+    normalize,
+    sample_views,
+    transforms,
     write_rawframe_list,
     write_video_list,
 )
 from tinlib.data.datasets import SkippedSample, skipped_samples_of
 from tinlib.data.encoding import video_codec, write_video
-from tinlib.data.transforms import MEAN, STD
 
 
 def level(k):
@@ -32,8 +36,8 @@ def write_folder(folder, n, tmpl="img_{:05}.jpg", size=(40, 60)):
 
 
 def frame_numbers(clip, start=0):
-    """Invert ``level`` from the red channel of each normalized frame (clip [M, 3, H, W])."""
-    red = clip[:, 0].mean(dim=(1, 2)) * STD[0] + MEAN[0]
+    """Invert ``level`` from the red channel of each frame (clip uint8 [M, 3, H, W])."""
+    red = clip[:, 0].double().mean(dim=(1, 2))
     return [int(round(v / 5)) - start for v in red.tolist()]
 
 
@@ -55,7 +59,7 @@ def make(root, **kw):
 def test_test_mode_delivers_mmaction_frames_in_order(rawframes):
     ds = make(rawframes, test_mode=True, num_classes=3)
     clip, label = ds[0]
-    assert clip.shape == (8, 3, 40, 40) and clip.dtype == torch.float32 and label == 0
+    assert clip.shape == (8, 3, 40, 40) and clip.dtype == torch.uint8 and clip.is_contiguous() and label == 0
     assert frame_numbers(clip) == [3, 7, 12, 17, 21, 26, 31, 35]  # 1-based file numbers (start_index 1)
     assert ds.labels == [0, 1, 2] and ds.num_classes == 3 and ds.skipped == 0 and len(ds) == 3
 
@@ -104,6 +108,33 @@ def test_train_mode_random_frames_one_per_segment(rawframes):
     ds.epoch = 0
     assert frame_numbers(ds[1][0]) == nums
     assert len({tuple(frame_numbers(ds[1][0])) for ds.epoch in range(6)}) > 1
+
+
+def imagenet_normalized(frames_hwc):
+    """The former float pipeline's last step (mmcv's imnormalize, written out): ``[M, H, W, 3]`` uint8
+    -> float32 ``[M, 3, H, W]``, ``(x - mean) * (1 / std)`` per RGB channel."""
+    x = frames_hwc.astype(np.float32)
+    x -= np.asarray((123.675, 116.28, 103.53), np.float32)
+    x *= (1.0 / np.asarray((58.395, 57.12, 57.375), np.float64)).astype(np.float32)
+    return x.transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("test_crop", ["center", "three"])
+def test_a_uint8_item_is_the_transform_output_and_normalises_as_before(tmp_path, test_crop):
+    folder = tmp_path / "frames" / "noise"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(1, 11):  # different channels, rows and columns: a wrong transposition shows
+        cv2.imwrite(str(folder / f"img_{k:05}.jpg"), rng.integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    write_rawframe_list(tmp_path / "list.txt", [("noise", 10, 0)])
+    ds = make(tmp_path, test_mode=True, test_crop=test_crop)
+    clip, _ = ds[0]
+    # the same video through the transforms by hand: decode the test-mode frames, then the crop
+    decoded = decode_rawframes(folder, sample_views(10, 8, test_mode=True).reshape(-1))
+    frames = transforms.test_transform(decoded, scale_size=48, input_size=40, test_crop=test_crop)
+    assert clip.dtype == torch.uint8 and clip.is_contiguous()
+    assert np.array_equal(clip.numpy(), frames.transpose(0, 3, 1, 2))  # 0 of the 1/255 allowed
+    np.testing.assert_allclose(normalize(clip).numpy(), imagenet_normalized(frames), rtol=0, atol=1e-5)
 
 
 def test_sthv1_template(tmp_path):
@@ -194,8 +225,8 @@ def test_loader_shapes_and_skips_counted_across_workers(rawframes):
     ds = make(rawframes, skip_bad_samples=True)
     loader = build_loader(ds, 2, num_workers=2, shuffle=True, seed=1)
     batches = list(loader)
-    assert [b[0].shape for b in batches] == [(2, 8, 3, 40, 40)] * 2
-    assert batches[0][1].dtype == torch.int64
+    assert [b[0].shape for b in batches] == [(2, 8, 3, 40, 40)] * 2  # [B, V*T, 3, H, W]
+    assert batches[0][0].dtype == torch.uint8 and batches[0][1].dtype == torch.int64
     assert ds.skipped == 1  # the skip happened in a worker process
     assert [(e["index"], e["path"]) for e in ds.skipped_samples()] == [(1, "missing")]
     assert skipped_samples_of(torch.utils.data.Subset(ds, [0, 1])) == ds.skipped_samples()
@@ -233,6 +264,40 @@ def test_loader_reproducible_whatever_the_workers(rawframes):
     # a new epoch reshuffles and redraws
     assert not all(torch.equal(x0, x1) for (x0, _), (x1, _) in zip(a[0], a[1])) or \
         not all(torch.equal(y0, y1) for (_, y0), (_, y1) in zip(a[0], a[1]))
+
+
+def test_persistent_workers_see_each_epoch(rawframes):
+    """Two workers kept between passes still draw epoch e's augmentation for epoch e: the draws of
+    the in-process loader (which sets the epoch on the very dataset it reads), every run alike."""
+    def run(workers, **options):
+        loader = build_loader(make(rawframes), 1, num_workers=workers, shuffle=False, seed=5, **options)
+        epochs = []
+        for epoch in range(2):
+            loader.set_epoch(epoch)
+            epochs.append(torch.cat([x for x, _ in loader]))
+        return loader, epochs
+
+    loader, (first, second) = run(2, persistent_workers=True, prefetch_factor=1)
+    assert loader.persistent_workers and loader.prefetch_factor == 1
+    assert first.dtype == torch.uint8 and not torch.equal(first, second)  # epoch 1 redraws
+    _, (in_process_first, in_process_second) = run(0, persistent_workers=True)
+    assert torch.equal(first, in_process_first) and torch.equal(second, in_process_second)
+    _, again = run(2, persistent_workers=True)
+    assert torch.equal(again[0], first) and torch.equal(again[1], second)
+
+
+def test_worker_options_apply_only_with_workers(rawframes):
+    loader = build_loader(make(rawframes), 1, num_workers=0, shuffle=False, persistent_workers=True,
+                          prefetch_factor=4)
+    assert loader.persistent_workers is False and loader.prefetch_factor is None
+
+
+def test_a_copy_of_a_dataset_has_its_own_epoch(rawframes):
+    ds = make(rawframes)
+    ds.epoch = 3
+    copy = pickle.loads(pickle.dumps(ds))
+    copy.epoch = 4
+    assert (ds.epoch, copy.epoch) == (3, 4)
 
 
 def test_loader_iterating_again_moves_to_the_next_epoch(rawframes):

@@ -56,6 +56,17 @@ def test_missing_folder_and_file_messages(tmp_path):
     d = write_folder(tmp_path / "v", 5)
     with pytest.raises(DecodeError, match=r"frame file not found: .*img_00007\.jpg \(the folder holds 5 entries\)"):
         decode_rawframes(d, [0, 6])
+    with pytest.raises(DecodeError, match=r"^frame file not found: .*img_00009\.jpg$"):
+        imread_rgb(d / "img_00009.jpg")
+
+
+def test_frames_are_read_without_a_stat_each(tmp_path, monkeypatch):
+    d = write_folder(tmp_path / "v", 4)
+    calls = []
+    for name in ("exists", "isfile", "getsize"):
+        monkeypatch.setattr(decoding.os.path, name, lambda *a, name=name: calls.append(name))
+    assert decode_rawframes(d, [0, 1, 2, 3]).shape == (4, 24, 32, 3)
+    assert calls == []
 
 
 def test_unreadable_and_empty_jpg(tmp_path):
@@ -200,10 +211,10 @@ def test_ffmpeg_notes_are_silenced_unless_debugging(tmp_path):
 
 def test_tinlib_data_exports_its_public_names():
     import tinlib.data
-    from tinlib.data import transforms
+    from tinlib.data import normalization
 
     for name in tinlib.data.__all__:
         assert getattr(tinlib.data, name) is not None, name
     # the normalisation step beside the constants it uses
     assert {"normalize", "MEAN", "STD"} <= set(tinlib.data.__all__)
-    assert tinlib.data.normalize is transforms.normalize and tinlib.data.MEAN == transforms.MEAN
+    assert tinlib.data.normalize is normalization.normalize and tinlib.data.MEAN == normalization.MEAN

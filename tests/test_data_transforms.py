@@ -1,5 +1,6 @@
-"""Spatial transforms (MMAction2's Resize / MultiScaleCrop / CenterCrop / ThreeCrop / Normalize): sizes,
-crop candidates and offsets, crop orders, normalization."""
+"""Spatial transforms (MMAction2's Resize / MultiScaleCrop / CenterCrop / ThreeCrop): sizes, crop
+candidates and offsets, crop orders, the uint8 [M, 3, H, W] tensor the datasets yield (normalisation:
+test_data_normalization.py)."""
 import numpy as np
 import pytest
 import torch
@@ -133,10 +134,12 @@ def test_crop_larger_than_image_is_an_error():
         T.test_transform(clip(1, 40, 60), scale_size=48, input_size=56)
 
 
-def test_normalize_values_and_layout():
-    frames = np.zeros((2, 4, 5, 3), np.uint8)
-    frames[..., 0], frames[..., 1], frames[..., 2] = 255, 0, 128
-    x = T.normalize(frames)
-    assert x.shape == (2, 3, 4, 5) and x.dtype == torch.float32
-    expected = [(255 - 123.675) / 58.395, (0 - 116.28) / 57.12, (128 - 103.53) / 57.375]
-    assert torch.allclose(x[:, :, 0, 0], torch.tensor([expected, expected]), atol=1e-6)
+def test_chw_tensor_moves_the_channels_first_and_keeps_the_values():
+    frames = clip(t=2, h=4, w=5)
+    x = T.chw_tensor(frames)
+    assert x.shape == (2, 3, 4, 5) and x.dtype == torch.uint8 and x.is_contiguous()
+    for m, c, y, col in ((0, 0, 0, 0), (1, 2, 3, 4), (0, 1, 2, 3), (1, 0, 3, 1)):
+        assert x[m, c, y, col].item() == frames[m, y, col, c]
+    assert not np.shares_memory(x.numpy(), frames)  # a copy in CHW order, not a strided view
+    with pytest.raises(ValueError, match=r"expected a clip \[T, H, W, 3\]"):
+        T.chw_tensor(frames[..., :2])

@@ -21,11 +21,11 @@ T, K, VIEWS = 4, 5, 2
 
 
 class Views(torch.utils.data.Dataset):
-    """n samples of VIEWS views x T frames [V*T, 3, 32, 32]."""
+    """n samples of VIEWS views x T uint8 frames [V*T, 3, 32, 32]."""
 
     def __init__(self, n=7, seed=0):
         g = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(n, VIEWS * T, 3, 32, 32, generator=g)
+        self.x = torch.randint(0, 256, (n, VIEWS * T, 3, 32, 32), generator=g, dtype=torch.uint8)
         self.labels = [i % K for i in range(n)]
 
     def __len__(self):
@@ -33,6 +33,14 @@ class Views(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return self.x[i], self.labels[i]
+
+
+def normalized(x):
+    """uint8 frames [..., 3, H, W] as the model sees them: (x - mean) / std per RGB channel with
+    MMAction2's ImageNet statistics."""
+    mean = torch.tensor([123.675, 116.28, 103.53], dtype=torch.float64).view(3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375], dtype=torch.float64).view(3, 1, 1)
+    return ((x.double() - mean) / std).float()
 
 
 def cfg_for(tmp_path, average="prob", k=K, name="eval_tiny"):
@@ -72,7 +80,7 @@ def test_metrics_json_and_raw_scores(tmp_path, checkpoint, average):
     assert raw["scores"].shape == (7, K) and raw["labels"].tolist() == data.labels
     # the raw scores are the views' softmax (prob) or logits (score) averaged, per sample
     with torch.no_grad():
-        per_view = model.view_scores(data.x)  # [7, VIEWS, K]
+        per_view = model.view_scores(normalized(data.x))  # [7, VIEWS, K]
     expected = (per_view.softmax(-1) if average == "prob" else per_view).mean(1).numpy()
     assert np.allclose(raw["scores"], expected, atol=1e-5)
     assert on_disk["metrics"] == pytest.approx(evaluate_scores(expected, data.labels))
@@ -130,7 +138,7 @@ def test_an_unreadable_sample_is_left_out_counted_and_named(tmp_path, checkpoint
     raw = np.load(tmp_path / "results" / "eval_tiny" / "scores.npz")
     assert raw["index"].tolist() == kept and raw["labels"].tolist() == [data.labels[i] for i in kept]
     with torch.no_grad():
-        expected = model.view_scores(data.x[kept]).softmax(-1).mean(1).numpy()
+        expected = model.view_scores(normalized(data.x[kept])).softmax(-1).mean(1).numpy()
     assert np.allclose(raw["scores"], expected, atol=1e-5)
     assert on_disk["metrics"] == pytest.approx(evaluate_scores(expected, [data.labels[i] for i in kept]))
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

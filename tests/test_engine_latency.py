@@ -45,7 +45,12 @@ class _Scripted:
 
 
 class _Constant(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.seen = []  # the inputs predict was given
+
     def predict(self, x, average_clips=None):
+        self.seen.append(x)
         return torch.zeros(x.shape[0], 3)
 
 
@@ -59,7 +64,12 @@ def test_latency_statistics_drop_the_warmup_and_follow_mmaction2(monkeypatch):
         stamps += [now, now + d]
         now += 1.0
     monkeypatch.setattr(latency, "time", _Scripted(stamps))
-    lat = latency.measure_latency(_Constant(), torch.zeros(1, 4, 3, 8, 8), torch.device("cpu"), warmup=1, iters=3)
+    model = _Constant()
+    lat = latency.measure_latency(model, torch.zeros(1, 4, 3, 8, 8, dtype=torch.uint8), torch.device("cpu"),
+                                  warmup=1, iters=3)
+    # each timed call normalises the uint8 clip: black is (0 - 123.675) / 58.395 in the red channel
+    assert len(model.seen) == 4 and all(x.dtype == torch.float32 for x in model.seen)
+    assert model.seen[-1][0, 0, 0, 0, 0].item() == pytest.approx(-123.675 / 58.395)
     timed = durations[1:]
     assert lat["mean_ms"] == pytest.approx(4.0) and lat["median_ms"] == pytest.approx(4.0)
     assert lat["min_ms"] == pytest.approx(2.0) and lat["std_ms"] == pytest.approx(2.0)

@@ -18,14 +18,16 @@ LOG_FIELDS = {"mode", "epoch", "iter", "lr", "loss_cls", "top1_acc", "top5_acc",
 
 
 class Clips(torch.utils.data.Dataset):
-    """n clips [T, 3, 32, 32] whose mean encodes the label; ``poison_after`` items served, the
-    clips turn NaN; ``fail_after`` items served, loading raises (a crash: Ctrl-C);
-    ``bad_after`` items served, loading raises a DataError (an unreadable video)."""
+    """n uint8 clips [T, 3, 32, 32] whose mean encodes the label; ``poison_after`` items served, the
+    clips turn all black, which the ``blank_clips_are_nan`` fixture makes NaN; ``fail_after`` items
+    served, loading raises (a crash: Ctrl-C); ``bad_after`` items served, loading raises a
+    DataError (an unreadable video)."""
 
     def __init__(self, n, t=4, k=3, seed=0, poison_after=None, fail_after=None, bad_after=None):
         g = torch.Generator().manual_seed(seed)
         self.y = torch.arange(n) % k
-        self.x = torch.randn(n, t, 3, 32, 32, generator=g) + 0.5 * self.y.view(-1, 1, 1, 1, 1).float()
+        signal = torch.randn(n, t, 3, 32, 32, generator=g) + 0.5 * self.y.view(-1, 1, 1, 1, 1).float()
+        self.x = (128 + 48 * signal).round().clamp(1, 255).to(torch.uint8)  # never all black
         self.labels = self.y.tolist()
         self.served, self.poison_after, self.fail_after, self.bad_after = 0, poison_after, fail_after, bad_after
 
@@ -40,8 +42,24 @@ class Clips(torch.utils.data.Dataset):
             raise DataError(f"sample {i} (list.txt:{i + 1} ('v{i}')): cannot decode image\n  frames/v{i}/00001.jpg")
         x = self.x[i]
         if self.poison_after is not None and self.served > self.poison_after:
-            x = torch.full_like(x, float("nan"))
+            x = torch.zeros_like(x)
         return x, int(self.y[i])
+
+
+@pytest.fixture
+def blank_clips_are_nan(monkeypatch):
+    """The training step's normalisation turns an all-black clip (a poisoned :class:`Clips` item)
+    into NaN: uint8 frames cannot hold one, and this is where a float NaN would enter the model."""
+    from tinlib.engine import train as train_module
+
+    real = train_module.normalize
+
+    def normalize(batch):
+        out = real(batch)
+        blank = (batch == 0).flatten(1).all(dim=1).view(-1, *[1] * (out.dim() - 1))
+        return torch.where(blank, torch.full_like(out, float("nan")), out)
+
+    monkeypatch.setattr(train_module, "normalize", normalize)
 
 
 @pytest.fixture(autouse=True)
@@ -137,6 +155,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     assert positions == [(e, i) for e in (1, 2, 3) for i in (1, 2, 3, 4)]
 
 
+@pytest.mark.usefixtures("blank_clips_are_nan")
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     cfg = tiny_cfg(arch="tsn_r18", train=dict(epochs=3))
     wd = tmp_path / "wd"

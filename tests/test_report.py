@@ -424,15 +424,18 @@ def test_collect_records_every_block_and_restores_the_flags():
 
     torch.manual_seed(0)
     model = build_recognizer("tin_r18", 5, num_segments=4)
-    clips = torch.randn(3, 4, 3, 32, 32)
+    clips = torch.randint(0, 256, (3, 4, 3, 32, 32), dtype=torch.uint8)  # as the datasets yield them
     trace = interlace.collect(model, clips, labels=[0, 1, 2])
     assert trace.layers == ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0",
                             "layer4.1"]
     assert trace.stages == [1, 1, 2, 2, 3, 3, 4, 4]
     assert trace.offsets.shape == (3, 8, 2) and trace.weights.shape == (3, 8, 4, 2) and trace.scores.shape == (3, 5)
     assert np.all(np.abs(trace.offsets) < 2) and np.all((trace.weights > 0) & (trace.weights < 2))
+    # collect normalised the clips as mmcv's imnormalize does: (x - mean) / std per channel
+    mean, std = torch.tensor([123.675, 116.28, 103.53]), torch.tensor([58.395, 57.12, 57.375])
     with torch.no_grad():
-        assert np.allclose(trace.scores, model.eval()(clips).numpy(), atol=1e-5)
+        normalized = (clips.float() - mean.view(3, 1, 1)) / std.view(3, 1, 1)
+        assert np.allclose(trace.scores, model.eval()(normalized).numpy(), atol=1e-5)
     assert all(not m.record and m.last_offsets is None for _, m in interlace.interlace_modules(model))
     frame = trace.to_frame(list("abcde"))
     assert len(frame) == 3 * 8 * 2 and set(frame["cls"]) == {"a", "b", "c"}
@@ -449,7 +452,7 @@ def test_offsets_match_a_forward_hook_on_the_offset_net():
     seen = []
     name, module = interlace.interlace_modules(model)[3]
     handle = module.offset_net.register_forward_hook(lambda m, i, o: seen.append(o.detach().clone()))
-    trace = interlace.collect(model, torch.randn(2, 4, 3, 32, 32))
+    trace = interlace.collect(model, torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8))
     handle.remove()
     assert interlace.short_name(name) == trace.layers[3]
     assert np.allclose(trace.offsets[:, 3], seen[0].numpy())
@@ -459,7 +462,8 @@ def test_collect_refuses_models_without_interlace():
     from tinlib.models import build_recognizer
 
     with pytest.raises(ValueError, match="no TemporalInterlace"):
-        interlace.collect(build_recognizer("tsm_r18", 3, num_segments=4), torch.randn(1, 4, 3, 32, 32))
+        interlace.collect(build_recognizer("tsm_r18", 3, num_segments=4),
+                          torch.zeros(1, 4, 3, 32, 32, dtype=torch.uint8))
 
 
 def test_interlace_plots_and_helpers():
@@ -472,7 +476,7 @@ def test_interlace_plots_and_helpers():
             return 6
 
         def __getitem__(self, i):
-            return torch.randn(4, 3, 32, 32), self.labels[i]
+            return torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8), self.labels[i]
 
     model = build_recognizer("tin_r18", 3, num_segments=4)
     idx = interlace.pick_per_class(Data.labels, 1)
@@ -480,8 +484,12 @@ def test_interlace_plots_and_helpers():
     trace = interlace.collect_dataset(model, Data(), idx, batch_size=2)
     assert trace.offsets.shape[0] == 3 and list(trace.labels) == [0, 1, 2] and trace.indices == idx
     names = ["left", "right", "still"]
-    frames = interlace.denormalize(torch.zeros(4, 3, 8, 8))
+    clip = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    frames = interlace.display_frames(clip)
     assert frames.shape == (4, 8, 8, 3) and frames.dtype == np.uint8
+    assert frames[2, 5, 1, 0] == clip[2, 0, 5, 1] and frames[3, 0, 7, 2] == clip[3, 2, 0, 7]  # [T, H, W, RGB]
+    with pytest.raises(ValueError, match=r"display_frames takes a uint8 clip \[T, 3, H, W\]"):
+        interlace.display_frames(clip.float())
     assert len(plots.plot_video_interlace(trace, 0, frames, "x").axes) >= 3
     assert len(plots.plot_offsets_by_class(trace, names, [(0, 1)]).axes) == 4
     assert len(plots.plot_weights_by_class(trace, names).axes) == 4

@@ -117,7 +117,7 @@ from tinlib.logs import setup_logging
 
 setup_logging()
 print("stdout stays in the notebook")
-x = torch.randn(8, 4, 3, 32, 32)
+x = torch.randint(0, 256, (8, 4, 3, 32, 32), dtype=torch.uint8)
 data = [(x[i], i % 3) for i in range(8)]
 cfg = config_from_dict(dict(model=dict(arch="tsn_r18", num_classes=3, num_segments=4, pretrained=None),
                             data=dict(videos_per_gpu=4, workers_per_gpu=0),

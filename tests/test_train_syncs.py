@@ -23,7 +23,7 @@ from tinlib.engine.metrics import top_k_accuracy, top_k_correct
 from tinlib.engine.train import Trainer, train
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_engine_train import Clips, tiny_cfg  # noqa: E402
+from test_engine_train import Clips, blank_clips_are_nan, tiny_cfg  # noqa: E402,F401  (a fixture)
 
 PACKAGE = os.path.dirname(tinlib.__file__)
 # the code that runs every training iteration (data loading and checkpoint writing excluded)
@@ -100,6 +100,7 @@ def test_a_mid_epoch_checkpoint_reads_back_first(tmp_path, read_backs):
     assert read_checkpoint(tmp_path / "wd" / "latest.pth")["meta"]["inner_iter"] == 6
 
 
+@pytest.mark.usefixtures("blank_clips_are_nan")
 def test_a_nan_stops_the_run_within_one_interval_and_no_checkpoint_holds_it(tmp_path):
     """Epoch 1 (4 iterations of 4 clips) is clean and checkpointed, also after its 3rd iteration;
     the 2nd batch of epoch 2 is NaN. The check before the mid-epoch checkpoint (after iteration 3)
@@ -116,6 +117,7 @@ def test_a_nan_stops_the_run_within_one_interval_and_no_checkpoint_holds_it(tmp_
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
 
 
+@pytest.mark.usefixtures("blank_clips_are_nan")
 def test_a_nan_found_at_the_interval_end(tmp_path):
     cfg = tiny_cfg(arch="tsn_r18", train=dict(epochs=3, log_interval=4))
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 2, iteration 3 \(checked after iterations "

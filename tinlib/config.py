@@ -121,6 +121,9 @@ class DataConfig(_Section):
     flip: bool = False                         # horizontal flip with p=0.5 (train)
     skip_bad_samples: bool = False
     drop_last: bool = False
+    persistent_workers: bool = True            # keep the loader workers between epochs (with workers_per_gpu > 0)
+    prefetch_factor: PositiveInt = 2           # batches each loader worker loads ahead
+    pin_memory: bool | None = None             # page-locked batches for the copy to the GPU; None: when on CUDA
 
 
 class OptimConfig(_Section):

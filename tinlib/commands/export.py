@@ -13,7 +13,8 @@ PROG = "tinlib export"
 def build_parser() -> argparse.ArgumentParser:
     from tinlib.export import DEFAULT_OPSET
 
-    parser = argparse.ArgumentParser(prog=PROG, description="Export a trained recognizer to ONNX.")
+    parser = argparse.ArgumentParser(prog=PROG, description="Export a trained recognizer to ONNX (input: uint8 "
+                                     "frames, normalised in the graph).")
     parser.add_argument("config", help="config name (tinlib/configs) or path")
     parser.add_argument("checkpoint", help="trained checkpoint (any layout tinlib.checkpoint reads)")
     parser.add_argument("out", help="output .onnx file")
@@ -43,10 +44,10 @@ def _run(args: argparse.Namespace) -> int:
     opset = {"opset": args.opset} if args.opset else {}
     out = export_onnx(model, args.out, input_size=size, views=args.views, dynamic_batch=not args.static_batch,
                       **opset)
-    log.info("wrote %s (%.1f MB): frames [B, %d, 3, %d, %d] -> scores [B, %d]", out, out.stat().st_size / 1e6,
+    log.info("wrote %s (%.1f MB): uint8 frames [B, %d, 3, %d, %d] -> scores [B, %d]", out, out.stat().st_size / 1e6,
              args.views * cfg.model.num_segments, size, size, cfg.model.num_classes)
     if not args.no_verify:
-        frames = torch.randn(2, args.views * cfg.model.num_segments, 3, size, size)
+        frames = torch.randint(0, 256, (2, args.views * cfg.model.num_segments, 3, size, size), dtype=torch.uint8)
         log.info("onnxruntime vs PyTorch, max |difference| of the scores: %.2e", onnx_max_abs_diff(model, out, frames))
     return 0
 

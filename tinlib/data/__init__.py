@@ -1,4 +1,5 @@
-"""Data: annotation lists, frame sampling, decoding, transforms, datasets and loaders.
+"""Data: annotation lists, frame sampling, decoding, transforms, datasets, loaders and the on-device
+normalisation (``normalize``) of the uint8 clips they yield.
 
 The names below are imported from their submodule on first use, so that ``tinlib.data.releases``
 can be imported without torch, numpy or OpenCV (the make pipeline's data check runs before they are
@@ -16,7 +17,7 @@ _EXPORTS = {
     "ClipDataset": "datasets", "RawframeDataset": "datasets", "VideoDataset": "datasets", "build_dataset": "datasets",
     "DecodeError": "decoding", "decode_rawframes": "decoding", "decode_video": "decoding", "imread_rgb": "decoding",
     "open_video": "decoding", "build_loader": "loader", "sample_frames": "sampling", "sample_views": "sampling",
-    "MEAN": "transforms", "STD": "transforms", "normalize": "transforms",
+    "MEAN": "normalization", "STD": "normalization", "normalize": "normalization",
 }
 __all__ = list(_EXPORTS)
 

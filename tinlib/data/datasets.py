@@ -1,7 +1,8 @@
 """Clip datasets over MMAction2 lists: ``RawframeDataset`` (JPEG folders) and ``VideoDataset``.
 
-An item is ``(clip [V*T, 3, H, W] float32 normalized, label)``, the frames of a view consecutive
-(what TIN/TSM's ``view(N, T, ...)`` relies on), views crop-major. A bad sample raises ``DataError``
+An item is ``(clip [V*T, 3, H, W] uint8 RGB, label)``, the frames of a view consecutive (what
+TIN/TSM's ``view(N, T, ...)`` relies on), views crop-major; the consumer normalises the batch on its
+device with :func:`tinlib.data.normalization.normalize`. A bad sample raises ``DataError``
 naming it, or with ``skip_bad_samples`` is replaced by the next readable one (training) or returned
 as a :class:`SkippedSample` that the evaluation drops; skips are logged and recorded."""
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch.utils.data import Dataset
 from .annotations import KINDS, DataError, Record, load_annotations
 from .decoding import VIDEO_BACKENDS, decode_rawframes, open_video
 from .sampling import sample_views
-from .transforms import CROPS_PER_MODE, TEST_CROPS, normalize, test_transform, train_transform
+from .transforms import CROPS_PER_MODE, TEST_CROPS, chw_tensor, test_transform, train_transform
 
 log = logging.getLogger(__name__)
 MAX_SKIP_TRIES = 20
@@ -150,11 +151,22 @@ class ClipDataset(Dataset):
         self.skip_bad_samples = skip_bad_samples
         self.labels: list[int] = [r.label for r in self.records]
         self.seed: int | None = None
-        self.epoch = 0
+        self._epoch_cell = _epoch_cell(0)
         # shared with the DataLoader workers, so the parent sees every worker's skips
         self._journal = _Journal()
         self._local_rng: np.random.Generator | None = None
         self._warned_short: set[int] = set()
+
+    @property
+    def epoch(self) -> int:
+        """The epoch of the current pass, set by the loader before each pass. It lives in shared
+        memory, so that persistent DataLoader workers (started once, with a copy of this dataset)
+        read the epoch the parent sets."""
+        return int(self._epoch_cell.item())
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch_cell.fill_(int(value))
 
     @property
     def skipped(self) -> int:
@@ -201,10 +213,10 @@ class ClipDataset(Dataset):
         else:
             frames = train_transform(frames, rng, scale_size=self.scale_size, input_size=self.input_size,
                                      flip=self.flip, multi_scale_crop=self.multi_scale_crop)
-        return normalize(frames), record.label
+        return chw_tensor(frames), record.label
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int] | SkippedSample:
-        """``(clip [V*T, 3, H, W], label)``; for a bad sample see the module doc (raise, replace or
+        """``(clip [V*T, 3, H, W] uint8, label)``; for a bad sample see the module doc (raise, replace or
         return a :class:`SkippedSample`)."""
         if not self.skip_bad_samples:
             try:
@@ -249,15 +261,24 @@ class ClipDataset(Dataset):
         state = dict(self.__dict__)
         state["_local_rng"] = None
         if _spawning():  # a loader worker being started: it appends to this dataset's journal
-            state["_journal"] = ("shared", self._journal.path)
+            state["_journal"] = ("shared", self._journal.path)  # (and shares the epoch cell)
         else:  # a plain copy (pickle, deepcopy): its own journal, starting with the skips so far
             state["_journal"] = ("copy", self._journal.entries())
+            state["_epoch_cell"] = self.epoch  # and its own epoch
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         how, value = state["_journal"]
         state["_journal"] = _Journal(value) if how == "shared" else _Journal(entries=value)
+        if not isinstance(state["_epoch_cell"], torch.Tensor):
+            state["_epoch_cell"] = _epoch_cell(state["_epoch_cell"])
         self.__dict__.update(state)
+
+
+def _epoch_cell(epoch: int) -> torch.Tensor:
+    """A 0-d int64 tensor in shared memory holding ``epoch``: forked workers inherit it, spawned
+    ones receive it through torch's multiprocessing pickler, and both see the parent's writes."""
+    return torch.tensor(int(epoch), dtype=torch.int64).share_memory_()
 
 
 def _spawning() -> bool:
@@ -308,7 +329,7 @@ def build_dataset(ann_file: str | os.PathLike, data_prefix: str | os.PathLike, *
                   filename_tmpl: str = "img_{:05}.jpg", video_backend: str = "decord", **common: Any) -> ClipDataset:
     """A ``RawframeDataset`` (folders of ``filename_tmpl`` images) or ``VideoDataset`` (read with
     ``video_backend``) for ``kind``, with the train or test pipeline; ``common`` are the keywords
-    of :class:`ClipDataset`. Items: ``(clip float32 [V * T, 3, H, W], label int)``."""
+    of :class:`ClipDataset`. Items: ``(clip uint8 [V * T, 3, H, W], label int)``."""
     if kind == "rawframes":
         return RawframeDataset(ann_file, data_prefix, filename_tmpl=filename_tmpl, **common)
     if kind == "videos":

@@ -77,9 +77,17 @@ def imread_rgb(path: str | os.PathLike) -> np.ndarray:
     DecodeError when it is missing, unreadable, empty or not a decodable image."""
     path = os.fspath(path)
     try:
-        buf = np.fromfile(path, dtype=np.uint8)
+        return _read_rgb(path)
     except FileNotFoundError:
         raise DecodeError(f"frame file not found: {path}") from None
+
+
+def _read_rgb(path: str) -> np.ndarray:
+    """:func:`imread_rgb`, but a missing file raises FileNotFoundError, for the caller to word."""
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise
     except OSError as err:
         raise DecodeError(f"cannot read frame file {path}: {err}") from None
     if buf.size == 0:
@@ -109,13 +117,14 @@ def decode_rawframes(frame_dir: str | os.PathLike, indices: Sequence[int], filen
         idx = int(idx)
         if idx not in cache:
             path = os.path.join(frame_dir, filename_tmpl.format(idx + start_index))
-            if not os.path.exists(path):
+            try:  # no stat per frame: a missing file is learnt from the failed open
+                cache[idx] = _read_rgb(path)
+            except FileNotFoundError:
                 present = sum(1 for _ in os.scandir(frame_dir))
                 raise DecodeError(
                     f"frame file not found: {path} (the folder holds {present} entries); the list's frame "
                     f"count or the filename template {filename_tmpl!r} / start_index {start_index} does not match "
-                    "the folder: rebuild the list with `tinlib prepare ...` or fix the config")
-            cache[idx] = imread_rgb(path)
+                    "the folder: rebuild the list with `tinlib prepare ...` or fix the config") from None
         frames.append(cache[idx])
     shapes = {f.shape for f in frames}
     if len(shapes) > 1:

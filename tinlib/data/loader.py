@@ -1,11 +1,14 @@
-"""The one DataLoader stack of tinlib; batches are ``(clips [B, V*T, 3, H, W], labels [B])``.
+"""The one DataLoader stack of tinlib; batches are ``(clips [B, V*T, 3, H, W] uint8, labels [B])``,
+normalised by the consumer on its device (:func:`tinlib.data.normalization.normalize`).
 
 Reproducible given ``seed``: epoch ``e``'s order is ``torch.randperm`` seeded with ``seed + e``
 (``DistributedSampler``'s rule), process ``r`` of ``W`` taking positions ``r, r + W, ...`` (padded by
-repetition when shuffled); item ``i``'s augmentation draws from ``(seed, e, i)``, whatever the workers;
-the workers' RNGs (torch seeds ``random``, numpy and torch in each) derive from ``derive_seed(seed, e, rank, 2)``.
-``loader.set_epoch(e)`` selects the epoch, else each pass moves to the next. A
-:class:`tinlib.errors.UserError` in a worker comes out as the same error with its one-line message."""
+repetition when shuffled); item ``i``'s augmentation draws from ``(seed, e, i)``, whatever the workers
+(persistent workers too: the dataset's epoch is in shared memory); the workers' RNGs (torch seeds
+``random``, numpy and torch in each) derive from ``derive_seed(seed, e, rank, 2)`` of the pass that
+starts them (each pass without persistent workers). ``loader.set_epoch(e)`` selects the epoch, else
+each pass moves to the next. A :class:`tinlib.errors.UserError` in a worker comes out as the same
+error with its one-line message."""
 from __future__ import annotations
 
 import itertools
@@ -124,16 +127,19 @@ def worker_message(err: BaseException) -> str | None:
 def build_loader(dataset: Dataset, batch_size: int, *, num_workers: int = 2, shuffle: bool, seed: int = 0,
                  distributed: bool = False, num_replicas: int | None = None, rank: int | None = None,
                  drop_last: bool = False, pin_memory: bool | None = None, skip: int = 0,
+                 persistent_workers: bool = False, prefetch_factor: int = 2,
                  collate_fn: Callable[[list], Any] | None = None) -> ClipLoader:
-    """A :class:`ClipLoader` over ``dataset`` (items ``(clip [V*T, 3, H, W], label)``; a dataset
-    with ``seed``/``epoch`` attributes, tinlib's, gets ``seed`` and the epoch of each pass).
+    """A :class:`ClipLoader` over ``dataset`` (items ``(clip [V*T, 3, H, W] uint8, label)``; a
+    dataset with ``seed``/``epoch`` attributes, tinlib's, gets ``seed`` and the epoch of each pass).
 
     ``shuffle``: a new permutation every epoch (training), else dataset order (evaluation).
     ``distributed``: shard over the initialised process group (``num_replicas`` and ``rank``
     default to its world size and rank); also sharded whenever ``num_replicas`` > 1 is given.
     ``batch_size`` and ``drop_last`` are per process; ``pin_memory`` None pins when CUDA is
     available; ``skip`` leaves out the first ``skip`` samples of this process's order in every
-    epoch (the rest of an epoch after a resume).
+    epoch (the rest of an epoch after a resume). ``persistent_workers`` keeps the workers between
+    passes and ``prefetch_factor`` is the batches each worker loads ahead; both apply only with
+    ``num_workers`` > 0.
     """
     if num_replicas is None or rank is None:
         if distributed:
@@ -156,7 +162,7 @@ def build_loader(dataset: Dataset, batch_size: int, *, num_workers: int = 2, shu
         sampler = SkipSampler(sampler, skip)
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
+    workers = dict(persistent_workers=persistent_workers, prefetch_factor=prefetch_factor) if num_workers > 0 else {}
     return ClipLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory, drop_last=drop_last, seed=seed, rank=rank,
-                      persistent_workers=False, prefetch_factor=2 if num_workers > 0 else None,
-                      collate_fn=collate_fn)
+                      pin_memory=pin_memory, drop_last=drop_last, seed=seed, rank=rank, collate_fn=collate_fn,
+                      **workers)

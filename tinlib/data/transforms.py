@@ -1,7 +1,8 @@
 """Spatial transforms with MMAction2's semantics, on clips ``[T, H, W, 3]`` uint8 RGB (one random
 draw per clip, from a ``numpy.random.Generator``; sizes in OpenCV's ``(w, h)`` order where noted).
-Train: ``Resize -> MultiScaleCrop -> Resize -> [Flip] -> Normalize``; test: ``Resize -> CenterCrop |
-ThreeCrop | TenCrop -> Normalize``."""
+Train: ``Resize -> MultiScaleCrop -> Resize -> [Flip]``; test: ``Resize -> CenterCrop | ThreeCrop |
+TenCrop``; :func:`chw_tensor` then makes the uint8 tensor ``[M, 3, H, W]`` the datasets yield (MMAction2's
+Normalize is :func:`tinlib.data.normalization.normalize`, run on the device)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,8 +11,6 @@ import cv2
 import numpy as np
 import torch
 
-MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255 input (ImageNet statistics)
-STD = (58.395, 57.12, 57.375)
 MSC_SCALES = (1, 0.875, 0.75, 0.66)
 TEST_CROPS = ("center", "three", "ten")
 CROPS_PER_MODE = {"center": 1, "three": 3, "ten": 10}  # spatial crops per view of each test_crop mode
@@ -130,14 +129,11 @@ def ten_crop_boxes(img_h: int, img_w: int, size: int) -> list[Box]:
     return [(x, y, size, size) for x, y in _fixed_offsets(w_step, h_step, 5)]
 
 
-def normalize(frames: np.ndarray, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> torch.Tensor:
-    """``[M, H, W, 3]`` uint8 RGB -> float32 ``[M, 3, H, W]``, ``(x - mean) * (1 / std)`` per channel
-    (as mmcv's imnormalize), in numpy: cheap inside DataLoader workers, no torch thread pool."""
+def chw_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 ``[M, H, W, 3]`` -> uint8 tensor ``[M, 3, H, W]``, contiguous (the one copy of the layout
+    change, made here in numpy, in the DataLoader worker)."""
     _check_clip(frames)
-    x = frames.transpose(0, 3, 1, 2).astype(np.float32, order="C")
-    x -= np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
-    x *= (1.0 / np.asarray(std, np.float64)).astype(np.float32).reshape(1, 3, 1, 1)
-    return torch.from_numpy(x)
+    return torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
 
 
 def train_transform(frames: np.ndarray, rng: np.random.Generator, *, scale_size: int = 256, input_size: int = 224,

@@ -1,4 +1,4 @@
-"""A few training iterations of TIN-R50 on random frames: float32, and mixed precision (AMP).
+"""A few training iterations of TIN-R50 on random uint8 frames: float32, and mixed precision (AMP).
 
 This is what a long run does in every iteration (forward through all 16 interlace calls,
 backward, SGD step); on a GPU at the configs' per-GPU batch and 224 px, so that running out of
@@ -44,8 +44,9 @@ def amp_dtype(device: torch.device) -> tuple[torch.dtype | None, str]:
 
 def check_train_step(device: torch.device, amp: bool, iterations: int = ITERATIONS) -> list[Check]:
     """"train step [fp32]" or "train step [amp]": ``iterations`` steps of the training loop
-    (:func:`tinlib.engine.train.train_step`, SGD) of TIN-R50 (174 classes, 8 segments) on random
-    frames and labels on ``device``; passes when every loss and every parameter afterwards is finite."""
+    (:func:`tinlib.engine.train.train_step`, SGD: copy, normalisation on ``device``, forward, backward)
+    of TIN-R50 (174 classes, 8 segments) on random uint8 frames and labels; passes when every loss
+    and every parameter afterwards is finite."""
     name = f"train step [{'amp' if amp else 'fp32'}]"
     dev = str(device)
     cast, why = amp_dtype(device) if amp else (None, "float32")
@@ -69,7 +70,7 @@ def check_train_step(device: torch.device, amp: bool, iterations: int = ITERATIO
     losses: list[float] = []
     start = time.perf_counter()
     for _ in range(iterations):
-        frames = torch.randn(batch, SEGMENTS, 3, pixels, pixels, generator=generator)
+        frames = torch.randint(0, 256, (batch, SEGMENTS, 3, pixels, pixels), generator=generator, dtype=torch.uint8)
         labels = torch.randint(0, NUM_CLASSES, (batch,), generator=generator)
         step = train_step(model, (frames, labels), optimizer, device=device, amp=AMP_NAMES[cast], scaler=scaler)
         losses.append(step.loss.item())  # .item() waits for the GPU

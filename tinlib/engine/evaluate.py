@@ -21,6 +21,7 @@ import torch
 from tinlib.config import Config
 from tinlib.data.annotations import DataError
 from tinlib.data.datasets import SkippedSample
+from tinlib.data.normalization import normalize
 from tinlib.engine import dist
 from tinlib.engine.build import build_model, check_checkpoint_fits
 from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
@@ -89,17 +90,29 @@ def _collate_numbered(items: list) -> tuple[torch.Tensor | None, torch.Tensor | 
 
 
 @torch.no_grad()
+def loader_settings(cfg: Config, device: torch.device) -> dict[str, Any]:
+    """The loader keywords of ``cfg.data`` for :func:`~tinlib.data.loader.build_loader`:
+    ``persistent_workers``, ``prefetch_factor`` and ``pin_memory`` (None: pinned when ``device`` is CUDA)."""
+    data = cfg.data
+    pin = device.type == "cuda" if data.pin_memory is None else data.pin_memory
+    return {"persistent_workers": data.persistent_workers, "prefetch_factor": data.prefetch_factor,
+            "pin_memory": pin}
+
+
 def score_dataset(model: Recognizer, dataset, *, batch_size: int, num_workers: int, device: torch.device,
                   average_clips: str | None, amp: str = "none", ctx: dist.DistContext | None = None,
-                  progress: bool = False, desc: str = "test", seed: int = 0) -> Scored:
-    """Scores of the readable samples of ``dataset`` (items ``(clip [V*T, 3, H, W], label)``), in
-    dataset order, gathered from all processes: a :class:`Scored`, the same on every process.
+                  progress: bool = False, desc: str = "test", seed: int = 0, persistent_workers: bool = False,
+                  prefetch_factor: int = 2, pin_memory: bool | None = None) -> Scored:
+    """Scores of the readable samples of ``dataset`` (items ``(clip [V*T, 3, H, W] uint8, label)``,
+    normalised on ``device``), in dataset order, gathered from all processes: a :class:`Scored`,
+    the same on every process.
 
     ``model`` is the plain recognizer (not the DDP wrapper), put in eval mode; ``average_clips``
     combines the V views in ``model.predict``. Under ``ctx`` process ``r`` of ``W`` scores samples
     ``r, r + W, ...``; ``batch_size`` and ``num_workers`` are per process. A sample the dataset
     leaves out (``data.skip_bad_samples``) is not scored; it is listed in ``Scored.skipped`` and
-    logged as a warning on rank 0.
+    logged as a warning on rank 0. The loader keywords are :func:`loader_settings`'s (``pin_memory``
+    None: pinned when ``device`` is CUDA).
     """
     from tqdm import tqdm
 
@@ -108,15 +121,16 @@ def score_dataset(model: Recognizer, dataset, *, batch_size: int, num_workers: i
     ctx = ctx or dist.DistContext(device=device)
     model.eval()
     loader = build_loader(_Numbered(dataset), batch_size, num_workers=num_workers, shuffle=False, seed=seed,
-                          num_replicas=ctx.world_size, rank=ctx.rank, pin_memory=device.type == "cuda",
-                          collate_fn=_collate_numbered)
+                          num_replicas=ctx.world_size, rank=ctx.rank, collate_fn=_collate_numbered,
+                          pin_memory=device.type == "cuda" if pin_memory is None else pin_memory,
+                          persistent_workers=persistent_workers, prefetch_factor=prefetch_factor)
     scores, labels, indices, skipped = [], [], [], []
     bar = tqdm(loader, desc=desc, disable=not (progress and ctx.is_main), leave=False, dynamic_ncols=True)
     for clips, target, index, bad in bar:
         skipped += [b.to_dict() for b in bad]
         if clips is None:
             continue
-        clips = clips.to(device, non_blocking=True)
+        clips = normalize(clips.to(device, non_blocking=True))
         with autocast(device, amp):
             out = model.predict(clips, average_clips=average_clips)
         scores.append(out.float().cpu().numpy())
@@ -216,7 +230,7 @@ def evaluate(cfg: Config, checkpoint: str | Path | None, *, split: str = "test",
             model, dataset, batch_size=batch_size or cfg.data.test_videos_per_gpu,
             num_workers=cfg.data.workers_per_gpu if num_workers is None else num_workers,
             device=ctx.device, average_clips=cfg.test.average_clips, amp=amp or "none", ctx=ctx, progress=progress,
-            desc=f"test {cfg.name}", seed=seed)
+            desc=f"test {cfg.name}", seed=seed, **loader_settings(cfg, ctx.device))
         if scored.num_samples == 0:
             raise DataError(f"config {cfg.name}, {split} split: none of the {scored.num_listed} videos could be "
                             f"read (e.g. {scored.skipped[0]['path']}: {scored.skipped[0]['reason']}); check "

@@ -1,8 +1,9 @@
 """Inference time per video, FLOPs, parameters and training GPU memory (``tinlib latency``).
 
 Time: MMAction2 0.x ``tools/analysis/benchmark.py``'s method: random weights, eval mode, one video
-``[1, V*T, 3, S, S]`` of the config's test sampling, no data loading; each iteration times copy in,
-test forward under ``no_grad`` and copy out between CUDA syncs; the first ``--warmup`` (5) are
+``[1, V*T, 3, S, S]`` (random uint8 frames) of the config's test sampling, no data loading; each
+iteration times copy in, normalisation on the device (as the engine does it), test forward under
+``no_grad`` and copy out between CUDA syncs; the first ``--warmup`` (5) are
 dropped, the mean of the next ``--iters`` kept. ``fps_mmaction2`` repeats MMAction2's formula, which
 counts the last iteration twice.
 
@@ -27,6 +28,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from tinlib.config import Config, apply_overrides, load_config
+from tinlib.data.normalization import normalize
 from tinlib.data.transforms import CROPS_PER_MODE
 from tinlib.engine.build import build_model
 from tinlib.engine.environment import device_info, git_info, now_iso, package_versions
@@ -104,8 +106,9 @@ def synchronize(device: torch.device) -> None:
 @torch.no_grad()
 def measure_latency(model: Recognizer, clip: torch.Tensor, device: torch.device, *, warmup: int = 5,
                     iters: int = 200, average_clips: str | None = "prob") -> dict[str, Any]:
-    """Time ``model.predict(clip)`` on ``device`` with MMAction2's benchmark method (the module
-    docstring): ``clip [1, V*T, 3, S, S]`` stays on the CPU and each iteration copies it (timed).
+    """Time ``model.predict(normalize(clip))`` on ``device`` with MMAction2's benchmark method (the
+    module docstring): ``clip [1, V*T, 3, S, S]`` uint8 stays on the CPU and each iteration copies it
+    and normalises it on ``device`` (timed).
 
     Returns ``mean_ms``, ``median_ms``, ``std_ms``, ``min_ms`` per video, ``fps`` = 1000 / mean_ms,
     ``fps_mmaction2`` (``iters / (sum + last)``) and the setting (warmup, iters, device, threads).
@@ -117,7 +120,7 @@ def measure_latency(model: Recognizer, clip: torch.Tensor, device: torch.device,
     for _ in range(warmup + iters):
         synchronize(device)
         start = time.perf_counter()
-        scores = model.predict(clip.to(device, non_blocking=False), average_clips=average_clips).cpu()
+        scores = model.predict(normalize(clip.to(device, non_blocking=True)), average_clips=average_clips).cpu()
         synchronize(device)
         times.append(time.perf_counter() - start)
     del scores
@@ -132,9 +135,9 @@ def measure_latency(model: Recognizer, clip: torch.Tensor, device: torch.device,
 
 
 def train_peak_memory(cfg: Config, device: torch.device, *, iters: int = 3, amp: str = "none") -> dict[str, Any]:
-    """Peak CUDA memory (MiB) of ``iters`` SGD steps of ``cfg``'s model on random clips
-    ``[data.videos_per_gpu, T, 3, S, S]``; returns ``train_gpu_mem_mib``, ``videos_per_gpu``,
-    ``amp`` and ``iters``."""
+    """Peak CUDA memory (MiB) of ``iters`` SGD steps of ``cfg``'s model on random uint8 clips
+    ``[data.videos_per_gpu, T, 3, S, S]`` normalised on the device; returns ``train_gpu_mem_mib``,
+    ``videos_per_gpu``, ``amp`` and ``iters``."""
     from tinlib.engine.optim import build_optimizer
 
     torch.cuda.empty_cache()
@@ -143,7 +146,7 @@ def train_peak_memory(cfg: Config, device: torch.device, *, iters: int = 3, amp:
     optimizer = build_optimizer(model, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.fc_lr5)
     b, t, s = cfg.data.videos_per_gpu, cfg.model.num_segments, cfg.data.input_size
     for _ in range(iters):
-        clips = torch.randn(b, t, 3, s, s, device=device)
+        clips = normalize(torch.randint(0, 256, (b, t, 3, s, s), dtype=torch.uint8, device=device))
         labels = torch.randint(0, cfg.model.num_classes, (b,), device=device)
         with autocast(device, amp):
             scores = model(clips)
@@ -218,7 +221,7 @@ def benchmark(cfg: Config, archs: tuple[str, ...] | list[str], *,
     views, t, s = views_per_video(cfg), cfg.model.num_segments, cfg.data.input_size
     average_clips = cfg.test.average_clips if views == 1 or cfg.test.average_clips else "prob"
     seed_everything(0)
-    clip = torch.randn(1, views * t, 3, s, s)
+    clip = torch.randint(0, 256, (1, views * t, 3, s, s), dtype=torch.uint8)
     models: dict[str, Any] = {}
     for arch in archs:
         acfg = config_for_arch(cfg, arch)
@@ -243,7 +246,8 @@ def benchmark(cfg: Config, archs: tuple[str, ...] | list[str], *,
                     "input_shape": [1, views * t, 3, s, s], "flops_input_shape": [1, t, 3, s, s],
                     "average_clips": average_clips, "batch_size": 1, "warmup": warmup,
                     "method": "MMAction2 benchmark: random weights, eval, batch 1, synchronize, mean after warm-up; "
-                              "host-to-device copy and view averaging included, data loading excluded"},
+                              "host-to-device copy of the uint8 clip, normalisation on the device and view "
+                              "averaging included, data loading excluded"},
         "models": models,
         "devices": [str(d) for d in devs],
         "device_info": device_info(),

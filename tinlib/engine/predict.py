@@ -15,9 +15,10 @@ import torch
 
 from tinlib.config import Config
 from tinlib.data.decoding import DecodeError
+from tinlib.data.normalization import normalize
 from tinlib.data.sampling import sample_views
 from tinlib.data.sources import VideoSource, open_source
-from tinlib.data.transforms import CROPS_PER_MODE, normalize, test_transform
+from tinlib.data.transforms import CROPS_PER_MODE, chw_tensor, test_transform
 from tinlib.errors import UserError, one_line
 from tinlib.labels import class_names_for
 from tinlib.models.recognizer import Recognizer
@@ -55,13 +56,14 @@ class InferencePipeline:
                             twice_sample=self.twice_sample)
 
     def transform(self, frames: np.ndarray) -> torch.Tensor:
-        """``frames`` uint8 ``[M, H, W, 3]`` (temporal views after each other) -> float32 ``[crops * M, 3, S, S]``."""
-        return normalize(test_transform(frames, scale_size=self.scale_size, input_size=self.input_size,
-                                        test_crop=self.crop))
+        """``frames`` uint8 ``[M, H, W, 3]`` (temporal views after each other) -> uint8 ``[crops * M, 3, S, S]``
+        (normalised on the device, by the model's caller)."""
+        return chw_tensor(test_transform(frames, scale_size=self.scale_size, input_size=self.input_size,
+                                         test_crop=self.crop))
 
 
 class SingleVideoDataset(torch.utils.data.Dataset):
-    """One video as a one-item dataset: ``(clip float32 [V * T, 3, H, W], -1)``, the item the
+    """One video as a one-item dataset: ``(clip uint8 [V * T, 3, H, W], -1)``, the item the
     config's test dataset yields for this video (views crop-major, then clip)."""
 
     def __init__(self, source: VideoSource, pipeline: InferencePipeline):
@@ -78,7 +80,7 @@ class SingleVideoDataset(torch.utils.data.Dataset):
 
 
 def model_input(source: VideoSource, pipeline: InferencePipeline) -> torch.Tensor:
-    """The clip of the whole video ``source`` through ``pipeline``: float32 ``[V * T, 3, H, W]``."""
+    """The clip of the whole video ``source`` through ``pipeline``: uint8 ``[V * T, 3, H, W]``."""
     inds = pipeline.frame_indices(source.num_frames)
     return pipeline.transform(source.get(inds.reshape(-1)))
 
@@ -156,7 +158,8 @@ class Predictor:
         return video if isinstance(video, VideoSource) else self.open(video)
 
     def clip(self, video: VideoSource | str | os.PathLike) -> torch.Tensor:
-        """The whole video's model input ``[V * T, 3, H, W]`` (views crop-major, then clip)."""
+        """The whole video's clip, uint8 ``[V * T, 3, H, W]`` (views crop-major, then clip): the model
+        takes ``normalize(clip[None].to(device))``."""
         return model_input(self._source(video), self.pipeline)
 
     def predict(self, video: VideoSource | str | os.PathLike) -> VideoPrediction:
@@ -181,7 +184,7 @@ class Predictor:
 
     def window_clip(self, source: VideoSource, start: int, length: int) -> tuple[np.ndarray, torch.Tensor]:
         """Frames ``[start, start + length)`` sampled as one test-mode clip: ``(indices [T], clip
-        [crops * T, 3, H, W])``."""
+        uint8 [crops * T, 3, H, W])``."""
         inds = start + sample_views(length, self.pipeline.num_segments, num_clips=1, test_mode=True)[0]
         return inds, self.pipeline.transform(source.get(inds))
 
@@ -189,8 +192,8 @@ class Predictor:
     def windows(self, video: VideoSource | str | os.PathLike, window: int, stride: int | None = None) -> WindowTimeline:
         """Score the video as a stream of windows (:func:`window_starts`; ``stride`` defaults to
         ``window``), each one test-mode clip of ``model.num_segments`` frames with the config's crops,
-        timed: decoding plus transforms, and the model call with the copy to the device
-        (synchronized on CUDA, after one warm-up call that is not counted)."""
+        timed: decoding plus transforms, and the model call with the copy to the device and the
+        normalisation there (synchronized on CUDA, after one warm-up call that is not counted)."""
         from tinlib.engine.latency import synchronize
 
         source = self._source(video)
@@ -209,10 +212,10 @@ class Predictor:
                 t1 = time.perf_counter()
                 x = clip[None]
                 if w == 0:  # warm-up (lazy initialisation, kernel selection), not timed
-                    self.model.predict(x.to(self.device), average_clips=average)
+                    self.model.predict(normalize(x.to(self.device, non_blocking=True)), average_clips=average)
                 synchronize(self.device)
                 t2 = time.perf_counter()
-                out = self.model.predict(x.to(self.device), average_clips=average)
+                out = self.model.predict(normalize(x.to(self.device, non_blocking=True)), average_clips=average)
                 synchronize(self.device)
                 t3 = time.perf_counter()
                 scores.append(out.float().cpu().numpy()[0])

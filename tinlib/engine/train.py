@@ -13,11 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from tinlib.config import Config
+from tinlib.data.normalization import normalize
 from tinlib.engine import dist
 from tinlib.engine.build import build_model, set_train_mode
 from tinlib.engine.environment import git_info, now_iso
 from tinlib.engine.errors import RunError
-from tinlib.engine.evaluate import score_dataset
+from tinlib.engine.evaluate import loader_settings, score_dataset
 from tinlib.engine.metrics import IntervalTally, StepResult, evaluate_scores, peak_memory_mib
 from tinlib.engine.optim import LrScaling, build_optimizer, clip_gradients, scaled_lr
 from tinlib.engine.preemption import Preempted, StopSignals, requeue_slurm_job, resume_after_restart
@@ -42,7 +43,8 @@ def train_step(model: torch.nn.Module, batch: tuple[torch.Tensor, Any], optimize
                device: torch.device, amp: str = "none", scaler: torch.amp.GradScaler | None = None,
                grad_clip: float | None = None, channels_last: bool = False) -> StepResult:
     """One SGD step of ``model`` (``model(clips) -> [B, K]``; a DDP or compiled wrapper too) on
-    ``batch`` (``(clips [B, T, 3, H, W], labels [B])``, moved to ``device`` here): forward under
+    ``batch`` (``(clips [B, T, 3, H, W] uint8, labels [B])``, moved to ``device`` and normalised
+    there): forward under
     ``amp`` autocast (fp16 with its grad ``scaler``, which skips steps with inf gradients itself),
     cross-entropy, backward, clipping to a global L2 norm ``grad_clip``, update.
 
@@ -52,8 +54,9 @@ def train_step(model: torch.nn.Module, batch: tuple[torch.Tensor, Any], optimize
     """
     clips, labels = batch
     clips = clips.to(device, non_blocking=True)
-    if channels_last:
+    if channels_last:  # laid out while 1 byte per value; normalize keeps the layout
         clips = clips_channels_last(clips)
+    clips = normalize(clips)
     labels = torch.as_tensor(labels).to(device, non_blocking=True)
     with autocast(device, amp):
         scores = model(clips)
@@ -225,8 +228,8 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         return build_loader(self.train_set, cfg.data.videos_per_gpu, num_workers=cfg.data.workers_per_gpu,
                             shuffle=True, seed=self.seed, num_replicas=ctx.world_size, rank=ctx.rank,
-                            drop_last=cfg.data.drop_last, pin_memory=ctx.device.type == "cuda",
-                            skip=skip_batches * cfg.data.videos_per_gpu)
+                            drop_last=cfg.data.drop_last, skip=skip_batches * cfg.data.videos_per_gpu,
+                            **loader_settings(cfg, ctx.device))
 
     # ---- checkpoints ------------------------------------------------------------------------
     def _checkpoint(self, epoch_done: int, inner_iter: int, names: list[str]) -> None:
@@ -337,7 +340,7 @@ class Trainer:
         scored = score_dataset(self.model, self.val_set, batch_size=cfg.data.val_videos_per_gpu,
                                num_workers=cfg.data.workers_per_gpu, device=ctx.device,
                                average_clips=cfg.test.average_clips, amp=self.amp, ctx=ctx,
-                               progress=self.progress, desc=f"val {epoch + 1}")
+                               progress=self.progress, desc=f"val {epoch + 1}", **loader_settings(cfg, ctx.device))
         metrics = evaluate_scores(scored.scores, scored.labels)
         self.recorder.validation(epoch, scored.num_samples, self.optimizer.param_groups[0]["lr"], metrics)
         return metrics

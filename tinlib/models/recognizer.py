@@ -14,8 +14,9 @@ AVERAGE_CLIPS = ("prob", "score", None)
 class Recognizer(nn.Module):
     """Video classifier over T segments sampled from a video.
 
-    ``model(x)``, x: [B, V*T, 3, H, W] normalized frames (V views of T segments, V = 1 in
-    training) -> class scores [B, K]: per-view logits averaged over segments, then over views.
+    ``model(x)``, x: [B, V*T, 3, H, W] float frames (V views of T segments, V = 1 in training),
+    the loaders' uint8 clips after ``tinlib.data.normalize`` on the device -> class scores [B, K]:
+    per-view logits averaged over segments, then over views.
     ``predict`` chooses how views are averaged for testing.
     """
 

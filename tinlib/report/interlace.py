@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tinlib.data.normalization import normalize
 from tinlib.models import TemporalInterlace
 
 _NAME_RE = re.compile(r"layer(\d+)\.(\d+)\.")
@@ -92,7 +93,8 @@ class InterlaceTrace:
 def collect(model: nn.Module, clips: torch.Tensor, labels: Sequence[int] | None = None,
             indices: Sequence[int] | None = None) -> InterlaceTrace:
     """One eval-mode forward pass of the TIN ``model`` (its training mode restored afterwards) on
-    ``clips: [N, T, 3, H, W]`` (normalized, one view per video) with recording on: offsets
+    ``clips: [N, T, 3, H, W]`` (uint8 as the datasets yield them, one view per video, on the model's
+    device; normalised here) with recording on: offsets
     ``[N, L, 2]``, weights ``[N, L, T, 2]`` and scores ``[N, K]`` of the L interlace modules, with
     the N ``labels`` and dataset ``indices`` when given."""
     modules = interlace_modules(model)
@@ -102,7 +104,7 @@ def collect(model: nn.Module, clips: torch.Tensor, labels: Sequence[int] | None 
     model.eval()
     try:
         with recording(model):
-            scores = model(clips)
+            scores = model(normalize(clips))
             recorded_offsets, recorded_weights = [], []
             for name, m in modules:
                 if m.last_offsets is None or m.last_weights is None:
@@ -121,14 +123,14 @@ def collect(model: nn.Module, clips: torch.Tensor, labels: Sequence[int] | None 
 
 def collect_dataset(model: nn.Module, dataset, indices: Sequence[int], batch_size: int = 8,
                     device: str | torch.device = "cpu") -> InterlaceTrace:
-    """:func:`collect` over ``dataset[i]`` for ``i`` in ``indices`` (items ``(clip [T, 3, H, W], label)``
-    with one view), ``batch_size`` clips at a time on ``device`` (the model is moved there)."""
+    """:func:`collect` over ``dataset[i]`` for ``i`` in ``indices`` (items ``(clip [T, 3, H, W] uint8,
+    label)`` with one view), ``batch_size`` clips at a time on ``device`` (the model is moved there)."""
     model.to(device)
     parts = []
     for start in range(0, len(indices), batch_size):
         chunk = list(indices[start:start + batch_size])
         items = [dataset[i] for i in chunk]
-        clips = torch.stack([torch.as_tensor(c) for c, _ in items]).to(device)
+        clips = torch.stack([torch.as_tensor(c) for c, _ in items]).to(device, non_blocking=True)
         parts.append(collect(model, clips, [int(lab) for _, lab in items], chunk))
     first = parts[0]
     return InterlaceTrace(first.layers, first.stages, np.concatenate([p.offsets for p in parts]),
@@ -157,10 +159,11 @@ def class_summary(trace: InterlaceTrace, class_names: Sequence[str] | None = Non
             .sort_values(["label", "stage", "group"]).reset_index(drop=True))
 
 
-def denormalize(clip: torch.Tensor) -> np.ndarray:
-    """Normalized frames ``[T, 3, H, W]`` -> uint8 ``[T, H, W, 3]`` for display."""
-    from tinlib.data.transforms import MEAN, STD
-
-    x = torch.as_tensor(clip).float().cpu()
-    x = x * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
-    return x.clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+def display_frames(clip: torch.Tensor) -> np.ndarray:
+    """A dataset's uint8 clip ``[T, 3, H, W]`` as the images ``[T, H, W, 3]`` uint8 for display (a
+    view of the CPU tensor's memory); ValueError for another dtype."""
+    clip = torch.as_tensor(clip)
+    if clip.dtype != torch.uint8 or clip.dim() != 4 or clip.shape[1] != 3:
+        raise ValueError(f"display_frames takes a uint8 clip [T, 3, H, W] as the datasets yield it, got "
+                         f"{clip.dtype} {tuple(clip.shape)}")
+    return clip.cpu().permute(0, 2, 3, 1).numpy()

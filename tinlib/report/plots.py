@@ -290,8 +290,8 @@ def plot_frames(frames: np.ndarray, title: str = "", ax_row=None):
 
 def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1, seed: int = 0):
     """One row of T frames per video, ``per_class`` videos of each class picked with ``seed`` from a
-    single-view ``dataset`` (items ``(clip [T, 3, H, W], label)``)."""
-    from tinlib.report.interlace import denormalize, pick_per_class
+    single-view ``dataset`` (items ``(clip [T, 3, H, W] uint8, label)``)."""
+    from tinlib.report.interlace import display_frames, pick_per_class
 
     plt = _plt()
     indices = pick_per_class(dataset.labels, per_class, seed)
@@ -302,7 +302,7 @@ def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1,
     fig, axes = plt.subplots(len(indices), t, figsize=(1.1 * t + 2.2, 1.1 * len(indices)), squeeze=False)
     for row, i in enumerate(indices):
         clip, label = dataset[i]
-        frames = denormalize(clip)
+        frames = display_frames(clip)
         for j in range(t):
             ax = axes[row, j]
             ax.imshow(frames[j])
@@ -316,7 +316,7 @@ def plot_class_examples(dataset, class_names: Sequence[str], per_class: int = 1,
 
 def plot_video_interlace(trace, v: int, frames: np.ndarray | None = None, title: str = ""):
     """Video ``v`` of the :class:`~tinlib.report.interlace.InterlaceTrace` ``trace``: its ``frames``
-    (``[T, H, W, 3]`` uint8, see :func:`~tinlib.report.interlace.denormalize`; None: not shown), the
+    (``[T, H, W, 3]`` uint8, see :func:`~tinlib.report.interlace.display_frames`; None: not shown), the
     offsets each interlace module chose (the fold's four quarters move by +o0, +o1, -o0, -o1
     segments) and the per-segment weights, layer by layer."""
     plt = _plt()
