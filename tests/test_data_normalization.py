@@ -50,6 +50,15 @@ def test_every_channel_gets_its_own_statistics():
     assert out == pytest.approx(expected, abs=1e-6)
 
 
+def test_a_channels_last_layout_is_kept():
+    """The training step lays the uint8 clips out channels-last (1 byte a value), then normalises."""
+    frames = torch.randint(0, 256, (2, 4, 3, 5, 6), dtype=torch.uint8)
+    laid_out = frames.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)  # [B, T, H, W, 3] in memory
+    out = normalize(laid_out)
+    assert out.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, normalize(frames))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_on_the_gpu_the_result_stays_there_and_matches_the_cpu():
     frames = torch.randint(0, 256, (2, 4, 3, 8, 8), dtype=torch.uint8)

@@ -318,6 +318,21 @@ def test_channels_last_layout():
     assert trainer.model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_the_loaders_take_their_settings_from_the_data_config():
+    from tinlib.engine.evaluate import loader_settings
+
+    cfg = tiny_cfg(data=dict(workers_per_gpu=1, prefetch_factor=3))
+    assert cfg.data.persistent_workers is True and cfg.data.pin_memory is None  # the defaults
+    trainer = Trainer(cfg, work_dir="wd", datasets={"train": Clips(8)}, validate=False)
+    trainer.setup()
+    assert trainer.loader.persistent_workers and trainer.loader.prefetch_factor == 3
+    assert trainer.loader.pin_memory is False  # None: pinned only for a CUDA device
+    assert loader_settings(cfg, torch.device("cuda", 0))["pin_memory"] is True
+    unpinned = tiny_cfg(data=dict(pin_memory=False, persistent_workers=False))
+    assert loader_settings(unpinned, torch.device("cuda", 0)) == {"persistent_workers": False, "prefetch_factor": 2,
+                                                                  "pin_memory": False}
+
+
 def test_channels_last_trains_like_the_default_layout(tmp_path):
     eager, _ = losses_of(tmp_path, "eager")
     losses, summary = losses_of(tmp_path, "channels_last", channels_last=True)

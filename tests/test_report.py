@@ -166,13 +166,14 @@ def test_zoo_footnotes_changed_settings_but_not_paths(tmp_path):
     results = tmp_path / "results"
     write_run(results, ZOO_ROWS[0], top1=10.0, top5=50.0, mean=9.0,
               overrides={"data.root": "/elsewhere", "data.workers_per_gpu": 8, "train.epochs": 1,
-                         "model.num_classes": 11})
+                         "model.num_classes": 11, "data.persistent_workers": False, "data.prefetch_factor": 4,
+                         "data.pin_memory": False})
     text = zoo.render_zoo(results)
     line = next(ln for ln in text.splitlines() if ln.startswith(f"| {ZOO_ROWS[0]}"))
     assert "[^1]" in line
     note = next(ln for ln in text.splitlines() if ln.startswith("[^1]:"))
     assert "train.epochs=1" in note and "model.num_classes=11" in note
-    assert "data.root" not in note and "workers" not in note
+    assert "data.root" not in note and "workers" not in note and "prefetch" not in note and "pin_memory" not in note
 
 
 def test_zoo_trained_but_not_evaluated(tmp_path):

@@ -89,7 +89,6 @@ def _collate_numbered(items: list) -> tuple[torch.Tensor | None, torch.Tensor | 
     return clips, labels, torch.as_tensor(indices, dtype=torch.int64), skipped
 
 
-@torch.no_grad()
 def loader_settings(cfg: Config, device: torch.device) -> dict[str, Any]:
     """The loader keywords of ``cfg.data`` for :func:`~tinlib.data.loader.build_loader`:
     ``persistent_workers``, ``prefetch_factor`` and ``pin_memory`` (None: pinned when ``device`` is CUDA)."""
@@ -99,6 +98,7 @@ def loader_settings(cfg: Config, device: torch.device) -> dict[str, Any]:
             "pin_memory": pin}
 
 
+@torch.no_grad()
 def score_dataset(model: Recognizer, dataset, *, batch_size: int, num_workers: int, device: torch.device,
                   average_clips: str | None, amp: str = "none", ctx: dist.DistContext | None = None,
                   progress: bool = False, desc: str = "test", seed: int = 0, persistent_workers: bool = False,

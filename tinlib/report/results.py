@@ -32,7 +32,8 @@ SECTIONS = ("Something-Something V1", "Something-Something V2", "Kinetics-400")
 # settings that do not change a result: where the data lives, loader parallelism, bookkeeping
 BENIGN_KEYS = ("name", "description", "work_dir", "results_dir", "data.root", "data.train_ann", "data.val_ann",
                "data.test_ann", "data.train_prefix", "data.val_prefix", "data.test_prefix", "data.workers_per_gpu",
-               "data.persistent_workers", "data.prefetch_factor", "data.pin_memory", "data.val_videos_per_gpu", "data.test_videos_per_gpu", "data.video_backend", "train.num_threads",
+               "data.persistent_workers", "data.prefetch_factor", "data.pin_memory", "data.val_videos_per_gpu",
+               "data.test_videos_per_gpu", "data.video_backend", "train.num_threads",
                "train.log_interval", "train.checkpoint_interval", "train.keep_epoch_checkpoints",
                "train.val_interval", "train.save_best", "model.interlace_backend", "zoo",
                "published")
