@@ -172,6 +172,7 @@ def test_an_undecodable_video_names_each_backends_reason(tmp_path):
     text = str(info.value)
     assert text.startswith(f"cannot decode video {tmp_path / 'garbage.mp4'} (torchcodec: RuntimeError: ")
     assert "; PyAV: " in text and text.endswith("re-download it or drop it from the list")
+    assert "Could not open input file" in text and ".cpp:" not in text  # torchcodec's source location left out
 
 
 def test_missing_ffmpeg_libraries_leave_decord_and_pyav(tmp_path, monkeypatch, fresh_state, caplog):
@@ -302,3 +303,16 @@ def test_decode_jpegs_names_a_bad_file(jpegs, tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     with pytest.raises(DecodeError, match=r"frame file is empty \(0 bytes\): .*empty\.jpg"):
         decode_jpegs([tmp_path / "empty.jpg"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_session.sh runs it)")
+def test_gpu_decoders_agree_with_the_cpu(tmp_path, jpegs):
+    """NVDEC and nvJPEG decode the same pictures; their colour conversion and IDCT round differently
+    from FFmpeg's swscale and libjpeg-turbo, by a level or two on average."""
+    needs_torchcodec()
+    path = scene_video(tmp_path / "s.mp4")
+    on_gpu, on_cpu = (open_video(path, "torchcodec", device=d).get(range(10)).astype(int) for d in ("cuda", "cpu"))
+    assert on_gpu.shape == on_cpu.shape and np.abs(on_gpu - on_cpu).mean() < 3
+    frames = decode_jpegs(jpegs[:2], device="cuda")
+    assert frames.device.type == "cuda" and frames.shape == (2, 3, 100, 140)
+    assert (frames.cpu().int() - decode_jpegs(jpegs[:2]).int()).abs().float().mean() < 2

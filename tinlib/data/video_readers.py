@@ -9,6 +9,7 @@ order (tests/test_video_backends.py); only PyAV's encoders need PyAV imported be
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,9 +35,13 @@ except ImportError:  # pragma: no cover - depends on the platform
     _decord = None
 
 
+# the C++ source location torchcodec and torchvision put before their messages ("Op, /src/x.cpp:41, ")
+_SOURCE_PREFIX = re.compile(r"^\w+, \S+\.(?:cpp|cu|h):\d+, ")
+
+
 def short_error(err: BaseException) -> str:
     """``"TypeName: message"`` on one line, at most 200 characters of the message."""
-    text = " ".join(str(err).split())
+    text = _SOURCE_PREFIX.sub("", " ".join(str(err).split()))
     return f"{type(err).__name__}: {text[:200]}"
 
 
@@ -169,8 +174,8 @@ class DecordReader:
 
 
 class PyAVReader:
-    """Every frame of the first video stream, decoded sequentially once at opening (no seeking:
-    slower, but it reads what the seeking readers cannot); converted to RGB on ``get``."""
+    """Every frame of the first video stream, decoded sequentially with one thread once at opening
+    (no seeking: slower, but it reads what the seeking readers cannot); converted to RGB on ``get``."""
 
     def __init__(self, path: str):
         import av
@@ -178,6 +183,7 @@ class PyAVReader:
         with av.open(path) as container:
             if not container.streams.video:
                 raise ValueError("the file has no video stream")
+            container.streams.video[0].thread_count = 1  # as the other readers (0: FFmpeg picks)
             self._frames = list(container.decode(video=0))
 
     def __len__(self) -> int:
