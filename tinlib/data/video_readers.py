@@ -122,9 +122,11 @@ def cuda_unavailable_reason() -> str | None:
 
 
 class TorchcodecReader:
-    """``torchcodec.decoders.VideoDecoder`` with exact seeking (its frame count comes from a scan of
-    the file: the approximate mode's estimate from the header overshot a VP9 webm by one frame here)
-    and one FFmpeg thread, on the CPU or on a CUDA device (NVDEC), frames copied back to the CPU."""
+    """``torchcodec.decoders.VideoDecoder`` with exact seeking and one FFmpeg thread, on the CPU or
+    on a CUDA device (NVDEC), frames copied back to the CPU. Exact: the frame count comes from a scan
+    of the file. The approximate mode (duration x fps from the header) was off by one frame on
+    several VP9 webm files here, which shifts training's sampling or asks for a frame past the end,
+    and saved at most ~10 % per clip (results/benchmarks.md, "Video decoding")."""
 
     def __init__(self, path: str, device: str = "cpu"):
         load_torchcodec()
