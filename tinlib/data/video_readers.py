@@ -126,7 +126,7 @@ class TorchcodecReader:
     on a CUDA device (NVDEC), frames copied back to the CPU. Exact: the frame count comes from a scan
     of the file. The approximate mode (duration x fps from the header) was off by one frame on
     several VP9 webm files here, which shifts training's sampling or asks for a frame past the end,
-    and saved at most ~10 % per clip (results/benchmarks.md, "Video decoding")."""
+    and saved about 6 % per clip in the recorded run (results/benchmarks.md, "Video decoding")."""
 
     def __init__(self, path: str, device: str = "cpu"):
         load_torchcodec()
