@@ -10,8 +10,10 @@
 # float64, the op's bandwidth as % of the datasheet, TIN-R50 steps in float32 and AMP); the GPU
 # tests (the compiled Triton kernel against the reference, the auto fallback, one host read-back per
 # log interval on CUDA); the op benchmark on the GPU (the >= 70 % bandwidth target at the layer1
-# shape); one epoch of the demo TIN through torchrun (NCCL, bf16 AMP) and its test; the zoo's
-# latency and gpu_mem columns for TIN, TSM and TSN ResNet-50. decord, PyAV and papermill are not needed.
+# shape); video decoding per backend with torchcodec on the GPU (NVDEC) and batched nvJPEG (table in
+# $OUT/bench-decode.txt; results/benchmarks.md is left alone); one epoch of the demo TIN through
+# torchrun (NCCL, bf16 AMP) and its test; the zoo's latency and gpu_mem columns for TIN, TSM and TSN
+# ResNet-50. papermill is not needed.
 set -u
 PY=${PY:-python3}
 OUT=${OUT:-gpu_out}
@@ -44,8 +46,10 @@ part nvidia-smi nvidia-smi
 part doctor "$PY" -m tinlib doctor
 "$PY" -m tinlib doctor --json >"$OUT/doctor.json" 2>/dev/null
 part gpu-tests env TINLIB_INTERLACE_BACKEND=triton "$PY" -m pytest -q -p no:cacheprovider \
-  tests/test_ops_triton.py tests/test_ops_backend_choice.py tests/test_train_syncs.py tests/test_doctor.py
+  tests/test_ops_triton.py tests/test_ops_backend_choice.py tests/test_train_syncs.py tests/test_doctor.py \
+  tests/test_video_backends.py
 part bench-op "$PY" benchmarks/bench_op.py --device cuda
+part bench-decode "$PY" benchmarks/bench_decode.py --clips 8 --rounds 3 --no-write
 part demo-data "$PY" -m tinlib prepare synthetic --out "$data/sthv1" --height 40
 part train-torchrun "$PY" -m torch.distributed.run --standalone --nproc-per-node 1 -m tinlib train \
   demo_tin_r18_synthetic --work-dir "$work/tin" --amp bf16 --no-progress \

@@ -22,6 +22,7 @@ from tinlib.data import (
     write_video_list,
 )
 from tinlib.data.datasets import SkippedSample, skipped_samples_of
+from tinlib.data.decoding import VIDEO_BACKENDS
 from tinlib.data.encoding import video_codec, write_video
 
 
@@ -155,7 +156,7 @@ def test_video_dataset(tmp_path):
         frames = np.stack([np.full((40, 60, 3), level(k + 1), np.uint8) for k in range(n)])
         write_video(tmp_path / "frames" / name, frames, codec)
     write_video_list(tmp_path / "list.txt", [("a.mp4", 0), ("b.mp4", 1)])
-    for backend in ("decord", "pyav"):
+    for backend in VIDEO_BACKENDS:
         ds = make(tmp_path, kind="videos", test_mode=True, video_backend=backend)
         assert ds.start_index == 0
         clip, label = ds[0]

@@ -1,11 +1,11 @@
-"""Decoding: JPEG frame folders (OpenCV, RGB), videos with decord and the PyAV fallback, bad files."""
+"""Decoding: JPEG frame folders (OpenCV, RGB), videos with each backend and the PyAV fallback, bad files."""
 import logging
 
 import cv2
 import numpy as np
 import pytest
 
-from tinlib.data import decoding
+from tinlib.data import decoding, video_readers
 from tinlib.data.decoding import DecodeError, decode_rawframes, imread_rgb, iter_video_frames, open_video
 from tinlib.data.encoding import video_codec, write_video
 from tinlib.doctor.decoders import SIZES as DOCTOR_SIZES
@@ -103,7 +103,7 @@ def test_a_truncated_jpeg_is_refused_and_padding_after_its_end_is_not(tmp_path):
 @pytest.mark.parametrize("size", DOCTOR_SIZES)
 def test_the_kits_clips_decode_at_the_sizes_it_writes_with_each_backend(tmp_path, size):
     """Clips written as the kit writes them (its mp4 codec and mpeg4), decoded as the loader does:
-    decord where it can, else PyAV (decord fails on the 32x48 clips)."""
+    with each backend, PyAV where it cannot (decord fails on the 32x48 clips)."""
     height, width = size
     frames = np.stack([np.full((height, width, 3), level(k), np.uint8) for k in range(6)])
     for codec in sorted({video_codec("mp4"), "mpeg4"}):
@@ -113,7 +113,7 @@ def test_the_kits_clips_decode_at_the_sizes_it_writes_with_each_backend(tmp_path
             clip = open_video(path, backend)
             assert clip.backend in decoding.VIDEO_BACKENDS and len(clip) == len(frames), (codec, backend)
             decoded = clip.get(range(len(clip)))
-            assert decoded.shape == frames.shape, (codec, backend, clip.decord_error)
+            assert decoded.shape == frames.shape, (codec, backend, clip.fallback_reason)
             assert np.abs(decoded.astype(int) - frames).mean() < 4, (codec, backend)
 
 
@@ -137,7 +137,7 @@ def test_video_decord_and_pyav_agree(tmp_path, ext):
 
 def test_pyav_fallback_when_decord_missing(tmp_path, monkeypatch):
     path = uniform_video(tmp_path / "a.mp4", 6)
-    monkeypatch.setattr(decoding, "_decord", None)
+    monkeypatch.setattr(video_readers, "_decord", None)
     clip = open_video(path, "decord")
     assert clip.backend == "pyav" and len(clip) == 6
 
@@ -149,7 +149,7 @@ def test_pyav_fallback_when_decord_fails_on_a_file(tmp_path, monkeypatch, caplog
     def broken(*args, **kwargs):
         raise RuntimeError("simulated decord failure")
 
-    monkeypatch.setattr(decoding._decord, "VideoReader", broken)
+    monkeypatch.setattr(video_readers._decord, "VideoReader", broken)
     with caplog.at_level(logging.WARNING, logger="tinlib.data.decoding"):
         clip = open_video(path, "decord")
     assert clip.backend == "pyav" and clip.get([5]).shape == (1, 32, 48, 3)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 
 import numpy as np
 import pytest
@@ -63,6 +64,8 @@ def test_doctor_passes_on_this_machine(capsys):
     assert rows[("decode JPEG frames [opencv]", "cpu", "-")][0] == PASS
     decord_result, decord_detail = rows[("decode video [decord]", "cpu", "-")]
     assert decord_result == PASS or (decord_result == SKIPPED and "not installed" in decord_detail)
+    torchcodec_result, torchcodec_detail = rows[("decode video [torchcodec]", "cpu", "-")]
+    assert torchcodec_result == PASS or (torchcodec_result == SKIPPED and "torchcodec" in torchcodec_detail)
     if not HAS_CUDA:
         cuda_rows = {key: value for key, value in rows.items() if key[1] == "cuda"}
         assert cuda_rows, "the table should say that the GPU checks were skipped"
@@ -165,19 +168,22 @@ def test_decoders_catch_swapped_colour_channels(monkeypatch):
 
 def test_the_video_decoders_are_checked_at_the_sizes_the_kit_writes():
     """The synthetic presets' heights, the demo data's (prepared with --height 40) and the tests'
-    32x48 clips; at each, both video rows decode every frame, decord falling back to PyAV where it
-    fails, as the loader does."""
-    from tinlib.data.decoding import have_decord
+    32x48 clips; at each, every video row decodes every frame, decord falling back to PyAV where it
+    fails, as the loader does. torchcodec's row names its version and FFmpeg's major."""
+    from tinlib.data.decoding import have_decord, have_torchcodec
     from tinlib.data.synthetic import PRESETS
 
     heights = {height for height, _ in decoders.SIZES}
     assert {32, 40, PRESETS["tiny"]["height"]["sthv1"], PRESETS["demo"]["height"]["sthv1"],
             PRESETS["large"]["height"]["k400"]} <= heights
     checks = {check.name: check for check in decoders.check_decoders()}
-    rows = ["decode video [pyav]"] + (["decode video [decord]"] if have_decord() else [])
+    rows = (["decode video [pyav]"] + (["decode video [decord]"] if have_decord() else [])
+            + (["decode video [torchcodec]"] if have_torchcodec() else []))
     for row in rows:
         assert checks[row].result == PASS, checks[row].detail
         assert all(f"{height}x{width}" in checks[row].detail for height, width in decoders.SIZES)
+    if have_torchcodec():
+        assert re.match(r"torchcodec \S+ with FFmpeg \d+: ", checks["decode video [torchcodec]"].detail)
 
 def test_the_checked_shapes_are_those_tin_r50_gives_the_op(monkeypatch):
     """Run TIN-R50 at 224 px on the meta device and record what the op is called with."""

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _requirements() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    return [Requirement(r) for r in project["dependencies"] + extras["dev"] + extras["onnx"]]
+    return [Requirement(r) for r in project["dependencies"] + extras["dev"] + extras["onnx"] + extras["video"]]
 
 
 def _lock() -> dict[str, Version]:

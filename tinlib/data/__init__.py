@@ -17,6 +17,7 @@ _EXPORTS = {
     "ClipDataset": "datasets", "RawframeDataset": "datasets", "VideoDataset": "datasets", "build_dataset": "datasets",
     "DecodeError": "decoding", "decode_rawframes": "decoding", "decode_video": "decoding", "imread_rgb": "decoding",
     "open_video": "decoding", "build_loader": "loader", "sample_frames": "sampling", "sample_views": "sampling",
+    "decode_jpegs": "gpu_decode",
     "MEAN": "normalization", "STD": "normalization", "normalize": "normalization",
 }
 __all__ = list(_EXPORTS)

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .annotations import KINDS, DataError, Record, load_annotations
-from .decoding import VIDEO_BACKENDS, decode_rawframes, open_video
+from .decoding import DECODE_DEVICES, VIDEO_BACKENDS, decode_rawframes, open_video
 from .sampling import sample_views
 from .transforms import CROPS_PER_MODE, TEST_CROPS, chw_tensor, test_transform, train_transform
 
@@ -307,31 +307,37 @@ class RawframeDataset(ClipDataset):
 
 
 class VideoDataset(ClipDataset):
-    """Video files ``data_prefix/path``; decoded with decord (PyAV fallback) opened per item, so
-    each DataLoader worker opens its own readers."""
+    """Video files ``data_prefix/path``; decoded with ``video_backend`` ("auto": the fastest
+    available, PyAV as the fallback) on ``decode_device``, opened per item, so each DataLoader worker
+    opens its own readers. "cuda" decoding in workers needs the "spawn" start method (build_loader
+    uses it then); frames come back to the CPU either way."""
 
     kind = "videos"
 
-    def __init__(self, ann_file, data_prefix, *, video_backend: str = "decord", **kwargs):
+    def __init__(self, ann_file, data_prefix, *, video_backend: str = "auto", decode_device: str = "cpu", **kwargs):
         if video_backend not in VIDEO_BACKENDS:
             raise ValueError(f"video_backend must be one of {VIDEO_BACKENDS}, got {video_backend!r}")
+        if decode_device not in DECODE_DEVICES:
+            raise ValueError(f"decode_device must be one of {DECODE_DEVICES}, got {decode_device!r}")
         super().__init__(ann_file, data_prefix, **kwargs)
         self.video_backend = video_backend
+        self.decode_device = decode_device
 
     def _decode(self, record: Record, rng: np.random.Generator) -> np.ndarray:
-        video = open_video(os.path.join(self.data_prefix, record.path), self.video_backend)
+        video = open_video(os.path.join(self.data_prefix, record.path), self.video_backend, self.decode_device)
         # Video frames are 0-based; a non-zero start_index shifts them like MMAction2 does.
         inds = self._indices(len(video), rng, record) + self.start_index
         return video.get(np.minimum(inds, len(video) - 1))
 
 
 def build_dataset(ann_file: str | os.PathLike, data_prefix: str | os.PathLike, *, kind: str = "rawframes",
-                  filename_tmpl: str = "img_{:05}.jpg", video_backend: str = "decord", **common: Any) -> ClipDataset:
+                  filename_tmpl: str = "img_{:05}.jpg", video_backend: str = "auto", decode_device: str = "cpu",
+                  **common: Any) -> ClipDataset:
     """A ``RawframeDataset`` (folders of ``filename_tmpl`` images) or ``VideoDataset`` (read with
-    ``video_backend``) for ``kind``, with the train or test pipeline; ``common`` are the keywords
-    of :class:`ClipDataset`. Items: ``(clip uint8 [V * T, 3, H, W], label int)``."""
+    ``video_backend`` on ``decode_device``) for ``kind``, with the train or test pipeline; ``common``
+    are the keywords of :class:`ClipDataset`. Items: ``(clip uint8 [V * T, 3, H, W], label int)``."""
     if kind == "rawframes":
         return RawframeDataset(ann_file, data_prefix, filename_tmpl=filename_tmpl, **common)
     if kind == "videos":
-        return VideoDataset(ann_file, data_prefix, video_backend=video_backend, **common)
+        return VideoDataset(ann_file, data_prefix, video_backend=video_backend, decode_device=decode_device, **common)
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

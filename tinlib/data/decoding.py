@@ -1,6 +1,7 @@
-"""Frame decoding: JPEG frame folders (OpenCV) and video files (decord, PyAV as the fallback), as RGB
-uint8 frames ``[N, H, W, 3]``; what cannot be read raises ``DecodeError`` naming the file. Video
-readers are opened per call, i.e. inside each DataLoader worker, never in the parent process."""
+"""Frame decoding: JPEG frame folders (OpenCV) and video files (torchcodec, decord or PyAV, see
+:mod:`tinlib.data.video_readers`; PyAV as the fallback), as RGB uint8 frames ``[N, H, W, 3]``; what
+cannot be read raises ``DecodeError`` naming the file. Video readers are opened per call, i.e.
+inside each DataLoader worker, never in the parent process."""
 from __future__ import annotations
 
 import logging
@@ -11,44 +12,23 @@ import cv2
 import numpy as np
 
 from .annotations import DataError
+from .video_readers import (  # noqa: F401 -- have_decord, have_torchcodec, quiet_native_video_logs: re-exported
+    AUTO_ORDER,
+    VideoReader,
+    available_backends,
+    have_decord,
+    have_torchcodec,
+    open_reader,
+    quiet_native_video_logs,
+    short_error,
+    torchcodec_status,
+    warn_once,
+)
 
 log = logging.getLogger(__name__)
-VIDEO_BACKENDS = ("decord", "pyav")
-
-try:  # PyAV first: loading decord's bundled FFmpeg before PyAV breaks PyAV's libvpx/libx264 encoders
-    import av  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-try:  # decord has no wheels for some platforms; PyAV is the fallback everywhere
-    import decord as _decord
-except ImportError:  # pragma: no cover - depends on the platform
-    _decord = None
-
-
-def have_decord() -> bool:
-    """True when the decord video reader could be imported."""
-    return _decord is not None
-
-
-_native_logs_quiet: bool | None = None  # None: not set yet in this process
-
-
-def quiet_native_video_logs() -> bool:
-    """Silence decord's bundled FFmpeg once per process; True when its level was lowered.
-
-    A file decord cannot read otherwise prints FFmpeg's own notes (``moov atom not found``) on
-    stderr before the one line of :class:`DecodeError`. The level is process-wide, so it is set
-    once, not around each decode. At debug level (``--debug``) FFmpeg keeps its notes for
-    diagnosis. PyAV needs nothing (its FFmpeg logging is off by default). Not silenced: decord's
-    own C++ line for a file it cannot open (``video_reader.cc:83: ERROR opening: PATH, ...``),
-    written straight to stderr with no level to set.
-    """
-    global _native_logs_quiet
-    if _native_logs_quiet is None:
-        _native_logs_quiet = _decord is not None and not log.isEnabledFor(logging.DEBUG)
-        if _native_logs_quiet:
-            _decord.logging.set_level(_decord.logging.QUIET)
-    return _native_logs_quiet
+# "auto": the first of AUTO_ORDER this process can use (torchcodec, decord, PyAV)
+VIDEO_BACKENDS = ("auto", *AUTO_ORDER)
+DECODE_DEVICES = ("cpu", "cuda")
 
 
 class DecodeError(DataError):
@@ -139,63 +119,76 @@ def _check_video_file(path: str) -> None:
         raise DecodeError(f"video file is empty (0 bytes): {path}; re-download it or drop it from the list")
 
 
-def _pyav_frames(path: str) -> list:
-    """All decoded frames of the first video stream of ``path`` (``av.VideoFrame``s, not converted)."""
-    import av
-
-    with av.open(path) as container:
-        if not container.streams.video:
-            raise DecodeError(f"{path} has no video stream")
-        return list(container.decode(video=0))
+def choose_backend(backend: str) -> str:
+    """The backend that opens a file for ``backend``: for "auto" the first available of
+    :data:`AUTO_ORDER`; a named backend this process cannot use gives PyAV (one warning per process
+    for torchcodec, which names why; decord is missing on platforms without its wheel)."""
+    usable = available_backends()
+    if backend == "auto":
+        return usable[0]
+    if backend in usable:
+        return backend
+    if backend == "torchcodec":
+        warn_once("backend-torchcodec", "video_backend 'torchcodec' is not usable here (%s); decoding with PyAV",
+                  torchcodec_status().detail)
+    return "pyav"
 
 
 class VideoClip:
     """An opened video of ``len(clip)`` frames (see :func:`open_video`).
 
-    ``backend='decord'`` uses ``decord.VideoReader(num_threads=1)``; if decord is missing, or fails
-    to open or decode this file, PyAV decodes the whole stream once instead (slower, but robust).
-    ``self.backend`` says which one is in use.
+    ``backend`` "auto" (the fastest available: torchcodec, decord, PyAV), "torchcodec", "decord" or
+    "pyav"; if the chosen one is missing, or fails to open or decode this file, PyAV decodes the whole
+    stream once instead (slower, but robust), with a warning. ``self.backend`` says which one is in
+    use; ``self.fallback_reason`` why the chosen one gave way to PyAV (None when it did not).
+    ``device`` "cuda" decodes with torchcodec on the GPU when it can (frames still come back as numpy).
     """
 
-    def __init__(self, path: str | os.PathLike, backend: str = "decord"):
+    def __init__(self, path: str | os.PathLike, backend: str = "auto", device: str = "cpu"):
         if backend not in VIDEO_BACKENDS:
             raise ValueError(f"video_backend must be one of {VIDEO_BACKENDS}, got {backend!r}")
+        if device not in DECODE_DEVICES:
+            raise ValueError(f"decode device must be one of {DECODE_DEVICES}, got {device!r}")
         self.path = os.fspath(path)
         _check_video_file(self.path)
-        self._reader = None
-        self._frames: list | None = None
-        self.decord_error: str | None = None
-        if backend == "decord" and _decord is not None:
-            quiet_native_video_logs()
+        self.fallback_reason: str | None = None
+        self._failed: str | None = None  # the backend that gave way to PyAV
+        name = choose_backend(backend)
+        if device != "cpu" and name != "torchcodec":
+            warn_once("video-cuda", "video decoding on %s needs torchcodec (this clip: %s); decoding on the CPU",
+                      device, name)
+        if name != "pyav":
             try:
-                self._reader = _decord.VideoReader(self.path, num_threads=1)
-                self._len = len(self._reader)
-                self.backend = "decord"
-                if self._len > 0:
+                reader = open_reader(name, self.path, device)
+                if len(reader) > 0:
+                    self._use(name, reader)
                     return
-                self.decord_error = "decord reports 0 frames"
-            except Exception as err:  # decord raises RuntimeError / DECORDError on bad files
-                self.decord_error = _short(err)
-            self._reader = None
+                self._fail(name, f"{name} reports 0 frames")
+            except Exception as err:  # noqa: BLE001 -- each backend raises its own types on bad files
+                self._fail(name, short_error(err))
         self._open_pyav()
+
+    def _use(self, name: str, reader: VideoReader) -> None:
+        self.backend, self._reader, self._len = name, reader, len(reader)
+
+    def _fail(self, name: str, reason: str) -> None:
+        self._failed, self.fallback_reason = name, reason
 
     def _open_pyav(self) -> None:
         try:
-            self._frames = _pyav_frames(self.path)
-        except DecodeError:
-            raise
-        except Exception as err:
-            raise DecodeError(self._reason(f"PyAV: {_short(err)}")) from None
-        if not self._frames:
+            reader = open_reader("pyav", self.path)
+        except Exception as err:  # noqa: BLE001 -- whatever PyAV raises is the reason
+            raise DecodeError(self._reason(f"PyAV: {short_error(err)}")) from None
+        if len(reader) == 0:
             raise DecodeError(self._reason("PyAV decoded 0 frames"))
-        self._len = len(self._frames)
-        self.backend = "pyav"
-        if self.decord_error:
-            log.warning("decord failed on %s (%s); decoded it with PyAV instead", self.path, self.decord_error)
+        self._use("pyav", reader)
+        if self._failed:
+            log.warning("%s failed on %s (%s); decoded it with PyAV instead", self._failed, self.path,
+                        self.fallback_reason)
 
     def _reason(self, pyav_reason: str) -> str:
-        decord_part = f"decord: {self.decord_error}; " if self.decord_error else ""
-        return (f"cannot decode video {self.path} ({decord_part}{pyav_reason}); the file is corrupt or truncated: "
+        first = f"{self._failed}: {self.fallback_reason}; " if self._failed else ""
+        return (f"cannot decode video {self.path} ({first}{pyav_reason}); the file is corrupt or truncated: "
                 "re-download it or drop it from the list")
 
     def __len__(self) -> int:
@@ -204,45 +197,39 @@ class VideoClip:
     def get(self, indices: Sequence[int]) -> np.ndarray:
         """The frames at 0-based ``indices`` (repeats decoded once): RGB uint8 ``[len(indices), H, W, 3]``.
 
-        IndexError for an index out of range; DecodeError when neither decord nor PyAV can decode them.
+        IndexError for an index out of range; DecodeError when neither the chosen backend nor PyAV
+        can decode them.
         """
         indices = [int(i) for i in indices]
         bad = [i for i in indices if not 0 <= i < self._len]
         if bad:
             raise IndexError(f"frame indices {bad} out of range for {self.path} with {self._len} frames")
-        if self._reader is not None:
-            try:
-                unique = sorted(set(indices))
-                batch = self._reader.get_batch(unique).asnumpy()
-                pos = {i: k for k, i in enumerate(unique)}
-                return batch[[pos[i] for i in indices]]
-            except Exception as err:
-                self.decord_error = _short(err)
-                self._reader = None
-                self._open_pyav()
-                return self.get(indices)
-        frames = self._frames
-        assert frames is not None  # opened with PyAV when there is no decord reader
-        decoded = {i: frames[i].to_ndarray(format="rgb24") for i in set(indices)}
-        return np.stack([decoded[i] for i in indices])
+        unique = sorted(set(indices))
+        try:
+            batch = self._reader.get(unique)
+        except Exception as err:  # noqa: BLE001 -- a seeking reader failing mid-file: PyAV reads it whole
+            if self.backend == "pyav":
+                raise DecodeError(self._reason(f"PyAV: {short_error(err)}")) from None
+            self._fail(self.backend, short_error(err))
+            self._open_pyav()
+            return self.get(indices)
+        pos = {i: k for k, i in enumerate(unique)}
+        return batch[[pos[i] for i in indices]]
 
 
-def _short(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text[:200]}"
+def open_video(path: str | os.PathLike, backend: str = "auto", device: str = "cpu") -> VideoClip:
+    """Open a video for random frame access with ``backend`` (one of :data:`VIDEO_BACKENDS`; PyAV
+    as the fallback), decoding on ``device`` ("cuda": torchcodec's GPU decoder, the CPU when it is
+    not available, with one warning). DecodeError when the file is missing, empty or cannot be
+    decoded (the message gives each tried backend's reason); ValueError for an unknown ``backend``."""
+    return VideoClip(path, backend, device)
 
 
-def open_video(path: str | os.PathLike, backend: str = "decord") -> VideoClip:
-    """Open a video for random frame access with ``backend`` (``"decord"``, PyAV as the fallback,
-    or ``"pyav"``). DecodeError when the file is missing, empty or cannot be decoded (the message
-    gives each backend's reason); ValueError for an unknown ``backend``."""
-    return VideoClip(path, backend)
-
-
-def decode_video(path: str | os.PathLike, indices: Sequence[int], backend: str = "decord") -> np.ndarray:
+def decode_video(path: str | os.PathLike, indices: Sequence[int], backend: str = "auto",
+                 device: str = "cpu") -> np.ndarray:
     """The frames of a video at 0-based ``indices``: RGB uint8 ``[len(indices), H, W, 3]`` (see
     :func:`open_video` and :meth:`VideoClip.get` for the errors)."""
-    return open_video(path, backend).get(indices)
+    return open_video(path, backend, device).get(indices)
 
 
 def iter_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
@@ -256,7 +243,7 @@ def iter_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
     try:
         container = av.open(path)
     except Exception as err:
-        raise DecodeError(f"cannot open video {path} (PyAV: {_short(err)}); re-download it") from None
+        raise DecodeError(f"cannot open video {path} (PyAV: {short_error(err)}); re-download it") from None
     with container:
         if not container.streams.video:
             raise DecodeError(f"{path} has no video stream")
@@ -264,5 +251,5 @@ def iter_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
             for frame in container.decode(video=0):
                 yield frame.to_ndarray(format="rgb24")
         except Exception as err:
-            raise DecodeError(f"cannot decode video {path} (PyAV: {_short(err)}); the file is corrupt or "
+            raise DecodeError(f"cannot decode video {path} (PyAV: {short_error(err)}); the file is corrupt or "
                               "truncated: re-download it") from None

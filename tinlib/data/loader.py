@@ -163,6 +163,8 @@ def build_loader(dataset: Dataset, batch_size: int, *, num_workers: int = 2, shu
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
     workers = dict(persistent_workers=persistent_workers, prefetch_factor=prefetch_factor) if num_workers > 0 else {}
+    # CUDA cannot be initialised in a forked worker: GPU video decoding (decode_device "cuda") spawns them
+    context = "spawn" if num_workers > 0 and getattr(base, "decode_device", "cpu") == "cuda" else None
     return ClipLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, drop_last=drop_last, seed=seed, rank=rank, collate_fn=collate_fn,
-                      **workers)
+                      multiprocessing_context=context, **workers)

@@ -1,4 +1,4 @@
-"""Single videos for inference: a video file (decord, PyAV as the fallback) or a folder of frames
+"""Single videos for inference: a video file (data.video_backend, PyAV as the fallback) or a folder of frames
 (``img_00001.jpg``, ``00001.jpg``, ...: the config's ``data.filename_tmpl`` first), opened so that
 frame ``i`` is the frame ``tinlib test`` reads for the same video.
 """
@@ -114,7 +114,7 @@ def open_source(path: str | os.PathLike, cfg: Config) -> VideoSource:
         raise UserError(f"video not found: {p}; give a video file (mp4, webm, avi, ...) or a folder of frames "
                         "(img_00001.jpg, ...)")
     try:
-        clip = open_video(p, d.video_backend)
+        clip = open_video(p, d.video_backend, d.decode_device)
     except DecodeError as err:
         raise UserError(str(err)) from None
     start = (d.start_index or 0) if d.kind == "videos" else 0

@@ -1,4 +1,4 @@
-"""The frame decoders (decord, PyAV, OpenCV) through tinlib's decoding functions, on videos the doctor
+"""The frame decoders (torchcodec, decord, PyAV, OpenCV) through tinlib's decoding functions, on videos the doctor
 writes itself at the sizes the kit writes and reads: every frame, at the written size, RGB, close to
 the written pixels."""
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _write_videos(folder: Path) -> tuple[dict[str, tuple[Path, np.ndarray]], lis
 
 
 def _check_video_backend(backend: str, videos: dict[str, tuple[Path, np.ndarray]], notes: list[str]) -> Check:
-    """Decode every video with ``backend`` as the loader does: where decord fails, PyAV takes over
+    """Decode every video with ``backend`` as the loader does: where it fails, PyAV takes over
     (named in the detail; the row fails only when the frames that come out are wrong or missing)."""
     from tinlib.data.decoding import open_video
 
@@ -92,7 +92,7 @@ def _check_video_backend(backend: str, videos: dict[str, tuple[Path, np.ndarray]
             if not good:
                 failures.append(f"{label}: {text}")
             elif clip.backend != backend:
-                fallbacks.append(f"{label} ({(clip.decord_error or '').split(': ')[0]})")
+                fallbacks.append(f"{label} ({(clip.fallback_reason or '').split(': ')[0]})")
             diffs.append(float(text.rsplit(" ", 1)[-1]) if good else 0.0)
     finally:
         decoding_log.setLevel(level)
@@ -100,7 +100,7 @@ def _check_video_backend(backend: str, videos: dict[str, tuple[Path, np.ndarray]
     parts = failures or [f"{len(videos)} videos ({', '.join(sorted({k.split()[0] for k in videos}))} at {sizes}): "
                          f"every frame, max mean |diff| {max(diffs):.1f}"]
     if fallbacks:
-        parts.append("decord failed on " + ", ".join(fallbacks) + ": PyAV decoded them, as the loader falls back")
+        parts.append(f"{backend} failed on " + ", ".join(fallbacks) + ": PyAV decoded them, as the loader falls back")
     return Check("decode", name, "cpu", NOT_APPLICABLE, FAIL if failures else PASS, "; ".join(parts + notes))
 
 
@@ -119,21 +119,43 @@ def _check_jpeg_frames(folder: Path, frames: np.ndarray) -> Check:
     return Check("decode", name, "cpu", NOT_APPLICABLE, PASS if ok else FAIL, f"jpg: {text}")
 
 
+def _unavailable_rows() -> dict[str, Check]:
+    """A skipped row for each of torchcodec and decord that cannot decode here, saying what to do."""
+    from tinlib.data.video_readers import FFMPEG_INSTALL_HINT, have_decord, torchcodec_status
+
+    rows = {}
+    status = torchcodec_status()
+    if not status.installed:
+        rows["torchcodec"] = ("torchcodec is not installed (pip install 'tinlib[video]', at the version matching "
+                              "torch's); auto decodes with decord or PyAV")
+    elif not status.loaded:
+        rows["torchcodec"] = (f"FFmpeg's shared libraries are missing, so torchcodec cannot decode: "
+                              f"{FFMPEG_INSTALL_HINT}; decord and PyAV (their own FFmpeg) decode meanwhile")
+    if not have_decord():
+        rows["decord"] = "decord is not installed (no wheel for this platform): auto decodes with torchcodec or PyAV"
+    return {name: Check("decode", f"decode video [{name}]", "cpu", NOT_APPLICABLE, SKIPPED, detail)
+            for name, detail in rows.items()}
+
+
 def check_decoders() -> list[Check]:
-    """Three checks: "decode video [decord]", "decode video [pyav]" (an .mp4 and a .webm at each of
-    :data:`SIZES`) and "decode JPEG frames [opencv]", on frames written to a temporary folder."""
-    from tinlib.data.decoding import have_decord
+    """Four checks: "decode video [torchcodec]", "[decord]" and "[pyav]" (an .mp4 and a .webm at each
+    of :data:`SIZES`; a backend that cannot run here is one skipped row saying why and what to do)
+    and "decode JPEG frames [opencv]", on frames written to a temporary folder."""
+    from tinlib.data.video_readers import AUTO_ORDER, torchcodec_status
 
     frames = doctor_frames()
+    unavailable = _unavailable_rows()
     with tempfile.TemporaryDirectory(prefix="tinlib-doctor-") as tmp:
         folder = Path(tmp)
         videos, notes = _write_videos(folder)
         checks = []
-        if have_decord():
-            checks.append(_check_video_backend("decord", videos, notes))
-        else:
-            checks.append(Check("decode", "decode video [decord]", "cpu", NOT_APPLICABLE, SKIPPED,
-                                "decord is not installed (videos are decoded with PyAV instead)"))
-        checks.append(_check_video_backend("pyav", videos, notes))
+        for backend in AUTO_ORDER:
+            if backend in unavailable:
+                checks.append(unavailable[backend])
+                continue
+            check = _check_video_backend(backend, videos, notes)
+            if backend == "torchcodec":
+                check.detail = f"torchcodec {torchcodec_status().detail}: {check.detail}"
+            checks.append(check)
         checks.append(_check_jpeg_frames(folder, frames))
     return checks

@@ -44,6 +44,13 @@ def _triton_version() -> str | None:
     return None
 
 
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _module_version(module: str) -> str | None:
     try:
         return str(getattr(importlib.import_module(module), "__version__", "unknown"))
@@ -56,7 +63,8 @@ def versions() -> dict[str, str | None]:
     CUDA and cuDNN are the versions torch was built with (None for a CPU-only build), NCCL the one
     torch ships."""
     # PyAV before decord: decord's bundled FFmpeg loaded first breaks PyAV's encoders
-    video = {"PyAV": _module_version("av"), "decord": _module_version("decord"), "OpenCV": _module_version("cv2")}
+    video = {"PyAV": _module_version("av"), "decord": _module_version("decord"), "OpenCV": _module_version("cv2"),
+             "torchcodec": _package_version("torchcodec")}  # from the metadata: older versions raise at import
     return {
         "Python": platform.python_version(),
         "torch": torch.__version__,

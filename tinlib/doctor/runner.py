@@ -156,7 +156,7 @@ def run_doctor(device: str = "all", quick: bool = False,
                 report.checks += _bandwidth_checks(target, gpu, say)
             report.checks += _train_checks(target, quick, say)
         if target.type == "cpu" and not quick:  # decoding runs on the CPU whatever device trains
-            say("data decoders: decord, PyAV (mp4, webm) and OpenCV (JPEG) on frames written to a temp folder")
+            say("data decoders: torchcodec, decord, PyAV (mp4, webm), OpenCV (JPEG) on frames written to a temp folder")
             report.checks += guarded("decode", "decoders", "cpu", NOT_APPLICABLE, decoders.check_decoders)
     if device in ("cuda", "all") and not gpus and gpu_error is None:
         if device == "cuda":

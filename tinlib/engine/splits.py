@@ -94,7 +94,8 @@ def build_split_dataset(cfg: Config, split: str):
     kwargs: dict[str, Any] = dict(kind=d.kind, num_segments=cfg.model.num_segments, filename_tmpl=d.filename_tmpl,
                                   start_index=d.start_index, scale_size=d.scale_size, input_size=d.input_size,
                                   num_classes=cfg.model.num_classes, skip_bad_samples=d.skip_bad_samples,
-                                  video_backend=d.video_backend)
+                                  video_backend=d.video_backend,
+                                  decode_device=d.decode_device)
     if split == "train":
         kwargs.update(test_mode=False, flip=d.flip, multi_scale_crop=d.multi_scale_crop)
     elif split == "val":
