@@ -17,7 +17,7 @@ from tinlib.data import build_dataset, build_loader, decoding, video_readers, wr
 from tinlib.data.datasets import VideoDataset
 from tinlib.data.decoding import DecodeError, imread_rgb, open_video
 from tinlib.data.encoding import video_codec, write_video
-from tinlib.data.gpu_decode import decode_jpegs
+from tinlib.data.gpu_decode import decode_frame_folder, decode_jpegs
 from tinlib.doctor import decoders as doctor_decoders
 from tinlib.doctor.checks import SKIPPED
 
@@ -316,3 +316,37 @@ def test_gpu_decoders_agree_with_the_cpu(tmp_path, jpegs):
     frames = decode_jpegs(jpegs[:2], device="cuda")
     assert frames.device.type == "cuda" and frames.shape == (2, 3, 100, 140)
     assert (frames.cpu().int() - decode_jpegs(jpegs[:2]).int()).abs().float().mean() < 2
+
+
+def test_frame_folders_with_decode_device_cuda_fall_back_to_the_same_clips(tmp_path, monkeypatch, fresh_state,
+                                                                           caplog):
+    """data.decode_device=cuda on frame folders: nvJPEG there, torchvision's CPU decoder here (one
+    warning); the clips equal the OpenCV path's within the 2 levels two libjpeg builds may differ by,
+    and a repeated frame (3 frames, 8 segments) comes out as the same pixels."""
+    import cv2
+
+    from tinlib.data import write_rawframe_list
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name, count in (("v", 12), ("short", 3)):
+        folder = tmp_path / "frames" / name
+        folder.mkdir(parents=True)
+        for k in range(count):
+            frame = doctor_decoders.doctor_frames(48, 64)[k % 10]
+            cv2.imwrite(str(folder / f"img_{k + 1:05}.jpg"), frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    write_rawframe_list(tmp_path / "list.txt", [("v", 12, 0), ("short", 3, 1)])
+
+    def dataset(device):
+        return build_dataset(tmp_path / "list.txt", tmp_path / "frames", decode_device=device, scale_size=48,
+                             input_size=40, test_mode=True)
+
+    with caplog.at_level(logging.WARNING, logger="tinlib.data"):
+        for index in (0, 1):
+            on_gpu_option, cpu = dataset("cuda")[index][0], dataset("cpu")[index][0]
+            assert on_gpu_option.shape == cpu.shape == (8, 3, 40, 40) and on_gpu_option.dtype == torch.uint8
+            assert (on_gpu_option.int() - cpu.int()).abs().max() <= 2
+    assert torch.equal(on_gpu_option[0], on_gpu_option[1])  # the short folder's first frame, sampled twice
+    assert [r.getMessage() for r in caplog.records if "JPEG" in r.getMessage()] == [
+        "JPEG decoding on cuda is not available (torch sees no CUDA device); decoding on the CPU instead"]
+    with pytest.raises(DecodeError, match="frame folder not found"):
+        decode_frame_folder(tmp_path / "frames" / "gone", [0, 1], device="cuda")

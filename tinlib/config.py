@@ -112,7 +112,7 @@ class DataConfig(_Section):
     start_index: Int | None = None             # None: 1 for rawframes, 0 for videos
     # video reader: auto = the fastest available (torchcodec, decord, PyAV; tinlib.data.decoding), PyAV as fallback
     video_backend: Literal["auto", "torchcodec", "decord", "pyav"] = "auto"
-    decode_device: Literal["cpu", "cuda"] = "cpu"  # cuda: torchcodec's GPU decoder (NVDEC) in spawned workers
+    decode_device: Literal["cpu", "cuda"] = "cpu"  # cuda: NVDEC (torchcodec) / nvJPEG (torchvision) in spawned workers
     videos_per_gpu: PositiveInt = 6            # training batch per process
     val_videos_per_gpu: PositiveInt = 6
     test_videos_per_gpu: PositiveInt = 1

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from .annotations import KINDS, DataError, Record, load_annotations
 from .decoding import DECODE_DEVICES, VIDEO_BACKENDS, decode_rawframes, open_video
+from .gpu_decode import decode_frame_folder
 from .sampling import sample_views
 from .transforms import CROPS_PER_MODE, TEST_CROPS, chw_tensor, test_transform, train_transform
 
@@ -294,16 +295,21 @@ class RawframeDataset(ClipDataset):
 
     kind = "rawframes"
 
-    def __init__(self, ann_file, data_prefix, *, filename_tmpl: str = "img_{:05}.jpg", **kwargs):
+    def __init__(self, ann_file, data_prefix, *, filename_tmpl: str = "img_{:05}.jpg", decode_device: str = "cpu",
+                 **kwargs):
+        if decode_device not in DECODE_DEVICES:
+            raise ValueError(f"decode_device must be one of {DECODE_DEVICES}, got {decode_device!r}")
         super().__init__(ann_file, data_prefix, **kwargs)
-        self.filename_tmpl = filename_tmpl
+        self.filename_tmpl, self.decode_device = filename_tmpl, decode_device
 
     def _decode(self, record: Record, rng: np.random.Generator) -> np.ndarray:
         if record.total_frames is None:  # load_annotations gives every rawframe line its count
             raise DataError(f"{record.where()} has no frame count; rebuild the list")
-        inds = self._indices(record.total_frames, rng, record)
-        return decode_rawframes(os.path.join(self.data_prefix, record.path), inds.tolist(), self.filename_tmpl,
-                                self.start_index)
+        inds = self._indices(record.total_frames, rng, record).tolist()
+        frame_dir = os.path.join(self.data_prefix, record.path)
+        if self.decode_device == "cuda":  # nvJPEG in a spawned worker (build_loader), frames back on the CPU
+            return decode_frame_folder(frame_dir, inds, self.filename_tmpl, self.start_index, self.decode_device)
+        return decode_rawframes(frame_dir, inds, self.filename_tmpl, self.start_index)
 
 
 class VideoDataset(ClipDataset):
@@ -337,7 +343,8 @@ def build_dataset(ann_file: str | os.PathLike, data_prefix: str | os.PathLike, *
     ``video_backend`` on ``decode_device``) for ``kind``, with the train or test pipeline; ``common``
     are the keywords of :class:`ClipDataset`. Items: ``(clip uint8 [V * T, 3, H, W], label int)``."""
     if kind == "rawframes":
-        return RawframeDataset(ann_file, data_prefix, filename_tmpl=filename_tmpl, **common)
+        return RawframeDataset(ann_file, data_prefix, filename_tmpl=filename_tmpl, decode_device=decode_device,
+                               **common)
     if kind == "videos":
         return VideoDataset(ann_file, data_prefix, video_backend=video_backend, decode_device=decode_device, **common)
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

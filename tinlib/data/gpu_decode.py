@@ -1,7 +1,7 @@
 """JPEG frames decoded in one batch on a CUDA device (nvJPEG through ``torchvision.io.decode_jpeg``),
 or on the CPU (torchvision's libjpeg-turbo) when CUDA is not available here, with one warning per
-process. For pipelines that keep frames on the GPU; the training loader decodes with OpenCV
-(:func:`tinlib.data.decoding.decode_rawframes`)."""
+process. Frame-folder datasets use it with ``data.decode_device: cuda`` (else OpenCV,
+:func:`tinlib.data.decoding.decode_rawframes`)."""
 from __future__ import annotations
 
 import os
@@ -78,3 +78,24 @@ def decode_jpegs(sources: Sequence[JpegSource],
             return _stack([frame.to(device) for frame in _decode_cpu(names, datas)])
     warn_once("jpeg-cuda", "JPEG decoding on %s is not available (%s); decoding on the CPU instead", device, reason)
     return _stack(_decode_cpu(names, datas))
+
+
+def decode_frame_folder(frame_dir: str | os.PathLike, indices: Sequence[int], filename_tmpl: str = "img_{:05}.jpg",
+                        start_index: int = 1, device: str | torch.device = "cuda") -> np.ndarray:
+    """:func:`~tinlib.data.decoding.decode_rawframes` with the JPEG decoding done by
+    :func:`decode_jpegs` on ``device`` (repeats decoded once): RGB uint8 ``[len(indices), H, W, 3]``
+    back on the CPU for the OpenCV transforms. DecodeError for a missing folder or file, an
+    undecodable file, or frames of different sizes."""
+    frame_dir = os.fspath(frame_dir)
+    if not os.path.isdir(frame_dir):
+        raise DecodeError(f"frame folder not found: {frame_dir}; extract the frames (`tinlib prepare ...`) "
+                          "or fix data_prefix / the list")
+    unique = sorted({int(i) for i in indices})
+    paths = [os.path.join(frame_dir, filename_tmpl.format(i + start_index)) for i in unique]
+    decoded = decode_jpegs(paths, device)
+    if isinstance(decoded, list):
+        sizes = sorted({tuple(f.shape[1:]) for f in decoded})
+        raise DecodeError(f"frames of {frame_dir} have different sizes {sizes}; re-extract the folder")
+    position = {i: k for k, i in enumerate(unique)}
+    order = torch.tensor([position[int(i)] for i in indices], device=decoded.device)
+    return decoded.index_select(0, order).permute(0, 2, 3, 1).cpu().numpy()

@@ -36,7 +36,10 @@ def resize_exact(frames: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     w, h = size_wh
     if frames.shape[1:3] == (h, w):
         return frames
-    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in frames])
+    out = np.empty((len(frames), h, w, 3), np.uint8)
+    for frame, resized in zip(frames, out):  # written in place: no list of frames to stack
+        cv2.resize(frame, (w, h), dst=resized, interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def resize_short_side(frames: np.ndarray, short_side: int) -> np.ndarray:
