@@ -334,7 +334,10 @@ def test_evaluate_published_end_to_end(tmp_path, release_server, sthv1_release):
     for i in range(2):
         clip, label = dataset[i]
         with torch.no_grad():
-            reference = mmaction_tin_r50_forward(state, clip[None])[0].numpy()
+            # MMAction2's img_norm_cfg for these rows: mean (123.675, 116.28, 103.53), std (58.395, 57.12, 57.375)
+            mean = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
+            std = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
+            reference = mmaction_tin_r50_forward(state, ((clip.float() - mean) / std)[None])[0].numpy()
         assert label == labels[i]
         assert np.abs(reference - scores[i]).max() < 1e-3 * max(1.0, np.abs(reference).max())
 
