@@ -62,6 +62,16 @@ def imread_rgb(path: str | os.PathLike) -> np.ndarray:
         raise DecodeError(f"frame file not found: {path}") from None
 
 
+def check_frame_bytes(name: str, data: np.ndarray) -> None:
+    """DecodeError naming the frame file ``name`` when its bytes ``data`` (uint8 ``[N]``) are empty
+    or a JPEG cut short (see :func:`jpeg_cut_short`)."""
+    if data.size == 0:
+        raise DecodeError(f"frame file is empty (0 bytes): {name}; re-extract the frames of this video")
+    if jpeg_cut_short(data):
+        raise DecodeError(f"cannot decode image {name} ({data.size} bytes): the file is truncated (no JPEG "
+                          "end-of-image marker): re-extract the frames of this video")
+
+
 def _read_rgb(path: str) -> np.ndarray:
     """:func:`imread_rgb`, but a missing file raises FileNotFoundError, for the caller to word."""
     try:
@@ -70,11 +80,7 @@ def _read_rgb(path: str) -> np.ndarray:
         raise
     except OSError as err:
         raise DecodeError(f"cannot read frame file {path}: {err}") from None
-    if buf.size == 0:
-        raise DecodeError(f"frame file is empty (0 bytes): {path}; re-extract the frames of this video")
-    if jpeg_cut_short(buf):
-        raise DecodeError(f"cannot decode image {path} ({buf.size} bytes): the file is truncated (no JPEG "
-                          "end-of-image marker): re-extract the frames of this video")
+    check_frame_bytes(path, buf)
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
         raise DecodeError(f"cannot decode image {path} ({buf.size} bytes): not a valid JPEG/PNG; "

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .decoding import DecodeError, jpeg_cut_short
+from .decoding import DecodeError, check_frame_bytes
 from .video_readers import cuda_unavailable_reason, short_error, warn_once
 
 JpegSource = str | os.PathLike | bytes
@@ -27,11 +27,7 @@ def _read(source: JpegSource) -> tuple[str, torch.Tensor]:
             data = np.fromfile(name, dtype=np.uint8)
         except OSError as err:
             raise DecodeError(f"cannot read frame file {name}: {short_error(err)}") from None
-    if data.size == 0:
-        raise DecodeError(f"frame file is empty (0 bytes): {name}; re-extract the frames of this video")
-    if jpeg_cut_short(data):
-        raise DecodeError(f"cannot decode image {name} ({data.size} bytes): the file is truncated (no JPEG "
-                          "end-of-image marker): re-extract the frames of this video")
+    check_frame_bytes(name, data)
     return name, torch.from_numpy(data.copy())
 
 
