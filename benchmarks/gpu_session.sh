@@ -12,7 +12,8 @@
 # log interval on CUDA); the op benchmark on the GPU (the >= 70 % bandwidth target at the layer1
 # shape); video decoding per backend with torchcodec on the GPU (NVDEC) and batched nvJPEG (table in
 # $OUT/bench-decode.txt; results/benchmarks.md is left alone); one epoch of the demo TIN through
-# torchrun (NCCL, bf16 AMP) and its test; the zoo's latency and gpu_mem columns for TIN, TSM and TSN
+# torchrun (NCCL, bf16 AMP) and its test; one epoch decoding its JPEG frames with nvJPEG in spawned
+# loader workers (data.decode_device=cuda); the zoo's latency and gpu_mem columns for TIN, TSM and TSN
 # ResNet-50. papermill is not needed.
 set -u
 PY=${PY:-python3}
@@ -47,13 +48,16 @@ part doctor "$PY" -m tinlib doctor
 "$PY" -m tinlib doctor --json >"$OUT/doctor.json" 2>/dev/null
 part gpu-tests env TINLIB_INTERLACE_BACKEND=triton "$PY" -m pytest -q -p no:cacheprovider \
   tests/test_ops_triton.py tests/test_ops_backend_choice.py tests/test_train_syncs.py tests/test_doctor.py \
-  tests/test_video_backends.py
+  tests/test_video_backends.py tests/test_data_normalization.py
 part bench-op "$PY" benchmarks/bench_op.py --device cuda
 part bench-decode "$PY" benchmarks/bench_decode.py --clips 8 --rounds 3 --no-write
 part demo-data "$PY" -m tinlib prepare synthetic --out "$data/sthv1" --height 40
 part train-torchrun "$PY" -m torch.distributed.run --standalone --nproc-per-node 1 -m tinlib train \
   demo_tin_r18_synthetic --work-dir "$work/tin" --amp bf16 --no-progress \
   --set data.root="$data/sthv1" train.epochs=1 results_dir="$work/results"
+part train-nvjpeg "$PY" -m tinlib train demo_tin_r18_synthetic --work-dir "$work/tin-nvjpeg" --no-progress \
+  --set data.root="$data/sthv1" data.decode_device=cuda data.workers_per_gpu=2 train.epochs=1 \
+  results_dir="$work/results-nvjpeg"
 part test-amp "$PY" -m tinlib test demo_tin_r18_synthetic "$work/tin/latest.pth" --split test --amp bf16 \
   --results-dir "$work/results" --no-progress --set data.root="$data/sthv1"
 part latency "$PY" -m tinlib latency tin_r50_1x1x8_40e_sthv1_rgb --devices cuda --out "$OUT/latency.json"
