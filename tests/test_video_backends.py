@@ -350,3 +350,6 @@ def test_frame_folders_with_decode_device_cuda_fall_back_to_the_same_clips(tmp_p
         "JPEG decoding on cuda is not available (torch sees no CUDA device); decoding on the CPU instead"]
     with pytest.raises(DecodeError, match="frame folder not found"):
         decode_frame_folder(tmp_path / "frames" / "gone", [0, 1], device="cuda")
+    # a list that promises more frames than the folder holds: the same message as the OpenCV path
+    with pytest.raises(DecodeError, match=r"frame file not found: .*img_00004\.jpg \(the folder holds 3 entries\)"):
+        decode_frame_folder(tmp_path / "frames" / "short", [0, 3], device="cuda")

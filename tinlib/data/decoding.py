@@ -88,15 +88,29 @@ def _read_rgb(path: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def check_frame_folder(frame_dir: str | os.PathLike) -> str:
+    """``frame_dir`` as a string; DecodeError when it is not a folder."""
+    frame_dir = os.fspath(frame_dir)
+    if not os.path.isdir(frame_dir):
+        raise DecodeError(f"frame folder not found: {frame_dir}; extract the frames (`tinlib prepare ...`) "
+                          "or fix data_prefix / the list")
+    return frame_dir
+
+
+def missing_frame_error(frame_dir: str, path: str, filename_tmpl: str, start_index: int) -> DecodeError:
+    """The error for frame file ``path`` missing from ``frame_dir``: the list and the folder disagree."""
+    present = sum(1 for _ in os.scandir(frame_dir))
+    return DecodeError(f"frame file not found: {path} (the folder holds {present} entries); the list's frame "
+                       f"count or the filename template {filename_tmpl!r} / start_index {start_index} does not match "
+                       "the folder: rebuild the list with `tinlib prepare ...` or fix the config")
+
+
 def decode_rawframes(frame_dir: str | os.PathLike, indices: Sequence[int], filename_tmpl: str = "img_{:05}.jpg",
                      start_index: int = 1) -> np.ndarray:
     """Frames ``frame_dir/filename_tmpl.format(i + start_index)`` for 0-based ``indices`` (repeats
     decoded once): RGB uint8 ``[len(indices), H, W, 3]``. DecodeError for a missing folder, a
     missing or unreadable file, or frames of different sizes."""
-    frame_dir = os.fspath(frame_dir)
-    if not os.path.isdir(frame_dir):
-        raise DecodeError(f"frame folder not found: {frame_dir}; extract the frames (`tinlib prepare ...`) "
-                          "or fix data_prefix / the list")
+    frame_dir = check_frame_folder(frame_dir)
     cache: dict[int, np.ndarray] = {}
     frames = []
     for idx in indices:
@@ -106,11 +120,7 @@ def decode_rawframes(frame_dir: str | os.PathLike, indices: Sequence[int], filen
             try:  # no stat per frame: a missing file is learnt from the failed open
                 cache[idx] = _read_rgb(path)
             except FileNotFoundError:
-                present = sum(1 for _ in os.scandir(frame_dir))
-                raise DecodeError(
-                    f"frame file not found: {path} (the folder holds {present} entries); the list's frame "
-                    f"count or the filename template {filename_tmpl!r} / start_index {start_index} does not match "
-                    "the folder: rebuild the list with `tinlib prepare ...` or fix the config") from None
+                raise missing_frame_error(frame_dir, path, filename_tmpl, start_index) from None
         frames.append(cache[idx])
     shapes = {f.shape for f in frames}
     if len(shapes) > 1:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .decoding import DecodeError, check_frame_bytes
+from .decoding import DecodeError, check_frame_bytes, check_frame_folder, missing_frame_error
 from .video_readers import cuda_unavailable_reason, short_error, warn_once
 
 JpegSource = str | os.PathLike | bytes
@@ -82,13 +82,16 @@ def decode_frame_folder(frame_dir: str | os.PathLike, indices: Sequence[int], fi
     :func:`decode_jpegs` on ``device`` (repeats decoded once): RGB uint8 ``[len(indices), H, W, 3]``
     back on the CPU for the OpenCV transforms. DecodeError for a missing folder or file, an
     undecodable file, or frames of different sizes."""
-    frame_dir = os.fspath(frame_dir)
-    if not os.path.isdir(frame_dir):
-        raise DecodeError(f"frame folder not found: {frame_dir}; extract the frames (`tinlib prepare ...`) "
-                          "or fix data_prefix / the list")
+    frame_dir = check_frame_folder(frame_dir)
     unique = sorted({int(i) for i in indices})
     paths = [os.path.join(frame_dir, filename_tmpl.format(i + start_index)) for i in unique]
-    decoded = decode_jpegs(paths, device)
+    try:
+        decoded = decode_jpegs(paths, device)
+    except DecodeError:
+        missing = next((path for path in paths if not os.path.exists(path)), None)  # stat only on failure
+        if missing is None:
+            raise
+        raise missing_frame_error(frame_dir, missing, filename_tmpl, start_index) from None
     if isinstance(decoded, list):
         sizes = sorted({tuple(f.shape[1:]) for f in decoded})
         raise DecodeError(f"frames of {frame_dir} have different sizes {sizes}; re-extract the folder")
