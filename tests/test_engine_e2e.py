@@ -42,16 +42,6 @@ PAUSE_DRIVER = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    from tinlib.data.synthetic import write_synthetic
-
-    root = tmp_path_factory.mktemp("synthetic") / "sthv1"
-    meta = write_synthetic(root, "sthv1", size="tiny", seed=0, workers=1)
-    assert meta["num_classes"] == 11 and meta["num_train"] == 22
-    return root
-
-
 def overrides(root, **extra):
     values = {"data.root": str(root), "model.num_segments": 4, "data.input_size": 32, "data.scale_size": 40,
               "data.videos_per_gpu": 2, "data.val_videos_per_gpu": 4, "data.test_videos_per_gpu": 4,

@@ -54,15 +54,6 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    from tinlib.data.synthetic import write_synthetic
-
-    root = tmp_path_factory.mktemp("synthetic") / "sthv1"
-    write_synthetic(root, "sthv1", size="tiny", seed=0, workers=1)
-    return root
-
-
 def overrides(root, results, **extra):
     """Tiny settings: 4 frames of 32x32, two iterations per epoch, no validation."""
     values = {"data.root": str(root), "model.num_segments": 4, "data.input_size": 32, "data.scale_size": 40,

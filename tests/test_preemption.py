@@ -54,15 +54,6 @@ DRIVER = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    from tinlib.data.synthetic import write_synthetic
-
-    root = tmp_path_factory.mktemp("synthetic") / "sthv1"
-    write_synthetic(root, "sthv1", size="tiny", seed=0, workers=1)
-    return root
-
-
-@pytest.fixture(scope="module")
 def driver(tmp_path_factory):
     path = tmp_path_factory.mktemp("driver") / "driver.py"
     path.write_text(DRIVER)
