@@ -23,7 +23,7 @@ from tinlib.models import build_recognizer
 sys.path.insert(0, str(Path(__file__).parent))
 from test_engine_evaluate import K, T, Views, cfg_for  # noqa: E402
 from test_engine_train import Clips, tiny_cfg  # noqa: E402
-from test_preemption import driver, finish, start, synth, train_args  # noqa: E402,F401  (driver, synth: fixtures)
+from test_preemption import driver, finish, start, train_args  # noqa: E402,F401  (driver: a fixture)
 
 
 @pytest.fixture(autouse=True)

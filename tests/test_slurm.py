@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 import torch
-from test_engine_e2e import CONFIG, log_lines, overrides, synth, weights  # noqa: F401 (synth: a fixture)
+from test_engine_e2e import CONFIG, log_lines, overrides, weights
 
 from tinlib.commands.submit import main as submit_main
 from tinlib.config import parse_override
@@ -117,7 +117,7 @@ def run_as_srun(args, cwd, tasks=2, timeout=300):
 
 
 @pytest.mark.slow
-def test_two_tasks_started_like_srun_form_one_run_equal_to_torchrun(synth, tmp_path):  # noqa: F811
+def test_two_tasks_started_like_srun_form_one_run_equal_to_torchrun(synth, tmp_path):
     common = [CONFIG, "--seed", "1", "--deterministic", "--no-progress", "--device", "cpu"]
     settings = overrides(synth, **{"train.epochs": 1, "train.max_iters_per_epoch": 3, "train.val_interval": 0,
                                    "train.tensorboard": False})
@@ -214,7 +214,7 @@ def test_submit_calls_sbatch(tmp_path, monkeypatch, capsys):
     assert "invalid partition specified: gpu" in capsys.readouterr().err
 
 
-def test_make_launcher_slurm_submits_the_row_on_the_prepared_lists(synth, tmp_path, capfd):  # noqa: F811
+def test_make_launcher_slurm_submits_the_row_on_the_prepared_lists(synth, tmp_path, capfd):
     """`make reproduce-sthv1 LAUNCHER=slurm` runs `python -m tinlib.pipeline.slurm sthv1 ...`: the
     row's config, pointed at the lists the data description names (the synthetic data has 11 classes
     where the row has 174), in one sbatch job."""
